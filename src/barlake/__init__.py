@@ -1,0 +1,45 @@
+"""barlake: a local market-data lake.
+
+Bars live as hive-partitioned Parquet files any tool can read; DuckDB finds what is missing; the
+``Lake`` object plans and fills only that, tracking every job in a catalog.
+"""
+
+from barlake.errors import (
+    AuthError,
+    ConfigError,
+    LakeError,
+    LockError,
+    PermanentError,
+    ProviderError,
+    RateLimitError,
+    StorageError,
+    TransientError,
+    UnknownSymbolError,
+    UsageError,
+    ValidationError,
+)
+from barlake.gaps import Gap
+from barlake.intervals import INTERVALS, Interval
+from barlake.lake import Lake
+from barlake.ranges import DateRange
+
+__all__ = [
+    "INTERVALS",
+    "AuthError",
+    "ConfigError",
+    "DateRange",
+    "Gap",
+    "Interval",
+    "Lake",
+    "LakeError",
+    "LockError",
+    "PermanentError",
+    "ProviderError",
+    "RateLimitError",
+    "StorageError",
+    "TransientError",
+    "UnknownSymbolError",
+    "UsageError",
+    "ValidationError",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,65 @@
+"""The bar schema every file in the lake has, and the checks bars pass before they are stored."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from barlake.errors import ValidationError
+
+#: Column order and types of every bar file (DESIGN.md "On disk").
+SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Float64(),
+    "vwap": pl.Float64(),
+    "trades": pl.Int64(),
+    "source": pl.String(),
+}
+KEY = ["symbol", "ts"]
+
+
+def empty() -> pl.DataFrame:
+    """A frame with no bars and the lake's schema."""
+    return pl.DataFrame(schema=SCHEMA)
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with exactly the lake's columns, in order, cast to the lake's types."""
+    missing = [
+        c for c in ("symbol", "ts", "open", "high", "low", "close") if c not in frame.columns
+    ]
+    if missing:
+        msg = f"bars lack the column(s) {', '.join(missing)}"
+        raise ValidationError(msg)
+    exprs = []
+    for name, dtype in SCHEMA.items():
+        col = pl.col(name) if name in frame.columns else pl.lit(None)
+        if name == "ts" and name in frame.columns:
+            ts_type = frame.schema["ts"]
+            if isinstance(ts_type, pl.Datetime) and ts_type.time_zone is None:
+                col = col.dt.replace_time_zone("UTC")
+            elif isinstance(ts_type, pl.Datetime):
+                col = col.dt.convert_time_zone("UTC")
+        exprs.append(col.cast(dtype).alias(name))
+    return frame.select(exprs)
+
+
+def invalid_rows(frame: pl.DataFrame) -> pl.Series:
+    """A boolean mask of bars that are impossible: non-finite or non-positive prices,
+    high below the others, low above the others, negative volume, or missing keys."""
+    prices = ["open", "high", "low", "close"]
+    bad = pl.any_horizontal(
+        [pl.col(c).is_null() | ~pl.col(c).is_finite() | (pl.col(c) <= 0) for c in prices]
+    )
+    bad = (
+        bad
+        | (pl.col("high") < pl.max_horizontal(prices))
+        | (pl.col("low") > pl.min_horizontal(prices))
+    )
+    bad = bad | pl.col("volume").is_null() | ~pl.col("volume").is_finite() | (pl.col("volume") < 0)
+    bad = bad | pl.col("symbol").is_null() | pl.col("ts").is_null()
+    return frame.select(bad.alias("bad")).to_series()

@@ -1,0 +1,131 @@
+"""Exchange calendars: which sessions exist, and when each one opens and closes.
+
+Backed by the ``exchange_calendars`` library (real holidays, early closes, DST); crypto trades on
+the ``24/7`` calendar. A session is keyed by its date; its open and close are UTC instants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from barlake.errors import UsageError
+from barlake.intervals import Interval, spec
+from barlake.ranges import DateRange
+
+DEFAULT_CALENDAR = "XNYS"
+CRYPTO_CALENDAR = "24/7"
+_FIRST_YEAR = "1990-01-01"
+
+Days = npt.NDArray[np.datetime64]
+
+
+@dataclass(frozen=True, eq=False)
+class Calendar:
+    """The sessions of one exchange, as sorted numpy arrays for fast range queries."""
+
+    name: str
+    tz: str
+    sessions: Days  # datetime64[D], sorted
+    opens: npt.NDArray[np.int64]  # epoch microseconds, UTC
+    closes: npt.NDArray[np.int64]  # epoch microseconds, UTC
+
+    @property
+    def day_shift(self) -> timedelta:
+        """What to add to a bar's UTC start so that its UTC date is its session's date.
+
+        The exchange's standard UTC offset does it for every real exchange, whose sessions
+        never straddle local midnight; crypto's 24/7 sessions are UTC days.
+        """
+        offset = datetime(2001, 1, 15, 12, tzinfo=ZoneInfo(self.tz)).utcoffset()
+        return offset or timedelta(0)
+
+    def _bounds(self, window: DateRange) -> tuple[int, int]:
+        lo = np.datetime64(window.start, "D")
+        hi = np.datetime64(window.end, "D")
+        if lo < self.sessions[0] or hi > self.sessions[-1] + np.timedelta64(1, "D"):
+            msg = (
+                f"{window} is outside the {self.name} calendar "
+                f"({self.sessions[0]}..{self.sessions[-1]}); choose dates inside it"
+            )
+            raise UsageError(msg)
+        i, j = np.searchsorted(self.sessions, [lo, hi])
+        return int(i), int(j)
+
+    def sessions_in(self, window: DateRange) -> Days:
+        """The session dates inside ``window``, sorted."""
+        i, j = self._bounds(window)
+        return self.sessions[i:j]
+
+    def session_count(self, window: DateRange) -> int:
+        i, j = self._bounds(window)
+        return j - i
+
+    def open_close(self, session: date) -> tuple[datetime, datetime]:
+        """The UTC open and close of ``session`` (early closes included)."""
+        i = int(np.searchsorted(self.sessions, np.datetime64(session, "D")))
+        if i >= len(self.sessions) or self.sessions[i] != np.datetime64(session, "D"):
+            msg = f"{session} is not a {self.name} session"
+            raise UsageError(msg)
+        return _utc(int(self.opens[i])), _utc(int(self.closes[i]))
+
+    def bars_in_session(self, session: date, interval: Interval) -> int:
+        """How many bars of ``interval`` a full session has (1 for daily bars)."""
+        s = spec(interval)
+        if not s.intraday:
+            return 1
+        opened, closed = self.open_close(session)
+        return -(-int((closed - opened).total_seconds()) // s.seconds)
+
+    def closed_before(self, now: datetime, grace: timedelta = timedelta(0)) -> date | None:
+        """The last session whose close plus ``grace`` is at or before ``now``."""
+        cutoff = int((now - grace).timestamp() * 1_000_000)
+        i = int(np.searchsorted(self.closes, cutoff, side="right"))
+        return None if i == 0 else _day(self.sessions[i - 1])
+
+    def opened_before(self, now: datetime) -> date | None:
+        """The last session that has opened by ``now`` (it may still be trading)."""
+        i = int(np.searchsorted(self.opens, int(now.timestamp() * 1_000_000), side="right"))
+        return None if i == 0 else _day(self.sessions[i - 1])
+
+
+def _utc(micros: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+def _day(value: np.datetime64) -> date:
+    return date.fromisoformat(str(value))
+
+
+@cache
+def get_calendar(name: str = DEFAULT_CALENDAR) -> Calendar:
+    """The calendar called ``name`` (an ISO MIC such as ``XNYS``, or ``24/7``), cached."""
+    import exchange_calendars as xcals
+
+    try:
+        try:
+            cal = xcals.get_calendar(name, start=_FIRST_YEAR)
+        except ValueError:
+            cal = xcals.get_calendar(name)
+    except xcals.errors.InvalidCalendarName:
+        msg = f"unknown calendar {name!r}; use an exchange code such as XNYS, XLON or 24/7"
+        raise UsageError(msg) from None
+    schedule = cal.schedule
+    sessions = schedule.index.values.astype("datetime64[D]")
+    opens = schedule["open"].values.astype("datetime64[us]").astype(np.int64)
+    closes = schedule["close"].values.astype("datetime64[us]").astype(np.int64)
+    return Calendar(name, str(cal.tz), sessions, opens, closes)
+
+
+def calendar_for(calendar: str | None, asset_class: str | None = None) -> Calendar:
+    """The calendar a symbol trades on: its own, 24/7 for crypto, else the default."""
+    if calendar:
+        return get_calendar(calendar)
+    if asset_class == "crypto":
+        return get_calendar(CRYPTO_CALENDAR)
+    return get_calendar(DEFAULT_CALENDAR)

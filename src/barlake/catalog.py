@@ -1,0 +1,276 @@
+"""The catalog: a DuckDB file of symbols, jobs, progress, the ledger and events.
+
+All catalog access goes through ``Catalog``. Every method opens a connection, runs one short
+transaction and closes it, so other processes (``lake status`` beside a running ``lake fill``)
+get their turn; opening retries while another process holds the file.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from barlake.errors import LockError, StorageError, UsageError
+from barlake.ranges import DateRange
+
+FILE_NAME = "catalog.duckdb"
+
+SYMBOL_COLUMNS = (
+    "symbol", "name", "exchange", "asset_class", "calendar", "listed_on", "delisted_on",
+    "market_cap", "tier", "layer", "layer1_qualified", "layer2_qualified", "layer3_qualified",
+    "liquidity_score", "layer1_updated", "layer2_updated", "layer3_updated", "active", "updated_at",
+)  # fmt: skip
+
+# Each entry moves the schema one version up; never edit one that has shipped.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+    CREATE TABLE symbols (
+        symbol VARCHAR PRIMARY KEY,
+        name VARCHAR,
+        exchange VARCHAR,
+        asset_class VARCHAR,
+        calendar VARCHAR,
+        listed_on DATE,
+        delisted_on DATE,
+        market_cap DOUBLE,
+        tier VARCHAR,
+        layer INTEGER NOT NULL DEFAULT 0,
+        layer1_qualified BOOLEAN NOT NULL DEFAULT false,
+        layer2_qualified BOOLEAN NOT NULL DEFAULT false,
+        layer3_qualified BOOLEAN NOT NULL DEFAULT false,
+        liquidity_score DECIMAL(10, 2),
+        layer1_updated TIMESTAMPTZ,
+        layer2_updated TIMESTAMPTZ,
+        layer3_updated TIMESTAMPTZ,
+        active BOOLEAN NOT NULL DEFAULT true,
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE TABLE jobs (
+        job_id UUID PRIMARY KEY,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        finished_at TIMESTAMPTZ,
+        status VARCHAR NOT NULL,
+        command VARCHAR,
+        parameters JSON,
+        provider VARCHAR,
+        pid INTEGER,
+        requests_planned INTEGER NOT NULL DEFAULT 0,
+        requests_made INTEGER NOT NULL DEFAULT 0,
+        bars_written BIGINT NOT NULL DEFAULT 0,
+        symbols_total INTEGER NOT NULL DEFAULT 0,
+        symbols_done INTEGER NOT NULL DEFAULT 0,
+        symbols_failed INTEGER NOT NULL DEFAULT 0,
+        heartbeat_at TIMESTAMPTZ
+    );
+    CREATE SEQUENCE backfill_progress_id;
+    CREATE TABLE backfill_progress (
+        id BIGINT PRIMARY KEY DEFAULT nextval('backfill_progress_id'),
+        job_id UUID NOT NULL,
+        symbol VARCHAR NOT NULL,
+        data_type VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        start_date DATE,
+        end_date DATE,
+        status VARCHAR NOT NULL,
+        records_loaded BIGINT NOT NULL DEFAULT 0,
+        error_message VARCHAR,
+        started_at TIMESTAMPTZ,
+        completed_at TIMESTAMPTZ,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        stage VARCHAR,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        requests INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (job_id, symbol, data_type, interval)
+    );
+    CREATE TABLE ledger (
+        provider VARCHAR NOT NULL,
+        symbol VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        start_date DATE NOT NULL,
+        end_date DATE NOT NULL,
+        bars BIGINT NOT NULL,
+        fetched_at TIMESTAMPTZ NOT NULL,
+        final BOOLEAN NOT NULL,
+        job_id UUID
+    );
+    CREATE SEQUENCE events_id;
+    CREATE TABLE events (
+        id BIGINT PRIMARY KEY DEFAULT nextval('events_id'),
+        type VARCHAR NOT NULL,
+        payload JSON,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        processed_at TIMESTAMPTZ,
+        job_id UUID
+    );
+    """,
+)
+
+_LOCK_HINTS = ("lock", "Conflicting")
+
+
+class Catalog:
+    """The catalog of one lake; every method is one short transaction."""
+
+    def __init__(self, root: Path, *, lock_timeout: float = 30.0) -> None:
+        self.path = Path(root) / FILE_NAME
+        self.lock_timeout = lock_timeout
+
+    # -- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection held only for the ``with`` block, retried while the file is locked."""
+        if not self.path.exists():
+            msg = f"no lake catalog at {self.path}; run `lake init` first or pass --lake PATH"
+            raise UsageError(msg)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.01
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                con.execute("SET TimeZone = 'UTC'")
+                break
+            except duckdb.IOException as exc:
+                if not any(h in str(exc) for h in _LOCK_HINTS):
+                    msg = f"cannot open {self.path}: {exc}"
+                    raise StorageError(msg) from exc
+                if time.monotonic() >= deadline:
+                    msg = (
+                        f"the catalog {self.path} stayed locked by another process for "
+                        f"{self.lock_timeout:.0f}s; wait for it to finish and try again"
+                    )
+                    raise LockError(msg) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.25)
+        try:
+            if read_only:
+                yield con
+            else:
+                con.begin()
+                try:
+                    yield con
+                    con.commit()
+                except BaseException:
+                    con.rollback()
+                    raise
+        finally:
+            con.close()
+
+    def create(self) -> bool:
+        """Create or migrate the catalog; returns True when it did not exist."""
+        new = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        duckdb.connect(str(self.path)).close()
+        with self.connect() as con:
+            has_meta = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+            ).fetchone()
+            version = 0
+            if has_meta and has_meta[0]:
+                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                version = int(row[0]) if row else 0
+            for script in MIGRATIONS[version:]:
+                con.execute(script)
+            con.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(len(MIGRATIONS))]
+            )
+        return new
+
+    def schema_version(self) -> int:
+        return int(self.meta("schema_version") or 0)
+
+    def meta(self, key: str) -> str | None:
+        with self.connect(read_only=True) as con:
+            row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.connect() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        """Run a read-only query and return its rows."""
+        with self.connect(read_only=True) as con:
+            return pl.from_arrow(con.sql(sql, params=list(params)).to_arrow_table())  # type: ignore[return-value]
+
+    def execute(
+        self, sql: str, params: Sequence[Any] = (), **tables: pa.Table | pl.DataFrame
+    ) -> None:
+        """Run one writing statement, with ``tables`` visible to it by name."""
+        with self.connect() as con:
+            for name, table in tables.items():
+                con.register(name, table.to_arrow() if isinstance(table, pl.DataFrame) else table)
+            con.execute(sql, list(params))
+
+    # -- symbols -----------------------------------------------------------------------------
+
+    def upsert_symbols(self, frame: pl.DataFrame) -> int:
+        """Insert symbols or update the columns ``frame`` carries; returns rows touched."""
+        if frame.is_empty():
+            return 0
+        cols = [c for c in frame.columns if c in SYMBOL_COLUMNS]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "symbol")
+        conflict = f"DO UPDATE SET {updates}, updated_at = now()" if updates else "DO NOTHING"
+        names = ", ".join(cols)
+        self.execute(
+            f"INSERT INTO symbols ({names}) SELECT {names} FROM new_symbols "
+            f"ON CONFLICT (symbol) {conflict}",
+            new_symbols=frame.select(cols),
+        )
+        return frame.height
+
+    def symbols(
+        self, names: Sequence[str] | None = None, *, active_only: bool = False
+    ) -> pl.DataFrame:
+        """Rows of the symbols table (all, or ``names``), ordered by symbol."""
+        where, params = [], []
+        if names is not None:
+            where.append("symbol IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(names))
+        if active_only:
+            where.append("active")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return self.query(f"SELECT * FROM symbols {clause} ORDER BY symbol", params)
+
+    def remove_symbols(self, names: Sequence[str]) -> int:
+        """Delete ``names`` from the symbols table; returns how many existed."""
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT count(*) FROM symbols WHERE symbol IN (SELECT unnest(?::VARCHAR[]))",
+                [list(names)],
+            ).fetchone()
+            con.execute(
+                "DELETE FROM symbols WHERE symbol IN (SELECT unnest(?::VARCHAR[]))", [list(names)]
+            )
+        return int(row[0]) if row else 0
+
+    # -- ledger ------------------------------------------------------------------------------
+
+    def ledger(
+        self, interval: str, window: DateRange, names: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """Ledger ranges of ``interval`` overlapping ``window`` (symbol, start_date, end_date...)."""
+        sql = (
+            "SELECT symbol, start_date, end_date, final, bars, provider, fetched_at FROM ledger "
+            "WHERE interval = ? AND end_date > ? AND start_date < ?"
+        )
+        params: list[Any] = [interval, window.start, window.end]
+        if names is not None:
+            sql += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
+            params.append(list(names))
+        return self.query(sql + " ORDER BY symbol, start_date", params)
+
+    def add_ledger(self, frame: pl.DataFrame) -> None:
+        """Record fetched ranges (columns as the ledger table)."""
+        if not frame.is_empty():
+            cols = ", ".join(frame.columns)
+            self.execute(f"INSERT INTO ledger ({cols}) SELECT {cols} FROM rows", rows=frame)

@@ -1,0 +1,228 @@
+"""The ``lake`` command: parse, make one library call, render, map errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from barlake.errors import LakeError
+from barlake.intervals import INTERVALS
+from barlake.lake import Lake
+
+#: Exit codes (DESIGN.md "CLI").
+EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_PROVIDER, EXIT_STORAGE, EXIT_INTERRUPTED = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    130,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    def __init__(self, root: Path, *, quiet: bool, verbose: bool) -> None:
+        self.root, self.quiet, self.verbose = root, quiet, verbose
+
+    def lake(self) -> Lake:
+        return Lake.open(self.root)
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message, err=True)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def handles_errors(func: F) -> F:
+    """Turn ``LakeError`` into one line on stderr and its exit code (traceback with --verbose)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LakeError as exc:
+            state = click.get_current_context().find_object(State)
+            if state is not None and state.verbose:
+                raise
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def emit_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Aligned columns on stdout, for people."""
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def iso_date(_ctx: Any, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        msg = f"{value!r} is not an ISO date (YYYY-MM-DD)"
+        raise click.BadParameter(msg, param=param) from None
+
+
+def symbol_list(_ctx: Any, _param: click.Parameter, value: str | None) -> list[str] | None:
+    return None if value is None else [s for s in value.replace(" ", ",").split(",") if s]
+
+
+def selection(func: F) -> F:
+    """The options plan, fill and gaps share."""
+    options: Iterable[Callable[[F], F]] = (
+        click.option(
+            "--symbols", callback=symbol_list, help="Comma list, e.g. AAPL,MSFT (default: all)."
+        ),
+        click.option("--layer", type=click.IntRange(0, 3), help="Only symbols of this layer."),
+        click.option(
+            "--interval",
+            "intervals",
+            default="1day",
+            show_default=True,
+            help=f"Comma list of: {' '.join(INTERVALS)}.",
+        ),
+        click.option("--days", type=click.IntRange(min=1), help="The N calendar days to today."),
+        click.option("--start", callback=iso_date, help="First date, inclusive (YYYY-MM-DD)."),
+        click.option("--end", callback=iso_date, help="Last date, inclusive (default: today)."),
+    )
+    for option in reversed(list(options)):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--lake", "root", envvar="LAKE_ROOT", default="lake", show_default=True,
+    type=click.Path(path_type=Path), help="The lake directory (env LAKE_ROOT).",
+)  # fmt: skip
+@click.option("--quiet", "-q", is_flag=True, help="Only data and errors.")
+@click.option("--verbose", "-v", is_flag=True, help="Tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, root: Path, quiet: bool, verbose: bool) -> None:  # noqa: FBT001
+    """barlake: a local market-data lake of Parquet bars, with gap-aware backfills."""
+    ctx.obj = State(root, quiet=quiet, verbose=verbose)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``lake`` console script: usage errors are one line and exit 2."""
+    try:
+        cli.main(args=argv, prog_name="lake", standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        fail(f"{exc.format_message()}{hint}", EXIT_USAGE)
+    except click.ClickException as exc:
+        fail(exc.format_message(), EXIT_USAGE)
+    except (click.Abort, KeyboardInterrupt):
+        fail("interrupted", EXIT_INTERRUPTED)
+
+
+@cli.command()
+@click.pass_obj
+@handles_errors
+def init(state: State) -> None:
+    """Create the lake directory and its catalog (safe to run again)."""
+    lake = Lake.init(state.root)
+    state.say(f"lake ready at {lake.root}")
+
+
+# -- symbols ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def symbols() -> None:
+    """Manage the symbols the lake tracks."""
+
+
+@symbols.command("add")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--calendar", help="Exchange calendar, e.g. XNYS, XLON, 24/7.")
+@click.option("--asset-class", help="e.g. equity, crypto.")
+@click.option("--listed-on", callback=iso_date, help="First session the symbol traded.")
+@click.option("--delisted-on", callback=iso_date, help="Last session the symbol traded.")
+@click.pass_obj
+@handles_errors
+def symbols_add(state: State, /, names: tuple[str, ...], **attributes: Any) -> None:
+    """Add symbols, space- or comma-separated: lake symbols add AAPL,MSFT BRK/B."""
+    given = {k: v for k, v in attributes.items() if v is not None}
+    count = state.lake().add_symbols(list(names), **given)
+    state.say(f"{count} symbol(s) added or updated")
+
+
+@symbols.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.pass_obj
+@handles_errors
+def symbols_import(state: State, file: Path) -> None:
+    """Add or update symbols from a CSV or Parquet file with a `symbol` column."""
+    count = state.lake().import_symbols(file)
+    state.say(f"{count} symbol(s) imported from {file}")
+
+
+@symbols.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handles_errors
+def symbols_list(state: State, as_json: bool) -> None:  # noqa: FBT001
+    """List the symbols."""
+    rows = state.lake().symbols().to_dicts()
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["symbol", "layer", "calendar", "listed_on", "delisted_on", "active"])
+
+
+@symbols.command("remove")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_obj
+@handles_errors
+def symbols_remove(state: State, names: tuple[str, ...]) -> None:
+    """Remove symbols from the catalog (their bars stay until pruned)."""
+    count = state.lake().remove_symbols(list(names))
+    state.say(f"{count} symbol(s) removed")
+
+
+# -- gaps ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@selection
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handles_errors
+def gaps(state: State, /, as_json: bool, intervals: str, **sel: Any) -> None:  # noqa: FBT001
+    """List missing sessions per symbol and interval; exit 1 when any."""
+    from barlake.intervals import parse_intervals
+
+    found = state.lake().gaps(sel.pop("symbols"), interval=parse_intervals(intervals), **sel)
+    rows = [g.to_dict() for g in found]
+    if as_json:
+        emit_json(rows)
+    elif rows:
+        emit_table(rows, ["symbol", "interval", "first", "last", "sessions"])
+    else:
+        state.say("no gaps")
+    sys.exit(EXIT_INCOMPLETE if rows else EXIT_OK)

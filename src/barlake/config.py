@@ -1,0 +1,135 @@
+"""``lake.yaml``: the lake's configuration, validated strictly.
+
+Precedence, highest first: command-line flags, environment variables (``LAKE_PROVIDER``,
+``LAKE_PARALLEL_SYMBOLS``, ``LAKE_<PROVIDER>_BASE_URL``, ``LAKE_<PROVIDER>_RATE_LIMIT``), the file,
+the defaults below. Unknown keys are errors that name the file, the key and the nearest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from barlake.errors import ConfigError
+
+FILE_NAME = "lake.yaml"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BackfillConfig(_Strict):
+    respect_user_overrides: bool = Field(
+        default=True, description="--days/--start/--end always win over policies and tiers."
+    )
+    parallel_symbols: int = Field(default=10, ge=1, le=1000, description="Requests in flight.")
+    use_symbol_tiers: bool = Field(
+        default=False, description="Market-cap tiers set per-tier concurrency (never dates)."
+    )
+    default_days: int = Field(
+        default=30, ge=1, description="Calendar days to cover when no flag or policy says."
+    )
+    provisional_grace_minutes: float = Field(
+        default=30,
+        ge=0,
+        description="After a session's close, its bars stay provisional this long.",
+    )
+    max_attempts: int = Field(default=6, ge=1, description="Tries per page for retryable errors.")
+    backoff_base_s: float = Field(default=0.2, gt=0, description="First backoff step.")
+    backoff_cap_s: float = Field(default=30, gt=0, description="Longest backoff step.")
+    flush_rows: int = Field(
+        default=2_000_000, ge=1, description="Buffered bars that force a write to Parquet."
+    )
+
+
+class ProviderConfig(_Strict):
+    rate_limit_per_min: float | None = Field(default=None, gt=0, description="Requests per minute.")
+    base_url: str | None = Field(default=None, description="API root, e.g. an emulator's URL.")
+    timeout_s: float = Field(default=30, gt=0, description="HTTP timeout per request.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific settings.")
+
+
+class LakeConfig(_Strict):
+    default_provider: str = Field(default="demo", description="Provider when --provider is absent.")
+    default_policy: str | None = Field(default=None, description="Retention policy name or path.")
+    backfill: BackfillConfig = BackfillConfig()
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+
+    def provider(self, name: str) -> ProviderConfig:
+        return self.providers.get(name, ProviderConfig())
+
+
+def load(root: Path, environ: Mapping[str, str] | None = None) -> LakeConfig:
+    """The configuration of the lake at ``root``: file, then environment on top."""
+    path = Path(root) / FILE_NAME
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            msg = f"{path}: not valid YAML ({str(exc).splitlines()[0]})"
+            raise ConfigError(msg) from exc
+        if not isinstance(loaded, dict):
+            msg = f"{path}: expected a mapping of settings at the top level"
+            raise ConfigError(msg)
+        data = loaded
+    data = _with_environment(data, os.environ if environ is None else environ)
+    return parse(LakeConfig, data, path)
+
+
+def _with_environment(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    data = {**data, "backfill": dict(data.get("backfill") or {})}
+    if "LAKE_PROVIDER" in env:
+        data["default_provider"] = env["LAKE_PROVIDER"]
+    if "LAKE_PARALLEL_SYMBOLS" in env:
+        data["backfill"]["parallel_symbols"] = env["LAKE_PARALLEL_SYMBOLS"]
+    providers = {k: dict(v or {}) for k, v in (data.get("providers") or {}).items()}
+    for key, value in env.items():
+        if not key.startswith("LAKE_"):
+            continue
+        for suffix, field in (("_BASE_URL", "base_url"), ("_RATE_LIMIT", "rate_limit_per_min")):
+            if key.endswith(suffix) and len(key) > len("LAKE_") + len(suffix):
+                name = key[len("LAKE_") : -len(suffix)].lower()
+                providers.setdefault(name, {})[field] = value
+    if providers:
+        data["providers"] = providers
+    return data
+
+
+def parse(model: type[M], data: Any, source: Path | str) -> M:
+    """``data`` validated as ``model``; errors name ``source``, the key and a likely fix."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            hint = _nearest(model, err["loc"])
+            tail = f"; did you mean {hint!r}?" if hint else ""
+            msg = f"{source}: unknown key {key!r}{tail}"
+        else:
+            msg = f"{source}: {key}: {err['msg']}"
+        raise ConfigError(msg) from None
+
+
+def _nearest(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
+    fields: Any = model.model_fields
+    for part in loc[:-1]:
+        info = fields.get(part) if isinstance(fields, dict) else None
+        sub = getattr(info, "annotation", None) if info is not None else None
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            fields = sub.model_fields
+        else:
+            return None
+    match = difflib.get_close_matches(str(loc[-1]), list(fields), n=1)
+    return match[0] if match else None

@@ -1,0 +1,85 @@
+"""The errors barlake raises, one class per failure a user can act on.
+
+Every error carries ``retryable`` (the scheduler retries only those) and ``exit_code``
+(the CLI maps it to the process status, see DESIGN.md)::
+
+    LakeError                      base; never raised itself
+    ├── UsageError          (2)    bad argument, date, interval, symbol or input file
+    │   ├── ConfigError     (2)    lake.yaml or a policy file is invalid
+    │   └── UnknownSymbolError (2) a symbol the catalog does not know
+    ├── ProviderError       (3)    a provider failed for a request
+    │   ├── AuthError       (3)    credentials missing or refused: stops the job, never retried
+    │   ├── RateLimitError  (3)    429 and friends: retried after ``retry_after`` seconds
+    │   ├── TransientError  (3)    5xx, timeouts, broken responses: retried with backoff
+    │   └── PermanentError  (3)    other 4xx, unknown symbol at the provider: recorded once
+    ├── ValidationError     (1)    bars that are impossible or malformed: never stored
+    ├── StorageError        (4)    a Parquet file or the lake layout cannot be read or written
+    └── LockError           (4)    the catalog or a lake lock is held by another process
+"""
+
+from __future__ import annotations
+
+
+class LakeError(Exception):
+    """Base of every error barlake raises on purpose."""
+
+    retryable: bool = False
+    exit_code: int = 1
+
+
+class UsageError(LakeError):
+    """The user asked for something invalid; nothing was written."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration or policy file is invalid."""
+
+
+class UnknownSymbolError(UsageError):
+    """A symbol is not in the catalog."""
+
+
+class ProviderError(LakeError):
+    """A provider could not serve a request."""
+
+    exit_code = 3
+
+
+class AuthError(ProviderError):
+    """Credentials are missing or were refused."""
+
+
+class RateLimitError(ProviderError):
+    """The provider asked us to slow down."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TransientError(ProviderError):
+    """A failure that may pass: server errors, timeouts, truncated responses."""
+
+    retryable = True
+
+
+class PermanentError(ProviderError):
+    """A failure that retrying will not fix for this request."""
+
+
+class ValidationError(LakeError):
+    """Bars failed validation and were not stored."""
+
+
+class StorageError(LakeError):
+    """The lake's files could not be read or written."""
+
+    exit_code = 4
+
+
+class LockError(StorageError):
+    """Another process holds a lock we need."""

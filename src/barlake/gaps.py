@@ -1,0 +1,96 @@
+"""Gaps: the sessions a symbol should have at an interval that the lake does not cover.
+
+expected = calendar sessions inside the requested range and the symbol's listing window;
+covered = sessions with stored bars, less those a provisional ledger range marks for re-fetching,
+plus sessions inside final ledger ranges (asked for already, e.g. halted days that came back empty);
+gaps = expected - covered, as runs of consecutive sessions. Pure functions only: the lake reads
+the inputs and calls these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from barlake.calendar import Days
+from barlake.intervals import Interval
+from barlake.ranges import ONE_DAY, DateRange, runs
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Consecutive missing sessions of one symbol at one interval."""
+
+    symbol: str
+    interval: Interval
+    range: DateRange
+    sessions: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "first": self.range.start.isoformat(),
+            "last": self.range.last.isoformat(),
+            "sessions": self.sessions,
+        }
+
+
+def listing_window(
+    window: DateRange, listed_on: date | None, delisted_on: date | None
+) -> DateRange | None:
+    """The part of ``window`` in which a symbol listed on ``listed_on`` traded, if any.
+
+    ``delisted_on`` is the last session the symbol traded.
+    """
+    listed = DateRange(
+        listed_on or window.start, (delisted_on + ONE_DAY) if delisted_on else window.end
+    )
+    return window.intersect(listed) if listed else None
+
+
+def in_ranges(days: Days, ranges: Sequence[DateRange]) -> npt.NDArray[np.bool_]:
+    """For each of ``days``, whether it falls in one of ``ranges``."""
+    mask = np.zeros(days.shape, dtype=bool)
+    for r in ranges:
+        lo, hi = np.searchsorted(days, [np.datetime64(r.start, "D"), np.datetime64(r.end, "D")])
+        mask[lo:hi] = True
+    return mask
+
+
+def missing(
+    expected: Days,
+    stored: Days,
+    final: Sequence[DateRange] = (),
+    provisional: Sequence[DateRange] = (),
+) -> npt.NDArray[np.bool_]:
+    """Which ``expected`` sessions are not covered."""
+    have = np.isin(expected, stored)
+    fetched = in_ranges(expected, final)
+    refetch = in_ranges(expected, provisional) & ~fetched
+    return ~((have & ~refetch) | fetched)
+
+
+def find_gaps(
+    symbol: str,
+    interval: Interval,
+    expected: Days,
+    stored: Days,
+    final: Sequence[DateRange] = (),
+    provisional: Sequence[DateRange] = (),
+) -> list[Gap]:
+    """The gaps of one symbol at one interval, in session order."""
+    mask = missing(expected, stored, final, provisional)
+    return [
+        Gap(symbol, interval, DateRange(_day(expected[a]), _day(expected[b - 1]) + ONE_DAY), b - a)
+        for a, b in runs(mask)
+    ]
+
+
+def _day(value: np.datetime64) -> date:
+    return date.fromisoformat(str(value))

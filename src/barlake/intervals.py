@@ -1,0 +1,60 @@
+"""Bar intervals and the one table that decides how each interval is partitioned on disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal, get_args
+
+from barlake.errors import UsageError
+
+Interval = Literal["1min", "5min", "15min", "30min", "1hour", "1day"]
+INTERVALS: tuple[Interval, ...] = get_args(Interval)
+
+Partitioning = Literal["year", "symbol_year", "symbol_month"]
+
+#: Version of the on-disk layout; recorded in the lake and checked on open.
+LAYOUT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IntervalSpec:
+    """What the lake needs to know about one interval."""
+
+    name: Interval
+    length: timedelta
+    partitioning: Partitioning
+
+    @property
+    def intraday(self) -> bool:
+        return self.name != "1day"
+
+    @property
+    def seconds(self) -> int:
+        return int(self.length.total_seconds())
+
+
+# Daily bars are small: one file per year holds every symbol. Intraday bars are large: one file
+# per symbol and period, so a new symbol's backfill never rewrites another symbol's data.
+SPECS: dict[Interval, IntervalSpec] = {
+    "1min": IntervalSpec("1min", timedelta(minutes=1), "symbol_month"),
+    "5min": IntervalSpec("5min", timedelta(minutes=5), "symbol_month"),
+    "15min": IntervalSpec("15min", timedelta(minutes=15), "symbol_month"),
+    "30min": IntervalSpec("30min", timedelta(minutes=30), "symbol_month"),
+    "1hour": IntervalSpec("1hour", timedelta(hours=1), "symbol_year"),
+    "1day": IntervalSpec("1day", timedelta(days=1), "year"),
+}
+
+
+def spec(interval: str) -> IntervalSpec:
+    """The spec of ``interval``, or a UsageError naming the valid ones."""
+    try:
+        return SPECS[interval]  # type: ignore[index]
+    except KeyError:
+        msg = f"unknown interval {interval!r}; use one of: {' '.join(INTERVALS)}"
+        raise UsageError(msg) from None
+
+
+def parse_intervals(text: str) -> list[Interval]:
+    """Parse a comma list of intervals such as ``1day,1min``."""
+    return [spec(part.strip()).name for part in text.split(",") if part.strip()]

@@ -1,0 +1,338 @@
+"""``Lake``: the one object a notebook or the CLI holds. It wires the store, the catalog, the
+calendars and the providers together; each method is one thing a user asks of the lake.
+
+>>> lake = Lake.init("lake")                                    # doctest: +SKIP
+>>> lake.add_symbols(["AAPL", "MSFT"])                          # doctest: +SKIP
+>>> lake.gaps(interval="1day", start=date(2024, 6, 3), end=date(2024, 6, 28))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from barlake import gaps as gaps_
+from barlake.calendar import Calendar, calendar_for
+from barlake.catalog import SYMBOL_COLUMNS, Catalog
+from barlake.config import LakeConfig, load
+from barlake.errors import StorageError, UnknownSymbolError, UsageError
+from barlake.intervals import LAYOUT_VERSION, Interval, spec
+from barlake.ranges import ONE_DAY, DateRange
+from barlake.store import Store
+from barlake.symbols import split_symbols
+
+IMPORT_COLUMNS = (
+    "symbol",
+    "name",
+    "exchange",
+    "asset_class",
+    "calendar",
+    "listed_on",
+    "delisted_on",
+    "market_cap",
+)
+
+
+def requested_window(
+    today: date, *, days: int | None = None, start: date | None = None, end: date | None = None
+) -> DateRange | None:
+    """The range a user asked for: ``days`` calendar days ending today, or ``start``..``end``
+    inclusive (``end`` defaults to today); None when they asked for nothing."""
+    if days is not None and (start or end):
+        msg = "give either --days or --start/--end, not both"
+        raise UsageError(msg)
+    if days is not None:
+        if days < 1:
+            msg = f"--days must be at least 1, got {days}"
+            raise UsageError(msg)
+        return DateRange(today - (days - 1) * ONE_DAY, today + ONE_DAY)
+    if start is None and end is None:
+        return None
+    if start is None:
+        msg = "--end needs --start (or use --days N)"
+        raise UsageError(msg)
+    return DateRange.inclusive(start, end or today)
+
+
+class Lake:
+    """A lake on disk: bars under ``bars/``, the catalog in ``catalog.duckdb``."""
+
+    def __init__(self, root: str | Path, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.root = Path(root)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.catalog = Catalog(self.root)
+        self.store = Store(self.root)
+        self._config: LakeConfig | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, root: str | Path, **kwargs: Any) -> Lake:
+        """Create a lake at ``root`` (or bring an existing one up to date) and open it."""
+        lake = cls(root, **kwargs)
+        lake.root.mkdir(parents=True, exist_ok=True)
+        (lake.root / "bars").mkdir(exist_ok=True)
+        lake.catalog.create()
+        recorded = lake.catalog.meta("layout_version")
+        if recorded is None:
+            lake.catalog.set_meta("layout_version", str(LAYOUT_VERSION))
+        lake._check_layout(recorded)
+        return lake
+
+    @classmethod
+    def open(cls, root: str | Path, **kwargs: Any) -> Lake:
+        """Open the existing lake at ``root``."""
+        lake = cls(root, **kwargs)
+        if not lake.catalog.path.exists():
+            msg = f"no lake at {lake.root}; run `lake init` there or pass --lake PATH"
+            raise UsageError(msg)
+        lake._check_layout(lake.catalog.meta("layout_version"))
+        return lake
+
+    def _check_layout(self, recorded: str | None) -> None:
+        if recorded is not None and int(recorded) != LAYOUT_VERSION:
+            msg = (
+                f"{self.root} has layout version {recorded}, this barlake writes {LAYOUT_VERSION}; "
+                "upgrade barlake or migrate the lake"
+            )
+            raise StorageError(msg)
+
+    @property
+    def config(self) -> LakeConfig:
+        if self._config is None:
+            self._config = load(self.root)
+        return self._config
+
+    @property
+    def today(self) -> date:
+        return self.clock().date()
+
+    # -- symbols -----------------------------------------------------------------------------
+
+    def add_symbols(self, names: str | Sequence[str], **attributes: Any) -> int:
+        """Add symbols (``"AAPL,MSFT"`` or a list); ``attributes`` set catalog columns."""
+        unknown = sorted(set(attributes) - set(SYMBOL_COLUMNS))
+        if unknown:
+            msg = f"unknown symbol attribute(s) {', '.join(unknown)}"
+            raise UsageError(msg)
+        symbols = split_symbols(names if isinstance(names, str) else list(names))
+        frame = pl.DataFrame({"symbol": symbols}).with_columns(
+            **{k: pl.lit(v) for k, v in attributes.items()}
+        )
+        return self.catalog.upsert_symbols(_typed_symbols(frame, "arguments"))
+
+    def import_symbols(self, path: str | Path) -> int:
+        """Add or update symbols from a CSV or Parquet file with a ``symbol`` column."""
+        frame = _read_table(Path(path))
+        extra = sorted(set(frame.columns) - set(IMPORT_COLUMNS))
+        if "symbol" not in frame.columns or extra:
+            what = f"unknown column(s) {', '.join(extra)}" if extra else "no 'symbol' column"
+            msg = f"{path}: {what}; allowed columns: {', '.join(IMPORT_COLUMNS)}"
+            raise UsageError(msg)
+        frame = frame.with_columns(pl.col("symbol").cast(pl.String))
+        if frame["symbol"].is_null().any():
+            msg = f"{path}: a row has an empty symbol"
+            raise UsageError(msg)
+        checked = split_symbols(frame["symbol"].to_list())
+        if len(checked) != frame.height:
+            msg = f"{path}: symbols repeat; each symbol may appear once"
+            raise UsageError(msg)
+        return self.catalog.upsert_symbols(_typed_symbols(frame, str(path)))
+
+    def symbols(self, names: Sequence[str] | None = None) -> pl.DataFrame:
+        """The symbols table (all, or ``names``)."""
+        return self.catalog.symbols(names)
+
+    def remove_symbols(self, names: str | Sequence[str]) -> int:
+        """Forget symbols (their bars stay on disk until pruned)."""
+        symbols = split_symbols(names if isinstance(names, str) else list(names))
+        self.require_symbols(symbols)
+        return self.catalog.remove_symbols(symbols)
+
+    def require_symbols(
+        self, names: Sequence[str] | None, *, layer: int | None = None
+    ) -> pl.DataFrame:
+        """Catalog rows of ``names`` (all active symbols when None); unknown names are errors."""
+        rows = self.catalog.symbols(names, active_only=names is None)
+        if names is not None:
+            missing = sorted(set(names) - set(rows["symbol"].to_list()))
+            if missing:
+                shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+                msg = f"unknown symbol(s) {shown}; add them with `lake symbols add`"
+                raise UnknownSymbolError(msg)
+        if layer is not None:
+            rows = rows.filter(pl.col("layer") == layer)
+        return rows
+
+    # -- gaps --------------------------------------------------------------------------------
+
+    def window(
+        self, *, days: int | None = None, start: date | None = None, end: date | None = None
+    ) -> DateRange:
+        """The requested range, or the configured default number of days ending today."""
+        return requested_window(self.today, days=days, start=start, end=end) or requested_window(
+            self.today, days=self.config.backfill.default_days
+        )  # type: ignore[return-value]
+
+    def gaps(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        *,
+        interval: Interval | Sequence[Interval] = "1day",
+        days: int | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        layer: int | None = None,
+    ) -> list[gaps_.Gap]:
+        """Missing sessions per symbol and interval, as ranges of consecutive sessions."""
+        names = (
+            None
+            if symbols is None
+            else split_symbols(symbols if isinstance(symbols, str) else list(symbols))
+        )
+        intervals = [interval] if isinstance(interval, str) else list(interval)
+        for i in intervals:
+            spec(i)
+        window = self.window(days=days, start=start, end=end)
+        rows = self.require_symbols(names, layer=layer)
+        out: list[gaps_.Gap] = []
+        for i in intervals:
+            out += self.gaps_for(rows, i, {s: window for s in rows["symbol"].to_list()})
+        return out
+
+    def gaps_for(
+        self, rows: pl.DataFrame, interval: Interval, windows: dict[str, DateRange]
+    ) -> list[gaps_.Gap]:
+        """Gaps of the catalog ``rows`` at ``interval``, each symbol within its own window."""
+        out: list[gaps_.Gap] = []
+        now = self.clock()
+        groups = rows.group_by(["calendar", "asset_class"], maintain_order=True)
+        for (cal_name, asset_class), group in groups:
+            cal = calendar_for(cal_name, asset_class)
+            opened = cal.opened_before(now)
+            expected: dict[str, DateRange] = {}
+            for sym, listed, delisted in group.select(
+                "symbol", "listed_on", "delisted_on"
+            ).iter_rows():
+                w = windows.get(sym)
+                if w is None or opened is None:
+                    continue
+                w = w.intersect(DateRange(w.start, max(w.start, min(w.end, opened + ONE_DAY))))
+                w = gaps_.listing_window(w, listed, delisted) if w else None
+                if w:
+                    expected[sym] = w
+            out += self._gaps_on(cal, interval, expected)
+        return sorted(out, key=lambda g: (g.symbol, g.interval, g.range))
+
+    def _gaps_on(
+        self, cal: Calendar, interval: Interval, windows: dict[str, DateRange]
+    ) -> list[gaps_.Gap]:
+        if not windows:
+            return []
+        span = DateRange(
+            min(w.start for w in windows.values()), max(w.end for w in windows.values())
+        )
+        sessions = cal.sessions_in(span)
+        frame = pl.DataFrame(
+            {
+                "symbol": list(windows),
+                "start": [w.start for w in windows.values()],
+                "end": [w.end for w in windows.values()],
+            }
+        )
+        counts = self.store.session_counts(interval, frame, sessions, cal.day_shift)
+        ledger = self.catalog.ledger(interval, span, list(windows) if len(windows) < 1000 else None)
+        ranges: dict[str, tuple[list[DateRange], list[DateRange]]] = {}
+        for sym, lo, hi, final in ledger.select(
+            "symbol", "start_date", "end_date", "final"
+        ).iter_rows():
+            if sym in windows:
+                ranges.setdefault(sym, ([], []))[0 if final else 1].append(DateRange(lo, hi))
+        todo = [
+            s for s, w in windows.items()
+            if counts.get(s, 0) < cal.session_count(w) or ranges.get(s, ([], []))[1]
+        ]  # fmt: skip
+        if not todo:
+            return []
+        days = self.store.session_days(interval, todo, span, cal.day_shift)
+        stored = _days_by_symbol(pl.from_arrow(days))  # type: ignore[arg-type]
+        out: list[gaps_.Gap] = []
+        empty = np.array([], dtype="datetime64[D]")
+        for sym in todo:
+            final, provisional = ranges.get(sym, ([], []))
+            out += gaps_.find_gaps(
+                sym,
+                interval,
+                cal.sessions_in(windows[sym]),
+                stored.get(sym, empty),
+                final,
+                provisional,
+            )
+        return out
+
+
+def _days_by_symbol(frame: pl.DataFrame) -> dict[str, np.ndarray[Any, Any]]:
+    if frame.is_empty():
+        return {}
+    frame = frame.sort("symbol", "day")
+    syms = frame["symbol"].to_numpy()
+    days = frame["day"].to_numpy().astype("datetime64[D]")
+    cuts = np.flatnonzero(syms[1:] != syms[:-1]) + 1
+    starts = np.concatenate(([0], cuts))
+    return {str(syms[a]): d for a, d in zip(starts, np.split(days, cuts), strict=True)}
+
+
+def _read_table(path: Path) -> pl.DataFrame:
+    if not path.is_file():
+        msg = f"no file at {path}"
+        raise UsageError(msg)
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pl.read_parquet(path)
+        if path.suffix.lower() in {".csv", ".txt"}:
+            return pl.read_csv(path, infer_schema_length=0)
+        if path.suffix.lower() == ".json":
+            return pl.read_json(path)
+    except Exception as exc:  # polars raises many kinds for malformed input
+        msg = f"{path}: cannot be read ({str(exc).splitlines()[0]}); check the file's format"
+        raise UsageError(msg) from exc
+    msg = f"{path}: use a .csv, .parquet or .json file"
+    raise UsageError(msg)
+
+
+_SYMBOL_TYPES: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "name": pl.String(),
+    "exchange": pl.String(),
+    "asset_class": pl.String(),
+    "calendar": pl.String(),
+    "listed_on": pl.Date(),
+    "delisted_on": pl.Date(),
+    "market_cap": pl.Float64(),
+}
+
+
+def _typed_symbols(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    """``frame`` with import columns cast to catalog types; bad values name column and row."""
+    for name, dtype in _SYMBOL_TYPES.items():
+        if name not in frame.columns:
+            continue
+        col = frame[name]
+        try:
+            if dtype == pl.Date() and col.dtype == pl.String:
+                cast = col.str.strptime(pl.Date, "%Y-%m-%d", strict=True)
+            else:
+                cast = col.cast(dtype, strict=True)
+        except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
+            msg = f"{source}: column {name!r} has a value that is not a {dtype}"
+            raise UsageError(msg) from None
+        frame = frame.with_columns(cast.alias(name))
+    if "calendar" in frame.columns:
+        for cal in frame["calendar"].drop_nulls().unique().to_list():
+            calendar_for(cal)
+    return frame

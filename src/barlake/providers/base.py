@@ -1,0 +1,70 @@
+"""The interface every provider implements, and the request and page values that cross it.
+
+A provider declares what it can do (``Capabilities``) and serves one page of one request at a
+time. Rate limiting, retries, batching and writing belong to the scheduler, so a provider module
+only speaks its vendor's wire format and maps the vendor's failures onto ``barlake.errors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import polars as pl
+
+from barlake.intervals import Interval
+from barlake.ranges import DateRange
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can serve, and how much per request."""
+
+    intervals: tuple[Interval, ...]
+    symbols_per_request: int
+    bars_per_page: int
+    rate_limit_per_min: float
+    grouped_daily: bool = False
+    auth_env: tuple[str, ...] = ()
+    #: Longest range (calendar days) one request may span, per interval; absent means no limit.
+    max_days: dict[Interval, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Bars of ``symbols`` at ``interval`` for the sessions in ``range`` (session dates)."""
+
+    provider: str
+    symbols: tuple[str, ...]
+    interval: Interval
+    range: DateRange
+
+    def describe(self) -> str:
+        who = self.symbols[0] if len(self.symbols) == 1 else f"{len(self.symbols)} symbols"
+        return f"{self.provider} {self.interval} {who} {self.range}"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One provider response: bars in the lake's schema, and the cursor of the next page."""
+
+    bars: pl.DataFrame
+    next_cursor: str | None = None
+
+
+class Provider(Protocol):
+    """A source of bars. Implementations live in ``barlake.providers.<name>``."""
+
+    name: str
+    capabilities: Capabilities
+
+    async def fetch_page(self, request: Request, cursor: str | None = None) -> Page:
+        """One page of ``request``; raise a ``barlake.errors.ProviderError`` on failure.
+
+        Daily bars are keyed by session date at 00:00 UTC; intraday bars by their UTC start.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

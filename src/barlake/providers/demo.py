@@ -1,0 +1,554 @@
+"""The offline ``demo`` provider: deterministic synthetic bars, with faults injected on request.
+
+Every bar is a pure function of (symbol, interval, start): randomness comes from a counter-based
+hash rather than a stateful generator, so a bar is the same whichever request range or symbol
+packing produced it, and one request's bars are generated in a few numpy passes. Daily closes
+follow a random walk; intraday bars bridge each session's daily open to its daily close.
+
+Known cases for tests: symbols starting with ``NEW`` list on 2024-06-03, symbols starting with
+``HALT`` are halted every fifth session; other symbols draw both from their name's hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from barlake import bars
+from barlake.calendar import Calendar, get_calendar
+from barlake.errors import PermanentError, RateLimitError, TransientError
+from barlake.intervals import INTERVALS, Interval, spec
+from barlake.providers.base import Capabilities, Page, Request
+from barlake.ranges import DateRange
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+
+NAME = "demo"
+NEW_LISTING = date(2024, 6, 3)
+_LISTING_FIRST = date(2024, 1, 1)
+_LISTING_DAYS = 731  # listing dates fall in 2024-01-01..2025-12-31
+_HALT_SHARE = 0.02
+_DAILY_SD = 0.015  # daily log-return standard deviation
+_BLOCK = 256  # sessions per cached block of daily bars; a fixed grid keeps bars cut-independent
+_MASK = (1 << 64) - 1
+_US = 1_000_000
+
+
+class DemoConfig(BaseModel):
+    """How the demo provider behaves: latency, its own rate limit, and injected failures."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    latency_ms: float = Field(default=0, ge=0, description="Delay before each page is served.")
+    rate_limit_per_min: float = Field(
+        default=60000, ge=0, description="Pages per sliding minute before a 429; 0 = unlimited."
+    )
+    transient_rate: float = Field(
+        default=0, ge=0, le=1, description="Probability a page call raises TransientError."
+    )
+    rate_limit_rate: float = Field(
+        default=0, ge=0, le=1, description="Probability a page call raises RateLimitError."
+    )
+    retry_after_s: float = Field(default=0.05, ge=0, description="retry_after of injected 429s.")
+    unknown_symbols: tuple[str, ...] = Field(
+        default=(), description="Symbols the demo refuses with a PermanentError."
+    )
+    seed: int = Field(default=0, description="Seeds the fault injection only, never the bars.")
+
+
+class DemoProvider:
+    """Synthetic bars for any symbol, served in pages; no network, no credentials."""
+
+    name = NAME
+
+    def __init__(self, config: DemoConfig | None = None) -> None:
+        self.config = config or DemoConfig()
+        self.capabilities = Capabilities(
+            intervals=INTERVALS,
+            symbols_per_request=200,
+            bars_per_page=50_000,
+            rate_limit_per_min=self.config.rate_limit_per_min or 60000,
+            grouped_daily=False,
+            auth_env=(),
+            max_days={"1min": 31, "5min": 62, "15min": 62, "30min": 62, "1hour": 366},
+        )
+        self._faults = random.Random(self.config.seed)
+        self._served: deque[float] = deque()
+
+    async def fetch_page(self, request: Request, cursor: str | None = None) -> Page:
+        """One page of at most ``bars_per_page`` bars; the cursor is ``symbol_index:offset``."""
+        if self.config.latency_ms > 0:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+        self._admit()
+        self._inject_faults()
+        self._check(request)
+        symbols = sorted(set(request.symbols))
+        index, offset = _parse_cursor(cursor, len(symbols))
+        plans = _plan(symbols, request.interval, request.range, _now_us(None))
+        counts = [p.count for p in plans]
+        picked: list[_Plan] = []
+        first_offset = offset
+        room = self.capabilities.bars_per_page
+        while index < len(plans) and room > 0:
+            available = counts[index] - offset
+            if available > 0:
+                if not picked:
+                    first_offset = offset
+                picked.append(plans[index])
+                taken = min(available, room)
+                room -= taken
+                offset += taken
+            if offset >= counts[index]:
+                index, offset = index + 1, 0
+        size = self.capabilities.bars_per_page - room
+        page = _frame(picked, request.interval).slice(first_offset, size)
+        more = sum(counts[index:]) - offset > 0
+        return Page(page, f"{index}:{offset}" if more else None)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the demo holds no connections."""
+
+    def _admit(self) -> None:
+        """Enforce the demo's own sliding-minute limit, as a real server would."""
+        limit = self.config.rate_limit_per_min
+        if limit <= 0:
+            return
+        now = time.monotonic()
+        while self._served and self._served[0] <= now - 60:
+            self._served.popleft()
+        # A fractional limit still admits one page a minute; zero pages would never recover.
+        if len(self._served) >= max(1, int(limit)):
+            wait = self._served[0] + 60 - now
+            msg = f"demo allows {limit:g} pages per minute; retry in {wait:.2f}s"
+            raise RateLimitError(msg, retry_after=wait)
+        self._served.append(now)
+
+    def _inject_faults(self) -> None:
+        # Both draws always happen, so one rate never shifts the other's sequence.
+        transient = self._faults.random() < self.config.transient_rate
+        limited = self._faults.random() < self.config.rate_limit_rate
+        if transient:
+            msg = "demo injected a transient failure (HTTP 503); retry with backoff"
+            raise TransientError(msg)
+        if limited:
+            msg = f"demo injected a rate limit (HTTP 429); retry in {self.config.retry_after_s:g}s"
+            raise RateLimitError(msg, retry_after=self.config.retry_after_s)
+
+    def _check(self, request: Request) -> None:
+        caps = self.capabilities
+        if request.interval not in caps.intervals:
+            msg = f"demo does not serve interval {request.interval!r}"
+            raise PermanentError(msg)
+        if len(request.symbols) > caps.symbols_per_request:
+            msg = (
+                f"demo serves at most {caps.symbols_per_request} symbols per request, "
+                f"got {len(request.symbols)}; split the request"
+            )
+            raise PermanentError(msg)
+        longest = caps.max_days.get(request.interval)
+        if longest is not None and request.range.days > longest:
+            msg = (
+                f"demo serves at most {longest} days of {request.interval} bars per request, "
+                f"got {request.range.days} ({request.range}); split the range"
+            )
+            raise PermanentError(msg)
+        for symbol in request.symbols:
+            if symbol in self.config.unknown_symbols:
+                msg = f"demo does not know symbol {symbol!r}"
+                raise PermanentError(msg)
+
+
+def generate(
+    symbols: Iterable[str], interval: Interval, range: DateRange, *, now: datetime | None = None
+) -> pl.DataFrame:
+    """All demo bars of ``symbols`` in ``range``, sorted by (symbol, ts), as of ``now``.
+
+    Sessions that had not opened by ``now`` (default: the current time) have no bars, and the
+    session in progress has only the bars that started before ``now``.
+    """
+    spec(interval)  # an unknown interval is a usage error, not an empty frame
+    return _frame(_plan(sorted(set(symbols)), interval, range, _now_us(now)), interval)
+
+
+def demo_listing_date(symbol: str) -> date | None:
+    """The date before which ``symbol`` has no bars, or None if it always traded."""
+    return _profile(symbol).listing
+
+
+def demo_halted(symbol: str, session: date) -> bool:
+    """Whether ``symbol`` was halted (has no bars at any interval) on ``session``."""
+    profile = _profile(symbol)
+    sessions = profile.calendar.sessions
+    i = int(np.searchsorted(sessions, np.datetime64(session, "D")))
+    if i >= len(sessions) or sessions[i] != np.datetime64(session, "D"):
+        return False
+    return bool(_halted(profile, np.array([i], dtype=np.int64))[0])
+
+
+def demo_sessions(symbol: str, window: DateRange) -> list[date]:
+    """The sessions in ``window`` on which ``symbol`` has bars, ignoring the current time."""
+    (plan,) = _plan([symbol], "1day", window, np.iinfo(np.int64).max)
+    days = plan.calendar.sessions[plan.sessions]
+    return [date.fromisoformat(str(d)) for d in days]
+
+
+# --- symbols -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Profile:
+    """What a symbol's name decides: its calendar, listing, halts, price and volume levels."""
+
+    symbol: str
+    seed: int
+    calendar: Calendar
+    listing: date | None
+    halts: str  # "none", "random" or "every5"
+    log_price: float  # where the walk starts, in the calendar's first session
+    volume: float  # typical daily volume
+    trade_size: float  # shares per trade
+    anchors: F64  # unfolded log close at each block boundary
+
+
+@lru_cache(maxsize=65536)
+def _profile(symbol: str) -> _Profile:
+    # blake2b, unlike hash(), is stable across processes and Python versions.
+    seed = int.from_bytes(hashlib.blake2b(symbol.encode(), digest_size=8).digest(), "little")
+    crypto = symbol.endswith("USDT") or "-USD" in symbol
+    calendar = get_calendar("24/7" if crypto else "XNYS")
+    listing: date | None = None
+    halts = "random" if (seed >> 40) % 8 == 0 else "none"
+    if symbol.startswith("NEW"):
+        listing, halts = NEW_LISTING, "none"
+    elif symbol.startswith("HALT"):
+        halts = "every5"
+    elif (seed >> 8) % 10 == 0:
+        listing = _LISTING_FIRST + timedelta(days=(seed >> 16) % _LISTING_DAYS)
+    u = _unit(_hash(_base(seed, 1), np.arange(3, dtype=np.int64)), 0, 32)
+    log_price = float(np.log(10) + u[0] * np.log(50))  # 10..500, log-uniform
+    volume = float(np.exp(np.log(2e5) + u[1] * np.log(250)))  # 200k..50M a day
+    trade_size = float(30 + 270 * u[2])
+    blocks = np.arange(len(calendar.sessions) // _BLOCK + 2, dtype=np.int64)
+    steps = _normal(_hash(_base(seed, 2), blocks)) * _DAILY_SD * np.sqrt(_BLOCK)
+    anchors = log_price + np.concatenate(([0.0], np.cumsum(steps[:-1])))
+    return _Profile(symbol, seed, calendar, listing, halts, log_price, volume, trade_size, anchors)
+
+
+def _halted(profile: _Profile, sessions: I64) -> npt.NDArray[np.bool_]:
+    if profile.halts == "every5":
+        return np.asarray(sessions % 5 == 0)
+    if profile.halts == "random":
+        return _unit(_hash(_base(profile.seed, 3), sessions), 0, 32) < _HALT_SHARE
+    return np.zeros(len(sessions), dtype=np.bool_)
+
+
+def _fold(log_price: F64, centre: float) -> F64:
+    """Reflect a log price into centre ± 1.2, so forty years of walk stay within a factor 11."""
+    lo, width = centre - 1.2, 2.4
+    y = np.mod(log_price - lo, 2 * width)
+    return np.asarray(lo + np.where(y > width, 2 * width - y, y), dtype=np.float64)
+
+
+# --- daily bars ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Daily:
+    """Daily bars of consecutive calendar sessions, by field."""
+
+    open: F64
+    high: F64
+    low: F64
+    close: F64
+    volume: F64
+
+
+@lru_cache(maxsize=8192)
+def _daily_block(symbol: str, block: int) -> _Daily:
+    """Sessions ``block * _BLOCK`` onwards: a Brownian bridge between the block's anchors."""
+    p = _profile(symbol)
+    first = block * _BLOCK
+    sessions = np.arange(first, first + _BLOCK, dtype=np.int64)
+    walk = np.cumsum(_normal(_hash(_base(p.seed, 4), sessions)) * _DAILY_SD)
+    start, end = p.anchors[block], p.anchors[block + 1]
+    weight = np.arange(1, _BLOCK + 1) / _BLOCK
+    log_close = _fold(start + walk - weight * (walk[-1] - (end - start)), p.log_price)
+    log_prev = np.concatenate((_fold(np.array([start]), p.log_price), log_close[:-1]))
+    open_ = np.exp(log_prev + 0.004 * _normal(_hash(_base(p.seed, 5), sessions)))
+    close = np.exp(log_close)
+    bits = _hash(_base(p.seed, 6), sessions)
+    high = np.maximum(open_, close) * np.exp(-0.006 * np.log(_unit(bits, 0, 16)))
+    low = np.minimum(open_, close) * np.exp(0.006 * np.log(_unit(bits, 16, 16)))
+    volume = p.volume * np.exp(0.35 * np.sqrt(12) * (_unit(bits, 32, 16) - 0.5))
+    return _Daily(_price(open_), _price(high), _price(low), _price(close), _shares(volume))
+
+
+def _daily(symbol: str, sessions: I64) -> _Daily:
+    """The daily bars of ``sessions`` (sorted calendar indices) of ``symbol``."""
+    if len(sessions) == 0:
+        empty = np.empty(0, dtype=np.float64)
+        return _Daily(empty, empty, empty, empty, empty)
+    first, last = int(sessions[0]) // _BLOCK, int(sessions[-1]) // _BLOCK
+    blocks = [_daily_block(symbol, b) for b in range(first, last + 1)]
+    at = sessions - first * _BLOCK
+
+    def pick(field: str) -> F64:
+        parts = [getattr(b, field) for b in blocks]
+        whole = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return np.asarray(whole[at], dtype=np.float64)
+
+    return _Daily(pick("open"), pick("high"), pick("low"), pick("close"), pick("volume"))
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """Which sessions of one symbol a request covers, and how many bars each has."""
+
+    profile: _Profile
+    sessions: I64  # calendar indices
+    full: I64  # bars in the whole session
+    kept: I64  # bars that started before now
+
+    @property
+    def calendar(self) -> Calendar:
+        return self.profile.calendar
+
+    @property
+    def count(self) -> int:
+        return int(self.kept.sum())
+
+
+def _plan(symbols: list[str], interval: Interval, window: DateRange, now_us: int) -> list[_Plan]:
+    step = spec(interval).seconds * _US
+    intraday = spec(interval).intraday
+    plans = []
+    for symbol in symbols:
+        p = _profile(symbol)
+        cal = p.calendar
+        lo = int(np.searchsorted(cal.sessions, np.datetime64(window.start, "D")))
+        hi = int(np.searchsorted(cal.sessions, np.datetime64(window.end, "D")))
+        hi = min(hi, int(np.searchsorted(cal.opens, now_us)))  # sessions that have opened
+        if p.listing is not None:
+            lo = max(lo, int(np.searchsorted(cal.sessions, np.datetime64(p.listing, "D"))))
+        sessions = np.arange(lo, max(lo, hi), dtype=np.int64)
+        sessions = sessions[~_halted(p, sessions)]
+        if not intraday:
+            ones = np.ones(len(sessions), dtype=np.int64)
+            plans.append(_Plan(p, sessions, ones, ones))
+            continue
+        opens, closes = cal.opens[sessions], cal.closes[sessions]
+        full = -((opens - closes) // step)
+        kept = np.minimum(full, np.maximum(0, -((opens - now_us) // step)))
+        plans.append(_Plan(p, sessions, full, kept))
+    return plans
+
+
+def _frame(plans: list[_Plan], interval: Interval) -> pl.DataFrame:
+    """The bars of ``plans`` in plan order, each plan's sorted by time."""
+    if spec(interval).intraday:
+        return _intraday(plans, interval)
+    daily = [_daily(p.profile.symbol, p.sessions) for p in plans]
+    days = [p.calendar.sessions[p.sessions].astype("datetime64[us]") for p in plans]
+    return _assemble(
+        plans,
+        [len(p.sessions) for p in plans],
+        _cat([d.astype(np.int64) for d in days], np.int64),
+        _cat([d.open for d in daily], np.float64),
+        _cat([d.high for d in daily], np.float64),
+        _cat([d.low for d in daily], np.float64),
+        _cat([d.close for d in daily], np.float64),
+        _cat([d.volume for d in daily], np.float64),
+        _cat([np.full(len(p.sessions), p.profile.trade_size) for p in plans], np.float64),
+    )
+
+
+def _intraday(plans: list[_Plan], interval: Interval) -> pl.DataFrame:
+    """Bars of every planned session at once: each session bridges its daily open to close."""
+    step = spec(interval).seconds * _US
+    daily = [_daily(p.profile.symbol, p.sessions) for p in plans]
+    full = _cat([p.full for p in plans], np.int64)
+    kept = _cat([p.kept for p in plans], np.int64)
+    opens = _cat([p.calendar.opens[p.sessions] for p in plans], np.int64)
+    day_open = np.log(_cat([d.open for d in daily], np.float64))
+    day_close = np.log(_cat([d.close for d in daily], np.float64))
+    day_volume = _cat([d.volume for d in daily], np.float64)
+    trade_size = _cat([np.full(len(p.sessions), p.profile.trade_size) for p in plans], np.float64)
+    # Streams depend on the interval, so 5min bars are not resampled 1min bars.
+    walk_base = _cat([_repeat(_base(p.profile.seed, 16 * step + 7), p) for p in plans], np.uint64)
+    noise_base = _cat([_repeat(_base(p.profile.seed, 16 * step + 8), p) for p in plans], np.uint64)
+
+    n = int(full.sum())
+    session = np.repeat(np.arange(len(full)), full)
+    starts = np.cumsum(full) - full
+    pos = np.arange(n, dtype=np.int64) - starts[session]
+    ts = opens[session] + pos * step
+    sd = 0.8 * _DAILY_SD / np.sqrt(np.maximum(full, 1))
+
+    # A global cumsum minus each session's offset is every session's walk in one pass.
+    steps = _normal(_hash(walk_base[session], ts)) * sd[session]
+    total = np.cumsum(steps)
+    walk = total - (total[starts] - steps[starts])[session]
+    drift = walk[starts + full - 1] - (day_close - day_open)
+    log_close = day_open[session] + walk - (pos + 1) / full[session] * drift[session]
+    log_open = np.empty_like(log_close)
+    log_open[1:] = log_close[:-1]
+    log_open[starts] = day_open
+    open_, close = np.exp(log_open), np.exp(log_close)
+
+    bits = _hash(noise_base[session], ts)
+    spread = 0.5 * sd[session]
+    high = np.maximum(open_, close) * np.exp(-spread * np.log(_unit(bits, 0, 16)))
+    low = np.minimum(open_, close) * np.exp(spread * np.log(_unit(bits, 16, 16)))
+    centred = 2 * (pos + 0.5) / full[session] - 1
+    shape = 0.6 + 1.2 * centred**2  # U-shaped: busy open and close, averaging 1
+    volume = day_volume[session] / full[session] * shape
+    volume = volume * np.exp(0.5 * np.sqrt(12) * (_unit(bits, 32, 16) - 0.5))
+
+    keep = pos < kept[session]
+    if not keep.all():
+        ts, open_, high, low, close = ts[keep], open_[keep], high[keep], low[keep], close[keep]
+        volume, session = volume[keep], session[keep]
+    counts = [p.count for p in plans]
+    return _assemble(
+        plans,
+        counts,
+        ts,
+        _price(open_),
+        _price(high),
+        _price(low),
+        _price(close),
+        _shares(volume),
+        trade_size[session],
+    )
+
+
+def _assemble(
+    plans: list[_Plan],
+    counts: list[int],
+    ts: I64,
+    open_: F64,
+    high: F64,
+    low: F64,
+    close: F64,
+    volume: F64,
+    trade_size: F64,
+) -> pl.DataFrame:
+    """A frame in the lake's schema from per-bar arrays, ``counts[i]`` bars of ``plans[i]``."""
+    names = pl.Series("symbol", [p.profile.symbol for p in plans], dtype=pl.String)
+    which = np.repeat(np.arange(len(plans), dtype=np.uint32), counts)
+    vwap = _price((high + low + close) / 3)
+    trades = np.maximum(1, np.round(volume / trade_size)).astype(np.int64)
+    frame = pl.DataFrame(
+        {
+            "symbol": names.gather(which),
+            "ts": pl.Series(ts, dtype=pl.Int64).cast(pl.Datetime("us")),
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+            "vwap": vwap,
+            "trades": trades,
+        }
+    )
+    return frame.with_columns(
+        pl.col("ts").dt.replace_time_zone("UTC"), pl.lit(NAME, dtype=pl.String).alias("source")
+    ).select(list(bars.SCHEMA))
+
+
+# --- randomness ----------------------------------------------------------------------------
+
+
+def _mix_int(x: int) -> int:
+    """SplitMix64's finaliser on a Python int (numpy scalars would warn on overflow)."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def _base(seed: int, stream: int) -> int:
+    """The key of one random stream of one symbol."""
+    return _mix_int(seed ^ _mix_int((stream * 0x9E3779B97F4A7C15) & _MASK))
+
+
+def _mix(x: U64) -> U64:
+    """SplitMix64's finaliser on arrays, where uint64 arithmetic wraps silently."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return np.asarray(x ^ (x >> np.uint64(31)), dtype=np.uint64)
+
+
+def _hash(base: int | U64, counter: I64) -> U64:
+    """64 random bits per counter, a pure function of (base, counter)."""
+    keys = counter.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    if isinstance(base, int):
+        return _mix(_mix(keys) ^ np.uint64(base))
+    return _mix(_mix(keys) ^ base)
+
+
+def _unit(bits: U64, shift: int, width: int) -> F64:
+    """Uniforms strictly inside (0, 1) from ``width`` bits of ``bits`` starting at ``shift``."""
+    field = (bits >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+    return np.asarray((field.astype(np.float64) + 0.5) / float(1 << width), dtype=np.float64)
+
+
+def _normal(bits: U64) -> F64:
+    """Standard normals by Box-Muller, from the two 32-bit halves of ``bits``."""
+    radius = np.sqrt(-2 * np.log(_unit(bits, 32, 32)))
+    return np.asarray(radius * np.cos(2 * np.pi * _unit(bits, 0, 32)), dtype=np.float64)
+
+
+def _cat(arrays: list[npt.NDArray[np.generic]], dtype: type[np.generic]) -> npt.NDArray[Any]:
+    return np.concatenate(arrays).astype(dtype) if arrays else np.empty(0, dtype=dtype)
+
+
+def _repeat(base: int, plan: _Plan) -> U64:
+    return np.full(len(plan.sessions), base, dtype=np.uint64)
+
+
+def _price(values: F64) -> F64:
+    # Rounding is monotonic, so it keeps low <= open, close <= high.
+    return np.round(values, 4)
+
+
+def _shares(values: F64) -> F64:
+    return np.maximum(1.0, np.round(values))
+
+
+# --- requests plumbing ---------------------------------------------------------------------
+
+
+def _now_us(now: datetime | None) -> int:
+    moment = now or datetime.now(UTC)
+    return int(moment.timestamp() * _US)
+
+
+def _parse_cursor(cursor: str | None, symbols: int) -> tuple[int, int]:
+    if cursor is None:
+        return 0, 0
+    try:
+        index, offset = (int(part) for part in cursor.split(":"))
+    except ValueError:
+        index, offset = -1, -1
+    if not (0 <= index <= symbols and offset >= 0):
+        msg = f"demo cannot read cursor {cursor!r}; restart the request without a cursor"
+        raise PermanentError(msg)
+    return index, offset

@@ -1,0 +1,260 @@
+"""Bars on disk: hive-partitioned Parquet files, merged and replaced atomically.
+
+The partition of a bar follows ``intervals.SPECS``::
+
+    bars/interval=1day/year=2024/data.parquet                      every symbol of one year
+    bars/interval=1hour/symbol=AAPL/year=2024/data.parquet
+    bars/interval=1min/symbol=BRK%2FB/month=2024-06/data.parquet   (5min, 15min, 30min alike)
+
+Rows in a file are sorted by (symbol, ts) and unique on it; a write merges new rows into the
+existing file, new rows replacing old ones with the same key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from barlake import bars, symbols
+from barlake.calendar import Days
+from barlake.errors import StorageError
+from barlake.filesystem import LocalFileSystem
+from barlake.intervals import Interval, spec
+from barlake.ranges import DateRange
+
+FILE_NAME = "data.parquet"
+
+# Plain (not large) strings: pyarrow's hive datasets merge a file's ``symbol`` column with the
+# ``symbol=`` partition key only when both are plain strings.
+ARROW_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        *((name, pa.float64()) for name in ("open", "high", "low", "close", "volume", "vwap")),
+        ("trades", pa.int64()),
+        ("source", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True, order=True)
+class Partition:
+    """One Parquet file of the lake: an interval, maybe a symbol, and a period (year or month)."""
+
+    interval: Interval
+    symbol: str | None
+    period: str
+
+    def relpath(self) -> Path:
+        s = spec(self.interval)
+        parts = [f"interval={self.interval}"]
+        if self.symbol is not None:
+            parts.append(f"symbol={symbols.encode(self.symbol)}")
+        key = "month" if s.partitioning == "symbol_month" else "year"
+        parts += [f"{key}={self.period}", FILE_NAME]
+        return Path(*parts)
+
+
+def periods(interval: Interval, window: DateRange) -> list[str]:
+    """The period keys (``2024`` or ``2024-06``) that hold bars dated inside ``window``."""
+    if not window:
+        return []
+    last = window.last
+    if spec(interval).partitioning == "symbol_month":
+        out, (y, m) = [], (window.start.year, window.start.month)
+        while (y, m) <= (last.year, last.month):
+            out.append(f"{y:04d}-{m:02d}")
+            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        return out
+    return [str(y) for y in range(window.start.year, last.year + 1)]
+
+
+def _period_expr(interval: Interval) -> pl.Expr:
+    if spec(interval).partitioning == "symbol_month":
+        return pl.col("ts").dt.strftime("%Y-%m")
+    return pl.col("ts").dt.year().cast(pl.String)
+
+
+class Store:
+    """Reads and writes the bars of one lake."""
+
+    def __init__(self, root: Path, fs: LocalFileSystem | None = None) -> None:
+        self.root = Path(root) / "bars"
+        self.fs = fs or LocalFileSystem()
+
+    def path(self, partition: Partition) -> Path:
+        return self.root / partition.relpath()
+
+    def partitions_of(
+        self, interval: Interval, frame: pl.DataFrame
+    ) -> Iterator[tuple[Partition, pl.DataFrame]]:
+        """Split ``frame`` (bars of one interval) by the file each bar belongs to."""
+        keyed = frame.with_columns(_period_expr(interval).alias("_period"))
+        by_symbol = spec(interval).partitioning != "year"
+        keys = ["symbol", "_period"] if by_symbol else ["_period"]
+        for key, part in keyed.group_by(keys, maintain_order=True):
+            symbol = str(key[0]) if by_symbol else None
+            yield Partition(interval, symbol, str(key[-1])), part.drop("_period")
+
+    def write(self, interval: Interval, frame: pl.DataFrame) -> int:
+        """Merge ``frame`` into the lake; returns how many rows it carried after deduplication."""
+        frame = bars.conform(frame)
+        for s in frame.get_column("symbol").unique().to_list():
+            symbols.check_symbol(s)
+        written = 0
+        for partition, part in self.partitions_of(interval, frame):
+            written += self.write_partition(partition, part)
+        return written
+
+    def write_partition(self, partition: Partition, frame: pl.DataFrame) -> int:
+        """Merge ``frame`` into one file and replace it atomically."""
+        new = frame.unique(subset=bars.KEY, keep="last", maintain_order=True)
+        path = self.path(partition)
+        old = self.read_file(path)
+        if old is not None and old.height:
+            old = old.join(new.select(bars.KEY), on=bars.KEY, how="anti")
+            merged = pl.concat([old, new], how="vertical")
+        else:
+            merged = new
+        merged = merged.sort(bars.KEY)
+        table = merged.to_arrow().cast(ARROW_SCHEMA)
+        self.fs.replace(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        return new.height
+
+    def read_file(self, path: Path) -> pl.DataFrame | None:
+        """The bars of one file, or None when it does not exist."""
+        if not self.fs.exists(path):
+            return None
+        try:
+            return bars.conform(pl.read_parquet(path, hive_partitioning=False))
+        except (OSError, pl.exceptions.ComputeError) as exc:
+            msg = f"cannot read {path}: {exc}; move the file aside and fill again"
+            raise StorageError(msg) from exc
+
+    def remove(self, partition: Partition) -> None:
+        self.fs.remove(self.path(partition))
+
+    def files(
+        self, interval: Interval, symbols_: Iterable[str] | None, window: DateRange | None
+    ) -> list[Path]:
+        """Existing files that may hold bars of ``symbols_`` (all when None) inside ``window``."""
+        base = self.root / f"interval={interval}"
+        keys = None if window is None else set(periods(interval, _pad(window)))
+        by_symbol = spec(interval).partitioning != "year"
+        if by_symbol and symbols_ is not None:
+            dirs = [base / f"symbol={symbols.encode(s)}" for s in symbols_]
+        else:
+            dirs = [base]
+        out = []
+        for d in dirs:
+            pattern = "*/*/" + FILE_NAME if by_symbol and d == base else "*/" + FILE_NAME
+            for p in self.fs.glob(d, pattern):
+                if keys is None or p.parent.name.split("=", 1)[1] in keys:
+                    out.append(p)
+        return sorted(out)
+
+    def scan(
+        self,
+        interval: Interval,
+        symbols_: list[str] | None = None,
+        window: DateRange | None = None,
+        day_shift: timedelta = timedelta(0),
+    ) -> pl.LazyFrame:
+        """The stored bars of ``symbols_`` whose session date is in ``window`` (all when None)."""
+        files = self.files(interval, symbols_, window)
+        if not files:
+            return bars.empty().lazy()
+        lf = pl.scan_parquet(files, hive_partitioning=False)
+        if symbols_ is not None:
+            lf = lf.filter(pl.col("symbol").is_in(symbols_))
+        if window is not None:
+            shift = day_shift if spec(interval).intraday else timedelta(0)
+            day = (pl.col("ts") + shift).dt.date()
+            lf = lf.filter((day >= window.start) & (day < window.end))
+        return lf
+
+    def read(
+        self,
+        interval: Interval,
+        symbols_: list[str] | None = None,
+        window: DateRange | None = None,
+        day_shift: timedelta = timedelta(0),
+    ) -> pl.DataFrame:
+        """The stored bars, sorted by (symbol, ts)."""
+        return self.scan(interval, symbols_, window, day_shift).collect().sort(bars.KEY)
+
+    def session_days(
+        self,
+        interval: Interval,
+        symbols_: list[str] | None,
+        window: DateRange,
+        day_shift: timedelta = timedelta(0),
+    ) -> pa.Table:
+        """Distinct (symbol, day) pairs with at least one bar, ``day`` being the session date.
+
+        ``day_shift`` moves intraday UTC starts onto their exchange's session date. The query
+        reads only the files of the symbols and periods concerned.
+        """
+        files = self.files(interval, symbols_, window)
+        if not files:
+            return pa.table({"symbol": pa.array([], pa.string()), "day": pa.array([], pa.date32())})
+        shift = int(day_shift.total_seconds()) if spec(interval).intraday else 0
+        where = ["day >= ? AND day < ?"]
+        params: list[object] = [window.start, window.end]
+        if symbols_ is not None:
+            where.append("symbol IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(symbols_))
+        sql = f"""
+            SELECT DISTINCT symbol, day FROM (
+                SELECT symbol, CAST(ts + to_seconds({shift}) AS DATE) AS day
+                FROM read_parquet(?, hive_partitioning = false)
+            ) WHERE {" AND ".join(where)}
+        """
+        with duckdb.connect() as con:
+            return con.sql(sql, params=[[str(f) for f in files], *params]).to_arrow_table()
+
+    def session_counts(
+        self,
+        interval: Interval,
+        windows: pl.DataFrame,
+        sessions: Sequence[date] | Days,
+        day_shift: timedelta = timedelta(0),
+    ) -> dict[str, int]:
+        """For each symbol of ``windows`` (symbol, start, end), how many of ``sessions`` inside
+        its own range have at least one bar. Symbols with none are absent."""
+        if windows.is_empty():
+            return {}
+        window = DateRange(windows["start"].min(), windows["end"].max())  # type: ignore[arg-type]
+        by_symbol = spec(interval).partitioning != "year"
+        names = windows["symbol"].to_list()
+        files = self.files(interval, names if by_symbol else None, window)
+        if not files:
+            return {}
+        shift = int(day_shift.total_seconds()) if spec(interval).intraday else 0
+        counter = "count(DISTINCT b.day)" if spec(interval).intraday else "count(*)"
+        sql = f"""
+            SELECT b.symbol, {counter} AS n FROM (
+                SELECT symbol, CAST(ts + to_seconds({shift}) AS DATE) AS day
+                FROM read_parquet(?, hive_partitioning = false)
+            ) b
+            JOIN windows w ON b.symbol = w.symbol AND b.day >= w.start AND b.day < w."end"
+            SEMI JOIN (SELECT unnest(?::DATE[]) AS day) s ON b.day = s.day
+            GROUP BY b.symbol
+        """
+        days = [str(d) for d in sessions]
+        with duckdb.connect() as con:
+            con.register("windows", windows.to_arrow())
+            rows = con.sql(sql, params=[[str(f) for f in files], days]).fetchall()
+        return {str(symbol): int(n) for symbol, n in rows}
+
+
+def _pad(window: DateRange) -> DateRange:
+    # Intraday bars of one session can carry the previous or next UTC date.
+    return DateRange(window.start - timedelta(days=1), window.end + timedelta(days=1))
