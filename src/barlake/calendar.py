@@ -6,9 +6,11 @@ the ``24/7`` calendar. A session is keyed by its date; its open and close are UT
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -108,18 +110,30 @@ def get_calendar(name: str = DEFAULT_CALENDAR) -> Calendar:
     import exchange_calendars as xcals
 
     try:
-        try:
-            cal = xcals.get_calendar(name, start=_FIRST_YEAR)
-        except ValueError:
-            cal = xcals.get_calendar(name)
+        # exchange_calendars reads tz-aware ``Series.values``, which pandas 3 deprecates; the
+        # warning is not ours to act on and would fail every caller running with -W error.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            try:
+                cal = xcals.get_calendar(name, start=_FIRST_YEAR)
+            except ValueError:
+                cal = xcals.get_calendar(name)
     except xcals.errors.InvalidCalendarName:
         msg = f"unknown calendar {name!r}; use an exchange code such as XNYS, XLON or 24/7"
         raise UsageError(msg) from None
     schedule = cal.schedule
-    sessions = schedule.index.values.astype("datetime64[D]")
-    opens = schedule["open"].values.astype("datetime64[us]").astype(np.int64)
-    closes = schedule["close"].values.astype("datetime64[us]").astype(np.int64)
+    sessions = schedule.index.to_numpy().astype("datetime64[D]")
+    opens = _utc_micros(schedule["open"])
+    closes = _utc_micros(schedule["close"])
     return Calendar(name, str(cal.tz), sessions, opens, closes)
+
+
+def _utc_micros(column: Any) -> npt.NDArray[np.int64]:
+    """Epoch microseconds of a pandas column of UTC instants (tz-aware or naive)."""
+    if getattr(column.dt, "tz", None) is not None:
+        column = column.dt.tz_convert(None)
+    return column.to_numpy().astype("datetime64[us]").astype(np.int64)
 
 
 def calendar_for(calendar: str | None, asset_class: str | None = None) -> Calendar:

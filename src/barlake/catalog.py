@@ -24,10 +24,26 @@ from barlake.ranges import DateRange
 FILE_NAME = "catalog.duckdb"
 
 SYMBOL_COLUMNS = (
-    "symbol", "name", "exchange", "asset_class", "calendar", "listed_on", "delisted_on",
-    "market_cap", "tier", "layer", "layer1_qualified", "layer2_qualified", "layer3_qualified",
-    "liquidity_score", "layer1_updated", "layer2_updated", "layer3_updated", "active", "updated_at",
-)  # fmt: skip
+    "symbol",
+    "name",
+    "exchange",
+    "asset_class",
+    "calendar",
+    "listed_on",
+    "delisted_on",
+    "market_cap",
+    "tier",
+    "layer",
+    "layer1_qualified",
+    "layer2_qualified",
+    "layer3_qualified",
+    "liquidity_score",
+    "layer1_updated",
+    "layer2_updated",
+    "layer3_updated",
+    "active",
+    "updated_at",
+)
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -258,7 +274,7 @@ class Catalog:
     def ledger(
         self, interval: str, window: DateRange, names: Sequence[str] | None = None
     ) -> pl.DataFrame:
-        """Ledger ranges of ``interval`` overlapping ``window`` (symbol, start_date, end_date...)."""
+        """Ledger ranges of ``interval`` overlapping ``window``, by symbol and start."""
         sql = (
             "SELECT symbol, start_date, end_date, final, bars, provider, fetched_at FROM ledger "
             "WHERE interval = ? AND end_date > ? AND start_date < ?"
@@ -274,3 +290,94 @@ class Catalog:
         if not frame.is_empty():
             cols = ", ".join(frame.columns)
             self.execute(f"INSERT INTO ledger ({cols}) SELECT {cols} FROM rows", rows=frame)
+
+    # -- jobs and progress -------------------------------------------------------------------
+
+    def create_job(self, job_id: str, progress: pl.DataFrame, **fields: Any) -> None:
+        """Insert a running job and its pending progress rows in one transaction."""
+        cols = ["job_id", "status", *fields]
+        marks = ", ".join("?" for _ in cols)
+        with self.connect() as con:
+            con.execute(
+                f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({marks})",
+                [job_id, "running", *fields.values()],
+            )
+            if not progress.is_empty():
+                con.register(
+                    "rows", progress.with_columns(pl.lit(job_id).alias("job_id")).to_arrow()
+                )
+                names = ", ".join(["job_id", *progress.columns])
+                con.execute(f"INSERT INTO backfill_progress ({names}) SELECT {names} FROM rows")
+
+    def record(
+        self,
+        job_id: str,
+        *,
+        job: dict[str, Any] | None = None,
+        progress: pl.DataFrame | None = None,
+        ledger: pl.DataFrame | None = None,
+    ) -> None:
+        """Update the job row, progress rows (keyed by symbol, interval) and add ledger rows,
+        all in one transaction, so progress never runs ahead of the ledger."""
+        with self.connect() as con:
+            if ledger is not None and not ledger.is_empty():
+                con.register("ledger_rows", ledger.to_arrow())
+                cols = ", ".join(ledger.columns)
+                con.execute(f"INSERT INTO ledger ({cols}) SELECT {cols} FROM ledger_rows")
+            if progress is not None and not progress.is_empty():
+                con.register("progress_rows", progress.to_arrow())
+                sets = ", ".join(
+                    f"{c} = u.{c}" for c in progress.columns if c not in {"symbol", "interval"}
+                )
+                con.execute(
+                    f"UPDATE backfill_progress p SET {sets} FROM progress_rows u "
+                    "WHERE p.job_id = ? AND p.symbol = u.symbol AND p.interval = u.interval",
+                    [job_id],
+                )
+            if job:
+                sets = ", ".join(f"{k} = ?" for k in job)
+                con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*job.values(), job_id])
+
+    def find_job(self, prefix: str | None = None) -> str:
+        """The id of the job starting with ``prefix`` (the latest job when None)."""
+        if prefix is None:
+            rows = self.query("SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT 1")
+        else:
+            rows = self.query(
+                "SELECT job_id FROM jobs WHERE CAST(job_id AS VARCHAR) LIKE ? LIMIT 2",
+                [prefix.lower() + "%"],
+            )
+        if rows.height != 1:
+            what = "no jobs yet" if prefix is None else f"no single job matches {prefix!r}"
+            msg = f"{what}; list them with `lake jobs`"
+            raise UsageError(msg)
+        return str(rows.item())
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.query("SELECT * FROM jobs WHERE job_id = ?", [job_id]).to_dicts()[0]
+
+    def jobs(self, limit: int = 20) -> pl.DataFrame:
+        return self.query("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit])
+
+    def progress(self, job_id: str) -> pl.DataFrame:
+        return self.query(
+            "SELECT * FROM backfill_progress WHERE job_id = ? ORDER BY symbol, interval", [job_id]
+        )
+
+    def interrupt_stale(self) -> int:
+        """Mark jobs and progress rows left running by a dead process as interrupted.
+
+        Only call this while holding the lake's fill lock: then no live fill can own them.
+        """
+        with self.connect() as con:
+            stale = con.execute("SELECT job_id FROM jobs WHERE status = 'running'").fetchall()
+            con.execute(
+                "UPDATE backfill_progress SET status = 'interrupted' "
+                "WHERE status IN ('running', 'pending') AND job_id IN "
+                "(SELECT job_id FROM jobs WHERE status = 'running')"
+            )
+            con.execute(
+                "UPDATE jobs SET status = 'interrupted', finished_at = now() "
+                "WHERE status = 'running'"
+            )
+        return len(stale)

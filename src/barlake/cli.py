@@ -116,9 +116,14 @@ def selection(func: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--lake", "root", envvar="LAKE_ROOT", default="lake", show_default=True,
-    type=click.Path(path_type=Path), help="The lake directory (env LAKE_ROOT).",
-)  # fmt: skip
+    "--lake",
+    "root",
+    envvar="LAKE_ROOT",
+    default="lake",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The lake directory (env LAKE_ROOT).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Only data and errors.")
 @click.option("--verbose", "-v", is_flag=True, help="Tracebacks on errors.")
 @click.pass_context
@@ -226,3 +231,172 @@ def gaps(state: State, /, as_json: bool, intervals: str, **sel: Any) -> None:  #
     else:
         state.say("no gaps")
     sys.exit(EXIT_INCOMPLETE if rows else EXIT_OK)
+
+
+# -- plan and fill ---------------------------------------------------------------------------
+
+
+def _selection(intervals: str, sel: dict[str, Any]) -> dict[str, Any]:
+    from barlake.intervals import parse_intervals
+
+    return {**sel, "interval": parse_intervals(intervals)}
+
+
+@cli.command()
+@selection
+@click.option("--provider", help="Provider name (default: lake.yaml's default_provider).")
+@click.option("--explain", is_flag=True, help="Say per symbol where its range came from.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handles_errors
+def plan(state: State, /, as_json: bool, explain: bool, intervals: str, **sel: Any) -> None:  # noqa: FBT001
+    """Show the requests a fill would make, with estimates; nothing is fetched."""
+    result = state.lake().plan(sel.pop("symbols"), **_selection(intervals, sel))
+    data = result.to_dict(explain=explain)
+    if as_json:
+        emit_json(data)
+        return
+    if explain:
+        emit_table(
+            data["explain"],
+            [
+                "symbol",
+                "interval",
+                "first",
+                "last",
+                "source",
+                "expected_sessions",
+                "covered_sessions",
+                "missing_sessions",
+                "note",
+            ],
+        )
+        click.echo()
+    emit_table(
+        [{**r, "symbols": _short(r["symbols"])} for r in data["requests"]],
+        ["provider", "interval", "start", "end", "sessions", "estimated_bars", "symbols"],
+    )
+    for s in data["skipped"]:
+        click.echo(f"skipped {s['interval']} for {_short(s['symbols'])}: {s['reason']}")
+    state.say(
+        f"{data['total_requests']} request(s), {data['total_pages']} page(s), "
+        f"~{data['estimated_bars']:,} bars, ~{data['estimated_seconds']:.1f}s at "
+        f"{data['rate_limit_per_min']:g}/min"
+    )
+
+
+def _short(symbols: Sequence[str], shown: int = 4) -> str:
+    head = ",".join(symbols[:shown])
+    return head + (f",+{len(symbols) - shown}" if len(symbols) > shown else "")
+
+
+@cli.command()
+@selection
+@click.option("--provider", help="Provider name (default: lake.yaml's default_provider).")
+@click.option("--parallel", type=click.IntRange(min=1), help="Requests in flight (default 10).")
+@click.option("--json", "as_json", is_flag=True, help="Print the job result as JSON.")
+@click.pass_obj
+@handles_errors
+def fill(state: State, /, as_json: bool, parallel: int | None, intervals: str, **sel: Any) -> None:  # noqa: FBT001
+    """Fetch what is missing and write it; exit 1 when some symbols failed."""
+    from barlake.progress import bar
+
+    lake = state.lake()
+    command = " ".join(["lake", *sys.argv[1:]])
+    with bar(enabled=not state.quiet and sys.stderr.isatty()) as on_progress:
+        result = lake.fill(
+            sel.pop("symbols"),
+            parallel=parallel,
+            on_progress=on_progress,
+            command=command,
+            **_selection(intervals, sel),
+        )
+    data = result.to_dict()
+    if as_json:
+        emit_json(data)
+    else:
+        state.say(
+            f"job {data['job_id']}: {data['status']}, {data['requests']} request(s), "
+            f"{data['bars_written']:,} bars written in {data['duration_s']:.2f}s, "
+            f"{data['symbols_done']} symbol(s) done, {data['symbols_failed']} failed"
+        )
+        for sym, err in data["symbol_errors"].items():
+            state.say(f"  {sym}: [{err['stage']}] {err['error']}")
+        for s in data["skipped"]:
+            state.say(f"  skipped {s['interval']}: {s['reason']}")
+    sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)
+
+
+@cli.command()
+@click.argument("job", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handles_errors
+def status(state: State, /, job: str | None, as_json: bool) -> None:  # noqa: FBT001
+    """Show a job's live counts (the latest job when JOB is omitted; a prefix is enough)."""
+    row = state.lake().status(job)
+    if as_json:
+        emit_json(row)
+        return
+    for key in (
+        "job_id",
+        "status",
+        "created_at",
+        "finished_at",
+        "provider",
+        "command",
+        "requests_planned",
+        "requests_made",
+        "bars_written",
+        "symbols_total",
+        "symbols_done",
+        "symbols_failed",
+        "records_loaded",
+    ):
+        click.echo(f"{key:17} {'' if row.get(key) is None else row[key]}")
+    click.echo(f"{'progress':17} " + ", ".join(f"{k} {v}" for k, v in row["progress"].items()))
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, help="How many jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handles_errors
+def jobs(state: State, /, limit: int, as_json: bool) -> None:  # noqa: FBT001
+    """List recent jobs, newest first."""
+    rows = state.lake().jobs(limit).to_dicts()
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(
+            rows,
+            [
+                "job_id",
+                "status",
+                "created_at",
+                "provider",
+                "requests_made",
+                "bars_written",
+                "symbols_done",
+                "symbols_failed",
+            ],
+        )
+
+
+@cli.command()
+@click.argument("job", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handles_errors
+def errors(state: State, /, job: str | None, as_json: bool) -> None:  # noqa: FBT001
+    """List a job's per-symbol errors with their stage (latest job when JOB is omitted)."""
+    found = state.lake().errors(job)
+    if as_json:
+        emit_json(found)
+    elif found:
+        emit_table(
+            [{"symbol": s, **e} for s, e in found.items()],
+            ["symbol", "interval", "stage", "timestamp", "error"],
+        )
+    else:
+        state.say("no errors")

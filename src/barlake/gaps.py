@@ -48,10 +48,11 @@ def listing_window(
 
     ``delisted_on`` is the last session the symbol traded.
     """
-    listed = DateRange(
-        listed_on or window.start, (delisted_on + ONE_DAY) if delisted_on else window.end
-    )
-    return window.intersect(listed) if listed else None
+    # Clamp before building a range: a listing after the window (or a delisting before it)
+    # would otherwise make a range that ends before it starts.
+    start = max(window.start, listed_on) if listed_on else window.start
+    end = min(window.end, delisted_on + ONE_DAY) if delisted_on else window.end
+    return DateRange(start, end) if start < end else None
 
 
 def in_ranges(days: Days, ranges: Sequence[DateRange]) -> npt.NDArray[np.bool_]:

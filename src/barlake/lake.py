@@ -8,6 +8,11 @@ calendars and the providers together; each method is one thing a user asks of th
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import signal
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,7 +27,13 @@ from barlake.catalog import SYMBOL_COLUMNS, Catalog
 from barlake.config import LakeConfig, load
 from barlake.errors import StorageError, UnknownSymbolError, UsageError
 from barlake.intervals import LAYOUT_VERSION, Interval, spec
+from barlake.lock import FillLock
+from barlake.plan import Origin, Plan, Skipped, order, requests_for
+from barlake.providers import open_provider
+from barlake.providers.base import Capabilities, Provider
 from barlake.ranges import ONE_DAY, DateRange
+from barlake.ratelimit import RateLimiter
+from barlake.scheduler import JobResult, ProgressCallback, Scheduler
 from barlake.store import Store
 from barlake.symbols import split_symbols
 
@@ -205,27 +216,36 @@ class Lake:
             out += self.gaps_for(rows, i, {s: window for s in rows["symbol"].to_list()})
         return out
 
+    def expected_windows(
+        self, rows: pl.DataFrame, windows: dict[str, DateRange]
+    ) -> dict[str, tuple[Calendar, DateRange]]:
+        """Each symbol's calendar and the part of its window in which sessions are expected:
+        inside its listing window, and no later than the last session that has opened."""
+        out: dict[str, tuple[Calendar, DateRange]] = {}
+        now = self.clock()
+        for sym, cal_name, asset_class, listed, delisted in rows.select(
+            "symbol", "calendar", "asset_class", "listed_on", "delisted_on"
+        ).iter_rows():
+            window = windows.get(sym)
+            cal = calendar_for(cal_name, asset_class)
+            opened = cal.opened_before(now)
+            if window is None or opened is None:
+                continue
+            w = window.intersect(DateRange(window.start, max(window.start, opened + ONE_DAY)))
+            w = gaps_.listing_window(w, listed, delisted) if w else None
+            if w:
+                out[sym] = (cal, w)
+        return out
+
     def gaps_for(
         self, rows: pl.DataFrame, interval: Interval, windows: dict[str, DateRange]
     ) -> list[gaps_.Gap]:
         """Gaps of the catalog ``rows`` at ``interval``, each symbol within its own window."""
+        by_calendar: dict[str, tuple[Calendar, dict[str, DateRange]]] = {}
+        for sym, (cal, w) in self.expected_windows(rows, windows).items():
+            by_calendar.setdefault(cal.name, (cal, {}))[1][sym] = w
         out: list[gaps_.Gap] = []
-        now = self.clock()
-        groups = rows.group_by(["calendar", "asset_class"], maintain_order=True)
-        for (cal_name, asset_class), group in groups:
-            cal = calendar_for(cal_name, asset_class)
-            opened = cal.opened_before(now)
-            expected: dict[str, DateRange] = {}
-            for sym, listed, delisted in group.select(
-                "symbol", "listed_on", "delisted_on"
-            ).iter_rows():
-                w = windows.get(sym)
-                if w is None or opened is None:
-                    continue
-                w = w.intersect(DateRange(w.start, max(w.start, min(w.end, opened + ONE_DAY))))
-                w = gaps_.listing_window(w, listed, delisted) if w else None
-                if w:
-                    expected[sym] = w
+        for cal, expected in by_calendar.values():
             out += self._gaps_on(cal, interval, expected)
         return sorted(out, key=lambda g: (g.symbol, g.interval, g.range))
 
@@ -254,9 +274,10 @@ class Lake:
             if sym in windows:
                 ranges.setdefault(sym, ([], []))[0 if final else 1].append(DateRange(lo, hi))
         todo = [
-            s for s, w in windows.items()
+            s
+            for s, w in windows.items()
             if counts.get(s, 0) < cal.session_count(w) or ranges.get(s, ([], []))[1]
-        ]  # fmt: skip
+        ]
         if not todo:
             return []
         days = self.store.session_days(interval, todo, span, cal.day_shift)
@@ -274,6 +295,272 @@ class Lake:
                 provisional,
             )
         return out
+
+    # -- plan and fill ------------------------------------------------------------------------
+
+    def plan(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        *,
+        interval: Interval | Sequence[Interval] = "1day",
+        days: int | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        layer: int | None = None,
+        provider: str | None = None,
+    ) -> Plan:
+        """What a fill would fetch, request by request, and why.
+
+        >>> plan = lake.plan("AAPL,MSFT", days=30)                 # doctest: +SKIP
+        >>> plan.total_requests, plan.estimated_bars               # doctest: +SKIP
+        """
+        names = (
+            None
+            if symbols is None
+            else split_symbols(symbols if isinstance(symbols, str) else list(symbols))
+        )
+        intervals = [interval] if isinstance(interval, str) else list(interval)
+        intervals = [spec(i).name for i in intervals]
+        name = provider or self.config.default_provider
+        caps = self._capabilities(name)
+        rows = self.require_symbols(names, layer=layer)
+        asked = requested_window(self.today, days=days, start=start, end=end)
+        if asked is not None:
+            source = f"--days {days}" if days is not None else "--start/--end"
+            window = asked
+        else:
+            window = self.window()
+            source = f"default: backfill.default_days = {self.config.backfill.default_days}"
+        windows = {s: window for s in rows["symbol"].to_list()}
+        expected = self.expected_windows(rows, windows)
+        all_gaps: list[gaps_.Gap] = []
+        origins: list[Origin] = []
+        skipped: list[Skipped] = []
+        for i in intervals:
+            if i not in caps.intervals:
+                skipped.append(Skipped(tuple(windows), i, f"{name} does not serve {i} bars"))
+                continue
+            found = self.gaps_for(rows, i, windows)
+            all_gaps += found
+            by_symbol: dict[str, list[gaps_.Gap]] = {}
+            for g in found:
+                by_symbol.setdefault(g.symbol, []).append(g)
+            for sym, w in windows.items():
+                cal_w = expected.get(sym)
+                note = ""
+                if cal_w is None:
+                    note = "nothing expected: not listed in the window or no session yet"
+                elif cal_w[1] != w:
+                    note = f"clipped to {cal_w[1]} by listing dates or today's session"
+                mine = by_symbol.get(sym, [])
+                origins.append(
+                    Origin(
+                        sym,
+                        i,
+                        w,
+                        source,
+                        note,
+                        cal_w[0].session_count(cal_w[1]) if cal_w else 0,
+                        sum(g.sessions for g in mine),
+                        tuple(mine),
+                    )
+                )
+        cals = {sym: cw[0] for sym, cw in expected.items()}
+        planned = requests_for(
+            name,
+            caps,
+            all_gaps,
+            sessions_in=lambda r: _sessions_of(cals, r),
+        )
+        priority = dict(zip(rows["symbol"].to_list(), rows["layer"].to_list(), strict=True))
+        return Plan(
+            provider=name,
+            rate_limit_per_min=self._rate_limit(name, caps),
+            requests=tuple(order(planned, priority)),
+            gaps=tuple(all_gaps),
+            origins=tuple(origins),
+            skipped=tuple(skipped),
+            parameters={
+                "symbols": names,
+                "intervals": intervals,
+                "days": days,
+                "start": start.isoformat() if start else None,
+                "end": end.isoformat() if end else None,
+                "layer": layer,
+                "provider": name,
+            },
+        )
+
+    def fill(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        *,
+        parallel: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        command: str | None = None,
+        **selection: Any,
+    ) -> JobResult:
+        """Fetch what ``plan`` finds missing and write it; returns the job's result.
+
+        Takes the lake's fill lock, marks jobs left running by a killed process as interrupted,
+        and records the job in the catalog as it goes. Raises ``AuthError`` when credentials are
+        refused and ``KeyboardInterrupt`` when interrupted (after saving all fetched bars).
+        """
+        with FillLock(self.root):
+            self.catalog.interrupt_stale()
+            plan = self.plan(symbols, **selection)
+            provider = self._open_provider(plan.provider)
+            return self.run_plan(
+                plan, provider, parallel=parallel, on_progress=on_progress, command=command
+            )
+
+    def run_plan(
+        self,
+        plan: Plan,
+        provider: Provider,
+        *,
+        parallel: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        command: str | None = None,
+    ) -> JobResult:
+        """Run ``plan`` against ``provider`` as a new job (the caller holds the fill lock)."""
+        job_id = str(uuid.uuid4())
+        config = self.config.backfill
+        if parallel is not None:
+            config = config.model_copy(update={"parallel_symbols": parallel})
+        rows = self.catalog.symbols(sorted({g.symbol for g in plan.gaps}))
+        calendars = {
+            sym: calendar_for(cal, ac)
+            for sym, cal, ac in rows.select("symbol", "calendar", "asset_class").iter_rows()
+        }
+        progress = _progress_rows(plan)
+        self.catalog.create_job(
+            job_id,
+            progress,
+            command=command,
+            parameters=json.dumps(plan.parameters),
+            provider=plan.provider,
+            pid=os.getpid(),
+            requests_planned=plan.total_requests,
+            symbols_total=progress["symbol"].n_unique() if progress.height else 0,
+        )
+        scheduler = Scheduler(
+            job_id=job_id,
+            plan=plan,
+            provider=provider,
+            limiter=RateLimiter(plan.rate_limit_per_min),
+            write=self.store.write,  # type: ignore[arg-type]
+            record=self.catalog.record,
+            calendars=calendars,
+            config=config,
+            clock=self.clock,
+            on_progress=on_progress,
+        )
+        return _run_until_signalled(scheduler, provider)
+
+    def _capabilities(self, name: str) -> Capabilities:
+        provider = self._open_provider(name)
+        return provider.capabilities
+
+    def _open_provider(self, name: str) -> Provider:
+        return open_provider(name, self.config.provider(name))
+
+    def _rate_limit(self, name: str, caps: Capabilities) -> float:
+        return self.config.provider(name).rate_limit_per_min or caps.rate_limit_per_min
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def status(self, job: str | None = None) -> dict[str, Any]:
+        """The job row (the latest job when ``job`` is None) with its progress counts."""
+        job_id = self.catalog.find_job(job)
+        row = self.catalog.job(job_id)
+        progress = self.catalog.progress(job_id)
+        counts = dict(progress.group_by("status").len().iter_rows()) if progress.height else {}
+        row["progress"] = {k: int(v) for k, v in sorted(counts.items())}
+        row["records_loaded"] = int(progress["records_loaded"].sum()) if progress.height else 0
+        return row
+
+    def jobs(self, limit: int = 20) -> pl.DataFrame:
+        """Recent jobs, newest first."""
+        return self.catalog.jobs(limit)
+
+    def errors(self, job: str | None = None) -> dict[str, dict[str, Any]]:
+        """Per-symbol errors of a job: ``{symbol: {error, stage, interval, timestamp}}``."""
+        job_id = self.catalog.find_job(job)
+        failed = self.catalog.progress(job_id).filter(pl.col("status") == "failed")
+        return {
+            sym: {
+                "error": err,
+                "stage": stage,
+                "interval": interval,
+                "timestamp": ts.isoformat() if ts else None,
+            }
+            for sym, err, stage, interval, ts in failed.select(
+                "symbol", "error_message", "stage", "interval", "completed_at"
+            ).iter_rows()
+        }
+
+
+def _sessions_of(cals: dict[str, Calendar], window: DateRange) -> int:
+    cal = next(iter(cals.values()), None)
+    return cal.session_count(window) if cal else window.days
+
+
+def _progress_rows(plan: Plan) -> pl.DataFrame:
+    spans: dict[tuple[str, str], DateRange] = {}
+    for g in plan.gaps:
+        key = (g.symbol, g.interval)
+        have = spans.get(key)
+        spans[key] = (
+            g.range
+            if have is None
+            else DateRange(min(have.start, g.range.start), max(have.end, g.range.end))
+        )
+    return pl.DataFrame(
+        {
+            "symbol": [k[0] for k in spans],
+            "data_type": ["bars"] * len(spans),
+            "interval": [k[1] for k in spans],
+            "start_date": [r.start for r in spans.values()],
+            "end_date": [r.last for r in spans.values()],
+            "status": ["pending"] * len(spans),
+        },
+        schema={
+            "symbol": pl.String,
+            "data_type": pl.String,
+            "interval": pl.String,
+            "start_date": pl.Date,
+            "end_date": pl.Date,
+            "status": pl.String,
+        },
+    )
+
+
+def _run_until_signalled(scheduler: Scheduler, provider: Provider) -> JobResult:
+    """Run the scheduler; SIGINT and SIGTERM cancel it cleanly (fetched bars are saved)."""
+
+    async def main() -> JobResult:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, task.cancel)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        try:
+            return await scheduler.run()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await provider.aclose()
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
 
 
 def _days_by_symbol(frame: pl.DataFrame) -> dict[str, np.ndarray[Any, Any]]:

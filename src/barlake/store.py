@@ -217,7 +217,7 @@ class Store:
                 FROM read_parquet(?, hive_partitioning = false)
             ) WHERE {" AND ".join(where)}
         """
-        with duckdb.connect() as con:
+        with _connect() as con:
             return con.sql(sql, params=[[str(f) for f in files], *params]).to_arrow_table()
 
     def session_counts(
@@ -249,10 +249,18 @@ class Store:
             GROUP BY b.symbol
         """
         days = [str(d) for d in sessions]
-        with duckdb.connect() as con:
+        with _connect() as con:
             con.register("windows", windows.to_arrow())
             rows = con.sql(sql, params=[[str(f) for f in files], days]).fetchall()
         return {str(symbol): int(n) for symbol, n in rows}
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    # CAST(timestamptz AS DATE) uses the session time zone, which defaults to the machine's;
+    # session dates are UTC dates (after ``day_shift``) whatever the machine says.
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
 
 
 def _pad(window: DateRange) -> DateRange:

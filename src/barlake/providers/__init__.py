@@ -1,0 +1,26 @@
+"""Providers of bars, by name. Each lives in its own module behind ``base.Provider``."""
+
+from __future__ import annotations
+
+from barlake.config import ProviderConfig
+from barlake.config import parse as parse_config
+from barlake.errors import UsageError
+from barlake.providers.base import Capabilities, Page, Provider, Request
+
+__all__ = ["PROVIDERS", "Capabilities", "Page", "Provider", "Request", "open_provider"]
+
+PROVIDERS: tuple[str, ...] = ("demo",)
+
+
+def open_provider(name: str, config: ProviderConfig | None = None) -> Provider:
+    """A ready provider called ``name``, configured by ``config`` (lake.yaml's entry)."""
+    config = config or ProviderConfig()
+    if name == "demo":
+        from barlake.providers.demo import DemoConfig, DemoProvider
+
+        options = dict(config.options)
+        if config.rate_limit_per_min is not None:
+            options.setdefault("rate_limit_per_min", config.rate_limit_per_min)
+        return DemoProvider(parse_config(DemoConfig, options, "providers.demo.options"))
+    msg = f"unknown provider {name!r}; use one of: {', '.join(PROVIDERS)}"
+    raise UsageError(msg)

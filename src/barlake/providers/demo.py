@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 import time
 from collections import deque
@@ -44,7 +45,7 @@ _LISTING_FIRST = date(2024, 1, 1)
 _LISTING_DAYS = 731  # listing dates fall in 2024-01-01..2025-12-31
 _HALT_SHARE = 0.02
 _DAILY_SD = 0.015  # daily log-return standard deviation
-_BLOCK = 256  # sessions per cached block of daily bars; a fixed grid keeps bars cut-independent
+_BLOCK = 64  # sessions per cached block of daily bars; a fixed grid keeps bars cut-independent
 _MASK = (1 << 64) - 1
 _US = 1_000_000
 
@@ -202,9 +203,8 @@ def demo_halted(symbol: str, session: date) -> bool:
 
 def demo_sessions(symbol: str, window: DateRange) -> list[date]:
     """The sessions in ``window`` on which ``symbol`` has bars, ignoring the current time."""
-    (plan,) = _plan([symbol], "1day", window, np.iinfo(np.int64).max)
-    days = plan.calendar.sessions[plan.sessions]
-    return [date.fromisoformat(str(d)) for d in days]
+    (plan,) = _plan([symbol], "1day", window, _NEVER)
+    return [date.fromisoformat(str(d)) for d in plan.calendar.sessions[plan.sessions]]
 
 
 # --- symbols -------------------------------------------------------------------------------
@@ -218,11 +218,11 @@ class _Profile:
     seed: int
     calendar: Calendar
     listing: date | None
+    first: int  # index of the first session with bars
     halts: str  # "none", "random" or "every5"
     log_price: float  # where the walk starts, in the calendar's first session
     volume: float  # typical daily volume
     trade_size: float  # shares per trade
-    anchors: F64  # unfolded log close at each block boundary
 
 
 @lru_cache(maxsize=65536)
@@ -239,80 +239,115 @@ def _profile(symbol: str) -> _Profile:
         halts = "every5"
     elif (seed >> 8) % 10 == 0:
         listing = _LISTING_FIRST + timedelta(days=(seed >> 16) % _LISTING_DAYS)
-    u = _unit(_hash(_base(seed, 1), np.arange(3, dtype=np.int64)), 0, 32)
-    log_price = float(np.log(10) + u[0] * np.log(50))  # 10..500, log-uniform
-    volume = float(np.exp(np.log(2e5) + u[1] * np.log(250)))  # 200k..50M a day
-    trade_size = float(30 + 270 * u[2])
-    blocks = np.arange(len(calendar.sessions) // _BLOCK + 2, dtype=np.int64)
-    steps = _normal(_hash(_base(seed, 2), blocks)) * _DAILY_SD * np.sqrt(_BLOCK)
-    anchors = log_price + np.concatenate(([0.0], np.cumsum(steps[:-1])))
-    return _Profile(symbol, seed, calendar, listing, halts, log_price, volume, trade_size, anchors)
+    first = 0
+    if listing is not None:
+        first = int(np.searchsorted(calendar.sessions, np.datetime64(listing, "D")))
+    price, volume, size = (_mix_int(_base(seed, s)) / 2.0**64 for s in (1, 2, 3))
+    return _Profile(
+        symbol,
+        seed,
+        calendar,
+        listing,
+        first,
+        halts,
+        log_price=math.log(10) + price * math.log(50),  # 10..500, log-uniform
+        volume=math.exp(math.log(2e5) + volume * math.log(250)),  # 200k..50M a day
+        trade_size=30 + 270 * size,
+    )
 
 
 def _halted(profile: _Profile, sessions: I64) -> npt.NDArray[np.bool_]:
     if profile.halts == "every5":
         return np.asarray(sessions % 5 == 0)
     if profile.halts == "random":
-        return _unit(_hash(_base(profile.seed, 3), sessions), 0, 32) < _HALT_SHARE
+        return _unit(_bits(_base(profile.seed, 4), sessions), 0, 32) < _HALT_SHARE
     return np.zeros(len(sessions), dtype=np.bool_)
-
-
-def _fold(log_price: F64, centre: float) -> F64:
-    """Reflect a log price into centre ± 1.2, so forty years of walk stay within a factor 11."""
-    lo, width = centre - 1.2, 2.4
-    y = np.mod(log_price - lo, 2 * width)
-    return np.asarray(lo + np.where(y > width, 2 * width - y, y), dtype=np.float64)
 
 
 # --- daily bars ----------------------------------------------------------------------------
 
-
-@dataclass(frozen=True, eq=False)
-class _Daily:
-    """Daily bars of consecutive calendar sessions, by field."""
-
-    open: F64
-    high: F64
-    low: F64
-    close: F64
-    volume: F64
+# Cached blocks of daily bars, rows open/high/low/close/volume by _BLOCK sessions, keyed by
+# (symbol, block). Intraday bars need their session's daily open and close, so both use them.
+_BLOCKS: dict[tuple[str, int], F64] = {}
+_BLOCKS_KEPT = 32768  # ~80 MB
 
 
-@lru_cache(maxsize=8192)
-def _daily_block(symbol: str, block: int) -> _Daily:
-    """Sessions ``block * _BLOCK`` onwards: a Brownian bridge between the block's anchors."""
-    p = _profile(symbol)
-    first = block * _BLOCK
-    sessions = np.arange(first, first + _BLOCK, dtype=np.int64)
-    walk = np.cumsum(_normal(_hash(_base(p.seed, 4), sessions)) * _DAILY_SD)
-    start, end = p.anchors[block], p.anchors[block + 1]
+def _daily(plans: list[_Plan]) -> F64:
+    """Daily open, high, low, close and volume (rows) of every planned session (columns)."""
+    _fill_blocks(plans)
+    parts = []
+    for p in plans:
+        if len(p.sessions) == 0:
+            continue
+        first, last = int(p.sessions[0]) // _BLOCK, int(p.sessions[-1]) // _BLOCK
+        blocks = [_BLOCKS[(p.profile.symbol, b)] for b in range(first, last + 1)]
+        rows = blocks[0] if len(blocks) == 1 else np.hstack(blocks)
+        parts.append(rows[:, p.sessions - first * _BLOCK])
+    return np.hstack(parts) if parts else np.empty((5, 0))
+
+
+def _fill_blocks(plans: list[_Plan]) -> None:
+    """Compute the missing blocks of ``plans`` at once, each a Brownian bridge between anchors.
+
+    The anchors, one every ``_BLOCK`` sessions, are a coarse random walk from the symbol's start
+    price; a fixed block grid is what keeps a bar independent of the request that produced it.
+    """
+    missing = {
+        (p.profile.symbol, b): p.profile
+        for p in plans
+        if len(p.sessions)
+        for b in range(int(p.sessions[0]) // _BLOCK, int(p.sessions[-1]) // _BLOCK + 1)
+        if (p.profile.symbol, b) not in _BLOCKS
+    }
+    if not missing:
+        return
+    profiles = list(missing.values())
+    block = np.array([b for _, b in missing], dtype=np.int64)
+
+    def column(values: Iterable[float | int], dtype: type[np.generic]) -> npt.NDArray[Any]:
+        return np.array(list(values), dtype=dtype)[:, None]
+
+    seeds = [p.seed for p in profiles]
+    centre = column((p.log_price for p in profiles), np.float64)
+    start, end = _anchors(profiles, block)
+    sessions = block[:, None] * _BLOCK + np.arange(_BLOCK, dtype=np.int64)
+    walk = np.cumsum(_normal(_bits(column((_base(s, 6) for s in seeds), np.uint64), sessions)), 1)
+    walk *= _DAILY_SD
     weight = np.arange(1, _BLOCK + 1) / _BLOCK
-    log_close = _fold(start + walk - weight * (walk[-1] - (end - start)), p.log_price)
-    log_prev = np.concatenate((_fold(np.array([start]), p.log_price), log_close[:-1]))
-    open_ = np.exp(log_prev + 0.004 * _normal(_hash(_base(p.seed, 5), sessions)))
-    close = np.exp(log_close)
-    bits = _hash(_base(p.seed, 6), sessions)
+    log_close = _fold(start + walk - weight * (walk[:, -1:] - (end - start)), centre)
+    log_prev = np.hstack((_fold(start, centre), log_close[:, :-1]))
+    gap = _normal(_bits(column((_base(s, 7) for s in seeds), np.uint64), sessions))
+    open_, close = np.exp(log_prev + 0.004 * gap), np.exp(log_close)
+    bits = _bits(column((_base(s, 8) for s in seeds), np.uint64), sessions)
     high = np.maximum(open_, close) * np.exp(-0.006 * np.log(_unit(bits, 0, 16)))
     low = np.minimum(open_, close) * np.exp(0.006 * np.log(_unit(bits, 16, 16)))
-    volume = p.volume * np.exp(0.35 * np.sqrt(12) * (_unit(bits, 32, 16) - 0.5))
-    return _Daily(_price(open_), _price(high), _price(low), _price(close), _shares(volume))
+    volume = column((p.volume for p in profiles), np.float64)
+    volume = volume * np.exp(0.35 * math.sqrt(12) * (_unit(bits, 32, 16) - 0.5))
+    rows = np.stack([_price(open_), _price(high), _price(low), _price(close), _shares(volume)], 1)
+    while len(_BLOCKS) + len(missing) > _BLOCKS_KEPT and _BLOCKS:
+        del _BLOCKS[next(iter(_BLOCKS))]
+    for key, value in zip(missing, rows, strict=True):
+        _BLOCKS[key] = value
 
 
-def _daily(symbol: str, sessions: I64) -> _Daily:
-    """The daily bars of ``sessions`` (sorted calendar indices) of ``symbol``."""
-    if len(sessions) == 0:
-        empty = np.empty(0, dtype=np.float64)
-        return _Daily(empty, empty, empty, empty, empty)
-    first, last = int(sessions[0]) // _BLOCK, int(sessions[-1]) // _BLOCK
-    blocks = [_daily_block(symbol, b) for b in range(first, last + 1)]
-    at = sessions - first * _BLOCK
+def _anchors(profiles: list[_Profile], block: I64) -> tuple[F64, F64]:
+    """The unfolded log closes at the start and end of each (profile, block), as columns."""
+    rows = {p.symbol: i for i, p in enumerate(dict.fromkeys(profiles))}
+    owners = list(dict.fromkeys(profiles))
+    bases = np.array([_base(p.seed, 5) for p in owners], dtype=np.uint64)[:, None]
+    steps = _normal(_bits(bases, np.arange(int(block.max()) + 1, dtype=np.int64)))
+    steps *= _DAILY_SD * math.sqrt(_BLOCK)
+    walked = np.hstack((np.zeros((len(owners), 1)), np.cumsum(steps, axis=1)))
+    walked += np.array([p.log_price for p in owners])[:, None]
+    row = np.array([rows[p.symbol] for p in profiles], dtype=np.int64)
+    return walked[row, block][:, None], walked[row, block + 1][:, None]
 
-    def pick(field: str) -> F64:
-        parts = [getattr(b, field) for b in blocks]
-        whole = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return np.asarray(whole[at], dtype=np.float64)
 
-    return _Daily(pick("open"), pick("high"), pick("low"), pick("close"), pick("volume"))
+def _fold(log_price: F64, centre: F64) -> F64:
+    """Reflect log prices into centre ± 1.2, so decades of walk stay within a factor of 11."""
+    lo, width = centre - 1.2, 2.4
+    y = np.mod(log_price - lo, 2 * width)
+    return np.asarray(lo + np.where(y > width, 2 * width - y, y), dtype=np.float64)
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -337,136 +372,118 @@ class _Plan:
 
 
 def _plan(symbols: list[str], interval: Interval, window: DateRange, now_us: int) -> list[_Plan]:
-    step = spec(interval).seconds * _US
-    intraday = spec(interval).intraday
+    windows: dict[str, tuple[int, I64, I64]] = {}
     plans = []
     for symbol in symbols:
         p = _profile(symbol)
-        cal = p.calendar
-        lo = int(np.searchsorted(cal.sessions, np.datetime64(window.start, "D")))
-        hi = int(np.searchsorted(cal.sessions, np.datetime64(window.end, "D")))
-        hi = min(hi, int(np.searchsorted(cal.opens, now_us)))  # sessions that have opened
-        if p.listing is not None:
-            lo = max(lo, int(np.searchsorted(cal.sessions, np.datetime64(p.listing, "D"))))
-        sessions = np.arange(lo, max(lo, hi), dtype=np.int64)
-        sessions = sessions[~_halted(p, sessions)]
-        if not intraday:
-            ones = np.ones(len(sessions), dtype=np.int64)
-            plans.append(_Plan(p, sessions, ones, ones))
-            continue
-        opens, closes = cal.opens[sessions], cal.closes[sessions]
-        full = -((opens - closes) // step)
-        kept = np.minimum(full, np.maximum(0, -((opens - now_us) // step)))
-        plans.append(_Plan(p, sessions, full, kept))
+        if p.calendar.name not in windows:
+            windows[p.calendar.name] = _window(p.calendar, interval, window, now_us)
+        lo, full, kept = windows[p.calendar.name]
+        first = max(lo, p.first)
+        sessions = np.arange(first, lo + len(full), dtype=np.int64)
+        plan = _Plan(p, sessions, full[first - lo :], kept[first - lo :])
+        if p.halts != "none":
+            trading = ~_halted(p, sessions)
+            plan = _Plan(p, sessions[trading], plan.full[trading], plan.kept[trading])
+        plans.append(plan)
     return plans
+
+
+def _window(
+    cal: Calendar, interval: Interval, window: DateRange, now_us: int
+) -> tuple[int, I64, I64]:
+    """The first session of ``window`` on ``cal``, then full and kept bar counts per session."""
+    lo = int(np.searchsorted(cal.sessions, np.datetime64(window.start, "D")))
+    hi = int(np.searchsorted(cal.sessions, np.datetime64(window.end, "D")))
+    hi = max(lo, min(hi, int(np.searchsorted(cal.opens, now_us))))  # sessions that have opened
+    if not spec(interval).intraday:
+        ones = np.ones(hi - lo, dtype=np.int64)
+        return lo, ones, ones
+    step = spec(interval).seconds * _US
+    opens, closes = cal.opens[lo:hi], cal.closes[lo:hi]
+    full = -((opens - closes) // step)
+    return lo, full, np.minimum(full, -((opens - now_us) // step))
 
 
 def _frame(plans: list[_Plan], interval: Interval) -> pl.DataFrame:
     """The bars of ``plans`` in plan order, each plan's sorted by time."""
     if spec(interval).intraday:
         return _intraday(plans, interval)
-    daily = [_daily(p.profile.symbol, p.sessions) for p in plans]
-    days = [p.calendar.sessions[p.sessions].astype("datetime64[us]") for p in plans]
-    return _assemble(
-        plans,
-        [len(p.sessions) for p in plans],
-        _cat([d.astype(np.int64) for d in days], np.int64),
-        _cat([d.open for d in daily], np.float64),
-        _cat([d.high for d in daily], np.float64),
-        _cat([d.low for d in daily], np.float64),
-        _cat([d.close for d in daily], np.float64),
-        _cat([d.volume for d in daily], np.float64),
-        _cat([np.full(len(p.sessions), p.profile.trade_size) for p in plans], np.float64),
-    )
+    daily = _daily(plans)
+    ts = _cat([_midnights(p.calendar)[p.sessions] for p in plans], np.int64)
+    return _assemble(plans, ts, daily[0], daily[1], daily[2], daily[3], daily[4])
+
+
+@lru_cache(maxsize=8)
+def _midnights(calendar: Calendar) -> I64:
+    """Each session's date at 00:00 UTC in epoch microseconds: the key of its daily bar."""
+    return calendar.sessions.astype("datetime64[us]").astype(np.int64)
 
 
 def _intraday(plans: list[_Plan], interval: Interval) -> pl.DataFrame:
     """Bars of every planned session at once: each session bridges its daily open to close."""
     step = spec(interval).seconds * _US
-    daily = [_daily(p.profile.symbol, p.sessions) for p in plans]
+    daily = _daily(plans)
+    day_open, day_log_open = daily[0], np.log(daily[0])
     full = _cat([p.full for p in plans], np.int64)
     kept = _cat([p.kept for p in plans], np.int64)
     opens = _cat([p.calendar.opens[p.sessions] for p in plans], np.int64)
-    day_open = np.log(_cat([d.open for d in daily], np.float64))
-    day_close = np.log(_cat([d.close for d in daily], np.float64))
-    day_volume = _cat([d.volume for d in daily], np.float64)
-    trade_size = _cat([np.full(len(p.sessions), p.profile.trade_size) for p in plans], np.float64)
     # Streams depend on the interval, so 5min bars are not resampled 1min bars.
-    walk_base = _cat([_repeat(_base(p.profile.seed, 16 * step + 7), p) for p in plans], np.uint64)
-    noise_base = _cat([_repeat(_base(p.profile.seed, 16 * step + 8), p) for p in plans], np.uint64)
+    bases = [np.full(len(p.sessions), _base(p.profile.seed, 16 * step + 9)) for p in plans]
+    keys = _cat(bases, np.uint64) + opens.astype(np.uint64) * _GOLDEN
 
     n = int(full.sum())
-    session = np.repeat(np.arange(len(full)), full)
     starts = np.cumsum(full) - full
-    pos = np.arange(n, dtype=np.int64) - starts[session]
-    ts = opens[session] + pos * step
-    sd = 0.8 * _DAILY_SD / np.sqrt(np.maximum(full, 1))
+    pos = np.arange(n, dtype=np.int64) - np.repeat(starts, full)
+    ts = np.repeat(opens, full) + pos * step
+    # One hash per bar; four 16-bit uniforms drive its move, high, low and volume.
+    bits = _mix(np.repeat(keys, full) + pos.astype(np.uint64) * np.uint64(step * _GAMMA & _MASK))
+    sd = 0.8 * _DAILY_SD * math.sqrt(12) / np.sqrt(full)  # uniform moves of this sd each
+    moves = (_unit(bits, 0, 16) - 0.5) * np.repeat(sd, full)
 
     # A global cumsum minus each session's offset is every session's walk in one pass.
-    steps = _normal(_hash(walk_base[session], ts)) * sd[session]
-    total = np.cumsum(steps)
-    walk = total - (total[starts] - steps[starts])[session]
-    drift = walk[starts + full - 1] - (day_close - day_open)
-    log_close = day_open[session] + walk - (pos + 1) / full[session] * drift[session]
-    log_open = np.empty_like(log_close)
-    log_open[1:] = log_close[:-1]
-    log_open[starts] = day_open
-    open_, close = np.exp(log_open), np.exp(log_close)
-
-    bits = _hash(noise_base[session], ts)
-    spread = 0.5 * sd[session]
-    high = np.maximum(open_, close) * np.exp(-spread * np.log(_unit(bits, 0, 16)))
-    low = np.minimum(open_, close) * np.exp(spread * np.log(_unit(bits, 16, 16)))
-    centred = 2 * (pos + 0.5) / full[session] - 1
-    shape = 0.6 + 1.2 * centred**2  # U-shaped: busy open and close, averaging 1
-    volume = day_volume[session] / full[session] * shape
-    volume = volume * np.exp(0.5 * np.sqrt(12) * (_unit(bits, 32, 16) - 0.5))
-
-    keep = pos < kept[session]
-    if not keep.all():
-        ts, open_, high, low, close = ts[keep], open_[keep], high[keep], low[keep], close[keep]
-        volume, session = volume[keep], session[keep]
-    counts = [p.count for p in plans]
-    return _assemble(
-        plans,
-        counts,
-        ts,
-        _price(open_),
-        _price(high),
-        _price(low),
-        _price(close),
-        _shares(volume),
-        trade_size[session],
+    total = np.cumsum(moves)
+    walk = total - np.repeat(total[starts] - moves[starts], full)
+    drift = (walk[starts + full - 1] - (np.log(daily[3]) - day_log_open)) / full
+    close = _price(
+        np.exp(walk + np.repeat(day_log_open, full) - (pos + 1) * np.repeat(drift, full))
     )
+    open_ = np.empty_like(close)
+    open_[1:] = close[:-1]
+    open_[starts] = day_open
+    spread = np.repeat(sd, full)
+    high = _price(np.maximum(open_, close) * (1 + spread * _unit(bits, 16, 16)))
+    low = _price(np.minimum(open_, close) * (1 - spread * _unit(bits, 32, 16)))
+    centred = (pos + 0.5) * np.repeat(2 / full, full) - 1
+    volume = np.repeat(daily[4] / full, full) * (0.6 + 1.2 * centred**2)  # busy open and close
+    volume = _shares(volume * (0.5 + _unit(bits, 48, 16)))
+
+    keep = pos < np.repeat(kept, full)
+    if not keep.all():
+        ts, open_, high, low, close, volume = (
+            a[keep] for a in (ts, open_, high, low, close, volume)
+        )
+    return _assemble(plans, ts, open_, high, low, close, volume)
 
 
 def _assemble(
-    plans: list[_Plan],
-    counts: list[int],
-    ts: I64,
-    open_: F64,
-    high: F64,
-    low: F64,
-    close: F64,
-    volume: F64,
-    trade_size: F64,
+    plans: list[_Plan], ts: I64, open_: F64, high: F64, low: F64, close: F64, volume: F64
 ) -> pl.DataFrame:
-    """A frame in the lake's schema from per-bar arrays, ``counts[i]`` bars of ``plans[i]``."""
+    """A frame in the lake's schema from per-bar arrays, ``plans[i].count`` bars of plan i."""
+    counts = [p.count for p in plans]
     names = pl.Series("symbol", [p.profile.symbol for p in plans], dtype=pl.String)
-    which = np.repeat(np.arange(len(plans), dtype=np.uint32), counts)
-    vwap = _price((high + low + close) / 3)
-    trades = np.maximum(1, np.round(volume / trade_size)).astype(np.int64)
+    trade_size = np.repeat(np.array([p.profile.trade_size for p in plans]), counts)
     frame = pl.DataFrame(
         {
-            "symbol": names.gather(which),
+            "symbol": names.gather(np.repeat(np.arange(len(plans), dtype=np.uint32), counts)),
             "ts": pl.Series(ts, dtype=pl.Int64).cast(pl.Datetime("us")),
             "open": open_,
             "high": high,
             "low": low,
             "close": close,
             "volume": volume,
-            "vwap": vwap,
-            "trades": trades,
+            "vwap": (high + low + close) / 3,
+            "trades": np.maximum(1, np.round(volume / trade_size)).astype(np.int64),
         }
     )
     return frame.with_columns(
@@ -475,6 +492,11 @@ def _assemble(
 
 
 # --- randomness ----------------------------------------------------------------------------
+
+# SplitMix64: the state advances by _GAMMA and _mix scrambles it, so mix(base + i * _GAMMA) is
+# the i-th draw of the stream ``base``, computable for any i without drawing the ones before.
+_GAMMA = 0x9E3779B97F4A7C15
+_GOLDEN = np.uint64(_GAMMA)
 
 
 def _mix_int(x: int) -> int:
@@ -486,7 +508,7 @@ def _mix_int(x: int) -> int:
 
 def _base(seed: int, stream: int) -> int:
     """The key of one random stream of one symbol."""
-    return _mix_int(seed ^ _mix_int((stream * 0x9E3779B97F4A7C15) & _MASK))
+    return _mix_int(seed ^ _mix_int((stream * _GAMMA) & _MASK))
 
 
 def _mix(x: U64) -> U64:
@@ -496,12 +518,10 @@ def _mix(x: U64) -> U64:
     return np.asarray(x ^ (x >> np.uint64(31)), dtype=np.uint64)
 
 
-def _hash(base: int | U64, counter: I64) -> U64:
-    """64 random bits per counter, a pure function of (base, counter)."""
-    keys = counter.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    if isinstance(base, int):
-        return _mix(_mix(keys) ^ np.uint64(base))
-    return _mix(_mix(keys) ^ base)
+def _bits(base: int | U64, counter: I64) -> U64:
+    """64 random bits for each counter of the stream(s) ``base``."""
+    start = np.uint64(base) if isinstance(base, int) else base
+    return _mix(start + counter.astype(np.uint64) * _GOLDEN)
 
 
 def _unit(bits: U64, shift: int, width: int) -> F64:
@@ -516,12 +536,8 @@ def _normal(bits: U64) -> F64:
     return np.asarray(radius * np.cos(2 * np.pi * _unit(bits, 0, 32)), dtype=np.float64)
 
 
-def _cat(arrays: list[npt.NDArray[np.generic]], dtype: type[np.generic]) -> npt.NDArray[Any]:
+def _cat(arrays: list[npt.NDArray[Any]], dtype: type[np.generic]) -> npt.NDArray[Any]:
     return np.concatenate(arrays).astype(dtype) if arrays else np.empty(0, dtype=dtype)
-
-
-def _repeat(base: int, plan: _Plan) -> U64:
-    return np.full(len(plan.sessions), base, dtype=np.uint64)
 
 
 def _price(values: F64) -> F64:
@@ -533,7 +549,9 @@ def _shares(values: F64) -> F64:
     return np.maximum(1.0, np.round(values))
 
 
-# --- requests plumbing ---------------------------------------------------------------------
+# --- plumbing ------------------------------------------------------------------------------
+
+_NEVER = 2**62  # a "now" after every session
 
 
 def _now_us(now: datetime | None) -> int:

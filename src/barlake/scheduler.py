@@ -1,0 +1,472 @@
+"""Running a plan: bounded concurrency, one rate limiter per provider, retries, batched writes.
+
+Workers take requests in plan order and fetch their pages back to back. Every page waits for a
+token of the provider's limiter; rate-limit answers pause the limiter for everyone, transient
+failures back off with jitter, permanent ones are recorded once per symbol. Bars collect in a
+buffer that is written partition file by partition file when it grows large (each daily year file
+is rewritten once per flush, not once per symbol). Only after a flush are the ledger and the
+progress rows of the requests it covered updated, so the catalog never claims bars that are not
+durable. A reporter keeps the job row current for ``lake status`` in other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from barlake import bars as bars_
+from barlake.calendar import Calendar
+from barlake.config import BackfillConfig
+from barlake.errors import (
+    AuthError,
+    LakeError,
+    PermanentError,
+    RateLimitError,
+    TransientError,
+)
+from barlake.plan import Plan, PlannedRequest
+from barlake.providers.base import Provider, Request
+from barlake.ranges import DateRange
+from barlake.ratelimit import RateLimiter, backoff
+
+Stage = str  # one of: plan, fetch, validate, write
+REPORT_EVERY_S = 1.0
+FLUSH_EVERY_S = 15.0
+
+
+@dataclass
+class Unit:
+    """The work for one (symbol, interval): one progress row."""
+
+    symbol: str
+    interval: str
+    window: DateRange
+    open_requests: int = 0
+    records: int = 0
+    requests: int = 0
+    status: str = "pending"
+    error: str | None = None
+    stage: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    dirty: bool = False
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "status": self.status,
+            "records_loaded": self.records,
+            "error_message": self.error,
+            "stage": self.stage,
+            "requests": self.requests,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+        }
+
+
+@dataclass
+class JobResult:
+    """What a fill did; ``lake fill --json`` prints it."""
+
+    job_id: str
+    status: str
+    requests_planned: int
+    requests: int
+    retries: int
+    bars_written: int
+    symbols: int
+    symbols_done: int
+    symbols_failed: int
+    duration_s: float
+    symbol_errors: dict[str, dict[str, str]] = field(default_factory=dict)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "requests_planned": self.requests_planned,
+            "requests": self.requests,
+            "retries": self.retries,
+            "bars_written": self.bars_written,
+            "symbols": self.symbols,
+            "symbols_done": self.symbols_done,
+            "symbols_failed": self.symbols_failed,
+            "duration_s": round(self.duration_s, 3),
+            "symbol_errors": self.symbol_errors,
+            "skipped": self.skipped,
+        }
+
+
+ProgressCallback = Callable[[int, int, int], None]  # requests done, requests planned, bars
+
+
+class Scheduler:
+    """Runs one plan for one job. Use ``await Scheduler(...).run()``."""
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        plan: Plan,
+        provider: Provider,
+        limiter: RateLimiter,
+        write: Callable[[str, pl.DataFrame], int],
+        record: Callable[..., None],
+        calendars: dict[str, Calendar],
+        config: BackfillConfig,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_progress: ProgressCallback | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.job_id, self.plan, self.provider, self.limiter = job_id, plan, provider, limiter
+        self._write, self._record, self.calendars = write, record, calendars
+        self.config, self.clock, self.on_progress = config, clock, on_progress
+        self.rng = rng or random.Random()
+        self.units: dict[tuple[str, str], Unit] = {}
+        for g in plan.gaps:
+            unit = self.units.get((g.symbol, g.interval))
+            window = g.range if unit is None else DateRange(unit.window.start, g.range.end)
+            self.units[(g.symbol, g.interval)] = Unit(g.symbol, g.interval, window)
+        for p in plan.requests:
+            for s in p.request.symbols:
+                self.units[(s, p.request.interval)].open_requests += 1
+        self.calls = self.retries = self.bars_written = self.done_requests = 0
+        self.errors: dict[str, dict[str, str]] = {}
+        self._buffer: list[tuple[str, pl.DataFrame]] = []
+        self._buffered_rows = 0
+        self._fetched: list[tuple[Request, dict[str, int], datetime]] = []
+        self._flush_lock = asyncio.Lock()
+        self._catalog_lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self._fatal: BaseException | None = None
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(self) -> JobResult:
+        started = time.monotonic()
+        queue: asyncio.Queue[PlannedRequest] = asyncio.Queue()
+        for p in self.plan.requests:
+            queue.put_nowait(p)
+        workers = [
+            asyncio.create_task(self._worker(queue))
+            for _ in range(min(self.config.parallel_symbols, max(1, queue.qsize())))
+        ]
+        reporter = asyncio.create_task(self._reporter())
+        status = "done"
+        try:
+            await asyncio.gather(*workers)
+        except asyncio.CancelledError:
+            status = "interrupted"
+        except AuthError as exc:
+            self._fatal = exc
+            status = "failed"
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
+            await asyncio.shield(self._flush_now())
+        failed = sum(1 for u in self.units.values() if u.status == "failed")
+        if status == "done" and failed:
+            status = "partial"
+        if status in ("interrupted", "failed"):
+            for u in self.units.values():
+                if u.status in ("running", "pending"):
+                    u.status, u.dirty = "interrupted", True
+        result = self._result(status, time.monotonic() - started)
+        self._save(job={"status": status, "finished_at": self.clock(), **self._counters()})
+        if self._fatal is not None:
+            raise self._fatal
+        if status == "interrupted":
+            raise asyncio.CancelledError
+        return result
+
+    async def _worker(self, queue: asyncio.Queue[PlannedRequest]) -> None:
+        while True:
+            try:
+                planned = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await self._serve(planned.request, queue)
+
+    async def _serve(self, request: Request, queue: asyncio.Queue[PlannedRequest]) -> None:
+        now = self.clock()
+        for s in request.symbols:
+            unit = self.units[(s, request.interval)]
+            if unit.status == "pending":
+                unit.status, unit.started_at, unit.dirty = "running", now, True
+        pages: list[pl.DataFrame] = []
+        cursor: str | None = None
+        try:
+            while True:
+                page = await self._page(request, cursor)
+                for s in request.symbols:
+                    self.units[(s, request.interval)].requests += 1
+                pages.append(page.bars)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        except PermanentError as exc:
+            bad = getattr(exc, "symbol", None)
+            if len(request.symbols) > 1:
+                # One bad symbol must not sink its pack: retry the others, or each alone.
+                rest = [s for s in request.symbols if s != bad] if bad else []
+                if bad:
+                    self._fail(request, [bad], str(exc), "fetch")
+                splits = [tuple(rest)] if bad else [(s,) for s in request.symbols]
+                for symbols in splits:
+                    if symbols:
+                        sub = Request(request.provider, symbols, request.interval, request.range)
+                        queue.put_nowait(PlannedRequest(sub, 0, 0, 1))
+                for s in (bad,) if bad else ():
+                    self.units[(s, request.interval)].open_requests -= 1
+                return
+            self._fail(request, request.symbols, str(exc), "fetch")
+            self._request_closed(request)
+            return
+        except (TransientError, RateLimitError) as exc:
+            self._fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
+            self._request_closed(request)
+            return
+        frame = pl.concat(pages, how="vertical") if pages else bars_.empty()
+        clean, counts = self._validate(request, frame)
+        self._fetched.append((request, counts, self.clock()))
+        self._request_closed(request, flushed=False)
+        if clean.height:
+            self._buffer.append((request.interval, clean))
+            self._buffered_rows += clean.height
+        if (
+            self._buffered_rows >= self.config.flush_rows
+            or time.monotonic() - self._last_flush > FLUSH_EVERY_S
+        ):
+            await self._flush_now()
+
+    async def _page(self, request: Request, cursor: str | None) -> Any:
+        attempts = rate_limited = 0
+        while True:
+            await self.limiter.acquire()
+            self.calls += 1
+            try:
+                return await self.provider.fetch_page(request, cursor)
+            except RateLimitError as exc:
+                rate_limited += 1
+                self.retries += 1
+                if rate_limited > 4 * self.config.max_attempts:
+                    raise
+                wait = exc.retry_after
+                if wait is None:
+                    wait = backoff(
+                        rate_limited,
+                        base=self.config.backoff_base_s,
+                        cap=self.config.backoff_cap_s,
+                        rng=self.rng,
+                    )
+                self.limiter.pause(wait)
+            except TransientError:
+                attempts += 1
+                self.retries += 1
+                if attempts >= self.config.max_attempts:
+                    raise
+                await asyncio.sleep(
+                    backoff(
+                        attempts,
+                        base=self.config.backoff_base_s,
+                        cap=self.config.backoff_cap_s,
+                        rng=self.rng,
+                    )
+                )
+
+    def _validate(
+        self, request: Request, frame: pl.DataFrame
+    ) -> tuple[pl.DataFrame, dict[str, int]]:
+        """Bars of the request that may be stored; impossible bars become symbol errors."""
+        try:
+            frame = bars_.conform(frame)
+        except LakeError as exc:
+            self._fail(request, request.symbols, str(exc), "validate")
+            return bars_.empty(), {}
+        shift = self._day_shift(request)
+        day = (pl.col("ts") + shift).dt.date()
+        frame = frame.filter(
+            pl.col("symbol").is_in(list(request.symbols))
+            & (day >= request.range.start)
+            & (day < request.range.end)
+        ).unique(subset=bars_.KEY, keep="last")
+        bad = bars_.invalid_rows(frame)
+        if bad.any():
+            for sym, n in frame.filter(bad).group_by("symbol").len().iter_rows():
+                self._fail(request, [sym], f"{n} impossible bar(s) rejected", "validate")
+            frame = frame.filter(~bad)
+        counts = dict(frame.group_by("symbol").len().iter_rows())
+        return frame, {s: int(counts.get(s, 0)) for s in request.symbols}
+
+    def _day_shift(self, request: Request) -> timedelta:
+        if request.interval == "1day":
+            return timedelta(0)
+        cal = self.calendars.get(request.symbols[0])
+        return cal.day_shift if cal else timedelta(0)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def _fail(self, request: Request, symbols: Any, message: str, stage: Stage) -> None:
+        now = self.clock()
+        for s in symbols:
+            unit = self.units[(s, request.interval)]
+            unit.status, unit.error, unit.stage, unit.dirty = "failed", message, stage, True
+            unit.completed_at = now
+            self.errors[s] = {
+                "error": message,
+                "stage": stage,
+                "interval": request.interval,
+                "timestamp": now.isoformat(),
+            }
+
+    def _request_closed(self, request: Request, *, flushed: bool = True) -> None:
+        self.done_requests += 1
+        if flushed:
+            for s in request.symbols:
+                self.units[(s, request.interval)].open_requests -= 1
+        if self.on_progress:
+            self.on_progress(self.done_requests, len(self.plan.requests), self.bars_written)
+
+    async def _flush_now(self) -> None:
+        async with self._flush_lock:
+            buffer, fetched = self._buffer, self._fetched
+            self._buffer, self._fetched, self._buffered_rows = [], [], 0
+            self._last_flush = time.monotonic()
+            if buffer or fetched:
+                await asyncio.to_thread(self._flush, buffer, fetched)
+
+    def _flush(self, buffer: list[tuple[str, pl.DataFrame]], fetched: list[Any]) -> None:
+        """Write buffered bars, then record the ledger and progress of what they completed."""
+        by_interval: dict[str, list[pl.DataFrame]] = {}
+        for interval, frame in buffer:
+            by_interval.setdefault(interval, []).append(frame)
+        written = 0
+        try:
+            for interval, frames in by_interval.items():
+                written += self._write(interval, pl.concat(frames, how="vertical"))
+        except LakeError as exc:
+            for request, _, _ in fetched:
+                self._fail(request, list(request.symbols), str(exc), "write")
+                for s in request.symbols:
+                    self.units[(s, request.interval)].open_requests -= 1
+            self._save(job=self._counters())
+            return
+        self.bars_written += written
+        ledger = []
+        for request, counts, fetched_at in fetched:
+            for s in request.symbols:
+                unit = self.units[(s, request.interval)]
+                unit.open_requests -= 1
+                if unit.status == "failed":
+                    continue
+                n = counts.get(s, 0)
+                unit.records += n
+                unit.dirty = True
+                ledger.append(self._ledger_row(request, s, n, fetched_at))
+                if unit.open_requests <= 0:
+                    unit.status, unit.completed_at = "done", fetched_at
+        rows = pl.DataFrame(ledger, schema=LEDGER_SCHEMA) if ledger else None
+        self._save(job=self._counters(), ledger=rows)
+
+    def _ledger_row(
+        self, request: Request, symbol: str, n: int, fetched_at: datetime
+    ) -> dict[str, Any]:
+        cal = self.calendars.get(symbol)
+        grace = timedelta(minutes=self.config.provisional_grace_minutes)
+        closed = cal.closed_before(fetched_at, grace) if cal else None
+        final = closed is not None and request.range.last <= closed
+        return {
+            "provider": request.provider,
+            "symbol": symbol,
+            "interval": request.interval,
+            "start_date": request.range.start,
+            "end_date": request.range.end,
+            "bars": n,
+            "fetched_at": fetched_at,
+            "final": final,
+            "job_id": self.job_id,
+        }
+
+    def _counters(self) -> dict[str, Any]:
+        units = self.units.values()
+        return {
+            "requests_made": self.calls,
+            "bars_written": self.bars_written,
+            "symbols_done": len({u.symbol for u in units if u.status == "done"}),
+            "symbols_failed": len({u.symbol for u in units if u.status == "failed"}),
+            "heartbeat_at": self.clock(),
+        }
+
+    def _save(self, *, job: dict[str, Any], ledger: pl.DataFrame | None = None) -> None:
+        with self._catalog_lock:
+            dirty = [u for u in self.units.values() if u.dirty]
+            for u in dirty:
+                u.dirty = False
+            progress = (
+                pl.DataFrame([u.row() for u in dirty], schema=PROGRESS_SCHEMA) if dirty else None
+            )
+            self._record(self.job_id, job=job, progress=progress, ledger=ledger)
+
+    async def _reporter(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_EVERY_S)
+            await asyncio.to_thread(self._save, job=self._counters())
+
+    def _result(self, status: str, duration: float) -> JobResult:
+        units = self.units.values()
+        return JobResult(
+            job_id=self.job_id,
+            status=status,
+            requests_planned=len(self.plan.requests),
+            requests=self.calls,
+            retries=self.retries,
+            bars_written=self.bars_written,
+            symbols=len({u.symbol for u in units}),
+            symbols_done=len({u.symbol for u in units if u.status == "done"}),
+            symbols_failed=len({u.symbol for u in units if u.status == "failed"}),
+            duration_s=duration,
+            symbol_errors=dict(sorted(self.errors.items())),
+            skipped=[s.to_dict() for s in self.plan.skipped],
+        )
+
+
+LEDGER_SCHEMA: dict[str, Any] = {
+    "provider": pl.String,
+    "symbol": pl.String,
+    "interval": pl.String,
+    "start_date": pl.Date,
+    "end_date": pl.Date,
+    "bars": pl.Int64,
+    "fetched_at": pl.Datetime("us", "UTC"),
+    "final": pl.Boolean,
+    "job_id": pl.String,
+}
+
+PROGRESS_SCHEMA: dict[str, Any] = {
+    "symbol": pl.String,
+    "interval": pl.String,
+    "status": pl.String,
+    "records_loaded": pl.Int64,
+    "error_message": pl.String,
+    "stage": pl.String,
+    "requests": pl.Int64,
+    "started_at": pl.Datetime("us", "UTC"),
+    "completed_at": pl.Datetime("us", "UTC"),
+}
