@@ -14,7 +14,8 @@ Every error carries ``retryable`` (the scheduler retries only those) and ``exit_
     │   └── PermanentError  (3)    other 4xx, unknown symbol at the provider: recorded once
     ├── ValidationError     (1)    bars that are impossible or malformed: never stored
     ├── StorageError        (4)    a Parquet file or the lake layout cannot be read or written
-    └── LockError           (4)    the catalog or a lake lock is held by another process
+    │   └── LockError       (4)    the catalog or a lake lock is held by another process
+    └── Interrupted       (130)    SIGINT or SIGTERM stopped a job after saving its work
 """
 
 from __future__ import annotations
@@ -68,7 +69,15 @@ class TransientError(ProviderError):
 
 
 class PermanentError(ProviderError):
-    """A failure that retrying will not fix for this request."""
+    """A failure that retrying will not fix for this request.
+
+    ``symbol`` names the one symbol at fault when the provider says so, so that the other
+    symbols of a multi-symbol request can be fetched without it.
+    """
+
+    def __init__(self, message: str, symbol: str | None = None) -> None:
+        super().__init__(message)
+        self.symbol = symbol
 
 
 class ValidationError(LakeError):
@@ -83,3 +92,9 @@ class StorageError(LakeError):
 
 class LockError(StorageError):
     """Another process holds a lock we need."""
+
+
+class Interrupted(LakeError):
+    """A job was stopped by a signal; what it fetched was saved."""
+
+    exit_code = 130

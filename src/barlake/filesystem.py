@@ -25,7 +25,11 @@ class LocalFileSystem:
     def replace(self, path: Path, write: Callable[[Path], None]) -> None:
         """Write ``path`` through ``write(tmp_path)``, then move it into place atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self._remove_stale_temporaries(path)
+        # The leading dot hides the temporary file from dataset readers (pyarrow and pandas skip
+        # names starting with "." or "_"); without it a reader listing the directory during a
+        # write, or after a crash, would open a partial file.
+        tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
             write(tmp)
             with open(tmp, "rb") as fh:
@@ -64,9 +68,30 @@ class LocalFileSystem:
         return count
 
     @staticmethod
+    def _remove_stale_temporaries(path: Path) -> None:
+        """Delete temporary files of ``path`` left by writers that are no longer running."""
+        for p in path.parent.glob(f".{path.name}{TMP_MARK}*"):
+            pid = p.name[len(path.name) + 1 + len(TMP_MARK) :].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
+    @staticmethod
     def _sync_dir(directory: Path) -> None:
         fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -541,12 +541,10 @@ def _run_until_signalled(scheduler: Scheduler, provider: Provider) -> JobResult:
 
     async def main() -> JobResult:
         loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, task.cancel)
+                loop.add_signal_handler(sig, scheduler.interrupt)
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
@@ -557,10 +555,7 @@ def _run_until_signalled(scheduler: Scheduler, provider: Provider) -> JobResult:
                 loop.remove_signal_handler(sig)
             await provider.aclose()
 
-    try:
-        return asyncio.run(main())
-    except asyncio.CancelledError:
-        raise KeyboardInterrupt from None
+    return asyncio.run(main())
 
 
 def _days_by_symbol(frame: pl.DataFrame) -> dict[str, np.ndarray[Any, Any]]:

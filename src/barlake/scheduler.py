@@ -27,6 +27,7 @@ from barlake.calendar import Calendar
 from barlake.config import BackfillConfig
 from barlake.errors import (
     AuthError,
+    Interrupted,
     LakeError,
     PermanentError,
     RateLimitError,
@@ -151,58 +152,69 @@ class Scheduler:
         self._fetched: list[tuple[Request, dict[str, int], datetime]] = []
         self._flush_lock = asyncio.Lock()
         self._catalog_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._workers: list[asyncio.Task[None]] = []
+        self._interrupted = False
         self._last_flush = time.monotonic()
         self._fatal: BaseException | None = None
 
     # -- running -----------------------------------------------------------------------------
 
+    def interrupt(self) -> None:
+        """Stop fetching (SIGINT/SIGTERM): workers stop, fetched bars are still saved."""
+        self._interrupted = True
+        for w in self._workers:
+            w.cancel()
+
     async def run(self) -> JobResult:
+        """Run the plan; raises ``AuthError`` (job failed) or ``Interrupted`` after everything fetched so far has been written and recorded."""
         started = time.monotonic()
         queue: asyncio.Queue[PlannedRequest] = asyncio.Queue()
         for p in self.plan.requests:
             queue.put_nowait(p)
-        workers = [
+        self._workers = [
             asyncio.create_task(self._worker(queue))
             for _ in range(min(self.config.parallel_symbols, max(1, queue.qsize())))
         ]
         reporter = asyncio.create_task(self._reporter())
-        status = "done"
-        try:
-            await asyncio.gather(*workers)
-        except asyncio.CancelledError:
-            status = "interrupted"
-        except AuthError as exc:
-            self._fatal = exc
-            status = "failed"
-        finally:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            reporter.cancel()
-            await asyncio.gather(reporter, return_exceptions=True)
-            await asyncio.shield(self._flush_now())
-        failed = sum(1 for u in self.units.values() if u.status == "failed")
-        if status == "done" and failed:
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        reporter.cancel()
+        await asyncio.gather(reporter, return_exceptions=True)
+        # Synchronous from here: nothing can interrupt the final write and its records.
+        self._flush(*self._take_buffer())
+        status = "failed" if self._fatal else "interrupted" if self._interrupted else "done"
+        if status == "done" and any(u.status == "failed" for u in self.units.values()):
             status = "partial"
         if status in ("interrupted", "failed"):
             for u in self.units.values():
                 if u.status in ("running", "pending"):
                     u.status, u.dirty = "interrupted", True
-        result = self._result(status, time.monotonic() - started)
         self._save(job={"status": status, "finished_at": self.clock(), **self._counters()})
         if self._fatal is not None:
             raise self._fatal
-        if status == "interrupted":
-            raise asyncio.CancelledError
-        return result
+        if self._interrupted:
+            msg = (
+                f"job {self.job_id} interrupted; {self.bars_written:,} bars were saved. "
+                "Run the same fill again to fetch the rest"
+            )
+            raise Interrupted(msg)
+        return self._result(status, time.monotonic() - started)
 
     async def _worker(self, queue: asyncio.Queue[PlannedRequest]) -> None:
-        while True:
+        while not self._interrupted:
             try:
                 planned = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            await self._serve(planned.request, queue)
+            try:
+                await self._serve(planned.request, queue)
+            except AuthError as exc:
+                # Credentials are refused for everyone: stop the whole job at once.
+                self._fatal = exc
+                for w in self._workers:
+                    if w is not asyncio.current_task():
+                        w.cancel()
+                return
 
     async def _serve(self, request: Request, queue: asyncio.Queue[PlannedRequest]) -> None:
         now = self.clock()
@@ -344,16 +356,29 @@ class Scheduler:
         if self.on_progress:
             self.on_progress(self.done_requests, len(self.plan.requests), self.bars_written)
 
+    def _take_buffer(self) -> tuple[list[tuple[str, pl.DataFrame]], list[Any]]:
+        buffer, fetched = self._buffer, self._fetched
+        self._buffer, self._fetched, self._buffered_rows = [], [], 0
+        self._last_flush = time.monotonic()
+        return buffer, fetched
+
     async def _flush_now(self) -> None:
+        # The asyncio lock makes workers wait while a flush runs (memory stays bounded).
         async with self._flush_lock:
-            buffer, fetched = self._buffer, self._fetched
-            self._buffer, self._fetched, self._buffered_rows = [], [], 0
-            self._last_flush = time.monotonic()
+            buffer, fetched = self._take_buffer()
             if buffer or fetched:
                 await asyncio.to_thread(self._flush, buffer, fetched)
 
     def _flush(self, buffer: list[tuple[str, pl.DataFrame]], fetched: list[Any]) -> None:
-        """Write buffered bars, then record the ledger and progress of what they completed."""
+        """Write buffered bars, then record the ledger and progress of what they completed.
+
+        The thread lock keeps flushes apart even when a cancelled worker's flush thread is
+        still running while the final flush starts.
+        """
+        with self._write_lock:
+            self._flush_locked(buffer, fetched)
+
+    def _flush_locked(self, buffer: list[tuple[str, pl.DataFrame]], fetched: list[Any]) -> None:
         by_interval: dict[str, list[pl.DataFrame]] = {}
         for interval, frame in buffer:
             by_interval.setdefault(interval, []).append(frame)

@@ -15,6 +15,8 @@ import asyncio
 import hashlib
 import math
 import random
+import struct
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -47,6 +49,8 @@ _HALT_SHARE = 0.02
 _DAILY_SD = 0.015  # daily log-return standard deviation
 _BLOCK = 64  # sessions per cached block of daily bars; a fixed grid keeps bars cut-independent
 _MASK = (1 << 64) - 1
+# Indices of a profile's random streams; stream 0 is the seed of its listing and halts.
+_HALTS, _ANCHORS, _WALK, _NOISE, _INTRADAY, _LEVELS = range(1, 7)
 _US = 1_000_000
 
 
@@ -223,12 +227,15 @@ class _Profile:
     log_price: float  # where the walk starts, in the calendar's first session
     volume: float  # typical daily volume
     trade_size: float  # shares per trade
+    streams: tuple[int, ...]  # keys of its random streams, indexed by _HALTS.._LEVELS
 
 
 @lru_cache(maxsize=65536)
 def _profile(symbol: str) -> _Profile:
-    # blake2b, unlike hash(), is stable across processes and Python versions.
-    seed = int.from_bytes(hashlib.blake2b(symbol.encode(), digest_size=8).digest(), "little")
+    # blake2b, unlike hash(), is stable across processes and Python versions; its 64 bytes are
+    # the symbol's seed and the keys of its random streams.
+    streams = struct.unpack("<8Q", hashlib.blake2b(symbol.encode()).digest())
+    seed = streams[0]
     crypto = symbol.endswith("USDT") or "-USD" in symbol
     calendar = get_calendar("24/7" if crypto else "XNYS")
     listing: date | None = None
@@ -242,7 +249,8 @@ def _profile(symbol: str) -> _Profile:
     first = 0
     if listing is not None:
         first = int(np.searchsorted(calendar.sessions, np.datetime64(listing, "D")))
-    price, volume, size = (_mix_int(_base(seed, s)) / 2.0**64 for s in (1, 2, 3))
+    levels = streams[_LEVELS]
+    price, volume, size = (((levels >> shift) & 0xFFFFF) / 2.0**20 for shift in (0, 20, 40))
     return _Profile(
         symbol,
         seed,
@@ -253,6 +261,7 @@ def _profile(symbol: str) -> _Profile:
         log_price=math.log(10) + price * math.log(50),  # 10..500, log-uniform
         volume=math.exp(math.log(2e5) + volume * math.log(250)),  # 200k..50M a day
         trade_size=30 + 270 * size,
+        streams=streams,
     )
 
 
@@ -260,7 +269,7 @@ def _halted(profile: _Profile, sessions: I64) -> npt.NDArray[np.bool_]:
     if profile.halts == "every5":
         return np.asarray(sessions % 5 == 0)
     if profile.halts == "random":
-        return _unit(_bits(_base(profile.seed, 4), sessions), 0, 32) < _HALT_SHARE
+        return _unit(_bits(profile.streams[_HALTS], sessions), 0, 32) < _HALT_SHARE
     return np.zeros(len(sessions), dtype=np.bool_)
 
 
@@ -270,71 +279,80 @@ def _halted(profile: _Profile, sessions: I64) -> npt.NDArray[np.bool_]:
 # (symbol, block). Intraday bars need their session's daily open and close, so both use them.
 _BLOCKS: dict[tuple[str, int], F64] = {}
 _BLOCKS_KEPT = 32768  # ~80 MB
+_BLOCKS_LOCK = threading.Lock()  # generate() may run in worker threads
 
 
 def _daily(plans: list[_Plan]) -> F64:
     """Daily open, high, low, close and volume (rows) of every planned session (columns)."""
-    _fill_blocks(plans)
-    parts = []
+    cached = _blocks(plans)
+    blocks, columns, used = [], [], 0
     for p in plans:
         if len(p.sessions) == 0:
             continue
         first, last = int(p.sessions[0]) // _BLOCK, int(p.sessions[-1]) // _BLOCK
-        blocks = [_BLOCKS[(p.profile.symbol, b)] for b in range(first, last + 1)]
-        rows = blocks[0] if len(blocks) == 1 else np.hstack(blocks)
-        parts.append(rows[:, p.sessions - first * _BLOCK])
-    return np.hstack(parts) if parts else np.empty((5, 0))
+        blocks += [cached[(p.profile.symbol, b)] for b in range(first, last + 1)]
+        columns.append(p.sessions + (used - first * _BLOCK))
+        used += (last - first + 1) * _BLOCK
+    if not blocks:
+        return np.empty((5, 0))
+    return np.concatenate(blocks, axis=1)[:, np.concatenate(columns)]
 
 
-def _fill_blocks(plans: list[_Plan]) -> None:
-    """Compute the missing blocks of ``plans`` at once, each a Brownian bridge between anchors.
+def _blocks(plans: list[_Plan]) -> dict[tuple[str, int], F64]:
+    """The blocks ``plans`` need; missing ones are computed at once, each a Brownian bridge.
 
     The anchors, one every ``_BLOCK`` sessions, are a coarse random walk from the symbol's start
     price; a fixed block grid is what keeps a bar independent of the request that produced it.
     """
-    missing = {
+    needed = {
         (p.profile.symbol, b): p.profile
         for p in plans
         if len(p.sessions)
         for b in range(int(p.sessions[0]) // _BLOCK, int(p.sessions[-1]) // _BLOCK + 1)
-        if (p.profile.symbol, b) not in _BLOCKS
     }
+    with _BLOCKS_LOCK:
+        found = {key: _BLOCKS[key] for key in needed if key in _BLOCKS}
+    missing = {key: profile for key, profile in needed.items() if key not in found}
     if not missing:
-        return
+        return found
     profiles = list(missing.values())
     block = np.array([b for _, b in missing], dtype=np.int64)
 
     def column(values: Iterable[float | int], dtype: type[np.generic]) -> npt.NDArray[Any]:
         return np.array(list(values), dtype=dtype)[:, None]
 
-    seeds = [p.seed for p in profiles]
     centre = column((p.log_price for p in profiles), np.float64)
     start, end = _anchors(profiles, block)
     sessions = block[:, None] * _BLOCK + np.arange(_BLOCK, dtype=np.int64)
-    walk = np.cumsum(_normal(_bits(column((_base(s, 6) for s in seeds), np.uint64), sessions)), 1)
+    walk = np.cumsum(
+        _normal(_bits(column((p.streams[_WALK] for p in profiles), np.uint64), sessions)), 1
+    )
     walk *= _DAILY_SD
     weight = np.arange(1, _BLOCK + 1) / _BLOCK
     log_close = _fold(start + walk - weight * (walk[:, -1:] - (end - start)), centre)
     log_prev = np.hstack((_fold(start, centre), log_close[:, :-1]))
-    gap = _normal(_bits(column((_base(s, 7) for s in seeds), np.uint64), sessions))
-    open_, close = np.exp(log_prev + 0.004 * gap), np.exp(log_close)
-    bits = _bits(column((_base(s, 8) for s in seeds), np.uint64), sessions)
-    high = np.maximum(open_, close) * np.exp(-0.006 * np.log(_unit(bits, 0, 16)))
-    low = np.minimum(open_, close) * np.exp(0.006 * np.log(_unit(bits, 16, 16)))
-    volume = column((p.volume for p in profiles), np.float64)
-    volume = volume * np.exp(0.35 * math.sqrt(12) * (_unit(bits, 32, 16) - 0.5))
+    # One hash per session; five 12-bit uniforms drive its gap, high, low and volume. A sum of
+    # two uniforms (sd 1 once scaled by sqrt(6)) is normal enough for an overnight gap.
+    bits = _bits(column((p.streams[_NOISE] for p in profiles), np.uint64), sessions)
+    gap = (_unit(bits, 36, 12) + _unit(bits, 48, 12) - 1) * (0.004 * math.sqrt(6))
+    open_, close = np.exp(log_prev + gap), np.exp(log_close)
+    high = np.maximum(open_, close) * (1 + 0.012 * _unit(bits, 0, 12))
+    low = np.minimum(open_, close) * (1 - 0.012 * _unit(bits, 12, 12))
+    volume = column((p.volume for p in profiles), np.float64) * (0.4 + 1.2 * _unit(bits, 24, 12))
     rows = np.stack([_price(open_), _price(high), _price(low), _price(close), _shares(volume)], 1)
-    while len(_BLOCKS) + len(missing) > _BLOCKS_KEPT and _BLOCKS:
-        del _BLOCKS[next(iter(_BLOCKS))]
-    for key, value in zip(missing, rows, strict=True):
-        _BLOCKS[key] = value
+    found.update(zip(missing, rows, strict=True))
+    with _BLOCKS_LOCK:
+        while len(_BLOCKS) + len(missing) > _BLOCKS_KEPT and _BLOCKS:
+            del _BLOCKS[next(iter(_BLOCKS))]
+        _BLOCKS.update((key, found[key]) for key in missing)
+    return found
 
 
 def _anchors(profiles: list[_Profile], block: I64) -> tuple[F64, F64]:
     """The unfolded log closes at the start and end of each (profile, block), as columns."""
     rows = {p.symbol: i for i, p in enumerate(dict.fromkeys(profiles))}
     owners = list(dict.fromkeys(profiles))
-    bases = np.array([_base(p.seed, 5) for p in owners], dtype=np.uint64)[:, None]
+    bases = np.array([p.streams[_ANCHORS] for p in owners], dtype=np.uint64)[:, None]
     steps = _normal(_bits(bases, np.arange(int(block.max()) + 1, dtype=np.int64)))
     steps *= _DAILY_SD * math.sqrt(_BLOCK)
     walked = np.hstack((np.zeros((len(owners), 1)), np.cumsum(steps, axis=1)))
@@ -429,7 +447,10 @@ def _intraday(plans: list[_Plan], interval: Interval) -> pl.DataFrame:
     kept = _cat([p.kept for p in plans], np.int64)
     opens = _cat([p.calendar.opens[p.sessions] for p in plans], np.int64)
     # Streams depend on the interval, so 5min bars are not resampled 1min bars.
-    bases = [np.full(len(p.sessions), _base(p.profile.seed, 16 * step + 9)) for p in plans]
+    bases = [
+        np.full(len(p.sessions), _base(p.profile.streams[_INTRADAY], step), np.uint64)
+        for p in plans
+    ]
     keys = _cat(bases, np.uint64) + opens.astype(np.uint64) * _GOLDEN
 
     n = int(full.sum())
@@ -438,8 +459,8 @@ def _intraday(plans: list[_Plan], interval: Interval) -> pl.DataFrame:
     ts = np.repeat(opens, full) + pos * step
     # One hash per bar; four 16-bit uniforms drive its move, high, low and volume.
     bits = _mix(np.repeat(keys, full) + pos.astype(np.uint64) * np.uint64(step * _GAMMA & _MASK))
-    sd = 0.8 * _DAILY_SD * math.sqrt(12) / np.sqrt(full)  # uniform moves of this sd each
-    moves = (_unit(bits, 0, 16) - 0.5) * np.repeat(sd, full)
+    sd = np.repeat(0.8 * _DAILY_SD / np.sqrt(full), full)  # of one bar's move
+    moves = (_unit(bits, 0, 16) - 0.5) * math.sqrt(12) * sd
 
     # A global cumsum minus each session's offset is every session's walk in one pass.
     total = np.cumsum(moves)
@@ -451,9 +472,8 @@ def _intraday(plans: list[_Plan], interval: Interval) -> pl.DataFrame:
     open_ = np.empty_like(close)
     open_[1:] = close[:-1]
     open_[starts] = day_open
-    spread = np.repeat(sd, full)
-    high = _price(np.maximum(open_, close) * (1 + spread * _unit(bits, 16, 16)))
-    low = _price(np.minimum(open_, close) * (1 - spread * _unit(bits, 32, 16)))
+    high = _price(np.maximum(open_, close) * (1 + sd * _unit(bits, 16, 16)))
+    low = _price(np.minimum(open_, close) * (1 - sd * _unit(bits, 32, 16)))
     centred = (pos + 0.5) * np.repeat(2 / full, full) - 1
     volume = np.repeat(daily[4] / full, full) * (0.6 + 1.2 * centred**2)  # busy open and close
     volume = _shares(volume * (0.5 + _unit(bits, 48, 16)))
@@ -497,6 +517,7 @@ def _assemble(
 # the i-th draw of the stream ``base``, computable for any i without drawing the ones before.
 _GAMMA = 0x9E3779B97F4A7C15
 _GOLDEN = np.uint64(_GAMMA)
+_LANES_SD = math.sqrt(4 * (65536**2 - 1) / 12)  # sd of a sum of four uniform 16-bit integers
 
 
 def _mix_int(x: int) -> int:
@@ -531,13 +552,21 @@ def _unit(bits: U64, shift: int, width: int) -> F64:
 
 
 def _normal(bits: U64) -> F64:
-    """Standard normals by Box-Muller, from the two 32-bit halves of ``bits``."""
-    radius = np.sqrt(-2 * np.log(_unit(bits, 32, 32)))
-    return np.asarray(radius * np.cos(2 * np.pi * _unit(bits, 0, 32)), dtype=np.float64)
+    """Near-standard normals: the sum of the four 16-bit lanes of ``bits``, centred and scaled.
+
+    A sum of four uniforms (Irwin-Hall) is a few integer passes, several times cheaper than
+    Box-Muller's log, sqrt and cos; its tails stop at 3.5 sd, which a demo does not miss.
+    """
+    pairs = (bits & np.uint64(0x0000FFFF0000FFFF)) + (
+        (bits >> np.uint64(16)) & np.uint64(0x0000FFFF0000FFFF)
+    )
+    total = (pairs & np.uint64(0xFFFFFFFF)) + (pairs >> np.uint64(32))
+    return np.asarray((total.astype(np.float64) - 131070.0) / _LANES_SD, dtype=np.float64)
 
 
 def _cat(arrays: list[npt.NDArray[Any]], dtype: type[np.generic]) -> npt.NDArray[Any]:
-    return np.concatenate(arrays).astype(dtype) if arrays else np.empty(0, dtype=dtype)
+    # Casting each part, not the result: int64 and uint64 parts would meet in float64.
+    return np.concatenate([a.astype(dtype, copy=False) for a in arrays] or [np.empty(0, dtype)])
 
 
 def _price(values: F64) -> F64:

@@ -1,0 +1,5 @@
+"""``python -m barlake`` runs the ``lake`` command."""
+
+from barlake.cli import main
+
+main()
