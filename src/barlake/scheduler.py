@@ -167,7 +167,11 @@ class Scheduler:
             w.cancel()
 
     async def run(self) -> JobResult:
-        """Run the plan; raises ``AuthError`` (job failed) or ``Interrupted`` after everything fetched so far has been written and recorded."""
+        """Run the plan and return its result.
+
+        Raises ``AuthError`` (job failed) or ``Interrupted``, in both cases only after
+        everything fetched so far has been written and recorded.
+        """
         started = time.monotonic()
         queue: asyncio.Queue[PlannedRequest] = asyncio.Queue()
         for p in self.plan.requests:
