@@ -8,6 +8,7 @@ get their turn; opening retries while another process holds the file.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -133,18 +134,58 @@ MIGRATIONS: tuple[str, ...] = (
 _LOCK_HINTS = ("lock", "Conflicting")
 
 
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection, *, read_only: bool) -> Iterator[None]:
+    if read_only:
+        yield
+        return
+    con.begin()
+    try:
+        yield
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+
 class Catalog:
     """The catalog of one lake; every method is one short transaction."""
 
     def __init__(self, root: Path, *, lock_timeout: float = 30.0) -> None:
         self.path = Path(root) / FILE_NAME
         self.lock_timeout = lock_timeout
+        self._session = threading.local()
 
     # -- connections -------------------------------------------------------------------------
 
     @contextmanager
+    def session(self, *, read_only: bool = False) -> Iterator[None]:
+        """Share one connection among the calls inside the block (opening one costs tens of
+        milliseconds); keep the block short, other processes wait while it is open."""
+        if getattr(self._session, "con", None) is not None:
+            yield
+            return
+        with self._open(read_only=read_only) as con:
+            self._session.con = con
+            try:
+                yield
+            finally:
+                self._session.con = None
+
+    @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection held only for the ``with`` block, retried while the file is locked."""
+        """A connection held only for the ``with`` block, retried while the file is locked;
+        writes inside the block form one transaction."""
+        shared = getattr(self._session, "con", None)
+        if shared is not None:
+            with _transaction(shared, read_only=read_only):
+                yield shared
+            return
+        with self._open(read_only=read_only) as con, _transaction(con, read_only=read_only):
+            yield con
+
+    @contextmanager
+    def _open(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         if not self.path.exists():
             msg = f"no lake catalog at {self.path}; run `lake init` first or pass --lake PATH"
             raise UsageError(msg)
@@ -168,16 +209,7 @@ class Catalog:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.25)
         try:
-            if read_only:
-                yield con
-            else:
-                con.begin()
-                try:
-                    yield con
-                    con.commit()
-                except BaseException:
-                    con.rollback()
-                    raise
+            yield con
         finally:
             con.close()
 

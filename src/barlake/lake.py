@@ -314,6 +314,19 @@ class Lake:
         >>> plan = lake.plan("AAPL,MSFT", days=30)                 # doctest: +SKIP
         >>> plan.total_requests, plan.estimated_bars               # doctest: +SKIP
         """
+        with self.catalog.session(read_only=True):
+            return self._plan(symbols, interval, days, start, end, layer, provider)
+
+    def _plan(
+        self,
+        symbols: str | Sequence[str] | None,
+        interval: Interval | Sequence[Interval],
+        days: int | None,
+        start: date | None,
+        end: date | None,
+        layer: int | None,
+        provider: str | None,
+    ) -> Plan:
         names = (
             None
             if symbols is None
@@ -407,23 +420,34 @@ class Lake:
         refused and ``KeyboardInterrupt`` when interrupted (after saving all fetched bars).
         """
         with FillLock(self.root):
-            self.catalog.interrupt_stale()
-            plan = self.plan(symbols, **selection)
-            provider = self._open_provider(plan.provider)
-            return self.run_plan(
-                plan, provider, parallel=parallel, on_progress=on_progress, command=command
-            )
+            with self.catalog.session():
+                self.catalog.interrupt_stale()
+                plan = self.plan(symbols, **selection)
+                scheduler, provider = self._start_job(plan, parallel, on_progress, command)
+            return _run_until_signalled(scheduler, provider)
 
     def run_plan(
         self,
         plan: Plan,
-        provider: Provider,
         *,
         parallel: int | None = None,
         on_progress: ProgressCallback | None = None,
         command: str | None = None,
     ) -> JobResult:
-        """Run ``plan`` against ``provider`` as a new job (the caller holds the fill lock)."""
+        """Run an existing ``plan`` as a new job (takes the fill lock)."""
+        with FillLock(self.root):
+            with self.catalog.session():
+                self.catalog.interrupt_stale()
+                scheduler, provider = self._start_job(plan, parallel, on_progress, command)
+            return _run_until_signalled(scheduler, provider)
+
+    def _start_job(
+        self,
+        plan: Plan,
+        parallel: int | None,
+        on_progress: ProgressCallback | None,
+        command: str | None,
+    ) -> tuple[Scheduler, Provider]:
         job_id = str(uuid.uuid4())
         config = self.config.backfill
         if parallel is not None:
@@ -444,19 +468,20 @@ class Lake:
             requests_planned=plan.total_requests,
             symbols_total=progress["symbol"].n_unique() if progress.height else 0,
         )
+        provider = self._open_provider(plan.provider)
         scheduler = Scheduler(
             job_id=job_id,
             plan=plan,
             provider=provider,
             limiter=RateLimiter(plan.rate_limit_per_min),
-            write=self.store.write,  # type: ignore[arg-type]
+            write=self.store.write,
             record=self.catalog.record,
             calendars=calendars,
             config=config,
             clock=self.clock,
             on_progress=on_progress,
         )
-        return _run_until_signalled(scheduler, provider)
+        return scheduler, provider
 
     def _capabilities(self, name: str) -> Capabilities:
         provider = self._open_provider(name)

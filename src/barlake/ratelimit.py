@@ -1,9 +1,9 @@
 """A token bucket that every task talking to one provider shares, and the backoff between retries.
 
 The bucket holds ``capacity`` tokens and refills at ``per_minute / 60`` tokens a second; each
-request takes one. In any window of ``t`` seconds at most ``capacity + rate * t`` requests pass,
-so the default capacity, about one second's worth, keeps bursts short while a vendor's
-per-minute quota is used in full.
+request takes one. In any window of ``t`` seconds at most ``capacity + rate * t`` requests pass.
+The default capacity, ``max(1, ceil(per_minute / 60))``, is one second's worth: bursts stay
+short, yet a vendor's per-minute quota is used in full.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from barlake.plan import Plan, PlannedRequest
 from barlake.providers.base import Provider, Request
 from barlake.ranges import DateRange
 from barlake.ratelimit import RateLimiter, backoff
+from barlake.store import latest
 
 Stage = str  # one of: plan, fetch, validate, write
 REPORT_EVERY_S = 1.0
@@ -125,7 +126,7 @@ class Scheduler:
         plan: Plan,
         provider: Provider,
         limiter: RateLimiter,
-        write: Callable[[str, pl.DataFrame], int],
+        write: Callable[[Any, pl.DataFrame], int],
         record: Callable[..., None],
         calendars: dict[str, Calendar],
         config: BackfillConfig,
@@ -185,7 +186,7 @@ class Scheduler:
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
         # Synchronous from here: nothing can interrupt the final write and its records.
-        self._flush(*self._take_buffer())
+        ledger = self._flush(*self._take_buffer())
         status = "failed" if self._fatal else "interrupted" if self._interrupted else "done"
         if status == "done" and any(u.status == "failed" for u in self.units.values()):
             status = "partial"
@@ -193,7 +194,8 @@ class Scheduler:
             for u in self.units.values():
                 if u.status in ("running", "pending"):
                     u.status, u.dirty = "interrupted", True
-        self._save(job={"status": status, "finished_at": self.clock(), **self._counters()})
+        job = {"status": status, "finished_at": self.clock(), **self._counters()}
+        self._save(job=job, ledger=ledger)
         if self._fatal is not None:
             raise self._fatal
         if self._interrupted:
@@ -322,7 +324,8 @@ class Scheduler:
             pl.col("symbol").is_in(list(request.symbols))
             & (day >= request.range.start)
             & (day < request.range.end)
-        ).unique(subset=bars_.KEY, keep="last")
+        )
+        frame = latest(frame)
         bad = bars_.invalid_rows(frame)
         if bad.any():
             for sym, n in frame.filter(bad).group_by("symbol").len().iter_rows():
@@ -371,18 +374,24 @@ class Scheduler:
         async with self._flush_lock:
             buffer, fetched = self._take_buffer()
             if buffer or fetched:
-                await asyncio.to_thread(self._flush, buffer, fetched)
+                ledger = await asyncio.to_thread(self._flush, buffer, fetched)
+                await asyncio.to_thread(self._save, job=self._counters(), ledger=ledger)
 
-    def _flush(self, buffer: list[tuple[str, pl.DataFrame]], fetched: list[Any]) -> None:
-        """Write buffered bars, then record the ledger and progress of what they completed.
+    def _flush(
+        self, buffer: list[tuple[str, pl.DataFrame]], fetched: list[Any]
+    ) -> pl.DataFrame | None:
+        """Write buffered bars and return the ledger rows of the requests they completed; the
+        caller saves those with the progress rows once the bars are durable.
 
         The thread lock keeps flushes apart even when a cancelled worker's flush thread is
         still running while the final flush starts.
         """
         with self._write_lock:
-            self._flush_locked(buffer, fetched)
+            return self._flush_locked(buffer, fetched)
 
-    def _flush_locked(self, buffer: list[tuple[str, pl.DataFrame]], fetched: list[Any]) -> None:
+    def _flush_locked(
+        self, buffer: list[tuple[str, pl.DataFrame]], fetched: list[Any]
+    ) -> pl.DataFrame | None:
         by_interval: dict[str, list[pl.DataFrame]] = {}
         for interval, frame in buffer:
             by_interval.setdefault(interval, []).append(frame)
@@ -395,8 +404,7 @@ class Scheduler:
                 self._fail(request, list(request.symbols), str(exc), "write")
                 for s in request.symbols:
                     self.units[(s, request.interval)].open_requests -= 1
-            self._save(job=self._counters())
-            return
+            return None
         self.bars_written += written
         ledger = []
         for request, counts, fetched_at in fetched:
@@ -411,8 +419,7 @@ class Scheduler:
                 ledger.append(self._ledger_row(request, s, n, fetched_at))
                 if unit.open_requests <= 0:
                     unit.status, unit.completed_at = "done", fetched_at
-        rows = pl.DataFrame(ledger, schema=LEDGER_SCHEMA) if ledger else None
-        self._save(job=self._counters(), ledger=rows)
+        return pl.DataFrame(ledger, schema=LEDGER_SCHEMA) if ledger else None
 
     def _ledger_row(
         self, request: Request, symbol: str, n: int, fetched_at: datetime

@@ -12,7 +12,9 @@ existing file, new rows replacing old ones with the same key.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -30,6 +32,9 @@ from barlake.intervals import Interval, spec
 from barlake.ranges import DateRange
 
 FILE_NAME = "data.parquet"
+WRITE_THREADS = 8
+# Dictionary encoding only pays on the repetitive string columns; on prices it wastes time.
+PARQUET_OPTIONS: dict[str, object] = {"compression": "zstd", "use_dictionary": ["symbol", "source"]}
 
 # Plain (not large) strings: pyarrow's hive datasets merge a file's ``symbol`` column with the
 # ``symbol=`` partition key only when both are plain strings.
@@ -82,6 +87,21 @@ def _period_expr(interval: Interval) -> pl.Expr:
     return pl.col("ts").dt.year().cast(pl.String)
 
 
+def latest(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` sorted by (symbol, ts) with one row per key: the last one given."""
+    if frame.height < 2:
+        return frame
+    sym, ts = pl.col("symbol"), pl.col("ts")
+    ascending = (sym > sym.shift(1)) | ((sym == sym.shift(1)) & (ts > ts.shift(1)))
+    if frame.select(ascending.slice(1).all()).item():
+        return frame  # already sorted and unique: the usual case for provider pages
+    ordered = frame.sort(bars.KEY, maintain_order=True)
+    same_as_next = (pl.col("symbol") == pl.col("symbol").shift(-1)) & (
+        pl.col("ts") == pl.col("ts").shift(-1)
+    )
+    return ordered.filter(~same_as_next.fill_null(value=False))
+
+
 class Store:
     """Reads and writes the bars of one lake."""
 
@@ -95,37 +115,48 @@ class Store:
     def partitions_of(
         self, interval: Interval, frame: pl.DataFrame
     ) -> Iterator[tuple[Partition, pl.DataFrame]]:
-        """Split ``frame`` (bars of one interval) by the file each bar belongs to."""
-        keyed = frame.with_columns(_period_expr(interval).alias("_period"))
-        by_symbol = spec(interval).partitioning != "year"
-        keys = ["symbol", "_period"] if by_symbol else ["_period"]
-        for key, part in keyed.group_by(keys, maintain_order=True):
-            symbol = str(key[0]) if by_symbol else None
-            yield Partition(interval, symbol, str(key[-1])), part.drop("_period")
+        """Split ``frame`` (bars of one interval) by the file each bar belongs to; each piece
+        comes sorted by (symbol, ts) with one row per key, the last one given."""
+        frame = latest(frame)
+        if frame.is_empty():
+            return
+        period = frame.select(_period_expr(interval)).to_series()
+        if spec(interval).partitioning == "year":
+            for key in period.unique().sort().to_list():
+                yield Partition(interval, None, str(key)), frame.filter(period == key)
+            return
+        # Sorted by symbol then time, each (symbol, period) file is one contiguous run of rows.
+        sym = frame["symbol"]
+        change = (sym != sym.shift(1)) | (period != period.shift(1))
+        starts = change.fill_null(value=True).arg_true().to_list()
+        for a, b in zip(starts, [*starts[1:], frame.height], strict=True):
+            yield Partition(interval, str(sym[a]), str(period[a])), frame.slice(a, b - a)
 
     def write(self, interval: Interval, frame: pl.DataFrame) -> int:
-        """Merge ``frame`` into the lake; returns how many rows it carried after deduplication."""
+        """Merge ``frame`` into the lake; returns how many rows it carried after deduplication.
+
+        Each partition file is replaced atomically; files are written in parallel threads.
+        """
         frame = bars.conform(frame)
         for s in frame.get_column("symbol").unique().to_list():
             symbols.check_symbol(s)
-        written = 0
-        for partition, part in self.partitions_of(interval, frame):
-            written += self.write_partition(partition, part)
-        return written
+        parts = list(self.partitions_of(interval, frame))
+        if len(parts) == 1:
+            return self.write_partition(*parts[0])
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            return sum(pool.map(lambda part: self.write_partition(*part), parts))
 
     def write_partition(self, partition: Partition, frame: pl.DataFrame) -> int:
         """Merge ``frame`` into one file and replace it atomically."""
-        new = frame.unique(subset=bars.KEY, keep="last", maintain_order=True)
+        new = latest(frame)
         path = self.path(partition)
         old = self.read_file(path)
         if old is not None and old.height:
-            old = old.join(new.select(bars.KEY), on=bars.KEY, how="anti")
-            merged = pl.concat([old, new], how="vertical")
+            merged = latest(pl.concat([old, new], how="vertical"))
         else:
             merged = new
-        merged = merged.sort(bars.KEY)
         table = merged.to_arrow().cast(ARROW_SCHEMA)
-        self.fs.replace(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        self.fs.replace(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS))
         return new.height
 
     def read_file(self, path: Path) -> pl.DataFrame | None:
@@ -261,6 +292,19 @@ def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+_engine: duckdb.DuckDBPyConnection | None = None
+_engine_lock = threading.Lock()
+
+
+def _duckdb() -> duckdb.DuckDBPyConnection:
+    """A cursor on one in-memory DuckDB per process (a new database costs tens of ms)."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = duckdb.connect()
+        return _engine.cursor()
 
 
 def _pad(window: DateRange) -> DateRange:

@@ -460,11 +460,12 @@ def _intraday(plans: list[_Plan], interval: Interval) -> pl.DataFrame:
     # One hash per bar; four 16-bit uniforms drive its move, high, low and volume.
     bits = _mix(np.repeat(keys, full) + pos.astype(np.uint64) * np.uint64(step * _GAMMA & _MASK))
     sd = np.repeat(0.8 * _DAILY_SD / np.sqrt(full), full)  # of one bar's move
-    moves = (_unit(bits, 0, 16) - 0.5) * math.sqrt(12) * sd
-
-    # A global cumsum minus each session's offset is every session's walk in one pass.
+    # Moves are odd integers in +-65535 (uniform), summed exactly: a global cumsum minus each
+    # session's offset is every session's walk in one pass, and integers keep a session's walk
+    # free of rounding from the sessions before it in the request.
+    moves = (bits & np.uint64(0xFFFF)).astype(np.int64) * 2 - 65535
     total = np.cumsum(moves)
-    walk = total - np.repeat(total[starts] - moves[starts], full)
+    walk = (total - np.repeat(total[starts] - moves[starts], full)) * (sd * math.sqrt(3) / 65536)
     drift = (walk[starts + full - 1] - (np.log(daily[3]) - day_log_open)) / full
     close = _price(
         np.exp(walk + np.repeat(day_log_open, full) - (pos + 1) * np.repeat(drift, full))
