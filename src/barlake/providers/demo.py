@@ -175,7 +175,7 @@ class DemoProvider:
         for symbol in request.symbols:
             if symbol in self.config.unknown_symbols:
                 msg = f"demo does not know symbol {symbol!r}"
-                raise PermanentError(msg)
+                raise PermanentError(msg, symbol=symbol)
 
 
 def generate(
