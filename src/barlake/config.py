@@ -11,7 +11,8 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import pydantic
 import yaml
@@ -111,25 +112,76 @@ def parse(model: type[M], data: Any, source: Path | str) -> M:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            hint = _nearest(model, err["loc"])
+        errors = exc.errors()
+        # a misspelled key also makes the real one "missing": report the misspelling
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        loc = err["loc"]
+        # pydantic reports a bad mapping key (unknown interval, layer) at ``(..., key, "[key]")``
+        bad_key = loc[-1:] == ("[key]",)
+        if bad_key:
+            loc = loc[:-1]
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden" or bad_key:
+            choices = _choices(_annotation_at(model, loc[:-1]), key=bad_key)
+            hint = _nearest(str(loc[-1]), choices)
             tail = f"; did you mean {hint!r}?" if hint else ""
+            if bad_key and not hint and choices:
+                tail = f"; use one of: {', '.join(choices)}"
             msg = f"{source}: unknown key {key!r}{tail}"
+        elif err["type"] == "literal_error":
+            hint = _nearest(str(err["input"]), _choices(_annotation_at(model, loc)))
+            tail = f"; did you mean {hint!r}?" if hint else ""
+            msg = f"{source}: {key}: {err['msg']}{tail}"
+        elif err["type"] == "value_error":
+            msg = f"{source}: {key}: {err['ctx']['error']}"
         else:
             msg = f"{source}: {key}: {err['msg']}"
         raise ConfigError(msg) from None
 
 
-def _nearest(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
-    fields: Any = model.model_fields
-    for part in loc[:-1]:
-        info = fields.get(part) if isinstance(fields, dict) else None
-        sub = getattr(info, "annotation", None) if info is not None else None
-        if isinstance(sub, type) and issubclass(sub, BaseModel):
-            fields = sub.model_fields
+def _annotation_at(model: type[BaseModel], loc: tuple[Any, ...]) -> Any:
+    """The type expected at ``loc`` in ``model``, through nested models, dicts and lists."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _unwrap_optional(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            info = annotation.model_fields.get(part) if isinstance(part, str) else None
+            if info is None:
+                return None
+            annotation = info.annotation
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        elif get_origin(annotation) in (list, tuple, set, frozenset):
+            annotation = get_args(annotation)[0]
         else:
             return None
-    match = difflib.get_close_matches(str(loc[-1]), list(fields), n=1)
-    return match[0] if match else None
+    return _unwrap_optional(annotation)
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, UnionType):
+        arms = [a for a in get_args(annotation) if a is not type(None)]
+        return arms[0] if len(arms) == 1 else annotation
+    return annotation
+
+
+def _choices(annotation: Any, *, key: bool = False) -> list[str]:
+    """The valid spellings at a place: a model's fields, a dict's keys or a Literal's values."""
+    if key:
+        if get_origin(annotation) is not dict:
+            return []
+        annotation = get_args(annotation)[0]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    if get_origin(annotation) is Literal:
+        return [str(a) for a in get_args(annotation)]
+    return []
+
+
+def _nearest(word: str, choices: list[str]) -> str | None:
+    """The valid spelling closest to ``word``, else the longest one it contains (``layer_3``: 3)."""
+    match = difflib.get_close_matches(word, choices, n=1)
+    if match:
+        return match[0]
+    inside = [c for c in choices if c and c in word]
+    return max(inside, key=len) if inside else None
