@@ -7,11 +7,13 @@ get their turn; opening retries while another process holds the file.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _LOCK_HINTS = ("lock", "Conflicting")
+_FLAGS = ("layer1_qualified", "layer2_qualified", "layer3_qualified")
 
 
 @contextmanager
@@ -413,3 +416,120 @@ class Catalog:
                 "WHERE status = 'running'"
             )
         return len(stale)
+
+    # -- layers and events -------------------------------------------------------------------
+
+    def set_layers(self, updates: pl.DataFrame) -> dict[str, int]:
+        """Apply layer updates (see ``barlake.layers``) and write the events they imply.
+
+        Returns counts: symbols updated and events written, by type.
+        """
+        flags = [c for c in _FLAGS if c in updates.columns]
+        new = {f: f"coalesce(u.{f}, s.{f})" if f in flags else f"s.{f}" for f in _FLAGS}
+        effective = (
+            f"CASE WHEN {new['layer3_qualified']} THEN 3 WHEN {new['layer2_qualified']} THEN 2 "
+            f"WHEN {new['layer1_qualified']} THEN 1 ELSE 0 END"
+        )
+        with self.connect() as con:
+            con.register("updates", updates.to_arrow())
+            unknown = con.execute(
+                "SELECT u.symbol FROM updates u ANTI JOIN symbols s USING (symbol) LIMIT 5"
+            ).fetchall()
+            if unknown:
+                names = ", ".join(r[0] for r in unknown)
+                msg = f"unknown symbol(s) {names}; add them with `lake symbols add` first"
+                raise UsageError(msg)
+            con.execute(f"""
+                CREATE TEMP TABLE changes AS
+                SELECT s.symbol, s.layer AS old_layer, {effective} AS new_layer,
+                       {", ".join(f"s.{f} AS old_{f}, {new[f]} AS new_{f}" for f in _FLAGS)},
+                       {"u.liquidity_score" if "liquidity_score" in updates.columns else "NULL"}
+                           AS score
+                FROM symbols s JOIN updates u USING (symbol)
+            """)
+            for n, f in enumerate(_FLAGS, start=1):
+                con.execute(f"""
+                    INSERT INTO events (type, payload)
+                    SELECT 'symbol.qualified', json_object('symbol', symbol, 'layer', {n})
+                    FROM changes WHERE new_{f} AND NOT old_{f} ORDER BY symbol
+                """)
+            for kind, op in (("layer.promoted", ">"), ("layer.demoted", "<")):
+                con.execute(f"""
+                    INSERT INTO events (type, payload)
+                    SELECT '{kind}',
+                        json_object('symbol', symbol, 'from', old_layer, 'to', new_layer)
+                    FROM changes WHERE new_layer {op} old_layer ORDER BY symbol
+                """)
+            stamps = ", ".join(
+                f"{f} = c.new_{f}, layer{n}_updated = CASE WHEN c.new_{f} <> c.old_{f} "
+                f"THEN now() ELSE s.layer{n}_updated END"
+                for n, f in enumerate(_FLAGS, start=1)
+            )
+            con.execute(f"""
+                UPDATE symbols s SET {stamps}, layer = c.new_layer,
+                    liquidity_score = coalesce(c.score, s.liquidity_score), updated_at = now()
+                FROM changes c WHERE s.symbol = c.symbol
+            """)
+            counts = con.execute("""
+                SELECT count(*) FILTER (WHERE new_layer > old_layer),
+                       count(*) FILTER (WHERE new_layer < old_layer),
+                       count(*) FILTER (WHERE (new_layer1_qualified AND NOT old_layer1_qualified)
+                           OR (new_layer2_qualified AND NOT old_layer2_qualified)
+                           OR (new_layer3_qualified AND NOT old_layer3_qualified)),
+                       count(*)
+                FROM changes
+            """).fetchone()
+            con.execute("DROP TABLE changes")
+        promoted, demoted, qualified, total = counts or (0, 0, 0, 0)
+        return {"symbols": total, "promoted": promoted, "demoted": demoted, "qualified": qualified}
+
+    def add_events(self, kind: str, payloads: Sequence[dict[str, Any]]) -> int:
+        """Write events of one type; returns how many."""
+        if payloads:
+            frame = pl.DataFrame({"payload": [json.dumps(p, default=str) for p in payloads]})
+            self.execute(
+                "INSERT INTO events (type, payload) SELECT ?, payload::JSON FROM rows",
+                [kind],
+                rows=frame,
+            )
+        return len(payloads)
+
+    def events(self, *, pending: bool = False, limit: int | None = None) -> pl.DataFrame:
+        """Events, oldest first (only unprocessed ones when ``pending``)."""
+        where = "WHERE processed_at IS NULL" if pending else ""
+        tail = f"LIMIT {int(limit)}" if limit else ""
+        return self.query(
+            f"SELECT id, type, CAST(payload AS VARCHAR) AS payload, created_at, processed_at, "
+            f"job_id FROM events {where} ORDER BY id {tail}"
+        )
+
+    def mark_events(self, ids: Sequence[int], job_id: str | None) -> None:
+        """Record that the events ``ids`` were served by ``job_id``."""
+        if ids:
+            self.execute(
+                "UPDATE events SET processed_at = now(), job_id = ? "
+                "WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                [job_id, list(ids)],
+            )
+
+    def trim_ledger(self, interval: str, cutoffs: dict[str, date | None]) -> None:
+        """Forget ledger coverage before each symbol's cutoff (all of it for None), so pruned
+        sessions count as missing again if retention later grows."""
+        if not cutoffs:
+            return
+        frame = pl.DataFrame(
+            {"symbol": list(cutoffs), "cutoff": [c or date.max for c in cutoffs.values()]},
+            schema={"symbol": pl.String, "cutoff": pl.Date},
+        )
+        with self.connect() as con:
+            con.register("cutoffs", frame.to_arrow())
+            con.execute(
+                "DELETE FROM ledger l USING cutoffs c WHERE l.symbol = c.symbol "
+                "AND l.interval = ? AND l.end_date <= c.cutoff",
+                [interval],
+            )
+            con.execute(
+                "UPDATE ledger l SET start_date = c.cutoff FROM cutoffs c "
+                "WHERE l.symbol = c.symbol AND l.interval = ? AND l.start_date < c.cutoff",
+                [interval],
+            )

@@ -101,9 +101,11 @@ def selection(func: F) -> F:
         click.option(
             "--interval",
             "intervals",
-            default="1day",
-            show_default=True,
-            help=f"Comma list of: {' '.join(INTERVALS)}.",
+            help=f"Comma list of: {' '.join(INTERVALS)} (default: the policy's, else 1day).",
+        ),
+        click.option(
+            "--policy",
+            help="Retention policy: a name (lake's policies/ folder, then built-in) or a path.",
         ),
         click.option("--days", type=click.IntRange(min=1), help="The N calendar days to today."),
         click.option("--start", callback=iso_date, help="First date, inclusive (YYYY-MM-DD)."),
@@ -127,7 +129,7 @@ def selection(func: F) -> F:
 @click.option("--quiet", "-q", is_flag=True, help="Only data and errors.")
 @click.option("--verbose", "-v", is_flag=True, help="Tracebacks on errors.")
 @click.pass_context
-def cli(ctx: click.Context, root: Path, quiet: bool, verbose: bool) -> None:  # noqa: FBT001
+def cli(ctx: click.Context, root: Path, quiet: bool, verbose: bool) -> None:
     """barlake: a local market-data lake of Parquet bars, with gap-aware backfills."""
     ctx.obj = State(root, quiet=quiet, verbose=verbose)
 
@@ -191,7 +193,7 @@ def symbols_import(state: State, file: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handles_errors
-def symbols_list(state: State, as_json: bool) -> None:  # noqa: FBT001
+def symbols_list(state: State, as_json: bool) -> None:
     """List the symbols."""
     rows = state.lake().symbols().to_dicts()
     if as_json:
@@ -218,11 +220,9 @@ def symbols_remove(state: State, names: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handles_errors
-def gaps(state: State, /, as_json: bool, intervals: str, **sel: Any) -> None:  # noqa: FBT001
+def gaps(state: State, /, as_json: bool, intervals: str | None, **sel: Any) -> None:
     """List missing sessions per symbol and interval; exit 1 when any."""
-    from barlake.intervals import parse_intervals
-
-    found = state.lake().gaps(sel.pop("symbols"), interval=parse_intervals(intervals), **sel)
+    found = state.lake().gaps(sel.pop("symbols"), **_selection(intervals, sel))
     rows = [g.to_dict() for g in found]
     if as_json:
         emit_json(rows)
@@ -236,10 +236,10 @@ def gaps(state: State, /, as_json: bool, intervals: str, **sel: Any) -> None:  #
 # -- plan and fill ---------------------------------------------------------------------------
 
 
-def _selection(intervals: str, sel: dict[str, Any]) -> dict[str, Any]:
+def _selection(intervals: str | None, sel: dict[str, Any]) -> dict[str, Any]:
     from barlake.intervals import parse_intervals
 
-    return {**sel, "interval": parse_intervals(intervals)}
+    return {**sel, "interval": parse_intervals(intervals) if intervals else None}
 
 
 @cli.command()
@@ -249,7 +249,7 @@ def _selection(intervals: str, sel: dict[str, Any]) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handles_errors
-def plan(state: State, /, as_json: bool, explain: bool, intervals: str, **sel: Any) -> None:  # noqa: FBT001
+def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, **sel: Any) -> None:
     """Show the requests a fill would make, with estimates; nothing is fetched."""
     result = state.lake().plan(sel.pop("symbols"), **_selection(intervals, sel))
     data = result.to_dict(explain=explain)
@@ -294,23 +294,47 @@ def _short(symbols: Sequence[str], shown: int = 4) -> str:
 @selection
 @click.option("--provider", help="Provider name (default: lake.yaml's default_provider).")
 @click.option("--parallel", type=click.IntRange(min=1), help="Requests in flight (default 10).")
+@click.option("--events", is_flag=True, help="Serve pending events instead of a selection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job result as JSON.")
 @click.pass_obj
 @handles_errors
-def fill(state: State, /, as_json: bool, parallel: int | None, intervals: str, **sel: Any) -> None:  # noqa: FBT001
+def fill(
+    state: State,
+    /,
+    as_json: bool,
+    events: bool,
+    parallel: int | None,
+    intervals: str | None,
+    **sel: Any,
+) -> None:
     """Fetch what is missing and write it; exit 1 when some symbols failed."""
     from barlake.progress import bar
 
     lake = state.lake()
     command = " ".join(["lake", *sys.argv[1:]])
+    symbols = sel.pop("symbols")
     with bar(enabled=not state.quiet and sys.stderr.isatty()) as on_progress:
-        result = lake.fill(
-            sel.pop("symbols"),
-            parallel=parallel,
-            on_progress=on_progress,
-            command=command,
-            **_selection(intervals, sel),
-        )
+        if events:
+            chosen = {
+                k: v for k, v in sel.items() if v is not None and k not in ("policy", "provider")
+            }
+            if chosen or symbols or intervals:
+                fail("--events serves what the events say; drop the selection options")
+            result = lake.fill_events(
+                policy=sel["policy"],
+                provider=sel["provider"],
+                parallel=parallel,
+                on_progress=on_progress,
+                command=command,
+            )
+        else:
+            result = lake.fill(
+                symbols,
+                parallel=parallel,
+                on_progress=on_progress,
+                command=command,
+                **_selection(intervals, sel),
+            )
     data = result.to_dict()
     if as_json:
         emit_json(data)
@@ -323,7 +347,7 @@ def fill(state: State, /, as_json: bool, parallel: int | None, intervals: str, *
         for sym, err in data["symbol_errors"].items():
             state.say(f"  {sym}: [{err['stage']}] {err['error']}")
         for s in data["skipped"]:
-            state.say(f"  skipped {s['interval']}: {s['reason']}")
+            state.say(f"  skipped {s['interval']} for {_short(s['symbols'])}: {s['reason']}")
     sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)
 
 
@@ -332,7 +356,7 @@ def fill(state: State, /, as_json: bool, parallel: int | None, intervals: str, *
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handles_errors
-def status(state: State, /, job: str | None, as_json: bool) -> None:  # noqa: FBT001
+def status(state: State, /, job: str | None, as_json: bool) -> None:
     """Show a job's live counts (the latest job when JOB is omitted; a prefix is enough)."""
     row = state.lake().status(job)
     if as_json:
@@ -362,7 +386,7 @@ def status(state: State, /, job: str | None, as_json: bool) -> None:  # noqa: FB
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handles_errors
-def jobs(state: State, /, limit: int, as_json: bool) -> None:  # noqa: FBT001
+def jobs(state: State, /, limit: int, as_json: bool) -> None:
     """List recent jobs, newest first."""
     rows = state.lake().jobs(limit).to_dicts()
     if as_json:
@@ -388,7 +412,7 @@ def jobs(state: State, /, limit: int, as_json: bool) -> None:  # noqa: FBT001
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handles_errors
-def errors(state: State, /, job: str | None, as_json: bool) -> None:  # noqa: FBT001
+def errors(state: State, /, job: str | None, as_json: bool) -> None:
     """List a job's per-symbol errors with their stage (latest job when JOB is omitted)."""
     found = state.lake().errors(job)
     if as_json:
@@ -400,3 +424,93 @@ def errors(state: State, /, job: str | None, as_json: bool) -> None:  # noqa: FB
         )
     else:
         state.say("no errors")
+
+
+# -- layers, events, retention ---------------------------------------------------------------
+
+
+def _say_layers(state: State, counts: dict[str, int]) -> None:
+    state.say(
+        f"{counts['symbols']} symbol(s) updated: {counts['promoted']} promoted, "
+        f"{counts['demoted']} demoted, {counts['qualified']} newly qualified"
+    )
+
+
+@cli.group()
+def layers() -> None:
+    """Set scanner layers (0-3) that decide each symbol's retention."""
+
+
+@layers.command("set")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--layer", type=click.IntRange(0, 3), required=True, help="The layer, 0-3.")
+@click.option("--liquidity-score", type=float, help="Liquidity score to record.")
+@click.pass_obj
+@handles_errors
+def layers_set(
+    state: State, /, names: tuple[str, ...], layer: int, liquidity_score: float | None
+) -> None:
+    """Put symbols at a layer: lake layers set AAPL,MSFT --layer 3."""
+    counts = state.lake().set_layers(list(names), layer, liquidity_score=liquidity_score)
+    _say_layers(state, counts)
+
+
+@layers.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.pass_obj
+@handles_errors
+def layers_import(state: State, /, file: Path) -> None:
+    """Layers from a scanner's CSV, Parquet or JSON: symbol and layer (or layerN_qualified)."""
+    _say_layers(state, state.lake().import_layers(file))
+
+
+@layers.command("compute")
+@click.option("--policy", help="Policy with the liquidity thresholds (default: lake.yaml's).")
+@click.pass_obj
+@handles_errors
+def layers_compute(state: State, /, policy: str | None) -> None:
+    """Score liquidity from the lake's daily bars and qualify layer 1 by the policy."""
+    _say_layers(state, state.lake().compute_layers(policy))
+
+
+@cli.command()
+@click.option("--pending", is_flag=True, help="Only events not yet served.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handles_errors
+def events(state: State, /, pending: bool, as_json: bool) -> None:
+    """List events (layer changes, detected gaps) and the jobs that served them."""
+    rows = state.lake().events(pending=pending).to_dicts()
+    for row in rows:
+        row["payload"] = json.loads(row["payload"] or "null")
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(
+            [{**r, "payload": json.dumps(r["payload"])} for r in rows],
+            ["id", "type", "payload", "created_at", "processed_at", "job_id"],
+        )
+
+
+@cli.command()
+@click.option("--policy", help="Retention policy (default: lake.yaml's default_policy).")
+@click.option("--symbols", callback=symbol_list, help="Only these symbols.")
+@click.option("--dry-run", is_flag=True, help="Report what would go; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handles_errors
+def prune(
+    state: State, /, policy: str | None, symbols: list[str] | None, dry_run: bool, as_json: bool
+) -> None:
+    """Remove bars older than each symbol's retention, file by file, atomically."""
+    report = state.lake().prune(policy, dry_run=dry_run, symbols=symbols).to_dict()
+    if as_json:
+        emit_json(report)
+        return
+    if report["removed"]:
+        emit_table(report["removed"], ["symbol", "interval", "bars"])
+    verb = "would remove" if dry_run else "removed"
+    state.say(
+        f"{verb} {report['bars_removed']:,} bars: {report['files_rewritten']} file(s) rewritten, "
+        f"{report['files_deleted']} deleted"
+    )

@@ -14,7 +14,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +22,26 @@ import numpy as np
 import polars as pl
 
 from barlake import gaps as gaps_
+from barlake import layers
 from barlake.calendar import Calendar, calendar_for
 from barlake.catalog import SYMBOL_COLUMNS, Catalog
 from barlake.config import LakeConfig, load
 from barlake.errors import StorageError, UnknownSymbolError, UsageError
-from barlake.intervals import LAYOUT_VERSION, Interval, spec
+from barlake.intervals import LAYOUT_VERSION, SPECS, Interval, spec
 from barlake.lock import FillLock
 from barlake.plan import Origin, Plan, Skipped, order, requests_for
+from barlake.policy import Policy, load_policy
 from barlake.providers import open_provider
 from barlake.providers.base import Capabilities, Provider
+from barlake.prune import Pruned
+from barlake.prune import prune as prune_bars
 from barlake.ranges import ONE_DAY, DateRange
 from barlake.ratelimit import RateLimiter
 from barlake.scheduler import JobResult, ProgressCallback, Scheduler
 from barlake.store import Store
 from barlake.symbols import split_symbols
+from barlake.targets import Ask, Target, resolve
+from barlake.targets import Symbol as TargetSymbol
 
 IMPORT_COLUMNS = (
     "symbol",
@@ -194,27 +200,28 @@ class Lake:
         self,
         symbols: str | Sequence[str] | None = None,
         *,
-        interval: Interval | Sequence[Interval] = "1day",
+        interval: Interval | Sequence[Interval] | None = None,
         days: int | None = None,
         start: date | None = None,
         end: date | None = None,
         layer: int | None = None,
+        policy: str | Policy | None = None,
     ) -> list[gaps_.Gap]:
-        """Missing sessions per symbol and interval, as ranges of consecutive sessions."""
-        names = (
-            None
-            if symbols is None
-            else split_symbols(symbols if isinstance(symbols, str) else list(symbols))
-        )
-        intervals = [interval] if isinstance(interval, str) else list(interval)
-        for i in intervals:
-            spec(i)
-        window = self.window(days=days, start=start, end=end)
-        rows = self.require_symbols(names, layer=layer)
-        out: list[gaps_.Gap] = []
-        for i in intervals:
-            out += self.gaps_for(rows, i, {s: window for s in rows["symbol"].to_list()})
-        return out
+        """Missing sessions per symbol and interval, as ranges of consecutive sessions.
+
+        Ranges are chosen as in ``plan``: your dates, else the policy, else the default.
+        """
+        with self.catalog.session(read_only=True):
+            rows = self.require_symbols(_names(symbols), layer=layer)
+            asked = self._ask(interval, days, start, end, policy)
+            targets, _, _ = resolve(asked, _target_symbols(rows), self.today)
+            by_interval: dict[Interval, dict[str, DateRange]] = {}
+            for t in targets:
+                by_interval.setdefault(t.interval, {})[t.symbol] = t.window
+            out: list[gaps_.Gap] = []
+            for i, windows in by_interval.items():
+                out += self.gaps_for(rows, i, windows)
+        return sorted(out, key=lambda g: (g.symbol, g.interval, g.range))
 
     def expected_windows(
         self, rows: pl.DataFrame, windows: dict[str, DateRange]
@@ -302,106 +309,113 @@ class Lake:
         self,
         symbols: str | Sequence[str] | None = None,
         *,
-        interval: Interval | Sequence[Interval] = "1day",
+        interval: Interval | Sequence[Interval] | None = None,
         days: int | None = None,
         start: date | None = None,
         end: date | None = None,
         layer: int | None = None,
         provider: str | None = None,
+        policy: str | Policy | None = None,
     ) -> Plan:
         """What a fill would fetch, request by request, and why.
 
-        >>> plan = lake.plan("AAPL,MSFT", days=30)                 # doctest: +SKIP
-        >>> plan.total_requests, plan.estimated_bars               # doctest: +SKIP
+        Ranges come from ``days`` or ``start``/``end`` when given (they always win), else from
+        ``policy`` (or lake.yaml's ``default_policy``) by each symbol's layer, else from
+        ``backfill.default_days``. ``interval`` None means the policy's intervals (or 1day).
+
+        >>> plan = lake.plan("AAPL,MSFT", days=30, interval=["1day", "1min"])  # doctest: +SKIP
+        >>> plan.total_requests, plan.estimated_bars                          # doctest: +SKIP
         """
         with self.catalog.session(read_only=True):
-            return self._plan(symbols, interval, days, start, end, layer, provider)
-
-    def _plan(
-        self,
-        symbols: str | Sequence[str] | None,
-        interval: Interval | Sequence[Interval],
-        days: int | None,
-        start: date | None,
-        end: date | None,
-        layer: int | None,
-        provider: str | None,
-    ) -> Plan:
-        names = (
-            None
-            if symbols is None
-            else split_symbols(symbols if isinstance(symbols, str) else list(symbols))
-        )
-        intervals = [interval] if isinstance(interval, str) else list(interval)
-        intervals = [spec(i).name for i in intervals]
-        name = provider or self.config.default_provider
-        caps = self._capabilities(name)
-        rows = self.require_symbols(names, layer=layer)
-        asked = requested_window(self.today, days=days, start=start, end=end)
-        if asked is not None:
-            source = f"--days {days}" if days is not None else "--start/--end"
-            window = asked
-        else:
-            window = self.window()
-            source = f"default: backfill.default_days = {self.config.backfill.default_days}"
-        windows = {s: window for s in rows["symbol"].to_list()}
-        expected = self.expected_windows(rows, windows)
-        all_gaps: list[gaps_.Gap] = []
-        origins: list[Origin] = []
-        skipped: list[Skipped] = []
-        for i in intervals:
-            if i not in caps.intervals:
-                skipped.append(Skipped(tuple(windows), i, f"{name} does not serve {i} bars"))
-                continue
-            found = self.gaps_for(rows, i, windows)
-            all_gaps += found
-            by_symbol: dict[str, list[gaps_.Gap]] = {}
-            for g in found:
-                by_symbol.setdefault(g.symbol, []).append(g)
-            for sym, w in windows.items():
-                cal_w = expected.get(sym)
-                note = ""
-                if cal_w is None:
-                    note = "nothing expected: not listed in the window or no session yet"
-                elif cal_w[1] != w:
-                    note = f"clipped to {cal_w[1]} by listing dates or today's session"
-                mine = by_symbol.get(sym, [])
-                origins.append(
-                    Origin(
-                        sym,
-                        i,
-                        w,
-                        source,
-                        note,
-                        cal_w[0].session_count(cal_w[1]) if cal_w else 0,
-                        sum(g.sessions for g in mine),
-                        tuple(mine),
-                    )
-                )
-        cals = {sym: cw[0] for sym, cw in expected.items()}
-        planned = requests_for(
-            name,
-            caps,
-            all_gaps,
-            sessions_in=lambda r: _sessions_of(cals, r),
-        )
-        priority = dict(zip(rows["symbol"].to_list(), rows["layer"].to_list(), strict=True))
-        return Plan(
-            provider=name,
-            rate_limit_per_min=self._rate_limit(name, caps),
-            requests=tuple(order(planned, priority)),
-            gaps=tuple(all_gaps),
-            origins=tuple(origins),
-            skipped=tuple(skipped),
-            parameters={
+            names = _names(symbols)
+            rows = self.require_symbols(names, layer=layer)
+            asked = self._ask(interval, days, start, end, policy)
+            targets, skipped, priority = resolve(asked, _target_symbols(rows), self.today)
+            parameters = {
                 "symbols": names,
-                "intervals": intervals,
+                "intervals": list(asked.intervals) if asked.intervals else None,
                 "days": days,
                 "start": start.isoformat() if start else None,
                 "end": end.isoformat() if end else None,
                 "layer": layer,
-                "provider": name,
-            },
+                "policy": asked.policy.name if asked.policy else None,
+            }
+            return self.plan_targets(
+                rows,
+                targets,
+                provider=provider,
+                skipped=skipped,
+                priority=priority,
+                parameters=parameters,
+            )
+
+    def _ask(
+        self,
+        interval: Interval | Sequence[Interval] | None,
+        days: int | None,
+        start: date | None,
+        end: date | None,
+        policy: str | Policy | None,
+    ) -> Ask:
+        intervals = None
+        if interval is not None:
+            intervals = [
+                spec(i).name for i in ([interval] if isinstance(interval, str) else interval)
+            ]
+        window = requested_window(self.today, days=days, start=start, end=end)
+        chosen = policy if policy is not None else self.config.default_policy
+        loaded = load_policy(chosen, self.root) if isinstance(chosen, str) else chosen
+        default_days = self.config.backfill.default_days
+        return Ask(
+            intervals=intervals,
+            window=window,
+            flag=f"--days {days}" if days is not None else f"--start/--end {window}",
+            policy=loaded,
+            default_window=self.window(),
+            default_source=f"default: backfill.default_days = {default_days}",
+            respect_user=self.config.backfill.respect_user_overrides,
+        )
+
+    def plan_targets(
+        self,
+        rows: pl.DataFrame,
+        targets: Sequence[Target],
+        *,
+        provider: str | None = None,
+        skipped: Sequence[tuple[str, str, str]] = (),
+        priority: dict[str, int] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> Plan:
+        """The plan that brings each target's symbol to its wanted range (the catalog ``rows``
+        describe the symbols)."""
+        name = provider or self.config.default_provider
+        caps = self._capabilities(name)
+        by_interval: dict[Interval, dict[str, Target]] = {}
+        for t in targets:
+            by_interval.setdefault(t.interval, {})[t.symbol] = t
+        all_gaps: list[gaps_.Gap] = []
+        origins: list[Origin] = []
+        skips = [Skipped((s,), i, reason) for s, i, reason in skipped]
+        for interval, chosen in by_interval.items():
+            if interval not in caps.intervals:
+                reason = f"{name} does not serve {interval} bars"
+                skips.append(Skipped(tuple(chosen), interval, reason))
+                continue
+            windows = {s: t.window for s, t in chosen.items()}
+            expected = self.expected_windows(rows, windows)
+            found = self.gaps_for(rows, interval, windows)
+            all_gaps += found
+            origins += _origins(chosen, expected, found)
+        cals = {t.name: t.calendar for t in _target_symbols(rows)}
+        planned = requests_for(name, caps, all_gaps, sessions_in=lambda r: _sessions_of(cals, r))
+        return Plan(
+            provider=name,
+            rate_limit_per_min=self._rate_limit(name, caps),
+            requests=tuple(order(planned, priority or {})),
+            gaps=tuple(all_gaps),
+            origins=tuple(origins),
+            skipped=tuple(_merge_skips(skips)),
+            parameters={**(parameters or {}), "provider": name},
         )
 
     def fill(
@@ -417,7 +431,7 @@ class Lake:
 
         Takes the lake's fill lock, marks jobs left running by a killed process as interrupted,
         and records the job in the catalog as it goes. Raises ``AuthError`` when credentials are
-        refused and ``KeyboardInterrupt`` when interrupted (after saving all fetched bars).
+        refused and ``Interrupted`` on SIGINT/SIGTERM (after saving all fetched bars).
         """
         with FillLock(self.root):
             with self.catalog.session():
@@ -425,6 +439,80 @@ class Lake:
                 plan = self.plan(symbols, **selection)
                 scheduler, provider = self._start_job(plan, parallel, on_progress, command)
             return _run_until_signalled(scheduler, provider)
+
+    def fill_events(
+        self,
+        *,
+        policy: str | Policy | None = None,
+        provider: str | None = None,
+        parallel: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        command: str | None = None,
+    ) -> JobResult:
+        """Serve pending events in one job: promoted or newly qualified symbols get the ranges
+        their layer's retention implies (only what is missing is fetched), detected gaps are
+        fetched as recorded. Each event records the job; events whose symbols failed stay
+        pending for the next run."""
+        with FillLock(self.root):
+            with self.catalog.session():
+                self.catalog.interrupt_stale()
+                pending = self.catalog.events(pending=True)
+                plan, served = self._plan_events(pending, policy, provider)
+                scheduler, source = self._start_job(plan, parallel, on_progress, command)
+            result = _run_until_signalled(scheduler, source)
+        done = [i for i, symbol in served if symbol not in result.symbol_errors]
+        self.catalog.mark_events(done, result.job_id)
+        return result
+
+    def _plan_events(
+        self, pending: pl.DataFrame, policy: str | Policy | None, provider: str | None
+    ) -> tuple[Plan, list[tuple[int, str]]]:
+        served: list[tuple[int, str]] = []
+        by_policy: set[str] = set()
+        explicit: list[Target] = []
+        for event_id, kind, payload in pending.select("id", "type", "payload").iter_rows():
+            data = json.loads(payload or "{}")
+            symbol = str(data.get("symbol", ""))
+            served.append((int(event_id), symbol))
+            if kind in ("symbol.qualified", "layer.promoted"):
+                by_policy.add(symbol)
+            elif kind == "data.gap.detected":
+                first, last = date.fromisoformat(data["first"]), date.fromisoformat(data["last"])
+                window = DateRange.inclusive(first, last)
+                explicit.append(
+                    Target(
+                        symbol,
+                        spec(data["interval"]).name,
+                        window,
+                        f"event {event_id}: gap detected",
+                    )
+                )
+        known = set(
+            self.catalog.symbols(sorted(by_policy | {t.symbol for t in explicit}))[
+                "symbol"
+            ].to_list()
+        )
+        rows = self.catalog.symbols(sorted(known))
+        asked = self._ask(
+            None,
+            None,
+            None,
+            None,
+            policy if policy is not None else self._policy(None) if by_policy else None,
+        )
+        chosen = rows.filter(pl.col("symbol").is_in(sorted(by_policy)))
+        targets, skipped, priority = resolve(asked, _target_symbols(chosen), self.today)
+        targets += [t for t in explicit if t.symbol in known]
+        parameters = {"events": len(served), "policy": asked.policy.name if asked.policy else None}
+        plan = self.plan_targets(
+            rows,
+            targets,
+            provider=provider,
+            skipped=skipped,
+            priority=priority,
+            parameters=parameters,
+        )
+        return plan, served
 
     def run_plan(
         self,
@@ -493,6 +581,92 @@ class Lake:
     def _rate_limit(self, name: str, caps: Capabilities) -> float:
         return self.config.provider(name).rate_limit_per_min or caps.rate_limit_per_min
 
+    # -- layers, events, retention ----------------------------------------------------------
+
+    def set_layers(
+        self, symbols: str | Sequence[str], layer: int, *, liquidity_score: float | None = None
+    ) -> dict[str, int]:
+        """Put symbols at ``layer`` (qualified for layers 1..layer); returns counts of symbols
+        and of the events written (promoted, demoted, qualified)."""
+        names = _names(symbols) or []
+        frame = pl.DataFrame({"symbol": names, "layer": [layer] * len(names)})
+        if liquidity_score is not None:
+            frame = frame.with_columns(pl.lit(liquidity_score).alias("liquidity_score"))
+        return self.catalog.set_layers(layers.updates_from(frame, "arguments"))
+
+    def import_layers(self, path: str | Path) -> dict[str, int]:
+        """Layer updates from a scanner's CSV, Parquet or JSON file: ``symbol`` with ``layer``
+        or ``layerN_qualified`` columns, optionally ``liquidity_score``."""
+        frame = _read_table(Path(path))
+        updates = layers.updates_from(frame, str(path))
+        if updates["symbol"].is_duplicated().any():
+            msg = f"{path}: symbols repeat; each symbol may appear once"
+            raise UsageError(msg)
+        return self.catalog.set_layers(updates)
+
+    def compute_layers(self, policy: str | Policy | None = None) -> dict[str, int]:
+        """Score liquidity from the lake's own daily bars (median dollar volume of the last
+        sessions, in $ millions) and qualify layer 1 by the policy's threshold."""
+        chosen = self._policy(policy)
+        rules = chosen.liquidity
+        rows = self.require_symbols(None)
+        # Enough calendar days to hold the lookback's sessions, holidays included.
+        back = timedelta(days=rules.lookback_sessions * 2 + 14)
+        window = DateRange(self.today - back, self.today + ONE_DAY)
+        scores = self.store.liquidity(rows["symbol"].to_list(), window, rules.lookback_sessions)
+        if scores.is_empty():
+            return {"symbols": 0, "promoted": 0, "demoted": 0, "qualified": 0}
+        updates = scores.with_columns(
+            (pl.col("dollar_volume") >= rules.layer1_min_dollar_volume).alias("layer1_qualified"),
+            (pl.col("dollar_volume") / layers.SCORE_UNIT).round(2).alias("liquidity_score"),
+        ).select("symbol", "layer1_qualified", "liquidity_score")
+        return self.catalog.set_layers(updates)
+
+    def events(self, *, pending: bool = False) -> pl.DataFrame:
+        """Events, oldest first: layer changes and detected gaps, with the job that served each."""
+        return self.catalog.events(pending=pending)
+
+    def prune(
+        self,
+        policy: str | Policy | None = None,
+        *,
+        dry_run: bool = False,
+        symbols: str | Sequence[str] | None = None,
+    ) -> Pruned:
+        """Remove bars older than each symbol's retention (the policy's keep range for its
+        layer); an interval its layer does not keep is removed whole. Symbols whose layer has
+        no rule in the policy are untouched."""
+        chosen = self._policy(policy)
+        report = Pruned(dry_run=dry_run)
+        rows = self.require_symbols(_names(symbols))
+        per_interval: dict[Interval, dict[str, date | None]] = {i: {} for i in SPECS}
+        shifts: dict[str, timedelta] = {}
+        for sym in _target_symbols(rows):
+            if chosen.for_layer(sym.layer) is None:
+                continue
+            shifts[sym.name] = sym.calendar.day_shift
+            for interval in SPECS:
+                keep = chosen.keep_window(sym.layer, interval, self.today, sym.calendar)
+                per_interval[interval][sym.name] = keep.start if keep else None
+        with FillLock(self.root):
+            for interval, cutoffs in per_interval.items():
+                prune_bars(self.store, interval, cutoffs, shifts, report)
+                if not dry_run:
+                    self.catalog.trim_ledger(interval, cutoffs)
+        return report
+
+    def _policy(self, policy: str | Policy | None) -> Policy:
+        chosen = policy if policy is not None else self.config.default_policy
+        if isinstance(chosen, Policy):
+            return chosen
+        if chosen is None:
+            msg = (
+                "no policy: pass --policy NAME (e.g. scanner_layers) "
+                "or set default_policy in lake.yaml"
+            )
+            raise UsageError(msg)
+        return load_policy(chosen, self.root)
+
     # -- jobs --------------------------------------------------------------------------------
 
     def status(self, job: str | None = None) -> dict[str, Any]:
@@ -524,6 +698,67 @@ class Lake:
                 "symbol", "error_message", "stage", "interval", "completed_at"
             ).iter_rows()
         }
+
+
+def _names(symbols: str | Sequence[str] | None) -> list[str] | None:
+    if symbols is None:
+        return None
+    return split_symbols(symbols if isinstance(symbols, str) else list(symbols))
+
+
+def _target_symbols(rows: pl.DataFrame) -> list[TargetSymbol]:
+    return [
+        TargetSymbol(sym, int(layer or 0), calendar_for(cal, ac))
+        for sym, layer, cal, ac in rows.select(
+            "symbol", "layer", "calendar", "asset_class"
+        ).iter_rows()
+    ]
+
+
+def _origins(
+    chosen: dict[str, Target],
+    expected: dict[str, tuple[Calendar, DateRange]],
+    found: Sequence[gaps_.Gap],
+) -> list[Origin]:
+    by_symbol: dict[str, list[gaps_.Gap]] = {}
+    for g in found:
+        by_symbol.setdefault(g.symbol, []).append(g)
+    out = []
+    for sym, target in chosen.items():
+        cal_w = expected.get(sym)
+        note = ""
+        if cal_w is None:
+            note = "nothing expected: not listed then, or no session has opened yet"
+        else:
+            cal, window = cal_w
+            every = cal.sessions_in(target.window)
+            have = cal.sessions_in(window)
+            if len(have) and have[0] > every[0]:
+                note = f"starts {have[0]}: listing date"
+            elif len(have) and have[-1] < every[-1]:
+                note = f"ends {have[-1]}: delisted, or later sessions have not opened yet"
+        mine = by_symbol.get(sym, [])
+        out.append(
+            Origin(
+                sym,
+                target.interval,
+                target.window,
+                target.source,
+                note,
+                cal_w[0].session_count(cal_w[1]) if cal_w else 0,
+                sum(g.sessions for g in mine),
+                tuple(mine),
+            )
+        )
+    return out
+
+
+def _merge_skips(skips: Sequence[Skipped]) -> list[Skipped]:
+    """One entry per (interval, reason), listing its symbols."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    for s in skips:
+        merged.setdefault((s.interval, s.reason), []).extend(s.symbols)
+    return [Skipped(tuple(v), i, r) for (i, r), v in merged.items()]
 
 
 def _sessions_of(cals: dict[str, Calendar], window: DateRange) -> int:
