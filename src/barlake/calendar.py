@@ -7,9 +7,10 @@ the ``24/7`` calendar. A session is keyed by its date; its open and close are UT
 from __future__ import annotations
 
 import warnings
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ from barlake.ranges import DateRange
 DEFAULT_CALENDAR = "XNYS"
 CRYPTO_CALENDAR = "24/7"
 _FIRST_YEAR = "1990-01-01"
+_EPOCH = date(1970, 1, 1)
 
 Days = npt.NDArray[np.datetime64]
 
@@ -47,17 +49,32 @@ class Calendar:
         offset = datetime(2001, 1, 15, 12, tzinfo=ZoneInfo(self.tz)).utcoffset()
         return offset or timedelta(0)
 
+    # Python lists for ``bisect``: a gap query asks for thousands of symbols' windows one at a
+    # time, and numpy's per-call overhead would dominate it.
+    @cached_property
+    def _day_numbers(self) -> list[int]:
+        """Session dates as days since 1970-01-01."""
+        return self.sessions.astype("datetime64[D]").astype(np.int64).tolist()  # type: ignore[no-any-return]
+
+    @cached_property
+    def _open_list(self) -> list[int]:
+        return self.opens.tolist()  # type: ignore[no-any-return]
+
+    @cached_property
+    def _close_list(self) -> list[int]:
+        return self.closes.tolist()  # type: ignore[no-any-return]
+
     def _bounds(self, window: DateRange) -> tuple[int, int]:
-        lo = np.datetime64(window.start, "D")
-        hi = np.datetime64(window.end, "D")
-        if lo < self.sessions[0] or hi > self.sessions[-1] + np.timedelta64(1, "D"):
+        days = self._day_numbers
+        lo = (window.start - _EPOCH).days
+        hi = (window.end - _EPOCH).days
+        if lo < days[0] or hi > days[-1] + 1:
             msg = (
                 f"{window} is outside the {self.name} calendar "
                 f"({self.sessions[0]}..{self.sessions[-1]}); choose dates inside it"
             )
             raise UsageError(msg)
-        i, j = np.searchsorted(self.sessions, [lo, hi])
-        return int(i), int(j)
+        return bisect_left(days, lo), bisect_left(days, hi)
 
     def sessions_in(self, window: DateRange) -> Days:
         """The session dates inside ``window``, sorted."""
@@ -87,21 +104,17 @@ class Calendar:
     def closed_before(self, now: datetime, grace: timedelta = timedelta(0)) -> date | None:
         """The last session whose close plus ``grace`` is at or before ``now``."""
         cutoff = int((now - grace).timestamp() * 1_000_000)
-        i = int(np.searchsorted(self.closes, cutoff, side="right"))
-        return None if i == 0 else _day(self.sessions[i - 1])
+        i = bisect_right(self._close_list, cutoff)
+        return None if i == 0 else _EPOCH + timedelta(days=self._day_numbers[i - 1])
 
     def opened_before(self, now: datetime) -> date | None:
         """The last session that has opened by ``now`` (it may still be trading)."""
-        i = int(np.searchsorted(self.opens, int(now.timestamp() * 1_000_000), side="right"))
-        return None if i == 0 else _day(self.sessions[i - 1])
+        i = bisect_right(self._open_list, int(now.timestamp() * 1_000_000))
+        return None if i == 0 else _EPOCH + timedelta(days=self._day_numbers[i - 1])
 
 
 def _utc(micros: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
-
-
-def _day(value: np.datetime64) -> date:
-    return date.fromisoformat(str(value))
 
 
 @cache
@@ -133,7 +146,8 @@ def _utc_micros(column: Any) -> npt.NDArray[np.int64]:
     """Epoch microseconds of a pandas column of UTC instants (tz-aware or naive)."""
     if getattr(column.dt, "tz", None) is not None:
         column = column.dt.tz_convert(None)
-    return column.to_numpy().astype("datetime64[us]").astype(np.int64)
+    values: npt.NDArray[np.int64] = column.to_numpy().astype("datetime64[us]").astype(np.int64)
+    return values
 
 
 def calendar_for(calendar: str | None, asset_class: str | None = None) -> Calendar:

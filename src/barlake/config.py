@@ -29,6 +29,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class TierConfig(_Strict):
+    min_market_cap: float = Field(default=0, ge=0, description="Smallest market cap (USD).")
+    parallel: int = Field(default=1, ge=1, description="Requests of this tier in flight.")
+
+
+DEFAULT_TIERS = {
+    "priority": TierConfig(min_market_cap=200e9, parallel=10),
+    "active": TierConfig(min_market_cap=10e9, parallel=5),
+    "standard": TierConfig(min_market_cap=2e9, parallel=3),
+    "archive": TierConfig(min_market_cap=0, parallel=2),
+}
+
+
 class BackfillConfig(_Strict):
     respect_user_overrides: bool = Field(
         default=True, description="--days/--start/--end always win over policies and tiers."
@@ -36,6 +49,10 @@ class BackfillConfig(_Strict):
     parallel_symbols: int = Field(default=10, ge=1, le=1000, description="Requests in flight.")
     use_symbol_tiers: bool = Field(
         default=False, description="Market-cap tiers set per-tier concurrency (never dates)."
+    )
+    tiers: dict[str, TierConfig] = Field(
+        default_factory=lambda: dict(DEFAULT_TIERS),
+        description="Tier name -> market-cap threshold and concurrency; unknown caps: standard.",
     )
     default_days: int = Field(
         default=30, ge=1, description="Calendar days to cover when no flag or policy says."

@@ -71,10 +71,21 @@ def missing(
     provisional: Sequence[DateRange] = (),
 ) -> npt.NDArray[np.bool_]:
     """Which ``expected`` sessions are not covered."""
-    have = np.isin(expected, stored)
+    have = _isin(expected, stored)
     fetched = in_ranges(expected, final)
     refetch = in_ranges(expected, provisional) & ~fetched
     return ~((have & ~refetch) | fetched)
+
+
+def _isin(values: Days, pool: Days) -> npt.NDArray[np.bool_]:
+    """``np.isin`` by binary search: several times faster on dates, which this is called on
+    once per symbol with gaps."""
+    if pool.size == 0 or values.dtype != pool.dtype:
+        return np.isin(values, pool)
+    pool = np.sort(pool)
+    at = np.minimum(np.searchsorted(pool, values), pool.size - 1)
+    found: npt.NDArray[np.bool_] = pool[at] == values
+    return found
 
 
 def find_gaps(

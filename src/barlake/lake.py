@@ -39,9 +39,10 @@ from barlake.ranges import ONE_DAY, DateRange
 from barlake.ratelimit import RateLimiter
 from barlake.scheduler import JobResult, ProgressCallback, Scheduler
 from barlake.store import Store
-from barlake.symbols import split_symbols
+from barlake.symbols import check_symbol, split_symbols
 from barlake.targets import Ask, Target, resolve
 from barlake.targets import Symbol as TargetSymbol
+from barlake.tiers import tier_of
 
 IMPORT_COLUMNS = (
     "symbol",
@@ -155,10 +156,14 @@ class Lake:
         if frame["symbol"].is_null().any():
             msg = f"{path}: a row has an empty symbol"
             raise UsageError(msg)
-        checked = split_symbols(frame["symbol"].to_list())
-        if len(checked) != frame.height:
+        checked = [check_symbol(s) for s in frame["symbol"].to_list()]
+        if any(len(s.replace(",", " ").split()) != 1 for s in checked):
+            msg = f"{path}: a symbol cell holds several names; put one symbol per row"
+            raise UsageError(msg)
+        if len(set(checked)) != len(checked):
             msg = f"{path}: symbols repeat; each symbol may appear once"
             raise UsageError(msg)
+        frame = frame.with_columns(pl.Series("symbol", checked, dtype=pl.String))
         return self.catalog.upsert_symbols(_typed_symbols(frame, str(path)))
 
     def symbols(self, names: Sequence[str] | None = None) -> pl.DataFrame:
@@ -568,8 +573,15 @@ class Lake:
             config=config,
             clock=self.clock,
             on_progress=on_progress,
+            tiers=self._tiers(rows) if config.use_symbol_tiers else None,
         )
         return scheduler, provider
+
+    def _tiers(self, rows: pl.DataFrame) -> dict[str, str]:
+        tiers = self.config.backfill.tiers
+        return {
+            sym: tier_of(cap, tiers) for sym, cap in rows.select("symbol", "market_cap").iter_rows()
+        }
 
     def _capabilities(self, name: str) -> Capabilities:
         provider = self._open_provider(name)

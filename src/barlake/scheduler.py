@@ -12,10 +12,12 @@ durable. A reporter keeps the job row current for ``lake status`` in other proce
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +40,7 @@ from barlake.providers.base import Provider, Request
 from barlake.ranges import DateRange
 from barlake.ratelimit import RateLimiter, backoff
 from barlake.store import latest
+from barlake.tiers import request_tier
 
 Stage = str  # one of: plan, fetch, validate, write
 REPORT_EVERY_S = 1.0
@@ -133,8 +136,16 @@ class Scheduler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_progress: ProgressCallback | None = None,
         rng: random.Random | None = None,
+        tiers: Mapping[str, str] | None = None,
     ) -> None:
         self.job_id, self.plan, self.provider, self.limiter = job_id, plan, provider, limiter
+        # Tiers only gate concurrency: one semaphore per tier, none when tiers are off.
+        self._tier_map = dict(tiers or {})
+        self._tier_gates = (
+            {name: asyncio.Semaphore(t.parallel) for name, t in config.tiers.items()}
+            if tiers is not None
+            else {}
+        )
         self._write, self._record, self.calendars = write, record, calendars
         self.config, self.clock, self.on_progress = config, clock, on_progress
         self.rng = rng or random.Random()
@@ -213,7 +224,8 @@ class Scheduler:
             except asyncio.QueueEmpty:
                 return
             try:
-                await self._serve(planned.request, queue)
+                async with self._gate(planned.request):
+                    await self._serve(planned.request, queue)
             except AuthError as exc:
                 # Credentials are refused for everyone: stop the whole job at once.
                 self._fatal = exc
@@ -221,6 +233,12 @@ class Scheduler:
                     if w is not asyncio.current_task():
                         w.cancel()
                 return
+
+    def _gate(self, request: Request) -> AbstractAsyncContextManager[Any]:
+        if not self._tier_gates:
+            return contextlib.nullcontext()
+        tier = request_tier(request.symbols, self._tier_map, self.config.tiers)
+        return self._tier_gates.get(tier) or contextlib.nullcontext()
 
     async def _serve(self, request: Request, queue: asyncio.Queue[PlannedRequest]) -> None:
         now = self.clock()

@@ -16,10 +16,11 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -236,20 +237,23 @@ class Store:
         files = self.files(interval, symbols_, window)
         if not files:
             return pa.table({"symbol": pa.array([], pa.string()), "day": pa.array([], pa.date32())})
-        shift = int(day_shift.total_seconds()) if spec(interval).intraday else 0
-        where = ["day >= ? AND day < ?"]
-        params: list[object] = [window.start, window.end]
+        params: list[object] = [[str(f) for f in files]]
+        where = ""
         if symbols_ is not None:
-            where.append("symbol IN (SELECT unnest(?::VARCHAR[]))")
+            # Filter beside the scan: DuckDB does not push it below the DISTINCT by itself.
+            where = "WHERE symbol IN (SELECT unnest(?::VARCHAR[]))"
             params.append(list(symbols_))
+        params += [_day_number(window.start), _day_number(window.end)]
         sql = f"""
-            SELECT DISTINCT symbol, day FROM (
-                SELECT symbol, CAST(ts + to_seconds({shift}) AS DATE) AS day
-                FROM read_parquet(?, hive_partitioning = false)
-            ) WHERE {" AND ".join(where)}
+            SELECT symbol, CAST(DATE '1970-01-01' + CAST(day AS INTEGER) AS DATE) AS day FROM (
+                SELECT DISTINCT symbol, day FROM (
+                    SELECT symbol, {_day_sql(interval, day_shift)} AS day
+                    FROM read_parquet(?, hive_partitioning = false) {where}
+                ) WHERE day >= ? AND day < ?
+            )
         """
         with _connect() as con:
-            return con.sql(sql, params=[[str(f) for f in files], *params]).to_arrow_table()
+            return con.sql(sql, params=params).to_arrow_table()
 
     def session_counts(
         self,
@@ -268,28 +272,89 @@ class Store:
         files = self.files(interval, names if by_symbol else None, window)
         if not files:
             return {}
-        shift = int(day_shift.total_seconds()) if spec(interval).intraday else 0
+        days = np.unique(np.asarray(sessions, dtype="datetime64[D]").astype(np.int64))
+        lo, hi = _day_number(window.start), _day_number(window.end)
+        days = days[(days >= lo) & (days < hi)]
+        day_numbers = windows.select(
+            "symbol", *(pl.col(c).cast(pl.Date).cast(pl.Int32) for c in ("start", "end"))
+        )
+        bounds = {sym: (a, b) for sym, a, b in day_numbers.iter_rows()}
+        # Joining every bar to its symbol's window costs more than the rest of the query, and
+        # most symbols share one window or keep their bars inside their own. So count per symbol
+        # over the whole span first, with the first and last day counted; only symbols with
+        # bars outside their own window are counted again, exactly, with the join.
         counter = "count(DISTINCT b.day)" if spec(interval).intraday else "count(*)"
-        sql = f"""
-            SELECT b.symbol, {counter} AS n FROM (
-                SELECT symbol, CAST(ts + to_seconds({shift}) AS DATE) AS day
-                FROM read_parquet(?, hive_partitioning = false)
+        few = not by_symbol and len(bounds) <= _FILTER_SYMBOLS_UP_TO
+        where = "WHERE symbol IN (SELECT symbol FROM windows)" if few else ""
+        span_sql = f"""
+            SELECT b.symbol, {counter} AS n, min(b.day) AS first, max(b.day) AS last FROM (
+                SELECT symbol, {_day_sql(interval, day_shift)} AS day
+                FROM read_parquet(?, hive_partitioning = false) {where}
             ) b
-            JOIN windows w ON b.symbol = w.symbol AND b.day >= w.start AND b.day < w."end"
-            SEMI JOIN (SELECT unnest(?::DATE[]) AS day) s ON b.day = s.day
+            JOIN session_days s ON b.day = s.day
             GROUP BY b.symbol
         """
-        days = [str(d) for d in sessions]
+        exact_sql = f"""
+            SELECT b.symbol, {counter} AS n FROM (
+                SELECT symbol, {_day_sql(interval, day_shift)} AS day
+                FROM read_parquet(?, hive_partitioning = false)
+                WHERE symbol IN (SELECT symbol FROM windows)
+            ) b
+            JOIN session_days s ON b.day = s.day
+            JOIN windows w ON b.symbol = w.symbol AND b.day >= w.start AND b.day < w."end"
+            GROUP BY b.symbol
+        """
+        out: dict[str, int] = {}
+        mixed: list[str] = []
+        paths = [str(f) for f in files]
         with _connect() as con:
-            con.register("windows", windows.to_arrow())
-            rows = con.sql(sql, params=[[str(f) for f in files], days]).fetchall()
-        return {str(symbol): int(n) for symbol, n in rows}
+            con.register("session_days", pa.table({"day": days}))
+            if len(bounds) < day_numbers.height:  # a symbol twice: count each window exactly
+                mixed = list(bounds)
+            else:
+                con.register("windows", day_numbers.select("symbol").to_arrow())
+                for sym, n, first, last in con.sql(span_sql, params=[paths]).fetchall():
+                    w = bounds.get(sym)
+                    if w is None:
+                        continue
+                    if w[0] <= first and last < w[1]:
+                        out[str(sym)] = int(n)
+                    else:
+                        mixed.append(sym)
+                con.unregister("windows")
+            if mixed:
+                some = day_numbers.filter(pl.col("symbol").is_in(mixed))
+                con.register("windows", some.to_arrow())
+                for sym, n in con.sql(exact_sql, params=[paths]).fetchall():
+                    out[str(sym)] = out.get(str(sym), 0) + int(n)
+        return out
+
+    def liquidity(self, symbols_: list[str], window: DateRange, sessions: int) -> pl.DataFrame:
+        """Median daily dollar volume (close x volume) of each symbol's last ``sessions``
+        daily bars inside ``window``: columns symbol, dollar_volume, sessions."""
+        files = self.files("1day", None, window)
+        if not files or not symbols_:
+            return pl.DataFrame(schema={"symbol": pl.String, "dollar_volume": pl.Float64})
+        sql = """
+            SELECT symbol, median(close * volume) AS dollar_volume, count(*) AS sessions FROM (
+                SELECT symbol, close, volume,
+                       row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) AS n
+                FROM read_parquet(?, hive_partitioning = false)
+                WHERE symbol IN (SELECT unnest(?::VARCHAR[])) AND ts >= ? AND ts < ?
+            ) WHERE n <= ? GROUP BY symbol ORDER BY symbol
+        """
+        lo = datetime.combine(window.start, time(), UTC)
+        hi = datetime.combine(window.end, time(), UTC)
+        params = [[str(f) for f in files], symbols_, lo, hi, sessions]
+        with _duckdb() as con:
+            return pl.DataFrame(con.sql(sql, params=params).to_arrow_table())
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
-    # CAST(timestamptz AS DATE) uses the session time zone, which defaults to the machine's;
-    # session dates are UTC dates (after ``day_shift``) whatever the machine says.
-    con = duckdb.connect()
+    # A cursor on the process's engine: opening a new database per query costs tens of ms.
+    # Session dates come from integer maths (``_day_sql``); UTC keeps any cast to DATE on the
+    # UTC date too, where DuckDB would otherwise use the machine's time zone.
+    con = _duckdb()
     con.execute("SET TimeZone = 'UTC'")
     return con
 
@@ -305,6 +370,28 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
         if _engine is None:
             _engine = duckdb.connect()
         return _engine.cursor()
+
+
+_DAY_US = 86_400_000_000
+# Below this many symbols, a count over daily files (which hold every symbol) first filters
+# rows by symbol; above it the filter costs more than it saves.
+_FILTER_SYMBOLS_UP_TO = 1000
+# Added before dividing so that integer division floors for instants before 1970 as well.
+_DAY_OFFSET = 1_000_000
+
+
+def _day_sql(interval: Interval, day_shift: timedelta) -> str:
+    """SQL for the session date of column ``ts`` as a day number (days since 1970-01-01).
+
+    Integer maths on the UTC instant: exact, independent of the session time zone, and several
+    times faster than casting a TIMESTAMPTZ to DATE, which converts time zones row by row.
+    """
+    shift = day_shift // timedelta(microseconds=1) if spec(interval).intraday else 0
+    return f"(epoch_us(ts) + {shift + _DAY_OFFSET * _DAY_US}) // {_DAY_US} - {_DAY_OFFSET}"
+
+
+def _day_number(day: date) -> int:
+    return (day - date(1970, 1, 1)).days
 
 
 def _pad(window: DateRange) -> DateRange:
