@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -11,8 +10,8 @@ import polars as pl
 import pytest
 
 from barlake import Lake, UsageError
-from barlake.providers.demo import DemoConfig, DemoProvider, demo_listing_date
 from barlake.calendar import get_calendar
+from barlake.providers.demo import DemoConfig, DemoProvider, demo_listing_date
 from barlake.ranges import DateRange
 
 NOW = datetime(2025, 1, 15, 22, tzinfo=UTC)  # a Wednesday evening, after the close
