@@ -6,11 +6,14 @@ the ``24/7`` calendar. A session is keyed by its date; its open and close are UT
 
 from __future__ import annotations
 
+import os
 import warnings
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, cached_property
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -119,7 +122,60 @@ def _utc(micros: int) -> datetime:
 
 @cache
 def get_calendar(name: str = DEFAULT_CALENDAR) -> Calendar:
-    """The calendar called ``name`` (an ISO MIC such as ``XNYS``, or ``24/7``), cached."""
+    """The calendar called ``name`` (an ISO MIC such as ``XNYS``, or ``24/7``), cached.
+
+    Building a calendar takes exchange_calendars about a second, so its sessions are also kept
+    in a small file per calendar, library version and month (see ``cache_dir``); a missing or
+    unreadable cache only costs that second.
+    """
+    path = _cache_file(name)
+    if path is not None:
+        try:
+            with np.load(path) as data:
+                return Calendar(
+                    name, str(data["tz"]), data["sessions"], data["opens"], data["closes"]
+                )
+        except (OSError, KeyError, ValueError):
+            pass
+    cal = _build(name)
+    if path is not None:
+        _save(path, cal)
+    return cal
+
+
+def cache_dir() -> Path:
+    """Where calendar caches live: ``$BARLAKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/barlake``,
+    else ``~/.cache/barlake``."""
+    if os.environ.get("BARLAKE_CACHE_DIR"):
+        return Path(os.environ["BARLAKE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "barlake"
+
+
+def _cache_file(name: str) -> Path | None:
+    try:
+        version = metadata.version("exchange_calendars")
+    except metadata.PackageNotFoundError:
+        return None
+    # The library's calendars reach one year past the day they are built: rebuild monthly.
+    stamp = date.today().strftime("%Y-%m")
+    safe = name.replace("/", "_")
+    return cache_dir() / "calendars" / f"{safe}-{version}-{_FIRST_YEAR[:4]}-{stamp}.npz"
+
+
+def _save(path: Path, cal: Calendar) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(
+            tmp, tz=np.array(cal.tz), sessions=cal.sessions, opens=cal.opens, closes=cal.closes
+        )
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only loses the speed-up
+
+
+def _build(name: str) -> Calendar:
     import exchange_calendars as xcals
 
     try:

@@ -235,26 +235,41 @@ class Lake:
         inside its listing window, and no later than the last session that has opened."""
         out: dict[str, tuple[Calendar, DateRange]] = {}
         now = self.clock()
+        opened: dict[str, date | None] = {}
         for sym, cal_name, asset_class, listed, delisted in rows.select(
             "symbol", "calendar", "asset_class", "listed_on", "delisted_on"
         ).iter_rows():
             window = windows.get(sym)
-            cal = calendar_for(cal_name, asset_class)
-            opened = cal.opened_before(now)
-            if window is None or opened is None:
+            if window is None:
                 continue
-            w = window.intersect(DateRange(window.start, max(window.start, opened + ONE_DAY)))
-            w = gaps_.listing_window(w, listed, delisted) if w else None
+            cal = calendar_for(cal_name, asset_class)
+            if cal.name not in opened:
+                opened[cal.name] = cal.opened_before(now)
+            last = opened[cal.name]
+            if last is None:
+                continue
+            if window.end > last + ONE_DAY:
+                if window.start > last:
+                    continue
+                window = DateRange(window.start, last + ONE_DAY)
+            w = gaps_.listing_window(window, listed, delisted) if listed or delisted else window
             if w:
                 out[sym] = (cal, w)
         return out
 
     def gaps_for(
-        self, rows: pl.DataFrame, interval: Interval, windows: dict[str, DateRange]
+        self,
+        rows: pl.DataFrame,
+        interval: Interval,
+        windows: dict[str, DateRange],
+        expected: dict[str, tuple[Calendar, DateRange]] | None = None,
     ) -> list[gaps_.Gap]:
-        """Gaps of the catalog ``rows`` at ``interval``, each symbol within its own window."""
+        """Gaps of the catalog ``rows`` at ``interval``, each symbol within its own window
+        (``expected``: the result of ``expected_windows`` when the caller has it)."""
+        if expected is None:
+            expected = self.expected_windows(rows, windows)
         by_calendar: dict[str, tuple[Calendar, dict[str, DateRange]]] = {}
-        for sym, (cal, w) in self.expected_windows(rows, windows).items():
+        for sym, (cal, w) in expected.items():
             by_calendar.setdefault(cal.name, (cal, {}))[1][sym] = w
         out: list[gaps_.Gap] = []
         for cal, expected in by_calendar.values():
@@ -298,6 +313,14 @@ class Lake:
         empty = np.array([], dtype="datetime64[D]")
         for sym in todo:
             final, provisional = ranges.get(sym, ([], []))
+            if sym not in stored and not final:
+                # Nothing stored and nothing asked yet: the whole expected window is one gap.
+                whole = cal.sessions_in(windows[sym])
+                if len(whole):
+                    first, last = _as_date(whole[0]), _as_date(whole[-1])
+                    window = DateRange(first, last + ONE_DAY)
+                    out.append(gaps_.Gap(sym, interval, window, len(whole)))
+                continue
             out += gaps_.find_gaps(
                 sym,
                 interval,
@@ -408,7 +431,7 @@ class Lake:
                 continue
             windows = {s: t.window for s, t in chosen.items()}
             expected = self.expected_windows(rows, windows)
-            found = self.gaps_for(rows, interval, windows)
+            found = self.gaps_for(rows, interval, windows, expected)
             all_gaps += found
             origins += _origins(chosen, expected, found)
         cals = {t.name: t.calendar for t in _target_symbols(rows)}
@@ -710,6 +733,10 @@ class Lake:
                 "symbol", "error_message", "stage", "interval", "completed_at"
             ).iter_rows()
         }
+
+
+def _as_date(value: np.datetime64) -> date:
+    return date.fromisoformat(str(value))
 
 
 def _names(symbols: str | Sequence[str] | None) -> list[str] | None:

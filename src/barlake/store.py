@@ -181,7 +181,10 @@ class Store:
         keys = None if window is None else set(periods(interval, _pad(window)))
         by_symbol = spec(interval).partitioning != "year"
         if by_symbol and symbols_ is not None:
-            dirs = [base / f"symbol={symbols.encode(s)}" for s in symbols_]
+            # One listing of the interval's folder beats a stat per wanted symbol.
+            present = {p.name for p in base.iterdir()} if base.is_dir() else set()
+            wanted = (f"symbol={symbols.encode(s)}" for s in symbols_)
+            dirs = [base / name for name in wanted if name in present]
         else:
             dirs = [base]
         out = []
@@ -237,20 +240,19 @@ class Store:
         files = self.files(interval, symbols_, window)
         if not files:
             return pa.table({"symbol": pa.array([], pa.string()), "day": pa.array([], pa.date32())})
-        params: list[object] = [[str(f) for f in files]]
-        where = ""
+        # Filters on the stored columns, beside the scan: DuckDB does not push them below the
+        # DISTINCT by itself, and a range on ``ts`` can skip row groups.
+        params: list[object] = [[str(f) for f in files], *_ts_bounds(interval, window, day_shift)]
+        where = "ts >= ? AND ts < ?"
         if symbols_ is not None:
-            # Filter beside the scan: DuckDB does not push it below the DISTINCT by itself.
-            where = "WHERE symbol IN (SELECT unnest(?::VARCHAR[]))"
+            where += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
             params.append(list(symbols_))
-        params += [_day_number(window.start), _day_number(window.end)]
         sql = f"""
-            SELECT symbol, CAST(DATE '1970-01-01' + CAST(day AS INTEGER) AS DATE) AS day FROM (
-                SELECT DISTINCT symbol, day FROM (
-                    SELECT symbol, {_day_sql(interval, day_shift)} AS day
-                    FROM read_parquet(?, hive_partitioning = false) {where}
-                ) WHERE day >= ? AND day < ?
-            )
+            SELECT DISTINCT symbol,
+                CAST(DATE '1970-01-01' + CAST({_day_sql(interval, day_shift)} AS INTEGER) AS DATE)
+                AS day
+            FROM read_parquet(?, hive_partitioning = false)
+            WHERE {where}
         """
         with _connect() as con:
             return con.sql(sql, params=params).to_arrow_table()
@@ -285,11 +287,12 @@ class Store:
         # bars outside their own window are counted again, exactly, with the join.
         counter = "count(DISTINCT b.day)" if spec(interval).intraday else "count(*)"
         few = not by_symbol and len(bounds) <= _FILTER_SYMBOLS_UP_TO
-        where = "WHERE symbol IN (SELECT symbol FROM windows)" if few else ""
+        where = " AND symbol IN (SELECT symbol FROM windows)" if few else ""
         span_sql = f"""
             SELECT b.symbol, {counter} AS n, min(b.day) AS first, max(b.day) AS last FROM (
                 SELECT symbol, {_day_sql(interval, day_shift)} AS day
-                FROM read_parquet(?, hive_partitioning = false) {where}
+                FROM read_parquet(?, hive_partitioning = false)
+                WHERE ts >= ? AND ts < ?{where}
             ) b
             JOIN session_days s ON b.day = s.day
             GROUP BY b.symbol
@@ -298,7 +301,7 @@ class Store:
             SELECT b.symbol, {counter} AS n FROM (
                 SELECT symbol, {_day_sql(interval, day_shift)} AS day
                 FROM read_parquet(?, hive_partitioning = false)
-                WHERE symbol IN (SELECT symbol FROM windows)
+                WHERE ts >= ? AND ts < ? AND symbol IN (SELECT symbol FROM windows)
             ) b
             JOIN session_days s ON b.day = s.day
             JOIN windows w ON b.symbol = w.symbol AND b.day >= w.start AND b.day < w."end"
@@ -306,14 +309,14 @@ class Store:
         """
         out: dict[str, int] = {}
         mixed: list[str] = []
-        paths = [str(f) for f in files]
+        params = [[str(f) for f in files], *_ts_bounds(interval, window, day_shift)]
         with _connect() as con:
             con.register("session_days", pa.table({"day": days}))
             if len(bounds) < day_numbers.height:  # a symbol twice: count each window exactly
                 mixed = list(bounds)
             else:
                 con.register("windows", day_numbers.select("symbol").to_arrow())
-                for sym, n, first, last in con.sql(span_sql, params=[paths]).fetchall():
+                for sym, n, first, last in con.sql(span_sql, params=params).fetchall():
                     w = bounds.get(sym)
                     if w is None:
                         continue
@@ -325,7 +328,7 @@ class Store:
             if mixed:
                 some = day_numbers.filter(pl.col("symbol").is_in(mixed))
                 con.register("windows", some.to_arrow())
-                for sym, n in con.sql(exact_sql, params=[paths]).fetchall():
+                for sym, n in con.sql(exact_sql, params=params).fetchall():
                     out[str(sym)] = out.get(str(sym), 0) + int(n)
         return out
 
@@ -388,6 +391,12 @@ def _day_sql(interval: Interval, day_shift: timedelta) -> str:
     """
     shift = day_shift // timedelta(microseconds=1) if spec(interval).intraday else 0
     return f"(epoch_us(ts) + {shift + _DAY_OFFSET * _DAY_US}) // {_DAY_US} - {_DAY_OFFSET}"
+
+
+def _ts_bounds(interval: Interval, window: DateRange, day_shift: timedelta) -> list[datetime]:
+    """The bar starts whose session date (``_day_sql``) falls inside ``window``: [lo, hi)."""
+    shift = day_shift if spec(interval).intraday else timedelta(0)
+    return [datetime.combine(d, time(), UTC) - shift for d in (window.start, window.end)]
 
 
 def _day_number(day: date) -> int:
