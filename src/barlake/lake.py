@@ -272,8 +272,8 @@ class Lake:
         for sym, (cal, w) in expected.items():
             by_calendar.setdefault(cal.name, (cal, {}))[1][sym] = w
         out: list[gaps_.Gap] = []
-        for cal, expected in by_calendar.values():
-            out += self._gaps_on(cal, interval, expected)
+        for cal, mine in by_calendar.values():
+            out += self._gaps_on(cal, interval, mine)
         return sorted(out, key=lambda g: (g.symbol, g.interval, g.range))
 
     def _gaps_on(

@@ -17,7 +17,7 @@ import polars as pl
 
 from barlake import symbols as symbols_
 from barlake.intervals import Interval, spec
-from barlake.store import ARROW_SCHEMA, PARQUET_OPTIONS, Store
+from barlake.store import Store, write_file
 
 
 @dataclass
@@ -98,14 +98,7 @@ def _prune_file(
         return
     report.files_rewritten += 1
     if not report.dry_run:
-        table = kept.to_arrow().cast(ARROW_SCHEMA)
-        store.fs.replace(path, lambda tmp: _write(table, tmp))
-
-
-def _write(table: object, tmp: Path) -> None:
-    import pyarrow.parquet as pq
-
-    pq.write_table(table, tmp, **PARQUET_OPTIONS)
+        write_file(store.fs, path, kept)
 
 
 def _remove_empty_parents(directory: Path, stop: Path) -> None:

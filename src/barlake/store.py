@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -35,19 +36,20 @@ from barlake.ranges import DateRange
 FILE_NAME = "data.parquet"
 WRITE_THREADS = 8
 # Dictionary encoding only pays on the repetitive string columns; on prices it wastes time.
-PARQUET_OPTIONS: dict[str, object] = {"compression": "zstd", "use_dictionary": ["symbol", "source"]}
+# No stored Arrow schema: readers then take the Parquet types, so ``symbol`` reads as a plain
+# string, which pyarrow's hive datasets can merge with the ``symbol=`` partition key (polars
+# would have recorded large strings), and no cast is needed on the way out.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "use_dictionary": ["symbol", "source"],
+    "store_schema": False,
+}
 
-# Plain (not large) strings: pyarrow's hive datasets merge a file's ``symbol`` column with the
-# ``symbol=`` partition key only when both are plain strings.
-ARROW_SCHEMA = pa.schema(
-    [
-        ("symbol", pa.string()),
-        ("ts", pa.timestamp("us", tz="UTC")),
-        *((name, pa.float64()) for name in ("open", "high", "low", "close", "volume", "vwap")),
-        ("trades", pa.int64()),
-        ("source", pa.string()),
-    ]
-)
+
+def write_file(fs: LocalFileSystem, path: Path, bars_: pl.DataFrame | pa.Table) -> None:
+    """Replace ``path`` atomically with ``bars_`` (in the lake's schema) as Parquet."""
+    table = bars_.to_arrow() if isinstance(bars_, pl.DataFrame) else bars_
+    fs.replace(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS))
 
 
 @dataclass(frozen=True, order=True)
@@ -83,9 +85,16 @@ def periods(interval: Interval, window: DateRange) -> list[str]:
 
 
 def _period_expr(interval: Interval) -> pl.Expr:
+    """Each bar's period as a number (2024 or 202406): far cheaper than formatting strings."""
     if spec(interval).partitioning == "symbol_month":
-        return pl.col("ts").dt.strftime("%Y-%m")
-    return pl.col("ts").dt.year().cast(pl.String)
+        return pl.col("ts").dt.year().cast(pl.Int32) * 100 + pl.col("ts").dt.month()
+    return pl.col("ts").dt.year().cast(pl.Int32)
+
+
+def _period_name(interval: Interval, key: int) -> str:
+    if spec(interval).partitioning == "symbol_month":
+        return f"{key // 100:04d}-{key % 100:02d}"
+    return str(key)
 
 
 def latest(frame: pl.DataFrame) -> pl.DataFrame:
@@ -119,45 +128,75 @@ class Store:
         """Split ``frame`` (bars of one interval) by the file each bar belongs to; each piece
         comes sorted by (symbol, ts) with one row per key, the last one given."""
         frame = latest(frame)
+        period = frame.select(_period_expr(interval)).to_series() if frame.height else None
+        for partition, start, length in self._runs(interval, frame):
+            if length < 0 and period is not None:
+                yield partition, frame.filter(period == int(partition.period))
+            else:
+                yield partition, frame.slice(start, length)
+
+    def _runs(self, interval: Interval, frame: pl.DataFrame) -> list[tuple[Partition, int, int]]:
+        """The files of ``frame`` (sorted by symbol and ts) as runs of rows: (partition, start,
+        length). Per-symbol files are contiguous already; daily year files are after a sort."""
         if frame.is_empty():
-            return
+            return []
         period = frame.select(_period_expr(interval)).to_series()
         if spec(interval).partitioning == "year":
+            out = []
             for key in period.unique().sort().to_list():
-                yield Partition(interval, None, str(key)), frame.filter(period == key)
-            return
-        # Sorted by symbol then time, each (symbol, period) file is one contiguous run of rows.
+                rows = (period == key).arg_true()
+                first, count = int(rows[0]), len(rows)
+                # The year's rows are one run unless the frame spans years; a negative
+                # length tells the caller to select them instead.
+                contiguous = int(rows[-1]) - first + 1 == count
+                out.append(
+                    (Partition(interval, None, str(key)), first, count if contiguous else -count)
+                )
+            return out
         sym = frame["symbol"]
         change = (sym != sym.shift(1)) | (period != period.shift(1))
         starts = change.fill_null(value=True).arg_true().to_list()
-        for a, b in zip(starts, [*starts[1:], frame.height], strict=True):
-            yield Partition(interval, str(sym[a]), str(period[a])), frame.slice(a, b - a)
+        return [
+            (Partition(interval, str(sym[a]), _period_name(interval, period[a])), a, b - a)
+            for a, b in zip(starts, [*starts[1:], frame.height], strict=True)
+        ]
 
     def write(self, interval: Interval, frame: pl.DataFrame) -> int:
         """Merge ``frame`` into the lake; returns how many rows it carried after deduplication.
 
         Each partition file is replaced atomically; files are written in parallel threads.
         """
-        frame = bars.conform(frame)
+        frame = latest(bars.conform(frame))
         for s in frame.get_column("symbol").unique().to_list():
             symbols.check_symbol(s)
-        parts = list(self.partitions_of(interval, frame))
-        if len(parts) == 1:
-            return self.write_partition(*parts[0])
+        # One conversion to Arrow for the whole batch; files take zero-copy slices of it.
+        table = frame.to_arrow()
+        period = frame.select(_period_expr(interval)).to_series()
+        jobs = []
+        for partition, start, length in self._runs(interval, frame):
+            if length < 0:  # a daily year that is not one run: select its rows
+                mask = period == int(partition.period)
+                jobs.append((partition, frame.filter(mask), None))
+            else:
+                jobs.append((partition, frame.slice(start, length), table.slice(start, length)))
+        if len(jobs) == 1:
+            return self.write_partition(*jobs[0])
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-            return sum(pool.map(lambda part: self.write_partition(*part), parts))
+            return sum(pool.map(lambda job: self.write_partition(*job), jobs))
 
-    def write_partition(self, partition: Partition, frame: pl.DataFrame) -> int:
-        """Merge ``frame`` into one file and replace it atomically."""
+    def write_partition(
+        self, partition: Partition, frame: pl.DataFrame, table: pa.Table | None = None
+    ) -> int:
+        """Merge ``frame`` into one file and replace it atomically (``table``: ``frame`` as
+        Arrow in the lake's schema, when the caller has it)."""
         new = latest(frame)
         path = self.path(partition)
         old = self.read_file(path)
         if old is not None and old.height:
-            merged = latest(pl.concat([old, new], how="vertical"))
+            merged, table = latest(pl.concat([old, new], how="vertical")), None
         else:
             merged = new
-        table = merged.to_arrow().cast(ARROW_SCHEMA)
-        self.fs.replace(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS))
+        write_file(self.fs, path, merged if table is None or new is not frame else table)
         return new.height
 
     def read_file(self, path: Path) -> pl.DataFrame | None:
@@ -239,7 +278,9 @@ class Store:
         """
         files = self.files(interval, symbols_, window)
         if not files:
-            return pa.table({"symbol": pa.array([], pa.string()), "day": pa.array([], pa.date32())})
+            # From polars: building arrow arrays from Python values makes pyarrow import pandas,
+            # which costs most of a second.
+            return pl.DataFrame(schema={"symbol": pl.String, "day": pl.Date}).to_arrow()
         # Filters on the stored columns, beside the scan: DuckDB does not push them below the
         # DISTINCT by itself, and a range on ``ts`` can skip row groups.
         params: list[object] = [[str(f) for f in files], *_ts_bounds(interval, window, day_shift)]
@@ -311,7 +352,7 @@ class Store:
         mixed: list[str] = []
         params = [[str(f) for f in files], *_ts_bounds(interval, window, day_shift)]
         with _connect() as con:
-            con.register("session_days", pa.table({"day": days}))
+            con.register("session_days", pl.DataFrame({"day": days}).to_arrow())
             if len(bounds) < day_numbers.height:  # a symbol twice: count each window exactly
                 mixed = list(bounds)
             else:
