@@ -226,7 +226,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_second_fill_at_once_stops_with_lock_error(tmp_path: Path) -> None:
-    config = "providers:\n  demo:\n    options:\n      latency_ms: 300\n"
+    config = "providers:\n  demo:\n    options:\n      latency_ms: 1500\n"
     root = make_lake(tmp_path / "lake", "AAA,BBB", config)
     first = spawn(root, "fill", "--start", "2024-01-02", "--end", "2024-06-28",
                   "--interval", "1min", "--parallel", "1")  # fmt: skip

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from barlake.errors import UsageError
 from barlake.gaps import Gap
 from barlake.intervals import Interval
 from barlake.providers.base import Capabilities, Request
@@ -125,6 +126,25 @@ class Plan:
             return 0.0
         return (
             max(0.0, self.total_pages - self.rate_limit_per_min / 60) * 60 / self.rate_limit_per_min
+        )
+
+    def __add__(self, other: Plan) -> Plan:
+        """One plan doing both: run several selections as one job.
+
+        >>> daily = lake.plan(interval="1day", days=365)                  # doctest: +SKIP
+        >>> lake.run_plan(daily + lake.plan("AAPL", interval="1min", days=20))  # doctest: +SKIP
+        """
+        if other.provider != self.provider:
+            msg = f"cannot join a {self.provider} plan and a {other.provider} plan; run them apart"
+            raise UsageError(msg)
+        return Plan(
+            provider=self.provider,
+            rate_limit_per_min=self.rate_limit_per_min,
+            requests=self.requests + other.requests,
+            gaps=self.gaps + other.gaps,
+            origins=self.origins + other.origins,
+            skipped=self.skipped + other.skipped,
+            parameters={"plans": [self.parameters, other.parameters]},
         )
 
     def to_dict(self, *, explain: bool = False) -> dict[str, Any]:

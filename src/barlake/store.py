@@ -180,23 +180,22 @@ class Store:
             else:
                 jobs.append((partition, frame.slice(start, length), table.slice(start, length)))
         if len(jobs) == 1:
-            return self.write_partition(*jobs[0])
+            return self._merge_into(*jobs[0])
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-            return sum(pool.map(lambda job: self.write_partition(*job), jobs))
+            return sum(pool.map(lambda job: self._merge_into(*job), jobs))
 
-    def write_partition(
-        self, partition: Partition, frame: pl.DataFrame, table: pa.Table | None = None
-    ) -> int:
-        """Merge ``frame`` into one file and replace it atomically (``table``: ``frame`` as
-        Arrow in the lake's schema, when the caller has it)."""
-        new = latest(frame)
+    def write_partition(self, partition: Partition, frame: pl.DataFrame) -> int:
+        """Merge ``frame`` into one file and replace it atomically."""
+        return self._merge_into(partition, latest(frame), None)
+
+    def _merge_into(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> int:
+        """Merge ``new`` (sorted, unique; ``table`` is it as Arrow when known) into its file."""
         path = self.path(partition)
         old = self.read_file(path)
         if old is not None and old.height:
-            merged, table = latest(pl.concat([old, new], how="vertical")), None
+            write_file(self.fs, path, latest(pl.concat([old, new], how="vertical")))
         else:
-            merged = new
-        write_file(self.fs, path, merged if table is None or new is not frame else table)
+            write_file(self.fs, path, new if table is None else table)
         return new.height
 
     def read_file(self, path: Path) -> pl.DataFrame | None:

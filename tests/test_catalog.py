@@ -1,0 +1,249 @@
+"""The catalog: schema, migrations, the roadmap's progress table, sharing between processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from barlake.catalog import MIGRATIONS, SYMBOL_COLUMNS, Catalog
+from barlake.cli import cli
+from barlake.errors import LockError, UsageError
+
+ROADMAP_PROGRESS_COLUMNS = [
+    "id",
+    "job_id",
+    "symbol",
+    "data_type",
+    "interval",
+    "start_date",
+    "end_date",
+    "status",
+    "records_loaded",
+    "error_message",
+    "started_at",
+    "completed_at",
+    "created_at",
+]
+
+DESIGN_SYMBOL_COLUMNS = [
+    "symbol",
+    "name",
+    "exchange",
+    "asset_class",
+    "calendar",
+    "listed_on",
+    "delisted_on",
+    "market_cap",
+    "tier",
+    "layer",
+    "layer1_qualified",
+    "layer2_qualified",
+    "layer3_qualified",
+    "liquidity_score",
+    "layer1_updated",
+    "layer2_updated",
+    "layer3_updated",
+    "active",
+    "updated_at",
+]
+
+SRC = str(Path(__file__).parents[1] / "src")
+LAKE = str(Path(sys.executable).with_name("lake"))
+
+
+def columns(catalog: Catalog, table: str) -> list[tuple[str, str, str | None]]:
+    """(name, type, default) of each column of ``table``, in order."""
+    return catalog.query(
+        "SELECT column_name, data_type, column_default FROM information_schema.columns "
+        "WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).rows()
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    catalog = Catalog(tmp_path)
+    assert catalog.create() is True
+    return catalog
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+
+def test_migrations_are_idempotent(catalog):
+    catalog.upsert_symbols(pl.DataFrame({"symbol": ["AAPL"]}))
+    assert catalog.schema_version() == len(MIGRATIONS)
+    assert catalog.create() is False
+    assert catalog.create() is False
+    assert catalog.schema_version() == len(MIGRATIONS)
+    assert catalog.symbols()["symbol"].to_list() == ["AAPL"]
+
+
+def test_a_missing_catalog_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="lake init"):
+        Catalog(tmp_path / "none").schema_version()
+
+
+def test_backfill_progress_has_the_roadmaps_columns_first(catalog):
+    names = [name for name, _, _ in columns(catalog, "backfill_progress")]
+    assert names[: len(ROADMAP_PROGRESS_COLUMNS)] == ROADMAP_PROGRESS_COLUMNS
+
+
+def progress_row(job_id: str, symbol: str, interval: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "job_id": [job_id],
+            "symbol": [symbol],
+            "data_type": ["bars"],
+            "interval": [interval],
+            "status": ["pending"],
+        }
+    )
+
+
+def test_backfill_progress_is_unique_per_job_symbol_type_and_interval(catalog):
+    insert = (
+        "INSERT INTO backfill_progress (job_id, symbol, data_type, interval, status) "
+        "SELECT job_id::UUID, symbol, data_type, interval, status FROM row"
+    )
+    job = str(uuid.uuid4())
+    catalog.execute(insert, row=progress_row(job, "AAPL", "1day"))
+    catalog.execute(insert, row=progress_row(job, "AAPL", "1min"))
+    catalog.execute(insert, row=progress_row(str(uuid.uuid4()), "AAPL", "1day"))
+    with pytest.raises(duckdb.ConstraintException):
+        catalog.execute(insert, row=progress_row(job, "AAPL", "1day"))
+    got = catalog.query("SELECT id, records_loaded, created_at FROM backfill_progress ORDER BY id")
+    assert got.height == 3  # the refused row left nothing behind
+    assert got["id"].n_unique() == 3
+    assert got["records_loaded"].to_list() == [0, 0, 0]
+    assert got["created_at"].null_count() == 0
+
+
+def test_symbols_table_has_the_designed_columns(catalog):
+    cols = columns(catalog, "symbols")
+    assert [name for name, _, _ in cols] == DESIGN_SYMBOL_COLUMNS
+    assert list(SYMBOL_COLUMNS) == DESIGN_SYMBOL_COLUMNS
+    types = {name: kind for name, kind, _ in cols}
+    assert types["liquidity_score"] == "DECIMAL(10,2)"
+    assert types["listed_on"] == types["delisted_on"] == "DATE"
+    for n in (1, 2, 3):
+        assert types[f"layer{n}_qualified"] == "BOOLEAN"
+
+
+def test_new_symbols_get_the_designed_defaults(catalog):
+    catalog.upsert_symbols(pl.DataFrame({"symbol": ["AAPL"]}))
+    row = catalog.symbols().row(0, named=True)
+    assert row["layer"] == 0
+    assert row["layer1_qualified"] is row["layer2_qualified"] is row["layer3_qualified"] is False
+    assert row["active"] is True
+    assert row["updated_at"] is not None
+
+
+def test_ledger_and_events_tables_exist(catalog):
+    ledger = [name for name, _, _ in columns(catalog, "ledger")]
+    assert ledger[:9] == [
+        "provider",
+        "symbol",
+        "interval",
+        "start_date",
+        "end_date",
+        "bars",
+        "fetched_at",
+        "final",
+        "job_id",
+    ]
+    events = {name for name, _, _ in columns(catalog, "events")}
+    assert {"type", "payload", "created_at", "processed_at", "job_id"} <= events
+
+
+# -- sharing between processes -----------------------------------------------------------------
+
+HOLDER = textwrap.dedent(
+    """
+    import select, sys
+    from barlake.catalog import Catalog
+
+    with Catalog(sys.argv[1]).connect() as con:
+        con.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+        print("holding", flush=True)
+        # Hold the write connection until the test closes our stdin, at most this long.
+        select.select([sys.stdin], [], [], float(sys.argv[2]))
+    """
+)
+
+
+def hold(root: Path, seconds: float) -> subprocess.Popen[str]:
+    """A process holding ``root``'s catalog open for writing; returns once it holds it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(root), str(seconds)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def release(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def test_a_read_only_command_waits_for_a_writer_and_succeeds(lake, lake_root):
+    lake.add_symbols(["AAPL", "BRK/B"])
+    holder = hold(lake_root, 2.0)
+    try:
+        done = subprocess.run(
+            [LAKE, "--lake", str(lake_root), "symbols", "list", "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        # The holder was still running when the reader started: the reader had to wait.
+        assert holder.poll() is None or holder.returncode == 0
+    finally:
+        release(holder)
+    assert holder.returncode == 0
+    assert done.returncode == 0, done.stderr
+    assert [r["symbol"] for r in json.loads(done.stdout)] == ["AAPL", "BRK/B"]
+
+
+def test_a_lock_held_too_long_is_a_lock_error_and_exit_4(lake_root, monkeypatch):
+    holder = hold(lake_root, 3)
+    try:
+        with (
+            pytest.raises(LockError, match="locked by another process"),
+            Catalog(lake_root, lock_timeout=0.3).connect(read_only=True),
+        ):
+            pass
+        with pytest.raises(LockError):
+            Catalog(lake_root, lock_timeout=0.3).symbols()
+        # The CLI has no lock timeout flag: shorten the default for this in-process run.
+        monkeypatch.setitem(Catalog.__init__.__kwdefaults__, "lock_timeout", 0.3)
+        result = CliRunner().invoke(cli, ["--lake", str(lake_root), "symbols", "list", "--json"])
+    finally:
+        release(holder)
+    assert result.exit_code == 4
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: the catalog ")
+    assert "locked" in lines[0]
+    monkeypatch.undo()
+    assert Catalog(lake_root, lock_timeout=0.3).symbols().height == 0
