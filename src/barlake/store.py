@@ -34,7 +34,7 @@ from barlake.intervals import Interval, spec
 from barlake.ranges import DateRange
 
 FILE_NAME = "data.parquet"
-WRITE_THREADS = 8
+WRITE_THREADS = 4
 # Dictionary encoding only pays on the repetitive string columns; on prices it wastes time.
 # No stored Arrow schema: readers then take the Parquet types, so ``symbol`` reads as a plain
 # string, which pyarrow's hive datasets can merge with the ``symbol=`` partition key (polars
