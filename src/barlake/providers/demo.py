@@ -3,7 +3,8 @@
 Every bar is a pure function of (symbol, interval, start): randomness comes from a counter-based
 hash rather than a stateful generator, so a bar is the same whichever request range or symbol
 packing produced it, and one request's bars are generated in a few numpy passes. Daily closes
-follow a random walk; intraday bars bridge each session's daily open to its daily close.
+follow a random walk; intraday bars bridge each session's daily open to its daily close and stay
+inside its daily high and low.
 
 Known cases for tests: symbols starting with ``NEW`` list on 2024-06-03, symbols starting with
 ``HALT`` are halted every fifth session; other symbols draw both from their name's hash.
@@ -467,14 +468,18 @@ def _intraday(plans: list[_Plan], interval: Interval) -> pl.DataFrame:
     total = np.cumsum(moves)
     walk = (total - np.repeat(total[starts] - moves[starts], full)) * (sd * math.sqrt(3) / 65536)
     drift = (walk[starts + full - 1] - (np.log(daily[3]) - day_log_open)) / full
+    # A session's bars stay inside its daily bar's range, as real intraday data does, so that
+    # daily and intraday bars of one session agree (the quality checks compare them).
+    day_high, day_low = np.repeat(daily[1], full), np.repeat(daily[2], full)
     close = _price(
         np.exp(walk + np.repeat(day_log_open, full) - (pos + 1) * np.repeat(drift, full))
     )
+    close = np.clip(close, day_low, day_high)
     open_ = np.empty_like(close)
     open_[1:] = close[:-1]
     open_[starts] = day_open
-    high = _price(np.maximum(open_, close) * (1 + sd * _unit(bits, 16, 16)))
-    low = _price(np.minimum(open_, close) * (1 - sd * _unit(bits, 32, 16)))
+    high = np.minimum(_price(np.maximum(open_, close) * (1 + sd * _unit(bits, 16, 16))), day_high)
+    low = np.maximum(_price(np.minimum(open_, close) * (1 - sd * _unit(bits, 32, 16))), day_low)
     centred = (pos + 0.5) * np.repeat(2 / full, full) - 1
     volume = np.repeat(daily[4] / full, full) * (0.6 + 1.2 * centred**2)  # busy open and close
     volume = _shares(volume * (0.5 + _unit(bits, 48, 16)))
@@ -503,7 +508,7 @@ def _assemble(
             "low": low,
             "close": close,
             "volume": volume,
-            "vwap": (high + low + close) / 3,
+            "vwap": np.clip((high + low + close) / 3, low, high),  # no rounding past the range
             "trades": np.maximum(1, np.round(volume / trade_size)).astype(np.int64),
         }
     )
