@@ -131,6 +131,19 @@ MIGRATIONS: tuple[str, ...] = (
         job_id UUID
     );
     """,
+    """
+    CREATE TABLE quality_issues (
+        check_id UUID NOT NULL,
+        checked_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        rule VARCHAR NOT NULL,
+        severity VARCHAR NOT NULL,
+        symbol VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        first VARCHAR,
+        last VARCHAR,
+        message VARCHAR
+    );
+    """,
 )
 
 _LOCK_HINTS = ("lock", "Conflicting")
@@ -533,3 +546,40 @@ class Catalog:
                 "WHERE l.symbol = c.symbol AND l.interval = ? AND l.start_date < c.cutoff",
                 [interval],
             )
+
+    # -- quality -----------------------------------------------------------------------------
+
+    def replace_findings(
+        self, check_id: str, checked: pl.DataFrame, findings: pl.DataFrame
+    ) -> None:
+        """Replace the stored findings of the (symbol, interval) pairs in ``checked``."""
+        with self.connect() as con:
+            con.register("checked", checked.to_arrow())
+            con.execute(
+                "DELETE FROM quality_issues q USING checked c "
+                "WHERE q.symbol = c.symbol AND q.interval = c.interval"
+            )
+            if not findings.is_empty():
+                con.register("found", findings.to_arrow())
+                cols = ", ".join(findings.columns)
+                con.execute(
+                    f"INSERT INTO quality_issues (check_id, {cols}) SELECT ?, {cols} FROM found",
+                    [check_id],
+                )
+
+    def findings(self) -> pl.DataFrame:
+        """Stored findings, worst first."""
+        return self.query(
+            "SELECT rule, severity, symbol, interval, first, last, message, check_id, checked_at "
+            "FROM quality_issues ORDER BY CASE severity WHEN 'error' THEN 0 "
+            "WHEN 'warning' THEN 1 ELSE 2 END, symbol, interval, rule, first"
+        )
+
+    def pending_gap_events(self) -> set[tuple[str, str, str, str]]:
+        """(symbol, interval, first, last) of gap events not yet served."""
+        rows = self.query(
+            "SELECT payload->>'symbol', payload->>'interval', payload->>'first', "
+            "payload->>'last' FROM events WHERE type = 'data.gap.detected' "
+            "AND processed_at IS NULL"
+        )
+        return {(str(a), str(b), str(c), str(d)) for a, b, c, d in rows.iter_rows()}

@@ -514,3 +514,33 @@ def prune(
         f"{verb} {report['bars_removed']:,} bars: {report['files_rewritten']} file(s) rewritten, "
         f"{report['files_deleted']} deleted"
     )
+
+
+# -- quality ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@selection
+@click.option("--webhook", help="POST a JSON summary here when anything is found.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.pass_obj
+@handles_errors
+def check(
+    state: State, /, as_json: bool, webhook: str | None, intervals: str | None, **sel: Any
+) -> None:
+    """Check stored bars (gaps, OHLC, prices, timestamps, jumps, ...); exit 1 on errors."""
+    result = state.lake().check(sel.pop("symbols"), webhook=webhook, **_selection(intervals, sel))
+    rows = [f.to_dict() for f in result.findings]
+    if as_json:
+        emit_json(rows)
+    elif rows:
+        emit_table(rows, ["severity", "rule", "symbol", "interval", "first", "last", "message"])
+    summary = result.summary()["by_severity"]
+    state.say(
+        f"checked {result.checked} series: {summary['error']} error(s), "
+        f"{summary['warning']} warning(s), {summary['info']} note(s); "
+        f"{result.gap_events} gap event(s) queued for `lake fill --events`"
+    )
+    if result.alert_error:
+        state.say(f"warning: {result.alert_error}")
+    sys.exit(EXIT_INCOMPLETE if result.errors else EXIT_OK)

@@ -77,10 +77,17 @@ class ProviderConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific settings.")
 
 
+class AlertsConfig(_Strict):
+    webhook_url: str | None = Field(
+        default=None, description="POST a JSON summary here after a check with findings."
+    )
+
+
 class LakeConfig(_Strict):
     default_provider: str = Field(default="demo", description="Provider when --provider is absent.")
     default_policy: str | None = Field(default=None, description="Retention policy name or path.")
     backfill: BackfillConfig = BackfillConfig()
+    alerts: AlertsConfig = AlertsConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
 
     def provider(self, name: str) -> ProviderConfig:

@@ -22,20 +22,21 @@ import numpy as np
 import polars as pl
 
 from barlake import gaps as gaps_
-from barlake import layers
+from barlake import layers, monitor
 from barlake.calendar import Calendar, calendar_for
 from barlake.catalog import SYMBOL_COLUMNS, Catalog
 from barlake.config import LakeConfig, load
 from barlake.errors import StorageError, UnknownSymbolError, UsageError
 from barlake.intervals import LAYOUT_VERSION, SPECS, Interval, spec
 from barlake.lock import FillLock
+from barlake.monitor import CheckResult
 from barlake.plan import Origin, Plan, Skipped, order, requests_for
 from barlake.policy import Policy, load_policy
 from barlake.providers import open_provider
 from barlake.providers.base import Capabilities, Provider
 from barlake.prune import Pruned
 from barlake.prune import prune as prune_bars
-from barlake.ranges import ONE_DAY, DateRange
+from barlake.ranges import ONE_DAY, DateRange, subtract
 from barlake.ratelimit import RateLimiter
 from barlake.scheduler import JobResult, ProgressCallback, Scheduler
 from barlake.store import Store
@@ -294,12 +295,22 @@ class Lake:
         )
         counts = self.store.session_counts(interval, frame, sessions, cal.day_shift)
         ledger = self.catalog.ledger(interval, span, list(windows) if len(windows) < 1000 else None)
+        # Empty final ranges cover their sessions (halts, pre-listing days); a provisional range
+        # is fetched again unless a later final fetch (empty or not) settled it.
         ranges: dict[str, tuple[list[DateRange], list[DateRange]]] = {}
-        for sym, lo, hi, final in ledger.select(
-            "symbol", "start_date", "end_date", "final"
+        settled: dict[str, list[DateRange]] = {}
+        for sym, lo, hi, final, n in ledger.select(
+            "symbol", "start_date", "end_date", "final", "bars"
         ).iter_rows():
-            if sym in windows:
+            if sym not in windows:
+                continue
+            if final:
+                settled.setdefault(sym, []).append(DateRange(lo, hi))
+            if not final or n == 0:
                 ranges.setdefault(sym, ([], []))[0 if final else 1].append(DateRange(lo, hi))
+        for sym, (_, provisional) in ranges.items():
+            if provisional and sym in settled:
+                provisional[:] = subtract(provisional, settled[sym])
         todo = [
             s
             for s, w in windows.items()
@@ -701,6 +712,40 @@ class Lake:
             )
             raise UsageError(msg)
         return load_policy(chosen, self.root)
+
+    # -- quality -----------------------------------------------------------------------------
+
+    def check(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        *,
+        interval: Interval | Sequence[Interval] | None = None,
+        days: int | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        layer: int | None = None,
+        policy: str | Policy | None = None,
+        webhook: str | None = None,
+    ) -> CheckResult:
+        """Check stored bars against the calendar and the quality rules (``barlake.quality``);
+        store the findings, raise ``data.gap.detected`` events for active symbols' gaps, and
+        POST a summary to ``webhook`` (or lake.yaml's ``alerts.webhook_url``) when anything
+        was found. Ranges are chosen as in ``plan``.
+
+        >>> result = lake.check(interval=["1day", "1min"], days=30)    # doctest: +SKIP
+        >>> [f.to_dict() for f in result.findings if f.severity == "error"]  # doctest: +SKIP
+        """
+        with self.catalog.session(read_only=True):
+            rows = self.require_symbols(_names(symbols), layer=layer)
+            asked = self._ask(interval, days, start, end, policy)
+            targets, _, _ = resolve(asked, _target_symbols(rows), self.today)
+            found = monitor.find(self, targets, rows)
+        url = webhook or self.config.alerts.webhook_url
+        return monitor.record(self, targets, rows, found, webhook=url)
+
+    def findings(self) -> pl.DataFrame:
+        """The findings of the latest checks, worst first."""
+        return self.catalog.findings()
 
     # -- jobs --------------------------------------------------------------------------------
 

@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from barlake import bars as bars_
@@ -37,12 +38,26 @@ from barlake.errors import (
 )
 from barlake.plan import Plan, PlannedRequest
 from barlake.providers.base import Provider, Request
-from barlake.ranges import DateRange
+from barlake.ranges import ONE_DAY, DateRange, runs
 from barlake.ratelimit import RateLimiter, backoff
 from barlake.store import latest
 from barlake.tiers import request_tier
 
 Stage = str  # one of: plan, fetch, validate, write
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a request brought for one symbol: bars, and the session days they fall on."""
+
+    bars: int
+    days: set[date]
+
+
+def _day(value: np.datetime64) -> date:
+    return date.fromisoformat(str(value))
+
+
 REPORT_EVERY_S = 1.0
 FLUSH_EVERY_S = 15.0
 
@@ -161,7 +176,7 @@ class Scheduler:
         self.errors: dict[str, dict[str, str]] = {}
         self._buffer: list[tuple[str, pl.DataFrame]] = []
         self._buffered_rows = 0
-        self._fetched: list[tuple[Request, dict[str, int], datetime]] = []
+        self._fetched: list[tuple[Request, dict[str, Fetched], datetime]] = []
         self._flush_lock = asyncio.Lock()
         self._catalog_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -329,8 +344,9 @@ class Scheduler:
 
     def _validate(
         self, request: Request, frame: pl.DataFrame
-    ) -> tuple[pl.DataFrame, dict[str, int]]:
-        """Bars of the request that may be stored; impossible bars become symbol errors."""
+    ) -> tuple[pl.DataFrame, dict[str, Fetched]]:
+        """Bars of the request that may be stored, and per symbol how many and on which
+        session days; impossible bars become symbol errors."""
         try:
             frame = bars_.conform(frame)
         except LakeError as exc:
@@ -349,8 +365,9 @@ class Scheduler:
             for sym, n in frame.filter(bad).group_by("symbol").len().iter_rows():
                 self._fail(request, [sym], f"{n} impossible bar(s) rejected", "validate")
             frame = frame.filter(~bad)
-        counts = dict(frame.group_by("symbol").len().iter_rows())
-        return frame, {s: int(counts.get(s, 0)) for s in request.symbols}
+        per_symbol = frame.group_by("symbol").agg(pl.len(), day.unique().alias("days"))
+        got = {sym: Fetched(int(n), set(days)) for sym, n, days in per_symbol.iter_rows()}
+        return frame, {s: got.get(s, Fetched(0, set())) for s in request.symbols}
 
     def _day_shift(self, request: Request) -> timedelta:
         if request.interval == "1day":
@@ -431,32 +448,42 @@ class Scheduler:
                 unit.open_requests -= 1
                 if unit.status == "failed":
                     continue
-                n = counts.get(s, 0)
-                unit.records += n
+                got = counts.get(s, Fetched(0, set()))
+                unit.records += got.bars
                 unit.dirty = True
-                ledger.append(self._ledger_row(request, s, n, fetched_at))
+                ledger += self._ledger_rows(request, s, got, fetched_at)
                 if unit.open_requests <= 0:
                     unit.status, unit.completed_at = "done", fetched_at
         return pl.DataFrame(ledger, schema=LEDGER_SCHEMA) if ledger else None
 
-    def _ledger_row(
-        self, request: Request, symbol: str, n: int, fetched_at: datetime
-    ) -> dict[str, Any]:
+    def _ledger_rows(
+        self, request: Request, symbol: str, got: Fetched, fetched_at: datetime
+    ) -> list[dict[str, Any]]:
+        """What was asked and what came back: the whole range with its bar count, and each
+        run of sessions that came back empty (halts, days before a listing) with 0 bars.
+        Only empty final ranges count as covered; lost bars of a non-empty range are gaps."""
         cal = self.calendars.get(symbol)
         grace = timedelta(minutes=self.config.provisional_grace_minutes)
         closed = cal.closed_before(fetched_at, grace) if cal else None
         final = closed is not None and request.range.last <= closed
-        return {
+        row = {
             "provider": request.provider,
             "symbol": symbol,
             "interval": request.interval,
-            "start_date": request.range.start,
-            "end_date": request.range.end,
-            "bars": n,
+            "bars": got.bars,
             "fetched_at": fetched_at,
             "final": final,
             "job_id": self.job_id,
         }
+        if got.bars == 0 or cal is None:
+            return [{**row, "start_date": request.range.start, "end_date": request.range.end}]
+        sessions = cal.sessions_in(request.range)
+        empty = np.array([_day(d) not in got.days for d in sessions], dtype=bool)
+        rows = [{**row, "start_date": request.range.start, "end_date": request.range.end}]
+        for a, b in runs(empty):
+            first, last = _day(sessions[a]), _day(sessions[b - 1])
+            rows.append({**row, "bars": 0, "start_date": first, "end_date": last + ONE_DAY})
+        return rows
 
     def _counters(self) -> dict[str, Any]:
         units = self.units.values()
