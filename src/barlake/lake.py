@@ -296,21 +296,22 @@ class Lake:
         counts = self.store.session_counts(interval, frame, sessions, cal.day_shift)
         ledger = self.catalog.ledger(interval, span, list(windows) if len(windows) < 1000 else None)
         # Empty final ranges cover their sessions (halts, pre-listing days); a provisional range
-        # is fetched again unless a later final fetch (empty or not) settled it.
+        # is fetched again unless a final fetch (empty or not) made after it settled it.
         ranges: dict[str, tuple[list[DateRange], list[DateRange]]] = {}
-        settled: dict[str, list[DateRange]] = {}
-        for sym, lo, hi, final, n in ledger.select(
-            "symbol", "start_date", "end_date", "final", "bars"
+        finals: dict[str, list[tuple[DateRange, datetime]]] = {}
+        interim: dict[str, list[tuple[DateRange, datetime]]] = {}
+        for sym, lo, hi, final, n, at in ledger.select(
+            "symbol", "start_date", "end_date", "final", "bars", "fetched_at"
         ).iter_rows():
             if sym not in windows:
                 continue
-            if final:
-                settled.setdefault(sym, []).append(DateRange(lo, hi))
-            if not final or n == 0:
-                ranges.setdefault(sym, ([], []))[0 if final else 1].append(DateRange(lo, hi))
-        for sym, (_, provisional) in ranges.items():
-            if provisional and sym in settled:
-                provisional[:] = subtract(provisional, settled[sym])
+            (finals if final else interim).setdefault(sym, []).append((DateRange(lo, hi), at))
+            if final and n == 0:
+                ranges.setdefault(sym, ([], []))[0].append(DateRange(lo, hi))
+        for sym, fetched in interim.items():
+            for window, at in fetched:
+                later = [r for r, when in finals.get(sym, []) if when >= at]
+                ranges.setdefault(sym, ([], []))[1].extend(subtract([window], later))
         todo = [
             s
             for s, w in windows.items()

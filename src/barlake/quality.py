@@ -1,7 +1,7 @@
 """Data-quality rules: what can be wrong with stored bars, found in one vectorised pass each.
 
-Each rule takes the bars of one interval (a polars frame in the lake's schema, sorted by symbol
-and ts) and returns findings, one per symbol and rule, with the time range of the offending bars.
+Each rule takes the bars of one interval (a polars frame in the lake's schema, in any order) and
+returns findings, one per symbol and rule, with the time range of the offending bars.
 Pure functions: the lake reads the bars, runs the rules, stores the findings.
 
 | rule            | severity | what it finds                                                    |
@@ -161,6 +161,18 @@ def _on_grid_in_session(frame: pl.DataFrame, interval: Interval, cal: Calendar) 
     return pl.lit(pl.Series((inside & aligned).to_list()))
 
 
+def _previous(column: str) -> pl.Expr:
+    """The same symbol's value one bar earlier; bars need not be sorted."""
+    return pl.col(column).shift(1).over("symbol", order_by="ts")
+
+
+def sound(bars: pl.DataFrame) -> pl.DataFrame:
+    """The bars whose prices are positive and finite: what the series rules look at (the bar
+    rules report the others)."""
+    prices = ["open", "high", "low", "close"]
+    return bars.filter(pl.all_horizontal([pl.col(c).is_finite() & (pl.col(c) > 0) for c in prices]))
+
+
 def jump_rule(daily: pl.DataFrame) -> list[Finding]:
     """Close-to-close moves beyond ``JUMP_RATIO`` either way: likely unadjusted splits."""
     ratio = pl.col("close") / pl.col("close").shift(1).over("symbol")
@@ -199,11 +211,11 @@ def stale_rule(daily: pl.DataFrame) -> list[Finding]:
     flat = (
         (pl.col("open") == pl.col("close"))
         & (pl.col("high") == pl.col("low"))
-        & (pl.col("close") == pl.col("close").shift(1).over("symbol"))
+        & (pl.col("close") == _previous("close"))
     )
     marked = daily.with_columns(flat.fill_null(value=False).alias("flat"))
     runs = (
-        marked.with_columns(pl.col("flat").rle_id().over("symbol").alias("run"))
+        marked.with_columns(pl.col("flat").rle_id().over("symbol", order_by="ts").alias("run"))
         .filter(pl.col("flat"))
         .group_by("symbol", "run")
         .agg(
@@ -268,18 +280,14 @@ def daily_intraday_rule(
     """Daily bars that disagree with their session's complete intraday bars."""
     out: list[Finding] = []
     for cal, frame in _by_calendar(intraday, calendars):
-        sessions = (
-            frame.sort("symbol", "ts")
-            .group_by(
-                "symbol", (pl.col("ts") + cal.day_shift).dt.date().alias("day"), maintain_order=True
-            )
-            .agg(
-                pl.col("open").first(),
-                pl.col("high").max(),
-                pl.col("low").min(),
-                pl.col("close").last(),
-                pl.len(),
-            )
+        sessions = frame.group_by(
+            "symbol", (pl.col("ts") + cal.day_shift).dt.date().alias("day")
+        ).agg(
+            pl.col("open").sort_by("ts").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").sort_by("ts").last(),
+            pl.len(),
         )
         expected = [cal.bars_in_session(d, interval) for d in sessions["day"].to_list()]
         complete = sessions.filter(pl.col("len") >= pl.Series(expected, dtype=pl.Int64))
