@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from barlake import bars as bars_
@@ -51,7 +52,10 @@ class Fetched:
     """What a request brought for one symbol: bars, and the session days they fall on."""
 
     bars: int
-    days: set[date]
+    days: npt.NDArray[np.datetime64]  # datetime64[D]
+
+
+_NOTHING = Fetched(0, np.array([], dtype="datetime64[D]"))
 
 
 def _day(value: np.datetime64) -> date:
@@ -366,8 +370,13 @@ class Scheduler:
                 self._fail(request, [sym], f"{n} impossible bar(s) rejected", "validate")
             frame = frame.filter(~bad)
         per_symbol = frame.group_by("symbol").agg(pl.len(), day.unique().alias("days"))
-        got = {sym: Fetched(int(n), set(days)) for sym, n, days in per_symbol.iter_rows()}
-        return frame, {s: got.get(s, Fetched(0, set())) for s in request.symbols}
+        got = {
+            sym: Fetched(int(n), days.to_numpy().astype("datetime64[D]"))
+            for sym, n, days in zip(
+                per_symbol["symbol"], per_symbol["len"], per_symbol["days"], strict=True
+            )
+        }
+        return frame, {s: got.get(s, _NOTHING) for s in request.symbols}
 
     def _day_shift(self, request: Request) -> timedelta:
         if request.interval == "1day":
@@ -448,7 +457,7 @@ class Scheduler:
                 unit.open_requests -= 1
                 if unit.status == "failed":
                     continue
-                got = counts.get(s, Fetched(0, set()))
+                got = counts.get(s, _NOTHING)
                 unit.records += got.bars
                 unit.dirty = True
                 ledger += self._ledger_rows(request, s, got, fetched_at)
@@ -478,7 +487,7 @@ class Scheduler:
         if got.bars == 0 or cal is None:
             return [{**row, "start_date": request.range.start, "end_date": request.range.end}]
         sessions = cal.sessions_in(request.range)
-        empty = np.array([_day(d) not in got.days for d in sessions], dtype=bool)
+        empty = ~np.isin(sessions, got.days)
         rows = [{**row, "start_date": request.range.start, "end_date": request.range.end}]
         for a, b in runs(empty):
             first, last = _day(sessions[a]), _day(sessions[b - 1])
