@@ -34,6 +34,7 @@ from barlake.errors import (
     Interrupted,
     LakeError,
     PermanentError,
+    ProviderError,
     RateLimitError,
     TransientError,
 )
@@ -212,7 +213,12 @@ class Scheduler:
             for _ in range(min(self.config.parallel_symbols, max(1, queue.qsize())))
         ]
         reporter = asyncio.create_task(self._reporter())
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        outcomes = await asyncio.gather(*self._workers, return_exceptions=True)
+        for outcome in outcomes:
+            # Anything a worker did not handle (a bug, a storage failure) fails the job loudly
+            # instead of leaving requests silently unrun.
+            if isinstance(outcome, Exception) and self._fatal is None:
+                self._fatal = outcome
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
         # Synchronous from here: nothing can interrupt the final write and its records.
@@ -296,6 +302,12 @@ class Scheduler:
             return
         except (TransientError, RateLimitError) as exc:
             self._fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
+            self._request_closed(request)
+            return
+        except AuthError:
+            raise
+        except ProviderError as exc:
+            self._fail(request, request.symbols, str(exc), "fetch")
             self._request_closed(request)
             return
         frame = pl.concat(pages, how="vertical") if pages else bars_.empty()

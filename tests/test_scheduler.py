@@ -1,0 +1,51 @@
+"""Scheduler behaviour that end-to-end fills do not reach easily: unexpected failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from barlake import Lake, ProviderError
+from barlake.providers.demo import DemoProvider
+
+NOW = datetime(2025, 1, 15, 22, tzinfo=UTC)
+DATES = {"start": date(2024, 6, 3), "end": date(2024, 6, 28)}
+
+
+def lake_with(tmp_path: Path, provider: DemoProvider) -> Lake:
+    lake = Lake.init(tmp_path, clock=lambda: NOW)
+    lake.add_symbols("AAA,BBB")
+    lake._open_provider = lambda name: provider  # type: ignore[method-assign]
+    return lake
+
+
+def test_an_unexpected_error_fails_the_job_instead_of_skipping_requests(tmp_path: Path) -> None:
+    class Broken(DemoProvider):
+        async def fetch_page(self, request, cursor=None):  # type: ignore[no-untyped-def]
+            raise RuntimeError("boom")
+
+    lake = lake_with(tmp_path, Broken())
+    with pytest.raises(RuntimeError, match="boom"):
+        lake.fill(interval="1day", **DATES)
+    status = lake.status()
+    assert status["status"] == "failed"
+    assert "running" not in status["progress"]
+
+
+def test_a_bare_provider_error_is_a_fetch_error_of_its_symbols(tmp_path: Path) -> None:
+    class Odd(DemoProvider):
+        async def fetch_page(self, request, cursor=None):  # type: ignore[no-untyped-def]
+            if "BBB" in request.symbols:
+                msg = "the vendor answered something unexpected"
+                raise ProviderError(msg)
+            return await super().fetch_page(request, cursor)
+
+    lake = lake_with(tmp_path, Odd())
+    lake.add_symbols("BBB", listed_on=date(2024, 6, 10))  # its own gap, so its own request
+    result = lake.fill(interval="1day", **DATES)
+    assert result.status == "partial"
+    assert set(result.symbol_errors) == {"BBB"}
+    assert result.symbol_errors["BBB"]["stage"] == "fetch"
+    assert lake.gaps("AAA", interval="1day", **DATES) == []
