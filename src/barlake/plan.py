@@ -11,14 +11,14 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from barlake.errors import UsageError
 from barlake.gaps import Gap
 from barlake.intervals import Interval
 from barlake.providers.base import Capabilities, Request
-from barlake.ranges import DateRange
+from barlake.ranges import ONE_DAY, DateRange
 
 #: Bars per session assumed by estimates, for a regular US equity session.
 SESSION_BARS: dict[Interval, int] = {
@@ -183,8 +183,26 @@ def requests_for(
     """Requests that close ``gaps``: identical gaps packed together, long ranges cut.
 
     ``sessions_in(range)`` counts the sessions of a range for estimates (the gap's own
-    session count is used when the range is not cut).
+    session count is used when the range is not cut), and tells which days of a gap are
+    sessions when daily gaps may go to a grouped-daily endpoint (``caps.grouped_daily``): one
+    request per missing session, for every symbol missing it, when that makes fewer requests.
     """
+    gaps = list(gaps)
+    daily = [g for g in gaps if g.interval == "1day"] if caps.grouped_daily else []
+    out = _packed(
+        provider, caps, [g for g in gaps if g.interval != "1day"] if daily else gaps, sessions_in
+    )
+    if daily:
+        separate = _packed(provider, caps, daily, sessions_in)
+        grouped = _grouped(provider, daily, sessions_in)
+        out += grouped if len(grouped) < len(separate) else separate
+    return out
+
+
+def _packed(
+    provider: str, caps: Capabilities, gaps: Iterable[Gap], sessions_in: Any
+) -> list[PlannedRequest]:
+    """Symbols with identical gaps share requests of up to ``symbols_per_request``."""
     packs: dict[tuple[Interval, DateRange], list[Gap]] = defaultdict(list)
     for g in gaps:
         packs[(g.interval, g.range)].append(g)
@@ -207,6 +225,40 @@ def requests_for(
                     PlannedRequest(Request(provider, chunk, interval, piece), sessions, bars, pages)
                 )
     return out
+
+
+def _grouped(provider: str, gaps: Sequence[Gap], sessions_in: Any) -> list[PlannedRequest]:
+    """One single-session request per missing session, carrying every symbol missing it.
+
+    A day of a gap is a session when ``sessions_in`` counts one in it; without the callback,
+    when the gap has a session every day, or else on weekdays.
+    """
+    known: dict[date, bool] = {}
+
+    def is_session(day: date, gap: Gap) -> bool:
+        if sessions_in is None:
+            return gap.sessions == gap.range.days or day.weekday() < 5
+        if day not in known:
+            known[day] = int(sessions_in(DateRange(day, day + ONE_DAY))) > 0
+        return known[day]
+
+    by_range: dict[DateRange, list[Gap]] = defaultdict(list)
+    for g in gaps:
+        by_range[g.range].append(g)
+    missing: dict[date, list[str]] = defaultdict(list)
+    for window, members in by_range.items():
+        days = (window.start + i * ONE_DAY for i in range(window.days))
+        for day in (d for d in days if is_session(d, members[0])):
+            missing[day] += [g.symbol for g in members]
+    return [
+        PlannedRequest(
+            Request(provider, tuple(sorted(set(symbols))), "1day", DateRange(day, day + ONE_DAY)),
+            1,
+            len(set(symbols)),
+            1,
+        )
+        for day, symbols in sorted(missing.items())
+    ]
 
 
 def order(requests: Sequence[PlannedRequest], priority: dict[str, int]) -> list[PlannedRequest]:

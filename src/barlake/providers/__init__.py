@@ -9,7 +9,7 @@ from barlake.providers.base import Capabilities, Page, Provider, Request
 
 __all__ = ["PROVIDERS", "Capabilities", "Page", "Provider", "Request", "open_provider"]
 
-PROVIDERS: tuple[str, ...] = ("demo",)
+PROVIDERS: tuple[str, ...] = ("demo", "alpaca", "polygon", "massive")
 
 
 def open_provider(name: str, config: ProviderConfig | None = None) -> Provider:
@@ -22,5 +22,13 @@ def open_provider(name: str, config: ProviderConfig | None = None) -> Provider:
         if config.rate_limit_per_min is not None:
             options.setdefault("rate_limit_per_min", config.rate_limit_per_min)
         return DemoProvider(parse_config(DemoConfig, options, "providers.demo.options"))
+    if name == "alpaca":
+        from barlake.providers.alpaca import AlpacaProvider
+
+        return AlpacaProvider(config)
+    if name in ("polygon", "massive"):
+        from barlake.providers.polygon import PolygonProvider
+
+        return PolygonProvider(config, name=name)
     msg = f"unknown provider {name!r}; use one of: {', '.join(PROVIDERS)}"
     raise UsageError(msg)

@@ -1,0 +1,180 @@
+"""Alpaca Market Data v2: historical stock bars (PROVIDERS.md section 1).
+
+One request is one ``GET /v2/stocks/bars`` query for up to ``symbols_per_request`` symbols;
+its pages follow ``next_page_token``. The vendor sorts by symbol, then time, and its ``limit``
+counts bars over all symbols, so a page may end in the middle of a symbol and the next one
+continue it: pages are simply concatenated. Symbols without bars are absent from the answer.
+
+Parameters are always explicit: ``adjustment=raw`` (the lake stores raw prices), ``feed``
+(default ``iex``, which a free plan may query up to now; the vendor's own default differs
+between its documents), ``sort=asc`` and ``limit=10000``. ``start``/``end`` cover the
+request's sessions: for daily bars the UTC midnights around the first and last session date
+(the vendor stamps daily bars at midnight New York time, strictly inside), for intraday bars
+the first session's open to the last session's close. Intraday answers include extended hours;
+those bars are dropped (see ``http.to_sessions``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from barlake.calendar import get_calendar
+from barlake.config import ProviderConfig
+from barlake.config import parse as parse_config
+from barlake.errors import TransientError
+from barlake.intervals import INTERVALS, Interval, spec
+from barlake.providers.base import Capabilities, Page, Request
+from barlake.providers.http import Credentials, HttpClient, credentials, to_sessions, wire_bars
+
+NAME = "alpaca"
+BASE_URL = "https://data.alpaca.markets"
+KEY_ENV = ("APCA_API_KEY_ID",)
+SECRET_ENV = ("APCA_API_SECRET_KEY",)
+PATH = "/v2/stocks/bars"
+RESET_HEADER = "X-RateLimit-Reset"
+
+#: The vendor's ``timeframe`` for each lake interval.
+TIMEFRAMES: dict[Interval, str] = {
+    "1min": "1Min",
+    "5min": "5Min",
+    "15min": "15Min",
+    "30min": "30Min",
+    "1hour": "1Hour",
+    "1day": "1Day",
+}
+
+#: Longest range per intraday request (calendar days): a request's pages are held in memory
+#: until it completes, so 200 symbols of minute bars are kept to a few hundred thousand bars.
+MAX_DAYS: dict[Interval, int] = {"1min": 14, "5min": 45, "15min": 92, "30min": 183, "1hour": 366}
+
+
+class AlpacaOptions(BaseModel):
+    """``providers.alpaca.options`` in lake.yaml."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: str | None = Field(default=None, description="Else APCA_API_KEY_ID.")
+    api_secret: str | None = Field(default=None, description="Else APCA_API_SECRET_KEY.")
+    feed: Literal["iex", "sip", "otc", "boats", "overnight"] = Field(
+        default="iex", description="Data feed; `sip` needs a paid plan for recent data."
+    )
+    page_limit: int = Field(
+        default=10_000, ge=1, le=10_000, description="Bars per page, over all symbols."
+    )
+    symbols_per_request: int = Field(
+        default=200, ge=1, le=1000, description="Symbols per query; keeps URLs under 8 KB."
+    )
+
+
+class AlpacaProvider:
+    """Alpaca's multi-symbol bars endpoint, one page per ``fetch_page``."""
+
+    def __init__(
+        self,
+        config: ProviderConfig | None = None,
+        *,
+        name: str = NAME,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        config = config or ProviderConfig()
+        self.name = name
+        self.options = parse_config(AlpacaOptions, config.options, f"providers.{name}.options")
+        self.capabilities = Capabilities(
+            intervals=INTERVALS,
+            symbols_per_request=self.options.symbols_per_request,
+            bars_per_page=self.options.page_limit,
+            rate_limit_per_min=config.rate_limit_per_min or 200,
+            grouped_daily=False,
+            auth_env=KEY_ENV + SECRET_ENV,
+            max_days=dict(MAX_DAYS),
+        )
+        self.calendar = get_calendar("XNYS")
+        self._http = HttpClient(name, config.base_url or BASE_URL, timeout_s=config.timeout_s)
+        self._environ = environ
+        self._creds: Credentials | None = None
+
+    async def fetch_page(self, request: Request, cursor: str | None = None) -> Page:
+        """One page of ``request``; the cursor is the vendor's ``next_page_token``."""
+        creds = self._credentials()
+        params = self.params(request, cursor)
+        if params is None:  # no session in the range: nothing to ask
+            return Page(wire_bars(self.name, [], source=self.name, epoch_ms=False))
+        data = await self._http.get_json(
+            PATH,
+            params=params,
+            headers={"APCA-API-KEY-ID": creds.key, "APCA-API-SECRET-KEY": creds.secret or ""},
+            creds=creds,
+            symbol=request.symbols[0] if len(request.symbols) == 1 else None,
+            reset_header=RESET_HEADER,
+        )
+        rows, token = self._parse(data)
+        frame = wire_bars(self.name, rows, source=self.name, epoch_ms=False)
+        return Page(to_sessions(frame, request.interval, self.calendar), token)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    def params(self, request: Request, cursor: str | None = None) -> dict[str, str] | None:
+        """The query string of one page of ``request``, or None when it holds no session."""
+        sessions = self.calendar.sessions_in(request.range)
+        if not len(sessions):
+            return None
+        first = date.fromisoformat(str(sessions[0]))
+        last = date.fromisoformat(str(sessions[-1]))
+        if spec(request.interval).intraday:
+            start, end = self.calendar.open_close(first)[0], self.calendar.open_close(last)[1]
+        else:
+            start = datetime.combine(first, time(), UTC)
+            end = datetime.combine(last + timedelta(days=1), time(), UTC)
+        params = {
+            "symbols": ",".join(request.symbols),
+            "timeframe": TIMEFRAMES[request.interval],
+            "start": _rfc3339(start),
+            "end": _rfc3339(end),
+            "limit": str(self.options.page_limit),
+            "adjustment": "raw",
+            "feed": self.options.feed,
+            "sort": "asc",
+        }
+        if cursor is not None:
+            params["page_token"] = cursor
+        return params
+
+    def _credentials(self) -> Credentials:
+        if self._creds is None:
+            self._creds = credentials(
+                self.name, self.options.model_dump(), KEY_ENV, SECRET_ENV, self._environ
+            )
+        return self._creds
+
+    def _parse(self, data: Any) -> tuple[list[tuple[str, Any]], str | None]:
+        """``(symbol, bar)`` pairs and the next page token of a response body."""
+        bars = data.get("bars") if isinstance(data, dict) else None
+        token = data.get("next_page_token") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(bars, dict | None):
+            msg = f"{self.name} sent a response without a `bars` object; retrying may help"
+            raise TransientError(msg)
+        if token is not None and not isinstance(token, str):
+            msg = f"{self.name} sent a next_page_token that is not a string"
+            raise TransientError(msg)
+        return list(_pairs(bars or {}, self.name)), token or None
+
+
+def _pairs(bars: dict[str, Any], vendor: str) -> Iterator[tuple[str, Any]]:
+    for symbol, items in bars.items():
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            msg = f"{vendor} sent bars of {symbol!r} that are not a list"
+            raise TransientError(msg)
+        for bar in items:
+            yield symbol, bar
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

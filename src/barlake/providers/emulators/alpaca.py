@@ -1,0 +1,216 @@
+"""Alpaca Market Data v2 historical bars, emulated (PROVIDERS.md 1.8).
+
+Serves ``GET /v2/stocks/bars`` (``{"bars": {SYM: [...]}, "next_page_token": ...}``) and
+``GET /v2/stocks/{symbol}/bars`` (``{"bars": [...], "symbol": ..., "next_page_token": ...}``).
+Like the vendor it wants both ``APCA-API-KEY-ID`` and ``APCA-API-SECRET-KEY`` (else 401
+``{"message": "unauthorized."}``), validates ``timeframe`` (422 ``invalid timeframe``),
+``limit`` (1..10000), ``start``/``end`` (RFC-3339 or a date, both inclusive), ``feed``, ``sort``
+and ``adjustment``; refuses ``feed=sip`` for the last 15 minutes (403); sorts by symbol, then
+time, applies ``limit`` across symbols, omits symbols without bars, and pages with base64 tokens
+``SYMBOL|unit|last t``. Every answer carries ``X-RateLimit-Limit/Remaining/Reset``; over the rate
+it is 429. Daily bars are stamped at midnight New York time; intraday answers include one
+pre- and one post-market bar per session.
+
+[INFERRED] A full page always carries a token, even when nothing follows (the next page is
+then empty); error codes other than 42210000 and the 400/404 texts are made up.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from barlake.intervals import Interval
+from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
+from barlake.ranges import DateRange
+
+TZ = "America/New_York"
+MAX_LIMIT = 10_000
+_TIMEFRAME = re.compile(r"^([0-9]+)(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
+_UNITS = {"Min": "T", "T": "T", "Hour": "H", "H": "H", "Day": "D", "D": "D"}
+_BOUNDS = {"Min": 59, "T": 59, "Hour": 23, "H": 23, "Day": 1, "D": 1, "Week": 1, "W": 1}
+_SERVED: dict[tuple[int, str], Interval] = {
+    (1, "T"): "1min",
+    (5, "T"): "5min",
+    (15, "T"): "15min",
+    (30, "T"): "30min",
+    (1, "H"): "1hour",
+    (1, "D"): "1day",
+}
+_FEEDS = ("sip", "iex", "otc", "boats", "overnight", "delayed_sip")
+_ADJUSTMENTS = ("raw", "split", "dividend", "spin-off", "all")
+
+
+class AlpacaEmulator(Emulator):
+    """``data.alpaca.markets`` on loopback."""
+
+    vendor = "alpaca"
+
+    def authorize(self, query: Mapping[str, str], headers: Mapping[str, str]) -> Reply | None:
+        key, secret = headers.get("apca-api-key-id"), headers.get("apca-api-secret-key")
+        if key == self.api_key and secret == self.api_secret and key:
+            return None
+        return Reply(401, {"message": "unauthorized."})
+
+    def error(self, status: int, message: str, code: int | None = None) -> Reply:
+        return Reply(status, {"code": code or status * 100_000, "message": message})
+
+    def quota_headers(self, quota: Quota) -> dict[str, str]:
+        if not quota.limit:
+            return {}
+        return {
+            "X-RateLimit-Limit": str(quota.limit),
+            "X-RateLimit-Remaining": str(quota.remaining),
+            "X-RateLimit-Reset": str(math.ceil(quota.reset)),
+        }
+
+    def rate_limited(self, quota: Quota) -> Reply:
+        return self.error(429, "rate limit exceeded", 42910000)
+
+    def route(self, path: str, query: Mapping[str, str], faults: frozenset[str]) -> Reply:
+        single = re.fullmatch(r"/v2/stocks/([^/]+)/bars", path)
+        if path == "/v2/stocks/bars":
+            symbols = [s for s in query.get("symbols", "").split(",") if s]
+            if not symbols:
+                return self.error(400, "missing symbols", 40010001)
+        elif single:
+            symbols = [unquote(single[1])]
+        else:
+            return self.error(404, "endpoint not found", 40410000)
+        parsed = self._params(query)
+        if isinstance(parsed, Reply):
+            return parsed
+        interval, unit, start, end, limit, descending = parsed
+        window = DateRange(_ny(start).date() - timedelta(days=1), _ny(end).date() + timedelta(2))
+        frame = self.bars(symbols, interval, window).with_columns(_wire_t(interval))
+        frame = frame.filter(pl.col("t").is_between(start, end)).sort(
+            "symbol", "t", descending=[False, descending]
+        )
+        token = query.get("page_token")
+        if token:
+            after = _decode_token(token)
+            if after is None:
+                return self.error(422, "invalid page token", 42210000)
+            sym, t = after
+            later = pl.col("t") < t if descending else pl.col("t") > t
+            frame = frame.filter((pl.col("symbol") > sym) | ((pl.col("symbol") == sym) & later))
+        page = frame.head(limit)
+        next_token = None
+        if page.height == limit:
+            last = page.row(-1, named=True)
+            next_token = _encode_token(last["symbol"], unit, last["t"])
+        page = self.corrupt(page.drop("t"), faults, start).with_columns(_wire_t(interval))
+        by_symbol: dict[str, list[dict[str, Any]]] = {}
+        for row in _wire_rows(page):
+            by_symbol.setdefault(row.pop("S"), []).append(row)
+        if single:
+            bars = by_symbol.get(symbols[0])
+            body = {"bars": bars, "symbol": symbols[0], "next_page_token": next_token}
+            return Reply(200, body)
+        return Reply(200, {"bars": by_symbol, "next_page_token": next_token})
+
+    def _params(
+        self, query: Mapping[str, str]
+    ) -> Reply | tuple[Interval, str, datetime, datetime, int, bool]:
+        """The validated query, or the vendor's refusal of it."""
+        match = _TIMEFRAME.match(query.get("timeframe", ""))
+        n = int(match[1]) if match else 0
+        if not match or not 1 <= n <= _BOUNDS.get(match[2], 12):
+            return self.error(422, "invalid timeframe", 42210000)
+        interval = _SERVED.get((n, _UNITS.get(match[2], "")))
+        if interval is None:
+            served = "1Min, 5Min, 15Min, 30Min, 1Hour, 1Day"
+            return self.error(422, f"the emulator serves only {served}", 42210000)
+        try:
+            limit = int(query.get("limit") or 1000)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_LIMIT:
+            return self.error(422, "invalid limit: must be in range 1-10000", 42210000)
+        now = self.now or datetime.now(UTC)
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        start = _time(query.get("start")) if query.get("start") else midnight
+        end = _time(query.get("end")) if query.get("end") else now
+        if start is None or end is None:
+            which = "start" if start is None else "end"
+            return self.error(422, f"invalid {which}", 42210000)
+        if end < start:
+            return self.error(422, "end should not be before start", 42210000)
+        feed, sort = query.get("feed", "sip"), query.get("sort", "asc")
+        adjustments = query.get("adjustment", "raw").split(",")
+        if feed not in _FEEDS or sort not in ("asc", "desc"):
+            return self.error(422, f"invalid {'feed' if feed not in _FEEDS else 'sort'}", 42210000)
+        if any(a not in _ADJUSTMENTS for a in adjustments):
+            return self.error(422, "invalid adjustment", 42210000)
+        if feed == "sip" and end > now - timedelta(minutes=15):
+            message = "subscription does not permit querying recent SIP data"
+            return self.error(403, message, 42210000)
+        return interval, _UNITS[match[2]], start, end, limit, sort == "desc"
+
+
+def _wire_t(interval: Interval) -> pl.Expr:
+    """The vendor's ``t``: the bar start, daily bars at midnight New York time."""
+    if interval != "1day":
+        return pl.col("ts").alias("t")
+    midnight = pl.col("ts").dt.replace_time_zone(None).dt.replace_time_zone(TZ)
+    return midnight.dt.convert_time_zone("UTC").alias("t")
+
+
+def _wire_rows(page: pl.DataFrame) -> list[dict[str, Any]]:
+    rows = page.select(
+        pl.col("symbol").alias("S"),
+        pl.col("t").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        pl.col("open").alias("o"),
+        pl.col("high").alias("h"),
+        pl.col("low").alias("l"),
+        pl.col("close").alias("c"),
+        pl.col("volume").alias("v"),
+        pl.col("trades").alias("n"),
+        pl.col("vwap").alias("vw"),
+    ).to_dicts()
+    for row in rows:  # volumes are whole shares on the wire (alpaca-go: uint64)
+        v = row["v"]
+        if isinstance(v, float) and v.is_integer():
+            row["v"] = int(v)
+    return rows
+
+
+def _time(text: str | None) -> datetime | None:
+    """An RFC-3339 instant or a date (midnight UTC), as the vendor accepts them."""
+    if not text:
+        return None
+    day = parse_date(text)
+    if day is not None:
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    cleaned = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(cleaned)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
+
+
+def _ny(moment: datetime) -> datetime:
+    return moment.astimezone(ZoneInfo(TZ))
+
+
+def _encode_token(symbol: str, unit: str, t: datetime) -> str:
+    stamp = t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    return base64.b64encode(f"{symbol}|{unit}|{stamp}".encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[str, datetime] | None:
+    try:
+        symbol, _, stamp = base64.b64decode(token, validate=True).decode().split("|")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    moment = _time(stamp)
+    return (symbol, moment) if moment is not None else None

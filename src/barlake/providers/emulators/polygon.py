@@ -1,0 +1,243 @@
+"""Polygon.io / Massive aggregates and grouped daily, emulated (PROVIDERS.md 2.7).
+
+Serves ``GET /v2/aggs/ticker/{T}/range/{mult}/{timespan}/{from}/{to}`` and
+``GET /v2/aggs/grouped/locale/us/market/stocks/{date}``. Like the vendor it takes the key as
+``?apiKey=`` or ``Authorization: Bearer`` (else 401 ``{"status": "ERROR", "error": ...}``);
+``from``/``to`` are dates (New York days, both inclusive) or epoch milliseconds; ``adjusted``
+defaults to true, ``sort`` to asc, ``limit`` (1..50000, default 5000) counts base bars (minute
+bars for minute and hour timespans). A page that reaches the limit carries ``next_url``: this
+server's URL with ``from`` moved past the last bar and a base64 ``cursor`` holding ``limit``,
+``sort`` and ``adjusted``, and never the key. Aggregate ``t`` is the bar start in epoch ms
+(daily bars at midnight New York time); grouped daily ``t`` is 16:00 New York time and each
+result has ``T``. A ticker without bars gets ``resultsCount: 0`` and no ``results``. Over the
+rate it is 429 with the vendor's ERROR body and, unless ``retry_after=False``, ``Retry-After``.
+
+The grouped market is the emulator's ``symbols`` (else ``MARKET``). The demo bars carry no
+splits, so ``adjusted`` does not change values. [INFERRED] the 400 texts and Retry-After.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from barlake.intervals import Interval, spec
+from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
+from barlake.ranges import DateRange
+
+NY = ZoneInfo("America/New_York")
+MAX_LIMIT = 50_000
+#: The grouped-daily market when the emulator is given no symbols.
+MARKET = (
+    *("AAPL", "MSFT", "AMZN", "GOOGL", "META", "NVDA", "TSLA", "BRK.B", "JPM", "V"),
+    *("UNH", "XOM", "JNJ", "WMT", "PG", "MA", "HD", "CVX", "KO", "PEP"),
+)
+_AGGS = re.compile(r"/v2/aggs/ticker/([^/]+)/range/([^/]+)/([^/]+)/([^/]+)/([^/]+)")
+_GROUPED = re.compile(r"/v2/aggs/grouped/locale/us/market/stocks/([^/]+)")
+_SERVED: dict[tuple[int, str], Interval] = {
+    (1, "minute"): "1min",
+    (5, "minute"): "5min",
+    (15, "minute"): "15min",
+    (30, "minute"): "30min",
+    (1, "hour"): "1hour",
+    (1, "day"): "1day",
+}
+_BASE_MINUTES = {"minute": 1, "hour": 60, "day": 1}
+_TOO_MANY = (
+    "You've exceeded the maximum requests per minute, please wait or upgrade your "
+    "subscription to continue. https://polygon.io/pricing"
+)
+
+
+class PolygonEmulator(Emulator):
+    """``api.massive.com`` (formerly ``api.polygon.io``) on loopback."""
+
+    vendor = "polygon"
+
+    def __init__(self, *, retry_after: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.retry_after = retry_after
+
+    def authorize(self, query: Mapping[str, str], headers: Mapping[str, str]) -> Reply | None:
+        bearer = headers.get("authorization", "")
+        key = query.get("apiKey") or (bearer[7:] if bearer.startswith("Bearer ") else "")
+        if not key:
+            return self.error(401, "API Key was not provided")
+        if key != self.api_key:
+            return self.error(401, "Unknown API Key")
+        return None
+
+    def error(self, status: int, message: str) -> Reply:
+        if status == 403:
+            body = {"status": "NOT_AUTHORIZED", "request_id": self.request_id(), "message": message}
+            return Reply(status, body)
+        return Reply(status, {"status": "ERROR", "request_id": self.request_id(), "error": message})
+
+    def rate_limited(self, quota: Quota) -> Reply:
+        reply = self.error(429, _TOO_MANY)
+        if self.retry_after:
+            reply.headers["Retry-After"] = str(max(1, math.ceil(quota.retry_after)))
+        return reply
+
+    def route(self, path: str, query: Mapping[str, str], faults: frozenset[str]) -> Reply:
+        aggs, grouped = _AGGS.fullmatch(path), _GROUPED.fullmatch(path)
+        if aggs:
+            ticker, mult, timespan, start, end = aggs.groups()
+            return self._aggs(unquote(ticker), mult, timespan, start, end, query, faults)
+        if grouped:
+            return self._grouped(grouped[1], query, faults)
+        return Reply(404, {"status": "NOT_FOUND", "request_id": self.request_id()})
+
+    def _aggs(
+        self,
+        ticker: str,
+        mult: str,
+        timespan: str,
+        start: str,
+        end: str,
+        query: Mapping[str, str],
+        faults: frozenset[str],
+    ) -> Reply:
+        options = dict(query)
+        if query.get("cursor"):
+            try:
+                options.update(parse_qsl(base64.urlsafe_b64decode(query["cursor"]).decode()))
+            except (ValueError, UnicodeDecodeError):
+                return self.error(400, "Invalid cursor")
+        interval = _SERVED.get((int(mult), timespan)) if mult.isdigit() else None
+        if interval is None:
+            return self.error(400, f"the emulator serves only {sorted(_SERVED.values())}")
+        lo, hi = _instant(start, end=False), _instant(end, end=True)
+        if lo is None or hi is None:
+            which = "from" if lo is None else "to"
+            return self.error(
+                400, f"Could not parse the time parameter: '{which}'. Use YYYY-MM-DD or Unix MS"
+            )
+        try:
+            limit = int(options.get("limit", 5000))
+        except ValueError:
+            limit = 0
+        sort, adjusted = options.get("sort", "asc"), options.get("adjusted", "true")
+        if not 1 <= limit <= MAX_LIMIT or sort not in ("asc", "desc"):
+            return self.error(400, f"invalid {'sort' if sort not in ('asc', 'desc') else 'limit'}")
+        if adjusted not in ("true", "false"):
+            return self.error(400, "adjusted must be true or false")
+        # Where the first page started: bars moved `outside` must precede the whole request.
+        origin = int(options["origin"]) if options.get("origin", "").isdigit() else lo
+        window = DateRange(_day(lo) - timedelta(days=1), _day(hi) + timedelta(days=2))
+        frame = self.bars([ticker], interval, window).with_columns(_wire_t(interval))
+        frame = frame.filter((pl.col("t") >= lo) & (pl.col("t") < hi))
+        frame = frame.sort("t", descending=sort == "desc")
+        size = max(1, limit // (int(mult) * _BASE_MINUTES[timespan]))
+        page = frame.head(size)
+        body: dict[str, Any] = {
+            "ticker": ticker,
+            "queryCount": page.height,
+            "resultsCount": page.height,
+            "adjusted": adjusted == "true",
+            "status": "OK",
+            "request_id": self.request_id(),
+        }
+        if page.height == size:
+            last = int(page["t"][-1])
+            if sort == "asc":
+                nxt, to = str(_next_start(last, interval)), end
+            else:
+                nxt, to = start, str(last - 1)
+            cursor = base64.urlsafe_b64encode(
+                urlencode(
+                    {"limit": limit, "sort": sort, "adjusted": adjusted, "origin": origin}
+                ).encode()
+            ).decode()
+            path = f"/v2/aggs/ticker/{quote(ticker, safe='')}/range/{mult}/{timespan}/{nxt}/{to}"
+            body["next_url"] = f"{self.url}{path}?cursor={cursor}"
+        page = self.corrupt(
+            page.drop("t"), faults, datetime.fromtimestamp(origin / 1000, UTC)
+        ).with_columns(_wire_t(interval))
+        results = _wire_rows(page)
+        if results:
+            body["results"] = results
+        body["count"] = len(results)
+        return Reply(200, body)
+
+    def _grouped(self, text: str, query: Mapping[str, str], faults: frozenset[str]) -> Reply:
+        day = parse_date(text)
+        if day is None:
+            return self.error(400, f"Could not parse the date: {text!r}. Use YYYY-MM-DD")
+        if query.get("adjusted", "true") not in ("true", "false"):
+            return self.error(400, "adjusted must be true or false")
+        today = (self.now or datetime.now(UTC)).astimezone(NY).date()
+        if day >= today:
+            return self.error(403, "Attempted to request today's data before end of day.")
+        market = sorted(self.symbols) if self.symbols is not None else list(MARKET)
+        frame = self.bars(market, "1day", DateRange(day, day + timedelta(days=1)))
+        before = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        frame = self.corrupt(frame, faults, before).with_columns(_wire_t("1day", grouped=True))
+        results = [{"T": row.pop("S"), **row} for row in _wire_rows(frame, ticker=True)]
+        body: dict[str, Any] = {
+            "adjusted": query.get("adjusted", "true") == "true",
+            "queryCount": len(results),
+            "resultsCount": len(results),
+            "status": "OK",
+            "request_id": self.request_id(),
+        }
+        if results:
+            body["results"] = results
+        return Reply(200, body)
+
+
+def _instant(text: str, *, end: bool) -> int | None:
+    """Epoch ms bounding a ``from`` (inclusive) or ``to`` (made exclusive) path segment."""
+    if text.isdigit():
+        return int(text) + (1 if end else 0)
+    day = parse_date(text)
+    if day is None:
+        return None
+    return _midnight_ms(day + timedelta(days=1) if end else day)
+
+
+def _midnight_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=NY).timestamp() * 1000)
+
+
+def _day(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, NY).date()
+
+
+def _next_start(last: int, interval: Interval) -> int:
+    """Where the bucket after the one starting at ``last`` starts (DST-proof for days)."""
+    if interval == "1day":
+        return _midnight_ms(_day(last) + timedelta(days=1))
+    return last + spec(interval).seconds * 1000
+
+
+def _wire_t(interval: Interval, *, grouped: bool = False) -> pl.Expr:
+    """The vendor's ``t`` in epoch ms: bar start; daily at midnight New York time, or 16:00
+    New York time in grouped daily answers."""
+    ts = pl.col("ts")
+    if interval == "1day":
+        local = ts.dt.replace_time_zone(None) + timedelta(hours=16 if grouped else 0)
+        ts = local.dt.replace_time_zone(str(NY)).dt.convert_time_zone("UTC")
+    return ts.dt.epoch("ms").alias("t")
+
+
+def _wire_rows(page: pl.DataFrame, *, ticker: bool = False) -> list[dict[str, Any]]:
+    return page.select(
+        *([pl.col("symbol").alias("S")] if ticker else []),
+        pl.col("volume").alias("v"),
+        pl.col("vwap").alias("vw"),
+        pl.col("open").alias("o"),
+        pl.col("close").alias("c"),
+        pl.col("high").alias("h"),
+        pl.col("low").alias("l"),
+        "t",
+        pl.col("trades").alias("n"),
+    ).to_dicts()

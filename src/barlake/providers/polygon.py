@@ -1,0 +1,206 @@
+"""Polygon.io, now sold as Massive: aggregates and grouped daily bars (PROVIDERS.md section 2).
+
+A one-symbol request is ``GET /v2/aggs/ticker/{T}/range/{mult}/{timespan}/{from}/{to}`` with
+the first and last session dates (both inclusive), ``adjusted=false`` (the lake stores raw
+prices; the vendor's default adjusts for splits), ``sort=asc`` and ``limit=50000``. Its pages
+follow ``next_url``, which carries no key: only its path and query are kept, resolved against
+our own base URL (so the key never goes to another host), and the key is added again.
+
+A daily request for several symbols and one session, which the planner makes when that is
+cheaper (``Capabilities.grouped_daily``), is one ``GET /v2/aggs/grouped/locale/us/market/
+stocks/{date}``: the whole market in one answer, filtered to the requested symbols. Any other
+request for several symbols is served one symbol after the other, the cursor saying where.
+
+``t`` is epoch milliseconds: the window start for aggregates (midnight New York time for daily
+bars), 16:00 New York time for grouped daily; both map to the session date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any, Literal
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from barlake.calendar import get_calendar
+from barlake.config import ProviderConfig
+from barlake.config import parse as parse_config
+from barlake.errors import AuthError, PermanentError, TransientError
+from barlake.intervals import INTERVALS, Interval
+from barlake.providers.base import Capabilities, Page, Request
+from barlake.providers.http import Credentials, HttpClient, credentials, to_sessions, wire_bars
+
+NAME = "polygon"
+ALIAS = "massive"
+BASE_URL = "https://api.massive.com"
+KEY_ENV = ("POLYGON_API_KEY", "MASSIVE_API_KEY")
+GROUPED = "/v2/aggs/grouped/locale/us/market/stocks/{date}"
+
+#: ``(multiplier, timespan)`` of each lake interval.
+SPANS: dict[Interval, tuple[int, str]] = {
+    "1min": (1, "minute"),
+    "5min": (5, "minute"),
+    "15min": (15, "minute"),
+    "30min": (30, "minute"),
+    "1hour": (1, "hour"),
+    "1day": (1, "day"),
+}
+
+#: ``limit`` counts minute bars for every intraday timespan; 50,000 of them are about 52
+#: sessions with extended hours, so a request of 62 calendar days is usually one page.
+MAX_DAYS: dict[Interval, int] = {i: 62 for i in INTERVALS if i != "1day"}
+
+
+class PolygonOptions(BaseModel):
+    """``providers.polygon.options`` (or ``providers.massive.options``) in lake.yaml."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: str | None = Field(default=None, description="Else POLYGON_API_KEY/MASSIVE_API_KEY.")
+    auth: Literal["header", "query"] = Field(
+        default="header", description="Send the key as `Authorization: Bearer` or `?apiKey=`."
+    )
+    page_limit: int = Field(default=50_000, ge=1, le=50_000, description="`limit` per page.")
+    grouped_daily: bool = Field(
+        default=True, description="Plan grouped-daily requests when they are cheaper."
+    )
+
+
+class PolygonProvider:
+    """Polygon/Massive aggregates, one page per ``fetch_page``."""
+
+    def __init__(
+        self,
+        config: ProviderConfig | None = None,
+        *,
+        name: str = NAME,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        config = config or ProviderConfig()
+        self.name = name
+        self.options = parse_config(PolygonOptions, config.options, f"providers.{name}.options")
+        self.capabilities = Capabilities(
+            intervals=INTERVALS,
+            symbols_per_request=1,
+            bars_per_page=self.options.page_limit,
+            rate_limit_per_min=config.rate_limit_per_min or 5,
+            grouped_daily=self.options.grouped_daily,
+            auth_env=KEY_ENV if name == NAME else KEY_ENV[::-1],
+            max_days=dict(MAX_DAYS),
+        )
+        self.calendar = get_calendar("XNYS")
+        self._http = HttpClient(name, config.base_url or BASE_URL, timeout_s=config.timeout_s)
+        self._prefix = urlsplit(self._http.base_url).path.rstrip("/")
+        self._environ = environ
+        self._creds: Credentials | None = None
+
+    async def fetch_page(self, request: Request, cursor: str | None = None) -> Page:
+        """One page of ``request``; the cursor is ``"<symbol index> <next_url path>"``."""
+        creds = self._credentials()
+        sessions = self.calendar.sessions_in(request.range)
+        if not len(sessions):
+            return Page(wire_bars(self.name, [], source=self.name, epoch_ms=True))
+        first, last = (date.fromisoformat(str(d)) for d in (sessions[0], sessions[-1]))
+        symbols = request.symbols
+        grouped_day = request.interval == "1day" and first == last
+        if len(symbols) > 1 and grouped_day and self.options.grouped_daily:
+            grouped = GROUPED.format(date=first.isoformat())
+            data = await self._get(grouped, {"adjusted": "false"}, creds, None)
+            wanted = set(symbols)
+            rows = [(r.get("T"), r) for r in _results(data, self.name) if isinstance(r, dict)]
+            rows = [(s, r) for s, r in rows if s in wanted]
+            return Page(self._frame(rows, request.interval))
+        index, path = _parse_cursor(cursor)
+        symbol = symbols[min(index, len(symbols) - 1)]
+        params: dict[str, str] = {}
+        if path is None:
+            multiplier, timespan = SPANS[request.interval]
+            ticker = quote(symbol, safe="")
+            path = f"/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{first}/{last}"
+            params = {"adjusted": "false", "sort": "asc", "limit": str(self.options.page_limit)}
+        data = await self._get(path, params, creds, symbol)
+        rows = [(symbol, r) for r in _results(data, self.name)]
+        following = self._follow(data.get("next_url"))
+        if following is not None:
+            token: str | None = f"{index} {following}"
+        else:
+            token = f"{index + 1}" if index + 1 < len(symbols) else None
+        return Page(self._frame(rows, request.interval), token)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _get(
+        self, path: str, params: dict[str, str], creds: Credentials, symbol: str | None
+    ) -> dict[str, Any]:
+        headers = {}
+        if self.options.auth == "header":
+            headers["Authorization"] = f"Bearer {creds.key}"
+        else:
+            params = {**params, "apiKey": creds.key}
+        try:
+            data = await self._http.get_json(
+                path, params=params, headers=headers, creds=creds, symbol=symbol
+            )
+        except AuthError as exc:
+            # A free plan's 403 for a session that has not ended is about that session, not
+            # the key: the other sessions can still be fetched.
+            if "before end of day" not in str(exc):
+                raise
+            raise PermanentError(f"{exc}; fetch this session after its close", symbol) from None
+        if not isinstance(data, dict):
+            msg = f"{self.name} sent a response that is not a JSON object; retrying may help"
+            raise TransientError(msg)
+        status = data.get("status")
+        if status == "NOT_AUTHORIZED":
+            msg = f"{self.name} refused the request: {creds.redact(str(data.get('message')))}"
+            raise AuthError(msg)
+        if status == "ERROR":
+            msg = f"{self.name} answered an error: {creds.redact(str(data.get('error')))}"
+            raise TransientError(msg)
+        return data
+
+    def _follow(self, next_url: Any) -> str | None:
+        """The path and query of ``next_url`` relative to our base URL, without any key."""
+        if not isinstance(next_url, str) or not next_url:
+            return None
+        parts = urlsplit(next_url)
+        path = parts.path
+        if self._prefix and path.startswith(self._prefix + "/"):
+            path = path[len(self._prefix) :]
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "apiKey"]
+        return path + (f"?{urlencode(query)}" if query else "")
+
+    def _frame(self, rows: list[tuple[Any, Any]], interval: Interval) -> pl.DataFrame:
+        frame = wire_bars(self.name, rows, source=self.name, epoch_ms=True)
+        return to_sessions(frame, interval, self.calendar)
+
+    def _credentials(self) -> Credentials:
+        if self._creds is None:
+            env = self.capabilities.auth_env
+            self._creds = credentials(
+                self.name, self.options.model_dump(), env, environ=self._environ
+            )
+        return self._creds
+
+
+def _results(data: dict[str, Any], vendor: str) -> list[Any]:
+    """The ``results`` of an answer: absent when there are none."""
+    results = data.get("results")
+    if results is None:
+        return []
+    if not isinstance(results, list):
+        msg = f"{vendor} sent `results` that are not a list; retrying may help"
+        raise TransientError(msg)
+    return results
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int, str | None]:
+    if cursor is None:
+        return 0, None
+    index, _, path = cursor.partition(" ")
+    return int(index), path or None

@@ -1,0 +1,221 @@
+"""What the HTTP adapters share: credentials, the one mapping of responses and transport failures
+onto barlake's errors (pure, then over loopback), and bars read off the wire."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from email.utils import format_datetime
+
+import polars as pl
+import pytest
+
+from barlake.calendar import get_calendar
+from barlake.config import ProviderConfig
+from barlake.errors import (
+    AuthError,
+    ConfigError,
+    PermanentError,
+    RateLimitError,
+    TransientError,
+)
+from barlake.providers.base import Request
+from barlake.providers.http import (
+    Credentials,
+    HttpClient,
+    check_base_url,
+    credentials,
+    error_for,
+    retry_after,
+    to_sessions,
+    wire_bars,
+)
+from barlake.providers.polygon import PolygonProvider
+from barlake.ranges import DateRange
+
+from .support import KEY, SECRET
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [
+        (401, AuthError, False),
+        (403, AuthError, False),
+        (429, RateLimitError, True),
+        (500, TransientError, True),
+        (503, TransientError, True),
+        (400, PermanentError, False),
+        (404, PermanentError, False),
+        (422, PermanentError, False),
+    ],
+)
+def test_status_maps_to_error(status, kind, retryable) -> None:
+    error = error_for("vendor", status, {}, b'{"message": "nope"}', symbol="AAPL")
+    assert type(error) is kind
+    assert error.retryable is retryable
+    assert f"HTTP {status}: nope" in str(error)
+    if kind is PermanentError:
+        assert error.symbol == "AAPL"
+
+
+def test_success_is_no_error() -> None:
+    assert error_for("vendor", 200, {}, b"{}") is None
+
+
+def test_vendor_words_are_quoted_from_json_or_text() -> None:
+    polygon = b'{"status":"ERROR","request_id":"x","error":"Unknown API Key"}'
+    assert "Unknown API Key" in str(error_for("polygon", 401, {}, polygon))
+    html = b"<html><body>403 Forbidden nginx</body></html>"
+    assert "403 Forbidden nginx" in str(error_for("alpaca", 403, {}, html))
+
+
+def test_retry_after_from_header_date_or_vendor_reset() -> None:
+    assert retry_after({"Retry-After": "7"}, None, NOW) == 7
+    when = format_datetime(datetime.fromtimestamp(NOW + 30, UTC), usegmt=True)
+    assert retry_after({"retry-after": when}, None, NOW) == pytest.approx(30)
+    assert retry_after({"X-RateLimit-Reset": str(int(NOW) + 12)}, "X-RateLimit-Reset", NOW) == 12
+    assert retry_after({}, "X-RateLimit-Reset", NOW) is None
+    reset = {"X-RateLimit-Reset": str(int(NOW) + 3)}
+    limited = error_for("alpaca", 429, reset, b"", now=NOW, reset_header="X-RateLimit-Reset")
+    assert isinstance(limited, RateLimitError) and limited.retry_after == 3
+
+
+def test_credentials_from_env_first_then_options() -> None:
+    env = {"APCA_API_KEY_ID": "env-key", "APCA_API_SECRET_KEY": "env-secret"}
+    keys = ("APCA_API_KEY_ID",), ("APCA_API_SECRET_KEY",)
+    options = {"api_key": "opt-key", "api_secret": "opt-secret"}
+    assert credentials("alpaca", options, *keys, environ=env) == Credentials(
+        "env-key", "env-secret"
+    )
+    assert credentials("alpaca", options, *keys, environ={}) == Credentials("opt-key", "opt-secret")
+    both = ("POLYGON_API_KEY", "MASSIVE_API_KEY")
+    assert credentials("polygon", {}, both, environ={"MASSIVE_API_KEY": "m"}).key == "m"
+    with pytest.raises(AuthError, match="APCA_API_KEY_ID and APCA_API_SECRET_KEY"):
+        credentials("alpaca", {"api_key": "only-key"}, *keys, environ={})
+    assert "only-key" not in repr(Credentials("only-key"))
+
+
+def test_redaction_and_base_url() -> None:
+    creds = Credentials(KEY, SECRET)
+    assert creds.redact(f"url?apiKey={KEY}&s={SECRET}") == "url?apiKey=***&s=***"
+    error = error_for("v", 401, {}, f'{{"message": "bad key {KEY}"}}'.encode(), redact=creds.redact)
+    assert KEY not in str(error)
+    assert check_base_url("v", "http://127.0.0.1:9/") == "http://127.0.0.1:9"
+    with pytest.raises(ConfigError, match="base_url"):
+        check_base_url("v", "127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        ("5xx", TransientError),
+        ("timeout", TransientError),
+        ("truncated", TransientError),
+        ("malformed", TransientError),
+    ],
+)
+def test_transport_faults_over_loopback_are_transient(emulator, fault, kind) -> None:
+    em = emulator("alpaca", hang_s=1.0)
+    em.faults.force(fault)
+    with pytest.raises(kind) as caught:
+        asyncio.run(_get(em.url, timeout_s=0.3))
+    assert KEY not in str(caught.value) and SECRET not in str(caught.value)
+    assert asyncio.run(_get(em.url, timeout_s=0.3))["bars"] is not None  # the next one is fine
+
+
+def test_refused_and_invalid_requests_over_loopback(emulator) -> None:
+    em = emulator("alpaca")
+    with pytest.raises(AuthError, match="401: unauthorized") as refused:
+        asyncio.run(_get(em.url, secret="not-it"))
+    assert "not-it" not in str(refused.value)
+    with pytest.raises(PermanentError, match="invalid timeframe") as invalid:
+        asyncio.run(_get(em.url, timeframe="7Day"))
+    assert invalid.value.symbol == "AAPL"
+
+
+def test_connection_refused_is_transient(emulator) -> None:
+    em = emulator("alpaca")
+    em.stop()
+    with pytest.raises(TransientError, match="connection failed"):
+        asyncio.run(_get(em.url))
+
+
+async def _get(url: str, *, timeout_s: float = 5, secret: str = SECRET, timeframe: str = "1Day"):
+    client = HttpClient("alpaca", url, timeout_s=timeout_s)
+    try:
+        return await client.get_json(
+            "/v2/stocks/bars",
+            params={
+                "symbols": "AAPL",
+                "timeframe": timeframe,
+                "start": "2024-06-03",
+                "end": "2024-06-07",
+                "feed": "iex",
+            },
+            headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": secret},
+            creds=Credentials(KEY, secret),
+            symbol="AAPL",
+        )
+    finally:
+        await client.aclose()
+
+
+def test_wire_bars_turn_odd_values_into_nulls() -> None:
+    rows = [
+        ("A", {"t": "2024-06-03T13:30:00Z", "o": 1, "h": 2.5, "l": 0.5, "c": 2, "v": 10, "n": 3}),
+        ("A", {"t": "garbage", "o": "x", "h": None, "l": True, "c": float("nan"), "v": -1}),
+        ("B", {"o": 1.0, "vw": 1.5, "n": 2.5}),
+    ]
+    frame = wire_bars("v", rows, source="v", epoch_ms=False)
+    assert frame.height == 3 and frame["source"].to_list() == ["v"] * 3
+    assert frame["ts"].null_count() == 2
+    assert frame["open"].to_list() == [1.0, None, 1.0]
+    assert frame["trades"].to_list() == [3, None, None]
+    with pytest.raises(TransientError, match="not an object"):
+        wire_bars("v", [("A", [1, 2])], source="v", epoch_ms=False)
+    ms = wire_bars("v", [("A", {"t": 1717387200000})], source="v", epoch_ms=True)
+    assert ms["ts"][0] == datetime(2024, 6, 3, 4, tzinfo=UTC)
+
+
+def test_daily_bars_keyed_by_session_date_whatever_the_stamp() -> None:
+    cal = get_calendar("XNYS")
+    stamps = [1717387200000, 1717444800000, 1702616400000]  # 06-03 00:00 EDT, 16:00 EDT; 12-15 EST
+    frame = wire_bars("v", [("A", {"t": t}) for t in stamps], source="v", epoch_ms=True)
+    days = to_sessions(frame, "1day", cal)["ts"].to_list()
+    midnight = [datetime(2024, 6, 3, tzinfo=UTC)] * 2 + [datetime(2023, 12, 15, tzinfo=UTC)]
+    assert days == midnight
+
+
+def test_intraday_bars_outside_the_session_are_dropped() -> None:
+    cal = get_calendar("XNYS")
+    day = date(2024, 11, 29)  # closes early, at 13:00 EST
+    opened, closed = cal.open_close(day)
+    stamps = [opened.replace(hour=9), opened, closed.replace(minute=0, hour=17), closed]
+    rows = [("A", {"t": t.strftime("%Y-%m-%dT%H:%M:%SZ")}) for t in stamps]
+    rows.append(("A", {"t": "2024-11-30T15:00:00Z"}))  # a Saturday
+    rows.append(("A", {"t": None}))
+    kept = to_sessions(wire_bars("v", rows, source="v", epoch_ms=False), "1min", cal)
+    assert kept["ts"].to_list() == [opened, closed.replace(minute=0, hour=17), None]
+    assert kept.schema == wire_bars("v", [], source="v", epoch_ms=False).schema
+    assert isinstance(kept, pl.DataFrame)
+
+
+def test_polygon_session_not_ended_is_not_a_credentials_problem(emulator) -> None:
+    em = emulator("polygon", now=datetime(2024, 6, 3, 15, tzinfo=UTC))  # mid-session
+    provider = PolygonProvider(ProviderConfig(base_url=em.url, options={"api_key": KEY}))
+    request = Request(
+        "polygon", ("AAPL", "MSFT"), "1day", DateRange.inclusive(*[date(2024, 6, 3)] * 2)
+    )
+
+    async def fetch() -> None:
+        try:
+            await provider.fetch_page(request)
+        finally:
+            await provider.aclose()
+
+    with pytest.raises(PermanentError, match="after its close") as caught:
+        asyncio.run(fetch())
+    assert caught.value.symbol is None
+    assert em.log == [(403, "/v2/aggs/grouped/locale/us/market/stocks/2024-06-03")]
