@@ -4,6 +4,7 @@ Bars live as hive-partitioned Parquet files any tool can read; DuckDB finds what
 ``Lake`` object plans and fills only that, tracking every job in a catalog.
 """
 
+from barlake.coverage import Coverage
 from barlake.errors import (
     AuthError,
     ConfigError,
@@ -27,6 +28,7 @@ __all__ = [
     "INTERVALS",
     "AuthError",
     "ConfigError",
+    "Coverage",
     "DateRange",
     "Gap",
     "Interval",

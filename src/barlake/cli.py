@@ -218,10 +218,19 @@ def symbols_remove(state: State, names: tuple[str, ...]) -> None:
 @cli.command()
 @selection
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also draw the coverage map (symbols x sessions, one interval) to this PNG file.",
+)
 @click.pass_obj
 @handles_errors
-def gaps(state: State, /, as_json: bool, intervals: str | None, **sel: Any) -> None:
+def gaps(
+    state: State, /, as_json: bool, plot: Path | None, intervals: str | None, **sel: Any
+) -> None:
     """List missing sessions per symbol and interval; exit 1 when any."""
+    if plot is not None:
+        _draw_coverage(state, plot, intervals, dict(sel))
     found = state.lake().gaps(sel.pop("symbols"), **_selection(intervals, sel))
     rows = [g.to_dict() for g in found]
     if as_json:
@@ -544,3 +553,35 @@ def check(
     if result.alert_error:
         state.say(f"warning: {result.alert_error}")
     sys.exit(EXIT_INCOMPLETE if result.errors else EXIT_OK)
+
+
+# -- pictures and pages ----------------------------------------------------------------------
+
+
+def _draw_coverage(state: State, path: Path, intervals: str | None, sel: dict[str, Any]) -> None:
+    from barlake.intervals import parse_intervals
+
+    chosen = parse_intervals(intervals or "1day")
+    if len(chosen) != 1:
+        fail("--plot draws one interval; pass a single --interval")
+    coverage = state.lake().coverage(sel.pop("symbols"), interval=chosen[0], **sel)
+    coverage.plot(path)
+    state.say(f"coverage map of {len(coverage.symbols)} symbol(s) written to {path}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--symbols", callback=symbol_list, help="Comma list, e.g. AAPL,MSFT (default: all).")
+@click.option(
+    "--interval", default="1day", show_default=True, type=click.Choice(INTERVALS), help="Interval."
+)
+@click.option("--days", type=click.IntRange(min=1), help="The N calendar days to today.")
+@click.option("--start", callback=iso_date, help="First date, inclusive (YYYY-MM-DD).")
+@click.option("--end", callback=iso_date, help="Last date, inclusive (default: today).")
+@click.option("--jobs", default=10, show_default=True, help="How many recent jobs to show.")
+@click.pass_obj
+@handles_errors
+def report(state: State, /, file: Path, symbols: list[str] | None, **selection: Any) -> None:
+    """Write a self-contained HTML page: coverage map, gaps, recent jobs and their errors."""
+    path = state.lake().report(file, symbols, **selection)
+    state.say(f"report written to {path}")

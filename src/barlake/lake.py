@@ -14,6 +14,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,12 @@ import polars as pl
 
 from barlake import gaps as gaps_
 from barlake import layers, monitor
+from barlake.bars import KEY as BAR_KEY
 from barlake.calendar import Calendar, calendar_for
 from barlake.catalog import SYMBOL_COLUMNS, Catalog
 from barlake.config import LakeConfig, load
+from barlake.coverage import Coverage, assemble
+from barlake.coverage import states as coverage_states
 from barlake.errors import StorageError, UnknownSymbolError, UsageError
 from barlake.intervals import LAYOUT_VERSION, SPECS, Interval, spec
 from barlake.lock import FillLock
@@ -780,9 +784,121 @@ class Lake:
             ).iter_rows()
         }
 
+    # -- research: bars, coverage, report ---------------------------------------------------
+
+    def bars(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        *,
+        interval: Interval = "1day",
+        start: date | None = None,
+        end: date | None = None,
+        days: int | None = None,
+    ) -> pl.LazyFrame:
+        """The stored bars of ``symbols`` (every stored symbol when None) at ``interval``, sorted
+        by (symbol, ts), in the lake's schema.
+
+        ``start``/``end`` (inclusive) or ``days`` (calendar days ending today) select by session
+        date, as everywhere in barlake; with neither, all history. It is the same rows as the
+        reader one-liners of the README, and DuckDB queries it by name (``duckdb.sql("select *
+        from bars")``) or as a relation (``duckdb.from_arrow(bars)``).
+
+        >>> lake.bars("AAPL,BRK/B", start=date(2024, 1, 2)).collect()  # doctest: +SKIP
+        """
+        name = spec(interval).name
+        names = _names(symbols)
+        window = requested_window(self.today, days=days, start=start, end=end)
+        if window is None or not spec(name).intraday:
+            return self.store.scan(name, names, window).sort(BAR_KEY)
+        # Intraday bars belong to the session date of their exchange: one scan per calendar.
+        rows = self.catalog.symbols(names).select("symbol", "calendar", "asset_class")
+        shift_of = {s: calendar_for(c, a).day_shift for s, c, a in rows.iter_rows()}
+        default = calendar_for(None).day_shift
+        groups: dict[timedelta, list[str]] = {}
+        for sym in names if names is not None else list(shift_of):
+            groups.setdefault(shift_of.get(sym, default), []).append(sym)
+        if names is None and set(groups) <= {default}:
+            return self.store.scan(name, None, window, default).sort(BAR_KEY)
+        if names is not None and len(groups) == 1:
+            return self.store.scan(name, names, window, next(iter(groups))).sort(BAR_KEY)
+        parts = [self.store.scan(name, syms, window, shift) for shift, syms in groups.items()]
+        if names is None:  # stored symbols the catalog does not know: the default calendar
+            unknown = ~pl.col("symbol").is_in(list(shift_of))
+            parts.append(self.store.scan(name, None, window, default).filter(unknown))
+        return pl.concat(parts).sort(BAR_KEY)
+
+    def coverage(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        *,
+        interval: Interval = "1day",
+        days: int | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        layer: int | None = None,
+        policy: str | Policy | None = None,
+    ) -> Coverage:
+        """What the lake holds per symbol and session at ``interval``: a symbols x sessions
+        matrix of state codes (missing, stored, provisional, empty, not expected; see
+        ``barlake.coverage``). Symbols and ranges are chosen as in ``gaps``, whose sessions are
+        exactly the missing and provisional cells.
+
+        >>> cov = lake.coverage(start=date(2024, 1, 2), end=date(2024, 6, 28))  # doctest: +SKIP
+        >>> cov.summary(), cov.plot("coverage.png")                             # doctest: +SKIP
+        """
+        name = spec(interval).name
+        with self.catalog.session(read_only=True):
+            rows = self.require_symbols(_names(symbols), layer=layer)
+            asked = self._ask(name, days, start, end, policy)
+            targets, _, _ = resolve(asked, _target_symbols(rows), self.today)
+            expected = self.expected_windows(rows, {t.symbol: t.window for t in targets})
+            by_calendar: dict[str, tuple[Calendar, dict[str, DateRange]]] = {}
+            for sym, (cal, w) in expected.items():
+                by_calendar.setdefault(cal.name, (cal, {}))[1][sym] = w
+            cells: dict[str, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
+            columns = [np.array([], dtype="datetime64[D]")]
+            span = _span([t.window for t in targets])
+            for cal, mine in by_calendar.values():
+                here = _span(list(mine.values()))
+                columns.append(cal.sessions_in(DateRange(span.start, here.end)))
+                found = self.store.session_days(name, list(mine), here, cal.day_shift)
+                stored = _days_by_symbol(pl.from_arrow(found))  # type: ignore[arg-type]
+                ledger = self.catalog.ledger(name, here, list(mine))
+                ranges: dict[str, tuple[list[DateRange], list[DateRange]]] = {}
+                for sym, lo, hi, final in ledger.select(
+                    "symbol", "start_date", "end_date", "final"
+                ).iter_rows():
+                    ranges.setdefault(sym, ([], []))[0 if final else 1].append(DateRange(lo, hi))
+                empty = np.array([], dtype="datetime64[D]")
+                for sym, w in mine.items():
+                    days_ = cal.sessions_in(w)
+                    final_, provisional = ranges.get(sym, ([], []))
+                    found_states = coverage_states(
+                        days_, stored.get(sym, empty), final_, provisional
+                    )
+                    cells[sym] = (days_, found_states)
+        sessions = np.unique(np.concatenate(columns))
+        return assemble(name, rows["symbol"].to_list(), sessions, cells)
+
+    def report(
+        self, path: str | Path, symbols: str | Sequence[str] | None = None, **selection: Any
+    ) -> Path:
+        """Write a self-contained HTML page: coverage map and table, gaps, recent jobs and
+        their errors (``selection``: ``interval``, ``days``, ``start``, ``end``, ``jobs``)."""
+        from barlake import report
+
+        return report.write(self, path, symbols=symbols, **selection)
+
 
 def _as_date(value: np.datetime64) -> date:
     return date.fromisoformat(str(value))
+
+
+def _span(windows: Sequence[DateRange]) -> DateRange:
+    """The smallest range holding all ``windows`` (an empty range at the epoch when none)."""
+    if not windows:
+        return DateRange(date(1970, 1, 1), date(1970, 1, 1))
+    return DateRange(min(w.start for w in windows), max(w.end for w in windows))
 
 
 def _names(symbols: str | Sequence[str] | None) -> list[str] | None:
@@ -884,8 +1000,11 @@ def _progress_rows(plan: Plan) -> pl.DataFrame:
 def _run_until_signalled(scheduler: Scheduler, provider: Provider) -> JobResult:
     """Run the scheduler; SIGINT and SIGTERM cancel it cleanly (fetched bars are saved)."""
 
+    loops: list[asyncio.AbstractEventLoop] = []
+
     async def main() -> JobResult:
         loop = asyncio.get_running_loop()
+        loops.append(loop)
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -900,7 +1019,20 @@ def _run_until_signalled(scheduler: Scheduler, provider: Provider) -> JobResult:
                 loop.remove_signal_handler(sig)
             await provider.aclose()
 
-    return asyncio.run(main())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    # Called inside a running event loop (a Jupyter kernel runs cells in one): run the job on a
+    # loop of its own in a worker thread; interrupting the kernel stops the job cleanly.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="barlake-job") as pool:
+        job = pool.submit(asyncio.run, main())
+        try:
+            return job.result()
+        except KeyboardInterrupt:
+            if loops:
+                loops[0].call_soon_threadsafe(scheduler.interrupt)
+            return job.result()
 
 
 def _days_by_symbol(frame: pl.DataFrame) -> dict[str, np.ndarray[Any, Any]]:

@@ -1,0 +1,93 @@
+"""``lake report``: one self-contained HTML page with coverage, gaps, jobs and errors."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from barlake import report
+from barlake.cli import cli
+from barlake.lake import Lake
+from barlake.plot import DEFAULT_SIZE
+
+pytest.importorskip("matplotlib")
+
+NOW = datetime(2025, 1, 15, 22, tzinfo=UTC)
+JUNE = {"start": date(2024, 6, 3), "end": date(2024, 6, 28)}
+CONFIG = "providers:\n  demo:\n    options:\n      unknown_symbols: [NOPE]\n"
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> Lake:
+    """A lake whose last job failed for one symbol (NOPE), and where MSFT has no bars."""
+    root = tmp_path / "lake"
+    lake = Lake.init(root, clock=lambda: NOW)
+    (root / "lake.yaml").write_text(CONFIG)
+    lake.add_symbols("AAPL,NOPE,MSFT")
+    result = lake.fill("AAPL,NOPE", provider="demo", **JUNE)
+    assert set(result.symbol_errors) == {"NOPE"}
+    return lake
+
+
+def embedded_png(page: str) -> bytes:
+    found = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert found, "no inline PNG"
+    return base64.b64decode(found.group(1))
+
+
+def test_page_is_self_contained_with_coverage_jobs_and_errors(filled: Lake, tmp_path: Path) -> None:
+    out = filled.report(tmp_path / "report.html", **JUNE)
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    # Nothing to fetch from elsewhere: no external script, style sheet or image.
+    assert not re.search(r'(src|href)="(?!data:)', page)
+    png = embedded_png(page)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == DEFAULT_SIZE
+    job = filled.jobs(1).to_dicts()[0]
+    assert str(job["job_id"]) in page
+    error = filled.errors()["NOPE"]
+    assert f"<td>{html.escape(error['error'])}</td>" in page
+    assert f"<td>{error['stage']}</td>" in page
+    assert "<h2>Gaps (38 sessions)</h2>" in page  # all of June for MSFT and NOPE
+
+
+def test_everything_shown_is_escaped() -> None:
+    import numpy as np
+
+    from barlake.coverage import assemble
+
+    cov = assemble("1day", ["<b>"], np.array([], dtype="datetime64[D]"), {})
+    page = report.Report(
+        title="a <script>", coverage=cov, png=None, gaps=[], jobs=[{"job_id": "<i>"}]
+    ).render()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "&lt;b&gt;" in page and "&lt;i&gt;" in page
+    assert "pip install" in page  # no picture without matplotlib: the page says how
+
+
+def test_cli_report_writes_the_page(filled: Lake, tmp_path: Path) -> None:
+    out = tmp_path / "lake-report.html"
+    args = ["--lake", str(filled.root), "report", str(out), "--start", "2024-06-03"]
+    result = CliRunner().invoke(cli, [*args, "--end", "2024-06-28", "--jobs", "5"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert f"report written to {out}" in result.stderr
+    page = out.read_text(encoding="utf-8")
+    assert len(embedded_png(page)) > 1000
+    assert "NOPE" in page
+
+
+def test_cli_report_of_an_empty_lake(lake_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "empty.html"
+    result = CliRunner().invoke(cli, ["--lake", str(lake_root), "report", str(out)])
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text(encoding="utf-8")
+    assert "no jobs yet" in page and "no errors" in page
