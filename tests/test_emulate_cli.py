@@ -34,7 +34,7 @@ def test_lake_emulate_serves_until_interrupted() -> None:
             "symbols": "AAPL",
             "timeframe": "1Day",
             "start": "2024-06-03",
-            "end": "2024-06-07",
+            "end": "2024-06-08",
         }
         ok = httpx.get(
             f"{url}/v2/stocks/bars",
