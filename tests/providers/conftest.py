@@ -2,7 +2,8 @@
 
 ``emulator(vendor, **settings)`` starts an emulator that stops after the test;
 ``vendor_lake(vendor, emulator, symbols, ...)`` opens a lake whose lake.yaml points ``vendor``
-at it. Every lake runs on a fixed clock, and the backfill settings keep retries quick.
+at it. Every lake runs on a fixed clock (so do Yahoo's provider and emulator, whose retention
+windows depend on it), and the backfill settings keep retries quick.
 """
 
 from __future__ import annotations
@@ -16,15 +17,33 @@ import pytest
 import yaml
 
 from barlake.lake import Lake
+from barlake.providers import yahoo
 from barlake.providers.emulators import Emulator, open_emulator
 
-from .support import CREDENTIAL_ENV, KEY, QUICK, SECRET, VENDORS, clock, provider_entry
+from .support import (
+    CLOCK,
+    CREDENTIAL_ENV,
+    KEY,
+    QUICK,
+    SECRET,
+    VENDORS,
+    clock,
+    provider_entry,
+    symbol_attributes,
+)
 
 
 @pytest.fixture(autouse=True)
 def _no_real_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in CREDENTIAL_ENV:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _yahoo_on_the_test_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Yahoo's retention windows count back from now: the provider's now is the lakes' clock
+    (and its emulator's, see ``emulator``), so that 2024 bars are still recent."""
+    monkeypatch.setattr(yahoo, "utc_now", clock)
 
 
 @pytest.fixture(params=VENDORS)
@@ -39,6 +58,8 @@ def emulator() -> Iterator[Callable[..., Emulator]]:
     def start(vendor: str, **settings: Any) -> Emulator:
         settings.setdefault("api_key", KEY)
         settings.setdefault("api_secret", SECRET)
+        if vendor == "yahoo":
+            settings.setdefault("now", CLOCK)
         em = open_emulator(vendor, **settings).start()
         started.append(em)
         return em
@@ -70,7 +91,7 @@ def vendor_lake(tmp_path: Path, lake_template: Path) -> Callable[..., Lake]:
         }
         (root / "lake.yaml").write_text(yaml.safe_dump(config))
         lake = Lake.open(root, clock=clock)
-        lake.add_symbols(symbols)
+        lake.add_symbols(symbols, **symbol_attributes(vendor))
         return lake
 
     return make

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -11,11 +12,14 @@ from typing import Any
 
 import polars as pl
 
+from barlake.providers.base import Provider, Request
 from barlake.providers.demo import generate
 from barlake.providers.emulators import Emulator
 from barlake.ranges import DateRange
 
-VENDORS = ["alpaca", "polygon"]
+VENDORS = ["alpaca", "polygon", "yahoo", "binance"]
+#: Vendors whose market data needs no key (PROVIDERS.md 3.1, 5.1).
+KEYLESS = ("yahoo", "binance")
 CLOCK = datetime(2025, 1, 15, 22, tzinfo=UTC)
 KEY, SECRET = "pk-test-3f9a1c", "sk-test-77e0b2d4"
 #: Environment variables that could leak real credentials into a test.
@@ -31,7 +35,7 @@ def provider_entry(
     vendor: str, em: Emulator, *, credentials: bool = True, **options: Any
 ) -> dict[str, Any]:
     """lake.yaml's ``providers.<vendor>`` entry for an emulator (scheduler limit out of the way)."""
-    if credentials:
+    if credentials and vendor not in KEYLESS:
         options.setdefault("api_key", KEY)
         if vendor == "alpaca":
             options.setdefault("api_secret", SECRET)
@@ -51,13 +55,61 @@ def stored(root: Path, interval: str) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(f) for f in files]).sort("symbol", "ts")
 
 
+def names(vendor: str, symbols: list[str]) -> list[str]:
+    """``symbols`` as ``vendor`` spells them: Yahoo writes share classes with a dash (BRK-B);
+    Binance lists crypto pairs, which the demo trades 24/7 (AAPL -> AAPLUSDT)."""
+    if vendor == "yahoo":
+        return [s.replace("/", "-") for s in symbols]
+    if vendor == "binance":
+        return [s.replace("/", "") + "USDT" for s in symbols]
+    return list(symbols)
+
+
+def symbol_attributes(vendor: str) -> dict[str, str]:
+    """Catalog attributes of ``vendor``'s symbols: Binance's trade on the 24/7 calendar."""
+    return {"asset_class": "crypto"} if vendor == "binance" else {}
+
+
+def page_options(vendor: str, bars: int, interval: str = "1day") -> dict[str, int]:
+    """Options giving pages of ``bars`` bars of ``interval`` (a stock's; a crypto pair trades
+    24 hours a day, so it gets pages three times larger, for as many pages per day as a stock's
+    7 hourly bars). Polygon's limit counts the minute bars that hourly bars are made of; Yahoo
+    has no pages (one answer per request)."""
+    if vendor == "yahoo":
+        return {}
+    hourly = interval == "1hour"
+    scale = {"polygon": 60, "binance": 3}.get(vendor, 1) if hourly else 1
+    return {"page_limit": bars * scale}
+
+
 def expected(symbols: list[str], interval: str, first: date, last: date) -> pl.DataFrame:
     """The demo generator's bars, which every emulator serves."""
     return generate(symbols, interval, DateRange.inclusive(first, last)).sort("symbol", "ts")
 
 
-def same_values(got: pl.DataFrame, want: pl.DataFrame) -> bool:
-    """Equal bars, whatever their ``source`` label."""
+def compared_columns(vendor: str | None) -> list[str]:
+    """The bar columns ``vendor`` sends exactly as the generator made them: Yahoo has no vwap
+    and no trade count, and Binance's vwap is quote volume over volume (see ``same_values``)."""
+    columns = ["symbol", "ts", "open", "high", "low", "close", "volume", "vwap", "trades"]
+    if vendor == "yahoo":
+        return columns[:-2]
+    if vendor == "binance":
+        return [*columns[:-2], "trades"]
+    return columns
+
+
+def same_values(got: pl.DataFrame, want: pl.DataFrame, vendor: str | None = None) -> bool:
+    """Equal bars, whatever their ``source`` label; for Yahoo no vwap and no trade count at
+    all, for Binance a vwap within 1e-9 of the generator's."""
+    if got.height != want.height:
+        return False
+    columns = compared_columns(vendor)
+    if not got.select(columns).equals(want.select(columns)):
+        return False
+    if vendor == "yahoo":
+        return got["vwap"].null_count() == got["trades"].null_count() == got.height
+    if vendor == "binance":
+        return bool(((got["vwap"] / want["vwap"] - 1).abs() < 1e-9).all())
     return got.drop("source").equals(want.drop("source"))
 
 
@@ -74,3 +126,21 @@ def run_lake(
         timeout=120,
         check=False,
     )
+
+
+def fetch_all(provider: Provider, request: Request) -> tuple[pl.DataFrame, int]:
+    """Every page of ``request`` from ``provider`` (closed afterwards), and how many pages."""
+
+    async def run() -> tuple[pl.DataFrame, int]:
+        frames, cursor = [], None
+        try:
+            while True:
+                page = await provider.fetch_page(request, cursor)
+                frames.append(page.bars)
+                cursor = page.next_cursor
+                if cursor is None:
+                    return pl.concat(frames), len(frames)
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(run())

@@ -1,5 +1,6 @@
 """The emulators speak their vendors' wire formats (PROVIDERS.md 1.8 and 2.7): auth, validation
-and its error bodies, pagination, rate-limit headers, and faults on demand."""
+and its error bodies, pagination, rate-limit headers, and faults on demand. Yahoo's and
+Binance's emulators are tested in test_yahoo and test_binance."""
 
 from __future__ import annotations
 
@@ -238,5 +239,5 @@ def test_serve_blocks_until_stopped() -> None:
     em.stop()
     thread.join(5)
     assert not thread.is_alive()
-    with pytest.raises(UsageError, match="no emulator"):
-        serve("yahoo")
+    with pytest.raises(UsageError, match=r"no emulator.*yahoo, binance"):
+        serve("tiingo")

@@ -1,6 +1,7 @@
 """The real providers through the `lake` command in subprocesses, against emulators on loopback:
-refused credentials stop the job without leaking them anywhere, and the acceptance figures for
-request counts (Alpaca packs symbols, Polygon groups daily bars by session)."""
+refused credentials stop the job without leaking them anywhere (keyless vendors' refusals stop it
+too), and the acceptance figures for request counts (Alpaca packs symbols, Polygon groups daily
+bars by session)."""
 
 from __future__ import annotations
 
@@ -20,17 +21,21 @@ from barlake.ranges import DateRange
 
 from .support import (
     KEY,
+    KEYLESS,
     SECRET,
     VENDORS,
     clock,
     expected,
+    names,
     provider_entry,
     run_lake,
     same_values,
     stored,
+    symbol_attributes,
 )
 
 WRONG_KEY, WRONG_SECRET = "PKWRONG9d81c2e5a7", "SKWRONGf04b6e13c2d9"
+KEYED = [v for v in VENDORS if v not in KEYLESS]
 RANGE = ("--start", "2024-06-03", "--end", "2024-06-14")
 JUNE = (date(2024, 6, 1), date(2024, 6, 30))
 
@@ -44,7 +49,7 @@ def env(vendor: str, key: str, secret: str) -> dict[str, str]:
 
 def make_lake(root: Path, vendor: str, em, symbols: list[str], **entry) -> Path:
     lake = Lake.init(root, clock=clock)
-    lake.add_symbols(symbols)
+    lake.add_symbols(symbols, **symbol_attributes(vendor))
     config = {
         "backfill": {"backoff_base_s": 0.01, "backoff_cap_s": 0.02, "max_attempts": 2},
         "providers": {vendor: {**provider_entry(vendor, em, credentials=False), **entry}},
@@ -75,6 +80,11 @@ def assert_nowhere(secrets: tuple[str, ...], root: Path, *outputs: str) -> None:
 
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_refused_credentials_exit_3_and_leak_nowhere(vendor, emulator, tmp_path) -> None:
+    if vendor in KEYLESS:
+        pytest.skip(
+            f"{vendor} market data takes no key: there is none to refuse or leak "
+            "(its refusals: test_keyless_refusals_exit_3)"
+        )
     em = emulator(vendor)
     # Polygon sends the key in the query string here: the harder case for leaks.
     options = {"options": {"auth": "query"}} if vendor == "polygon" else {}
@@ -94,6 +104,22 @@ def test_refused_credentials_exit_3_and_leak_nowhere(vendor, emulator, tmp_path)
     with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as con:
         assert con.execute("select status from jobs").fetchall() == [("failed",)]
     assert_nowhere((WRONG_KEY, WRONG_SECRET), root, proc.stdout, proc.stderr)
+
+
+@pytest.mark.parametrize(
+    ("vendor", "settings", "words"),
+    [
+        ("yahoo", {"crumb_required": True}, "HTTP 401: Invalid Crumb"),
+        ("binance", {"block": "geo"}, "HTTP 451: Service unavailable from a restricted location"),
+    ],
+)
+def test_keyless_refusals_exit_3(vendor, settings, words, emulator, tmp_path) -> None:
+    em = emulator(vendor, **settings)
+    root = make_lake(tmp_path / "lake", vendor, em, names(vendor, ["AAPL", "MSFT"]))
+    proc = run_lake(root, "fill", "--provider", vendor, *RANGE, "--json")
+    assert proc.returncode == 3, proc.stderr
+    assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert em.requests <= 2
 
 
 def test_missing_credentials_name_the_variables(emulator, tmp_path) -> None:
@@ -116,7 +142,7 @@ def test_failed_connections_with_key_in_url_leak_nothing(emulator, tmp_path, mon
     assert_nowhere((WRONG_KEY,), root, json.dumps(result.to_dict()))
 
 
-@pytest.mark.parametrize("vendor", VENDORS)
+@pytest.mark.parametrize("vendor", KEYED)  # the others make one request per symbol
 def test_acceptance_request_counts_for_100_symbols_30_days(vendor, emulator, tmp_path) -> None:
     symbols = [f"U{i:03d}" for i in range(100)]
     em = emulator(vendor, symbols=symbols)

@@ -9,7 +9,7 @@ from barlake.providers.base import Capabilities, Page, Provider, Request
 
 __all__ = ["PROVIDERS", "Capabilities", "Page", "Provider", "Request", "open_provider"]
 
-PROVIDERS: tuple[str, ...] = ("demo", "alpaca", "polygon", "massive")
+PROVIDERS: tuple[str, ...] = ("demo", "alpaca", "polygon", "massive", "yahoo", "binance")
 
 
 def open_provider(name: str, config: ProviderConfig | None = None) -> Provider:
@@ -30,5 +30,13 @@ def open_provider(name: str, config: ProviderConfig | None = None) -> Provider:
         from barlake.providers.polygon import PolygonProvider
 
         return PolygonProvider(config, name=name)
+    if name == "yahoo":
+        from barlake.providers.yahoo import YahooProvider
+
+        return YahooProvider(config)
+    if name == "binance":
+        from barlake.providers.binance import BinanceProvider
+
+        return BinanceProvider(config)
     msg = f"unknown provider {name!r}; use one of: {', '.join(PROVIDERS)}"
     raise UsageError(msg)

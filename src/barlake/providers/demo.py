@@ -206,6 +206,12 @@ def demo_halted(symbol: str, session: date) -> bool:
     return bool(_halted(profile, np.array([i], dtype=np.int64))[0])
 
 
+def demo_calendar(symbol: str) -> Calendar:
+    """The calendar ``symbol`` trades on in the demo: ``24/7`` for crypto names (``…USDT``,
+    ``…-USD…``), else XNYS."""
+    return _profile(symbol).calendar
+
+
 def demo_sessions(symbol: str, window: DateRange) -> list[date]:
     """The sessions in ``window`` on which ``symbol`` has bars, ignoring the current time."""
     (plan,) = _plan([symbol], "1day", window, _NEVER)

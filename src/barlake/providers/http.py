@@ -11,6 +11,10 @@ never opens a connection), and ``get_json`` turns every way a response can fail 
     truncated bodies, malformed JSON      TransientError   retried with backoff
     other 4xx, unusable URL               PermanentError   symbol= when the request has one
 
+A vendor whose statuses mean something else (Binance's 418 ban, Yahoo's 401 for a missing
+crumb) or whose headers matter on success (Binance's used weight) passes ``on_response``: it
+sees every response first and may return the error that response stands for.
+
 httpx types never leave this module, and no message carries a credential: every text built
 from a response or an exception passes through ``Credentials.redact`` first.
 """
@@ -25,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import httpx
 import numpy as np
@@ -45,6 +49,10 @@ from barlake.intervals import Interval, spec
 
 #: Longest vendor message quoted in an error.
 _QUOTE = 200
+
+#: A vendor's look at a response (status, headers, body) before the shared mapping: the
+#: error it stands for, or None to let ``error_for`` decide.
+ResponseHook: TypeAlias = Callable[[int, Mapping[str, str], bytes], ProviderError | None]
 
 
 @dataclass(frozen=True)
@@ -116,11 +124,13 @@ class HttpClient:
         creds: Credentials | None = None,
         symbol: str | None = None,
         reset_header: str | None = None,
+        on_response: ResponseHook | None = None,
     ) -> Any:
         """The decoded JSON body of ``GET base_url + path``, or the matching ProviderError.
 
         ``symbol`` names the request's one symbol, for a PermanentError; ``reset_header`` is
-        the vendor's header holding the unix time its rate-limit window resets.
+        the vendor's header holding the unix time its rate-limit window resets;
+        ``on_response`` sees every response before the shared mapping (see the module doc).
         """
         redact = creds.redact if creds else str
         if self._client is None:
@@ -146,7 +156,8 @@ class HttpClient:
             # Connection refused or reset, a body shorter than announced, bad gzip, ...
             msg = f"{self.vendor} connection failed: {type(exc).__name__}: {exc}"
             raise TransientError(redact(msg)) from None
-        error = error_for(
+        error = on_response(response.status_code, response.headers, body) if on_response else None
+        error = error or error_for(
             self.vendor,
             response.status_code,
             response.headers,

@@ -17,17 +17,21 @@ from typing import Any
 from barlake.errors import UsageError
 from barlake.providers.emulators.alpaca import AlpacaEmulator
 from barlake.providers.emulators.base import Emulator, RateLimit
+from barlake.providers.emulators.binance import BinanceEmulator
 from barlake.providers.emulators.faults import FAULTS, Faults, parse_faults
 from barlake.providers.emulators.polygon import PolygonEmulator
+from barlake.providers.emulators.yahoo import YahooEmulator
 
 __all__ = [
     "EMULATORS",
     "FAULTS",
     "AlpacaEmulator",
+    "BinanceEmulator",
     "Emulator",
     "Faults",
     "PolygonEmulator",
     "RateLimit",
+    "YahooEmulator",
     "open_emulator",
     "parse_faults",
     "serve",
@@ -37,6 +41,8 @@ EMULATORS: dict[str, type[Emulator]] = {
     "alpaca": AlpacaEmulator,
     "polygon": PolygonEmulator,
     "massive": PolygonEmulator,
+    "yahoo": YahooEmulator,
+    "binance": BinanceEmulator,
 }
 
 
@@ -66,6 +72,7 @@ def serve(
 
     ``rate_limit`` is requests per minute before 429s; ``faults`` a spec such as
     ``"5xx=0.1,slow=0.05"``; ``symbols`` the symbols with bars (and the grouped-daily market).
+    Yahoo and Binance need no key: ``api_key`` and ``api_secret`` are ignored there.
     ``on_ready`` is called once listening (default: one line on stderr with the URL).
     """
     emulator = open_emulator(

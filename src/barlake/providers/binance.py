@@ -1,0 +1,256 @@
+"""Binance spot klines (PROVIDERS.md section 5).
+
+Public market data: no key. A request is ``GET /api/v3/klines`` for one symbol (``BTCUSDT``,
+no separator) with ``interval``, ``startTime``/``endTime`` (epoch ms, both inclusive, on open
+times) and ``limit`` (at most 1000 klines). Its pages advance ``startTime`` to the open of the
+kline after the last one received, and end with a short page or at ``endTime``; a kline
+opening outside the ``startTime``..``endTime`` it was asked for is dropped. Klines are
+positional arrays with decimal strings; the bar is labelled by its open time, daily klines
+by their UTC date (crypto trades on the ``24/7`` calendar). The vwap is quote-asset volume over
+volume; there are no adjustments.
+
+Limits are per IP: 6,000 request weight a minute, 2 per klines call. Every answer's
+``X-MBX-USED-WEIGHT-1M`` is kept, and a page that would pass ``weight_limit`` waits for the
+next minute (a RateLimitError before anything is sent) rather than earn a 429, which Binance
+escalates to an IP ban (418) when clients keep going. A 429 waits ``Retry-After``; a 418 does
+too when the ban is short, else it stops the job. 403 (the firewall) and 451 (a restricted
+location) stop it as well; ``-1121 Invalid symbol.`` fails that symbol.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from datetime import time as clock_time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from barlake.calendar import CRYPTO_CALENDAR, get_calendar
+from barlake.config import ProviderConfig
+from barlake.config import parse as parse_config
+from barlake.errors import AuthError, PermanentError, ProviderError, RateLimitError, TransientError
+from barlake.intervals import INTERVALS, Interval, spec
+from barlake.providers.base import Capabilities, Page, Request
+from barlake.providers.http import HttpClient, retry_after, to_sessions, wire_bars
+
+NAME = "binance"
+BASE_URL = "https://api.binance.com"  # or https://data-api.binance.vision (market data only)
+PATH = "/api/v3/klines"
+WEIGHT = 2  # of one klines call (rest-api.md; 1 before 2023)
+WEIGHT_HEADER = "x-mbx-used-weight-1m"
+WIRE: dict[Interval, str] = {
+    "1min": "1m",
+    "5min": "5m",
+    "15min": "15m",
+    "30min": "30m",
+    "1hour": "1h",
+    "1day": "1d",
+}
+#: A request's pages are held in memory until it completes: about 10,000 klines at most.
+MAX_DAYS: dict[Interval, int] = {"1min": 7, "5min": 31, "15min": 92, "30min": 183, "1hour": 366}
+
+
+class BinanceOptions(BaseModel):
+    """``providers.binance.options`` in lake.yaml."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    page_limit: int = Field(default=1000, ge=1, le=1000, description="`limit`: klines per page.")
+    weight_limit: int = Field(
+        default=6000, ge=WEIGHT, description="Request weight a minute this IP may use."
+    )
+    max_ban_wait_s: float = Field(
+        default=300, ge=0, description="Wait out an IP ban (HTTP 418) this short; else stop."
+    )
+
+
+class BinanceProvider:
+    """Binance spot klines, one page per ``fetch_page``."""
+
+    def __init__(self, config: ProviderConfig | None = None, *, name: str = NAME) -> None:
+        config = config or ProviderConfig()
+        self.name = name
+        self.options = parse_config(BinanceOptions, config.options, f"providers.{name}.options")
+        self.capabilities = Capabilities(
+            intervals=INTERVALS,
+            symbols_per_request=1,
+            bars_per_page=self.options.page_limit,
+            # 6,000 weight a minute is 3,000 calls; leave most of it to other programs.
+            rate_limit_per_min=config.rate_limit_per_min or 1200,
+            auth_env=(),
+            max_days=dict(MAX_DAYS),
+        )
+        self.calendar = get_calendar(CRYPTO_CALENDAR)
+        #: The IP's used weight in the current minute, as the last answer said, and when.
+        self.used_weight: int | None = None
+        self.weight_at = 0.0
+        self._http = HttpClient(name, config.base_url or BASE_URL, timeout_s=config.timeout_s)
+
+    async def fetch_page(self, request: Request, cursor: str | None = None) -> Page:
+        """One page of ``request``; the cursor is ``"<symbol index> <next startTime>"``."""
+        self._check_weight()
+        index, start = _parse_cursor(cursor)
+        symbol = request.symbols[index]
+        first = _ms(request.range.start)
+        last = _ms(request.range.end) - 1
+        start = first if start is None else start
+        limit = self.options.page_limit
+        data = await self._http.get_json(
+            PATH,
+            params={
+                "symbol": symbol,
+                "interval": WIRE[request.interval],
+                "startTime": str(start),
+                "endTime": str(last),
+                "limit": str(limit),
+            },
+            symbol=symbol,
+            on_response=lambda status, headers, body: self._inspect(status, headers, body, symbol),
+        )
+        rows, latest = _klines(data, symbol, self.name, (start, last))
+        frame = to_sessions(
+            wire_bars(self.name, rows, source=self.name, epoch_ms=True),
+            request.interval,
+            self.calendar,
+        )
+        following = latest + spec(request.interval).seconds * 1000 if latest is not None else None
+        if len(rows) >= limit and following is not None and start < following <= last:
+            token: str | None = f"{index} {following}"
+        else:
+            token = f"{index + 1}" if index + 1 < len(request.symbols) else None
+        return Page(frame, token)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    def _check_weight(self) -> None:
+        """RateLimitError until the next minute when the last answer left no room for a call.
+
+        [INFERRED] Binance's minute windows start on the minute, as its interval names say.
+        """
+        if self.used_weight is None:
+            return
+        now = time.time()
+        minute_end = (self.weight_at // 60 + 1) * 60
+        if now < minute_end and self.used_weight + WEIGHT > self.options.weight_limit:
+            wait = minute_end - now
+            msg = (
+                f"{self.name}: this IP has used {self.used_weight} of its "
+                f"{self.options.weight_limit} request weight this minute; "
+                f"waiting {wait:.1f}s for the next minute"
+            )
+            raise RateLimitError(msg, retry_after=wait)
+
+    def _inspect(
+        self, status: int, headers: Mapping[str, str], body: bytes, symbol: str
+    ) -> ProviderError | None:
+        """Note the used weight; Binance's own meaning of 400, 403, 418 and 451."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        used = lowered.get(WEIGHT_HEADER) or lowered.get("x-mbx-used-weight")
+        if used is not None and used.strip().isdigit():
+            self.used_weight, self.weight_at = int(used), time.time()
+        if status < 400 or status == 429 or status >= 500:
+            return None  # the shared mapping: Retry-After for 429, retries for 5xx
+        code, said = _error(body)
+        what = f"{self.name} answered HTTP {status}" + (f": {said}" if said else "")
+        if status == 418:
+            wait = retry_after(lowered, None, time.time())
+            if wait is not None and wait <= self.options.max_ban_wait_s:
+                return RateLimitError(f"{what}; this IP is banned for {wait:g}s", retry_after=wait)
+            until = f" for {wait:g}s" if wait is not None else ""
+            msg = (
+                f"{what}. Binance has banned this IP{until} for going on after 429s; wait for "
+                f"the ban to end, then lower providers.{self.name}.rate_limit_per_min"
+            )
+            return AuthError(msg)
+        if status == 403:
+            msg = (
+                f"{what}. Binance's web application firewall refused the request; check "
+                "base_url and the network (a proxy or VPN), then try again later"
+            )
+            return AuthError(msg)
+        if status == 451:
+            msg = (
+                f"{what}. Binance serves no API from this location; try base_url "
+                "https://data-api.binance.vision (public market data) or another provider"
+            )
+            return AuthError(msg)
+        if code == -1121:
+            msg = (
+                f"{self.name} does not know symbol {symbol!r} ({said}); spot symbols are "
+                "written without separators, e.g. BTCUSDT"
+            )
+            return PermanentError(msg, symbol=symbol)
+        return PermanentError(what + (f" (code {code})" if code is not None else ""), symbol)
+
+
+def _klines(
+    data: Any, symbol: str, vendor: str, asked: tuple[int, int]
+) -> tuple[list[tuple[str, Any]], int | None]:
+    """``(symbol, bar)`` pairs of an answer and the latest open time in it; klines opening
+    outside the ``asked`` startTime..endTime are dropped (a later page may hold their key)."""
+    if not isinstance(data, list):
+        msg = f"{vendor} sent klines that are not a JSON array; retrying may help"
+        raise TransientError(msg)
+    rows: list[tuple[str, Any]] = []
+    latest: int | None = None
+    for kline in data:
+        if not isinstance(kline, list) or len(kline) < 9:
+            msg = f"{vendor} sent a kline that is not an array of 12 fields: {kline!r:.80}"
+            raise TransientError(msg)
+        opened, volume, quote = kline[0], _decimal(kline[5]), _decimal(kline[7])
+        if isinstance(opened, int) and not isinstance(opened, bool):
+            if not asked[0] <= opened <= asked[1]:
+                continue
+            latest = opened if latest is None else max(latest, opened)
+        bar = {
+            "t": opened,
+            "o": _decimal(kline[1]),
+            "h": _decimal(kline[2]),
+            "l": _decimal(kline[3]),
+            "c": _decimal(kline[4]),
+            "v": volume,
+            "vw": quote / volume if quote is not None and volume else None,
+            "n": kline[8],
+        }
+        rows.append((symbol, bar))
+    return rows, latest
+
+
+def _decimal(value: Any) -> float | None:
+    """A decimal string (or number) as a float; None when it is neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _error(body: bytes) -> tuple[int | None, str]:
+    """``code`` and ``msg`` of Binance's ``{"code": -1121, "msg": "Invalid symbol."}``."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("msg"), str):
+        code = data.get("code")
+        return (code if isinstance(code, int) else None), str(data["msg"])[:200]
+    return None, " ".join(body[:200].decode("utf-8", "replace").split())
+
+
+def _ms(day: date) -> int:
+    return int(datetime.combine(day, clock_time(), UTC).timestamp() * 1000)
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int, int | None]:
+    if cursor is None:
+        return 0, None
+    index, _, start = cursor.partition(" ")
+    return int(index), int(start) if start else None

@@ -1,0 +1,235 @@
+"""Yahoo Finance's chart API, emulated (PROVIDERS.md 3.6).
+
+Serves ``GET /v8/finance/chart/{symbol}`` with ``period1`` (inclusive) and ``period2``
+(exclusive) in epoch seconds, ``interval``, ``includePrePost`` and ``events`` (the demo bars
+have no dividends or splits, so there are never any). The answer is Yahoo's parallel arrays
+under ``chart.result[0]``: ``timestamp`` (bar start; daily bars at the session's open), and
+``indicators.quote[0]`` (plus ``adjclose`` for daily bars), with ``meta`` naming the exchange's
+time zone. Crypto symbols (``BTC-USD``) trade 24/7 in UTC, others on XNYS.
+
+Like the vendor it wants a ``User-Agent`` (else 429 ``Too Many Requests`` as plain text, also its
+answer over the rate limit, without ``Retry-After``); ignores a ``crumb``, or refuses every
+request with 401 ``Invalid Crumb`` when ``crumb_required``; answers 404 for unknown symbols,
+400 for bad intervals and periods, and 422 past the intraday caps in Yahoo's words (1m: 8 days
+per request, within 30 days; 5m to 30m: 60 days; 1h: 730 days). Its 5xx is Yahoo's HTML page.
+With ``quirks`` (default) intraday answers carry an all-null row at each past session's close, and
+while a session is trading a request reaching back before ``now`` ends with a "live" row
+stamped at ``now``, as Yahoo's do.
+
+[INFERRED] the 400 texts for periods, the 5xx page and the 401 body on this endpoint (it was
+observed on ``/v7/finance/quote``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+
+from barlake.calendar import Calendar
+from barlake.intervals import Interval, spec
+from barlake.providers.demo import demo_calendar, generate
+from barlake.providers.emulators.base import Emulator, Quota, Reply
+from barlake.ranges import DateRange
+
+DAY = 86_400
+_CHART = re.compile(r"/v8/finance/chart/([^/]+)")
+VALID = ("1m", "2m", "5m", "15m", "30m", "60m", "90m", "1h", "1d", "5d", "1wk", "1mo", "3mo")
+SERVED: dict[str, Interval] = {
+    "1m": "1min",
+    "5m": "5min",
+    "15m": "15min",
+    "30m": "30min",
+    "60m": "1hour",
+    "1h": "1hour",
+    "1d": "1day",
+}
+#: Days back each intraday interval is kept.
+KEPT = {"1m": 30, "2m": 60, "5m": 60, "15m": 60, "30m": 60, "90m": 60, "60m": 730, "1h": 730}
+MAX_1M_DAYS = 8
+RANGES = ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"]
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 422: "Unprocessable Entity"}
+_DOWN = (
+    b"<html><body><h1>Will be right back...</h1><p>Thank you for your patience.</p></body></html>"
+)
+
+
+class YahooEmulator(Emulator):
+    """``query1|query2.finance.yahoo.com`` on loopback."""
+
+    vendor = "yahoo"
+
+    def __init__(self, *, crumb_required: bool = False, quirks: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.crumb_required, self.quirks = crumb_required, quirks
+
+    def authorize(self, query: Mapping[str, str], headers: Mapping[str, str]) -> Reply | None:
+        if not headers.get("user-agent"):
+            return self.rate_limited(None)
+        if self.crumb_required:
+            error = {"code": "Unauthorized", "description": "Invalid Crumb"}
+            return Reply(401, {"finance": {"result": None, "error": error}})
+        return None
+
+    def error(self, status: int, message: str) -> Reply:
+        if status >= 500:
+            return Reply(status, _DOWN, {"Content-Type": "text/html"})
+        error = {"code": _REASONS.get(status, "Error"), "description": message}
+        return Reply(status, {"chart": {"result": None, "error": error}})
+
+    def rate_limited(self, quota: Quota | None) -> Reply:
+        return Reply(429, b"Too Many Requests\r\n", {"Content-Type": "text/plain"})
+
+    def route(self, path: str, query: Mapping[str, str], faults: frozenset[str]) -> Reply:
+        chart = _CHART.fullmatch(path)
+        if chart is None:
+            return self.error(404, "HTTP 404 Not Found")
+        symbol = unquote(chart[1])
+        if self.symbols is not None and symbol not in self.symbols:
+            return self.error(404, "No data found, symbol may be delisted")
+        wire = query.get("interval", "1d")
+        if wire not in VALID:
+            valid = ", ".join(VALID)
+            return self.error(
+                400, f"Invalid input - interval={wire} is not supported. Valid intervals: [{valid}]"
+            )
+        interval = SERVED.get(wire)
+        if interval is None:
+            return self.error(400, f"the emulator serves only {', '.join(SERVED)}")
+        period1, period2 = query.get("period1", ""), query.get("period2", "")
+        if not (period1.lstrip("-").isdigit() and period2.lstrip("-").isdigit()):
+            return self.error(400, "Invalid input - period1 and period2 must be unix seconds")
+        start, end = int(period1), int(period2)
+        if end <= start:
+            return self.error(400, "Invalid input - start date cannot be after end date")
+        now = self.now or datetime.now(UTC)
+        refusal = self._caps(wire, start, end, now)
+        if refusal is not None:
+            return refusal
+        cal = demo_calendar(symbol)
+        pre_post = query.get("includePrePost") == "true"
+        frame = self._bars(symbol, interval, start, end, pre_post=pre_post)
+        before = datetime.fromtimestamp(start, UTC)
+        frame = self.corrupt(frame, faults, before)
+        frame = frame.with_columns(_stamps(frame, interval, cal))
+        rows = frame.select("t", "open", "high", "low", "close", "volume").rows()
+        if self.quirks:
+            rows = self._quirks(rows, frame, interval, cal, (start, end), now, faults)
+        result: dict[str, Any] = {
+            "meta": _meta(symbol, wire, cal, now),
+            "indicators": {"quote": [{}]},
+        }
+        if rows:
+            t, o, h, low, c, v = (list(column) for column in zip(*rows, strict=True))
+            result["timestamp"] = t
+            quote = {"open": o, "high": h, "low": low, "close": c, "volume": _volumes(v)}
+            result["indicators"] = {"quote": [quote]}
+            if interval == "1day":
+                result["indicators"]["adjclose"] = [{"adjclose": c}]
+        return Reply(200, {"chart": {"result": [result], "error": None}})
+
+    def _caps(self, wire: str, start: int, end: int, now: datetime) -> Reply | None:
+        days = KEPT.get(wire)
+        if days is None:
+            return None
+        said = f"{wire} data not available for startTime={start} and endTime={end}."
+        if wire == "1m" and end - start > MAX_1M_DAYS * DAY:
+            return self.error(
+                422,
+                f"{said} Only {MAX_1M_DAYS} days worth of 1m granularity data are allowed to "
+                "be fetched per request.",
+            )
+        if start < now.timestamp() - days * DAY:
+            return self.error(
+                422, f"{said} The requested range must be within the last {days} days."
+            )
+        return None
+
+    def _bars(
+        self, symbol: str, interval: Interval, start: int, end: int, *, pre_post: bool
+    ) -> pl.DataFrame:
+        """Demo bars of ``symbol`` starting in [start, end) (daily: opening in it)."""
+        first = datetime.fromtimestamp(start, UTC).date() - timedelta(days=1)
+        last = datetime.fromtimestamp(end, UTC).date() + timedelta(days=2)
+        window = DateRange(first, last)
+        cal = demo_calendar(symbol)
+        if pre_post and cal.name != "24/7":
+            frame = self.bars([symbol], interval, window)
+        else:
+            frame = generate([symbol], interval, window, now=self.now)
+        t = _stamps(frame, interval, cal)
+        return frame.filter((t >= start) & (t < end))
+
+    def _quirks(
+        self,
+        rows: list[tuple[Any, ...]],
+        frame: pl.DataFrame,
+        interval: Interval,
+        cal: Calendar,
+        window: tuple[int, int],
+        now: datetime,
+        faults: frozenset[str],
+    ) -> list[tuple[Any, ...]]:
+        """``rows`` with Yahoo's null rows at each session's close, and its live row."""
+        start, end = window
+        stamp = int(now.timestamp())
+        extra: list[tuple[Any, ...]] = []
+        if spec(interval).intraday and frame.height:
+            days = frame["ts"].dt.date().unique().to_numpy().astype("datetime64[D]")
+            closes = cal.closes[np.searchsorted(cal.sessions, days)] // 1_000_000
+            extra += [(int(t), None, None, None, None, None) for t in closes if t <= stamp]
+        opened = cal.opened_before(now)
+        trading = opened is not None and now < cal.open_close(opened)[1]
+        if rows and trading and start <= stamp < end + DAY:
+            last = max(rows, key=lambda row: row[0])
+            extra.append((stamp, *last[1:]))
+        if "unordered" in faults:
+            return rows + extra
+        return sorted(rows + extra, key=lambda row: row[0])
+
+
+def _stamps(frame: pl.DataFrame, interval: Interval, cal: Calendar) -> pl.Series:
+    """Yahoo's ``timestamp``: bar start in epoch seconds; daily bars at the session's open."""
+    if spec(interval).intraday:
+        return frame["ts"].dt.epoch("s").alias("t")
+    days = frame["ts"].dt.date().to_numpy().astype("datetime64[D]")
+    index = np.searchsorted(cal.sessions, days).clip(0, len(cal.sessions) - 1)
+    return pl.Series("t", cal.opens[index] // 1_000_000, dtype=pl.Int64)
+
+
+def _meta(symbol: str, wire: str, cal: Calendar, now: datetime) -> dict[str, Any]:
+    crypto = cal.name == "24/7"
+    zone = "UTC" if crypto else "America/New_York"
+    local = now.astimezone(ZoneInfo(zone))
+    offset = local.utcoffset() or timedelta(0)
+    return {
+        "currency": "USD",
+        "symbol": symbol,
+        "exchangeName": "CCC" if crypto else "NMS",
+        "fullExchangeName": "CCC" if crypto else "NasdaqGS",
+        "instrumentType": "CRYPTOCURRENCY" if crypto else "EQUITY",
+        "regularMarketTime": int(now.timestamp()),
+        "hasPrePostMarketData": not crypto,
+        "gmtoffset": int(offset.total_seconds()),
+        "timezone": local.tzname(),
+        "exchangeTimezoneName": zone,
+        "priceHint": 2,
+        "dataGranularity": "1h" if wire == "60m" else wire,
+        "range": "",
+        "validRanges": RANGES,
+    }
+
+
+def _volumes(values: list[Any]) -> list[Any]:
+    """Whole volumes as JSON integers, as Yahoo sends them."""
+    return [
+        int(v) if isinstance(v, float) and math.isfinite(v) and v.is_integer() else v
+        for v in values
+    ]

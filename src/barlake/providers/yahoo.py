@@ -1,0 +1,310 @@
+"""Yahoo Finance's chart API, as yfinance uses it (PROVIDERS.md section 3).
+
+The API is unofficial: no key, no contract, no documented rate limit, and terms that restrict
+automated use. One request is one ``GET /v8/finance/chart/{symbol}`` with ``period1``/``period2``
+(epoch seconds, end exclusive), ``interval``, ``includePrePost=false`` (regular sessions only)
+and yfinance's ``events``; it is sent with a browser ``User-Agent`` (Yahoo 429s without one) and
+no cookie or crumb. There are no pages: the planner cuts long ranges (``MAX_DAYS``), one symbol
+per request.
+
+Yahoo keeps intraday bars for a while only (``RETENTION``: 1m for 30 days, at most 8 days of
+them per request; 5m to 30m for 60 days; 1h for 730 days). A request for days it no longer keeps
+is refused before it is sent, naming the limit; one that only reaches back to the edge starts
+at the edge instead. Its own refusal (HTTP 422) maps to the same PermanentError.
+
+The answer is parallel arrays: ``timestamp`` (bar start, epoch seconds; daily bars at the
+session's open in exchange time) and ``indicators.quote[0]`` open/high/low/close/volume, with
+nulls for minutes without trades (dropped). Daily bars are keyed by their date in
+``meta.exchangeTimezoneName`` (else ``gmtoffset``). Rows past ``period2`` and intraday rows off
+the bars' grid are Yahoo's "live" row and are dropped; a key seen twice keeps its first row.
+Prices are split-adjusted, as Yahoo serves them; there is no vwap and no trade count.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from barlake.config import ProviderConfig
+from barlake.config import parse as parse_config
+from barlake.errors import AuthError, PermanentError, ProviderError, TransientError
+from barlake.intervals import INTERVALS, Interval, spec
+from barlake.providers.base import Capabilities, Page, Request
+from barlake.providers.http import HttpClient, wire_bars
+
+NAME = "yahoo"
+BASE_URL = "https://query2.finance.yahoo.com"
+PATH = "/v8/finance/chart/{symbol}"
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
+#: Yahoo's name of each lake interval (``1h`` is what it reports for ``60m`` too).
+WIRE: dict[Interval, str] = {
+    "1min": "1m",
+    "5min": "5m",
+    "15min": "15m",
+    "30min": "30m",
+    "1hour": "1h",
+    "1day": "1d",
+}
+#: Days back from now that Yahoo serves each intraday interval; daily bars have no limit.
+RETENTION: dict[Interval, int] = {"1min": 30, "5min": 60, "15min": 60, "30min": 60, "1hour": 730}
+#: Calendar days per request. 1m: six days plus the 24 hours of padding below stay within the
+#: 7 days Yahoo allowed per request before 2025 (8 since). The others have no per-request cap;
+#: modest pieces keep a range that reaches past the retention edge from losing much.
+MAX_DAYS: dict[Interval, int] = {"1min": 6, "5min": 30, "15min": 30, "30min": 30, "1hour": 183}
+#: Around a request's dates: the symbol's exchange (unknown here) may be 12 hours either side of
+#: UTC; daily bars are stamped at a session's open, which may be the previous UTC day.
+_PAD_INTRADAY, _PAD_DAILY = timedelta(hours=12), timedelta(days=1)
+#: Kept from the retention edge, for clock skew between us and Yahoo.
+_MARGIN = timedelta(minutes=10)
+#: "No pages": one answer per request, whatever its size (for the planner's estimates).
+ONE_ANSWER = 10**9
+
+
+def utc_now() -> datetime:
+    """The current time, which Yahoo's retention windows are measured from."""
+    return datetime.now(UTC)
+
+
+class YahooOptions(BaseModel):
+    """``providers.yahoo.options`` in lake.yaml."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_agent: str = Field(
+        default=USER_AGENT, min_length=1, description="Sent with every request; Yahoo wants one."
+    )
+
+
+class YahooProvider:
+    """Yahoo's chart endpoint, one symbol and one answer per ``fetch_page``."""
+
+    def __init__(
+        self,
+        config: ProviderConfig | None = None,
+        *,
+        name: str = NAME,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        config = config or ProviderConfig()
+        self.name = name
+        self.options = parse_config(YahooOptions, config.options, f"providers.{name}.options")
+        self.capabilities = Capabilities(
+            intervals=INTERVALS,
+            symbols_per_request=1,
+            bars_per_page=ONE_ANSWER,
+            rate_limit_per_min=config.rate_limit_per_min or 60,  # PROVIDERS.md: ~1-2 per second
+            auth_env=(),
+            max_days=dict(MAX_DAYS),
+        )
+        self.clock = clock or utc_now
+        self._http = HttpClient(name, config.base_url or BASE_URL, timeout_s=config.timeout_s)
+
+    async def fetch_page(self, request: Request, cursor: str | None = None) -> Page:
+        """One symbol of ``request``; the cursor is the index of the next symbol."""
+        index = int(cursor or 0)
+        symbol = request.symbols[index]
+        period1, period2 = self.window(request)
+        data = await self._http.get_json(
+            PATH.format(symbol=quote(symbol, safe="")),
+            params={
+                "period1": str(period1),
+                "period2": str(period2),
+                "interval": WIRE[request.interval],
+                "includePrePost": "false",
+                "events": "div,splits,capitalGains",
+            },
+            headers={"User-Agent": self.options.user_agent},
+            symbol=symbol,
+            on_response=lambda status, _, body: self._refusal(status, body, symbol, request),
+        )
+        frame = self._frame(data, symbol, request, period1, period2)
+        return Page(frame, str(index + 1) if index + 1 < len(request.symbols) else None)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    def window(self, request: Request) -> tuple[int, int]:
+        """``period1`` and ``period2`` of ``request``; PermanentError when Yahoo no longer keeps
+        its first day at its interval."""
+        intraday = spec(request.interval).intraday
+        pad = _PAD_INTRADAY if intraday else _PAD_DAILY
+        start = datetime.combine(request.range.start, time(), UTC) - pad
+        end = datetime.combine(request.range.end, time(), UTC) + pad
+        days = RETENTION.get(request.interval)
+        if days is not None:
+            edge = self.clock() - timedelta(days=days)
+            if request.range.start <= edge.date():
+                raise PermanentError(self._too_old(request, days, edge.date() + timedelta(1)))
+            start = max(start, edge + _MARGIN)
+        return int(start.timestamp()), int(end.timestamp())
+
+    def _too_old(self, request: Request, days: int, oldest: date) -> str:
+        wire = WIRE[request.interval]
+        per_request = "; at most 8 days of them per request" if wire == "1m" else ""
+        return (
+            f"{self.name} keeps {wire} bars for the last {days} days only{per_request}: "
+            f"the oldest whole day it serves is {oldest}, and {request.describe()} starts "
+            f"{request.range.start}. Ask for {oldest} or later, or fetch older "
+            f"{request.interval} bars from another provider"
+        )
+
+    def _refusal(
+        self, status: int, body: bytes, symbol: str, request: Request
+    ) -> ProviderError | None:
+        """Yahoo's own meaning of a 4xx (429 and 5xx are the shared mapping's)."""
+        if status < 400 or status == 429 or status >= 500:
+            return None
+        said = _description(body)
+        what = f"{self.name} answered HTTP {status}: {said}"
+        if status in (401, 403):
+            msg = (
+                f"{what}. Yahoo wants a session cookie and crumb, which barlake does not fetch; "
+                "try again later, or use another provider"
+            )
+            return AuthError(msg)
+        if status == 404:
+            msg = (
+                f"{self.name} has no symbol {symbol!r} ({said}); check its Yahoo spelling, "
+                "e.g. BRK-B, ^GSPC, BTC-USD"
+            )
+            return PermanentError(msg, symbol=symbol)
+        days = RETENTION.get(request.interval)
+        if status == 422 and days is not None:
+            wire = WIRE[request.interval]
+            cap = " (and at most 8 days of them per request)" if wire == "1m" else ""
+            msg = (
+                f"{what}. Yahoo keeps {wire} bars for the last {days} days only{cap}: ask for "
+                f"a more recent range, or fetch {request.interval} bars from another provider"
+            )
+            return PermanentError(msg, symbol=symbol)
+        return PermanentError(what, symbol=symbol)
+
+    def _frame(
+        self, data: Any, symbol: str, request: Request, period1: int, period2: int
+    ) -> pl.DataFrame:
+        """The answer's bars in the lake's schema, cleaned as the module doc says, of the
+        request's days where the exchange is (the padding brings neighbours)."""
+        interval = request.interval
+        result = _result(data, self.name)
+        stamps = result.get("timestamp") or []
+        if not isinstance(stamps, list):
+            msg = f"{self.name} sent a `timestamp` that is not a list; retrying may help"
+            raise TransientError(msg)
+        quotes = (result.get("indicators") or {}).get("quote") or [{}]
+        block = quotes[0] if isinstance(quotes, list) and isinstance(quotes[0], dict) else {}
+        columns = []
+        for key in ("open", "high", "low", "close", "volume"):
+            values = block.get(key)
+            if values is None:
+                values = [None] * len(stamps)
+            if not isinstance(values, list) or len(values) != len(stamps):
+                msg = f"{self.name} sent {key} and timestamp arrays of different lengths"
+                raise TransientError(msg)
+            columns.append(values)
+        step = spec(interval).seconds if spec(interval).intraday else 0
+        valid = sorted({t for t in stamps if _is_int(t)})
+        _check_granularity(valid, step, interval, self.name)
+        rows = []
+        for t, o, h, low, c, v in zip(stamps, *columns, strict=True):
+            if o is None and h is None and low is None and c is None:
+                continue  # a minute without trades, or a halt
+            if _is_int(t) and (not period1 <= t < period2 or (step and (t - valid[0]) % step)):
+                continue  # outside what was asked, or off the grid: Yahoo's "live" row
+            bar = {"t": t * 1000 if _is_int(t) else None, "o": o, "h": h, "l": low, "c": c}
+            rows.append((symbol, {**bar, "v": v}))
+        frame = wire_bars(self.name, rows, source=self.name, epoch_ms=True)
+        day = _local_day(result.get("meta"))
+        inside = day.is_between(request.range.start, request.range.end, closed="left")
+        frame = frame.filter(inside | pl.col("ts").is_null())
+        if not step:
+            frame = frame.with_columns(day.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+        return frame.unique(subset=["ts"], keep="first", maintain_order=True)
+
+
+def _result(data: Any, vendor: str) -> dict[str, Any]:
+    """``chart.result[0]`` of an answer; empty when there are no bars."""
+    chart = data.get("chart") if isinstance(data, dict) else None
+    if not isinstance(chart, dict):
+        msg = f"{vendor} sent a response without a `chart` object; retrying may help"
+        raise TransientError(msg)
+    if chart.get("error"):
+        msg = f"{vendor} answered an error: {_described(data) or chart['error']}"
+        raise PermanentError(msg)
+    result = chart.get("result")
+    if not result:
+        return {}
+    if not isinstance(result, list) or not isinstance(result[0], dict):
+        msg = f"{vendor} sent a `chart.result` that is not a list of objects; retrying may help"
+        raise TransientError(msg)
+    return result[0]
+
+
+def _check_granularity(stamps: list[int], step: int, interval: Interval, vendor: str) -> None:
+    """PermanentError when intraday bars come further apart than ``interval`` (Yahoo has been
+    seen answering 30m with 60m bars; yfinance asks for 15m and resamples)."""
+    if not step or len(stamps) < 2:
+        return
+    closest = min(b - a for a, b in pairwise(stamps))
+    if closest > step:
+        msg = (
+            f"{vendor} sent bars {closest // 60} minutes apart for {WIRE[interval]}; "
+            f"fetch {interval} bars from another provider"
+        )
+        raise PermanentError(msg)
+
+
+def _local_day(meta: Any) -> pl.Expr:
+    """Each bar's date where its exchange is: a daily bar's session date."""
+    meta = meta if isinstance(meta, Mapping) else {}
+    zone, offset = meta.get("exchangeTimezoneName"), meta.get("gmtoffset")
+    local = pl.col("ts")
+    if isinstance(zone, str) and _known_zone(zone):
+        local = local.dt.convert_time_zone(zone)
+    elif _is_int(offset):
+        # The current offset, not the historical one: an hour of DST never moves a session's
+        # open (where Yahoo stamps daily bars) to another date.
+        local = local + timedelta(seconds=offset)
+    return local.dt.date().alias("ts")
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+        return False
+    return True
+
+
+def _description(body: bytes) -> str:
+    """The words of an error body: Yahoo's description, else the text itself."""
+    try:
+        described = _described(json.loads(body))
+    except ValueError:
+        described = None
+    text = " ".join(body[:200].decode("utf-8", "replace").split())
+    return described or text or "(no text)"
+
+
+def _described(data: Any) -> str | None:
+    """``description`` of Yahoo's ``{"chart" or "finance": {"error": {...}}}``."""
+    for outer in data.values() if isinstance(data, dict) else ():
+        error = outer.get("error") if isinstance(outer, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("description"), str):
+            return str(error["description"])[:200]
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

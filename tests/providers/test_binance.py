@@ -1,0 +1,201 @@
+"""Binance spot klines (PROVIDERS.md 5): the emulator's arrays, selection rules, errors, weight
+headers, 429s and bans; the provider's pages across the 1000-kline limit, its own brake on the
+used weight, and refusals (ban, firewall, location) that wait or stop the job."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, date, datetime
+
+import httpx
+import pytest
+
+from barlake.config import ProviderConfig
+from barlake.errors import AuthError, RateLimitError
+from barlake.providers.base import Request
+from barlake.providers.binance import BinanceProvider
+from barlake.ranges import DateRange
+
+from .support import expected, fetch_all, same_values, stored
+
+JUNE_3 = 1717372800000  # 2024-06-03 00:00 UTC, in ms
+HOUR = 3_600_000
+
+
+def klines(em, **params) -> httpx.Response:
+    query = {"symbol": "BTCUSDT", "interval": "1h", **params}
+    return httpx.get(f"{em.url}/api/v3/klines", params=query)
+
+
+def provider(em, **options) -> BinanceProvider:
+    return BinanceProvider(ProviderConfig(base_url=em.url, options=options))
+
+
+def request(interval: str, first: date, last: date) -> Request:
+    return Request("binance", ("BTCUSDT",), interval, DateRange.inclusive(first, last))  # type: ignore[arg-type]
+
+
+# -- the emulator ------------------------------------------------------------------------------
+
+
+def test_klines_are_positional_arrays_of_decimal_strings(emulator) -> None:
+    em = emulator("binance")
+    first = klines(em, startTime=JUNE_3, limit=2).json()[0]
+    want = expected(["BTCUSDT"], "1hour", date(2024, 6, 3), date(2024, 6, 3)).row(0, named=True)
+    assert len(first) == 12 and first[0] == JUNE_3 and first[6] == JUNE_3 + HOUR - 1
+    assert first[1] == f"{want['open']:.8f}" and float(first[4]) == want["close"]
+    assert float(first[7]) / float(first[5]) == pytest.approx(want["vwap"], rel=1e-12)
+    assert (first[8], first[11]) == (want["trades"], "0")
+
+
+def test_selection_follows_start_end_and_limit(emulator) -> None:
+    em = emulator("binance", now=datetime(2024, 6, 10, 12, 30, tzinfo=UTC))
+    opens = [
+        [k[0] for k in klines(em, **p).json()]
+        for p in (
+            {"startTime": JUNE_3 + 1, "limit": 3},  # the oldest from startTime on
+            {"endTime": JUNE_3, "limit": 2},  # the newest up to endTime
+            {"startTime": JUNE_3, "endTime": JUNE_3 + 2 * HOUR},  # never past endTime
+            {"limit": 1},  # the newest, still forming
+        )
+    ]
+    assert opens[0] == [JUNE_3 + HOUR, JUNE_3 + 2 * HOUR, JUNE_3 + 3 * HOUR]
+    assert opens[1] == [JUNE_3 - HOUR, JUNE_3]
+    assert opens[2] == [JUNE_3, JUNE_3 + HOUR, JUNE_3 + 2 * HOUR]
+    assert opens[3] == [int(datetime(2024, 6, 10, 12, tzinfo=UTC).timestamp() * 1000)]
+    assert len(klines(em, startTime=JUNE_3 - 30 * 24 * HOUR).json()) == 500  # the default limit
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "words"),
+    [
+        ({"symbol": ""}, -1102, "Mandatory parameter 'symbol'"),
+        ({"symbol": "btcusdt"}, -1100, "Illegal characters found in parameter 'symbol'"),
+        ({"symbol": "GHOSTUSDT"}, -1121, "Invalid symbol."),
+        ({"symbol": "AAPL"}, -1121, "Invalid symbol."),  # a stock: Binance lists crypto only
+        ({"interval": "7m"}, -1120, "Invalid interval."),
+        ({"limit": 1001}, -1130, "'limit' is not valid"),
+        ({"startTime": JUNE_3 + 1, "endTime": JUNE_3}, -1023, "Start time is greater"),
+    ],
+)
+def test_errors_are_codes_and_messages(emulator, params, code, words) -> None:
+    em = emulator("binance", symbols=["BTCUSDT", "AAPL"])
+    answer = klines(em, **params)
+    assert answer.status_code == 400
+    assert answer.json()["code"] == code and words in answer.json()["msg"]
+
+
+def test_weight_headers_429_retry_after_then_a_ban(emulator) -> None:
+    em = emulator("binance", rate_limit=2, window_s=30, ban_after=2, ban_s=1)
+    answers = [klines(em, startTime=JUNE_3, limit=1) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 429, 429, 418]
+    assert [a.headers["X-MBX-USED-WEIGHT-1M"] for a in answers[:4]] == ["2", "4", "4", "4"]
+    assert answers[0].headers["X-MBX-USED-WEIGHT"] == "2"
+    assert answers[2].json()["code"] == -1003 and "request weight per 1 MINUTE" in answers[2].text
+    assert 25 <= int(answers[2].headers["Retry-After"]) <= 30
+    assert (
+        "IP banned until" in answers[4].json()["msg"] and answers[4].headers["Retry-After"] == "1"
+    )
+    assert klines(em).status_code == 418  # banned: even a request the limit would allow
+    time.sleep(1.05)
+    assert klines(em).status_code == 429  # the ban is over; the minute is not
+
+
+@pytest.mark.parametrize(("block", "status"), [("geo", 451), ("waf", 403)])
+def test_blocked_locations_and_firewall(emulator, block, status) -> None:
+    answer = klines(emulator("binance", block=block))
+    assert answer.status_code == status
+
+
+# -- the provider ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("page_limit", "pages"), [(1000, 3), (960, 3), (959, 4)])
+def test_pages_across_the_kline_limit(emulator, vendor_lake, page_limit, pages) -> None:
+    # Two days of minute klines are 2,880: pages of 1000+1000+880, or exactly 3 x 960 (no empty
+    # fourth page: the last one reaches endTime), or 959+959+959+3.
+    em = emulator("binance")
+    lake = vendor_lake("binance", em, ["BTCUSDT"], page_limit=page_limit)
+    first, last = date(2024, 6, 3), date(2024, 6, 4)
+    result = lake.fill(interval="1min", start=first, end=last)
+    assert (result.status, result.requests, em.requests) == ("done", pages, pages)
+    assert same_values(
+        stored(lake.root, "1min"), expected(["BTCUSDT"], "1min", first, last), "binance"
+    )
+
+
+def test_planner_keeps_minute_requests_to_a_week(emulator, vendor_lake) -> None:
+    lake = vendor_lake("binance", emulator("binance"), ["BTCUSDT"])
+    plan = lake.plan(interval="1min", start=date(2024, 6, 1), end=date(2024, 6, 30))
+    assert [p.request.range.days for p in plan.requests] == [7, 7, 7, 7, 2]
+
+
+def test_used_weight_is_tracked_and_a_full_minute_waits(emulator) -> None:
+    em = emulator("binance")
+    binance = provider(em, weight_limit=4, page_limit=10)
+
+    day = request("1min", date(2024, 6, 3), date(2024, 6, 3))
+
+    async def three_pages() -> None:
+        try:
+            cursor = None
+            for _ in range(2):
+                cursor = (await binance.fetch_page(day, cursor)).next_cursor
+            assert binance.used_weight == 4
+            with pytest.raises(RateLimitError, match="used 4 of its 4 request weight") as full:
+                await binance.fetch_page(day, cursor)
+            assert 0 < full.value.retry_after <= 60
+        finally:
+            await binance.aclose()
+
+    asyncio.run(three_pages())
+    assert em.requests == 2  # the third page was never sent
+
+
+@pytest.mark.parametrize(("ban_s", "kind"), [(60, RateLimitError), (3600, AuthError)])
+def test_an_ip_ban_is_waited_out_or_stops_the_job(emulator, ban_s, kind) -> None:
+    em = emulator("binance", rate_limit=1, window_s=30, ban_after=1, ban_s=ban_s)
+    binance = provider(em)
+
+    async def go_on_after_429() -> BaseException:
+        try:
+            await binance.fetch_page(request("1day", date(2024, 6, 3), date(2024, 6, 7)))
+            with pytest.raises(RateLimitError, match="HTTP 429"):
+                await binance.fetch_page(request("1day", date(2024, 6, 3), date(2024, 6, 7)))
+            with pytest.raises(kind) as banned:
+                await binance.fetch_page(request("1day", date(2024, 6, 3), date(2024, 6, 7)))
+            return banned.value
+        finally:
+            await binance.aclose()
+
+    error = asyncio.run(go_on_after_429())
+    assert [status for status, _ in em.log] == [200, 429, 418]
+    if kind is RateLimitError:
+        assert 55 <= error.retry_after <= 60  # type: ignore[attr-defined]
+    else:
+        assert "banned this IP" in str(error) and "rate_limit_per_min" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("block", "words"),
+    [("geo", "restricted location.*data-api.binance.vision"), ("waf", "firewall")],
+)
+def test_refusals_of_every_request_stop_the_job(emulator, vendor_lake, block, words) -> None:
+    em = emulator("binance", block=block)
+    lake = vendor_lake("binance", em, ["BTCUSDT", "ETHUSDT"])
+    with pytest.raises(AuthError, match=words):
+        lake.fill(interval="1day", start=date(2024, 6, 3), end=date(2024, 6, 7))
+    assert em.requests <= 2
+    assert provider(em).capabilities.auth_env == ()
+
+
+def test_direct_requests_key_daily_klines_by_utc_date(emulator) -> None:
+    em = emulator("binance")
+    bars, pages = fetch_all(
+        provider(em, page_limit=3), request("1day", date(2024, 6, 3), date(2024, 6, 9))
+    )
+    assert pages == 3 and bars["ts"].dt.hour().to_list() == [0] * 7
+    assert same_values(
+        bars, expected(["BTCUSDT"], "1day", date(2024, 6, 3), date(2024, 6, 9)), "binance"
+    )
