@@ -222,9 +222,7 @@ class Lake:
         Ranges are chosen as in ``plan``: your dates, else the policy, else the default.
         """
         with self.catalog.session(read_only=True):
-            rows = self.require_symbols(_names(symbols), layer=layer)
-            asked = self._ask(interval, days, start, end, policy)
-            targets, _, _ = resolve(asked, _target_symbols(rows), self.today)
+            rows, targets = self._selected(symbols, interval, days, start, end, layer, policy)
             by_interval: dict[Interval, dict[str, DateRange]] = {}
             for t in targets:
                 by_interval.setdefault(t.interval, {})[t.symbol] = t.window
@@ -392,6 +390,23 @@ class Lake:
                 priority=priority,
                 parameters=parameters,
             )
+
+    def _selected(
+        self,
+        symbols: str | Sequence[str] | None,
+        interval: Interval | Sequence[Interval] | None,
+        days: int | None,
+        start: date | None,
+        end: date | None,
+        layer: int | None,
+        policy: str | Policy | None,
+    ) -> tuple[pl.DataFrame, list[Target]]:
+        """The catalog rows of a selection and each symbol's wanted range per interval (what
+        gaps, check and coverage look at). Run inside a catalog session."""
+        rows = self.require_symbols(_names(symbols), layer=layer)
+        asked = self._ask(interval, days, start, end, policy)
+        targets, _, _ = resolve(asked, _target_symbols(rows), self.today)
+        return rows, targets
 
     def _ask(
         self,
@@ -741,9 +756,7 @@ class Lake:
         >>> [f.to_dict() for f in result.findings if f.severity == "error"]  # doctest: +SKIP
         """
         with self.catalog.session(read_only=True):
-            rows = self.require_symbols(_names(symbols), layer=layer)
-            asked = self._ask(interval, days, start, end, policy)
-            targets, _, _ = resolve(asked, _target_symbols(rows), self.today)
+            rows, targets = self._selected(symbols, interval, days, start, end, layer, policy)
             found = monitor.find(self, targets, rows)
         url = webhook or self.config.alerts.webhook_url
         return monitor.record(self, targets, rows, found, webhook=url)
@@ -848,9 +861,7 @@ class Lake:
         """
         name = spec(interval).name
         with self.catalog.session(read_only=True):
-            rows = self.require_symbols(_names(symbols), layer=layer)
-            asked = self._ask(name, days, start, end, policy)
-            targets, _, _ = resolve(asked, _target_symbols(rows), self.today)
+            rows, targets = self._selected(symbols, name, days, start, end, layer, policy)
             expected = self.expected_windows(rows, {t.symbol: t.window for t in targets})
             by_calendar: dict[str, tuple[Calendar, dict[str, DateRange]]] = {}
             for sym, (cal, w) in expected.items():
