@@ -49,16 +49,8 @@ from barlake.targets import Ask, Target, resolve
 from barlake.targets import Symbol as TargetSymbol
 from barlake.tiers import tier_of
 
-IMPORT_COLUMNS = (
-    "symbol",
-    "name",
-    "exchange",
-    "asset_class",
-    "calendar",
-    "listed_on",
-    "delisted_on",
-    "market_cap",
-)
+#: What a symbols file may carry: the catalog's descriptive columns (layers have their own import).
+IMPORT_COLUMNS = SYMBOL_COLUMNS[: SYMBOL_COLUMNS.index("market_cap") + 1]
 
 
 def requested_window(
@@ -1022,6 +1014,8 @@ def _run_until_signalled(scheduler: Scheduler, provider: Provider) -> JobResult:
                 loop.add_signal_handler(sig, scheduler.interrupt)
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):
+                # No signal handlers outside the main thread (e.g. a notebook's worker thread)
+                # or on platforms without them: the job then stops on KeyboardInterrupt only.
                 pass
         try:
             return await scheduler.run()

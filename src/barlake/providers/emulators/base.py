@@ -16,6 +16,7 @@ import json
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class Emulator:
+class Emulator(ABC):
     """A vendor's HTTP API on 127.0.0.1, serving demo bars. Use as a context manager."""
 
     vendor: ClassVar[str] = "emulator"
@@ -155,17 +156,17 @@ class Emulator:
 
     # -- what a vendor defines ---------------------------------------------------------------
 
+    @abstractmethod
     def authorize(self, query: Mapping[str, str], headers: Mapping[str, str]) -> Reply | None:
         """None when the credentials are right, else the vendor's refusal."""
-        raise NotImplementedError
 
+    @abstractmethod
     def route(self, path: str, query: Mapping[str, str], faults: frozenset[str]) -> Reply:
         """The answer to an authorised, admitted request."""
-        raise NotImplementedError
 
+    @abstractmethod
     def error(self, status: int, message: str) -> Reply:
         """An error in the vendor's shape."""
-        raise NotImplementedError
 
     def quota_headers(self, quota: Quota) -> dict[str, str]:
         """The vendor's rate-limit headers, sent with every answer."""
