@@ -31,8 +31,7 @@ def gap(symbol: str, window: DateRange, interval: str = "1day") -> Gap:
 
 
 def plan(gaps: list[Gap], caps: Capabilities = PER_SYMBOL, *, calendar: bool = True):
-    sessions_in = XNYS.session_count if calendar else None
-    return requests_for("polygon", caps, gaps, sessions_in=sessions_in)
+    return requests_for("polygon", caps, gaps, XNYS if calendar else None)
 
 
 def test_many_symbols_few_sessions_go_grouped_one_request_per_session() -> None:
@@ -102,6 +101,6 @@ def test_grouped_or_not_every_missing_session_is_asked_once(starts, lengths) -> 
         for d in XNYS.sessions_in(p.request.range)
     }
     missing = {(g.symbol, d.astype(date)) for g in gaps for d in XNYS.sessions_in(g.range)}
-    assert asked == missing
+    assert asked >= missing  # nearby gaps may be merged, re-reading a few stored sessions
     per_symbol = len({(g.symbol, g.range) for g in gaps})
     assert len(planned) <= per_symbol

@@ -283,14 +283,23 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
         click.echo()
     emit_table(
         [{**r, "symbols": _short(r["symbols"])} for r in data["requests"]],
-        ["provider", "interval", "start", "end", "sessions", "estimated_bars", "symbols"],
+        [
+            "provider",
+            "interval",
+            "start",
+            "end",
+            "sessions",
+            "estimated_bars",
+            "estimated_pages",
+            "symbols",
+        ],
     )
     for s in data["skipped"]:
         click.echo(f"skipped {s['interval']} for {_short(s['symbols'])}: {s['reason']}")
     state.say(
-        f"{data['total_requests']} request(s), {data['total_pages']} page(s), "
-        f"~{data['estimated_bars']:,} bars, ~{data['estimated_seconds']:.1f}s at "
-        f"{data['rate_limit_per_min']:g}/min"
+        f"{data['total_requests']} request(s), {data['total_pages']} call(s) with pages "
+        f"(lower bound {data['lower_bound']}), ~{data['estimated_bars']:,} bars, "
+        f"~{data['estimated_seconds']:.1f}s at {data['rate_limit_per_min']:g}/min"
     )
 
 

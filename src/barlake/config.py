@@ -68,6 +68,12 @@ class BackfillConfig(_Strict):
     flush_rows: int = Field(
         default=2_000_000, ge=1, description="Buffered bars that force a write to Parquet."
     )
+    reread_weight: float = Field(
+        default=0.5,
+        ge=0,
+        description="What a page of stored bars fetched again costs, in requests: the planner "
+        "merges nearby gaps or packs unlike ranges only when it saves more. 0: re-read freely.",
+    )
 
 
 class ProviderConfig(_Strict):

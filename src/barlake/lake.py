@@ -34,7 +34,7 @@ from barlake.errors import StorageError, UnknownSymbolError, UsageError
 from barlake.intervals import LAYOUT_VERSION, SPECS, Interval, spec
 from barlake.lock import FillLock
 from barlake.monitor import CheckResult
-from barlake.plan import Origin, Plan, Skipped, order, requests_for
+from barlake.plan import Origin, Plan, Skipped, lower_bound_for, order, requests_for
 from barlake.policy import Policy, load_policy
 from barlake.providers import open_provider
 from barlake.providers.base import Capabilities, Provider
@@ -458,7 +458,8 @@ class Lake:
             all_gaps += found
             origins += _origins(chosen, expected, found)
         cals = {t.name: t.calendar for t in _target_symbols(rows)}
-        planned = requests_for(name, caps, all_gaps, sessions_in=lambda r: _sessions_of(cals, r))
+        weight = self.config.backfill.reread_weight
+        planned = requests_for(name, caps, all_gaps, cals, reread_weight=weight)
         return Plan(
             provider=name,
             rate_limit_per_min=self._rate_limit(name, caps),
@@ -467,6 +468,7 @@ class Lake:
             origins=tuple(origins),
             skipped=tuple(_merge_skips(skips)),
             parameters={**(parameters or {}), "provider": name},
+            lower_bound=lower_bound_for(caps, all_gaps, cals),
         )
 
     def fill(
@@ -963,11 +965,6 @@ def _merge_skips(skips: Sequence[Skipped]) -> list[Skipped]:
     for s in skips:
         merged.setdefault((s.interval, s.reason), []).extend(s.symbols)
     return [Skipped(tuple(v), i, r) for (i, r), v in merged.items()]
-
-
-def _sessions_of(cals: dict[str, Calendar], window: DateRange) -> int:
-    cal = next(iter(cals.values()), None)
-    return cal.session_count(window) if cal else window.days
 
 
 def _progress_rows(plan: Plan) -> pl.DataFrame:

@@ -1,34 +1,29 @@
 """Plans: which provider requests will close which gaps, and why each range was asked for.
 
-Pure logic: gaps in, requests out. Symbols whose gaps are identical share a request up to the
-provider's symbols-per-request; long ranges are cut to the provider's range limit; estimates of
-bars, pages and time at the provider's rate limit come with the plan.
+Pure logic: gaps in, requests out. ``barlake.cost`` picks the request shapes (nearby gaps
+merged, alike symbols packed, grouped daily where cheaper, ranges cut to the provider's limits)
+and the lower bound they are measured against; estimates of bars, pages and time at the
+provider's rate limit come with the plan, and ``order`` decides who goes first.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from barlake.calendar import Calendar
+from barlake.cost import REREAD_WEIGHT, Axis, lower_bound, plan_shapes
 from barlake.errors import UsageError
 from barlake.gaps import Gap
 from barlake.intervals import Interval
 from barlake.providers.base import Capabilities, Request
-from barlake.ranges import ONE_DAY, DateRange
-
-#: Bars per session assumed by estimates, for a regular US equity session.
-SESSION_BARS: dict[Interval, int] = {
-    "1min": 390,
-    "5min": 78,
-    "15min": 26,
-    "30min": 13,
-    "1hour": 7,
-    "1day": 1,
-}
+from barlake.ranges import DateRange
 
 
 @dataclass(frozen=True)
@@ -106,6 +101,8 @@ class Plan:
     origins: tuple[Origin, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     parameters: dict[str, Any] = field(default_factory=dict)
+    #: Fewer calls than this cannot close ``gaps`` at this provider (``barlake.cost``).
+    lower_bound: int = 0
 
     @property
     def total_requests(self) -> int:
@@ -121,12 +118,12 @@ class Plan:
 
     @property
     def estimated_seconds(self) -> float:
-        """Time to send every page at the rate limit (the first second's burst is free)."""
-        if self.rate_limit_per_min <= 0 or math.isinf(self.rate_limit_per_min):
+        """Time the rate limit alone imposes on sending every page: a minute's quota goes out
+        at once, and each further quota a minute later."""
+        limit = self.rate_limit_per_min
+        if limit <= 0 or math.isinf(limit) or not self.total_pages:
             return 0.0
-        return (
-            max(0.0, self.total_pages - self.rate_limit_per_min / 60) * 60 / self.rate_limit_per_min
-        )
+        return float((self.total_pages - 1) // max(1, int(limit)) * 60)
 
     def __add__(self, other: Plan) -> Plan:
         """One plan doing both: run several selections as one job.
@@ -145,6 +142,7 @@ class Plan:
             origins=self.origins + other.origins,
             skipped=self.skipped + other.skipped,
             parameters={"plans": [self.parameters, other.parameters]},
+            lower_bound=self.lower_bound + other.lower_bound,
         )
 
     def to_dict(self, *, explain: bool = False) -> dict[str, Any]:
@@ -153,6 +151,7 @@ class Plan:
             "requests": [r.to_dict() for r in self.requests],
             "total_requests": self.total_requests,
             "total_pages": self.total_pages,
+            "lower_bound": self.lower_bound,
             "estimated_bars": self.estimated_bars,
             "estimated_seconds": round(self.estimated_seconds, 3),
             "rate_limit_per_min": self.rate_limit_per_min,
@@ -165,108 +164,87 @@ class Plan:
         return out
 
 
-def cut(window: DateRange, max_days: int | None) -> list[DateRange]:
-    """``window`` in consecutive pieces of at most ``max_days`` calendar days."""
-    if not max_days or window.days <= max_days:
-        return [window]
-    step = timedelta(days=max_days)
-    pieces, start = [], window.start
-    while start < window.end:
-        pieces.append(DateRange(start, min(start + step, window.end)))
-        start += step
-    return pieces
-
-
 def requests_for(
-    provider: str, caps: Capabilities, gaps: Iterable[Gap], sessions_in: Any = None
+    provider: str,
+    caps: Capabilities,
+    gaps: Iterable[Gap],
+    calendars: Calendar | Mapping[str, Calendar] | None = None,
+    *,
+    reread_weight: float = REREAD_WEIGHT,
 ) -> list[PlannedRequest]:
-    """Requests that close ``gaps``: identical gaps packed together, long ranges cut.
+    """The cheapest requests found to close ``gaps`` (see ``barlake.cost``).
 
-    ``sessions_in(range)`` counts the sessions of a range for estimates (the gap's own
-    session count is used when the range is not cut), and tells which days of a gap are
-    sessions when daily gaps may go to a grouped-daily endpoint (``caps.grouped_daily``): one
-    request per missing session, for every symbol missing it, when that makes fewer requests.
+    ``calendars`` gives the sessions: one calendar for every symbol, or one per symbol; without
+    one, weekdays stand for sessions.
     """
-    gaps = list(gaps)
-    daily = [g for g in gaps if g.interval == "1day"] if caps.grouped_daily else []
-    out = _packed(
-        provider, caps, [g for g in gaps if g.interval != "1day"] if daily else gaps, sessions_in
-    )
-    if daily:
-        separate = _packed(provider, caps, daily, sessions_in)
-        grouped = _grouped(provider, daily, sessions_in)
-        out += grouped if len(grouped) < len(separate) else separate
-    return out
-
-
-def _packed(
-    provider: str, caps: Capabilities, gaps: Iterable[Gap], sessions_in: Any
-) -> list[PlannedRequest]:
-    """Symbols with identical gaps share requests of up to ``symbols_per_request``."""
-    packs: dict[tuple[Interval, DateRange], list[Gap]] = defaultdict(list)
-    for g in gaps:
-        packs[(g.interval, g.range)].append(g)
     out: list[PlannedRequest] = []
-    per = max(1, caps.symbols_per_request)
-    for (interval, window), members in packs.items():
-        symbols = sorted(g.symbol for g in members)
-        pieces = cut(window, caps.max_days.get(interval))
-        for i in range(0, len(symbols), per):
-            chunk = tuple(symbols[i : i + per])
-            for piece in pieces:
-                sessions = (
-                    members[0].sessions
-                    if len(pieces) == 1 or sessions_in is None
-                    else int(sessions_in(piece))
-                )
-                bars = sessions * SESSION_BARS[interval] * len(chunk)
-                pages = max(1, math.ceil(bars / max(1, caps.bars_per_page)))
-                out.append(
-                    PlannedRequest(Request(provider, chunk, interval, piece), sessions, bars, pages)
-                )
+    for (interval, axis), holes in _cells(gaps, calendars).items():
+        for shape in plan_shapes(caps, interval, axis, holes, reread_weight):
+            window = axis.range(shape.first, shape.last)
+            sessions = shape.last - shape.first + 1
+            per_symbol = int(axis.bars[shape.first : shape.last + 1].sum())
+            bars = per_symbol * len(shape.symbols)
+            pages = 1 if shape.grouped else max(1, math.ceil(bars / max(1, caps.bars_per_page)))
+            request = Request(provider, shape.symbols, interval, window)
+            out.append(PlannedRequest(request, sessions, bars, pages))
     return out
 
 
-def _grouped(provider: str, gaps: Sequence[Gap], sessions_in: Any) -> list[PlannedRequest]:
-    """One single-session request per missing session, carrying every symbol missing it.
+def lower_bound_for(
+    caps: Capabilities,
+    gaps: Iterable[Gap],
+    calendars: Calendar | Mapping[str, Calendar] | None = None,
+) -> int:
+    """Fewer calls than this cannot close ``gaps`` at this provider, whatever the plan."""
+    return sum(
+        lower_bound(caps, interval, axis, holes)
+        for (interval, axis), holes in _cells(gaps, calendars).items()
+    )
 
-    A day of a gap is a session when ``sessions_in`` counts one in it; without the callback,
-    when the gap has a session every day, or else on weekdays.
-    """
-    known: dict[date, bool] = {}
 
-    def is_session(day: date, gap: Gap) -> bool:
-        if sessions_in is None:
-            return gap.sessions == gap.range.days or day.weekday() < 5
-        if day not in known:
-            known[day] = int(sessions_in(DateRange(day, day + ONE_DAY))) > 0
-        return known[day]
-
-    by_range: dict[DateRange, list[Gap]] = defaultdict(list)
+def _cells(
+    gaps: Iterable[Gap], calendars: Calendar | Mapping[str, Calendar] | None
+) -> dict[tuple[Interval, Axis], dict[str, npt.NDArray[np.int64]]]:
+    """The missing sessions of ``gaps`` as indices on one axis per (interval, calendar)."""
+    groups: dict[tuple[Interval, str], list[Gap]] = defaultdict(list)
+    cals: dict[str, Calendar | None] = {}
     for g in gaps:
-        by_range[g.range].append(g)
-    missing: dict[date, list[str]] = defaultdict(list)
-    for window, members in by_range.items():
-        days = (window.start + i * ONE_DAY for i in range(window.days))
-        for day in (d for d in days if is_session(d, members[0])):
-            missing[day] += [g.symbol for g in members]
-    return [
-        PlannedRequest(
-            Request(provider, tuple(sorted(set(symbols))), "1day", DateRange(day, day + ONE_DAY)),
-            1,
-            len(set(symbols)),
-            1,
+        cal = (
+            calendars
+            if isinstance(calendars, Calendar) or calendars is None
+            else calendars.get(g.symbol)
         )
-        for day, symbols in sorted(missing.items())
-    ]
+        name = cal.name if cal is not None else ""
+        cals[name] = cal
+        groups[(g.interval, name)].append(g)
+    out: dict[tuple[Interval, Axis], dict[str, npt.NDArray[np.int64]]] = {}
+    for (interval, name), members in groups.items():
+        span = DateRange(min(g.range.start for g in members), max(g.range.end for g in members))
+        axis = Axis.of(cals[name], interval, span)
+        parts: dict[str, list[npt.NDArray[np.int64]]] = defaultdict(list)
+        for g in members:
+            parts[g.symbol].append(axis.index(g.range))
+        out[(interval, axis)] = {s: np.unique(np.concatenate(p)) for s, p in parts.items()}
+    return out
 
 
 def order(requests: Sequence[PlannedRequest], priority: dict[str, int]) -> list[PlannedRequest]:
-    """Highest-priority symbols first, then older ranges first, daily before intraday."""
+    """Highest priority first (a request ranks as its most important symbol); within one
+    priority, requests take turns by the symbols they carry, so that one symbol with a hundred
+    requests does not hold back a hundred symbols with one each. Each one's own requests go
+    daily first, then coarse to fine, older ranges first."""
     rank = {i: n for n, i in enumerate(("1day", "1hour", "30min", "15min", "5min", "1min"))}
 
-    def key(p: PlannedRequest) -> tuple[int, Any, int, tuple[str, ...]]:
-        top = max((priority.get(s, 0) for s in p.request.symbols), default=0)
-        return (-top, p.request.range.start, rank[p.request.interval], p.request.symbols)
+    def key(p: PlannedRequest) -> tuple[int, Any, tuple[str, ...]]:
+        return (rank[p.request.interval], p.request.range.start, p.request.symbols)
 
-    return sorted(requests, key=key)
+    levels: dict[int, dict[tuple[str, ...], list[PlannedRequest]]] = defaultdict(dict)
+    for p in requests:
+        top = max((priority.get(s, 0) for s in p.request.symbols), default=0)
+        levels[top].setdefault(p.request.symbols, []).append(p)
+    out: list[PlannedRequest] = []
+    for top in sorted(levels, reverse=True):
+        queues = sorted((sorted(q, key=key) for q in levels[top].values()), key=lambda q: key(q[0]))
+        for turn in range(max(len(q) for q in queues)):
+            out += [q[turn] for q in queues if turn < len(q)]
+    return out

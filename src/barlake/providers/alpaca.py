@@ -36,6 +36,9 @@ KEY_ENV = ("APCA_API_KEY_ID",)
 SECRET_ENV = ("APCA_API_SECRET_KEY",)
 PATH = "/v2/stocks/bars"
 RESET_HEADER = "X-RateLimit-Reset"
+#: Room for the ``symbols`` parameter: URLs stay under 8 KB with the other parameters and a
+#: page token (PROVIDERS.md 1.3: no documented cap, ``Request-URI Too Large`` seen beyond).
+SYMBOLS_CHARS = 7_000
 
 #: The vendor's ``timeframe`` for each lake interval.
 TIMEFRAMES: dict[Interval, str] = {
@@ -91,6 +94,7 @@ class AlpacaProvider:
             grouped_daily=False,
             auth_env=KEY_ENV + SECRET_ENV,
             max_days=dict(MAX_DAYS),
+            symbols_chars=SYMBOLS_CHARS,
         )
         self.calendar = get_calendar("XNYS")
         self._http = HttpClient(name, config.base_url or BASE_URL, timeout_s=config.timeout_s)

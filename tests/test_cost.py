@@ -1,0 +1,216 @@
+"""The cost model: the cheapest request shapes for a gap set, and the lower bound no plan beats.
+
+The lower bound is checked against the true optimum, found by brute force on small gap sets.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import random
+from datetime import date
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from barlake.calendar import get_calendar
+from barlake.cost import url_chars
+from barlake.gaps import Gap
+from barlake.plan import PlannedRequest, lower_bound_for, order, requests_for
+from barlake.providers.base import Capabilities, Request
+from barlake.ranges import ONE_DAY, DateRange
+
+XNYS = get_calendar("XNYS")
+SESSIONS = [d.astype(date) for d in XNYS.sessions_in(DateRange(date(2024, 1, 2), date(2025, 1, 1)))]
+
+
+def caps(**changes: object) -> Capabilities:
+    base: dict[str, object] = {
+        "intervals": ("1day", "1min"),
+        "symbols_per_request": 200,
+        "bars_per_page": 10_000,
+        "rate_limit_per_min": 200,
+    }
+    return Capabilities(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def gap(symbol: str, first: int, last: int, interval: str = "1day") -> Gap:
+    window = DateRange(SESSIONS[first], SESSIONS[last] + ONE_DAY)
+    return Gap(symbol, interval, window, last - first + 1)  # type: ignore[arg-type]
+
+
+def calls(planned: list[PlannedRequest]) -> int:
+    return sum(p.pages for p in planned)
+
+
+def asked(planned: list[PlannedRequest]) -> set[tuple[str, date]]:
+    return {
+        (s, d.astype(date))
+        for p in planned
+        for s in p.request.symbols
+        for d in XNYS.sessions_in(p.request.range)
+    }
+
+
+def missing(gaps: list[Gap]) -> set[tuple[str, date]]:
+    return {(g.symbol, d.astype(date)) for g in gaps for d in XNYS.sessions_in(g.range)}
+
+
+def test_one_new_session_for_many_symbols_packs_to_the_bound() -> None:
+    gaps = [gap(f"S{i:04d}", 200, 200) for i in range(3_000)]
+    planned = requests_for("alpaca", caps(), gaps, XNYS)
+    assert calls(planned) == len(planned) == 15
+    assert all(len(p.request.symbols) == 200 for p in planned)
+    assert lower_bound_for(caps(), gaps, XNYS) == 15
+
+
+def test_grouped_daily_takes_one_call_per_session_many_symbols_miss() -> None:
+    per_ticker = caps(symbols_per_request=1, bars_per_page=50_000, grouped_daily=True)
+    gaps = [gap(f"S{i:04d}", 200, 200) for i in range(3_000)]
+    planned = requests_for("polygon", per_ticker, gaps, XNYS)
+    assert len(planned) == 1 and len(planned[0].request.symbols) == 3_000
+    assert lower_bound_for(per_ticker, gaps, XNYS) == 1
+    # A few symbols missing a long stretch go per ticker; the session everyone misses, grouped.
+    gaps += [gap(s, 10, 150) for s in ("AAA", "BBB")]
+    planned = requests_for("polygon", per_ticker, gaps, XNYS)
+    shapes = sorted((len(p.request.symbols), p.request.range.days > 1) for p in planned)
+    assert shapes == [(1, True), (1, True), (3_000, False)]
+    assert missing(gaps) <= asked(planned)
+
+
+def test_nearby_gaps_of_a_symbol_merge_unless_rereading_costs_too_much() -> None:
+    per_ticker = caps(symbols_per_request=1, bars_per_page=50_000)
+    gaps = [gap("AAPL", 10, 11), gap("AAPL", 16, 16)]
+    merged = requests_for("x", per_ticker, gaps, XNYS)
+    assert [p.request.range for p in merged] == [DateRange(SESSIONS[10], SESSIONS[16] + ONE_DAY)]
+    apart = requests_for("x", per_ticker, gaps, XNYS, reread_weight=1e9)
+    assert [p.request.range.days for p in apart] == [gaps[0].range.days, 1]
+
+
+def test_minute_gaps_far_apart_stay_apart_when_a_merge_saves_no_call() -> None:
+    gaps = [gap("AAPL", 10, 10, "1min"), gap("AAPL", 40, 40, "1min")]
+    planned = requests_for("x", caps(), gaps, XNYS)
+    assert len(planned) == 2 and all(p.sessions == 1 for p in planned)
+
+
+def test_symbols_with_alike_ranges_share_requests_and_every_missing_session_is_asked() -> None:
+    rng = random.Random(7)
+    gaps = []
+    for i in range(300):
+        first = rng.randrange(100, 110)
+        gaps.append(gap(f"S{i:03d}", first, first + rng.randrange(0, 5)))
+    planned = requests_for("alpaca", caps(), gaps, XNYS)
+    assert missing(gaps) <= asked(planned)
+    assert calls(planned) <= 3  # 300 symbols x 15 sessions fit two requests of one page each
+    assert calls(planned) <= 1.5 * lower_bound_for(caps(), gaps, XNYS)
+
+
+def test_packs_respect_the_url_budget() -> None:
+    names = [f"LONGNAME{i:03d}.X/Y" for i in range(100)]
+    budget = caps(symbols_chars=300)
+    planned = requests_for("alpaca", budget, [gap(s, 5, 5) for s in names], XNYS)
+    assert all(url_chars(p.request.symbols) <= 300 for p in planned)
+    assert sorted(s for p in planned for s in p.request.symbols) == sorted(names)
+    assert len(planned) == math.ceil(url_chars(names) / 300) or len(planned) > 1
+
+
+def test_long_minute_gaps_are_cut_alike_to_the_range_limit() -> None:
+    limited = caps(max_days={"1min": 14})
+    gaps = [gap(s, 100, 141, "1min") for s in ("A", "B", "C")]
+    planned = requests_for("alpaca", limited, gaps, XNYS)
+    assert all(p.request.range.days <= 14 for p in planned)
+    assert all(p.request.symbols == ("A", "B", "C") for p in planned)
+    assert missing(gaps) == asked(planned)
+    # 8 sessions x 3 symbols x 390 bars fill one page; 42 sessions need 6 such pieces at best.
+    assert calls(planned) == 6
+    assert lower_bound_for(limited, gaps, XNYS) == 5  # whole pages of bars: 49,140 / 10,000
+
+
+def test_order_puts_priority_first_then_takes_turns_by_symbol() -> None:
+    def req(symbol: str, first: int, interval: str = "1min") -> PlannedRequest:
+        window = DateRange(SESSIONS[first], SESSIONS[first] + ONE_DAY)
+        return PlannedRequest(Request("x", (symbol,), interval, window), 1, 1, 1)  # type: ignore[arg-type]
+
+    huge = [req("HUGE", i) for i in range(50)]
+    small = [req(f"S{i}", 60) for i in range(10)]
+    urgent = [req("VIP", 100), req("VIP", 99, "1day")]
+    out = order(huge + small + urgent, {"VIP": 3})
+    assert [p.request.symbols for p in out[:2]] == [("VIP",), ("VIP",)]
+    assert out[0].request.interval == "1day"
+    first_round = {p.request.symbols[0] for p in out[2:13]}
+    assert first_round == {"HUGE", *(f"S{i}" for i in range(10))}
+    assert [p.request.range.start for p in out if p.request.symbols == ("HUGE",)] == [
+        SESSIONS[i] for i in range(50)
+    ]
+
+
+# -- the lower bound against the true optimum --------------------------------------------------
+
+
+def optimum(caps_: Capabilities, holes: set[tuple[int, int]], n_symbols: int, n_days: int) -> int:
+    """Fewest calls covering ``holes`` (symbol, session index), by dynamic programming over
+    every request shape: any symbol subset within the limit, any range of sessions."""
+    cells = sorted(holes)
+    index = {c: i for i, c in enumerate(cells)}
+    shapes: list[tuple[int, int]] = []  # (mask of holes covered, calls)
+    for k in range(1, min(caps_.symbols_per_request, n_symbols) + 1):
+        for group in itertools.combinations(range(n_symbols), k):
+            for a in range(n_days):
+                for b in range(a, n_days):
+                    mask = 0
+                    for s in group:
+                        for d in range(a, b + 1):
+                            if (s, d) in index:
+                                mask |= 1 << index[(s, d)]
+                    if mask:
+                        shapes.append(
+                            (mask, max(1, math.ceil(k * (b - a + 1) / caps_.bars_per_page)))
+                        )
+    if caps_.grouped_daily:
+        for d in range(n_days):
+            mask = sum(1 << index[(s, d)] for s in range(n_symbols) if (s, d) in index)
+            if mask:
+                shapes.append((mask, 1))
+    full = (1 << len(cells)) - 1
+
+    @functools.cache
+    def best(left: int) -> int:
+        if not left:
+            return 0
+        low = left & -left  # the first uncovered hole must be covered by some shape
+        return min(c + best(left & ~m) for m, c in shapes if m & low)
+
+    return best(full)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_symbols=st.integers(1, 3),
+    n_days=st.integers(1, 6),
+    per_request=st.integers(1, 3),
+    per_page=st.integers(1, 8),
+    grouped=st.booleans(),
+    data=st.data(),
+)
+def test_lower_bound_never_exceeds_the_optimum_and_the_plan_is_near_it(
+    n_symbols: int, n_days: int, per_request: int, per_page: int, grouped: bool, data: st.DataObject
+) -> None:
+    cells = [(s, d) for s in range(n_symbols) for d in range(n_days)]
+    holes = set(data.draw(st.lists(st.sampled_from(cells), min_size=1, max_size=8, unique=True)))
+    c = caps(symbols_per_request=per_request, bars_per_page=per_page, grouped_daily=grouped)
+    gaps = [gap(f"S{s}", 20 + d, 20 + d) for s, d in sorted(holes)]
+    bound = lower_bound_for(c, gaps, XNYS)
+    best = optimum(c, holes, n_symbols, n_days)
+    planned = requests_for("x", c, gaps, XNYS, reread_weight=0)
+    assert bound <= best <= calls(planned)
+    assert missing(gaps) <= asked(planned)
+    assert calls(planned) <= 2 * best
+
+
+def test_weekdays_stand_for_sessions_without_a_calendar() -> None:
+    gaps = [Gap("A", "1day", DateRange(date(2024, 6, 17), date(2024, 6, 24)), 4)]
+    planned = requests_for("x", caps(), gaps, None)
+    assert planned[0].sessions == 5  # Juneteenth counts without a calendar
+    assert lower_bound_for(caps(), gaps, None) == 1
+    assert planned[0].request.range == DateRange(date(2024, 6, 17), date(2024, 6, 22))
