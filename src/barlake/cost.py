@@ -111,7 +111,7 @@ class Pricing:
         self.per_request = max(1, caps.symbols_per_request)
         self.chars = caps.symbols_chars
         self.max_days = caps.max_days.get(interval)
-        self._prefix = axis.prefix
+        self._prefix: list[int] = axis.prefix.tolist()
 
     def bars(self, first: int, last: int) -> int:
         """Bars of one symbol over sessions ``first..last``."""
@@ -163,7 +163,11 @@ def plan_shapes(
         return best
     best_cost = _total(price, best, holes)
     for chosen in _grouped_candidates(holes):
-        rest = {s: h[~np.isin(h, chosen)] for s, h in holes.items()}
+        if len(chosen) >= best_cost:
+            continue  # its grouped calls alone cost as much as the best plan so far
+        keep = np.ones(len(axis.days), dtype=bool)
+        keep[chosen] = False
+        rest = {s: h[keep[h]] for s, h in holes.items()}
         shapes = _grouped(holes, chosen) + _packs(price, {s: h for s, h in rest.items() if len(h)})
         cost = _total(price, shapes, holes)
         if cost < best_cost - 1e-9:
@@ -268,6 +272,9 @@ def _merged_runs(price: Pricing, h: npt.NDArray[np.int64]) -> list[tuple[int, in
     limit, each merged with the next when one request over both costs no more than two."""
     if not len(h):
         return []
+    if h[-1] - h[0] + 1 == len(h):  # one run, the usual case
+        first, last = int(h[0]), int(h[-1])
+        return [(first, last, price.bars(first, last))]
     breaks = np.flatnonzero(np.diff(h) != 1)
     starts = np.concatenate([[0], breaks + 1])
     ends = np.concatenate([breaks, [len(h) - 1]])

@@ -221,11 +221,32 @@ def _cells(
     for (interval, name), members in groups.items():
         span = DateRange(min(g.range.start for g in members), max(g.range.end for g in members))
         axis = Axis.of(cals[name], interval, span)
-        parts: dict[str, list[npt.NDArray[np.int64]]] = defaultdict(list)
-        for g in members:
-            parts[g.symbol].append(axis.index(g.range))
-        out[(interval, axis)] = {s: np.unique(np.concatenate(p)) for s, p in parts.items()}
+        out[(interval, axis)] = _indices(axis, members)
     return out
+
+
+def _indices(axis: Axis, gaps: Sequence[Gap]) -> dict[str, npt.NDArray[np.int64]]:
+    """Each symbol's missing session indices on ``axis``, sorted and unique (vectorised: a
+    daily update has thousands of one-session gaps)."""
+    bounds = np.array([[g.range.start, g.range.end] for g in gaps], dtype="datetime64[D]")
+    lo, hi = (np.searchsorted(axis.days, bounds[:, k]) for k in (0, 1))
+    names, owner = np.unique(np.array([g.symbol for g in gaps], dtype=object), return_inverse=True)
+    sizes = np.maximum(hi - lo, 0)
+    # Every index of every gap: each gap's start, then +1 steps within it.
+    step = np.ones(int(sizes.sum()), dtype=np.int64)
+    starts = np.cumsum(sizes) - sizes
+    nonempty = sizes > 0
+    step[starts[nonempty]] = lo[nonempty] - np.concatenate([[0], (lo + sizes - 1)[nonempty][:-1]])
+    index = np.cumsum(step)
+    who = np.repeat(owner, sizes)
+    pairs = np.unique(who * (len(axis.days) + 1) + index)
+    who, index = pairs // (len(axis.days) + 1), pairs % (len(axis.days) + 1)
+    cuts = np.searchsorted(who, np.arange(len(names) + 1))
+    return {
+        str(names[k]): index[cuts[k] : cuts[k + 1]]
+        for k in range(len(names))
+        if cuts[k + 1] > cuts[k]
+    }
 
 
 def order(requests: Sequence[PlannedRequest], priority: dict[str, int]) -> list[PlannedRequest]:
