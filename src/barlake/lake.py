@@ -34,7 +34,7 @@ from barlake.errors import StorageError, UnknownSymbolError, UsageError
 from barlake.intervals import LAYOUT_VERSION, SPECS, Interval, spec
 from barlake.lock import FillLock
 from barlake.monitor import CheckResult
-from barlake.plan import Origin, Plan, Skipped, lower_bound_for, order, requests_for
+from barlake.plan import Origin, Plan, Skipped, order, price
 from barlake.policy import Policy, load_policy
 from barlake.providers import open_provider
 from barlake.providers.base import Capabilities, Provider
@@ -459,7 +459,7 @@ class Lake:
             origins += _origins(chosen, expected, found)
         cals = {t.name: t.calendar for t in _target_symbols(rows)}
         weight = self.config.backfill.reread_weight
-        planned = requests_for(name, caps, all_gaps, cals, reread_weight=weight)
+        planned, bound = price(name, caps, all_gaps, cals, reread_weight=weight)
         return Plan(
             provider=name,
             rate_limit_per_min=self._rate_limit(name, caps),
@@ -468,7 +468,7 @@ class Lake:
             origins=tuple(origins),
             skipped=tuple(_merge_skips(skips)),
             parameters={**(parameters or {}), "provider": name},
-            lower_bound=lower_bound_for(caps, all_gaps, cals),
+            lower_bound=bound,
         )
 
     def fill(

@@ -177,17 +177,7 @@ def requests_for(
     ``calendars`` gives the sessions: one calendar for every symbol, or one per symbol; without
     one, weekdays stand for sessions.
     """
-    out: list[PlannedRequest] = []
-    for (interval, axis), holes in _cells(gaps, calendars).items():
-        for shape in plan_shapes(caps, interval, axis, holes, reread_weight):
-            window = axis.range(shape.first, shape.last)
-            sessions = shape.last - shape.first + 1
-            per_symbol = int(axis.bars[shape.first : shape.last + 1].sum())
-            bars = per_symbol * len(shape.symbols)
-            pages = 1 if shape.grouped else max(1, math.ceil(bars / max(1, caps.bars_per_page)))
-            request = Request(provider, shape.symbols, interval, window)
-            out.append(PlannedRequest(request, sessions, bars, pages))
-    return out
+    return price(provider, caps, gaps, calendars, reread_weight=reread_weight)[0]
 
 
 def lower_bound_for(
@@ -200,6 +190,30 @@ def lower_bound_for(
         lower_bound(caps, interval, axis, holes)
         for (interval, axis), holes in _cells(gaps, calendars).items()
     )
+
+
+def price(
+    provider: str,
+    caps: Capabilities,
+    gaps: Iterable[Gap],
+    calendars: Calendar | Mapping[str, Calendar] | None = None,
+    *,
+    reread_weight: float = REREAD_WEIGHT,
+) -> tuple[list[PlannedRequest], int]:
+    """``requests_for`` and ``lower_bound_for`` at once (the gaps are indexed once)."""
+    out: list[PlannedRequest] = []
+    bound = 0
+    for (interval, axis), holes in _cells(gaps, calendars).items():
+        bound += lower_bound(caps, interval, axis, holes)
+        for shape in plan_shapes(caps, interval, axis, holes, reread_weight):
+            window = axis.range(shape.first, shape.last)
+            sessions = shape.last - shape.first + 1
+            per_symbol = int(axis.bars[shape.first : shape.last + 1].sum())
+            bars = per_symbol * len(shape.symbols)
+            pages = 1 if shape.grouped else max(1, math.ceil(bars / max(1, caps.bars_per_page)))
+            request = Request(provider, shape.symbols, interval, window)
+            out.append(PlannedRequest(request, sessions, bars, pages))
+    return out, bound
 
 
 def _cells(
@@ -230,7 +244,9 @@ def _indices(axis: Axis, gaps: Sequence[Gap]) -> dict[str, npt.NDArray[np.int64]
     daily update has thousands of one-session gaps)."""
     bounds = np.array([[g.range.start, g.range.end] for g in gaps], dtype="datetime64[D]")
     lo, hi = (np.searchsorted(axis.days, bounds[:, k]) for k in (0, 1))
-    names, owner = np.unique(np.array([g.symbol for g in gaps], dtype=object), return_inverse=True)
+    ids: dict[str, int] = {}
+    owner = np.array([ids.setdefault(g.symbol, len(ids)) for g in gaps], dtype=np.int64)
+    names = list(ids)
     sizes = np.maximum(hi - lo, 0)
     # Every index of every gap: each gap's start, then +1 steps within it.
     step = np.ones(int(sizes.sum()), dtype=np.int64)
@@ -239,13 +255,13 @@ def _indices(axis: Axis, gaps: Sequence[Gap]) -> dict[str, npt.NDArray[np.int64]
     step[starts[nonempty]] = lo[nonempty] - np.concatenate([[0], (lo + sizes - 1)[nonempty][:-1]])
     index = np.cumsum(step)
     who = np.repeat(owner, sizes)
-    pairs = np.unique(who * (len(axis.days) + 1) + index)
+    pairs = who * (len(axis.days) + 1) + index
+    if len(pairs) > 1 and not bool((pairs[1:] > pairs[:-1]).all()):  # gaps come sorted, mostly
+        pairs = np.unique(pairs)
     who, index = pairs // (len(axis.days) + 1), pairs % (len(axis.days) + 1)
     cuts = np.searchsorted(who, np.arange(len(names) + 1))
     return {
-        str(names[k]): index[cuts[k] : cuts[k + 1]]
-        for k in range(len(names))
-        if cuts[k + 1] > cuts[k]
+        names[k]: index[cuts[k] : cuts[k + 1]] for k in range(len(names)) if cuts[k + 1] > cuts[k]
     }
 
 
