@@ -282,10 +282,17 @@ class Scheduler:
                 cursor = page.next_cursor
                 if cursor is None:
                     break
-        except PermanentError as exc:
-            bad = getattr(exc, "symbol", None)
+        except (TransientError, RateLimitError) as exc:
+            self._fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
+            self._request_closed(request)
+            return
+        except AuthError:
+            raise
+        except ProviderError as exc:
+            # A permanent error may name its symbol; any other answer the vendor gives a pack
+            # is tried again symbol by symbol, so one bad symbol cannot sink the rest.
+            bad = getattr(exc, "symbol", None) if isinstance(exc, PermanentError) else None
             if len(request.symbols) > 1:
-                # One bad symbol must not sink its pack: retry the others, or each alone.
                 rest = [s for s in request.symbols if s != bad] if bad else []
                 if bad:
                     self._fail(request, [bad], str(exc), "fetch")
@@ -297,16 +304,6 @@ class Scheduler:
                 for s in (bad,) if bad else ():
                     self.units[(s, request.interval)].open_requests -= 1
                 return
-            self._fail(request, request.symbols, str(exc), "fetch")
-            self._request_closed(request)
-            return
-        except (TransientError, RateLimitError) as exc:
-            self._fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
-            self._request_closed(request)
-            return
-        except AuthError:
-            raise
-        except ProviderError as exc:
             self._fail(request, request.symbols, str(exc), "fetch")
             self._request_closed(request)
             return
@@ -499,8 +496,10 @@ class Scheduler:
         if got.bars == 0 or cal is None:
             return [{**row, "start_date": request.range.start, "end_date": request.range.end}]
         sessions = cal.sessions_in(request.range)
-        empty = ~np.isin(sessions, got.days)
         rows = [{**row, "start_date": request.range.start, "end_date": request.range.end}]
+        if len(got.days) == len(sessions) and np.array_equal(np.sort(got.days), sessions):
+            return rows  # a bar on every session
+        empty = ~np.isin(sessions, got.days)
         for a, b in runs(empty):
             first, last = _day(sessions[a]), _day(sessions[b - 1])
             rows.append({**row, "bars": 0, "start_date": first, "end_date": last + ONE_DAY})
