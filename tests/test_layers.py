@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -216,6 +217,11 @@ def test_tiers_change_concurrency_never_dates(tmp_path: Path) -> None:
     peak = dict(in_flight)
 
     class Counting(DemoProvider):
+        def __init__(self, config: DemoConfig) -> None:
+            super().__init__(config)
+            # One symbol per request: both tiers then have many requests ready at once.
+            self.capabilities = replace(self.capabilities, symbols_per_request=1)
+
         async def fetch_page(self, request, cursor=None):  # type: ignore[no-untyped-def]
             tier = "priority" if caps[request.symbols[0]] > 1e11 else "archive"
             in_flight[tier] += 1
@@ -225,8 +231,7 @@ def test_tiers_change_concurrency_never_dates(tmp_path: Path) -> None:
             finally:
                 in_flight[tier] -= 1
 
-    # Distinct listing dates give each symbol its own gap, so its own request: both tiers
-    # then have many requests ready to run at once.
+    # Distinct listing dates give each symbol its own gap, so its own request.
     sessions = get_calendar().sessions_in(DateRange(days_back(40), TODAY))
     for lake in (plain, tiered):
         for sym, session in zip(SYMBOLS, sessions, strict=False):

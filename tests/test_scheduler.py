@@ -9,6 +9,7 @@ import pytest
 
 from barlake import Lake, ProviderError
 from barlake.providers.demo import DemoProvider
+from barlake.ranges import DateRange
 
 NOW = datetime(2025, 1, 15, 22, tzinfo=UTC)
 DATES = {"start": date(2024, 6, 3), "end": date(2024, 6, 28)}
@@ -49,3 +50,21 @@ def test_a_bare_provider_error_is_a_fetch_error_of_its_symbols(tmp_path: Path) -
     assert set(result.symbol_errors) == {"BBB"}
     assert result.symbol_errors["BBB"]["stage"] == "fetch"
     assert lake.gaps("AAA", interval="1day", **DATES) == []
+
+
+def test_a_pack_keeps_each_symbol_inside_its_own_window(tmp_path: Path) -> None:
+    lake = lake_with(tmp_path, DemoProvider())
+    # The demo serves BBB from long before; the catalog lists it on 2024-06-10.
+    lake.add_symbols("BBB", listed_on=date(2024, 6, 10))
+    plan = lake.plan(interval="1day", **DATES)
+    assert [p.request.symbols for p in plan.requests] == [("AAA", "BBB")]  # one pack
+    assert plan.requests[0].request.range.start == date(2024, 6, 3)
+    lake.run_plan(plan)
+    days = lake.bars("BBB", interval="1day", **DATES).collect()["ts"].dt.date()
+    assert days.min() == date(2024, 6, 10)
+    ledger = lake.catalog.ledger("1day", DateRange(date(2024, 1, 1), date(2025, 1, 1)), ["BBB"])
+    assert ledger["start_date"].min() == date(2024, 6, 10)
+    # Widening BBB's window later asks for the sessions before 06-10 again.
+    lake.add_symbols("BBB", listed_on=date(2024, 6, 3))
+    assert [g.range.start for g in lake.gaps("BBB", interval="1day", **DATES)] == [date(2024, 6, 3)]
+    assert lake.plan(interval="1day", **DATES).total_requests == 1

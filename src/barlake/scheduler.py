@@ -172,7 +172,13 @@ class Scheduler:
         self.units: dict[tuple[str, str], Unit] = {}
         for g in plan.gaps:
             unit = self.units.get((g.symbol, g.interval))
-            window = g.range if unit is None else DateRange(unit.window.start, g.range.end)
+            window = (
+                g.range
+                if unit is None
+                else DateRange(
+                    min(unit.window.start, g.range.start), max(unit.window.end, g.range.end)
+                )
+            )
             self.units[(g.symbol, g.interval)] = Unit(g.symbol, g.interval, window)
         for p in plan.requests:
             for s in p.request.symbols:
@@ -372,6 +378,22 @@ class Scheduler:
             & (day >= request.range.start)
             & (day < request.range.end)
         )
+        # A pack's range may reach past some of its symbols' own windows (a later listing, a
+        # shorter gap): keep each symbol's bars inside its own window only.
+        windows = {s: self._window(request, s) for s in request.symbols}
+        if any(w != request.range for w in windows.values()):
+            bounds = pl.DataFrame(
+                {
+                    "symbol": list(windows),
+                    "_lo": [w.start for w in windows.values()],
+                    "_hi": [w.end for w in windows.values()],
+                }
+            )
+            frame = (
+                frame.join(bounds, on="symbol", how="left")
+                .filter((day >= pl.col("_lo")) & (day < pl.col("_hi")))
+                .drop("_lo", "_hi")
+            )
         frame = latest(frame)
         bad = bars_.invalid_rows(frame)
         if bad.any():
@@ -386,6 +408,12 @@ class Scheduler:
             )
         }
         return frame, {s: got.get(s, _NOTHING) for s in request.symbols}
+
+    def _window(self, request: Request, symbol: str) -> DateRange:
+        """The part of ``request``'s range that is ``symbol``'s own to fill."""
+        own = self.units[(symbol, request.interval)].window
+        start, end = max(own.start, request.range.start), min(own.end, request.range.end)
+        return DateRange(start, max(start, end))
 
     def _day_shift(self, request: Request) -> timedelta:
         if request.interval == "1day":
@@ -483,7 +511,8 @@ class Scheduler:
         cal = self.calendars.get(symbol)
         grace = timedelta(minutes=self.config.provisional_grace_minutes)
         closed = cal.closed_before(fetched_at, grace) if cal else None
-        final = closed is not None and request.range.last <= closed
+        window = self._window(request, symbol)
+        final = closed is not None and window.last <= closed
         row = {
             "provider": request.provider,
             "symbol": symbol,
@@ -493,10 +522,10 @@ class Scheduler:
             "final": final,
             "job_id": self.job_id,
         }
+        rows = [{**row, "start_date": window.start, "end_date": window.end}]
         if got.bars == 0 or cal is None:
-            return [{**row, "start_date": request.range.start, "end_date": request.range.end}]
-        sessions = cal.sessions_in(request.range)
-        rows = [{**row, "start_date": request.range.start, "end_date": request.range.end}]
+            return rows
+        sessions = cal.sessions_in(window)
         if len(got.days) == len(sessions) and np.array_equal(np.sort(got.days), sessions):
             return rows  # a bar on every session
         empty = ~np.isin(sessions, got.days)
