@@ -6,6 +6,9 @@ checks credentials, words errors and routes paths; the base runs each request th
 steps: credentials, rate limit, faults drawn, route, reply. Bars always come from
 ``barlake.providers.demo.generate``, so every provider serves the same values.
 
+``latency_s`` holds every answer back that long, as a vendor's network and servers would; the
+server answers each connection in its own thread, so concurrent requests wait side by side.
+
 The faults are described in ``faults``.
 """
 
@@ -95,6 +98,7 @@ class Emulator(ABC):
         now: datetime | None = None,
         slow_s: float = 0.2,
         hang_s: float = 3.0,
+        latency_s: float = 0.0,
         port: int = 0,
     ) -> None:
         self.api_key, self.api_secret = api_key, api_secret
@@ -102,6 +106,7 @@ class Emulator(ABC):
         self.faults = Faults(faults, seed=seed)
         self.symbols = frozenset(symbols) if symbols is not None else None
         self.now, self.slow_s, self.hang_s, self.port = now, slow_s, hang_s, port
+        self.latency_s = max(0.0, latency_s)
         #: ``(status, path)`` of every request served, without query strings (no keys).
         self.log: list[tuple[int, str]] = []
         self._stopped = threading.Event()
@@ -244,6 +249,7 @@ class Emulator(ABC):
         if gzipped:
             body = gzip.compress(body, compresslevel=1)
         delay = self.hang_s if "timeout" in faults else self.slow_s if "slow" in faults else 0
+        delay += self.latency_s
         if delay and self._stopped.wait(delay):
             handler.close_connection = True
             return
