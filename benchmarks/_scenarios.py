@@ -6,17 +6,29 @@ Every scenario runs on one clock, ``CLOCK``: Saturday 2024-12-14 before the mark
 serve the demo generator's values; starting lakes are filled from the demo provider (the very
 same bars, so the ledger knows the halted and pre-listing sessions as a real lake's would), and
 every symbol is catalogued with the listing date the generator gives it.
+
+Each measurement talks to its own emulator (so that no run inherits another's rate-limit
+window): by default a process of its own started with ``_emulator_process.py``, which leaves this
+process's interpreter and cores to barlake; or, ``process=False``, threads of this process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
+import os
+import queue
+import subprocess
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -25,6 +37,7 @@ import pandas as pd
 import polars as pl
 import yaml
 
+import barlake
 from barlake import Lake
 from barlake.calendar import get_calendar
 from barlake.intervals import Interval
@@ -48,6 +61,9 @@ CREDENTIALS = {
 }
 #: The vendors' free plans: Alpaca Basic, Polygon (Massive) Basic.
 RATES = {"alpaca": 200.0, "polygon": 5.0}
+#: Our side of S3 on Polygon: its paid plans have no limit, and at the free 5 a minute the
+#: dozen grouped calls would mostly wait for the window. The naive loop keeps the free rate.
+S3_POLYGON_RATE = 100.0
 HOLE_SEED = 20241213
 
 
@@ -73,10 +89,16 @@ class Scenario:
     symbols: tuple[str, ...]
     selections: tuple[dict[str, Any], ...]
     stored: DateRange | None = None  # daily bars in the starting lake
-    holes: float = 0.0  # share of the stored rows removed at random
+    holes: float = 0.0  # share of the stored sessions (or rows) removed at random
+    holes_by: str = "sessions"  # "sessions": dates gone for every symbol; "rows": single bars
     layer: int | None = None
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    naive_rate: float | None = None  # the naive loop's vendor rate, when not ``rate_per_min``
+
+    @property
+    def naive_rate_per_min(self) -> float:
+        return self.naive_rate or self.rate_per_min
 
 
 def daily_update(provider: str, symbols: int, sessions: int, rate: float | None = None) -> Scenario:
@@ -106,25 +128,55 @@ def new_symbols(symbols: int, rate: float | None = None) -> Scenario:
     )
 
 
-def holey(symbols: int, sessions: int, holes: float = 0.05, rate: float | None = None) -> Scenario:
-    """S3: ``sessions`` sessions of daily bars with ``holes`` of the rows missing at random;
-    ``NEW*`` names list mid-window (2024-06-03), ``HALT*`` ones halt every fifth session, and
-    the generator lists about one other name in ten late and halts about one in eight."""
+def holey(
+    provider: str,
+    symbols: int,
+    sessions: int,
+    holes: float = 0.05,
+    rate: float | None = None,
+    *,
+    by: str = "sessions",
+) -> Scenario:
+    """S3: ``sessions`` sessions of daily bars with ``holes`` of the sessions missing at random
+    for every symbol (a daily updater that missed some days), or with ``by="rows"`` that share
+    of the (symbol, session) rows ("S3-rows"); ``NEW*`` names list mid-window (2024-06-03),
+    ``HALT*`` ones halt every fifth session, and the generator lists about one other name in ten
+    late and halts about one in eight. ``rate`` sets both sides' rate; by default Polygon's
+    session holes are filled at ``S3_POLYGON_RATE`` and the naive loop runs at the free rate."""
     days = sessions_until(LAST_SESSION, sessions)
     names = tuple(
         f"NEW{i:03d}" if i % 20 == 0 else f"HALT{i:03d}" if i % 20 == 1 else f"H{i:03d}"
         for i in range(symbols)
     )
     window = DateRange.inclusive(days[0], LAST_SESSION)
+    if by == "sessions":
+        name = f"S3-{provider}"
+        gone = len(hole_sessions(days, holes, HOLE_SEED))
+        notes = (
+            f"{symbols} symbols x {sessions} sessions, {gone} sessions ({holes:.0%}) missing "
+            "for every symbol"
+        )
+    elif by == "rows":
+        name = f"S3-rows-{provider}"
+        notes = (
+            f"{symbols} symbols x {sessions} sessions, {holes:.0%} of the (symbol, session) "
+            "rows missing at random"
+        )
+    else:
+        msg = f"holes by {by!r}: use sessions or rows"
+        raise ValueError(msg)
+    ours = rate or (S3_POLYGON_RATE if provider == "polygon" and by == "sessions" else None)
     return Scenario(
-        name="S3-alpaca",
-        provider="alpaca",
-        rate_per_min=rate or RATES["alpaca"],
+        name=name,
+        provider=provider,
+        rate_per_min=ours or RATES[provider],
         symbols=names,
         selections=({"interval": "1day", "start": days[0], "end": LAST_SESSION},),
         stored=window,
         holes=holes,
-        notes=f"{symbols} symbols x {sessions} sessions, {holes:.0%} of rows missing",
+        holes_by=by,
+        notes=notes + "; late listings, halted sessions",
+        naive_rate=rate or RATES[provider],
     )
 
 
@@ -159,7 +211,7 @@ def build(scenario: Scenario, root: Path) -> dict[str, int]:
     table.unlink()
     if scenario.layer is not None:
         lake.set_layers(names, scenario.layer)
-    held = {"stored_bars": 0, "removed_bars": 0}
+    held = {"stored_bars": 0, "removed_bars": 0, "removed_sessions": 0}
     if scenario.stored is not None:
         first, last = scenario.stored.start, scenario.stored.last
         result = lake.fill(interval="1day", start=first, end=last, provider="demo")
@@ -167,10 +219,30 @@ def build(scenario: Scenario, root: Path) -> dict[str, int]:
             msg = f"building {scenario.name}: the demo fill ended {result.status}"
             raise RuntimeError(msg)
         held["stored_bars"] = result.bars_written
-    if scenario.holes:
+    if scenario.holes and scenario.holes_by == "rows":
         held["removed_bars"] = punch_holes(lake, scenario.holes, HOLE_SEED)
-        held["stored_bars"] -= held["removed_bars"]
+    elif scenario.holes and scenario.stored is not None:
+        gone = missing_sessions(scenario)
+        held["removed_bars"] = remove_sessions(lake, gone)
+        held["removed_sessions"] = len(gone)
+    held["stored_bars"] -= held["removed_bars"]
     return held
+
+
+def hole_sessions(sessions: Sequence[date], share: float, seed: int) -> list[date]:
+    """``share`` of ``sessions`` (at least one, rounded up), picked at random (seeded)."""
+    count = min(len(sessions), max(1, math.ceil(share * len(sessions))))
+    picked = np.random.default_rng(seed).choice(len(sessions), size=count, replace=False)
+    return sorted(sessions[int(i)] for i in picked)
+
+
+def missing_sessions(scenario: Scenario) -> list[date]:
+    """The sessions an S3 lake lacks for every symbol (none unless its holes are sessions)."""
+    if scenario.stored is None or not scenario.holes or scenario.holes_by != "sessions":
+        return []
+    cal = get_calendar("XNYS")
+    days = [date.fromisoformat(str(d)) for d in cal.sessions_in(scenario.stored)]
+    return hole_sessions(days, scenario.holes, HOLE_SEED)
 
 
 def punch_holes(lake: Lake, share: float, seed: int) -> int:
@@ -187,22 +259,55 @@ def punch_holes(lake: Lake, share: float, seed: int) -> int:
     return removed
 
 
-class Vendor:
-    """An emulator started for one measurement, and what it served since a mark: calls, 429s,
-    and the CPU time its handler threads spent answering (not counting what they hand to
-    polars' own threads, so a floor). It runs in this process, so that time is taken from
-    barlake's fill; a real vendor's would not be."""
+def remove_sessions(lake: Lake, sessions: Sequence[date]) -> int:
+    """Remove every symbol's daily bar of each of ``sessions``; returns how many."""
+    removed = 0
+    for path in lake.store.files("1day", None, None):
+        frame = lake.store.read_file(path)
+        if frame is None:
+            continue
+        keep = frame.filter(~pl.col("ts").dt.date().is_in(list(sessions)))
+        if keep.height < frame.height:
+            removed += frame.height - keep.height
+            write_file(lake.store.fs, path, keep)
+    return removed
 
-    def __init__(self, scenario: Scenario, latency_s: float) -> None:
-        self.emulator = open_emulator(
-            scenario.provider,
-            api_key=KEY,
-            api_secret=SECRET,
-            rate_limit=scenario.rate_per_min,
-            latency_s=latency_s,
-            symbols=scenario.symbols,
-            now=CLOCK,
-        )
+
+class Vendor(Protocol):
+    """An emulator started for one measurement, and what it served since a mark."""
+
+    @property
+    def url(self) -> str: ...
+
+    def mark(self) -> Any: ...
+
+    def since(self, mark: Any) -> tuple[int, int, float]:
+        """Calls, of which 429s, and the emulator's CPU seconds since ``mark``."""
+        ...
+
+    def stop(self) -> None: ...
+
+
+def emulator_settings(scenario: Scenario, latency_s: float, rate: float | None) -> dict[str, Any]:
+    """``open_emulator``'s settings for ``scenario`` (at ``rate`` a minute if given)."""
+    return {
+        "api_key": KEY,
+        "api_secret": SECRET,
+        "rate_limit": rate or scenario.rate_per_min,
+        "latency_s": latency_s,
+        "symbols": list(scenario.symbols),
+        "now": CLOCK,
+    }
+
+
+class ThreadVendor:
+    """The emulator in this process. Its CPU time is that of its handler threads (not counting
+    what they hand to polars' own threads, so a floor), and it is taken from barlake's fill: a
+    real vendor's would not be."""
+
+    def __init__(self, scenario: Scenario, latency_s: float, rate: float | None = None) -> None:
+        settings = emulator_settings(scenario, latency_s, rate)
+        self.emulator = open_emulator(scenario.provider, **settings)
         self.cpu: list[float] = []
         answer = self.emulator._handle
 
@@ -222,13 +327,104 @@ class Vendor:
         return len(self.emulator.log), len(self.cpu)
 
     def since(self, mark: tuple[int, int]) -> tuple[int, int, float]:
-        """Calls, of which 429s, and the emulator's CPU seconds since ``mark``."""
         log = self.emulator.log[mark[0] :]
         limited = sum(1 for status, _ in log if status == 429)
         return len(log), limited, sum(self.cpu[mark[1] :], 0.0)
 
     def stop(self) -> None:
         self.emulator.stop()
+
+
+RUNNER = Path(__file__).with_name("_emulator_process.py")
+
+
+class ProcessVendor:
+    """The emulator in a process of its own (``_emulator_process.py``): its URL is the first
+    line it prints; each ``count`` line sent to it is answered with its counts and its CPU
+    seconds so far (all of its process: handlers, polars' threads, the server)."""
+
+    #: Seconds to wait for the child to listen, answer a ``count``, or leave.
+    START_S, ANSWER_S, EXIT_S = 120.0, 30.0, 10.0
+
+    def __init__(self, scenario: Scenario, latency_s: float, rate: float | None = None) -> None:
+        settings = emulator_settings(scenario, latency_s, rate)
+        settings["now"] = CLOCK.isoformat()
+        env = dict(os.environ)
+        # The child imports the barlake this process runs, wherever that is.
+        src = str(Path(barlake.__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(RUNNER), scenario.provider, json.dumps(settings)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name="emulator-stdout", daemon=True)
+        self._reader.start()
+        try:
+            self._url = self._line(self.START_S)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line.strip())
+        self._lines.put(None)
+
+    def _line(self, timeout: float) -> str:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            msg = f"the emulator process gave no answer in {timeout:.0f} s"
+            raise RuntimeError(msg) from None
+        if line is None:
+            msg = f"the emulator process ended (exit code {self.proc.poll()})"
+            raise RuntimeError(msg)
+        return line
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def mark(self) -> tuple[int, int, float]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("count\n")
+        self.proc.stdin.flush()
+        counts = json.loads(self._line(self.ANSWER_S))
+        return counts["requests"], counts["statuses"].get("429", 0), counts["cpu_s"]
+
+    def since(self, mark: tuple[int, int, float]) -> tuple[int, int, float]:
+        now = self.mark()
+        return now[0] - mark[0], now[1] - mark[1], now[2] - mark[2]
+
+    def stop(self) -> None:
+        """Close its stdin (it stops serving and leaves), then SIGTERM, then kill."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(OSError):  # it left already
+                self.proc.stdin.close()
+        for end in (None, self.proc.terminate, self.proc.kill):
+            if end is not None:
+                end()
+            try:
+                self.proc.wait(self.EXIT_S)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self._reader.join(self.EXIT_S)  # it ends at the child's end of stdout
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            self.proc.stdout.close()
+
+
+def open_vendor(
+    scenario: Scenario, latency_s: float, *, process: bool = True, rate: float | None = None
+) -> Vendor:
+    """A started emulator for ``scenario``: a process of its own, or threads of this one."""
+    kind = ProcessVendor if process else ThreadVendor
+    return kind(scenario, latency_s, rate)
 
 
 def configure(root: Path, scenario: Scenario, vendor: Vendor) -> None:
@@ -250,8 +446,8 @@ class Fill:
     requests: int  # HTTP calls the emulator received
     rate_limited: int  # of which answered 429
     wall_s: float
-    cpu_s: float  # CPU time of this process meanwhile: barlake's and the emulator's
-    emulator_cpu_s: float  # the emulator's part of it
+    cpu_s: float  # CPU time of this process meanwhile (with a thread emulator, its time too)
+    emulator_cpu_s: float  # the emulator's (a part of cpu_s with a thread emulator)
 
 
 def plan_of(lake: Lake, scenario: Scenario) -> Plan:
