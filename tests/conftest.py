@@ -1,12 +1,15 @@
-"""Shared fixtures: a fixed clock, and fresh lakes copied from one initialised template."""
+"""Shared fixtures: a fixed clock, a cache directory per test, and fresh lakes copied from one
+initialised template."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from datetime import UTC, datetime
 
 import pytest
 
+from barlake.calendar import cache_dir
 from barlake.lake import Lake
 
 #: Tests never depend on today's date: every lake they open runs on this clock.
@@ -15,6 +18,18 @@ CLOCK = datetime(2025, 1, 15, 22, tzinfo=UTC)
 
 def clock() -> datetime:
     return CLOCK
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir_per_test(tmp_path_factory, monkeypatch):
+    """Rate-limit windows that processes share through the cache directory stay inside one test
+    (and out of the home directory); calendars, slow to build, still come from the real cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    with contextlib.suppress(OSError):
+        calendars = cache_dir() / "calendars"
+        calendars.mkdir(parents=True, exist_ok=True)
+        (cache / "calendars").symlink_to(calendars, target_is_directory=True)
+    monkeypatch.setenv("BARLAKE_CACHE_DIR", str(cache))
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,26 @@
-"""The shared token bucket and the retry backoff, driven by a fake clock on a real event loop."""
+"""The sliding-window rate limiter and the retry backoff, driven by a fake clock on a real event
+loop. These limiters keep their window in the process; tests/test_ratelimit_shared.py shares it."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import random
+from typing import Any
 
 import pytest
 
+from barlake.errors import UsageError
 from barlake.ratelimit import RateLimiter, backoff
+
+START = 1000.0
 
 
 class FakeTime:
     """A clock that only moves when someone sleeps; sleeping still yields to other tasks."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = START
         self.sleeps: list[float] = []
 
     def clock(self) -> float:
@@ -27,12 +32,13 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-def limiter(fake: FakeTime, per_minute: float, burst: int | None = None) -> RateLimiter:
-    return RateLimiter(per_minute, burst=burst, clock=fake.clock, sleep=fake.sleep)
+def limiter(fake: FakeTime, per_minute: float, **options: Any) -> RateLimiter:
+    options.setdefault("margin_s", 0.25)
+    return RateLimiter(per_minute, clock=fake.clock, sleep=fake.sleep, **options)
 
 
 def acquire_all(limit: RateLimiter, fake: FakeTime, tasks: int, each: int) -> list[float]:
-    """Times at which ``tasks`` concurrent tasks got each of their ``each`` tokens."""
+    """Times at which ``tasks`` concurrent tasks made each of their ``each`` acquisitions."""
     times: list[float] = []
 
     async def worker() -> None:
@@ -48,6 +54,7 @@ def acquire_all(limit: RateLimiter, fake: FakeTime, tasks: int, each: int) -> li
 
 
 def busiest_window(times: list[float], window: float) -> int:
+    """The most acquisitions in any half-open window ``[t, t + window)``."""
     ordered = sorted(times)
     j = 0
     best = 0
@@ -58,32 +65,56 @@ def busiest_window(times: list[float], window: float) -> int:
     return best
 
 
-def test_capacity_is_about_one_second_of_tokens() -> None:
-    assert RateLimiter(120).capacity == 2
-    assert RateLimiter(60).capacity == 1
-    assert RateLimiter(5).capacity == 1
-    assert RateLimiter(0.5).capacity == 1
-    assert RateLimiter(6000).capacity == 100
-    assert RateLimiter(120, burst=7).capacity == 7
-
-
-def test_many_tasks_never_exceed_the_rate() -> None:
+def test_many_tasks_never_exceed_the_limit_in_any_window() -> None:
     fake = FakeTime()
     limit = limiter(fake, 120)
-    start = fake.now
     times = acquire_all(limit, fake, tasks=50, each=10)
 
     assert len(times) == 500
-    for window in (1.0, 10.0, 60.0):
-        assert busiest_window(times, window) <= limit.capacity + limit.rate * window
-    assert busiest_window(times, 60.0) <= 120 + limit.capacity
-    theoretical = (500 - limit.capacity) / 2
-    assert fake.now - start == pytest.approx(theoretical, abs=1.0)
+    # Each acquisition occupies the window for window_s + margin_s: none may start early.
+    assert busiest_window(times, 60.25) == 120
+    assert busiest_window(times, 60.0) == 120
+    # Bursts of 120 every 60.25 s: 4 full windows, then the last 20 at once.
+    assert sorted(set(times)) == pytest.approx([START + 60.25 * k for k in range(5)])
+    assert fake.now - START == pytest.approx(4 * 60.25)
+
+
+def test_a_burst_within_the_limit_passes_without_sleeping() -> None:
+    fake = FakeTime()
+    limit = limiter(fake, 200)
+    times = acquire_all(limit, fake, tasks=15, each=1)
+    assert times == [START] * 15
+    assert fake.sleeps == []
+    times = acquire_all(limit, fake, tasks=1, each=185)  # the rest of the minute's 200
+    assert times == [START] * 185
+    assert fake.sleeps == []
+
+
+def test_the_first_acquisition_over_the_limit_waits_for_the_window_and_margin() -> None:
+    fake = FakeTime()
+    limit = limiter(fake, 5, window_s=10, margin_s=0.5)
+    times = acquire_all(limit, fake, tasks=1, each=6)
+    assert times[:5] == [START] * 5
+    assert times[5] == pytest.approx(START + 10.5)
+    assert fake.sleeps == [pytest.approx(10.5)]
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "limit", "window"),
+    [(0.5, 1, 120.0), (1, 1, 60.0), (2.7, 2, 60.0), (200, 200, 60.0)],
+)
+def test_fractional_limits_never_exceed_the_rate(per_minute, limit, window) -> None:
+    fake = FakeTime()
+    limiter_ = limiter(fake, per_minute, margin_s=0)
+    assert (limiter_.limit, limiter_.window_s) == (limit, window)
+    times = acquire_all(limiter_, fake, tasks=3, each=limit)
+    assert busiest_window(times, window) == limit
+    assert busiest_window(times, 60.0) <= max(1, per_minute)
 
 
 def test_waiters_are_served_in_arrival_order() -> None:
     fake = FakeTime()
-    limit = limiter(fake, 60)
+    limit = limiter(fake, 3)
     served: list[int] = []
 
     async def worker(n: int) -> None:
@@ -101,26 +132,18 @@ def test_waiters_are_served_in_arrival_order() -> None:
     assert served == list(range(20))
 
 
-def test_burst_passes_without_sleeping_then_the_rate_applies() -> None:
-    fake = FakeTime()
-    limit = limiter(fake, 60, burst=5)
-    times = acquire_all(limit, fake, tasks=1, each=8)
-    assert times[:5] == [1000.0] * 5
-    assert times[5:] == pytest.approx([1001.0, 1002.0, 1003.0])
-
-
 def test_pause_delays_every_waiter() -> None:
     fake = FakeTime()
     limit = limiter(fake, 60000)
     limit.pause(5)
     times = acquire_all(limit, fake, tasks=10, each=1)
     assert len(times) == 10
-    assert min(times) >= 1005.0
+    assert min(times) >= START + 5
 
 
 def test_pause_during_waiting_holds_back_queued_tasks() -> None:
     fake = FakeTime()
-    limit = limiter(fake, 60)  # one token a second, burst 1
+    limit = limiter(fake, 2)
     times: list[float] = []
 
     async def worker() -> None:
@@ -128,13 +151,15 @@ def test_pause_during_waiting_holds_back_queued_tasks() -> None:
         times.append(fake.now)
 
     async def main() -> None:
-        await limit.acquire()  # the bucket is now empty
+        await limit.acquire()
         limit.pause(30)
         await asyncio.gather(*(worker() for _ in range(3)))
 
     asyncio.run(main())
-    assert min(times) >= 1030.0
-    assert busiest_window(times, 1.0) <= limit.capacity + limit.rate
+    # Two slots left after the first acquisition, but the pause comes first; then the window.
+    assert times[:1] == [START + 30]
+    assert times[1:] == pytest.approx([START + 60.25, START + 90.25])
+    assert busiest_window([START, *times], 60.0) <= 2
 
 
 def test_pause_never_shortens_an_earlier_pause() -> None:
@@ -143,7 +168,7 @@ def test_pause_never_shortens_an_earlier_pause() -> None:
     limit.pause(10)
     limit.pause(2)
     times = acquire_all(limit, fake, tasks=1, each=1)
-    assert times == [1010.0]
+    assert times == [START + 10]
 
 
 @pytest.mark.parametrize("per_minute", [0, -1, math.inf])
@@ -153,33 +178,43 @@ def test_unlimited_never_sleeps(per_minute: float) -> None:
     times = acquire_all(limit, fake, tasks=20, each=50)
     assert len(times) == 1000
     assert fake.sleeps == []
-    assert set(times) == {1000.0}
+    assert set(times) == {START}
 
 
 def test_a_limiter_survives_several_event_loops() -> None:
     fake = FakeTime()
     limit = limiter(fake, 120)
-    first = acquire_all(limit, fake, tasks=5, each=2)
-    second = acquire_all(limit, fake, tasks=5, each=2)
-    assert len(first) == len(second) == 10
-    assert busiest_window(first + second, 60.0) <= 120 + limit.capacity
+    first = acquire_all(limit, fake, tasks=50, each=2)
+    second = acquire_all(limit, fake, tasks=50, each=2)
+    assert len(first) == len(second) == 100
+    assert busiest_window(first + second, 60.0) == 120
 
 
-def test_cancelled_waiter_does_not_block_the_queue() -> None:
+def test_cancelled_waiter_does_not_take_a_slot() -> None:
     fake = FakeTime()
-    limit = limiter(fake, 60)
+    limit = limiter(fake, 2)
 
-    async def main() -> float:
+    async def main() -> list[float]:
+        await limit.acquire()
         await limit.acquire()
         stuck = asyncio.create_task(limit.acquire())
         await asyncio.sleep(0)
         stuck.cancel()
         with pytest.raises(asyncio.CancelledError):
             await stuck
-        await limit.acquire()
-        return fake.now
+        times = []
+        for _ in range(2):
+            await limit.acquire()
+            times.append(fake.now)
+        return times
 
-    assert asyncio.run(main()) <= 1002.0
+    assert asyncio.run(main()) == pytest.approx([START + 60.25] * 2)
+
+
+@pytest.mark.parametrize("options", [{"window_s": 0}, {"window_s": -1}, {"margin_s": -0.1}])
+def test_impossible_windows_are_refused(options) -> None:
+    with pytest.raises(UsageError, match="window_s"):
+        RateLimiter(60, **options)
 
 
 def test_backoff_stays_within_bounds_and_grows() -> None:

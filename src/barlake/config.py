@@ -74,10 +74,18 @@ class BackfillConfig(_Strict):
         description="What a page of stored bars fetched again costs, in requests: the planner "
         "merges nearby gaps or packs unlike ranges only when it saves more. 0: re-read freely.",
     )
+    shared_rate_limit: bool = Field(
+        default=True,
+        description="Processes on this machine share each provider's rate-limit window "
+        "(a file in the cache directory); false: each fill counts only its own requests.",
+    )
 
 
 class ProviderConfig(_Strict):
     rate_limit_per_min: float | None = Field(default=None, gt=0, description="Requests per minute.")
+    rate_limit_window_s: float = Field(
+        default=60, gt=0, description="Seconds the vendor counts rate_limit_per_min over."
+    )
     base_url: str | None = Field(default=None, description="API root, e.g. an emulator's URL.")
     timeout_s: float = Field(default=30, gt=0, description="HTTP timeout per request.")
     options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific settings.")

@@ -610,11 +610,18 @@ class Lake:
             symbols_total=progress["symbol"].n_unique() if progress.height else 0,
         )
         provider = self._open_provider(plan.provider)
+        # Every process filling from the same vendor endpoint counts against one window.
+        source = self.config.provider(plan.provider)
+        shared_as = f"{plan.provider} {source.base_url or 'default'}"
         scheduler = Scheduler(
             job_id=job_id,
             plan=plan,
             provider=provider,
-            limiter=RateLimiter(plan.rate_limit_per_min),
+            limiter=RateLimiter(
+                plan.rate_limit_per_min,
+                window_s=source.rate_limit_window_s,
+                share=shared_as if config.shared_rate_limit else None,
+            ),
             write=self.store.write,
             record=self.catalog.record,
             calendars=calendars,
