@@ -5,16 +5,20 @@ used weight, and refusals (ban, firewall, location) that wait or stop the job.""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
+from barlake import bars
 from barlake.config import ProviderConfig
-from barlake.errors import AuthError, RateLimitError
+from barlake.errors import AuthError, RateLimitError, TransientError
 from barlake.providers.base import Request
-from barlake.providers.binance import BinanceProvider
+from barlake.providers.binance import BinanceProvider, _klines
 from barlake.ranges import DateRange
 
 from .support import expected, fetch_all, same_values, stored
@@ -205,3 +209,73 @@ def test_direct_requests_key_daily_klines_by_utc_date(emulator) -> None:
     assert same_values(
         bars, expected(["BTCUSDT"], "1day", date(2024, 6, 3), date(2024, 6, 9)), "binance"
     )
+
+
+# -- klines read in bulk -----------------------------------------------------------------------
+
+#: What may stand where a decimal string belongs, odd ones included.
+ODD = [None, True, 1, 2.5, "x", "", " 1.5 ", "nan", "1e3", "0", "0.00000000", [1]]
+
+
+def random_klines(seed: int, n: int, odd: float) -> list[list[object]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        opened: object = JUNE_3 + i * 60_000
+        values: list[object] = [f"{rng.uniform(1, 100):.8f}" for _ in range(6)]
+        trades: object = rng.randint(0, 500)
+        if rng.random() < odd:
+            opened = rng.choice([None, str(opened), float(opened), JUNE_3 - HOUR])
+        values = [rng.choice(ODD) if rng.random() < odd else v for v in values]
+        if rng.random() < odd:
+            trades = rng.choice([None, 2.0, 2.5, True, "3"])
+        *prices, volume, quote = values
+        out.append([opened, *prices, volume, opened, quote, trades, "0", "0", "0"])
+    return out
+
+
+def kline_by_kline(klines: list[list[object]], asked: tuple[int, int]) -> pl.DataFrame:
+    """The bars of ``klines`` one at a time, by the rules ``_klines`` documents."""
+
+    def decimal(value: object) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            return None
+
+    def whole(value: object) -> int | None:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    rows = []
+    for opened, *fields in klines:
+        ms = opened if isinstance(opened, int) and not isinstance(opened, bool) else None
+        if ms is not None and not asked[0] <= ms <= asked[1]:
+            continue
+        o, h, low, c, volume = (decimal(v) for v in fields[:5])
+        quote = decimal(fields[6])
+        vwap = quote / volume if quote is not None and volume else None
+        ts = None if ms is None else datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+        rows.append(("BTCUSDT", ts, o, h, low, c, volume, vwap, whole(fields[7]), "binance"))
+    return pl.DataFrame(rows, schema=bars.SCHEMA, orient="row")
+
+
+@pytest.mark.parametrize("odd", [0.0, 0.02, 0.5])
+def test_bulk_klines_equal_the_kline_by_kline_reading(odd) -> None:
+    klines = random_klines(11, 1000, odd)
+    asked = (JUNE_3, JUNE_3 + 900 * 60_000)
+    got, latest = _klines(klines, "BTCUSDT", "binance", asked)
+    assert_frame_equal(got, kline_by_kline(klines, asked), check_exact=True)
+    kept = [k[0] for k in klines if type(k[0]) is int and asked[0] <= k[0] <= asked[1]]
+    assert latest == max(kept)
+
+
+def test_a_short_kline_deep_in_a_page_fails_the_page_naming_it() -> None:
+    klines: list[object] = list(random_klines(13, 1000, 0.0))
+    klines[600] = [JUNE_3, "1.0", "1.0"]
+    with pytest.raises(TransientError, match=r"^binance sent a kline that is not an array") as e:
+        _klines(klines, "BTCUSDT", "binance", (JUNE_3, JUNE_3 + 1000 * 60_000))
+    assert str(e.value).endswith("[1717372800000, '1.0', '1.0']") and e.value.retryable

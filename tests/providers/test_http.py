@@ -4,12 +4,16 @@ onto barlake's errors (pure, then over loopback), and bars read off the wire."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
+from barlake import bars
+from barlake.bars import invalid_rows
 from barlake.calendar import get_calendar
 from barlake.config import ProviderConfig
 from barlake.errors import (
@@ -29,6 +33,7 @@ from barlake.providers.http import (
     retry_after,
     to_sessions,
     wire_bars,
+    wire_columns,
 )
 from barlake.providers.polygon import PolygonProvider
 from barlake.ranges import DateRange
@@ -164,25 +169,149 @@ async def _get(url: str, *, timeout_s: float = 5, secret: str = SECRET, timefram
 
 def test_wire_bars_turn_odd_values_into_nulls() -> None:
     rows = [
-        ("A", {"t": "2024-06-03T13:30:00Z", "o": 1, "h": 2.5, "l": 0.5, "c": 2, "v": 10, "n": 3}),
-        ("A", {"t": "garbage", "o": "x", "h": None, "l": True, "c": float("nan"), "v": -1}),
-        ("B", {"o": 1.0, "vw": 1.5, "n": 2.5}),
+        {"t": "2024-06-03T13:30:00Z", "o": 1, "h": 2.5, "l": 0.5, "c": 2, "v": 10, "n": 3},
+        {"t": "garbage", "o": "x", "h": None, "l": True, "c": float("nan"), "v": -1},
+        {"o": 1.0, "vw": 1.5, "n": 2.5},
     ]
-    frame = wire_bars("v", rows, source="v", epoch_ms=False)
+    frame = wire_bars("v", rows, symbols=["A", "A", "B"], source="v", stamps="rfc3339")
     assert frame.height == 3 and frame["source"].to_list() == ["v"] * 3
     assert frame["ts"].null_count() == 2
     assert frame["open"].to_list() == [1.0, None, 1.0]
     assert frame["trades"].to_list() == [3, None, None]
     with pytest.raises(TransientError, match="not an object"):
-        wire_bars("v", [("A", [1, 2])], source="v", epoch_ms=False)
-    ms = wire_bars("v", [("A", {"t": 1717387200000})], source="v", epoch_ms=True)
+        wire_bars("v", [[1, 2]], symbols="A", source="v", stamps="rfc3339")
+    ms = wire_bars("v", [{"t": 1717387200000}], symbols="A", source="v", stamps="ms")
     assert ms["ts"][0] == datetime(2024, 6, 3, 4, tzinfo=UTC)
+
+
+#: JSON values a vendor might send where a number belongs, odd ones included.
+ODD = [None, True, False, "1.5", "x", [1], {"o": 1}, float("nan"), float("inf"), -0.0, 0, 3.0, 2.5]
+#: The same instant spelled as vendors spell it (Alpaca: the first), and unreadable times.
+SPELLINGS = [
+    ("2024-01-03T05:00:00Z", datetime(2024, 1, 3, 5, tzinfo=UTC)),
+    ("2024-01-03T00:00:00-05:00", datetime(2024, 1, 3, 5, tzinfo=UTC)),
+    ("2024-01-03T06:00:00+01:00", datetime(2024, 1, 3, 5, tzinfo=UTC)),
+    ("2024-01-03T05:00:00.250Z", datetime(2024, 1, 3, 5, 0, 0, 250_000, tzinfo=UTC)),
+    ("garbage", None),
+    ("2024-02-30T05:00:00Z", None),
+]
+
+
+def random_bars(seed: int, n: int, stamps: str, odd: float) -> list[dict[str, object]]:
+    """``n`` bar objects as Alpaca (``rfc3339``) or Polygon (``ms``) send them; a share ``odd``
+    of their values is something else (see ``ODD``), or left out."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        moment = datetime(2024, 6, 3, 13, 30, tzinfo=UTC) + timedelta(minutes=i)
+        t: object = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if stamps == "ms":
+            t = int(moment.timestamp() * 1000)
+        o, c = rng.uniform(100, 500), rng.uniform(100, 500)
+        h, low = max(o, c) + rng.uniform(0, 5), min(o, c) - rng.uniform(0, 5)
+        bar = {"t": t, **{k: round(x, 4) for k, x in zip("ohlc", (o, h, low, c), strict=True)}}
+        bar |= {"v": rng.randint(0, 10**6), "vw": rng.uniform(1, 500), "n": rng.randint(0, 999)}
+        for key in list(bar):
+            if rng.random() < odd:
+                if rng.random() < 0.2:
+                    del bar[key]
+                else:
+                    bar[key] = rng.choice(ODD if key != "t" else [None, 5, True, "garbage", 1.5])
+        out.append(bar)
+    return out
+
+
+def bar_by_bar(
+    objects: list[dict], symbols: list[str], stamps: str, source: str = "v"
+) -> pl.DataFrame:
+    """The lake's bars from ``objects`` one at a time, by the rules ``wire_bars`` documents."""
+
+    def number(value: object) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
+
+    def whole(value: object) -> int | None:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def time(value: object) -> datetime | None:
+        if stamps == "ms":
+            if isinstance(value, bool) or not isinstance(value, int):
+                return None
+            return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=value)
+        try:
+            return datetime.fromisoformat(value).astimezone(UTC) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+    rows = []
+    for symbol, bar in zip(symbols, objects, strict=True):
+        prices = [number(bar.get(key)) for key in ("o", "h", "l", "c", "v", "vw")]
+        rows.append((symbol, time(bar.get("t")), *prices, whole(bar.get("n")), source))
+    return pl.DataFrame(rows, schema=bars.SCHEMA, orient="row")
+
+
+@pytest.mark.parametrize("stamps", ["rfc3339", "ms"])
+@pytest.mark.parametrize("odd", [0.0, 0.02, 0.5])
+def test_bulk_bars_equal_the_bar_by_bar_reading(stamps, odd) -> None:
+    objects = random_bars(7, 400, stamps, odd)
+    symbols = [f"S{i // 150}" for i in range(len(objects))]
+    got = wire_bars("v", objects, symbols=symbols, source="v", stamps=stamps)
+    assert_frame_equal(got, bar_by_bar(objects, symbols, stamps), check_exact=True)
+
+
+def test_rfc3339_offsets_and_fractions_map_to_utc() -> None:
+    for texts in ([s for s, _ in SPELLINGS], [SPELLINGS[0][0], SPELLINGS[-1][0]]):
+        got = wire_bars("v", [{"t": t} for t in texts], symbols="A", source="v", stamps="rfc3339")
+        assert got["ts"].to_list() == [dict(SPELLINGS)[t] for t in texts]
+
+
+def test_an_odd_value_deep_in_a_large_page_is_a_null_for_validation_to_reject() -> None:
+    objects = random_bars(3, 10_000, "rfc3339", 0.0)
+    objects[5_000]["o"] = "12.5"
+    objects[7_000]["n"] = 2.5
+    objects[8_000]["t"] = 1717387200  # epoch seconds, not RFC 3339
+    got = wire_bars("alpaca", objects, symbols="A", source="alpaca", stamps="rfc3339")
+    assert got.height == 10_000
+    assert got["open"].null_count() == 1 and got["open"][5_000] is None
+    assert got["trades"].null_count() == 1 and got["trades"][7_000] is None
+    assert got["ts"].null_count() == 1 and got["ts"][8_000] is None
+    assert invalid_rows(got).arg_true().to_list() == [5_000, 8_000]  # no trade count is fine
+    assert_frame_equal(
+        got, bar_by_bar(objects, ["A"] * 10_000, "rfc3339", "alpaca"), check_exact=True
+    )
+
+
+@pytest.mark.parametrize("vendor", ["alpaca", "polygon"])
+def test_a_non_object_deep_in_a_large_page_fails_the_page_naming_it(vendor) -> None:
+    objects: list[object] = [*random_bars(5, 10_000, "ms", 0.0)]
+    objects[6_000] = [1717387200000, 1.5]
+    with pytest.raises(TransientError, match=rf"^{vendor} sent a bar that is not an object: ") as e:
+        wire_bars(vendor, objects, symbols="A", source=vendor, stamps="ms")
+    assert str(e.value).endswith("[1717387200000, 1.5]") and e.value.retryable
+    assert "\n" not in str(e.value)
+
+
+def test_optional_fields_left_out_are_nulls() -> None:
+    objects = [
+        {"t": 1717387200000 + i, "o": 1.0, "h": 1.0, "l": 1.0, "c": 1.0, "v": 5} for i in range(3)
+    ]
+    got = wire_bars("v", objects, symbols="A", source="v", stamps="ms")
+    assert got.schema == pl.Schema(bars.SCHEMA)
+    assert got["vwap"].to_list() == got["trades"].to_list() == [None] * 3
+    assert not invalid_rows(got).any()
+    columns = wire_columns({"ts": [1717387200, None]}, symbols="A", source="v", stamps="s")
+    assert columns.schema == pl.Schema(bars.SCHEMA)
+    assert columns["ts"].to_list() == [datetime(2024, 6, 3, 4, tzinfo=UTC), None]
+    assert columns.drop("symbol", "ts", "source").null_count().row(0) == (2,) * 7
 
 
 def test_daily_bars_keyed_by_session_date_whatever_the_stamp() -> None:
     cal = get_calendar("XNYS")
     stamps = [1717387200000, 1717444800000, 1702616400000]  # 06-03 00:00 EDT, 16:00 EDT; 12-15 EST
-    frame = wire_bars("v", [("A", {"t": t}) for t in stamps], source="v", epoch_ms=True)
+    frame = wire_bars("v", [{"t": t} for t in stamps], symbols="A", source="v", stamps="ms")
     days = to_sessions(frame, "1day", cal)["ts"].to_list()
     midnight = [datetime(2024, 6, 3, tzinfo=UTC)] * 2 + [datetime(2023, 12, 15, tzinfo=UTC)]
     assert days == midnight
@@ -193,12 +322,12 @@ def test_intraday_bars_outside_the_session_are_dropped() -> None:
     day = date(2024, 11, 29)  # closes early, at 13:00 EST
     opened, closed = cal.open_close(day)
     stamps = [opened.replace(hour=9), opened, closed.replace(minute=0, hour=17), closed]
-    rows = [("A", {"t": t.strftime("%Y-%m-%dT%H:%M:%SZ")}) for t in stamps]
-    rows.append(("A", {"t": "2024-11-30T15:00:00Z"}))  # a Saturday
-    rows.append(("A", {"t": None}))
-    kept = to_sessions(wire_bars("v", rows, source="v", epoch_ms=False), "1min", cal)
+    rows = [{"t": t.strftime("%Y-%m-%dT%H:%M:%SZ")} for t in stamps]
+    rows.append({"t": "2024-11-30T15:00:00Z"})  # a Saturday
+    rows.append({"t": None})
+    kept = to_sessions(wire_bars("v", rows, symbols="A", source="v", stamps="rfc3339"), "1min", cal)
     assert kept["ts"].to_list() == [opened, closed.replace(minute=0, hour=17), None]
-    assert kept.schema == wire_bars("v", [], source="v", epoch_ms=False).schema
+    assert kept.schema == wire_bars("v", [], symbols=[], source="v", stamps="rfc3339").schema
     assert isinstance(kept, pl.DataFrame)
 
 

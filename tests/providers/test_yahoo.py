@@ -211,3 +211,21 @@ def test_unknown_symbol_fails_by_name(emulator) -> None:
     with pytest.raises(PermanentError, match=r"no symbol 'BRK\.B'.*BRK-B") as refused:
         fetch_all(provider(em), request("1day", date(2024, 6, 3), date(2024, 6, 7), "BRK.B"))
     assert refused.value.symbol == "BRK.B"
+
+
+def test_unreadable_values_stay_as_nulls_and_priceless_rows_go() -> None:
+    opened = JUNE_3 + 13 * 3600 + 1800
+    days = [opened + d * 86400 + i * 1800 for d in range(5) for i in range(13)]
+    closes: list[object] = [10.0 + i / 100 for i in range(len(days))]
+    data = answer(days, closes)
+    quote = data["chart"]["result"][0]["indicators"]["quote"][0]
+    quote["close"] = [*closes[:20], "x", *closes[21:]]  # unreadable: kept, for validation
+    quote["open"] = [*closes[:40], True, *closes[41:]]
+    for key in ("open", "high", "low", "close"):  # no price at all: a halt, dropped
+        quote[key] = [*quote[key][:30], None, *quote[key][31:]]
+    frame = frame_of(data, "30min", date(2024, 6, 3), date(2024, 6, 7))
+    assert frame.height == len(days) - 1
+    assert frame["ts"].dt.epoch("s").to_list() == days[:30] + days[31:]
+    assert frame["close"].null_count() == 1 and frame["close"][20] is None
+    assert frame["open"].null_count() == 1 and frame["open"][39] is None
+    assert frame["high"].null_count() == frame["low"].null_count() == 0

@@ -16,8 +16,9 @@ those bars are dropped (see ``http.to_sessions``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import repeat
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -106,7 +107,7 @@ class AlpacaProvider:
         creds = self._credentials()
         params = self.params(request, cursor)
         if params is None:  # no session in the range: nothing to ask
-            return Page(wire_bars(self.name, [], source=self.name, epoch_ms=False))
+            return Page(wire_bars(self.name, [], symbols=[], source=self.name, stamps="rfc3339"))
         data = await self._http.get_json(
             PATH,
             params=params,
@@ -115,8 +116,8 @@ class AlpacaProvider:
             symbol=request.symbols[0] if len(request.symbols) == 1 else None,
             reset_header=RESET_HEADER,
         )
-        rows, token = self._parse(data)
-        frame = wire_bars(self.name, rows, source=self.name, epoch_ms=False)
+        symbols, objects, token = self._parse(data)
+        frame = wire_bars(self.name, objects, symbols=symbols, source=self.name, stamps="rfc3339")
         return Page(to_sessions(frame, request.interval, self.calendar), token)
 
     async def aclose(self) -> None:
@@ -156,8 +157,8 @@ class AlpacaProvider:
             )
         return self._creds
 
-    def _parse(self, data: Any) -> tuple[list[tuple[str, Any]], str | None]:
-        """``(symbol, bar)`` pairs and the next page token of a response body."""
+    def _parse(self, data: Any) -> tuple[list[str], list[Any], str | None]:
+        """The symbol of each bar, the bars, and the next page token of a response body."""
         bars = data.get("bars") if isinstance(data, dict) else None
         token = data.get("next_page_token") if isinstance(data, dict) else None
         if not isinstance(data, dict) or not isinstance(bars, dict | None):
@@ -166,18 +167,23 @@ class AlpacaProvider:
         if token is not None and not isinstance(token, str):
             msg = f"{self.name} sent a next_page_token that is not a string"
             raise TransientError(msg)
-        return list(_pairs(bars or {}, self.name)), token or None
+        symbols, objects = _flatten(bars or {}, self.name)
+        return symbols, objects, token or None
 
 
-def _pairs(bars: dict[str, Any], vendor: str) -> Iterator[tuple[str, Any]]:
+def _flatten(bars: dict[str, Any], vendor: str) -> tuple[list[str], list[Any]]:
+    """Every symbol's bars in one list, and the symbol of each."""
+    symbols: list[str] = []
+    objects: list[Any] = []
     for symbol, items in bars.items():
         if items is None:
             continue
         if not isinstance(items, list):
             msg = f"{vendor} sent bars of {symbol!r} that are not a list"
             raise TransientError(msg)
-        for bar in items:
-            yield symbol, bar
+        symbols.extend(repeat(symbol, len(items)))
+        objects.extend(items)
+    return symbols, objects
 
 
 def _rfc3339(moment: datetime) -> str:

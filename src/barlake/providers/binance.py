@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from datetime import time as clock_time
 from typing import Any
 
+import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from barlake.calendar import CRYPTO_CALENDAR, get_calendar
@@ -34,7 +35,7 @@ from barlake.config import parse as parse_config
 from barlake.errors import AuthError, PermanentError, ProviderError, RateLimitError, TransientError
 from barlake.intervals import INTERVALS, Interval, spec
 from barlake.providers.base import Capabilities, Page, Request
-from barlake.providers.http import HttpClient, retry_after, to_sessions, wire_bars
+from barlake.providers.http import HttpClient, retry_after, to_sessions, wire_columns
 
 NAME = "binance"
 BASE_URL = "https://api.binance.com"  # or https://data-api.binance.vision (market data only)
@@ -110,14 +111,10 @@ class BinanceProvider:
             symbol=symbol,
             on_response=lambda status, headers, body: self._inspect(status, headers, body, symbol),
         )
-        rows, latest = _klines(data, symbol, self.name, (start, last))
-        frame = to_sessions(
-            wire_bars(self.name, rows, source=self.name, epoch_ms=True),
-            request.interval,
-            self.calendar,
-        )
+        bars, latest = _klines(data, symbol, self.name, (start, last))
+        frame = to_sessions(bars, request.interval, self.calendar)
         following = latest + spec(request.interval).seconds * 1000 if latest is not None else None
-        if len(rows) >= limit and following is not None and start < following <= last:
+        if bars.height >= limit and following is not None and start < following <= last:
             token: str | None = f"{index} {following}"
         else:
             token = f"{index + 1}" if index + 1 < len(request.symbols) else None
@@ -190,35 +187,45 @@ class BinanceProvider:
 
 def _klines(
     data: Any, symbol: str, vendor: str, asked: tuple[int, int]
-) -> tuple[list[tuple[str, Any]], int | None]:
-    """``(symbol, bar)`` pairs of an answer and the latest open time in it; klines opening
-    outside the ``asked`` startTime..endTime are dropped (a later page may hold their key)."""
+) -> tuple[pl.DataFrame, int | None]:
+    """The bars of an answer and the latest open time in them; klines opening outside the
+    ``asked`` startTime..endTime are dropped (a later page may hold their key)."""
     if not isinstance(data, list):
         msg = f"{vendor} sent klines that are not a JSON array; retrying may help"
         raise TransientError(msg)
-    rows: list[tuple[str, Any]] = []
-    latest: int | None = None
-    for kline in data:
-        if not isinstance(kline, list) or len(kline) < 9:
-            msg = f"{vendor} sent a kline that is not an array of 12 fields: {kline!r:.80}"
-            raise TransientError(msg)
-        opened, volume, quote = kline[0], _decimal(kline[5]), _decimal(kline[7])
-        if isinstance(opened, int) and not isinstance(opened, bool):
-            if not asked[0] <= opened <= asked[1]:
-                continue
-            latest = opened if latest is None else max(latest, opened)
-        bar = {
-            "t": opened,
-            "o": _decimal(kline[1]),
-            "h": _decimal(kline[2]),
-            "l": _decimal(kline[3]),
-            "c": _decimal(kline[4]),
-            "v": volume,
-            "vw": quote / volume if quote is not None and volume else None,
-            "n": kline[8],
-        }
-        rows.append((symbol, bar))
-    return rows, latest
+    if not set(map(type, data)) <= {list} or min(map(len, data), default=9) < 9:
+        for kline in data:
+            if not isinstance(kline, list) or len(kline) < 9:
+                msg = f"{vendor} sent a kline that is not an array of 12 fields: {kline!r:.80}"
+                raise TransientError(msg)
+    fields = list(zip(*data, strict=False)) or [()] * 9  # the first 9 fields of every kline
+    volume, quote = _decimals(fields[5]), _decimals(fields[7])
+    vwap = pl.select(pl.when(quote.is_not_null() & (volume != 0)).then(quote / volume))
+    columns: dict[str, Sequence[Any] | pl.Series] = {
+        "ts": fields[0],
+        "open": _decimals(fields[1]),
+        "high": _decimals(fields[2]),
+        "low": _decimals(fields[3]),
+        "close": _decimals(fields[4]),
+        "volume": volume,
+        "vwap": vwap.to_series(),
+        "trades": fields[8],
+    }
+    bars = wire_columns(columns, symbols=symbol, source=vendor, stamps="ms")
+    opened = bars["ts"].dt.epoch("ms")
+    inside = opened.is_between(*asked)
+    latest = opened.filter(inside).max()
+    return bars.filter(inside.fill_null(value=True)), latest if isinstance(latest, int) else None
+
+
+def _decimals(values: Sequence[Any]) -> pl.Series:
+    """``_decimal`` of each value; in one go when they are all strings that read as numbers."""
+    if set(map(type, values)) <= {str}:
+        try:
+            return pl.Series(values=list(map(float, values)), dtype=pl.Float64)
+        except ValueError:
+            pass
+    return pl.Series(values=[_decimal(v) for v in values], dtype=pl.Float64)
 
 
 def _decimal(value: Any) -> float | None:

@@ -102,7 +102,7 @@ class PolygonProvider:
         creds = self._credentials()
         sessions = self.calendar.sessions_in(request.range)
         if not len(sessions):
-            return Page(wire_bars(self.name, [], source=self.name, epoch_ms=True))
+            return Page(wire_bars(self.name, [], symbols=[], source=self.name, stamps="ms"))
         first, last = (date.fromisoformat(str(d)) for d in (sessions[0], sessions[-1]))
         symbols = request.symbols
         grouped_day = request.interval == "1day" and first == last
@@ -110,9 +110,9 @@ class PolygonProvider:
             grouped = GROUPED.format(date=first.isoformat())
             data = await self._get(grouped, {"adjusted": "false"}, creds, None)
             wanted = set(symbols)
-            rows = [(r.get("T"), r) for r in _results(data, self.name) if isinstance(r, dict)]
-            rows = [(s, r) for s, r in rows if s in wanted]
-            return Page(self._frame(rows, request.interval))
+            results = _results(data, self.name)
+            chosen = [r for r in results if isinstance(r, dict) and r.get("T") in wanted]
+            return Page(self._frame(chosen, [r["T"] for r in chosen], request.interval))
         index, path = _parse_cursor(cursor)
         symbol = symbols[min(index, len(symbols) - 1)]
         params: dict[str, str] = {}
@@ -122,13 +122,13 @@ class PolygonProvider:
             path = f"/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{first}/{last}"
             params = {"adjusted": "false", "sort": "asc", "limit": str(self.options.page_limit)}
         data = await self._get(path, params, creds, symbol)
-        rows = [(symbol, r) for r in _results(data, self.name)]
+        results = _results(data, self.name)
         following = self._follow(data.get("next_url"))
         if following is not None:
             token: str | None = f"{index} {following}"
         else:
             token = f"{index + 1}" if index + 1 < len(symbols) else None
-        return Page(self._frame(rows, request.interval), token)
+        return Page(self._frame(results, symbol, request.interval), token)
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -175,8 +175,10 @@ class PolygonProvider:
         query = [(k, v) for k, v in parse_qsl(parts.query) if k != "apiKey"]
         return path + (f"?{urlencode(query)}" if query else "")
 
-    def _frame(self, rows: list[tuple[Any, Any]], interval: Interval) -> pl.DataFrame:
-        frame = wire_bars(self.name, rows, source=self.name, epoch_ms=True)
+    def _frame(
+        self, results: list[Any], symbols: str | list[str], interval: Interval
+    ) -> pl.DataFrame:
+        frame = wire_bars(self.name, results, symbols=symbols, source=self.name, stamps="ms")
         return to_sessions(frame, interval, self.calendar)
 
     def _credentials(self) -> Credentials:

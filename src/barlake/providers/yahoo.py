@@ -22,10 +22,11 @@ Prices are split-adjusted, as Yahoo serves them; there is no vwap and no trade c
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -38,7 +39,7 @@ from barlake.config import parse as parse_config
 from barlake.errors import AuthError, PermanentError, ProviderError, TransientError
 from barlake.intervals import INTERVALS, Interval, spec
 from barlake.providers.base import Capabilities, Page, Request
-from barlake.providers.http import HttpClient, wire_bars
+from barlake.providers.http import HttpClient, wire_columns
 
 NAME = "yahoo"
 BASE_URL = "https://query2.finance.yahoo.com"
@@ -204,7 +205,7 @@ class YahooProvider:
             raise TransientError(msg)
         quotes = (result.get("indicators") or {}).get("quote") or [{}]
         block = quotes[0] if isinstance(quotes, list) and isinstance(quotes[0], dict) else {}
-        columns = []
+        columns: dict[str, list[Any]] = {}
         for key in ("open", "high", "low", "close", "volume"):
             values = block.get(key)
             if values is None:
@@ -212,19 +213,21 @@ class YahooProvider:
             if not isinstance(values, list) or len(values) != len(stamps):
                 msg = f"{self.name} sent {key} and timestamp arrays of different lengths"
                 raise TransientError(msg)
-            columns.append(values)
+            columns[key] = values
+        frame = wire_columns(
+            {"ts": stamps, **columns}, symbols=symbol, source=self.name, stamps="s"
+        )
         step = spec(interval).seconds if spec(interval).intraday else 0
-        valid = sorted({t for t in stamps if _is_int(t)})
-        _check_granularity(valid, step, interval, self.name)
-        rows = []
-        for t, o, h, low, c, v in zip(stamps, *columns, strict=True):
-            if o is None and h is None and low is None and c is None:
-                continue  # a minute without trades, or a halt
-            if _is_int(t) and (not period1 <= t < period2 or (step and (t - valid[0]) % step)):
-                continue  # outside what was asked, or off the grid: Yahoo's "live" row
-            bar = {"t": t * 1000 if _is_int(t) else None, "o": o, "h": h, "l": low, "c": c}
-            rows.append((symbol, {**bar, "v": v}))
-        frame = wire_bars(self.name, rows, source=self.name, epoch_ms=True)
+        seconds = frame["ts"].dt.epoch("s")
+        _check_granularity(seconds.drop_nulls().unique().sort(), step, interval, self.name)
+        # A minute without trades, or a halt: no price at all (an unreadable one stays, for
+        # validation to reject).
+        empty = _absent([columns[k] for k in ("open", "high", "low", "close")])
+        # Outside what was asked, or off the grid: Yahoo's "live" row.
+        off = ~seconds.is_between(period1, period2, closed="left")
+        if step:
+            off = off | ((seconds - seconds.min()) % step != 0)
+        frame = frame.filter(~empty & ~off.fill_null(value=False))
         day = _local_day(result.get("meta"))
         inside = day.is_between(request.range.start, request.range.end, closed="left")
         frame = frame.filter(inside | pl.col("ts").is_null())
@@ -251,13 +254,14 @@ def _result(data: Any, vendor: str) -> dict[str, Any]:
     return result[0]
 
 
-def _check_granularity(stamps: list[int], step: int, interval: Interval, vendor: str) -> None:
-    """PermanentError when intraday bars come further apart than ``interval`` (Yahoo has been
-    seen answering 30m with 60m bars; yfinance asks for 15m and resamples)."""
+def _check_granularity(stamps: pl.Series, step: int, interval: Interval, vendor: str) -> None:
+    """PermanentError when intraday bars (``stamps``: their distinct epoch seconds, sorted)
+    come further apart than ``interval`` (Yahoo has been seen answering 30m with 60m bars;
+    yfinance asks for 15m and resamples)."""
     if not step or len(stamps) < 2:
         return
-    closest = min(b - a for a, b in pairwise(stamps))
-    if closest > step:
+    closest = stamps.diff().min()
+    if isinstance(closest, int) and closest > step:
         msg = (
             f"{vendor} sent bars {closest // 60} minutes apart for {WIRE[interval]}; "
             f"fetch {interval} bars from another provider"
@@ -304,6 +308,13 @@ def _described(data: Any) -> str | None:
         if isinstance(error, dict) and isinstance(error.get("description"), str):
             return str(error["description"])[:200]
     return None
+
+
+def _absent(columns: list[list[Any]]) -> pl.Series:
+    """The rows where every one of ``columns`` holds JSON null (not merely something that
+    does not read as a number)."""
+    nulls = [pl.Series(values=[v is None for v in values], dtype=pl.Boolean) for values in columns]
+    return functools.reduce(operator.and_, nulls)
 
 
 def _is_int(value: Any) -> bool:
