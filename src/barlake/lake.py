@@ -81,7 +81,7 @@ class Lake:
         self.root = Path(root)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.catalog = Catalog(self.root)
-        self.store = Store(self.root)
+        self.store = Store(self.root, day_index=True)
         self._config: LakeConfig | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -313,8 +313,7 @@ class Lake:
         ]
         if not todo:
             return []
-        days = self.store.session_days(interval, todo, span, cal.day_shift)
-        stored = _days_by_symbol(pl.from_arrow(days))  # type: ignore[arg-type]
+        stored = self.store.days_by_symbol(interval, todo, span, cal.day_shift)
         out: list[gaps_.Gap] = []
         empty = np.array([], dtype="datetime64[D]")
         for sym in todo:
@@ -873,8 +872,7 @@ class Lake:
             for cal, mine in by_calendar.values():
                 here = _span(list(mine.values()))
                 columns.append(cal.sessions_in(DateRange(span.start, here.end)))
-                found = self.store.session_days(name, list(mine), here, cal.day_shift)
-                stored = _days_by_symbol(pl.from_arrow(found))  # type: ignore[arg-type]
+                stored = self.store.days_by_symbol(name, list(mine), here, cal.day_shift)
                 ledger = self.catalog.ledger(name, here, list(mine))
                 ranges: dict[str, tuple[list[DateRange], list[DateRange]]] = {}
                 for sym, lo, hi, final in ledger.select(
@@ -1042,17 +1040,6 @@ def _run_until_signalled(scheduler: Scheduler, provider: Provider) -> JobResult:
             if loops:
                 loops[0].call_soon_threadsafe(scheduler.interrupt)
             return job.result()
-
-
-def _days_by_symbol(frame: pl.DataFrame) -> dict[str, np.ndarray[Any, Any]]:
-    if frame.is_empty():
-        return {}
-    frame = frame.sort("symbol", "day")
-    syms = frame["symbol"].to_numpy()
-    days = frame["day"].to_numpy().astype("datetime64[D]")
-    cuts = np.flatnonzero(syms[1:] != syms[:-1]) + 1
-    starts = np.concatenate(([0], cuts))
-    return {str(syms[a]): d for a, d in zip(starts, np.split(days, cuts), strict=True)}
 
 
 def _read_table(path: Path) -> pl.DataFrame:

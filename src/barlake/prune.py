@@ -17,7 +17,7 @@ import polars as pl
 
 from barlake import symbols as symbols_
 from barlake.intervals import Interval, spec
-from barlake.store import Store, write_file
+from barlake.store import Store
 
 
 @dataclass
@@ -93,12 +93,12 @@ def _prune_file(
     if kept.is_empty():
         report.files_deleted += 1
         if not report.dry_run:
-            store.fs.remove(path)
+            store.remove_file(path)
             _remove_empty_parents(path.parent, stop=store.root)
         return
     report.files_rewritten += 1
     if not report.dry_run:
-        write_file(store.fs, path, kept)
+        store.replace_file(path, interval, kept)
 
 
 def _remove_empty_parents(directory: Path, stop: Path) -> None:

@@ -12,6 +12,8 @@ existing file, new rows replacing old ones with the same key.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,12 +24,14 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from barlake import bars, symbols
+from barlake import bars, dayindex, symbols
 from barlake.calendar import Days
+from barlake.dayindex import DayIndex, Stamp
 from barlake.errors import StorageError
 from barlake.filesystem import LocalFileSystem
 from barlake.intervals import Interval, spec
@@ -48,10 +52,20 @@ PARQUET_OPTIONS: dict[str, Any] = {
 }
 
 
-def write_file(fs: LocalFileSystem, path: Path, bars_: pl.DataFrame | pa.Table) -> None:
-    """Replace ``path`` atomically with ``bars_`` (in the lake's schema) as Parquet."""
+def write_file(fs: LocalFileSystem, path: Path, bars_: pl.DataFrame | pa.Table) -> Stamp:
+    """Replace ``path`` atomically with ``bars_`` (in the lake's schema) as Parquet; returns
+    the new file's stamp (see ``dayindex``)."""
     table = bars_.to_arrow() if isinstance(bars_, pl.DataFrame) else bars_
-    fs.replace(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS))
+    stamps: list[Stamp] = []
+
+    def write(tmp: Path) -> None:
+        pq.write_table(table, tmp, **PARQUET_OPTIONS)
+        # Taken before the rename, which keeps size, mtime and inode: whatever replaces the
+        # file after us, this stamp names our content.
+        stamps.append(dayindex.stamp_of(tmp))
+
+    fs.replace(path, write)
+    return stamps[-1]
 
 
 @dataclass(frozen=True, order=True)
@@ -115,11 +129,19 @@ def latest(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 class Store:
-    """Reads and writes the bars of one lake."""
+    """Reads and writes the bars of one lake.
 
-    def __init__(self, root: Path, fs: LocalFileSystem | None = None) -> None:
+    With ``day_index`` the store keeps ``dayindex/`` beside ``bars/`` up to date on every write
+    and answers ``session_counts`` and ``session_days`` from it (see ``barlake.dayindex``);
+    without it (a bare folder of bars) it writes nothing but the Parquet files.
+    """
+
+    def __init__(
+        self, root: Path, fs: LocalFileSystem | None = None, *, day_index: bool = False
+    ) -> None:
         self.root = Path(root) / "bars"
         self.fs = fs or LocalFileSystem()
+        self.index = DayIndex(Path(root) / "dayindex", self.root) if day_index else None
 
     def path(self, partition: Partition) -> Path:
         return self.root / partition.relpath()
@@ -194,11 +216,27 @@ class Store:
         """Merge ``new`` (sorted, unique; ``table`` is it as Arrow when known) into its file."""
         path = self.path(partition)
         old = self.read_file(path)
+        merged = new
         if old is not None and old.height:
-            write_file(self.fs, path, latest(pl.concat([old, new], how="vertical")))
+            merged = latest(pl.concat([old, new], how="vertical"))
+            stamp = write_file(self.fs, path, merged)
         else:
-            write_file(self.fs, path, new if table is None else table)
+            stamp = write_file(self.fs, path, new if table is None else table)
+        if self.index is not None:
+            self.index.record(path, stamp, partition.interval, merged)
         return new.height
+
+    def replace_file(self, path: Path, interval: Interval, frame: pl.DataFrame) -> None:
+        """Replace the data file ``path`` (of ``interval``) with ``frame`` atomically."""
+        stamp = write_file(self.fs, path, frame)
+        if self.index is not None:
+            self.index.record(path, stamp, interval, frame)
+
+    def remove_file(self, path: Path) -> None:
+        """Delete the data file ``path`` (durably) and its index entry."""
+        self.fs.remove(path)
+        if self.index is not None:
+            self.index.drop(path)
 
     def read_file(self, path: Path) -> pl.DataFrame | None:
         """The bars of one file, or None when it does not exist."""
@@ -211,29 +249,46 @@ class Store:
             raise StorageError(msg) from exc
 
     def remove(self, partition: Partition) -> None:
-        self.fs.remove(self.path(partition))
+        self.remove_file(self.path(partition))
 
     def files(
         self, interval: Interval, symbols_: Iterable[str] | None, window: DateRange | None
     ) -> list[Path]:
         """Existing files that may hold bars of ``symbols_`` (all when None) inside ``window``."""
+        return [Path(p) for p in self._paths(interval, symbols_, window, checked=True)]
+
+    def _paths(
+        self,
+        interval: Interval,
+        symbols_: Iterable[str] | None,
+        window: DateRange | None,
+        *,
+        checked: bool,
+    ) -> list[str]:
+        """``files`` as strings; unless ``checked``, a symbol's files are what the listing of
+        its folder names, not each looked up (the day index looks them up anyway)."""
         base = self.root / f"interval={interval}"
         keys = None if window is None else set(periods(interval, _pad(window)))
         by_symbol = spec(interval).partitioning != "year"
         if by_symbol and symbols_ is not None:
-            # One listing of the interval's folder beats a stat per wanted symbol.
-            present = {p.name for p in base.iterdir()} if base.is_dir() else set()
-            wanted = (f"symbol={symbols.encode(s)}" for s in symbols_)
-            dirs = [base / name for name in wanted if name in present]
-        else:
-            dirs = [base]
-        out = []
-        for d in dirs:
-            pattern = "*/*/" + FILE_NAME if by_symbol and d == base else "*/" + FILE_NAME
-            for p in self.fs.glob(d, pattern):
-                if keys is None or p.parent.name.split("=", 1)[1] in keys:
-                    out.append(p)
-        return sorted(out)
+            # One listing of the interval's folder beats a stat per wanted symbol, and a plain
+            # listing of each symbol's folder beats a glob there (a gap query lists hundreds).
+            present = set(os.listdir(base)) if base.is_dir() else set()
+            out: list[str] = []
+            for name in (f"symbol={symbols.encode(s)}" for s in symbols_):
+                if name in present:
+                    out += _period_files(os.path.join(base, name), keys, checked=checked)
+            return sorted(out)
+        pattern = "*/*/" + FILE_NAME if by_symbol else "*/" + FILE_NAME
+        found = self.fs.glob(base, pattern)
+        return sorted(
+            str(p) for p in found if keys is None or p.parent.name.split("=", 1)[1] in keys
+        )
+
+    def _indexed(self, interval: Interval, day_shift: timedelta) -> bool:
+        """Whether the day index answers for ``interval`` under ``day_shift``."""
+        shift_us = day_shift // timedelta(microseconds=1)
+        return self.index is not None and dayindex.can_answer(interval, shift_us)
 
     def scan(
         self,
@@ -277,14 +332,59 @@ class Store:
         ``day_shift`` moves intraday UTC starts onto their exchange's session date. The query
         reads only the files of the symbols and periods concerned.
         """
-        files = self.files(interval, symbols_, window)
+        indexed = self._indexed(interval, day_shift)
+        files = self._paths(interval, symbols_, window, checked=not indexed)
+        if indexed:
+            names, occupied = self._occupancy(interval, files, symbols_, window, day_shift)
+            rows, cols = np.nonzero(occupied)
+            day = pl.Series("day", cols + _day_number(window.start), dtype=pl.Int32)
+            symbol = pl.Series("symbol", names, dtype=pl.String).gather(rows)
+            return pl.DataFrame([symbol, day.cast(pl.Date)]).to_arrow()
+        return self._query_days(interval, files, symbols_, window, day_shift)
+
+    def days_by_symbol(
+        self,
+        interval: Interval,
+        symbols_: list[str] | None,
+        window: DateRange,
+        day_shift: timedelta = timedelta(0),
+    ) -> dict[str, Days]:
+        """``session_days`` as each symbol's sorted dates; symbols without bars are absent."""
+        indexed = self._indexed(interval, day_shift)
+        files = self._paths(interval, symbols_, window, checked=not indexed)
+        if indexed:
+            names, occupied = self._occupancy(interval, files, symbols_, window, day_shift)
+            first = np.datetime64(window.start, "D")
+            return {
+                names[i]: first + np.flatnonzero(occupied[i])
+                for i in np.flatnonzero(occupied.any(axis=1))
+            }
+        found = self._query_days(interval, files, symbols_, window, day_shift)
+        frame = pl.DataFrame(pl.from_arrow(found)).sort("symbol", "day")
+        if frame.is_empty():
+            return {}
+        syms = frame["symbol"].to_numpy()
+        days = frame["day"].to_numpy().astype("datetime64[D]")
+        cuts = np.flatnonzero(syms[1:] != syms[:-1]) + 1
+        starts = np.concatenate(([0], cuts))
+        return {str(syms[a]): d for a, d in zip(starts, np.split(days, cuts), strict=True)}
+
+    def _query_days(
+        self,
+        interval: Interval,
+        files: list[str],
+        symbols_: list[str] | None,
+        window: DateRange,
+        day_shift: timedelta,
+    ) -> pa.Table:
+        """``session_days`` by a query over the Parquet ``files``."""
         if not files:
             # From polars: building arrow arrays from Python values makes pyarrow import pandas,
             # which costs most of a second.
             return pl.DataFrame(schema={"symbol": pl.String, "day": pl.Date}).to_arrow()
         # Filters on the stored columns, beside the scan: DuckDB does not push them below the
         # DISTINCT by itself, and a range on ``ts`` can skip row groups.
-        params: list[object] = [[str(f) for f in files], *_ts_bounds(interval, window, day_shift)]
+        params: list[object] = [files, *_ts_bounds(interval, window, day_shift)]
         where = "ts >= ? AND ts < ?"
         if symbols_ is not None:
             where += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
@@ -313,7 +413,8 @@ class Store:
         window = DateRange(windows["start"].min(), windows["end"].max())  # type: ignore[arg-type]
         by_symbol = spec(interval).partitioning != "year"
         names = windows["symbol"].to_list()
-        files = self.files(interval, names if by_symbol else None, window)
+        indexed = self._indexed(interval, day_shift)
+        files = self._paths(interval, names if by_symbol else None, window, checked=not indexed)
         if not files:
             return {}
         days = np.unique(np.asarray(sessions, dtype="datetime64[D]").astype(np.int64))
@@ -322,6 +423,8 @@ class Store:
         day_numbers = windows.select(
             "symbol", *(pl.col(c).cast(pl.Date).cast(pl.Int32) for c in ("start", "end"))
         )
+        if indexed:
+            return self._indexed_counts(interval, files, day_numbers, days - lo, window, day_shift)
         bounds = {sym: (a, b) for sym, a, b in day_numbers.iter_rows()}
         # Joining every bar to its symbol's window costs more than the rest of the query, and
         # most symbols share one window or keep their bars inside their own. So count per symbol
@@ -351,7 +454,7 @@ class Store:
         """
         out: dict[str, int] = {}
         mixed: list[str] = []
-        params = [[str(f) for f in files], *_ts_bounds(interval, window, day_shift)]
+        params = [files, *_ts_bounds(interval, window, day_shift)]
         with _connect() as con:
             con.register("session_days", pl.DataFrame({"day": days}).to_arrow())
             if len(bounds) < day_numbers.height:  # a symbol twice: count each window exactly
@@ -373,6 +476,67 @@ class Store:
                 for sym, n in con.sql(exact_sql, params=params).fetchall():
                     out[str(sym)] = out.get(str(sym), 0) + int(n)
         return out
+
+    def _indexed_counts(
+        self,
+        interval: Interval,
+        files: list[str],
+        windows: pl.DataFrame,
+        sessions: npt.NDArray[np.int64],
+        window: DateRange,
+        day_shift: timedelta,
+    ) -> dict[str, int]:
+        """``session_counts`` from the day index: ``windows`` holds day numbers, ``sessions``
+        the session days as offsets from ``window.start``."""
+        names = windows["symbol"].to_list()
+        unique, occupied = self._occupancy(interval, files, names, window, day_shift)
+        width = occupied.shape[1]
+        is_session = np.zeros(width, dtype=np.bool_)
+        is_session[sessions] = True
+        occupied &= is_session
+        row_of = {name: i for i, name in enumerate(unique)}
+        rows = np.array([row_of[name] for name in names], dtype=np.intp)
+        lo = _day_number(window.start)
+        starts = np.clip(windows["start"].to_numpy() - lo, 0, width)
+        ends = np.maximum(np.clip(windows["end"].to_numpy() - lo, 0, width), starts)
+        counts = np.count_nonzero(occupied, axis=1)[rows]
+        # Most windows are the whole span; the others (listings, delistings) are counted from
+        # running sums, a block of rows at a time to bound memory.
+        partial = np.flatnonzero((starts > 0) | (ends < width))
+        for block in np.array_split(partial, max(1, -(-len(partial) // _SUM_ROWS))):
+            running = np.zeros((len(block), width + 1), dtype=np.int32)
+            np.cumsum(occupied[rows[block]], axis=1, out=running[:, 1:])
+            at = np.arange(len(block))
+            counts[block] = running[at, ends[block]] - running[at, starts[block]]
+        out = dict(zip(names, counts.tolist(), strict=True))
+        if len(out) < len(names):  # a symbol with several windows: sessions in their union
+            union = np.zeros((len(unique), width), dtype=np.bool_)
+            for row, a, b in zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True):
+                union[row, a:b] = True
+            for name in out:
+                row = row_of[name]
+                out[name] = int(np.count_nonzero(occupied[row] & union[row]))
+        return {name: n for name, n in out.items() if n}
+
+    def _occupancy(
+        self,
+        interval: Interval,
+        files: list[str],
+        symbols_: list[str] | None,
+        window: DateRange,
+        day_shift: timedelta,
+    ) -> tuple[list[str], npt.NDArray[np.bool_]]:
+        """From the day index of ``files``: the symbols (``symbols_`` without repeats, or all
+        stored ones) and a (symbols, days of ``window``) mask of the session dates with a bar."""
+        assert self.index is not None
+        entries = self.index.entries(interval, files)
+        if symbols_ is None:
+            names = np.unique(np.concatenate([e.names for e in entries] or [np.array([], str)]))
+        else:
+            names = np.unique(np.array(symbols_, dtype=str))
+        lo, hi = _day_number(window.start), _day_number(window.end)
+        shift_us = day_shift // timedelta(microseconds=1)
+        return names.tolist(), dayindex.occupancy(entries, names, lo, hi, shift_us)
 
     def liquidity(self, symbols_: list[str], window: DateRange, sessions: int) -> pl.DataFrame:
         """Median daily dollar volume (close x volume) of each symbol's last ``sessions``
@@ -418,6 +582,8 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
 
 
 _DAY_US = 86_400_000_000
+# Rows of running sums computed at once when counting sessions inside narrower windows.
+_SUM_ROWS = 1024
 # Below this many symbols, a count over daily files (which hold every symbol) first filters
 # rows by symbol; above it the filter costs more than it saves.
 _FILTER_SYMBOLS_UP_TO = 1000
@@ -443,6 +609,20 @@ def _ts_bounds(interval: Interval, window: DateRange, day_shift: timedelta) -> l
 
 def _day_number(day: date) -> int:
     return (day - date(1970, 1, 1)).days
+
+
+def _period_files(folder: str, keys: set[str] | None, *, checked: bool) -> list[str]:
+    """The data files in the period folders (``month=2024-06``) of ``folder`` named in ``keys``
+    (all when None); only those that exist when ``checked``."""
+    out = []
+    with contextlib.suppress(FileNotFoundError):  # pruned meanwhile
+        for period in os.listdir(folder):
+            if keys is not None and period.partition("=")[2] not in keys:
+                continue
+            path = os.path.join(folder, period, FILE_NAME)
+            if not checked or os.path.isfile(path):
+                out.append(path)
+    return out
 
 
 def _pad(window: DateRange) -> DateRange:
