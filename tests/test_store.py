@@ -282,6 +282,52 @@ def test_a_failing_write_leaves_the_old_file(tmp_path, monkeypatch, error, raise
     assert sorted(p.name for p in path.parent.iterdir()) == ["data.parquet"]
 
 
+def minute_files(store: Store, value: float, n: int = 12) -> pl.DataFrame:
+    t = datetime(2024, 6, 3, 13, 30, tzinfo=UTC)
+    return frame([(f"S{i:02d}", t + timedelta(minutes=k), value) for i in range(n) for k in (0, 1)])
+
+
+@pytest.mark.parametrize("syncfs", [True, False])
+def test_a_write_of_many_files_is_all_or_nothing_when_one_fails(tmp_path, monkeypatch, syncfs):
+    if not syncfs:  # a system without syncfs: file-by-file fsyncs
+        monkeypatch.setattr("barlake.filesystem._syncfs_call", lambda: None)
+    store = Store(tmp_path)
+    store.write("1min", minute_files(store, 1.0))
+    files = data_files(tmp_path)
+    assert len(files) == 12
+    before = {p: p.read_bytes() for p in files}
+    real = pq.write_table
+    calls = []
+
+    def sixth_fails(table, where, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(where)
+        if len(calls) == 6:
+            raise OSError(28, "No space left")
+        return real(table, where, **kwargs)
+
+    monkeypatch.setattr("barlake.store.pq.write_table", sixth_fails)
+    with pytest.raises(StorageError, match="No space left"):
+        store.write("1min", minute_files(store, 9.0))
+    assert {p: p.read_bytes() for p in data_files(tmp_path)} == before
+    assert not [p for p in tmp_path.rglob("*") if TMP_MARK in p.name]
+    monkeypatch.setattr("barlake.store.pq.write_table", real)
+    assert store.write("1min", minute_files(store, 9.0)) == 24
+    assert {v for _, _, v in triples(store.read("1min"))} == {9.0}
+
+
+def test_many_files_are_flushed_with_two_file_system_syncs(tmp_path, monkeypatch):
+    import barlake.filesystem as fs_
+
+    synced: list[Path] = []
+    real = fs_._syncfs
+    monkeypatch.setattr(fs_, "_syncfs", lambda d: synced.append(d) or real(d))
+    store = Store(tmp_path)
+    store.write("1min", minute_files(store, 1.0))
+    assert len(synced) == (2 if fs_._syncfs_call() is not None else 1)
+    store.write("1min", minute_files(store, 1.0, n=3))  # few files: fsync each
+    assert len(synced) <= 2
+
+
 def test_readers_see_the_old_file_while_a_write_is_in_progress(tmp_path, monkeypatch):
     store = Store(tmp_path)
     t = datetime(2024, 6, 3, tzinfo=UTC)

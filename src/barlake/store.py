@@ -68,6 +68,17 @@ def write_file(fs: LocalFileSystem, path: Path, bars_: pl.DataFrame | pa.Table) 
     return stamps[-1]
 
 
+@dataclass(frozen=True)
+class _Staged:
+    """A file merged and written beside its target, not yet in place."""
+
+    path: Path
+    tmp: Path
+    stamp: Stamp
+    merged: pl.DataFrame
+    rows: int
+
+
 @dataclass(frozen=True, order=True)
 class Partition:
     """One Parquet file of the lake: an interval, maybe a symbol, and a period (year or month)."""
@@ -205,8 +216,39 @@ class Store:
                 jobs.append((partition, frame.slice(start, length), table.slice(start, length)))
         if len(jobs) == 1:
             return self._merge_into(*jobs[0])
+        # Every file is merged and written beside its target in parallel, then all are made
+        # durable and moved into place together (see ``LocalFileSystem.commit``).
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-            return sum(pool.map(lambda job: self._merge_into(*job), jobs))
+            futures = [pool.submit(self._stage, *job) for job in jobs]
+        staged = [f.result() for f in futures if f.exception() is None]
+        failed = next((f.exception() for f in futures if f.exception() is not None), None)
+        pairs = [(s.tmp, s.path) for s in staged]
+        if failed is not None:
+            self.fs.discard(pairs)
+            raise failed
+        self.fs.commit(pairs)
+        if self.index is not None:
+            for s in staged:
+                self.index.record(s.path, s.stamp, interval, s.merged)
+        return sum(s.rows for s in staged)
+
+    def _stage(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> _Staged:
+        """``new`` merged into its file's content, written to a temporary file beside it."""
+        path = self.path(partition)
+        old = self.read_file(path)
+        merged = new
+        if old is not None and old.height:
+            merged = latest(pl.concat([old, new], how="vertical"))
+            table = None
+        content = merged.to_arrow() if table is None else table
+        stamps: list[Stamp] = []
+
+        def write(tmp: Path) -> None:
+            pq.write_table(content, tmp, **PARQUET_OPTIONS)
+            stamps.append(dayindex.stamp_of(tmp))
+
+        tmp = self.fs.stage(path, write)
+        return _Staged(path, tmp, stamps[-1], merged, new.height)
 
     def write_partition(self, partition: Partition, frame: pl.DataFrame) -> int:
         """Merge ``frame`` into one file and replace it atomically."""
