@@ -16,7 +16,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -220,16 +220,17 @@ class Store:
         # durable and moved into place together (see ``LocalFileSystem.commit``).
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
             futures = [pool.submit(self._stage, *job) for job in jobs]
-        staged = [f.result() for f in futures if f.exception() is None]
-        failed = next((f.exception() for f in futures if f.exception() is not None), None)
-        pairs = [(s.tmp, s.path) for s in staged]
-        if failed is not None:
-            self.fs.discard(pairs)
-            raise failed
-        self.fs.commit(pairs)
-        if self.index is not None:
-            for s in staged:
-                self.index.record(s.path, s.stamp, interval, s.merged)
+            wait(futures)
+            staged = [f.result() for f in futures if f.exception() is None]
+            failed = next((f.exception() for f in futures if f.exception() is not None), None)
+            pairs = [(s.tmp, s.path) for s in staged]
+            if failed is not None:
+                self.fs.discard(pairs)
+                raise failed
+            self.fs.commit(pairs)
+            if self.index is not None:
+                index = self.index
+                list(pool.map(lambda s: index.record(s.path, s.stamp, interval, s.merged), staged))
         return sum(s.rows for s in staged)
 
     def _stage(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> _Staged:
