@@ -409,3 +409,14 @@ def test_no_lake_is_a_usage_error(tmp_path):
     assert result.exit_code == 2
     assert "lake init" in one_line_error(result.stderr)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_plan_reports_calls_next_to_their_lower_bound(root: Path) -> None:
+    names = ",".join(f"S{i:03d}" for i in range(250))
+    assert invoke(root, "symbols", "add", names).exit_code == 0
+    args = ("plan", "--interval", "1day", "--start", "2024-06-03", "--end", "2024-06-28")
+    data = json.loads(invoke(root, *args, "--json").stdout)
+    # 250 symbols x 19 sessions: two packs (the demo takes 200 symbols a request), one page each.
+    assert (data["total_requests"], data["total_pages"], data["lower_bound"]) == (2, 2, 2)
+    result = invoke(root, *args)
+    assert "2 request(s), 2 call(s) with pages (lower bound 2)" in result.stdout + result.stderr

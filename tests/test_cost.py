@@ -214,3 +214,12 @@ def test_weekdays_stand_for_sessions_without_a_calendar() -> None:
     assert planned[0].sessions == 5  # Juneteenth counts without a calendar
     assert lower_bound_for(caps(), gaps, None) == 1
     assert planned[0].request.range == DateRange(date(2024, 6, 17), date(2024, 6, 22))
+
+
+def test_packs_over_one_range_are_dealt_so_that_pages_come_out_full() -> None:
+    gaps = [gap(f"S{i:03d}", 10, 181) for i in range(500)]  # 172 sessions each
+    planned = requests_for("alpaca", caps(), gaps, XNYS)
+    # 86,000 bars: 9 pages at best; packs of 200, 200 and 100 would take 4 + 4 + 2.
+    assert calls(planned) == 9 == lower_bound_for(caps(), gaps, XNYS)
+    assert all(len(p.request.symbols) <= 200 for p in planned)
+    assert sorted(s for p in planned for s in p.request.symbols) == [g.symbol for g in gaps]

@@ -264,7 +264,50 @@ def _packs(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> list[S
             out.append(cur.shape())
             cur = nxt
     out.append(cur.shape())
-    return [piece for shape in out for piece in _split(price, shape)]
+    return [piece for shape in _balanced(price, out) for piece in _split(price, shape)]
+
+
+def _balanced(price: Pricing, shapes: list[Shape]) -> list[Shape]:
+    """Packs over one range, their symbols dealt again so that pages come out full.
+
+    200 symbols x 172 sessions is 34,400 bars, four pages of 10,000 with the last one part
+    empty; 174 symbols fill three pages exactly. So 500 such symbols take 9 calls in packs of
+    174, 174 and 152, against 10 in packs of 200, 200 and 100.
+    """
+    groups: dict[tuple[int, int], list[Shape]] = defaultdict(list)
+    for sh in shapes:
+        groups[(sh.first, sh.last)].append(sh)
+    out: list[Shape] = []
+    for (first, last), members in groups.items():
+        if len(members) == 1:
+            out += members
+            continue
+        names = sorted(s for sh in members for s in sh.symbols)
+        options = [[sh.symbols for sh in members], *_deals(price, names, first, last)]
+        best = min(
+            options,
+            key=lambda packs: (sum(price.calls(len(p), first, last) for p in packs), len(packs)),
+        )
+        out += [Shape(tuple(sorted(p)), first, last) for p in best]
+    return out
+
+
+def _deals(price: Pricing, names: list[str], first: int, last: int) -> list[list[tuple[str, ...]]]:
+    """Ways to cut ``names`` into packs the provider accepts: as many whole pages per pack as
+    fit, and equal packs, each only when every pack also fits the URL budget."""
+    per_symbol = max(1, price.bars(first, last))
+    sizes = {
+        max(1, min(price.per_request, k * price.per_page // per_symbol))
+        for k in (1, 2, 3, 4, 8, 16)
+    }
+    least = -(-len(names) // price.per_request)
+    sizes |= {-(-len(names) // m) for m in range(least, least + 3)}
+    out = []
+    for size in sorted(sizes):
+        packs = [tuple(names[i : i + size]) for i in range(0, len(names), size)]
+        if price.chars is None or all(url_chars(p) <= price.chars for p in packs):
+            out.append(packs)
+    return out
 
 
 def _merged_runs(price: Pricing, h: npt.NDArray[np.int64]) -> list[tuple[int, int, int]]:
