@@ -229,8 +229,16 @@ class _Pack:
 def _packs(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> list[Shape]:
     """Per symbol, nearby gaps merged; then symbols with alike ranges packed together."""
     items: list[tuple[int, int, str, int]] = []  # first, last, symbol, missing bars
+    # Symbols missing the same sessions decide their merges together: what a merge saves
+    # depends on how many symbols share the request (a stretch of stored sessions is cheap to
+    # re-read for one symbol, dear for two hundred).
+    alike: dict[bytes, list[str]] = defaultdict(list)
     for s, h in holes.items():
-        items += [(a, b, s, missing) for a, b, missing in _merged_runs(price, h)]
+        alike[h.tobytes()].append(s)
+    for names in alike.values():
+        n = min(len(names), price.per_request)
+        runs = _merged_runs(price, holes[names[0]], n)
+        items += [(a, b, s, missing) for s in names for a, b, missing in runs]
     items.sort()
     # Identical ranges first: they pack at no extra cost.
     packs: list[_Pack] = []
@@ -310,9 +318,12 @@ def _deals(price: Pricing, names: list[str], first: int, last: int) -> list[list
     return out
 
 
-def _merged_runs(price: Pricing, h: npt.NDArray[np.int64]) -> list[tuple[int, int, int]]:
-    """Runs of consecutive missing sessions (first, last, missing bars), cut to the range
-    limit, each merged with the next when one request over both costs no more than two."""
+def _merged_runs(
+    price: Pricing, h: npt.NDArray[np.int64], n: int = 1
+) -> list[tuple[int, int, int]]:
+    """Runs of consecutive missing sessions (first, last, missing bars of one symbol), each
+    merged with the next when one request over both, for ``n`` symbols alike, costs no more
+    than two."""
     if not len(h):
         return []
     if h[-1] - h[0] + 1 == len(h):  # one run, the usual case
@@ -327,8 +338,8 @@ def _merged_runs(price: Pricing, h: npt.NDArray[np.int64]) -> list[tuple[int, in
     for first, last in runs[1:]:
         a, b, missing = out[-1]
         more = price.bars(first, last)
-        merged = price.cost(1, a, last, missing + more)
-        apart = price.cost(1, a, b, missing) + price.cost(1, first, last, more)
+        merged = price.cost(n, a, last, n * (missing + more))
+        apart = price.cost(n, a, b, n * missing) + price.cost(n, first, last, n * more)
         if price.fits(a, last) and merged <= apart + 1e-9:
             out[-1] = (a, last, missing + more)
         else:
