@@ -223,3 +223,14 @@ def test_packs_over_one_range_are_dealt_so_that_pages_come_out_full() -> None:
     assert calls(planned) == 9 == lower_bound_for(caps(), gaps, XNYS)
     assert all(len(p.request.symbols) <= 200 for p in planned)
     assert sorted(s for p in planned for s in p.request.symbols) == [g.symbol for g in gaps]
+
+
+def test_gaps_many_symbols_share_merge_only_when_the_pack_gains() -> None:
+    # For one symbol, one request over both holes is cheapest (1 call); for 400 symbols in
+    # packs of 200, re-reading 138 stored sessions would cost 3 pages a pack instead of 1.
+    lone = [gap("SOLO", 10, 11), gap("SOLO", 150, 151)]
+    assert len(requests_for("alpaca", caps(), lone, XNYS)) == 1
+    many = [gap(f"S{i:03d}", a, b) for i in range(400) for a, b in ((10, 11), (150, 151))]
+    planned = requests_for("alpaca", caps(), many, XNYS)
+    assert calls(planned) == 4 == lower_bound_for(caps(), many, XNYS)
+    assert all(p.sessions == 2 for p in planned)
