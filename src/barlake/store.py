@@ -223,14 +223,23 @@ class Store:
             wait(futures)
             staged = [f.result() for f in futures if f.exception() is None]
             failed = next((f.exception() for f in futures if f.exception() is not None), None)
-            pairs = [(s.tmp, s.path) for s in staged]
             if failed is not None:
-                self.fs.discard(pairs)
+                self.fs.discard([(s.tmp, s.path) for s in staged])
                 raise failed
-            self.fs.commit(pairs)
-            if self.index is not None:
-                index = self.index
-                list(pool.map(lambda s: index.record(s.path, s.stamp, interval, s.merged), staged))
+            return self._commit(staged, interval, pool)
+
+    def _commit(
+        self, staged: list[_Staged], interval: Interval, pool: ThreadPoolExecutor | None = None
+    ) -> int:
+        """Move ``staged`` files into place durably and index them; returns their new rows."""
+        self.fs.commit([(s.tmp, s.path) for s in staged])
+        if self.index is not None:
+            index = self.index
+
+            def record(s: _Staged) -> None:
+                index.record(s.path, s.stamp, interval, s.merged)
+
+            list(pool.map(record, staged) if pool else map(record, staged))
         return sum(s.rows for s in staged)
 
     def _stage(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> _Staged:
@@ -257,17 +266,7 @@ class Store:
 
     def _merge_into(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> int:
         """Merge ``new`` (sorted, unique; ``table`` is it as Arrow when known) into its file."""
-        path = self.path(partition)
-        old = self.read_file(path)
-        merged = new
-        if old is not None and old.height:
-            merged = latest(pl.concat([old, new], how="vertical"))
-            stamp = write_file(self.fs, path, merged)
-        else:
-            stamp = write_file(self.fs, path, new if table is None else table)
-        if self.index is not None:
-            self.index.record(path, stamp, partition.interval, merged)
-        return new.height
+        return self._commit([self._stage(partition, new, table)], partition.interval)
 
     def replace_file(self, path: Path, interval: Interval, frame: pl.DataFrame) -> None:
         """Replace the data file ``path`` (of ``interval``) with ``frame`` atomically."""
