@@ -44,9 +44,9 @@ from barlake.intervals import Interval
 from barlake.plan import Plan
 from barlake.providers.demo import demo_listing_date
 from barlake.providers.emulators import open_emulator
+from barlake.providers.polygon import SPANS
 from barlake.ranges import ONE_DAY, DateRange
 from barlake.scheduler import JobResult
-from barlake.store import write_file
 
 CLOCK = datetime(2024, 12, 14, 11, tzinfo=UTC)
 #: The last session that has opened by ``CLOCK``: the "new" session of a daily update.
@@ -255,7 +255,7 @@ def punch_holes(lake: Lake, share: float, seed: int) -> int:
             continue
         keep = rng.random(frame.height) >= share
         removed += int((~keep).sum())
-        write_file(lake.store.fs, path, frame.filter(pl.Series(keep)))
+        lake.store.replace_file(path, "1day", frame.filter(pl.Series(keep)))
     return removed
 
 
@@ -269,7 +269,7 @@ def remove_sessions(lake: Lake, sessions: Sequence[date]) -> int:
         keep = frame.filter(~pl.col("ts").dt.date().is_in(list(sessions)))
         if keep.height < frame.height:
             removed += frame.height - keep.height
-            write_file(lake.store.fs, path, keep)
+            lake.store.replace_file(path, "1day", keep)
     return removed
 
 
@@ -580,17 +580,6 @@ def alpaca_loop(
     return bars
 
 
-#: Polygon's (multiplier, timespan) of each interval.
-_SPANS = {
-    "1min": (1, "minute"),
-    "5min": (5, "minute"),
-    "15min": (15, "minute"),
-    "30min": (30, "minute"),
-    "1hour": (1, "hour"),
-    "1day": (1, "day"),
-}
-
-
 def polygon_loop(
     url: str, work: Iterable[tuple[str, list[tuple[Interval, DateRange]]]], out: Path
 ) -> int:
@@ -600,7 +589,7 @@ def polygon_loop(
     with httpx.Client(base_url=url, timeout=30) as client:
         for symbol, asks in work:
             for interval, window in asks:
-                mult, span = _SPANS[interval]
+                mult, span = SPANS[interval]
                 first, last = window.start.isoformat(), window.last.isoformat()
                 path = f"/v2/aggs/ticker/{quote(symbol, safe='')}/range/{mult}/{span}"
                 link: str | None = f"{path}/{first}/{last}"

@@ -42,6 +42,10 @@ DEFAULT_TIERS = {
 }
 
 
+#: What a page of stored bars fetched again costs, in requests (see ``barlake.cost``).
+REREAD_WEIGHT = 0.5
+
+
 class BackfillConfig(_Strict):
     respect_user_overrides: bool = Field(
         default=True, description="--days/--start/--end always win over policies and tiers."
@@ -69,7 +73,7 @@ class BackfillConfig(_Strict):
         default=2_000_000, ge=1, description="Buffered bars that force a write to Parquet."
     )
     reread_weight: float = Field(
-        default=0.5,
+        default=REREAD_WEIGHT,
         ge=0,
         description="What a page of stored bars fetched again costs, in requests: the planner "
         "merges nearby gaps or packs unlike ranges only when it saves more. 0: re-read freely.",

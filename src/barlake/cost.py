@@ -34,12 +34,11 @@ import numpy as np
 import numpy.typing as npt
 
 from barlake.calendar import Calendar
+from barlake.config import REREAD_WEIGHT
 from barlake.intervals import Interval, spec
 from barlake.providers.base import Capabilities
 from barlake.ranges import DateRange
 
-#: Default weight of a page of stored bars fetched again, in calls.
-REREAD_WEIGHT = 0.5  # keep equal to BackfillConfig.reread_weight
 #: Above this many (symbol x window) cells, the densest-window search is skipped and the lower
 #: bound uses the page and symbol bounds alone (still a bound, a looser one).
 _DENSITY_CELLS = 4_000_000
@@ -120,8 +119,7 @@ class Pricing:
     def cost(self, n: int, first: int, last: int, missing: int) -> float:
         """``n`` symbols over ``first..last`` closing ``missing`` bars."""
         fetched = n * self.bars(first, last)
-        calls = max(1, math.ceil(fetched / self.per_page))
-        return calls + self.weight * max(0, fetched - missing) / self.per_page
+        return self.calls(n, first, last) + self.weight * max(0, fetched - missing) / self.per_page
 
     def calls(self, n: int, first: int, last: int) -> int:
         return max(1, math.ceil(n * self.bars(first, last) / self.per_page))

@@ -27,21 +27,7 @@ class LocalFileSystem:
 
     def replace(self, path: Path, write: Callable[[Path], None]) -> None:
         """Write ``path`` through ``write(tmp_path)``, then move it into place atomically."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temporaries(path)
-        tmp = self._temporary(path)
-        try:
-            write(tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            self._sync_dir(path.parent)
-        except OSError as exc:
-            msg = f"could not write {path}: {exc.strerror or exc}; check free space and permissions"
-            raise StorageError(msg) from exc
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        self.commit([(self.stage(path, write), path)])
 
     def stage(self, path: Path, write: Callable[[Path], None]) -> Path:
         """Write the content of ``path`` through ``write(tmp_path)`` into a temporary file
@@ -71,27 +57,27 @@ class LocalFileSystem:
         """
         if not staged:
             return
+        where: Path | str = staged[0][1] if len(staged) == 1 else "lake files"
         try:
             batch = len(staged) >= _BATCH_FILES and _syncfs(staged[0][1].parent)
-            if not batch:
-                for tmp, _ in staged:
-                    with open(tmp, "rb") as fh:
-                        os.fsync(fh.fileno())
+            for tmp, path in staged if not batch else ():  # all durable before any rename
+                where = path
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
             for tmp, path in staged:
+                where = path
                 os.replace(tmp, path)
+            where = "lake folders"
             if not batch or not _syncfs(staged[0][1].parent):
                 for directory in sorted({path.parent for _, path in staged}):
                     self._sync_dir(directory)
         except OSError as exc:
-            where = exc.filename or "lake files"
             msg = (
                 f"could not write {where}: {exc.strerror or exc}; check free space and permissions"
             )
             raise StorageError(msg) from exc
         finally:
-            for tmp, _ in staged:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+            self.discard(staged)
 
     def discard(self, staged: Sequence[tuple[Path, Path]]) -> None:
         """Remove staged temporary files that will not be committed."""

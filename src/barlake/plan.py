@@ -18,7 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from barlake.calendar import Calendar
-from barlake.cost import REREAD_WEIGHT, Axis, lower_bound, plan_shapes
+from barlake.config import REREAD_WEIGHT
+from barlake.cost import Axis, lower_bound, plan_shapes
 from barlake.errors import UsageError
 from barlake.gaps import Gap
 from barlake.intervals import Interval

@@ -52,22 +52,6 @@ PARQUET_OPTIONS: dict[str, Any] = {
 }
 
 
-def write_file(fs: LocalFileSystem, path: Path, bars_: pl.DataFrame | pa.Table) -> Stamp:
-    """Replace ``path`` atomically with ``bars_`` (in the lake's schema) as Parquet; returns
-    the new file's stamp (see ``dayindex``)."""
-    table = bars_.to_arrow() if isinstance(bars_, pl.DataFrame) else bars_
-    stamps: list[Stamp] = []
-
-    def write(tmp: Path) -> None:
-        pq.write_table(table, tmp, **PARQUET_OPTIONS)
-        # Taken before the rename, which keeps size, mtime and inode: whatever replaces the
-        # file after us, this stamp names our content.
-        stamps.append(dayindex.stamp_of(tmp))
-
-    fs.replace(path, write)
-    return stamps[-1]
-
-
 @dataclass(frozen=True)
 class _Staged:
     """A file merged and written beside its target, not yet in place."""
@@ -250,15 +234,23 @@ class Store:
         if old is not None and old.height:
             merged = latest(pl.concat([old, new], how="vertical"))
             table = None
-        content = merged.to_arrow() if table is None else table
+        return self._stage_file(path, merged, table, new.height)
+
+    def _stage_file(
+        self, path: Path, frame: pl.DataFrame, table: pa.Table | None, rows: int
+    ) -> _Staged:
+        """``frame`` (``table`` is it as Arrow when known) as Parquet beside ``path``."""
+        content = frame.to_arrow() if table is None else table
         stamps: list[Stamp] = []
 
         def write(tmp: Path) -> None:
             pq.write_table(content, tmp, **PARQUET_OPTIONS)
+            # Taken before the rename, which keeps size, mtime and inode: whatever replaces
+            # the file after us, this stamp names our content.
             stamps.append(dayindex.stamp_of(tmp))
 
         tmp = self.fs.stage(path, write)
-        return _Staged(path, tmp, stamps[-1], merged, new.height)
+        return _Staged(path, tmp, stamps[-1], frame, rows)
 
     def write_partition(self, partition: Partition, frame: pl.DataFrame) -> int:
         """Merge ``frame`` into one file and replace it atomically."""
@@ -270,9 +262,7 @@ class Store:
 
     def replace_file(self, path: Path, interval: Interval, frame: pl.DataFrame) -> None:
         """Replace the data file ``path`` (of ``interval``) with ``frame`` atomically."""
-        stamp = write_file(self.fs, path, frame)
-        if self.index is not None:
-            self.index.record(path, stamp, interval, frame)
+        self._commit([self._stage_file(path, frame, None, frame.height)], interval)
 
     def remove_file(self, path: Path) -> None:
         """Delete the data file ``path`` (durably) and its index entry."""
