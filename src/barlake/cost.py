@@ -3,22 +3,24 @@ set of requests could make.
 
 A gap set is a set of missing cells, (symbol, session) pairs, on one interval and calendar. A
 request names some symbols (at most ``symbols_per_request``, and few enough for the URL) and one
-range of sessions; the provider returns every bar of every named symbol in the range, stored or
-not, in pages of ``bars_per_page`` bars, and each page is one call against the rate limit. A
-grouped-daily call returns one session of every symbol. So:
+range of sessions; the provider returns every bar of every named symbol in the range (from its
+listing on), stored or not, in pages of ``bars_per_page`` bars, and each page is one call
+against the rate limit. A grouped-daily call returns one session of every symbol. So:
 
     cost(request) = calls + reread_weight x pages of stored bars fetched again
 
 ``reread_weight`` is the trade-off between calls and bandwidth: 0 re-reads freely to save a call,
-a large weight never re-reads. The planner below merges a symbol's nearby gaps, packs symbols
-whose ranges are alike, and for grouped-daily providers sends the sessions that many symbols miss
-to the grouped endpoint, each step only when the cost falls.
+a large weight never re-reads. The planner below joins each group of alike symbols' gaps into
+the windows that cost them least (a shortest path), packs symbols whose ranges are alike, deals
+packs so that pages come out full, and for grouped-daily providers sends the sessions that many
+symbols miss to the grouped endpoint, each step only when the cost falls.
 
-``lower_bound`` is a bound no plan can beat: every call can close at most as many missing bars
-as the most productive single call there could be (a page of nothing but missing bars, or a
-grouped call on the session most symbols miss, or a pack over the densest window), so
-calls >= missing bars / that; and a provider without grouped calls needs a request per
-``symbols_per_request`` symbols with gaps.
+``lower_bound`` is a bound no plan can beat, the largest of: missing bars / the most a single
+call could close (a page of nothing but missing bars, a grouped call on the session most symbols
+miss, a pack over the densest window); symbols with gaps / ``symbols_per_request`` for providers
+without grouped calls; and the calls of any plan shared out among the symbols it serves
+(``_shares``). ``barlake.exact`` adds an integer program for small gap sets, which proves
+tighter bounds and finds better plans where symbols unlike each other can share windows.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from urllib.parse import quote
 
@@ -34,7 +36,6 @@ import numpy as np
 import numpy.typing as npt
 
 from barlake.calendar import Calendar
-from barlake.config import REREAD_WEIGHT
 from barlake.intervals import Interval, spec
 from barlake.providers.base import Capabilities
 from barlake.ranges import DateRange
@@ -42,6 +43,10 @@ from barlake.ranges import DateRange
 #: Above this many (symbol x window) cells, the densest-window search is skipped and the lower
 #: bound uses the page and symbol bounds alone (still a bound, a looser one).
 _DENSITY_CELLS = 4_000_000
+#: The same for the bound from per-symbol shares, which is cheaper per cell.
+_CHARGE_CELLS = 40_000_000
+#: Trading spans (listing to delisting) the share bound prices by bars, the most common first.
+_SHARE_SPANS = 64
 
 _EPOCH = np.datetime64("1970-01-01", "D")
 
@@ -54,6 +59,8 @@ class Shape:
     first: int
     last: int
     grouped: bool = False
+    #: Bars the request is expected to return (filled in by ``plan_shapes``).
+    bars: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,29 +107,67 @@ class Axis:
 
 
 class Pricing:
-    """The cost of request shapes for one provider, interval and axis."""
+    """The cost of request shapes for one provider, interval and axis.
+
+    ``active`` gives, for symbols that do not trade over the whole axis, the sessions
+    ``lo..hi-1`` in which they do (listing to delisting): a request returns a symbol's bars only
+    there, so a symbol listed mid-window is cheap to carry over the window's first half.
+    """
 
     def __init__(
-        self, caps: Capabilities, interval: Interval, axis: Axis, reread_weight: float
+        self,
+        caps: Capabilities,
+        interval: Interval,
+        axis: Axis,
+        reread_weight: float,
+        active: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         self.caps, self.axis, self.weight = caps, axis, max(0.0, reread_weight)
+        self.interval = interval
         self.per_page = max(1, caps.bars_per_page)
         self.per_request = max(1, caps.symbols_per_request)
         self.chars = caps.symbols_chars
         self.max_days = caps.max_days.get(interval)
+        self.active = dict(active or {})
         self._prefix: list[int] = axis.prefix.tolist()
 
     def bars(self, first: int, last: int) -> int:
-        """Bars of one symbol over sessions ``first..last``."""
+        """Bars of one symbol trading throughout ``first..last``."""
         return int(self._prefix[last + 1] - self._prefix[first])
 
-    def cost(self, n: int, first: int, last: int, missing: int) -> float:
-        """``n`` symbols over ``first..last`` closing ``missing`` bars."""
-        fetched = n * self.bars(first, last)
-        return self.calls(n, first, last) + self.weight * max(0, fetched - missing) / self.per_page
+    def load(self, symbols: Iterable[str], first: int, last: int) -> int:
+        """Bars a request for ``symbols`` over ``first..last`` returns."""
+        whole = self.bars(first, last)
+        if not self.active:
+            return whole * sum(1 for _ in symbols)
+        total = 0
+        for s in symbols:
+            span = self.active.get(s)
+            if span is None:
+                total += whole
+            else:
+                lo, hi = max(first, span[0]), min(last + 1, span[1])
+                total += self._prefix[hi] - self._prefix[lo] if hi > lo else 0
+        return total
 
-    def calls(self, n: int, first: int, last: int) -> int:
-        return max(1, math.ceil(n * self.bars(first, last) / self.per_page))
+    def profile(self, symbols: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Prefix sums of what ``symbols`` return per session: ``load(symbols, a, b)`` is
+        ``profile[b + 1] - profile[a]``."""
+        count = np.zeros(len(self.axis.days) + 1, dtype=np.int64)
+        for s in symbols:
+            lo, hi = self.active.get(s, (0, len(self.axis.days)))
+            count[lo] += 1
+            count[hi] -= 1
+        per_session = self.axis.bars * np.cumsum(count)[:-1]
+        return np.concatenate([[0], np.cumsum(per_session)]).astype(np.int64)
+
+    def calls(self, load: float) -> int:
+        """Pages of a request returning ``load`` bars."""
+        return max(1, math.ceil(load / self.per_page - 1e-9))
+
+    def cost(self, load: float, missing: float) -> float:
+        """A request returning ``load`` bars, ``missing`` of them not stored."""
+        return self.calls(load) + self.weight * max(0.0, load - missing) / self.per_page
 
     def fits(self, first: int, last: int) -> bool:
         """Whether one request may span ``first..last`` (the provider's range limit)."""
@@ -146,20 +191,27 @@ def url_chars(symbols: Iterable[str]) -> int:
 # -- planning ---------------------------------------------------------------------------------
 
 
-def plan_shapes(
-    caps: Capabilities,
-    interval: Interval,
-    axis: Axis,
-    holes: Mapping[str, npt.NDArray[np.int64]],
-    reread_weight: float = REREAD_WEIGHT,
-) -> list[Shape]:
+def plan_shapes(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> list[Shape]:
     """The cheapest requests found for ``holes`` (symbol -> sorted missing session indices)."""
-    price = Pricing(caps, interval, axis, reread_weight)
-    holes = {s: h for s, h in holes.items() if len(h)}
+    return with_bars(price, _cheapest(price, {s: h for s, h in holes.items() if len(h)}))
+
+
+def with_bars(price: Pricing, shapes: Iterable[Shape]) -> list[Shape]:
+    """``shapes`` with the bars each is expected to return."""
+    return [
+        replace(
+            sh, bars=len(sh.symbols) if sh.grouped else price.load(sh.symbols, sh.first, sh.last)
+        )
+        for sh in shapes
+    ]
+
+
+def _cheapest(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> list[Shape]:
     best = _packs(price, holes)
-    if interval != "1day" or not caps.grouped_daily or not holes:
+    caps, axis = price.caps, price.axis
+    if price.interval != "1day" or not caps.grouped_daily or not holes:
         return best
-    best_cost = _total(price, best, holes)
+    best_cost = total_cost(price, best, holes)
     for chosen in _grouped_candidates(holes):
         if len(chosen) >= best_cost:
             continue  # its grouped calls alone cost as much as the best plan so far
@@ -167,13 +219,13 @@ def plan_shapes(
         keep[chosen] = False
         rest = {s: h[keep[h]] for s, h in holes.items()}
         shapes = _grouped(holes, chosen) + _packs(price, {s: h for s, h in rest.items() if len(h)})
-        cost = _total(price, shapes, holes)
+        cost = total_cost(price, shapes, holes)
         if cost < best_cost - 1e-9:
             best, best_cost = shapes, cost
     return best
 
 
-def _total(
+def total_cost(
     price: Pricing, shapes: Sequence[Shape], holes: Mapping[str, npt.NDArray[np.int64]]
 ) -> float:
     total = 0.0
@@ -182,7 +234,7 @@ def _total(
             total += 1
             continue
         missing = sum(_missing_bars(price, holes[s], sh.first, sh.last) for s in sh.symbols)
-        total += price.cost(len(sh.symbols), sh.first, sh.last, missing)
+        total += price.cost(price.load(sh.symbols, sh.first, sh.last), missing)
     return total
 
 
@@ -219,6 +271,7 @@ class _Pack:
     last: int
     missing: int
     chars: int
+    load: int
 
     def shape(self) -> Shape:
         return Shape(tuple(sorted(self.symbols)), self.first, self.last)
@@ -234,21 +287,22 @@ def _packs(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> list[S
     for s, h in holes.items():
         alike[h.tobytes()].append(s)
     for names in alike.values():
-        n = min(len(names), price.per_request)
-        runs = _merged_runs(price, holes[names[0]], n)
+        runs = _merged_runs(price, holes[names[0]], names)
         items += [(a, b, s, missing) for s in names for a, b, missing in runs]
     items.sort()
     # Identical ranges first: they pack at no extra cost.
     packs: list[_Pack] = []
     for first, last, s, missing in items:
         size = len(quote(s, safe=""))
+        load = price.load((s,), first, last)
         cur = packs[-1] if packs else None
         if cur is None or (cur.first, cur.last) != (first, last) or not price.room(cur, 1, size):
-            packs.append(_Pack([s], first, last, missing, size))
+            packs.append(_Pack([s], first, last, missing, size, load))
         else:
             cur.symbols.append(s)
             cur.missing += missing
             cur.chars += size + 3
+            cur.load += load
     if price.per_request == 1 or not packs:
         return [piece for p in packs for piece in _split(price, p.shape())]
     # Then neighbours in range order join while that costs no more than apart.
@@ -256,16 +310,15 @@ def _packs(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> list[S
     cur = packs[0]
     for nxt in packs[1:]:
         first, last = min(cur.first, nxt.first), max(cur.last, nxt.last)
-        n, missing = len(cur.symbols) + len(nxt.symbols), cur.missing + nxt.missing
-        apart = price.cost(len(cur.symbols), cur.first, cur.last, cur.missing) + price.cost(
-            len(nxt.symbols), nxt.first, nxt.last, nxt.missing
-        )
-        if (
-            price.fits(first, last)
-            and price.room(cur, len(nxt.symbols), nxt.chars)
-            and price.cost(n, first, last, missing) <= apart + 1e-9
-        ):
-            cur = _Pack(cur.symbols + nxt.symbols, first, last, missing, cur.chars + 3 + nxt.chars)
+        if not price.fits(first, last) or not price.room(cur, len(nxt.symbols), nxt.chars):
+            out.append(cur.shape())
+            cur = nxt
+            continue
+        symbols, missing = cur.symbols + nxt.symbols, cur.missing + nxt.missing
+        load = price.load(symbols, first, last)
+        apart = price.cost(cur.load, cur.missing) + price.cost(nxt.load, nxt.missing)
+        if price.cost(load, missing) <= apart + 1e-9:
+            cur = _Pack(symbols, first, last, missing, cur.chars + 3 + nxt.chars, load)
         else:
             out.append(cur.shape())
             cur = nxt
@@ -288,61 +341,122 @@ def _balanced(price: Pricing, shapes: list[Shape]) -> list[Shape]:
         if len(members) == 1:
             out += members
             continue
-        names = sorted(s for sh in members for s in sh.symbols)
-        options = [[sh.symbols for sh in members], *_deals(price, names, first, last)]
-        best = min(
-            options,
-            key=lambda packs: (sum(price.calls(len(p), first, last) for p in packs), len(packs)),
+        packs = dealt(
+            price,
+            [s for sh in members for s in sh.symbols],
+            first,
+            last,
+            [sh.symbols for sh in members],
         )
-        out += [Shape(tuple(sorted(p)), first, last) for p in best]
+        out += [Shape(tuple(sorted(p)), first, last) for p in packs]
     return out
 
 
-def _deals(price: Pricing, names: list[str], first: int, last: int) -> list[list[tuple[str, ...]]]:
-    """Ways to cut ``names`` into packs the provider accepts: as many whole pages per pack as
-    fit, and equal packs, each only when every pack also fits the URL budget."""
-    per_symbol = max(1, price.bars(first, last))
-    sizes = {
-        max(1, min(price.per_request, k * price.per_page // per_symbol))
-        for k in (1, 2, 3, 4, 8, 16)
-    }
-    least = -(-len(names) // price.per_request)
-    sizes |= {-(-len(names) // m) for m in range(least, least + 3)}
+def dealt(
+    price: Pricing,
+    names: Sequence[str],
+    first: int,
+    last: int,
+    current: Sequence[tuple[str, ...]] = (),
+) -> list[tuple[str, ...]]:
+    """``names`` over ``first..last`` dealt into the requests with the fewest calls (then the
+    fewest requests), from ``current`` and the ways ``_deals`` offers."""
+    loads = {s: price.load((s,), first, last) for s in names}
+    options = ([list(current)] if current else []) + _deals(price, sorted(names), loads)
+    return min(
+        options,
+        key=lambda packs: (sum(price.calls(sum(loads[s] for s in p)) for p in packs), len(packs)),
+    )
+
+
+def _deals(
+    price: Pricing, names: list[str], loads: Mapping[str, int]
+) -> list[list[tuple[str, ...]]]:
+    """Ways to cut ``names`` (each returning ``loads`` bars) into packs the provider accepts:
+    equal packs, and packs filled to a few whole pages each, largest symbols first; each only
+    when every pack also fits the URL budget."""
     out = []
-    for size in sorted(sizes):
+    least = -(-len(names) // price.per_request)
+    for m in range(least, least + 3):
+        size = -(-len(names) // m)
         packs = [tuple(names[i : i + size]) for i in range(0, len(names), size)]
         if price.chars is None or all(url_chars(p) <= price.chars for p in packs):
             out.append(packs)
+    by_load = sorted(names, key=lambda s: -loads[s])
+    for pages in (1, 2, 3, 4, 8, 16):
+        cap = pages * price.per_page
+        bins: list[_Pack] = []
+        for s in by_load:
+            size = len(quote(s, safe=""))
+            home = next(
+                (b for b in bins if b.load + loads[s] <= cap and price.room(b, 1, size)), None
+            )
+            if home is None:
+                bins.append(_Pack([s], 0, 0, 0, size, loads[s]))
+            else:
+                home.symbols.append(s)
+                home.chars += size + 3
+                home.load += loads[s]
+        out.append([tuple(b.symbols) for b in bins])
     return out
 
 
 def _merged_runs(
-    price: Pricing, h: npt.NDArray[np.int64], n: int = 1
+    price: Pricing, h: npt.NDArray[np.int64], names: Sequence[str] = ()
 ) -> list[tuple[int, int, int]]:
-    """Runs of consecutive missing sessions (first, last, missing bars of one symbol), each
-    merged with the next when one request over both, for ``n`` symbols alike, costs no more
-    than two."""
+    """Runs of consecutive missing sessions (first, last, missing bars of one symbol), joined
+    into the windows that cost least for the symbols ``names`` that miss exactly these
+    sessions: a shortest path over the runs, each window priced for carrying all of them
+    (``_carry``) plus the stored bars it re-reads."""
     if not len(h):
         return []
     if h[-1] - h[0] + 1 == len(h):  # one run, the usual case
         first, last = int(h[0]), int(h[-1])
         return [(first, last, price.bars(first, last))]
+    group = list(names) or [""]
+    count = len(group)
+    profile = price.profile(group).tolist()
     breaks = np.flatnonzero(np.diff(h) != 1)
-    starts = np.concatenate([[0], breaks + 1])
-    ends = np.concatenate([breaks, [len(h) - 1]])
-    runs = list(zip(h[starts].tolist(), h[ends].tolist(), strict=True))
-    first, last = runs[0]
-    out = [(first, last, price.bars(first, last))]
-    for first, last in runs[1:]:
-        a, b, missing = out[-1]
-        more = price.bars(first, last)
-        merged = price.cost(n, a, last, n * (missing + more))
-        apart = price.cost(n, a, b, n * missing) + price.cost(n, first, last, n * more)
-        if price.fits(a, last) and merged <= apart + 1e-9:
-            out[-1] = (a, last, missing + more)
-        else:
-            out.append((first, last, more))
-    return out
+    starts = h[np.concatenate([[0], breaks + 1])].tolist()
+    ends = h[np.concatenate([breaks, [len(h) - 1]])].tolist()
+    missed = [0]
+    for first, last in zip(starts, ends, strict=True):
+        missed.append(missed[-1] + price.bars(first, last))
+    best: list[tuple[float, int]] = [(0.0, 0)] + [(math.inf, 0)] * len(starts)
+    for q in range(len(starts)):
+        for p in range(q, -1, -1):
+            if not price.fits(starts[p], ends[q]):
+                break
+            load = profile[ends[q] + 1] - profile[starts[p]]
+            reread = max(0, load - count * (missed[q + 1] - missed[p])) / price.per_page
+            cost = best[p][0] + _carry(price, count, load) + price.weight * reread + 1e-9
+            if cost < best[q + 1][0]:
+                best[q + 1] = (cost, p)
+    out: list[tuple[int, int, int]] = []
+    q = len(starts)
+    while q:
+        p = best[q][1]
+        out.append((starts[p], ends[q - 1], missed[q] - missed[p]))
+        q = p
+    return out[::-1]
+
+
+def _carry(price: Pricing, count: int, load: float) -> int:
+    """The fewest calls that carry ``count`` alike symbols returning ``load`` bars in all, in
+    packs of at most ``symbols_per_request``: packs of k pages each, for the best k."""
+    m, page = price.per_request, price.per_page
+    each = load / count
+    if each <= 0:
+        return -(-count // m)
+    best = math.inf
+    for k in range(1, math.ceil(min(count, m) * each / page) + 1):
+        size = min(m, count, math.floor(k * page / each + 1e-9))
+        if size < 1:
+            continue
+        full, rest = divmod(count, size)
+        calls = full * price.calls(size * each) + (price.calls(rest * each) if rest else 0)
+        best = min(best, calls)
+    return int(best) if best < math.inf else count * price.calls(each)
 
 
 def _split(price: Pricing, shape: Shape) -> list[Shape]:
@@ -351,14 +465,15 @@ def _split(price: Pricing, shape: Shape) -> list[Shape]:
     session boundaries; ties go to fewer pieces)."""
     if shape.grouped or price.fits(shape.first, shape.last):
         return [shape]
-    n, first = len(shape.symbols), shape.first
+    first = shape.first
     size = shape.last - first + 1
+    profile = price.profile(shape.symbols)[first : shape.last + 2].tolist()
     best: list[tuple[float, int]] = [(0.0, 0)] + [(math.inf, 0)] * size
     for j in range(1, size + 1):
         for i in range(j - 1, -1, -1):
             if not price.fits(first + i, first + j - 1):
                 break
-            cost = best[i][0] + price.calls(n, first + i, first + j - 1) + 1e-6
+            cost = best[i][0] + price.calls(profile[j] - profile[i]) + 1e-6
             if cost < best[j][0]:
                 best[j] = (cost, i)
     pieces, j = [], size
@@ -372,19 +487,14 @@ def _split(price: Pricing, shape: Shape) -> list[Shape]:
 # -- the lower bound --------------------------------------------------------------------------
 
 
-def lower_bound(
-    caps: Capabilities,
-    interval: Interval,
-    axis: Axis,
-    holes: Mapping[str, npt.NDArray[np.int64]],
-) -> int:
+def lower_bound(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> int:
     """Fewer calls than this cannot close ``holes``, whatever the request shapes."""
     holes = {s: h for s, h in holes.items() if len(h)}
     if not holes:
         return 0
-    price = Pricing(caps, interval, axis, 0.0)
+    caps, interval, axis = price.caps, price.interval, price.axis
     missing = sum(int(axis.bars[h].sum()) for h in holes.values())
-    most = _most_symbols(price, holes)
+    most = most_symbols(price, holes)
     # No call closes more than a page of missing bars, nor more than the ``most`` symbols
     # missing the most have missing, nor more than the densest window allows.
     each = np.sort(np.array([axis.bars[h].sum() for h in holes.values()], dtype=np.int64))
@@ -396,10 +506,11 @@ def lower_bound(
     bound = math.ceil(missing / best - 1e-9)
     if not grouped:
         bound = max(bound, math.ceil(len(holes) / most))
+    bound = max(bound, math.ceil(_shares(price, holes, most, grouped=grouped) - 1e-9))
     return max(1, bound)
 
 
-def _most_symbols(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> int:
+def most_symbols(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> int:
     """The most symbols one request can name (shortest names first, for the URL budget)."""
     if price.chars is None:
         return min(price.per_request, len(holes))
@@ -449,3 +560,108 @@ def _densest_call(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]], mo
         ratio = top / np.maximum(1.0, cheap / price.per_page)
         best = max(best, float(ratio.max()))
     return best
+
+
+def _shares(
+    price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]], most: int, *, grouped: bool
+) -> float:
+    """The calls of any plan, shared out among the symbols each request serves, summed.
+
+    Drop from each request the symbols with no hole in its window (that costs nothing), then
+    share its calls among the rest in one of two ways, each giving a bound:
+
+    - evenly: a symbol's share of a request over window W is at least u(W), the fewest calls
+      per symbol of any request over W (the best k of the symbols with a hole in W sharing
+      max(1, their bars / page) calls);
+    - by bars: a symbol's share is its bars in W x max(1 / page, 1 / the most bars any
+      request over W can return), which keeps a symbol listed mid-window from lowering the
+      share of those that trade throughout.
+
+    Either way a symbol's windows cover its holes, so it pays at least the cheapest cover of
+    its holes by windows, each priced at the least share over the windows around it (a
+    shortest path over its holes), and the plan's calls are at least the sum over symbols.
+    A grouped call over one session is shared among the symbols missing it. This sees what
+    the page and density bounds cannot: holes far apart need a window, and a share of a call,
+    each.
+    """
+    names = list(holes)
+    marks = np.unique(np.concatenate([holes[s] for s in names]))
+    n, m = len(names), len(marks)
+    if n * m * m > _CHARGE_CELLS:
+        return 0.0
+    prefix = price.axis.prefix
+    whole = (0, len(price.axis.days))
+    spans = np.array([price.active.get(s, whole) for s in names], dtype=np.int64).reshape(n, 2)
+    has = np.zeros((n, m + 1), dtype=np.int64)  # has[s, j] = holes of s before marks[j]
+    for r, s in enumerate(names):
+        np.add.at(has[r], np.searchsorted(marks, holes[s]) + 1, 1)
+    has = np.cumsum(has, axis=1)
+    k = np.arange(1, min(most, n) + 1, dtype=np.int64)[:, None]
+    even = np.full((m, m), np.inf)  # least share per symbol of a request over marks a..e
+    room = np.full((m, m), float(price.per_page))  # the most bars one call's share is of
+    for a in range(m):
+        ends = np.arange(a, m)
+        if price.max_days is not None:
+            limit = np.datetime64(price.axis.date(int(marks[a])) + timedelta(days=price.max_days))
+            ends = ends[price.axis.days[marks[ends]] < limit]
+        if not len(ends):
+            continue
+        serves = (has[:, ends + 1] - has[:, [a]]) > 0  # symbols x windows
+        lo = np.maximum(spans[:, [0]], marks[a])
+        hi = np.minimum(spans[:, [1]], marks[ends][None, :] + 1)
+        bars = np.where(serves & (hi > lo), prefix[np.maximum(hi, lo)] - prefix[lo], 0)
+        # Ascending, the symbols with no hole (0 bars) come first, then those served.
+        total = np.vstack([np.zeros((1, len(ends)), np.int64), np.cumsum(np.sort(bars, 0), 0)])
+        served = serves.sum(axis=0)
+        first = n - served
+        take = np.minimum(k, served[None, :])
+        below = np.take_along_axis(total, first[None, :], 0)
+        least = np.take_along_axis(total, first[None, :] + take, 0) - below
+        share = np.where(k <= served, np.maximum(1.0, least / price.per_page) / k, np.inf)
+        even[a, ends] = share.min(axis=0)
+        most_bars = total[n] - np.take_along_axis(total, (n - np.minimum(most, served))[None], 0)[0]
+        room[a, ends] = np.minimum(price.per_page, most_bars)
+    if grouped:
+        d = np.arange(m)
+        missing_it = (has[:, 1:] - has[:, :-1]).sum(axis=0)
+        even[d, d] = np.minimum(even[d, d], 1.0 / missing_it)
+        room[d, d] = np.maximum(room[d, d], missing_it * price.axis.bars[marks])
+    around_even = _around(even)
+    # By bars: one table per trading span, for the most common spans (others add nothing).
+    by_span: dict[tuple[int, int], int] = defaultdict(int)
+    for lo_, hi_ in spans.tolist():
+        by_span[(lo_, hi_)] += 1
+    common = sorted(by_span, key=lambda sp: -by_span[sp])[:_SHARE_SPANS]
+    around_bars: dict[tuple[int, int], npt.NDArray[np.float64]] = {}
+    for lo_, hi_ in common:
+        a_lo = np.maximum(marks[:, None], lo_)
+        e_hi = np.minimum(marks[None, :] + 1, hi_)
+        mine = np.where(e_hi > a_lo, prefix[np.maximum(e_hi, a_lo)] - prefix[a_lo], 0)
+        around_bars[(lo_, hi_)] = _around(np.where(np.isfinite(even), mine / room, np.inf))
+    alike: dict[tuple[bytes, tuple[int, int]], int] = defaultdict(int)
+    for s, (lo_, hi_) in zip(names, spans.tolist(), strict=True):
+        alike[(holes[s].tobytes(), (lo_, hi_))] += 1
+    evenly = by_bars = 0.0
+    for (key, span), count in alike.items():
+        at = np.searchsorted(marks, np.frombuffer(key, dtype=np.int64))
+        evenly += count * _cover(around_even, at)
+        if span in around_bars:
+            by_bars += count * _cover(around_bars[span], at)
+    return max(evenly, by_bars)
+
+
+def _around(price: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """For each window a..e, the least ``price`` of any window around it (a' <= a, e' >= e)."""
+    out: npt.NDArray[np.float64] = np.minimum.accumulate(
+        np.minimum.accumulate(price[:, ::-1], axis=1)[:, ::-1], axis=0
+    )
+    return out
+
+
+def _cover(around: npt.NDArray[np.float64], at: npt.NDArray[np.int64]) -> float:
+    """The cheapest cover of the holes at marks ``at`` by windows priced ``around``: each
+    window takes a run of consecutive holes (a shortest path)."""
+    best = np.zeros(len(at) + 1)
+    for q in range(len(at)):
+        best[q + 1] = float((best[: q + 1] + around[at[: q + 1], at[q]]).min())
+    return float(best[-1])

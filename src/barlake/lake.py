@@ -458,7 +458,11 @@ class Lake:
             origins += _origins(chosen, expected, found)
         cals = {t.name: t.calendar for t in _target_symbols(rows)}
         weight = self.config.backfill.reread_weight
-        planned, bound = price(name, caps, all_gaps, cals, reread_weight=weight)
+        listings = {
+            s: (listed, delisted)
+            for s, listed, delisted in rows.select("symbol", "listed_on", "delisted_on").iter_rows()
+        }
+        planned, bound = price(name, caps, all_gaps, cals, reread_weight=weight, listings=listings)
         return Plan(
             provider=name,
             rate_limit_per_min=self._rate_limit(name, caps),

@@ -12,14 +12,16 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from barlake import exact
 from barlake.calendar import Calendar
 from barlake.config import REREAD_WEIGHT
-from barlake.cost import Axis, lower_bound, plan_shapes
+from barlake.cost import Axis, Pricing, Shape, lower_bound, plan_shapes, total_cost
 from barlake.errors import UsageError
 from barlake.gaps import Gap
 from barlake.intervals import Interval
@@ -165,6 +167,10 @@ class Plan:
         return out
 
 
+#: Each symbol's listing and delisting day (None: unknown), for what requests return.
+Listings = Mapping[str, tuple[date | None, date | None]]
+
+
 def requests_for(
     provider: str,
     caps: Capabilities,
@@ -172,24 +178,28 @@ def requests_for(
     calendars: Calendar | Mapping[str, Calendar] | None = None,
     *,
     reread_weight: float = REREAD_WEIGHT,
+    listings: Listings | None = None,
 ) -> list[PlannedRequest]:
     """The cheapest requests found to close ``gaps`` (see ``barlake.cost``).
 
     ``calendars`` gives the sessions: one calendar for every symbol, or one per symbol; without
-    one, weekdays stand for sessions.
+    one, weekdays stand for sessions. ``listings`` tells when symbols trade: a request returns
+    no bars of a symbol before its listing.
     """
-    return price(provider, caps, gaps, calendars, reread_weight=reread_weight)[0]
+    return price(provider, caps, gaps, calendars, reread_weight=reread_weight, listings=listings)[0]
 
 
 def lower_bound_for(
     caps: Capabilities,
     gaps: Iterable[Gap],
     calendars: Calendar | Mapping[str, Calendar] | None = None,
+    *,
+    listings: Listings | None = None,
 ) -> int:
     """Fewer calls than this cannot close ``gaps`` at this provider, whatever the plan."""
     return sum(
-        lower_bound(caps, interval, axis, holes)
-        for (interval, axis), holes in _cells(gaps, calendars).items()
+        solve(Pricing(caps, interval, axis, REREAD_WEIGHT, active), holes)[1]
+        for (interval, axis), (holes, active) in _cells(gaps, calendars, listings).items()
     )
 
 
@@ -200,27 +210,52 @@ def price(
     calendars: Calendar | Mapping[str, Calendar] | None = None,
     *,
     reread_weight: float = REREAD_WEIGHT,
+    listings: Listings | None = None,
 ) -> tuple[list[PlannedRequest], int]:
     """``requests_for`` and ``lower_bound_for`` at once (the gaps are indexed once)."""
     out: list[PlannedRequest] = []
     bound = 0
-    for (interval, axis), holes in _cells(gaps, calendars).items():
-        bound += lower_bound(caps, interval, axis, holes)
-        for shape in plan_shapes(caps, interval, axis, holes, reread_weight):
+    for (interval, axis), (holes, active) in _cells(gaps, calendars, listings).items():
+        shapes, low = solve(Pricing(caps, interval, axis, reread_weight, active), holes)
+        bound += low
+        for shape in shapes:
             window = axis.range(shape.first, shape.last)
             sessions = shape.last - shape.first + 1
-            per_symbol = int(axis.bars[shape.first : shape.last + 1].sum())
-            bars = per_symbol * len(shape.symbols)
-            pages = 1 if shape.grouped else max(1, math.ceil(bars / max(1, caps.bars_per_page)))
+            per_page = max(1, caps.bars_per_page)
+            pages = 1 if shape.grouped else max(1, math.ceil(shape.bars / per_page))
             request = Request(provider, shape.symbols, interval, window)
-            out.append(PlannedRequest(request, sessions, bars, pages))
+            out.append(PlannedRequest(request, sessions, shape.bars, pages))
     return out, bound
 
 
+def solve(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> tuple[list[Shape], int]:
+    """The cheapest requests found for ``holes`` and the fewest calls any could make: the cost
+    model's plan and bounds, and for small gap sets the integer program's, whichever is
+    better."""
+    shapes, bound = plan_shapes(price, holes), lower_bound(price, holes)
+    if sum(1 if s.grouped else price.calls(s.bars) for s in shapes) <= bound:
+        return shapes, bound  # as few calls as can be
+    found = exact.solve(price, holes)
+    if found is not None:
+        bound = max(bound, found.bound)
+        if (
+            found.shapes
+            and total_cost(price, found.shapes, holes) < total_cost(price, shapes, holes) - 1e-9
+        ):
+            shapes = found.shapes
+    return shapes, bound
+
+
+Cells = tuple[dict[str, npt.NDArray[np.int64]], dict[str, tuple[int, int]]]
+
+
 def _cells(
-    gaps: Iterable[Gap], calendars: Calendar | Mapping[str, Calendar] | None
-) -> dict[tuple[Interval, Axis], dict[str, npt.NDArray[np.int64]]]:
-    """The missing sessions of ``gaps`` as indices on one axis per (interval, calendar)."""
+    gaps: Iterable[Gap],
+    calendars: Calendar | Mapping[str, Calendar] | None,
+    listings: Listings | None = None,
+) -> dict[tuple[Interval, Axis], Cells]:
+    """The missing sessions of ``gaps`` as indices on one axis per (interval, calendar), and
+    the sessions ``lo..hi-1`` of that axis in which symbols not trading throughout trade."""
     groups: dict[tuple[Interval, str], list[Gap]] = defaultdict(list)
     cals: dict[str, Calendar | None] = {}
     for g in gaps:
@@ -232,11 +267,28 @@ def _cells(
         name = cal.name if cal is not None else ""
         cals[name] = cal
         groups[(g.interval, name)].append(g)
-    out: dict[tuple[Interval, Axis], dict[str, npt.NDArray[np.int64]]] = {}
+    out: dict[tuple[Interval, Axis], Cells] = {}
     for (interval, name), members in groups.items():
         span = DateRange(min(g.range.start for g in members), max(g.range.end for g in members))
         axis = Axis.of(cals[name], interval, span)
-        out[(interval, axis)] = _indices(axis, members)
+        holes = _indices(axis, members)
+        out[(interval, axis)] = (holes, _active(axis, holes, listings or {}))
+    return out
+
+
+def _active(axis: Axis, symbols: Iterable[str], listings: Listings) -> dict[str, tuple[int, int]]:
+    size = len(axis.days)
+    out: dict[str, tuple[int, int]] = {}
+    for s in symbols:
+        listed, delisted = listings.get(s, (None, None))
+        lo = int(np.searchsorted(axis.days, np.datetime64(listed, "D"))) if listed else 0
+        hi = (
+            int(np.searchsorted(axis.days, np.datetime64(delisted, "D"), side="right"))
+            if delisted
+            else size
+        )
+        if lo > 0 or hi < size:
+            out[s] = (lo, hi)
     return out
 
 
