@@ -487,27 +487,37 @@ def _split(price: Pricing, shape: Shape) -> list[Shape]:
 # -- the lower bound --------------------------------------------------------------------------
 
 
-def lower_bound(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> int:
-    """Fewer calls than this cannot close ``holes``, whatever the request shapes."""
+def lower_bound(
+    price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]], enough: int | None = None
+) -> int:
+    """Fewer calls than this cannot close ``holes``, whatever the request shapes. The costlier
+    bounds are skipped once the bound reaches ``enough`` (a plan's calls: it cannot go higher)."""
     holes = {s: h for s, h in holes.items() if len(h)}
     if not holes:
         return 0
     caps, interval, axis = price.caps, price.interval, price.axis
     missing = sum(int(axis.bars[h].sum()) for h in holes.values())
     most = most_symbols(price, holes)
-    # No call closes more than a page of missing bars, nor more than the ``most`` symbols
-    # missing the most have missing, nor more than the densest window allows.
-    each = np.sort(np.array([axis.bars[h].sum() for h in holes.values()], dtype=np.int64))
-    best = min(float(price.per_page), float(each[-most:].sum()), _densest_call(price, holes, most))
     grouped = interval == "1day" and caps.grouped_daily
-    if grouped:  # one grouped call closes the session most symbols miss
+    # No call closes more than a page of missing bars, nor more than the ``most`` symbols
+    # missing the most have missing, nor more than the densest window allows; a grouped call
+    # closes at most the session most symbols miss.
+    each = np.sort(np.array([axis.bars[h].sum() for h in holes.values()], dtype=np.int64))
+    per_call = min(float(price.per_page), float(each[-most:].sum()))
+    per_grouped = 0.0
+    if grouped:
         _, per_session = np.unique(np.concatenate(list(holes.values())), return_counts=True)
-        best = max(best, float(per_session.max()))
-    bound = math.ceil(missing / best - 1e-9)
+        per_grouped = float(per_session.max())
+    bound = max(1, math.ceil(missing / max(per_call, per_grouped) - 1e-9))
     if not grouped:
         bound = max(bound, math.ceil(len(holes) / most))
-    bound = max(bound, math.ceil(_shares(price, holes, most, grouped=grouped) - 1e-9))
-    return max(1, bound)
+    if enough is not None and bound >= enough:
+        return bound
+    per_call = min(per_call, _densest_call(price, holes, most))
+    bound = max(bound, math.ceil(missing / max(per_call, per_grouped) - 1e-9))
+    if enough is None or bound < enough:
+        bound = max(bound, math.ceil(_shares(price, holes, most, grouped=grouped) - 1e-9))
+    return bound
 
 
 def most_symbols(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> int:

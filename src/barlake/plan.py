@@ -232,8 +232,10 @@ def solve(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> tuple[l
     """The cheapest requests found for ``holes`` and the fewest calls any could make: the cost
     model's plan and bounds, and for small gap sets the integer program's, whichever is
     better."""
-    shapes, bound = plan_shapes(price, holes), lower_bound(price, holes)
-    if sum(1 if s.grouped else price.calls(s.bars) for s in shapes) <= bound:
+    shapes = plan_shapes(price, holes)
+    calls = sum(1 if s.grouped else price.calls(s.bars) for s in shapes)
+    bound = lower_bound(price, holes, enough=calls)
+    if calls <= bound:
         return shapes, bound  # as few calls as can be
     found = exact.solve(price, holes)
     if found is not None:

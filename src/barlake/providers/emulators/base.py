@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import polars as pl
 
 from barlake.intervals import Interval, spec
@@ -241,7 +242,7 @@ class Emulator(ABC):
                 frozenset(),
             )
         self.log.append((reply.status, parts.path))
-        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        body = reply.body if isinstance(reply.body, bytes) else _encode(reply.body, faults)
         cut = reply.status == 200 and bool(faults & {"truncated", "malformed"})
         if cut and "malformed" in faults:
             body = body[: len(body) // 2]
@@ -290,6 +291,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are recorded in ``Emulator.log``; nothing goes to stderr."""
+
+
+def _encode(body: Any, faults: frozenset[str]) -> bytes:
+    """``body`` as JSON: orjson, several times faster on pages of bars, except where a "nan"
+    fault must reach the wire as the bare NaN a sloppy vendor sends (orjson writes null)."""
+    if "nan" in faults:
+        return json.dumps(body).encode()
+    return orjson.dumps(body)
 
 
 def _extended_hours(frame: pl.DataFrame, step: timedelta) -> pl.DataFrame:
