@@ -94,6 +94,8 @@ class Scenario:
     layer: int | None = None
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: A scenario of ours beyond the issue's list (its misses are reported apart).
+    beyond_issue: bool = False
     naive_rate: float | None = None  # the naive loop's vendor rate, when not ``rate_per_min``
 
     @property
@@ -176,6 +178,7 @@ def holey(
         holes=holes,
         holes_by=by,
         notes=notes + "; late listings, halted sessions",
+        beyond_issue=by == "rows",
         naive_rate=rate or RATES[provider],
     )
 

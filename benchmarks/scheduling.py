@@ -15,7 +15,8 @@ S3       holey lake: 500 symbols x 250 sessions, 5% of the sessions (13 dates, s
          sessions. On alpaca, and on polygon (one grouped-daily call per missing session);
          there our side runs at 100/min (Polygon's paid plans have no limit: at 5/min the
          dozen calls would mostly wait for the window), the naive loop at the free 5/min
-S3-rows  the harder variant: 5% of the (symbol, session) rows missing at random (alpaca)
+S3-rows  a harder variant beyond the issue: 5% of the (symbol, session) rows missing at random
+         (alpaca); judged by the same targets but reported apart ("beyond_issue")
 S4       each of the above again right after: must make 0 requests ("S4/S1-alpaca", ...)
 R1       the roadmap's "100 symbols under 5 minutes": 100 symbols new at layer 3 under the
          default policy; our target is under 10 s (alpaca)
@@ -47,7 +48,8 @@ symbols and ``naive_wall_s`` is the larger of the scaled wall time and the rate 
 The issue's targets, per row where they apply: ``requests_ok`` requests <= 1.1 x lower_bound;
 ``wall_ok`` wall_s <= 1.2 x rate_bound_s; ``naive_ok`` (S1, S3) naive_requests >= 10 x
 requests; ``s4_ok`` (S4) no request; ``meets_target`` (R1) under ``target_wall_s``. The
-top-level ``targets`` lists the scenarios that miss one.
+top-level ``targets`` lists the issue's scenarios that miss one, and apart from them
+(``beyond_issue``) the misses of S3-rows.
 
 Prints {"scenarios": [{"name", "provider", "requests", "lower_bound", "naive_requests",
 "wall_s", "rate_bound_s", "naive_wall_s", ...}, ...], "targets": {...}, "parameters": {...}}.
@@ -233,6 +235,7 @@ def row(m: Measured, latency_s: float, *, repeat: bool = False) -> dict[str, Any
         "naive_vs_requests": ratio(naive_requests, requests) if requests else None,
         "wall_vs_rate_bound": ratio(wall, bound) if bound else None,
         "symbols": len(sc.symbols),
+        "beyond_issue": sc.beyond_issue,
         "setup": sc.notes,
         "requests_runs": [f.requests for f in fills],
         "rate_limited": first.rate_limited,
@@ -278,14 +281,21 @@ TARGETS = ("requests_ok", "wall_ok", "naive_ok", "s4_ok", "meets_target")
 
 
 def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Which scenarios miss which of the issue's targets (those that apply to them)."""
-    missed = {
-        r["name"]: [t for t in TARGETS if r.get(t) is False]
-        for r in rows
-        if any(r.get(t) is False for t in TARGETS)
-    }
-    checked = {t: sum(1 for r in rows if t in r) for t in TARGETS}
-    return {"all_met": not missed, "missed": missed, "checked": checked}
+    """Which of the issue's scenarios miss which of its targets (those that apply to them);
+    the scenarios beyond the issue (S3-rows) are judged alike but listed apart."""
+
+    def misses(ours: list[dict[str, Any]]) -> dict[str, list[str]]:
+        return {
+            r["name"]: [t for t in TARGETS if r.get(t) is False]
+            for r in ours
+            if any(r.get(t) is False for t in TARGETS)
+        }
+
+    issue = [r for r in rows if not r.get("beyond_issue")]
+    missed = misses(issue)
+    checked = {t: sum(1 for r in issue if t in r) for t in TARGETS}
+    beyond = misses([r for r in rows if r.get("beyond_issue")])
+    return {"all_met": not missed, "missed": missed, "checked": checked, "beyond_issue": beyond}
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,8 +51,15 @@ class _Group:
     span: tuple[int, int]
 
 
-def solve(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> Solution | None:
-    """The bound and a plan for ``holes``, or None for a gap set too large to solve."""
+def solve(
+    price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]], largest: int | None = None
+) -> Solution | None:
+    """The bound and a plan for ``holes``, or None for a gap set too large to solve.
+
+    ``largest`` keeps only that many of the largest alike groups in the program, which then
+    solves in a fraction of the time; the others join the windows it chose (or requests of
+    their own) afterwards. Leaving symbols out only loosens the bound, so it stays a bound.
+    """
     holes = {s: h for s, h in holes.items() if len(h)}
     if not holes:
         return Solution(0, [])
@@ -67,12 +74,13 @@ def solve(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> Solutio
         for e in range(a, len(marks))
         if price.fits(int(marks[a]), int(marks[e]))
     ]
-    if len(members) * len(windows) > MAX_VARIABLES:
-        return None
     groups = [
         _Group(names, np.searchsorted(marks, np.frombuffer(key, dtype=np.int64)), span)
-        for (key, span), names in members.items()
+        for (key, span), names in sorted(members.items(), key=lambda kv: -len(kv[1]))
     ]
+    groups, rest = groups[:largest], groups[largest:]
+    if len(groups) * len(windows) > MAX_VARIABLES:
+        return None
     grouped = price.interval == "1day" and price.caps.grouped_daily
     most = most_symbols(price, holes)
     prefix = price.axis.prefix
@@ -128,7 +136,7 @@ def solve(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> Solutio
     bound = max(0, math.ceil(proven - 1e-6))
     if x is None:
         return Solution(bound, [])
-    return Solution(bound, _plan(price, groups, windows, marks, ys, x[:n_y], x[grouped0:]))
+    return Solution(bound, _plan(price, groups, windows, marks, ys, x[:n_y], x[grouped0:], rest))
 
 
 def _integer_program(
@@ -181,9 +189,11 @@ def _plan(
     ys: list[tuple[int, int, int]],
     carried: npt.NDArray[np.int64],
     grouped: npt.NDArray[np.int64],
+    rest: Sequence[_Group] = (),
 ) -> list[Shape]:
     """The solver's numbers as requests: each group's symbols given windows that cover their
-    missing sessions (``_assign``), each window's symbols dealt into requests, each request's
+    missing sessions (``_assign``), the groups left out of the program given the windows in
+    use (else one of their own), each window's symbols dealt into requests, each request's
     range cut down to the missing sessions of its symbols."""
     closed = set(np.flatnonzero(grouped).tolist())  # marks fetched by grouped calls
     shapes = []
@@ -205,6 +215,20 @@ def _plan(
                 over[w].append(s)
                 a, e = windows[w]
                 own[(s, w)] = [t for t in needed if a <= t <= e]
+    alone = {a: w for w, (a, e) in enumerate(windows) if a == e}
+    for g in rest:
+        needed = [t for t in g.at.tolist() if t not in closed]
+        for s in g.symbols:
+            reach = -1
+            for t in needed:
+                if t <= reach:
+                    continue
+                around = [w for w in over if windows[w][0] <= t <= windows[w][1]]
+                w = max(around, key=lambda w: windows[w][1]) if around else alone[t]
+                over[w].append(s)
+                a, e = windows[w]
+                own[(s, w)] = [u for u in needed if a <= u <= e]
+                reach = e
     for w, names in sorted(over.items()):
         first, last = int(marks[windows[w][0]]), int(marks[windows[w][1]])
         for pack in dealt(price, names, first, last):

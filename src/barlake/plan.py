@@ -230,15 +230,16 @@ def price(
 
 def solve(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> tuple[list[Shape], int]:
     """The cheapest requests found for ``holes`` and the fewest calls any could make: the cost
-    model's plan and bounds, and for small gap sets the integer program's, whichever is
-    better."""
+    model's plan and bounds, then for small gap sets the integer program's, first over the
+    largest alike groups (fast), then over all of them, until the plan meets the bound."""
     shapes = plan_shapes(price, holes)
-    calls = sum(1 if s.grouped else price.calls(s.bars) for s in shapes)
-    bound = lower_bound(price, holes, enough=calls)
-    if calls <= bound:
-        return shapes, bound  # as few calls as can be
-    found = exact.solve(price, holes)
-    if found is not None:
+    bound = lower_bound(price, holes, enough=_calls(price, shapes))
+    for largest in (_LARGEST, None):
+        if _calls(price, shapes) <= bound:
+            break  # as few calls as can be
+        found = exact.solve(price, holes, largest)
+        if found is None:
+            continue
         bound = max(bound, found.bound)
         if (
             found.shapes
@@ -246,6 +247,14 @@ def solve(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> tuple[l
         ):
             shapes = found.shapes
     return shapes, bound
+
+
+#: The alike groups the first, fast integer program keeps (the rest join its windows after).
+_LARGEST = 8
+
+
+def _calls(price: Pricing, shapes: Sequence[Shape]) -> int:
+    return sum(1 if s.grouped else price.calls(s.bars) for s in shapes)
 
 
 Cells = tuple[dict[str, npt.NDArray[np.int64]], dict[str, tuple[int, int]]]

@@ -22,10 +22,10 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
+import orjson
 import polars as pl
 
 from barlake.intervals import Interval
@@ -108,14 +108,14 @@ class AlpacaEmulator(Emulator):
             last = page.row(-1, named=True)
             next_token = _encode_token(last["symbol"], unit, last["t"])
         page = self.corrupt(page.drop("t"), faults, start).with_columns(_wire_t(interval))
-        by_symbol: dict[str, list[dict[str, Any]]] = {}
-        for row in _wire_rows(page):
-            by_symbol.setdefault(row.pop("S"), []).append(row)
+        arrays = _wire_arrays(page)
         if single:
-            bars = by_symbol.get(symbols[0])
-            body = {"bars": bars, "symbol": symbols[0], "next_page_token": next_token}
-            return Reply(200, body)
-        return Reply(200, {"bars": by_symbol, "next_page_token": next_token})
+            bars = arrays.get(symbols[0], b"null")
+            head = b'{"bars":' + bars + b',"symbol":' + orjson.dumps(symbols[0])
+            return Reply(200, head + b',"next_page_token":' + orjson.dumps(next_token) + b"}")
+        keyed = b",".join(orjson.dumps(s) + b":" + a for s, a in arrays.items())
+        body = b'{"bars":{' + keyed + b'},"next_page_token":' + orjson.dumps(next_token) + b"}"
+        return Reply(200, body)
 
     def _params(
         self, query: Mapping[str, str]
@@ -164,23 +164,29 @@ def _wire_t(interval: Interval) -> pl.Expr:
     return midnight.dt.convert_time_zone("UTC").alias("t")
 
 
-def _wire_rows(page: pl.DataFrame) -> list[dict[str, Any]]:
-    rows = page.select(
-        pl.col("symbol").alias("S"),
-        pl.col("t").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        pl.col("open").alias("o"),
-        pl.col("high").alias("h"),
-        pl.col("low").alias("l"),
-        pl.col("close").alias("c"),
-        pl.col("volume").alias("v"),
-        pl.col("trades").alias("n"),
-        pl.col("vwap").alias("vw"),
-    ).to_dicts()
-    for row in rows:  # volumes are whole shares on the wire (alpaca-go: uint64)
-        v = row["v"]
-        if isinstance(v, float) and v.is_integer():
-            row["v"] = int(v)
-    return rows
+def _wire_arrays(page: pl.DataFrame) -> dict[str, bytes]:
+    """Each symbol's bars of ``page`` as the JSON array Alpaca sends, written by polars in one
+    go (a page of 10,000 bars through Python dicts took most of the emulator's time). Volumes
+    are whole shares on the wire (alpaca-go: uint64); a NaN goes out bare, as a sloppy vendor
+    would send it."""
+
+    def number(column: str) -> pl.Expr:
+        return pl.col(column).cast(pl.String).fill_null("null")
+
+    v = pl.col("volume")
+    whole = v.is_finite() & (v == v.floor())
+    volume = pl.when(whole).then(v.cast(pl.Int64, strict=False)).cast(pl.String)
+    volume = pl.when(whole).then(volume).otherwise(v.cast(pl.String)).fill_null("null")
+    t = pl.concat_str(pl.lit('"'), pl.col("t").dt.strftime("%Y-%m-%dT%H:%M:%SZ"), pl.lit('"'))
+    fields = [("t", t.fill_null("null")), ("o", number("open")), ("h", number("high"))]
+    fields += [("l", number("low")), ("c", number("close")), ("v", volume)]
+    fields += [("n", number("trades")), ("vw", number("vwap"))]
+    parts: list[pl.Expr] = []
+    for i, (key, value) in enumerate(fields):
+        parts += [pl.lit(("{" if i == 0 else ",") + f'"{key}":'), value]
+    bar = pl.concat_str([*parts, pl.lit("}")])
+    grouped = page.group_by("symbol", maintain_order=True).agg(bar.str.join(",").alias("json"))
+    return {s: f"[{j}]".encode() for s, j in grouped.iter_rows()}
 
 
 def _time(text: str | None) -> datetime | None:
