@@ -282,6 +282,22 @@ def test_the_integer_program_finds_windows_that_unlike_symbols_share() -> None:
     assert all(len(p.request.symbols) <= 200 for p in planned)
 
 
+def test_symbols_left_out_of_the_integer_program_join_its_windows() -> None:
+    # 350 symbols miss the same 13 sessions; 12 more, each listed on a day of its own, miss
+    # those after their listing: 13 alike groups. The program keeps the largest few and the
+    # others join the windows it chose; the plan still makes the fewest calls there can be.
+    marks = [0, 5, 28, 61, 102, 108, 110, 121, 139, 140, 157, 186, 197]
+    holes = {f"F{i:03d}": marks for i in range(350)}
+    listed = {}
+    for i in range(12):
+        holes[f"L{i:03d}"] = [m for m in marks if m >= 30 + 10 * i]
+        listed[f"L{i:03d}"] = (SESSIONS[30 + 10 * i], None)
+    gaps = [gap(s, m, m) for s, ms in holes.items() for m in ms]
+    planned = requests_for("alpaca", caps(), gaps, XNYS, listings=listed)
+    assert calls(planned) == 6 == lower_bound_for(caps(), gaps, XNYS, listings=listed)
+    assert missing(gaps) <= asked(planned)
+
+
 def test_a_symbol_listed_mid_window_returns_bars_only_from_its_listing() -> None:
     # A misses sessions 0..19; B, listed at session 10, misses 10..19. One request carries
     # both (30 bars fit a page of 40); B brings 10 bars, not 20.

@@ -42,6 +42,8 @@ class Solution:
 
     bound: int
     shapes: list[Shape]
+    #: How many alike groups the gap set has (the program kept ``largest`` of them).
+    groups: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def solve(
     """
     holes = {s: h for s, h in holes.items() if len(h)}
     if not holes:
-        return Solution(0, [])
+        return Solution(0, [], 0)
     whole = (0, len(price.axis.days))
     members: dict[tuple[bytes, tuple[int, int]], list[str]] = defaultdict(list)
     for s, h in holes.items():
@@ -78,6 +80,7 @@ def solve(
         _Group(names, np.searchsorted(marks, np.frombuffer(key, dtype=np.int64)), span)
         for (key, span), names in sorted(members.items(), key=lambda kv: -len(kv[1]))
     ]
+    count = len(groups)
     groups, rest = groups[:largest], groups[largest:]
     if len(groups) * len(windows) > MAX_VARIABLES:
         return None
@@ -135,7 +138,7 @@ def solve(
     proven, x = found
     bound = max(0, math.ceil(proven - 1e-6))
     if x is None:
-        return Solution(bound, [])
+        return Solution(bound, [], count)
     return Solution(bound, _plan(price, groups, windows, marks, ys, x[:n_y], x[grouped0:], rest))
 
 

@@ -230,27 +230,30 @@ def price(
 
 def solve(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> tuple[list[Shape], int]:
     """The cheapest requests found for ``holes`` and the fewest calls any could make: the cost
-    model's plan and bounds, then for small gap sets the integer program's, first over the
-    largest alike groups (fast), then over all of them, until the plan meets the bound."""
+    model's plan and bounds, then for small gap sets the integer program's over the 4, 8 and
+    16 largest alike groups (the others join its windows after), until the plan meets the
+    bound. A program over many more groups takes seconds and often ends without a good plan."""
     shapes = plan_shapes(price, holes)
     bound = lower_bound(price, holes, enough=_calls(price, shapes))
-    for largest in (_LARGEST, None):
+    for largest in _LARGEST:
         if _calls(price, shapes) <= bound:
             break  # as few calls as can be
         found = exact.solve(price, holes, largest)
         if found is None:
-            continue
+            break
         bound = max(bound, found.bound)
         if (
             found.shapes
             and total_cost(price, found.shapes, holes) < total_cost(price, shapes, holes) - 1e-9
         ):
             shapes = found.shapes
+        if largest >= found.groups:
+            break  # that was every group
     return shapes, bound
 
 
-#: The alike groups the first, fast integer program keeps (the rest join its windows after).
-_LARGEST = 8
+#: How many of the largest alike groups the integer programs keep, one after the other.
+_LARGEST = (4, 8, 16)
 
 
 def _calls(price: Pricing, shapes: Sequence[Shape]) -> int:
