@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -68,3 +69,30 @@ def test_a_pack_keeps_each_symbol_inside_its_own_window(tmp_path: Path) -> None:
     lake.add_symbols("BBB", listed_on=date(2024, 6, 3))
     assert [g.range.start for g in lake.gaps("BBB", interval="1day", **DATES)] == [date(2024, 6, 3)]
     assert lake.plan(interval="1day", **DATES).total_requests == 1
+
+
+def test_an_interval_whose_requests_are_done_is_written_while_others_are_fetched(
+    tmp_path: Path,
+) -> None:
+    # The minute request waits (up to 5 s) for the daily bars to reach the lake: they must be
+    # written as soon as the daily request is done, not at the end of the job.
+    seen: list[bool] = []
+
+    class Patient(DemoProvider):
+        async def fetch_page(self, request, cursor=None):  # type: ignore[no-untyped-def]
+            if request.interval == "1min" and cursor is None:
+                for _ in range(500):
+                    if list((tmp_path / "bars").rglob("*.parquet")):
+                        break
+                    await asyncio.sleep(0.01)
+                seen.append(bool(list((tmp_path / "bars" / "interval=1day").rglob("*.parquet"))))
+            return await super().fetch_page(request, cursor)
+
+    lake = lake_with(tmp_path, Patient())
+    daily = lake.plan(interval="1day", **DATES)
+    minute = lake.plan(interval="1min", start=date(2024, 6, 3), end=date(2024, 6, 5))
+    result = lake.run_plan(daily + minute)
+    assert result.status == "done"
+    assert seen == [True]
+    assert lake.gaps(interval="1day", **DATES) == []
+    assert lake.gaps(interval="1min", start=date(2024, 6, 3), end=date(2024, 6, 5)) == []

@@ -17,6 +17,7 @@ import contextlib
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -181,7 +182,11 @@ class Scheduler:
                 )
             )
             self.units[(g.symbol, g.interval)] = Unit(g.symbol, g.interval, window)
+        # Requests of each interval not finished yet: at 0 its bars are flushed at once, in
+        # the background, while the other intervals are still being fetched.
+        self._unfinished: Counter[str] = Counter()
         for p in plan.requests:
+            self._unfinished[p.request.interval] += 1
             for s in p.request.symbols:
                 self.units[(s, p.request.interval)].open_requests += 1
         self.calls = self.retries = self.bars_written = self.done_requests = 0
@@ -193,6 +198,8 @@ class Scheduler:
         self._catalog_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._workers: list[asyncio.Task[None]] = []
+        self._early: list[asyncio.Task[None]] = []  # flushes of finished intervals
+        self._ledgers: list[pl.DataFrame] = []  # their ledger rows, saved with the next save
         self._interrupted = False
         self._last_flush = time.monotonic()
         self._fatal: BaseException | None = None
@@ -228,6 +235,9 @@ class Scheduler:
                 self._fatal = outcome
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
+        for outcome in await asyncio.gather(*self._early, return_exceptions=True):
+            if isinstance(outcome, BaseException) and self._fatal is None:
+                self._fatal = outcome
         # Synchronous from here: nothing can interrupt the final write and its records.
         ledger = self._flush(*self._take_buffer())
         status = "failed" if self._fatal else "interrupted" if self._interrupted else "done"
@@ -273,6 +283,14 @@ class Scheduler:
         return self._tier_gates.get(tier) or contextlib.nullcontext()
 
     async def _serve(self, request: Request, queue: asyncio.Queue[PlannedRequest]) -> None:
+        try:
+            await self._serve_one(request, queue)
+        finally:
+            self._unfinished[request.interval] -= 1
+        if self._unfinished[request.interval] == 0 and not self._interrupted:
+            self._early.append(asyncio.create_task(self._flush_interval(request.interval)))
+
+    async def _serve_one(self, request: Request, queue: asyncio.Queue[PlannedRequest]) -> None:
         now = self.clock()
         for s in request.symbols:
             unit = self.units[(s, request.interval)]
@@ -289,6 +307,9 @@ class Scheduler:
                 cursor = page.next_cursor
                 if cursor is None:
                     break
+                # A provider that computes its pages (demo) never waits: let a background
+                # flush get going between them.
+                await asyncio.sleep(0)
         except (TransientError, RateLimitError) as exc:
             self._fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
             self._request_closed(request)
@@ -308,6 +329,7 @@ class Scheduler:
                     if symbols:
                         sub = Request(request.provider, symbols, request.interval, request.range)
                         queue.put_nowait(PlannedRequest(sub, 0, 0, 1))
+                        self._unfinished[request.interval] += 1
                 for s in (bad,) if bad else ():
                     self.units[(s, request.interval)].open_requests -= 1
                 return
@@ -451,6 +473,21 @@ class Scheduler:
         self._last_flush = time.monotonic()
         return buffer, fetched
 
+    async def _flush_interval(self, interval: str) -> None:
+        """Write the buffered bars of ``interval``, all of whose requests are done, in a thread
+        while the workers go on; its ledger rows wait for the next save."""
+        buffer = [(i, f) for i, f in self._buffer if i == interval]
+        fetched = [x for x in self._fetched if x[0].interval == interval]
+        if not buffer and not fetched:
+            return
+        self._buffer = [(i, f) for i, f in self._buffer if i != interval]
+        self._fetched = [x for x in self._fetched if x[0].interval != interval]
+        self._buffered_rows -= sum(f.height for _, f in buffer)
+        ledger = await asyncio.to_thread(self._flush, buffer, fetched)
+        if ledger is not None:
+            with self._catalog_lock:  # a save in a thread may be taking them
+                self._ledgers.append(ledger)
+
     async def _flush_now(self) -> None:
         # The asyncio lock makes workers wait while a flush runs (memory stays bounded).
         async with self._flush_lock:
@@ -547,6 +584,9 @@ class Scheduler:
 
     def _save(self, *, job: dict[str, Any], ledger: pl.DataFrame | None = None) -> None:
         with self._catalog_lock:
+            early, self._ledgers = self._ledgers, []
+            parts = [x for x in (*early, ledger) if x is not None]
+            ledger = pl.concat(parts) if parts else None
             dirty = [u for u in self.units.values() if u.dirty]
             for u in dirty:
                 u.dirty = False
