@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from barlake import bars, dayindex
 from barlake.calendar import get_calendar
-from barlake.dayindex import DayIndex
+from barlake.filesystem import LocalFileSystem
 from barlake.lake import Lake
 from barlake.prune import Pruned, prune
 from barlake.ranges import DateRange
@@ -228,15 +228,20 @@ def test_a_missing_or_damaged_entry_gives_the_same_gaps(gappy, damage):
     assert dayindex.decode(entry_of(gappy).read_bytes()) is not None  # rebuilt
 
 
-def test_a_write_killed_between_data_and_index_leaves_gaps_exact(gappy, monkeypatch):
+def test_a_write_killed_between_index_and_data_leaves_gaps_exact(gappy, monkeypatch):
+    # The entry is saved in the writer's thread before the data file moves into place: a
+    # writer killed in between leaves an entry stamped with a file that never arrived.
     def killed(*args: object, **kwargs: object) -> None:
-        msg = "killed after the data file was replaced"
+        msg = "killed before the data file was moved into place"
         raise RuntimeError(msg)
 
-    monkeypatch.setattr(DayIndex, "record", killed)
+    monkeypatch.setattr(LocalFileSystem, "commit", killed)
     with pytest.raises(RuntimeError, match="killed"):
         gappy.store.write("1day", frame([("AAPL", datetime(2024, 6, 18, tzinfo=UTC))]))
     monkeypatch.undo()
+    assert gaps_of(gappy) == JUNE_GAPS
+    gappy.store.write("1day", frame([("AAPL", datetime(2024, 6, 18, tzinfo=UTC))]))
+    forbid_parquet_reads(monkeypatch)  # and the entry of the write that did arrive is fresh
     assert gaps_of(gappy) == [("AAPL", "2024-06-20", "2024-06-20", 1)]
 
 

@@ -383,8 +383,15 @@ def _deals(
         if price.chars is None or all(url_chars(p) <= price.chars for p in packs):
             out.append(packs)
     by_load = sorted(names, key=lambda s: -loads[s])
+    alike = len({loads[s] for s in names}) == 1  # then filling is cutting
     for pages in (1, 2, 3, 4, 8, 16):
         cap = pages * price.per_page
+        if alike:
+            size = max(1, min(price.per_request, cap // max(1, loads[names[0]])))
+            packs = [tuple(names[i : i + size]) for i in range(0, len(names), size)]
+            if price.chars is None or all(url_chars(p) <= price.chars for p in packs):
+                out.append(packs)
+                continue
         bins: list[_Pack] = []
         for s in by_load:
             size = len(quote(s, safe=""))

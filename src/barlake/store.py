@@ -58,8 +58,6 @@ class _Staged:
 
     path: Path
     tmp: Path
-    stamp: Stamp
-    merged: pl.DataFrame
     rows: int
 
 
@@ -210,20 +208,11 @@ class Store:
             if failed is not None:
                 self.fs.discard([(s.tmp, s.path) for s in staged])
                 raise failed
-            return self._commit(staged, interval, pool)
+            return self._commit(staged)
 
-    def _commit(
-        self, staged: list[_Staged], interval: Interval, pool: ThreadPoolExecutor | None = None
-    ) -> int:
-        """Move ``staged`` files into place durably and index them; returns their new rows."""
+    def _commit(self, staged: list[_Staged]) -> int:
+        """Move ``staged`` files into place durably; returns their new rows."""
         self.fs.commit([(s.tmp, s.path) for s in staged])
-        if self.index is not None:
-            index = self.index
-
-            def record(s: _Staged) -> None:
-                index.record(s.path, s.stamp, interval, s.merged)
-
-            list(pool.map(record, staged) if pool else map(record, staged))
         return sum(s.rows for s in staged)
 
     def _stage(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> _Staged:
@@ -234,12 +223,20 @@ class Store:
         if old is not None and old.height:
             merged = latest(pl.concat([old, new], how="vertical"))
             table = None
-        return self._stage_file(path, merged, table, new.height)
+        return self._stage_file(path, partition.interval, merged, table, new.height)
 
     def _stage_file(
-        self, path: Path, frame: pl.DataFrame, table: pa.Table | None, rows: int
+        self,
+        path: Path,
+        interval: Interval,
+        frame: pl.DataFrame,
+        table: pa.Table | None,
+        rows: int,
     ) -> _Staged:
-        """``frame`` (``table`` is it as Arrow when known) as Parquet beside ``path``."""
+        """``frame`` (``table`` is it as Arrow when known) as Parquet beside ``path``, and its
+        day-index entry, stamped with the staged file (which the rename keeps): saved before
+        the move, in the writer's thread, it is stale only until the move, and rebuilt if the
+        move never happens."""
         content = frame.to_arrow() if table is None else table
         stamps: list[Stamp] = []
 
@@ -250,7 +247,9 @@ class Store:
             stamps.append(dayindex.stamp_of(tmp))
 
         tmp = self.fs.stage(path, write)
-        return _Staged(path, tmp, stamps[-1], frame, rows)
+        if self.index is not None:
+            self.index.record(path, stamps[-1], interval, frame)
+        return _Staged(path, tmp, rows)
 
     def write_partition(self, partition: Partition, frame: pl.DataFrame) -> int:
         """Merge ``frame`` into one file and replace it atomically."""
@@ -258,11 +257,11 @@ class Store:
 
     def _merge_into(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> int:
         """Merge ``new`` (sorted, unique; ``table`` is it as Arrow when known) into its file."""
-        return self._commit([self._stage(partition, new, table)], partition.interval)
+        return self._commit([self._stage(partition, new, table)])
 
     def replace_file(self, path: Path, interval: Interval, frame: pl.DataFrame) -> None:
         """Replace the data file ``path`` (of ``interval``) with ``frame`` atomically."""
-        self._commit([self._stage_file(path, frame, None, frame.height)], interval)
+        self._commit([self._stage_file(path, interval, frame, None, frame.height)])
 
     def remove_file(self, path: Path) -> None:
         """Delete the data file ``path`` (durably) and its index entry."""
