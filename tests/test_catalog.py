@@ -247,3 +247,35 @@ def test_a_lock_held_too_long_is_a_lock_error_and_exit_4(lake_root, monkeypatch)
     assert "locked" in lines[0]
     monkeypatch.undo()
     assert Catalog(lake_root, lock_timeout=0.3).symbols().height == 0
+
+
+def test_a_catalog_block_holds_the_file_only_while_it_runs(tmp_path: Path) -> None:
+    # Blocks attach the catalog to one DuckDB of the process and detach it after: another
+    # process can write the catalog as soon as a block ends, and not while it runs.
+    catalog = Catalog(tmp_path)
+    catalog.create()
+    probe = textwrap.dedent(
+        f"""
+        import duckdb
+        try:
+            duckdb.connect({str(catalog.path)!r}).close()
+            print("opened")
+        except duckdb.IOException:
+            print("locked")
+        """
+    )
+
+    def other_process() -> str:
+        return subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    with catalog.session():
+        assert other_process() == "locked"
+        with catalog.connect() as con:  # nested blocks share the attachment
+            con.execute("CREATE TEMP TABLE scratch AS SELECT 1 AS x")
+    assert other_process() == "opened"
+    with catalog.connect() as con:  # each block's temporary tables went with it
+        assert con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'scratch'"
+        ).fetchone() == (0,)
