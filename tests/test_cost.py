@@ -298,6 +298,18 @@ def test_symbols_left_out_of_the_integer_program_join_its_windows() -> None:
     assert missing(gaps) <= asked(planned)
 
 
+def test_without_the_solver_the_cost_models_plan_and_bounds_stand(monkeypatch) -> None:
+    monkeypatch.setattr(exact, "_highs", lambda: None)
+    marks = [0, 5, 28, 61, 102, 108, 110, 121, 139, 140, 157, 186, 197]
+    late = [m for m in marks if m >= 65]
+    holes = {f"F{i:03d}": marks for i in range(350)} | {f"L{i:03d}": late for i in range(30)}
+    gaps = [gap(s, m, m) for s, ms in holes.items() for m in ms]
+    listed = {f"L{i:03d}": (SESSIONS[65], None) for i in range(30)}
+    planned = requests_for("alpaca", caps(), gaps, XNYS, listings=listed)
+    assert missing(gaps) <= asked(planned)
+    assert lower_bound_for(caps(), gaps, XNYS, listings=listed) <= 7 < calls(planned)
+
+
 def test_a_symbol_listed_mid_window_returns_bars_only_from_its_listing() -> None:
     # A misses sessions 0..19; B, listed at session 10, misses 10..19. One request carries
     # both (30 bars fit a page of 40); B brings 10 bars, not 20.

@@ -23,6 +23,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -151,9 +152,8 @@ def _integer_program(
     """Minimise ``objective`` . x over whole x >= 0 with ``lower <= A x <= upper`` (A given as
     row, column, value triples): the bound HiGHS proves within ``SECONDS``, and the best x it
     found (None if none); None when HiGHS is missing or fails."""
-    try:
-        from highspy import _core  # the bare solver: the wrapper class prints a banner
-    except ImportError:  # pragma: no cover - a dependency; without it, the cost model's bounds
+    _core = _highs()
+    if _core is None:  # the cost model's plans and bounds stand alone
         return None
     rows, cols, vals = (np.asarray(a) for a in triples)
     order = np.lexsort((rows, cols))
@@ -182,6 +182,16 @@ def _integer_program(
     if info.primal_solution_status == 0:  # no feasible point found in time
         return proven, None
     return proven, np.rint(np.asarray(solver.getSolution().col_value)).astype(np.int64)
+
+
+def _highs() -> Any | None:
+    """HiGHS's bare binding, or None where highspy lacks it: its wrapper class ``Highs`` prints
+    a banner on stdout when made, which would corrupt ``lake plan --json``."""
+    try:
+        from highspy import _core
+    except ImportError:
+        return None
+    return _core if hasattr(_core, "_Highs") else None
 
 
 def _plan(
