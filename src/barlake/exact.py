@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from barlake.cost import Pricing, Shape, dealt, most_symbols, with_bars
+from barlake.bound import most_symbols
+from barlake.cost import Pricing, Shape, dealt, with_bars
 
 #: Above this many (alike group x window) pairs the program is not built.
 MAX_VARIABLES = 20_000

@@ -19,9 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from barlake import exact
+from barlake.bound import lower_bound
 from barlake.calendar import Calendar
 from barlake.config import REREAD_WEIGHT
-from barlake.cost import Axis, Pricing, Shape, lower_bound, plan_shapes, total_cost
+from barlake.cost import Axis, Pricing, Shape, plan_shapes, total_cost
 from barlake.errors import UsageError
 from barlake.gaps import Gap
 from barlake.intervals import Interval
