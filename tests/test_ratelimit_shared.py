@@ -219,6 +219,22 @@ ACQUIRE = textwrap.dedent(
 PAUSE_S = 1.5
 
 
+def json_outputs(procs: list[subprocess.Popen[str]], timeout: float) -> list[Any]:
+    """What each process printed as JSON, once all have exited 0."""
+    outputs = [proc.communicate(timeout=timeout) for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    return [json.loads(out) for out, _ in outputs]
+
+
+def reap(procs: list[subprocess.Popen[str]]) -> None:
+    """Kill whichever of ``procs`` still runs (a failed test must not leave them behind)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_two_processes_never_exceed_the_limit_together(tmp_path: Path) -> None:
     procs = [
         subprocess.Popen(
@@ -240,15 +256,9 @@ def test_two_processes_never_exceed_the_limit_together(tmp_path: Path) -> None:
             assert proc.stdin is not None
             proc.stdin.write("go\n")
             proc.stdin.flush()
-        outputs = [proc.communicate(timeout=30) for proc in procs]
+        first, second = json_outputs(procs, timeout=30)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for proc, (_, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, err
-    first, second = (json.loads(out) for out, _ in outputs)
+        reap(procs)
     # Both asked during the pause, so both raced for the window the moment it ended; each on
     # its own would then have taken 30 at once.
     assert max(first["tried"], second["tried"]) < paused_at + PAUSE_S
@@ -324,16 +334,10 @@ def test_two_fills_share_one_vendor_window(tmp_path: Path, lake_template: Path) 
                     env=env,
                 )
             )
-        outputs = [p.communicate(timeout=60) for p in procs]
+        results = json_outputs(procs, timeout=60)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        reap(procs)
         em.stop()
-    for proc, (_, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, err
-    results = [json.loads(out) for out, _ in outputs]
     assert {status for status, _ in em.log} == {200}
     assert [(r["status"], r["retries"]) for r in results] == [("done", 0), ("done", 0)]
     # More requests than the emulator allows in a window: somebody had to wait.

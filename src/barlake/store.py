@@ -363,15 +363,11 @@ class Store:
         ``day_shift`` moves intraday UTC starts onto their exchange's session date. The query
         reads only the files of the symbols and periods concerned.
         """
-        indexed = self._indexed(interval, day_shift)
-        files = self._paths(interval, symbols_, window, checked=not indexed)
-        if indexed:
-            names, occupied = self._occupancy(interval, files, symbols_, window, day_shift)
-            rows, cols = np.nonzero(occupied)
-            day = pl.Series("day", cols + _day_number(window.start), dtype=pl.Int32)
-            symbol = pl.Series("symbol", names, dtype=pl.String).gather(rows)
-            return pl.DataFrame([symbol, day.cast(pl.Date)]).to_arrow()
-        return self._query_days(interval, files, symbols_, window, day_shift)
+        found = self.days_by_symbol(interval, symbols_, window, day_shift)
+        days = np.concatenate([np.empty(0, "datetime64[D]"), *found.values()])
+        symbol = pl.Series("symbol", list(found), dtype=pl.String)
+        symbol = symbol.gather(np.repeat(np.arange(len(found)), [len(d) for d in found.values()]))
+        return pl.DataFrame([symbol, pl.Series("day", days, dtype=pl.Date)]).to_arrow()
 
     def days_by_symbol(
         self,
