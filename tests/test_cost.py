@@ -296,6 +296,12 @@ def test_symbols_left_out_of_the_integer_program_join_its_windows() -> None:
     planned = requests_for("alpaca", caps(), gaps, XNYS, listings=listed)
     assert calls(planned) == 6 == lower_bound_for(caps(), gaps, XNYS, listings=listed)
     assert missing(gaps) <= asked(planned)
+    axis = Axis.of(XNYS, "1day", DateRange(SESSIONS[0], SESSIONS[198]))
+    active = {s: (30 + 10 * i, 198) for i, s in enumerate(sorted(listed))}
+    price = Pricing(caps(), "1day", axis, 0.5, active)
+    found = exact.solve(price, {s: np.array(ms, dtype=np.int64) for s, ms in holes.items()}, 4)
+    assert found is not None
+    assert found.groups == 13  # the planner stops widening the program once it holds them all
 
 
 def test_without_the_solver_the_cost_models_plan_and_bounds_stand(monkeypatch) -> None:

@@ -141,7 +141,8 @@ def solve(
     bound = max(0, math.ceil(proven - 1e-6))
     if x is None:
         return Solution(bound, [], count)
-    return Solution(bound, _plan(price, groups, windows, marks, ys, x[:n_y], x[grouped0:], rest))
+    shapes = _plan(price, groups, windows, marks, ys, x[:n_y], x[grouped0:], rest)
+    return Solution(bound, shapes, count)
 
 
 def _integer_program(
