@@ -217,13 +217,13 @@ def price(
     out: list[PlannedRequest] = []
     bound = 0
     for (interval, axis), (holes, active) in _cells(gaps, calendars, listings).items():
-        shapes, low = solve(Pricing(caps, interval, axis, reread_weight, active), holes)
+        pricing = Pricing(caps, interval, axis, reread_weight, active)
+        shapes, low = solve(pricing, holes)
         bound += low
         for shape in shapes:
             window = axis.range(shape.first, shape.last)
             sessions = shape.last - shape.first + 1
-            per_page = max(1, caps.bars_per_page)
-            pages = 1 if shape.grouped else max(1, math.ceil(shape.bars / per_page))
+            pages = _calls(pricing, [shape])
             request = Request(provider, shape.symbols, interval, window)
             out.append(PlannedRequest(request, sessions, shape.bars, pages))
     return out, bound

@@ -3,11 +3,11 @@
 Workers take requests in plan order and fetch their pages back to back. Every page waits for a
 free slot in the provider's rate-limit window; rate-limit answers pause the limiter for
 everyone, transient failures back off with jitter, permanent ones are recorded once per
-symbol. Bars collect in a
-buffer that is written partition file by partition file when it grows large (each daily year file
-is rewritten once per flush, not once per symbol). Only after a flush are the ledger and the
-progress rows of the requests it covered updated, so the catalog never claims bars that are not
-durable. A reporter keeps the job row current for ``lake status`` in other processes.
+symbol. Bars collect in a buffer that is written partition file by partition file when it grows
+large, or when every request of an interval is done (each daily year file is rewritten once per
+flush, not once per symbol). Only after a flush are the ledger and the progress rows of the
+requests it covered updated, so the catalog never claims bars that are not durable. A reporter
+keeps the job row current for ``lake status`` in other processes.
 """
 
 from __future__ import annotations
