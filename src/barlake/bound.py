@@ -96,10 +96,7 @@ def _densest_call(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]], mo
     prefix = price.axis.prefix
     best = 0.0
     for a in range(len(marks)):
-        ends = np.arange(a, len(marks))
-        if price.max_days is not None:
-            limit = np.datetime64(price.axis.date(int(marks[a])) + timedelta(days=price.max_days))
-            ends = ends[price.axis.days[marks[ends]] < limit]
+        ends = _ends(price, marks, a)
         if not len(ends):
             continue
         got = cum[:, ends + 1] - cum[:, [a]]  # symbols x windows
@@ -152,10 +149,7 @@ def _shares(
     even = np.full((m, m), np.inf)  # least share per symbol of a request over marks a..e
     room = np.full((m, m), float(price.per_page))  # the most bars one call's share is of
     for a in range(m):
-        ends = np.arange(a, m)
-        if price.max_days is not None:
-            limit = np.datetime64(price.axis.date(int(marks[a])) + timedelta(days=price.max_days))
-            ends = ends[price.axis.days[marks[ends]] < limit]
+        ends = _ends(price, marks, a)
         if not len(ends):
             continue
         serves = (has[:, ends + 1] - has[:, [a]]) > 0  # symbols x windows
@@ -200,6 +194,15 @@ def _shares(
         if span in around_bars:
             by_bars += count * _cover(around_bars[span], at)
     return max(evenly, by_bars)
+
+
+def _ends(price: Pricing, marks: npt.NDArray[np.int64], a: int) -> npt.NDArray[np.int64]:
+    """The marks a window starting at mark ``a`` may end on (the provider's range limit)."""
+    ends = np.arange(a, len(marks))
+    if price.max_days is None:
+        return ends
+    limit = np.datetime64(price.axis.date(int(marks[a])) + timedelta(days=price.max_days))
+    return ends[price.axis.days[marks[ends]] < limit]
 
 
 def _around(price: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

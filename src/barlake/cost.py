@@ -363,22 +363,18 @@ def _deals(
     """Ways to cut ``names`` (each returning ``loads`` bars) into packs the provider accepts:
     equal packs, and packs filled to a few whole pages each, largest symbols first; each only
     when every pack also fits the URL budget."""
-    out = []
     least = -(-len(names) // price.per_request)
-    for m in range(least, least + 3):
-        size = -(-len(names) // m)
-        packs = [tuple(names[i : i + size]) for i in range(0, len(names), size)]
-        if price.chars is None or all(url_chars(p) <= price.chars for p in packs):
-            out.append(packs)
+    cuts = [_cut(price, names, -(-len(names) // m)) for m in range(least, least + 3)]
+    out = [c for c in cuts if c is not None]
     by_load = sorted(names, key=lambda s: -loads[s])
     alike = len({loads[s] for s in names}) == 1  # then filling is cutting
     for pages in (1, 2, 3, 4, 8, 16):
         cap = pages * price.per_page
         if alike:
             size = max(1, min(price.per_request, cap // max(1, loads[names[0]])))
-            packs = [tuple(names[i : i + size]) for i in range(0, len(names), size)]
-            if price.chars is None or all(url_chars(p) <= price.chars for p in packs):
-                out.append(packs)
+            cut = _cut(price, names, size)
+            if cut is not None:
+                out.append(cut)
                 continue
         bins: list[_Pack] = []
         for s in by_load:
@@ -396,8 +392,16 @@ def _deals(
     return out
 
 
+def _cut(price: Pricing, names: list[str], size: int) -> list[tuple[str, ...]] | None:
+    """``names`` cut in order into packs of ``size``; None when a pack would not fit the URL."""
+    packs = [tuple(names[i : i + size]) for i in range(0, len(names), size)]
+    if price.chars is None or all(url_chars(p) <= price.chars for p in packs):
+        return packs
+    return None
+
+
 def _merged_runs(
-    price: Pricing, h: npt.NDArray[np.int64], names: Sequence[str] = ()
+    price: Pricing, h: npt.NDArray[np.int64], names: Sequence[str]
 ) -> list[tuple[int, int, int]]:
     """Runs of consecutive missing sessions (first, last, missing bars of one symbol), joined
     into the windows that cost least for the symbols ``names`` that miss exactly these
@@ -408,9 +412,8 @@ def _merged_runs(
     if h[-1] - h[0] + 1 == len(h):  # one run, the usual case
         first, last = int(h[0]), int(h[-1])
         return [(first, last, price.bars(first, last))]
-    group = list(names) or [""]
-    count = len(group)
-    profile = price.profile(group).tolist()
+    count = len(names)
+    profile = price.profile(names).tolist()
     breaks = np.flatnonzero(np.diff(h) != 1)
     starts = h[np.concatenate([[0], breaks + 1])].tolist()
     ends = h[np.concatenate([breaks, [len(h) - 1]])].tolist()
