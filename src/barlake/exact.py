@@ -45,7 +45,7 @@ class Solution:
     bound: int
     shapes: list[Shape]
     #: How many alike groups the gap set has (the program kept ``largest`` of them).
-    groups: int = 0
+    groups: int
 
 
 @dataclass(frozen=True)
