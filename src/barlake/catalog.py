@@ -626,14 +626,13 @@ class _Engine:
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None or self._pid != os.getpid():  # a forked child starts its own
             self._con = duckdb.connect(":memory:")
-            self._con.execute("SET TimeZone = 'UTC'")
             self._pid = os.getpid()
             self.attached = {}
         return self._con
 
     def cursor(self, alias: str) -> duckdb.DuckDBPyConnection:
         """A connection of its own (its temporary tables and registered frames go with it)
-        on the attached catalog ``alias``."""
+        on the attached catalog ``alias``, in UTC."""
         cursor = self.connection().cursor()
         cursor.execute(f"USE {alias}")
         cursor.execute("SET TimeZone = 'UTC'")
