@@ -39,14 +39,14 @@ import yaml
 
 import barlake
 from barlake import Lake
-from barlake.calendar import get_calendar
-from barlake.intervals import Interval
-from barlake.plan import Plan
+from barlake.calendars.calendar import get_calendar
+from barlake.domain.intervals import Interval
+from barlake.domain.ranges import ONE_DAY, DateRange
+from barlake.fetch.scheduler import JobResult
+from barlake.planning.plan import Plan
 from barlake.providers.demo import demo_listing_date
 from barlake.providers.emulators import open_emulator
 from barlake.providers.polygon import SPANS
-from barlake.ranges import ONE_DAY, DateRange
-from barlake.scheduler import JobResult
 
 CLOCK = datetime(2024, 12, 14, 11, tzinfo=UTC)
 #: The last session that has opened by ``CLOCK``: the "new" session of a daily update.

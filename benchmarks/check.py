@@ -20,8 +20,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from barlake import Lake
+from barlake.domain.ranges import DateRange
 from barlake.providers.demo import generate
-from barlake.ranges import DateRange
 
 START, END = date(2020, 1, 1), date(2024, 12, 31)
 

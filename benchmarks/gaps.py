@@ -32,9 +32,9 @@ import numpy as np
 import polars as pl
 
 from barlake import Lake
-from barlake.calendar import get_calendar
-from barlake.gaps import Gap
-from barlake.ranges import DateRange, runs
+from barlake.calendars.calendar import get_calendar
+from barlake.coverage.gaps import Gap
+from barlake.domain.ranges import DateRange, runs
 
 CLOCK = datetime(2025, 1, 15, 22, tzinfo=UTC)
 LAST = date(2024, 12, 31)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from barlake.calendar import cache_dir
+from barlake.calendars.calendar import cache_dir
 from barlake.lake import Lake
 
 #: Tests never depend on today's date: every lake they open runs on this clock.

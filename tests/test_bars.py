@@ -13,7 +13,7 @@ import pyarrow.dataset as pads
 import pytest
 
 from barlake import UsageError
-from barlake.bars import SCHEMA
+from barlake.domain.bars import SCHEMA
 from barlake.lake import Lake
 
 NOW = datetime(2025, 1, 15, 22, tzinfo=UTC)

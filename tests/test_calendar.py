@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from barlake.calendar import calendar_for, get_calendar
+from barlake.calendars.calendar import calendar_for, get_calendar
+from barlake.domain.ranges import DateRange
 from barlake.errors import UsageError
-from barlake.ranges import DateRange
 
 
 @pytest.fixture(scope="module")

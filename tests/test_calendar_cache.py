@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from barlake import calendar
+from barlake.calendars import calendar
 
 
 def test_cached_calendar_equals_built_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

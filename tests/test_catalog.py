@@ -15,8 +15,8 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from barlake.catalog import MIGRATIONS, SYMBOL_COLUMNS, Catalog
-from barlake.cli import cli
+from barlake.catalog.embedded import MIGRATIONS, SYMBOL_COLUMNS, Catalog
+from barlake.cli.commands import cli
 from barlake.errors import LockError, UsageError
 
 ROADMAP_PROGRESS_COLUMNS = [
@@ -171,7 +171,7 @@ def test_ledger_and_events_tables_exist(catalog):
 HOLDER = textwrap.dedent(
     """
     import select, sys
-    from barlake.catalog import Catalog
+    from barlake.catalog.embedded import Catalog
 
     with Catalog(sys.argv[1]).connect() as con:
         con.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")

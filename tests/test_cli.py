@@ -15,10 +15,10 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from barlake.calendar import get_calendar
-from barlake.cli import cli, main
+from barlake.calendars.calendar import get_calendar
+from barlake.cli.commands import cli, main
+from barlake.domain.ranges import DateRange
 from barlake.lake import Lake
-from barlake.ranges import DateRange
 
 LAKE = str(Path(sys.executable).with_name("lake"))
 

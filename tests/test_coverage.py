@@ -1,4 +1,4 @@
-"""The coverage matrix (``Lake.coverage``), its picture (``barlake.plot``), ``lake gaps --plot``."""
+"""The coverage matrix (``Lake.coverage``), its picture (``views.plot``), ``lake gaps --plot``."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from barlake.calendar import get_calendar
-from barlake.cli import cli
-from barlake.coverage import (
+from barlake.calendars.calendar import get_calendar
+from barlake.cli.commands import cli
+from barlake.coverage.matrix import (
     EMPTY,
     MISSING,
     NOT_EXPECTED,
@@ -26,10 +26,10 @@ from barlake.coverage import (
     assemble,
     states,
 )
+from barlake.domain.ranges import DateRange
 from barlake.lake import Lake
-from barlake.plot import DEFAULT_SIZE, condense
 from barlake.providers.demo import demo_halted
-from barlake.ranges import DateRange
+from barlake.views.plot import DEFAULT_SIZE, condense
 
 pytest.importorskip("matplotlib")
 

@@ -21,13 +21,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from barlake import bars, dayindex
-from barlake.calendar import get_calendar
-from barlake.filesystem import LocalFileSystem
+from barlake.calendars.calendar import get_calendar
+from barlake.domain import bars
+from barlake.domain.ranges import DateRange
 from barlake.lake import Lake
-from barlake.prune import Pruned, prune
-from barlake.ranges import DateRange
-from barlake.store import Partition, Store
+from barlake.retention.prune import Pruned, prune
+from barlake.storage import dayindex
+from barlake.storage.filesystem import LocalFileSystem
+from barlake.storage.store import Partition, Store
 
 SYMBOLS = ["AAPL", "BRK/B", "BF.B"]
 DAY0 = datetime(2023, 12, 20, tzinfo=UTC)  # daily bars span two year files
@@ -168,9 +169,9 @@ def forbid_parquet_reads(monkeypatch: pytest.MonkeyPatch) -> None:
         msg = "the index should have answered"
         raise AssertionError(msg)
 
-    monkeypatch.setattr("barlake.dayindex.pl.read_parquet", refuse)
-    monkeypatch.setattr("barlake.store.Store._query_days", refuse)
-    monkeypatch.setattr("barlake.store._connect", refuse)
+    monkeypatch.setattr("barlake.storage.dayindex.pl.read_parquet", refuse)
+    monkeypatch.setattr("barlake.storage.store.Store._query_days", refuse)
+    monkeypatch.setattr("barlake.storage.store._connect", refuse)
 
 
 def test_fresh_entries_answer_without_reading_parquet(gappy, monkeypatch):

@@ -14,10 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from barlake import bars
-from barlake.calendar import get_calendar
+from barlake.calendars.calendar import get_calendar
+from barlake.domain import bars
+from barlake.domain.intervals import INTERVALS, Interval
+from barlake.domain.ranges import DateRange
 from barlake.errors import PermanentError, RateLimitError, TransientError
-from barlake.intervals import INTERVALS, Interval
 from barlake.providers.base import Page, Request
 from barlake.providers.demo import (
     NEW_LISTING,
@@ -28,7 +29,6 @@ from barlake.providers.demo import (
     demo_sessions,
     generate,
 )
-from barlake.ranges import DateRange
 
 # Symbols whose name hashes to "always listed, never halted"; checked by test_known_symbols.
 NORMAL = ("AAPL", "MSFT", "SPY")

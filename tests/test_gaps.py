@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from barlake.calendar import get_calendar
-from barlake.gaps import find_gaps, listing_window, missing
+from barlake.calendars.calendar import get_calendar
+from barlake.coverage.gaps import find_gaps, listing_window, missing
+from barlake.domain.ranges import DateRange
 from barlake.lake import Lake
-from barlake.ranges import DateRange
 
 JUNE = (date(2024, 6, 3), date(2024, 6, 28))
 # The ``lake`` fixture (conftest.py) runs on a clock fixed at 2025-01-15 22:00 UTC.

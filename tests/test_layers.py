@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 
 from barlake import Lake, UsageError
-from barlake.calendar import get_calendar
+from barlake.calendars.calendar import get_calendar
+from barlake.domain.ranges import DateRange
 from barlake.providers.demo import DemoConfig, DemoProvider, demo_listing_date
-from barlake.ranges import DateRange
 
 NOW = datetime(2025, 1, 15, 22, tzinfo=UTC)  # a Wednesday evening, after the close
 TODAY = NOW.date()

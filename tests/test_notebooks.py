@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from barlake.fetch.scheduler import JobResult
 from barlake.lake import Lake
-from barlake.scheduler import JobResult
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

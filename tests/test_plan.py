@@ -8,11 +8,11 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from barlake.calendar import get_calendar
-from barlake.gaps import Gap
-from barlake.plan import requests_for
+from barlake.calendars.calendar import get_calendar
+from barlake.coverage.gaps import Gap
+from barlake.domain.ranges import DateRange
+from barlake.planning.plan import requests_for
 from barlake.providers.base import Capabilities
-from barlake.ranges import DateRange
 
 XNYS = get_calendar("XNYS")
 PER_SYMBOL = Capabilities(
@@ -82,7 +82,7 @@ def test_without_a_calendar_weekdays_stand_for_sessions() -> None:
     assert len(planned) == 20  # 19 sessions and Juneteenth, which comes back empty
 
 
-@settings(deadline=None)  # a plan may run the integer program (see barlake.exact)
+@settings(deadline=None)  # a plan may run the integer program (see barlake.planning.exact)
 @given(
     starts=st.lists(st.integers(0, 20), min_size=1, max_size=30),
     lengths=st.lists(st.integers(1, 15), min_size=30, max_size=30),

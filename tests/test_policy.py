@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from barlake.calendar import get_calendar
+from barlake.calendars.calendar import get_calendar
+from barlake.domain.ranges import DateRange
 from barlake.errors import ConfigError, UsageError
-from barlake.policy import (
+from barlake.retention.policy import (
     Policy,
     Retention,
     builtin_policies,
@@ -20,7 +21,6 @@ from barlake.policy import (
     priority_rank,
     read_policy,
 )
-from barlake.ranges import DateRange
 
 REPO = Path(__file__).resolve().parents[1]
 BAD = Path(__file__).parent / "data" / "policies"
@@ -43,7 +43,7 @@ def numbers(policy: Policy) -> dict[int, dict[str, int | None]]:
 
 def test_builtin_policies_without_the_package_link(monkeypatch, tmp_path):
     """A checkout whose symlink was lost (core.symlinks=false) still finds the repository folder."""
-    monkeypatch.setattr("barlake.policy._PACKAGE_DIR", tmp_path / "missing")
+    monkeypatch.setattr("barlake.retention.policy._PACKAGE_DIR", tmp_path / "missing")
     assert {"default", "scanner_layers"} <= set(builtin_policies())
 
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from barlake.domain.ranges import DateRange, merge, runs, session_runs, subtract
 from barlake.errors import UsageError
-from barlake.ranges import DateRange, merge, runs, session_runs, subtract
 
 D0 = date(2024, 1, 1)
 

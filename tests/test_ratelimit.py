@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from barlake.errors import UsageError
-from barlake.ratelimit import RateLimiter, backoff
+from barlake.fetch.ratelimit import RateLimiter, backoff
 
 START = 1000.0
 

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from barlake import ratewindow
+from barlake.fetch import ratewindow
+from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.ratewindow import LocalWindow, SharedWindow, window_path
 from barlake.lake import Lake
 from barlake.providers.emulators.alpaca import AlpacaEmulator
-from barlake.ratelimit import RateLimiter
-from barlake.ratewindow import LocalWindow, SharedWindow, window_path
 from providers.support import (
     CREDENTIAL_ENV,
     KEY,
@@ -184,7 +184,7 @@ ACQUIRE = textwrap.dedent(
     """
     import asyncio, json, sys, time
     from pathlib import Path
-    from barlake.ratelimit import RateLimiter
+    from barlake.fetch.ratelimit import RateLimiter
 
     tried, last = [], [0.0]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from barlake import report
-from barlake.cli import cli
+from barlake.cli.commands import cli
 from barlake.lake import Lake
-from barlake.plot import DEFAULT_SIZE
+from barlake.views import report
+from barlake.views.plot import DEFAULT_SIZE
 
 pytest.importorskip("matplotlib")
 
@@ -62,7 +62,7 @@ def test_page_is_self_contained_with_coverage_jobs_and_errors(filled: Lake, tmp_
 def test_everything_shown_is_escaped() -> None:
     import numpy as np
 
-    from barlake.coverage import assemble
+    from barlake.coverage.matrix import assemble
 
     cov = assemble("1day", ["<b>"], np.array([], dtype="datetime64[D]"), {})
     page = report.Report(

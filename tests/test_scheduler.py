@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from barlake import Lake, ProviderError
+from barlake.domain.ranges import DateRange
 from barlake.providers.demo import DemoProvider
-from barlake.ranges import DateRange
 
 NOW = datetime(2025, 1, 15, 22, tzinfo=UTC)
 DATES = {"start": date(2024, 6, 3), "end": date(2024, 6, 28)}

@@ -20,7 +20,7 @@ from types import ModuleType
 import httpx
 import pytest
 
-from barlake.coverage import EMPTY, NOT_EXPECTED, STORED
+from barlake.coverage.matrix import EMPTY, NOT_EXPECTED, STORED
 from barlake.lake import Lake
 from barlake.providers.demo import demo_halted, demo_listing_date
 from barlake.providers.emulators import open_emulator

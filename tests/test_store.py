@@ -23,13 +23,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from barlake import bars
-from barlake.calendar import get_calendar
+from barlake.calendars.calendar import get_calendar
+from barlake.domain import bars
+from barlake.domain.ranges import DateRange
 from barlake.errors import StorageError, UsageError
-from barlake.filesystem import TMP_MARK
 from barlake.lake import Lake
-from barlake.ranges import DateRange
-from barlake.store import Store
+from barlake.storage.filesystem import TMP_MARK
+from barlake.storage.store import Store
 
 SYMBOLS = ["AAPL", "BRK/B", "BF.B"]
 DAY0 = datetime(2023, 12, 28, tzinfo=UTC)  # daily keys span two year files
@@ -273,7 +273,7 @@ def test_a_failing_write_leaves_the_old_file(tmp_path, monkeypatch, error, raise
     store.write("1day", frame([("AAPL", t, 1.0), ("MSFT", t, 2.0)]))
     path = tmp_path / "bars/interval=1day/year=2024/data.parquet"
     before = path.read_bytes()
-    monkeypatch.setattr("barlake.store.pq.write_table", half_then(error))
+    monkeypatch.setattr("barlake.storage.store.pq.write_table", half_then(error))
     with pytest.raises(raised):
         store.write("1day", frame([("AAPL", t, 9.0), ("NVDA", t, 9.0)]))
     monkeypatch.undo()
@@ -290,7 +290,7 @@ def minute_files(store: Store, value: float, n: int = 12) -> pl.DataFrame:
 @pytest.mark.parametrize("syncfs", [True, False])
 def test_a_write_of_many_files_is_all_or_nothing_when_one_fails(tmp_path, monkeypatch, syncfs):
     if not syncfs:  # a system without syncfs: file-by-file fsyncs
-        monkeypatch.setattr("barlake.filesystem._syncfs_call", lambda: None)
+        monkeypatch.setattr("barlake.storage.filesystem._syncfs_call", lambda: None)
     store = Store(tmp_path)
     store.write("1min", minute_files(store, 1.0))
     files = data_files(tmp_path)
@@ -305,18 +305,18 @@ def test_a_write_of_many_files_is_all_or_nothing_when_one_fails(tmp_path, monkey
             raise OSError(28, "No space left")
         return real(table, where, **kwargs)
 
-    monkeypatch.setattr("barlake.store.pq.write_table", sixth_fails)
+    monkeypatch.setattr("barlake.storage.store.pq.write_table", sixth_fails)
     with pytest.raises(StorageError, match="No space left"):
         store.write("1min", minute_files(store, 9.0))
     assert {p: p.read_bytes() for p in data_files(tmp_path)} == before
     assert not [p for p in tmp_path.rglob("*") if TMP_MARK in p.name]
-    monkeypatch.setattr("barlake.store.pq.write_table", real)
+    monkeypatch.setattr("barlake.storage.store.pq.write_table", real)
     assert store.write("1min", minute_files(store, 9.0)) == 24
     assert {v for _, _, v in triples(store.read("1min"))} == {9.0}
 
 
 def test_many_files_are_flushed_with_two_file_system_syncs(tmp_path, monkeypatch):
-    import barlake.filesystem as fs_
+    import barlake.storage.filesystem as fs_
 
     synced: list[Path] = []
     real = fs_._syncfs
@@ -347,7 +347,7 @@ def test_readers_see_the_old_file_while_a_write_is_in_progress(tmp_path, monkeyp
         ).fetchall()[0][0]
         Path(where).write_bytes(buffer.getvalue())
 
-    monkeypatch.setattr("barlake.store.pq.write_table", slow_write)
+    monkeypatch.setattr("barlake.storage.store.pq.write_table", slow_write)
     store.write("1day", frame([("MSFT", t, 2.0)]))
     assert seen == {"pyarrow": 1, "pandas": 1, "duckdb": 1}
     assert pads.dataset(base, partitioning="hive").to_table().num_rows == 2
@@ -375,7 +375,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     import numpy as np, polars as pl
-    from barlake.store import Store
+    from barlake.storage.store import Store
 
     store = Store(sys.argv[1])
     start = np.datetime64("2024-06-03T00:00:00", "us")

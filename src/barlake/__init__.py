@@ -4,7 +4,10 @@ Bars live as hive-partitioned Parquet files any tool can read; DuckDB finds what
 ``Lake`` object plans and fills only that, tracking every job in a catalog.
 """
 
-from barlake.coverage import Coverage
+from barlake.coverage.gaps import Gap
+from barlake.coverage.matrix import Coverage
+from barlake.domain.intervals import INTERVALS, Interval
+from barlake.domain.ranges import DateRange
 from barlake.errors import (
     AuthError,
     ConfigError,
@@ -19,10 +22,7 @@ from barlake.errors import (
     UsageError,
     ValidationError,
 )
-from barlake.gaps import Gap
-from barlake.intervals import INTERVALS, Interval
 from barlake.lake import Lake
-from barlake.ranges import DateRange
 
 __all__ = [
     "INTERVALS",

@@ -42,7 +42,7 @@ DEFAULT_TIERS = {
 }
 
 
-#: What a page of stored bars fetched again costs, in requests (see ``barlake.cost``).
+#: What a page of stored bars fetched again costs, in requests (see ``barlake.planning.cost``).
 REREAD_WEIGHT = 0.5
 
 

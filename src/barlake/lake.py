@@ -22,32 +22,33 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from barlake import gaps as gaps_
-from barlake import layers, monitor
-from barlake.bars import KEY as BAR_KEY
-from barlake.calendar import Calendar, calendar_for
-from barlake.catalog import SYMBOL_COLUMNS, Catalog
+from barlake.calendars.calendar import Calendar, calendar_for
+from barlake.catalog.embedded import SYMBOL_COLUMNS, Catalog
 from barlake.config import LakeConfig, load
-from barlake.coverage import Coverage, assemble
-from barlake.coverage import states as coverage_states
+from barlake.coverage import gaps as gaps_
+from barlake.coverage.matrix import Coverage, assemble
+from barlake.coverage.matrix import states as coverage_states
+from barlake.domain.bars import KEY as BAR_KEY
+from barlake.domain.intervals import LAYOUT_VERSION, SPECS, Interval, spec
+from barlake.domain.ranges import ONE_DAY, DateRange, subtract
+from barlake.domain.symbols import check_symbol, split_symbols
 from barlake.errors import StorageError, UnknownSymbolError, UsageError
-from barlake.intervals import LAYOUT_VERSION, SPECS, Interval, spec
-from barlake.lock import FillLock
-from barlake.monitor import CheckResult
-from barlake.plan import Origin, Plan, Skipped, order, price
-from barlake.policy import Policy, load_policy
+from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.scheduler import JobResult, ProgressCallback, Scheduler
+from barlake.planning.plan import Origin, Plan, Skipped, order, price
 from barlake.providers import open_provider
 from barlake.providers.base import Capabilities, Provider
-from barlake.prune import Pruned
-from barlake.prune import prune as prune_bars
-from barlake.ranges import ONE_DAY, DateRange, subtract
-from barlake.ratelimit import RateLimiter
-from barlake.scheduler import JobResult, ProgressCallback, Scheduler
-from barlake.store import Store
-from barlake.symbols import check_symbol, split_symbols
-from barlake.targets import Ask, Target, resolve
-from barlake.targets import Symbol as TargetSymbol
-from barlake.tiers import tier_of
+from barlake.quality import check as monitor
+from barlake.quality.check import CheckResult
+from barlake.retention.policy import Policy, load_policy
+from barlake.retention.prune import Pruned
+from barlake.retention.prune import prune as prune_bars
+from barlake.retention.targets import Ask, Target, resolve
+from barlake.retention.targets import Symbol as TargetSymbol
+from barlake.storage.lock import FillLock
+from barlake.storage.store import Store
+from barlake.universe import layers
+from barlake.universe.tiers import tier_of
 
 #: What a symbols file may carry: the catalog's descriptive columns (layers have their own import).
 IMPORT_COLUMNS = SYMBOL_COLUMNS[: SYMBOL_COLUMNS.index("market_cap") + 1]
@@ -751,7 +752,7 @@ class Lake:
         policy: str | Policy | None = None,
         webhook: str | None = None,
     ) -> CheckResult:
-        """Check stored bars against the calendar and the quality rules (``barlake.quality``);
+        """Check stored bars against the calendar and the quality rules (``barlake.quality.rules``);
         store the findings, raise ``data.gap.detected`` events for active symbols' gaps, and
         POST a summary to ``webhook`` (or lake.yaml's ``alerts.webhook_url``) when anything
         was found. Ranges are chosen as in ``plan``.
@@ -899,7 +900,7 @@ class Lake:
     ) -> Path:
         """Write a self-contained HTML page: coverage map and table, gaps, recent jobs and
         their errors (``selection``: ``interval``, ``days``, ``start``, ``end``, ``jobs``)."""
-        from barlake import report
+        from barlake.views import report
 
         return report.write(self, path, symbols=symbols, **selection)
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import polars as pl
 
+from barlake.domain.ranges import DateRange
 from barlake.providers.base import Provider, Request
 from barlake.providers.demo import generate
 from barlake.providers.emulators import Emulator
-from barlake.ranges import DateRange
 
 VENDORS = ["alpaca", "polygon", "yahoo", "binance"]
 #: Vendors whose market data needs no key (PROVIDERS.md 3.1, 5.1).

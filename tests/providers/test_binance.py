@@ -14,12 +14,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from barlake import bars
 from barlake.config import ProviderConfig
+from barlake.domain import bars
+from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError, RateLimitError, TransientError
 from barlake.providers.base import Request
 from barlake.providers.binance import BinanceProvider, _klines
-from barlake.ranges import DateRange
 
 from .support import expected, fetch_all, same_values, stored
 

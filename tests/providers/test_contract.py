@@ -14,7 +14,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from barlake import bars as bars_
+from barlake.domain import bars as bars_
 from barlake.providers.emulators import FAULTS
 
 from .support import (

@@ -12,10 +12,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from barlake import bars
-from barlake.bars import invalid_rows
-from barlake.calendar import get_calendar
+from barlake.calendars.calendar import get_calendar
 from barlake.config import ProviderConfig
+from barlake.domain import bars
+from barlake.domain.bars import invalid_rows
+from barlake.domain.ranges import DateRange
 from barlake.errors import (
     AuthError,
     ConfigError,
@@ -36,7 +37,6 @@ from barlake.providers.http import (
     wire_columns,
 )
 from barlake.providers.polygon import PolygonProvider
-from barlake.ranges import DateRange
 
 from .support import KEY, SECRET
 

@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 import yaml
 
-from barlake.calendar import get_calendar
+from barlake.calendars.calendar import get_calendar
+from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError
 from barlake.lake import Lake
-from barlake.ranges import DateRange
 
 from .support import (
     KEY,

@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 
 from barlake.config import ProviderConfig
+from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError, PermanentError
 from barlake.providers.base import Request
 from barlake.providers.yahoo import YahooProvider
-from barlake.ranges import DateRange
 
 from .support import CLOCK, clock, expected, fetch_all, same_values, stored
 

@@ -23,11 +23,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from barlake.calendar import get_calendar
+from barlake.calendars.calendar import get_calendar
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
+from barlake.domain.intervals import INTERVALS, Interval, spec
 from barlake.errors import TransientError
-from barlake.intervals import INTERVALS, Interval, spec
 from barlake.providers.base import Capabilities, Page, Request
 from barlake.providers.http import Credentials, HttpClient, credentials, to_sessions, wire_bars
 

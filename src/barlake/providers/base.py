@@ -12,8 +12,8 @@ from typing import Protocol
 
 import polars as pl
 
-from barlake.intervals import Interval
-from barlake.ranges import DateRange
+from barlake.domain.intervals import Interval
+from barlake.domain.ranges import DateRange
 
 
 @dataclass(frozen=True)

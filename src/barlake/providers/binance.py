@@ -29,11 +29,11 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from barlake.calendar import CRYPTO_CALENDAR, get_calendar
+from barlake.calendars.calendar import CRYPTO_CALENDAR, get_calendar
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
+from barlake.domain.intervals import INTERVALS, Interval, spec
 from barlake.errors import AuthError, PermanentError, ProviderError, RateLimitError, TransientError
-from barlake.intervals import INTERVALS, Interval, spec
 from barlake.providers.base import Capabilities, Page, Request
 from barlake.providers.http import HttpClient, retry_after, to_sessions, wire_columns
 

@@ -31,12 +31,12 @@ import numpy.typing as npt
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from barlake import bars
-from barlake.calendar import Calendar, get_calendar
+from barlake.calendars.calendar import Calendar, get_calendar
+from barlake.domain import bars
+from barlake.domain.intervals import INTERVALS, Interval, spec
+from barlake.domain.ranges import DateRange
 from barlake.errors import PermanentError, RateLimitError, TransientError
-from barlake.intervals import INTERVALS, Interval, spec
 from barlake.providers.base import Capabilities, Page, Request
-from barlake.ranges import DateRange
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

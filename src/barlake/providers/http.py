@@ -37,8 +37,9 @@ import numpy as np
 import orjson
 import polars as pl
 
-from barlake import bars
-from barlake.calendar import Calendar
+from barlake.calendars.calendar import Calendar
+from barlake.domain import bars
+from barlake.domain.intervals import Interval, spec
 from barlake.errors import (
     AuthError,
     ConfigError,
@@ -47,7 +48,6 @@ from barlake.errors import (
     RateLimitError,
     TransientError,
 )
-from barlake.intervals import Interval, spec
 
 #: Longest vendor message quoted in an error.
 _QUOTE = 200

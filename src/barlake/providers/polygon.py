@@ -25,11 +25,11 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from barlake.calendar import get_calendar
+from barlake.calendars.calendar import get_calendar
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
+from barlake.domain.intervals import INTERVALS, Interval
 from barlake.errors import AuthError, PermanentError, TransientError
-from barlake.intervals import INTERVALS, Interval
 from barlake.providers.base import Capabilities, Page, Request
 from barlake.providers.http import Credentials, HttpClient, credentials, to_sessions, wire_bars
 

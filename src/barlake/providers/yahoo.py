@@ -36,8 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
+from barlake.domain.intervals import INTERVALS, Interval, spec
 from barlake.errors import AuthError, PermanentError, ProviderError, TransientError
-from barlake.intervals import INTERVALS, Interval, spec
 from barlake.providers.base import Capabilities, Page, Request
 from barlake.providers.http import HttpClient, wire_columns
 

@@ -28,9 +28,9 @@ from zoneinfo import ZoneInfo
 import orjson
 import polars as pl
 
-from barlake.intervals import Interval
+from barlake.domain.intervals import Interval
+from barlake.domain.ranges import DateRange
 from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
-from barlake.ranges import DateRange
 
 TZ = "America/New_York"
 MAX_LIMIT = 10_000

@@ -31,10 +31,10 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import polars as pl
 
-from barlake.intervals import Interval, spec
+from barlake.domain.intervals import Interval, spec
+from barlake.domain.ranges import DateRange
 from barlake.providers.demo import generate
 from barlake.providers.emulators.faults import Faults, corrupt
-from barlake.ranges import DateRange
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ from typing import Any, Literal
 
 import polars as pl
 
-from barlake.intervals import Interval, spec
+from barlake.domain.intervals import Interval, spec
+from barlake.domain.ranges import DateRange
 from barlake.providers.demo import demo_calendar, generate
 from barlake.providers.emulators.base import Emulator, Quota, Reply
-from barlake.ranges import DateRange
 
 WEIGHT, WEIGHT_LIMIT = 2, 6000
 MAX_LIMIT, DEFAULT_LIMIT = 1000, 500

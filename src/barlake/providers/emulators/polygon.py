@@ -29,9 +29,9 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from barlake.intervals import Interval, spec
+from barlake.domain.intervals import Interval, spec
+from barlake.domain.ranges import DateRange
 from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
-from barlake.ranges import DateRange
 
 NY = ZoneInfo("America/New_York")
 MAX_LIMIT = 50_000

@@ -33,11 +33,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
-from barlake.calendar import Calendar
-from barlake.intervals import Interval, spec
+from barlake.calendars.calendar import Calendar
+from barlake.domain.intervals import Interval, spec
+from barlake.domain.ranges import DateRange
 from barlake.providers.demo import demo_calendar, generate
 from barlake.providers.emulators.base import Emulator, Quota, Reply
-from barlake.ranges import DateRange
 
 DAY = 86_400
 _CHART = re.compile(r"/v8/finance/chart/([^/]+)")

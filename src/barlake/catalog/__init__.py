@@ -1,0 +1,1 @@
+"""The catalog: symbols, jobs, progress, ledger, events, findings."""

@@ -1,0 +1,642 @@
+"""The catalog: a DuckDB file of symbols, jobs, progress, the ledger and events.
+
+All catalog access goes through ``Catalog``. Every method opens a connection, runs one short
+transaction and closes it, so other processes (``lake status`` beside a running ``lake fill``)
+get their turn; opening retries while another process holds the file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from barlake.domain.ranges import DateRange
+from barlake.errors import LockError, StorageError, UsageError
+
+FILE_NAME = "catalog.duckdb"
+
+SYMBOL_COLUMNS = (
+    "symbol",
+    "name",
+    "exchange",
+    "asset_class",
+    "calendar",
+    "listed_on",
+    "delisted_on",
+    "market_cap",
+    "tier",
+    "layer",
+    "layer1_qualified",
+    "layer2_qualified",
+    "layer3_qualified",
+    "liquidity_score",
+    "layer1_updated",
+    "layer2_updated",
+    "layer3_updated",
+    "active",
+    "updated_at",
+)
+
+# Each entry moves the schema one version up; never edit one that has shipped.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+    CREATE TABLE symbols (
+        symbol VARCHAR PRIMARY KEY,
+        name VARCHAR,
+        exchange VARCHAR,
+        asset_class VARCHAR,
+        calendar VARCHAR,
+        listed_on DATE,
+        delisted_on DATE,
+        market_cap DOUBLE,
+        tier VARCHAR,
+        layer INTEGER NOT NULL DEFAULT 0,
+        layer1_qualified BOOLEAN NOT NULL DEFAULT false,
+        layer2_qualified BOOLEAN NOT NULL DEFAULT false,
+        layer3_qualified BOOLEAN NOT NULL DEFAULT false,
+        liquidity_score DECIMAL(10, 2),
+        layer1_updated TIMESTAMPTZ,
+        layer2_updated TIMESTAMPTZ,
+        layer3_updated TIMESTAMPTZ,
+        active BOOLEAN NOT NULL DEFAULT true,
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE TABLE jobs (
+        job_id UUID PRIMARY KEY,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        finished_at TIMESTAMPTZ,
+        status VARCHAR NOT NULL,
+        command VARCHAR,
+        parameters JSON,
+        provider VARCHAR,
+        pid INTEGER,
+        requests_planned INTEGER NOT NULL DEFAULT 0,
+        requests_made INTEGER NOT NULL DEFAULT 0,
+        bars_written BIGINT NOT NULL DEFAULT 0,
+        symbols_total INTEGER NOT NULL DEFAULT 0,
+        symbols_done INTEGER NOT NULL DEFAULT 0,
+        symbols_failed INTEGER NOT NULL DEFAULT 0,
+        heartbeat_at TIMESTAMPTZ
+    );
+    CREATE SEQUENCE backfill_progress_id;
+    CREATE TABLE backfill_progress (
+        id BIGINT PRIMARY KEY DEFAULT nextval('backfill_progress_id'),
+        job_id UUID NOT NULL,
+        symbol VARCHAR NOT NULL,
+        data_type VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        start_date DATE,
+        end_date DATE,
+        status VARCHAR NOT NULL,
+        records_loaded BIGINT NOT NULL DEFAULT 0,
+        error_message VARCHAR,
+        started_at TIMESTAMPTZ,
+        completed_at TIMESTAMPTZ,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        stage VARCHAR,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        requests INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (job_id, symbol, data_type, interval)
+    );
+    CREATE TABLE ledger (
+        provider VARCHAR NOT NULL,
+        symbol VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        start_date DATE NOT NULL,
+        end_date DATE NOT NULL,
+        bars BIGINT NOT NULL,
+        fetched_at TIMESTAMPTZ NOT NULL,
+        final BOOLEAN NOT NULL,
+        job_id UUID
+    );
+    CREATE SEQUENCE events_id;
+    CREATE TABLE events (
+        id BIGINT PRIMARY KEY DEFAULT nextval('events_id'),
+        type VARCHAR NOT NULL,
+        payload JSON,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        processed_at TIMESTAMPTZ,
+        job_id UUID
+    );
+    """,
+    """
+    CREATE TABLE quality_issues (
+        check_id UUID NOT NULL,
+        checked_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        rule VARCHAR NOT NULL,
+        severity VARCHAR NOT NULL,
+        symbol VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        first VARCHAR,
+        last VARCHAR,
+        message VARCHAR
+    );
+    """,
+)
+
+_LOCK_HINTS = ("lock", "Conflicting")
+_FLAGS = ("layer1_qualified", "layer2_qualified", "layer3_qualified")
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection, *, read_only: bool) -> Iterator[None]:
+    if read_only:
+        yield
+        return
+    con.begin()
+    try:
+        yield
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+
+class Catalog:
+    """The catalog of one lake; every method is one short transaction."""
+
+    def __init__(self, root: Path, *, lock_timeout: float = 30.0) -> None:
+        self.path = Path(root) / FILE_NAME
+        self.lock_timeout = lock_timeout
+        self._session = threading.local()
+
+    # -- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def session(self, *, read_only: bool = False) -> Iterator[None]:
+        """Share one connection among the calls inside the block (opening one costs tens of
+        milliseconds); keep the block short, other processes wait while it is open."""
+        if getattr(self._session, "con", None) is not None:
+            yield
+            return
+        with self._open(read_only=read_only) as con:
+            self._session.con = con
+            try:
+                yield
+            finally:
+                self._session.con = None
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection held only for the ``with`` block, retried while the file is locked;
+        writes inside the block form one transaction."""
+        shared = getattr(self._session, "con", None)
+        if shared is not None:
+            with _transaction(shared, read_only=read_only):
+                yield shared
+            return
+        with self._open(read_only=read_only) as con, _transaction(con, read_only=read_only):
+            yield con
+
+    @contextmanager
+    def _open(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection on the catalog: this process's DuckDB (started once) with the catalog
+        file attached for the block, then detached, which releases the file to other
+        processes as closing a connection did; attaching takes a millisecond where starting a
+        DuckDB took tens. One attachment per process at a time, shared by a thread's nested
+        blocks of the same mode."""
+        if not self.path.exists():
+            msg = f"no lake catalog at {self.path}; run `lake init` first or pass --lake PATH"
+            raise UsageError(msg)
+        with _ENGINE.lock:
+            held = _ENGINE.attached.get(self.path)
+            if held is not None and held[1] == read_only:
+                cursor = _ENGINE.cursor(held[0])
+                try:
+                    yield cursor
+                finally:
+                    cursor.close()
+                return
+            alias = self._attach(read_only=read_only)
+            _ENGINE.attached[self.path] = (alias, read_only)
+            cursor = _ENGINE.cursor(alias)
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+                del _ENGINE.attached[self.path]
+                _ENGINE.connection().execute(f"DETACH {alias}")
+
+    def _attach(self, *, read_only: bool) -> str:
+        """Attach the catalog file to this process's DuckDB, retried while another process
+        holds it; returns its name there."""
+        engine = _ENGINE.connection()
+        alias = f"catalog_{next(_ENGINE.names)}"
+        where = str(self.path).replace("'", "''")
+        mode = " (READ_ONLY)" if read_only else ""
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.01
+        while True:
+            try:
+                engine.execute(f"ATTACH '{where}' AS {alias}{mode}")
+                return alias
+            except (duckdb.IOException, duckdb.BinderException) as exc:
+                if not any(h in str(exc) for h in _LOCK_HINTS):
+                    msg = f"cannot open {self.path}: {exc}"
+                    raise StorageError(msg) from exc
+                if time.monotonic() >= deadline:
+                    msg = (
+                        f"the catalog {self.path} stayed locked by another process for "
+                        f"{self.lock_timeout:.0f}s; wait for it to finish and try again"
+                    )
+                    raise LockError(msg) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.25)
+
+    def create(self) -> bool:
+        """Create or migrate the catalog; returns True when it did not exist."""
+        new = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        duckdb.connect(str(self.path)).close()
+        with self.connect() as con:
+            has_meta = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+            ).fetchone()
+            version = 0
+            if has_meta and has_meta[0]:
+                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                version = int(row[0]) if row else 0
+            for script in MIGRATIONS[version:]:
+                con.execute(script)
+            con.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(len(MIGRATIONS))]
+            )
+        return new
+
+    def schema_version(self) -> int:
+        return int(self.meta("schema_version") or 0)
+
+    def meta(self, key: str) -> str | None:
+        with self.connect(read_only=True) as con:
+            row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.connect() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        """Run a read-only query and return its rows."""
+        with self.connect(read_only=True) as con:
+            return pl.from_arrow(con.sql(sql, params=list(params)).to_arrow_table())  # type: ignore[return-value]
+
+    def execute(
+        self, sql: str, params: Sequence[Any] = (), **tables: pa.Table | pl.DataFrame
+    ) -> None:
+        """Run one writing statement, with ``tables`` visible to it by name."""
+        with self.connect() as con:
+            for name, table in tables.items():
+                con.register(name, table.to_arrow() if isinstance(table, pl.DataFrame) else table)
+            con.execute(sql, list(params))
+
+    # -- symbols -----------------------------------------------------------------------------
+
+    def upsert_symbols(self, frame: pl.DataFrame) -> int:
+        """Insert symbols or update the columns ``frame`` carries; returns rows touched."""
+        if frame.is_empty():
+            return 0
+        cols = [c for c in frame.columns if c in SYMBOL_COLUMNS]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "symbol")
+        conflict = f"DO UPDATE SET {updates}, updated_at = now()" if updates else "DO NOTHING"
+        names = ", ".join(cols)
+        self.execute(
+            f"INSERT INTO symbols ({names}) SELECT {names} FROM new_symbols "
+            f"ON CONFLICT (symbol) {conflict}",
+            new_symbols=frame.select(cols),
+        )
+        return frame.height
+
+    def symbols(
+        self, names: Sequence[str] | None = None, *, active_only: bool = False
+    ) -> pl.DataFrame:
+        """Rows of the symbols table (all, or ``names``), ordered by symbol."""
+        where, params = [], []
+        if names is not None:
+            where.append("symbol IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(names))
+        if active_only:
+            where.append("active")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return self.query(f"SELECT * FROM symbols {clause} ORDER BY symbol", params)
+
+    def remove_symbols(self, names: Sequence[str]) -> int:
+        """Delete ``names`` from the symbols table; returns how many existed."""
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT count(*) FROM symbols WHERE symbol IN (SELECT unnest(?::VARCHAR[]))",
+                [list(names)],
+            ).fetchone()
+            con.execute(
+                "DELETE FROM symbols WHERE symbol IN (SELECT unnest(?::VARCHAR[]))", [list(names)]
+            )
+        return int(row[0]) if row else 0
+
+    # -- ledger ------------------------------------------------------------------------------
+
+    def ledger(
+        self, interval: str, window: DateRange, names: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """Ledger ranges of ``interval`` overlapping ``window``, by symbol and start."""
+        sql = (
+            "SELECT symbol, start_date, end_date, final, bars, provider, fetched_at FROM ledger "
+            "WHERE interval = ? AND end_date > ? AND start_date < ?"
+        )
+        params: list[Any] = [interval, window.start, window.end]
+        if names is not None:
+            sql += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
+            params.append(list(names))
+        return self.query(sql + " ORDER BY symbol, start_date", params)
+
+    def add_ledger(self, frame: pl.DataFrame) -> None:
+        """Record fetched ranges (columns as the ledger table)."""
+        if not frame.is_empty():
+            cols = ", ".join(frame.columns)
+            self.execute(f"INSERT INTO ledger ({cols}) SELECT {cols} FROM rows", rows=frame)
+
+    # -- jobs and progress -------------------------------------------------------------------
+
+    def create_job(self, job_id: str, progress: pl.DataFrame, **fields: Any) -> None:
+        """Insert a running job and its pending progress rows in one transaction."""
+        cols = ["job_id", "status", *fields]
+        marks = ", ".join("?" for _ in cols)
+        with self.connect() as con:
+            con.execute(
+                f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({marks})",
+                [job_id, "running", *fields.values()],
+            )
+            if not progress.is_empty():
+                con.register(
+                    "rows", progress.with_columns(pl.lit(job_id).alias("job_id")).to_arrow()
+                )
+                names = ", ".join(["job_id", *progress.columns])
+                con.execute(f"INSERT INTO backfill_progress ({names}) SELECT {names} FROM rows")
+
+    def record(
+        self,
+        job_id: str,
+        *,
+        job: dict[str, Any] | None = None,
+        progress: pl.DataFrame | None = None,
+        ledger: pl.DataFrame | None = None,
+    ) -> None:
+        """Update the job row, progress rows (keyed by symbol, interval) and add ledger rows,
+        all in one transaction, so progress never runs ahead of the ledger."""
+        with self.connect() as con:
+            if ledger is not None and not ledger.is_empty():
+                con.register("ledger_rows", ledger.to_arrow())
+                cols = ", ".join(ledger.columns)
+                con.execute(f"INSERT INTO ledger ({cols}) SELECT {cols} FROM ledger_rows")
+            if progress is not None and not progress.is_empty():
+                con.register("progress_rows", progress.to_arrow())
+                sets = ", ".join(
+                    f"{c} = u.{c}" for c in progress.columns if c not in {"symbol", "interval"}
+                )
+                con.execute(
+                    f"UPDATE backfill_progress p SET {sets} FROM progress_rows u "
+                    "WHERE p.job_id = ? AND p.symbol = u.symbol AND p.interval = u.interval",
+                    [job_id],
+                )
+            if job:
+                sets = ", ".join(f"{k} = ?" for k in job)
+                con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*job.values(), job_id])
+
+    def find_job(self, prefix: str | None = None) -> str:
+        """The id of the job starting with ``prefix`` (the latest job when None)."""
+        if prefix is None:
+            rows = self.query("SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT 1")
+        else:
+            rows = self.query(
+                "SELECT job_id FROM jobs WHERE CAST(job_id AS VARCHAR) LIKE ? LIMIT 2",
+                [prefix.lower() + "%"],
+            )
+        if rows.height != 1:
+            what = "no jobs yet" if prefix is None else f"no single job matches {prefix!r}"
+            msg = f"{what}; list them with `lake jobs`"
+            raise UsageError(msg)
+        return str(rows.item())
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.query("SELECT * FROM jobs WHERE job_id = ?", [job_id]).to_dicts()[0]
+
+    def jobs(self, limit: int = 20) -> pl.DataFrame:
+        return self.query("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit])
+
+    def progress(self, job_id: str) -> pl.DataFrame:
+        return self.query(
+            "SELECT * FROM backfill_progress WHERE job_id = ? ORDER BY symbol, interval", [job_id]
+        )
+
+    def interrupt_stale(self) -> int:
+        """Mark jobs and progress rows left running by a dead process as interrupted.
+
+        Only call this while holding the lake's fill lock: then no live fill can own them.
+        """
+        with self.connect() as con:
+            stale = con.execute("SELECT job_id FROM jobs WHERE status = 'running'").fetchall()
+            con.execute(
+                "UPDATE backfill_progress SET status = 'interrupted' "
+                "WHERE status IN ('running', 'pending') AND job_id IN "
+                "(SELECT job_id FROM jobs WHERE status = 'running')"
+            )
+            con.execute(
+                "UPDATE jobs SET status = 'interrupted', finished_at = now() "
+                "WHERE status = 'running'"
+            )
+        return len(stale)
+
+    # -- layers and events -------------------------------------------------------------------
+
+    def set_layers(self, updates: pl.DataFrame) -> dict[str, int]:
+        """Apply layer updates (see ``barlake.universe.layers``) and write the events they imply.
+
+        Returns counts: symbols updated and events written, by type.
+        """
+        flags = [c for c in _FLAGS if c in updates.columns]
+        new = {f: f"coalesce(u.{f}, s.{f})" if f in flags else f"s.{f}" for f in _FLAGS}
+        effective = (
+            f"CASE WHEN {new['layer3_qualified']} THEN 3 WHEN {new['layer2_qualified']} THEN 2 "
+            f"WHEN {new['layer1_qualified']} THEN 1 ELSE 0 END"
+        )
+        with self.connect() as con:
+            con.register("updates", updates.to_arrow())
+            unknown = con.execute(
+                "SELECT u.symbol FROM updates u ANTI JOIN symbols s USING (symbol) LIMIT 5"
+            ).fetchall()
+            if unknown:
+                names = ", ".join(r[0] for r in unknown)
+                msg = f"unknown symbol(s) {names}; add them with `lake symbols add` first"
+                raise UsageError(msg)
+            con.execute(f"""
+                CREATE TEMP TABLE changes AS
+                SELECT s.symbol, s.layer AS old_layer, {effective} AS new_layer,
+                       {", ".join(f"s.{f} AS old_{f}, {new[f]} AS new_{f}" for f in _FLAGS)},
+                       {"u.liquidity_score" if "liquidity_score" in updates.columns else "NULL"}
+                           AS score
+                FROM symbols s JOIN updates u USING (symbol)
+            """)
+            for n, f in enumerate(_FLAGS, start=1):
+                con.execute(f"""
+                    INSERT INTO events (type, payload)
+                    SELECT 'symbol.qualified', json_object('symbol', symbol, 'layer', {n})
+                    FROM changes WHERE new_{f} AND NOT old_{f} ORDER BY symbol
+                """)
+            for kind, op in (("layer.promoted", ">"), ("layer.demoted", "<")):
+                con.execute(f"""
+                    INSERT INTO events (type, payload)
+                    SELECT '{kind}',
+                        json_object('symbol', symbol, 'from', old_layer, 'to', new_layer)
+                    FROM changes WHERE new_layer {op} old_layer ORDER BY symbol
+                """)
+            stamps = ", ".join(
+                f"{f} = c.new_{f}, layer{n}_updated = CASE WHEN c.new_{f} <> c.old_{f} "
+                f"THEN now() ELSE s.layer{n}_updated END"
+                for n, f in enumerate(_FLAGS, start=1)
+            )
+            con.execute(f"""
+                UPDATE symbols s SET {stamps}, layer = c.new_layer,
+                    liquidity_score = coalesce(c.score, s.liquidity_score), updated_at = now()
+                FROM changes c WHERE s.symbol = c.symbol
+            """)
+            counts = con.execute("""
+                SELECT count(*) FILTER (WHERE new_layer > old_layer),
+                       count(*) FILTER (WHERE new_layer < old_layer),
+                       count(*) FILTER (WHERE (new_layer1_qualified AND NOT old_layer1_qualified)
+                           OR (new_layer2_qualified AND NOT old_layer2_qualified)
+                           OR (new_layer3_qualified AND NOT old_layer3_qualified)),
+                       count(*)
+                FROM changes
+            """).fetchone()
+            con.execute("DROP TABLE changes")
+        promoted, demoted, qualified, total = counts or (0, 0, 0, 0)
+        return {"symbols": total, "promoted": promoted, "demoted": demoted, "qualified": qualified}
+
+    def add_events(self, kind: str, payloads: Sequence[dict[str, Any]]) -> int:
+        """Write events of one type; returns how many."""
+        if payloads:
+            frame = pl.DataFrame({"payload": [json.dumps(p, default=str) for p in payloads]})
+            self.execute(
+                "INSERT INTO events (type, payload) SELECT ?, payload::JSON FROM rows",
+                [kind],
+                rows=frame,
+            )
+        return len(payloads)
+
+    def events(self, *, pending: bool = False, limit: int | None = None) -> pl.DataFrame:
+        """Events, oldest first (only unprocessed ones when ``pending``)."""
+        where = "WHERE processed_at IS NULL" if pending else ""
+        tail = f"LIMIT {int(limit)}" if limit else ""
+        return self.query(
+            f"SELECT id, type, CAST(payload AS VARCHAR) AS payload, created_at, processed_at, "
+            f"job_id FROM events {where} ORDER BY id {tail}"
+        )
+
+    def mark_events(self, ids: Sequence[int], job_id: str | None) -> None:
+        """Record that the events ``ids`` were served by ``job_id``."""
+        if ids:
+            self.execute(
+                "UPDATE events SET processed_at = now(), job_id = ? "
+                "WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                [job_id, list(ids)],
+            )
+
+    def trim_ledger(self, interval: str, cutoffs: dict[str, date | None]) -> None:
+        """Forget ledger coverage before each symbol's cutoff (all of it for None), so pruned
+        sessions count as missing again if retention later grows."""
+        if not cutoffs:
+            return
+        frame = pl.DataFrame(
+            {"symbol": list(cutoffs), "cutoff": [c or date.max for c in cutoffs.values()]},
+            schema={"symbol": pl.String, "cutoff": pl.Date},
+        )
+        with self.connect() as con:
+            con.register("cutoffs", frame.to_arrow())
+            con.execute(
+                "DELETE FROM ledger l USING cutoffs c WHERE l.symbol = c.symbol "
+                "AND l.interval = ? AND l.end_date <= c.cutoff",
+                [interval],
+            )
+            con.execute(
+                "UPDATE ledger l SET start_date = c.cutoff FROM cutoffs c "
+                "WHERE l.symbol = c.symbol AND l.interval = ? AND l.start_date < c.cutoff",
+                [interval],
+            )
+
+    # -- quality -----------------------------------------------------------------------------
+
+    def replace_findings(
+        self, check_id: str, checked: pl.DataFrame, findings: pl.DataFrame
+    ) -> None:
+        """Replace the stored findings of the (symbol, interval) pairs in ``checked``."""
+        with self.connect() as con:
+            con.register("checked", checked.to_arrow())
+            con.execute(
+                "DELETE FROM quality_issues q USING checked c "
+                "WHERE q.symbol = c.symbol AND q.interval = c.interval"
+            )
+            if not findings.is_empty():
+                con.register("found", findings.to_arrow())
+                cols = ", ".join(findings.columns)
+                con.execute(
+                    f"INSERT INTO quality_issues (check_id, {cols}) SELECT ?, {cols} FROM found",
+                    [check_id],
+                )
+
+    def findings(self) -> pl.DataFrame:
+        """Stored findings, worst first."""
+        return self.query(
+            "SELECT rule, severity, symbol, interval, first, last, message, check_id, checked_at "
+            "FROM quality_issues ORDER BY CASE severity WHEN 'error' THEN 0 "
+            "WHEN 'warning' THEN 1 ELSE 2 END, symbol, interval, rule, first"
+        )
+
+    def pending_gap_events(self) -> set[tuple[str, str, str, str]]:
+        """(symbol, interval, first, last) of gap events not yet served."""
+        rows = self.query(
+            "SELECT payload->>'symbol', payload->>'interval', payload->>'first', "
+            "payload->>'last' FROM events WHERE type = 'data.gap.detected' "
+            "AND processed_at IS NULL"
+        )
+        return {(str(a), str(b), str(c), str(d)) for a, b, c, d in rows.iter_rows()}
+
+
+class _Engine:
+    """This process's DuckDB, which catalog blocks attach their file to."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.names = itertools.count()
+        self.attached: dict[Path, tuple[str, bool]] = {}
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._pid = 0
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None or self._pid != os.getpid():  # a forked child starts its own
+            self._con = duckdb.connect(":memory:")
+            self._pid = os.getpid()
+            self.attached = {}
+        return self._con
+
+    def cursor(self, alias: str) -> duckdb.DuckDBPyConnection:
+        """A connection of its own (its temporary tables and registered frames go with it)
+        on the attached catalog ``alias``, in UTC."""
+        cursor = self.connection().cursor()
+        cursor.execute(f"USE {alias}")
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
+
+
+_ENGINE = _Engine()

@@ -1,0 +1,1 @@
+"""Pure values: ranges, intervals, bars, symbols, selections, events."""

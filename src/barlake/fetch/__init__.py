@@ -1,0 +1,1 @@
+"""Running a plan: the scheduler, rate limits and windows shared across processes."""

@@ -1,0 +1,643 @@
+"""Running a plan: bounded concurrency, one rate limiter per provider, retries, batched writes.
+
+Workers take requests in plan order and fetch their pages back to back. Every page waits for a
+free slot in the provider's rate-limit window; rate-limit answers pause the limiter for
+everyone, transient failures back off with jitter, permanent ones are recorded once per
+symbol. Bars collect in a buffer that is written partition file by partition file when it grows
+large, or when every request of an interval is done (each daily year file is rewritten once per
+flush, not once per symbol). Only after a flush are the ledger and the progress rows of the
+requests it covered updated, so the catalog never claims bars that are not durable. A reporter
+keeps the job row current for ``lake status`` in other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from barlake.calendars.calendar import Calendar
+from barlake.config import BackfillConfig
+from barlake.domain import bars as bars_
+from barlake.domain.ranges import ONE_DAY, DateRange, runs
+from barlake.errors import (
+    AuthError,
+    Interrupted,
+    LakeError,
+    PermanentError,
+    ProviderError,
+    RateLimitError,
+    TransientError,
+)
+from barlake.fetch.ratelimit import RateLimiter, backoff
+from barlake.planning.plan import Plan, PlannedRequest
+from barlake.providers.base import Provider, Request
+from barlake.storage.store import latest
+from barlake.universe.tiers import request_tier
+
+Stage = str  # one of: plan, fetch, validate, write
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a request brought for one symbol: bars, and the session days they fall on."""
+
+    bars: int
+    days: npt.NDArray[np.datetime64]  # datetime64[D]
+
+
+_NOTHING = Fetched(0, np.array([], dtype="datetime64[D]"))
+
+
+def _day(value: np.datetime64) -> date:
+    return date.fromisoformat(str(value))
+
+
+REPORT_EVERY_S = 1.0
+FLUSH_EVERY_S = 15.0
+
+
+@dataclass
+class Unit:
+    """The work for one (symbol, interval): one progress row."""
+
+    symbol: str
+    interval: str
+    window: DateRange
+    open_requests: int = 0
+    records: int = 0
+    requests: int = 0
+    status: str = "pending"
+    error: str | None = None
+    stage: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    dirty: bool = False
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "status": self.status,
+            "records_loaded": self.records,
+            "error_message": self.error,
+            "stage": self.stage,
+            "requests": self.requests,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+        }
+
+
+@dataclass
+class JobResult:
+    """What a fill did; ``lake fill --json`` prints it."""
+
+    job_id: str
+    status: str
+    requests_planned: int
+    requests: int
+    retries: int
+    bars_written: int
+    symbols: int
+    symbols_done: int
+    symbols_failed: int
+    duration_s: float
+    symbol_errors: dict[str, dict[str, str]] = field(default_factory=dict)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "requests_planned": self.requests_planned,
+            "requests": self.requests,
+            "retries": self.retries,
+            "bars_written": self.bars_written,
+            "symbols": self.symbols,
+            "symbols_done": self.symbols_done,
+            "symbols_failed": self.symbols_failed,
+            "duration_s": round(self.duration_s, 3),
+            "symbol_errors": self.symbol_errors,
+            "skipped": self.skipped,
+        }
+
+
+ProgressCallback = Callable[[int, int, int], None]  # requests done, requests planned, bars
+
+
+class Scheduler:
+    """Runs one plan for one job. Use ``await Scheduler(...).run()``."""
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        plan: Plan,
+        provider: Provider,
+        limiter: RateLimiter,
+        write: Callable[[Any, pl.DataFrame], int],
+        record: Callable[..., None],
+        calendars: dict[str, Calendar],
+        config: BackfillConfig,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_progress: ProgressCallback | None = None,
+        rng: random.Random | None = None,
+        tiers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.job_id, self.plan, self.provider, self.limiter = job_id, plan, provider, limiter
+        # Tiers only gate concurrency: one semaphore per tier, none when tiers are off.
+        self._tier_map = dict(tiers or {})
+        self._tier_gates = (
+            {name: asyncio.Semaphore(t.parallel) for name, t in config.tiers.items()}
+            if tiers is not None
+            else {}
+        )
+        self._write, self._record, self.calendars = write, record, calendars
+        self.config, self.clock, self.on_progress = config, clock, on_progress
+        self.rng = rng or random.Random()
+        self.units: dict[tuple[str, str], Unit] = {}
+        for g in plan.gaps:
+            unit = self.units.get((g.symbol, g.interval))
+            window = (
+                g.range
+                if unit is None
+                else DateRange(
+                    min(unit.window.start, g.range.start), max(unit.window.end, g.range.end)
+                )
+            )
+            self.units[(g.symbol, g.interval)] = Unit(g.symbol, g.interval, window)
+        # Requests of each interval not finished yet: at 0 its bars are flushed at once, in
+        # the background, while the other intervals are still being fetched.
+        self._unfinished: Counter[str] = Counter()
+        for p in plan.requests:
+            self._unfinished[p.request.interval] += 1
+            for s in p.request.symbols:
+                self.units[(s, p.request.interval)].open_requests += 1
+        self.calls = self.retries = self.bars_written = self.done_requests = 0
+        self.errors: dict[str, dict[str, str]] = {}
+        self._buffer: list[tuple[str, pl.DataFrame]] = []
+        self._buffered_rows = 0
+        self._fetched: list[tuple[Request, dict[str, Fetched], datetime]] = []
+        self._flush_lock = asyncio.Lock()
+        self._catalog_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._workers: list[asyncio.Task[None]] = []
+        self._early: list[asyncio.Task[None]] = []  # flushes of finished intervals
+        self._ledgers: list[pl.DataFrame] = []  # their ledger rows, saved with the next save
+        self._interrupted = False
+        self._last_flush = time.monotonic()
+        self._fatal: BaseException | None = None
+
+    # -- running -----------------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """Stop fetching (SIGINT/SIGTERM): workers stop, fetched bars are still saved."""
+        self._interrupted = True
+        for w in self._workers:
+            w.cancel()
+
+    async def run(self) -> JobResult:
+        """Run the plan and return its result.
+
+        Raises ``AuthError`` (job failed) or ``Interrupted``, in both cases only after
+        everything fetched so far has been written and recorded.
+        """
+        started = time.monotonic()
+        queue: asyncio.Queue[PlannedRequest] = asyncio.Queue()
+        for p in self.plan.requests:
+            queue.put_nowait(p)
+        self._workers = [
+            asyncio.create_task(self._worker(queue))
+            for _ in range(min(self.config.parallel_symbols, max(1, queue.qsize())))
+        ]
+        reporter = asyncio.create_task(self._reporter())
+        outcomes = await asyncio.gather(*self._workers, return_exceptions=True)
+        for outcome in outcomes:
+            # Anything a worker did not handle (a bug, a storage failure) fails the job loudly
+            # instead of leaving requests silently unrun.
+            if isinstance(outcome, Exception) and self._fatal is None:
+                self._fatal = outcome
+        reporter.cancel()
+        await asyncio.gather(reporter, return_exceptions=True)
+        for outcome in await asyncio.gather(*self._early, return_exceptions=True):
+            if isinstance(outcome, BaseException) and self._fatal is None:
+                self._fatal = outcome
+        # Synchronous from here: nothing can interrupt the final write and its records.
+        ledger = self._flush(*self._take_buffer())
+        status = "failed" if self._fatal else "interrupted" if self._interrupted else "done"
+        if status == "done" and any(u.status == "failed" for u in self.units.values()):
+            status = "partial"
+        if status in ("interrupted", "failed"):
+            for u in self.units.values():
+                if u.status in ("running", "pending"):
+                    u.status, u.dirty = "interrupted", True
+        job = {"status": status, "finished_at": self.clock(), **self._counters()}
+        self._save(job=job, ledger=ledger)
+        if self._fatal is not None:
+            raise self._fatal
+        if self._interrupted:
+            msg = (
+                f"job {self.job_id} interrupted; {self.bars_written:,} bars were saved. "
+                "Run the same fill again to fetch the rest"
+            )
+            raise Interrupted(msg)
+        return self._result(status, time.monotonic() - started)
+
+    async def _worker(self, queue: asyncio.Queue[PlannedRequest]) -> None:
+        while not self._interrupted:
+            try:
+                planned = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            try:
+                async with self._gate(planned.request):
+                    await self._serve(planned.request, queue)
+            except AuthError as exc:
+                # Credentials are refused for everyone: stop the whole job at once.
+                self._fatal = exc
+                for w in self._workers:
+                    if w is not asyncio.current_task():
+                        w.cancel()
+                return
+
+    def _gate(self, request: Request) -> AbstractAsyncContextManager[Any]:
+        if not self._tier_gates:
+            return contextlib.nullcontext()
+        tier = request_tier(request.symbols, self._tier_map, self.config.tiers)
+        return self._tier_gates.get(tier) or contextlib.nullcontext()
+
+    async def _serve(self, request: Request, queue: asyncio.Queue[PlannedRequest]) -> None:
+        try:
+            await self._serve_one(request, queue)
+        finally:
+            self._unfinished[request.interval] -= 1
+        if self._unfinished[request.interval] == 0 and not self._interrupted:
+            self._early.append(asyncio.create_task(self._flush_interval(request.interval)))
+
+    async def _serve_one(self, request: Request, queue: asyncio.Queue[PlannedRequest]) -> None:
+        now = self.clock()
+        for s in request.symbols:
+            unit = self.units[(s, request.interval)]
+            if unit.status == "pending":
+                unit.status, unit.started_at, unit.dirty = "running", now, True
+        pages: list[pl.DataFrame] = []
+        cursor: str | None = None
+        try:
+            while True:
+                page = await self._page(request, cursor)
+                for s in request.symbols:
+                    self.units[(s, request.interval)].requests += 1
+                pages.append(page.bars)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+                # A provider that computes its pages (demo) never waits: let a background
+                # flush get going between them.
+                await asyncio.sleep(0)
+        except (TransientError, RateLimitError) as exc:
+            self._fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
+            self._request_closed(request)
+            return
+        except AuthError:
+            raise
+        except ProviderError as exc:
+            # A permanent error may name its symbol; any other answer the vendor gives a pack
+            # is tried again symbol by symbol, so one bad symbol cannot sink the rest.
+            bad = getattr(exc, "symbol", None) if isinstance(exc, PermanentError) else None
+            if len(request.symbols) > 1:
+                rest = [s for s in request.symbols if s != bad] if bad else []
+                if bad:
+                    self._fail(request, [bad], str(exc), "fetch")
+                splits = [tuple(rest)] if bad else [(s,) for s in request.symbols]
+                for symbols in splits:
+                    if symbols:
+                        sub = Request(request.provider, symbols, request.interval, request.range)
+                        queue.put_nowait(PlannedRequest(sub, 0, 0, 1))
+                        self._unfinished[request.interval] += 1
+                for s in (bad,) if bad else ():
+                    self.units[(s, request.interval)].open_requests -= 1
+                return
+            self._fail(request, request.symbols, str(exc), "fetch")
+            self._request_closed(request)
+            return
+        frame = pl.concat(pages, how="vertical") if pages else bars_.empty()
+        clean, counts = self._validate(request, frame)
+        self._fetched.append((request, counts, self.clock()))
+        self._request_closed(request, flushed=False)
+        if clean.height:
+            self._buffer.append((request.interval, clean))
+            self._buffered_rows += clean.height
+        if (
+            self._buffered_rows >= self.config.flush_rows
+            or time.monotonic() - self._last_flush > FLUSH_EVERY_S
+        ):
+            await self._flush_now()
+
+    async def _page(self, request: Request, cursor: str | None) -> Any:
+        attempts = rate_limited = 0
+        while True:
+            await self.limiter.acquire()
+            self.calls += 1
+            try:
+                return await self.provider.fetch_page(request, cursor)
+            except RateLimitError as exc:
+                rate_limited += 1
+                self.retries += 1
+                if rate_limited > 4 * self.config.max_attempts:
+                    raise
+                wait = exc.retry_after
+                if wait is None:
+                    wait = backoff(
+                        rate_limited,
+                        base=self.config.backoff_base_s,
+                        cap=self.config.backoff_cap_s,
+                        rng=self.rng,
+                    )
+                self.limiter.pause(wait)
+            except TransientError:
+                attempts += 1
+                self.retries += 1
+                if attempts >= self.config.max_attempts:
+                    raise
+                await asyncio.sleep(
+                    backoff(
+                        attempts,
+                        base=self.config.backoff_base_s,
+                        cap=self.config.backoff_cap_s,
+                        rng=self.rng,
+                    )
+                )
+
+    def _validate(
+        self, request: Request, frame: pl.DataFrame
+    ) -> tuple[pl.DataFrame, dict[str, Fetched]]:
+        """Bars of the request that may be stored, and per symbol how many and on which
+        session days; impossible bars become symbol errors."""
+        try:
+            frame = bars_.conform(frame)
+        except LakeError as exc:
+            self._fail(request, request.symbols, str(exc), "validate")
+            return bars_.empty(), {}
+        shift = self._day_shift(request)
+        day = (pl.col("ts") + shift).dt.date()
+        frame = frame.filter(
+            pl.col("symbol").is_in(list(request.symbols))
+            & (day >= request.range.start)
+            & (day < request.range.end)
+        )
+        # A pack's range may reach past some of its symbols' own windows (a later listing, a
+        # shorter gap): keep each symbol's bars inside its own window only.
+        windows = {s: self._window(request, s) for s in request.symbols}
+        if any(w != request.range for w in windows.values()):
+            bounds = pl.DataFrame(
+                {
+                    "symbol": list(windows),
+                    "_lo": [w.start for w in windows.values()],
+                    "_hi": [w.end for w in windows.values()],
+                }
+            )
+            frame = (
+                frame.join(bounds, on="symbol", how="left")
+                .filter((day >= pl.col("_lo")) & (day < pl.col("_hi")))
+                .drop("_lo", "_hi")
+            )
+        frame = latest(frame)
+        bad = bars_.invalid_rows(frame)
+        if bad.any():
+            for sym, n in frame.filter(bad).group_by("symbol").len().iter_rows():
+                self._fail(request, [sym], f"{n} impossible bar(s) rejected", "validate")
+            frame = frame.filter(~bad)
+        per_symbol = frame.group_by("symbol").agg(pl.len(), day.unique().alias("days"))
+        got = {
+            sym: Fetched(int(n), days.to_numpy().astype("datetime64[D]"))
+            for sym, n, days in zip(
+                per_symbol["symbol"], per_symbol["len"], per_symbol["days"], strict=True
+            )
+        }
+        return frame, {s: got.get(s, _NOTHING) for s in request.symbols}
+
+    def _window(self, request: Request, symbol: str) -> DateRange:
+        """The part of ``request``'s range that is ``symbol``'s own to fill."""
+        own = self.units[(symbol, request.interval)].window
+        start, end = max(own.start, request.range.start), min(own.end, request.range.end)
+        return DateRange(start, max(start, end))
+
+    def _day_shift(self, request: Request) -> timedelta:
+        if request.interval == "1day":
+            return timedelta(0)
+        cal = self.calendars.get(request.symbols[0])
+        return cal.day_shift if cal else timedelta(0)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def _fail(self, request: Request, symbols: Any, message: str, stage: Stage) -> None:
+        now = self.clock()
+        for s in symbols:
+            unit = self.units[(s, request.interval)]
+            unit.status, unit.error, unit.stage, unit.dirty = "failed", message, stage, True
+            unit.completed_at = now
+            self.errors[s] = {
+                "error": message,
+                "stage": stage,
+                "interval": request.interval,
+                "timestamp": now.isoformat(),
+            }
+
+    def _request_closed(self, request: Request, *, flushed: bool = True) -> None:
+        self.done_requests += 1
+        if flushed:
+            for s in request.symbols:
+                self.units[(s, request.interval)].open_requests -= 1
+        if self.on_progress:
+            self.on_progress(self.done_requests, len(self.plan.requests), self.bars_written)
+
+    def _take_buffer(self) -> tuple[list[tuple[str, pl.DataFrame]], list[Any]]:
+        buffer, fetched = self._buffer, self._fetched
+        self._buffer, self._fetched, self._buffered_rows = [], [], 0
+        self._last_flush = time.monotonic()
+        return buffer, fetched
+
+    async def _flush_interval(self, interval: str) -> None:
+        """Write the buffered bars of ``interval``, all of whose requests are done, in a thread
+        while the workers go on; its ledger rows wait for the next save."""
+        buffer = [(i, f) for i, f in self._buffer if i == interval]
+        fetched = [x for x in self._fetched if x[0].interval == interval]
+        if not buffer and not fetched:
+            return
+        self._buffer = [(i, f) for i, f in self._buffer if i != interval]
+        self._fetched = [x for x in self._fetched if x[0].interval != interval]
+        self._buffered_rows -= sum(f.height for _, f in buffer)
+        ledger = await asyncio.to_thread(self._flush, buffer, fetched)
+        if ledger is not None:
+            with self._catalog_lock:  # a save in a thread may be taking them
+                self._ledgers.append(ledger)
+
+    async def _flush_now(self) -> None:
+        # The asyncio lock makes workers wait while a flush runs (memory stays bounded).
+        async with self._flush_lock:
+            buffer, fetched = self._take_buffer()
+            if buffer or fetched:
+                ledger = await asyncio.to_thread(self._flush, buffer, fetched)
+                await asyncio.to_thread(self._save, job=self._counters(), ledger=ledger)
+
+    def _flush(
+        self, buffer: list[tuple[str, pl.DataFrame]], fetched: list[Any]
+    ) -> pl.DataFrame | None:
+        """Write buffered bars and return the ledger rows of the requests they completed; the
+        caller saves those with the progress rows once the bars are durable.
+
+        The thread lock keeps flushes apart even when a cancelled worker's flush thread is
+        still running while the final flush starts.
+        """
+        with self._write_lock:
+            return self._flush_locked(buffer, fetched)
+
+    def _flush_locked(
+        self, buffer: list[tuple[str, pl.DataFrame]], fetched: list[Any]
+    ) -> pl.DataFrame | None:
+        by_interval: dict[str, list[pl.DataFrame]] = {}
+        for interval, frame in buffer:
+            by_interval.setdefault(interval, []).append(frame)
+        written = 0
+        try:
+            for interval, frames in by_interval.items():
+                written += self._write(interval, pl.concat(frames, how="vertical"))
+        except LakeError as exc:
+            for request, _, _ in fetched:
+                self._fail(request, list(request.symbols), str(exc), "write")
+                for s in request.symbols:
+                    self.units[(s, request.interval)].open_requests -= 1
+            return None
+        self.bars_written += written
+        ledger = []
+        for request, counts, fetched_at in fetched:
+            for s in request.symbols:
+                unit = self.units[(s, request.interval)]
+                unit.open_requests -= 1
+                if unit.status == "failed":
+                    continue
+                got = counts.get(s, _NOTHING)
+                unit.records += got.bars
+                unit.dirty = True
+                ledger += self._ledger_rows(request, s, got, fetched_at)
+                if unit.open_requests <= 0:
+                    unit.status, unit.completed_at = "done", fetched_at
+        return pl.DataFrame(ledger, schema=LEDGER_SCHEMA) if ledger else None
+
+    def _ledger_rows(
+        self, request: Request, symbol: str, got: Fetched, fetched_at: datetime
+    ) -> list[dict[str, Any]]:
+        """What was asked and what came back: the whole range with its bar count, and each
+        run of sessions that came back empty (halts, days before a listing) with 0 bars.
+        Only empty final ranges count as covered; lost bars of a non-empty range are gaps."""
+        cal = self.calendars.get(symbol)
+        grace = timedelta(minutes=self.config.provisional_grace_minutes)
+        closed = cal.closed_before(fetched_at, grace) if cal else None
+        window = self._window(request, symbol)
+        final = closed is not None and window.last <= closed
+        row = {
+            "provider": request.provider,
+            "symbol": symbol,
+            "interval": request.interval,
+            "bars": got.bars,
+            "fetched_at": fetched_at,
+            "final": final,
+            "job_id": self.job_id,
+        }
+        rows = [{**row, "start_date": window.start, "end_date": window.end}]
+        if got.bars == 0 or cal is None:
+            return rows
+        sessions = cal.sessions_in(window)
+        if len(got.days) == len(sessions) and np.array_equal(np.sort(got.days), sessions):
+            return rows  # a bar on every session
+        empty = ~np.isin(sessions, got.days)
+        for a, b in runs(empty):
+            first, last = _day(sessions[a]), _day(sessions[b - 1])
+            rows.append({**row, "bars": 0, "start_date": first, "end_date": last + ONE_DAY})
+        return rows
+
+    def _counters(self) -> dict[str, Any]:
+        units = self.units.values()
+        return {
+            "requests_made": self.calls,
+            "bars_written": self.bars_written,
+            "symbols_done": len({u.symbol for u in units if u.status == "done"}),
+            "symbols_failed": len({u.symbol for u in units if u.status == "failed"}),
+            "heartbeat_at": self.clock(),
+        }
+
+    def _save(self, *, job: dict[str, Any], ledger: pl.DataFrame | None = None) -> None:
+        with self._catalog_lock:
+            early, self._ledgers = self._ledgers, []
+            parts = [x for x in (*early, ledger) if x is not None]
+            ledger = pl.concat(parts) if parts else None
+            dirty = [u for u in self.units.values() if u.dirty]
+            for u in dirty:
+                u.dirty = False
+            progress = (
+                pl.DataFrame([u.row() for u in dirty], schema=PROGRESS_SCHEMA) if dirty else None
+            )
+            self._record(self.job_id, job=job, progress=progress, ledger=ledger)
+
+    async def _reporter(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_EVERY_S)
+            await asyncio.to_thread(self._save, job=self._counters())
+
+    def _result(self, status: str, duration: float) -> JobResult:
+        units = self.units.values()
+        return JobResult(
+            job_id=self.job_id,
+            status=status,
+            requests_planned=len(self.plan.requests),
+            requests=self.calls,
+            retries=self.retries,
+            bars_written=self.bars_written,
+            symbols=len({u.symbol for u in units}),
+            symbols_done=len({u.symbol for u in units if u.status == "done"}),
+            symbols_failed=len({u.symbol for u in units if u.status == "failed"}),
+            duration_s=duration,
+            symbol_errors=dict(sorted(self.errors.items())),
+            skipped=[s.to_dict() for s in self.plan.skipped],
+        )
+
+
+LEDGER_SCHEMA: dict[str, Any] = {
+    "provider": pl.String,
+    "symbol": pl.String,
+    "interval": pl.String,
+    "start_date": pl.Date,
+    "end_date": pl.Date,
+    "bars": pl.Int64,
+    "fetched_at": pl.Datetime("us", "UTC"),
+    "final": pl.Boolean,
+    "job_id": pl.String,
+}
+
+PROGRESS_SCHEMA: dict[str, Any] = {
+    "symbol": pl.String,
+    "interval": pl.String,
+    "status": pl.String,
+    "records_loaded": pl.Int64,
+    "error_message": pl.String,
+    "stage": pl.String,
+    "requests": pl.Int64,
+    "started_at": pl.Datetime("us", "UTC"),
+    "completed_at": pl.Datetime("us", "UTC"),
+}

@@ -1,0 +1,1 @@
+"""Use cases over the catalog and the fetcher: backfill jobs and events."""

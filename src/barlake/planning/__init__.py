@@ -1,0 +1,1 @@
+"""Gaps in, requests out: the cost model, packing, lower bound and integer program."""

@@ -1,0 +1,285 @@
+"""The fewest calls for a small gap set, found exactly by integer programming (HiGHS).
+
+Symbols that miss the same sessions and trade over the same span are *alike*. Any plan carries
+y(g, W) symbols of each alike group g over each window W (a range of sessions between two
+missing ones; a request's range can always shrink to that). So every plan gives whole numbers
+with
+
+- every missing session of g inside windows that carry g at least |g| times in all;
+- calls over W >= bars carried over W / page, and >= the requests over W;
+- requests over W >= symbols carried over W / ``symbols_per_request``;
+- a grouped-daily call on a session closing it for every group.
+
+The fewest calls such numbers allow is a lower bound on every plan, and unlike a sum of
+fractional shares it counts whole pages. The solver's answer is also nearly a plan: when each
+group is carried whole over each of its windows, dealing each window's symbols into requests
+gives one, which ``solve`` returns beside the bound. Gap sets with more than
+``MAX_VARIABLES`` (group, window) pairs are left to the cost model's own bounds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from barlake.planning.bound import most_symbols
+from barlake.planning.cost import Pricing, Shape, dealt, with_bars
+
+#: Above this many (alike group x window) pairs the program is not built.
+MAX_VARIABLES = 20_000
+#: The solver's time budget; when it stops early, the bound it has proven is used.
+SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Solution:
+    """No plan makes fewer than ``bound`` calls; ``shapes`` is a plan read off the solver's
+    answer (empty when its numbers could not be dealt into requests)."""
+
+    bound: int
+    shapes: list[Shape]
+    #: How many alike groups the gap set has (the program kept ``largest`` of them).
+    groups: int
+
+
+@dataclass(frozen=True)
+class _Group:
+    symbols: list[str]
+    at: npt.NDArray[np.int64]  # indices of its missing sessions among the marks
+    span: tuple[int, int]
+
+
+def solve(
+    price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]], largest: int | None = None
+) -> Solution | None:
+    """The bound and a plan for ``holes``, or None for a gap set too large to solve.
+
+    ``largest`` keeps only that many of the largest alike groups in the program, which then
+    solves in a fraction of the time; the others join the windows it chose (or requests of
+    their own) afterwards. Leaving symbols out only loosens the bound, so it stays a bound.
+    """
+    holes = {s: h for s, h in holes.items() if len(h)}
+    if not holes:
+        return Solution(0, [], 0)
+    whole = (0, len(price.axis.days))
+    members: dict[tuple[bytes, tuple[int, int]], list[str]] = defaultdict(list)
+    for s, h in holes.items():
+        members[(h.tobytes(), price.active.get(s, whole))].append(s)
+    marks = np.unique(np.concatenate(list(holes.values())))
+    windows = [
+        (a, e)
+        for a in range(len(marks))
+        for e in range(a, len(marks))
+        if price.fits(int(marks[a]), int(marks[e]))
+    ]
+    groups = [
+        _Group(names, np.searchsorted(marks, np.frombuffer(key, dtype=np.int64)), span)
+        for (key, span), names in sorted(members.items(), key=lambda kv: -len(kv[1]))
+    ]
+    count = len(groups)
+    groups, rest = groups[:largest], groups[largest:]
+    if len(groups) * len(windows) > MAX_VARIABLES:
+        return None
+    grouped = price.interval == "1day" and price.caps.grouped_daily
+    most = most_symbols(price, holes)
+    prefix = price.axis.prefix
+    page = float(price.per_page)
+
+    rows: list[int] = []  # the constraint matrix as (row, column, value) triples
+    cols: list[int] = []
+    vals: list[float] = []
+    need: list[int] = []  # each coverage row's right-hand side: the group's size
+    ys: list[tuple[int, int, int]] = []  # each y: group, window, bars per symbol
+    bases: list[int] = []  # each group's first coverage row
+    for gi, g in enumerate(groups):
+        base = len(need)
+        bases.append(base)
+        need += [len(g.symbols)] * len(g.at)
+        lo, hi = g.span
+        for w, (a, e) in enumerate(windows):
+            inside = np.flatnonzero((g.at >= a) & (g.at <= e))
+            if not len(inside):
+                continue
+            first, last = max(int(marks[a]), lo), min(int(marks[e]) + 1, hi)
+            bars = int(prefix[last] - prefix[first]) if last > first else 0
+            rows += (base + inside).tolist()
+            cols += [len(ys)] * len(inside)
+            vals += [1.0] * len(inside)
+            ys.append((gi, w, bars))
+    n_y, n_w, n_cover = len(ys), len(windows), len(need)
+    calls0, requests0, grouped0 = n_y, n_y + n_w, n_y + 2 * n_w
+    n_vars = grouped0 + (len(marks) if grouped else 0)
+    if grouped:  # a grouped call on a session closes it for every group missing it
+        for g, base in zip(groups, bases, strict=True):
+            rows += list(range(base, base + len(g.at)))
+            cols += (grouped0 + g.at).tolist()
+            vals += [float(len(g.symbols))] * len(g.at)
+    bars_row, symbols_row, pages_row = n_cover, n_cover + n_w, n_cover + 2 * n_w
+    for j, (_, w, bars) in enumerate(ys):
+        rows += [bars_row + w, symbols_row + w]
+        cols += [j, j]
+        vals += [float(bars), 1.0]
+    for w in range(n_w):
+        rows += [bars_row + w, symbols_row + w, pages_row + w, pages_row + w]
+        cols += [calls0 + w, requests0 + w, requests0 + w, calls0 + w]
+        vals += [-page, -float(most), 1.0, -1.0]
+    lower = np.concatenate([np.array(need, dtype=float), np.full(3 * n_w, -np.inf)])
+    upper = np.concatenate([np.full(n_cover, np.inf), np.zeros(3 * n_w)])
+    objective = np.zeros(n_vars)
+    objective[calls0:requests0] = 1.0
+    objective[grouped0:] = 1.0
+    found = _integer_program(objective, (rows, cols, vals), lower, upper)
+    if found is None:
+        return None
+    proven, x = found
+    bound = max(0, math.ceil(proven - 1e-6))
+    if x is None:
+        return Solution(bound, [], count)
+    shapes = _plan(price, groups, windows, marks, ys, x[:n_y], x[grouped0:], rest)
+    return Solution(bound, shapes, count)
+
+
+def _integer_program(
+    objective: npt.NDArray[np.float64],
+    triples: tuple[list[int], list[int], list[float]],
+    lower: npt.NDArray[np.float64],
+    upper: npt.NDArray[np.float64],
+) -> tuple[float, npt.NDArray[np.int64] | None] | None:
+    """Minimise ``objective`` . x over whole x >= 0 with ``lower <= A x <= upper`` (A given as
+    row, column, value triples): the bound HiGHS proves within ``SECONDS``, and the best x it
+    found (None if none); None when HiGHS is missing or fails."""
+    _core = _highs()
+    if _core is None:  # the cost model's plans and bounds stand alone
+        return None
+    rows, cols, vals = (np.asarray(a) for a in triples)
+    order = np.lexsort((rows, cols))
+    n_vars = len(objective)
+    lp = _core.HighsLp()
+    lp.num_col_, lp.num_row_ = n_vars, len(lower)
+    lp.col_cost_ = objective
+    lp.col_lower_ = np.zeros(n_vars)
+    lp.col_upper_ = np.full(n_vars, _core.kHighsInf)
+    lp.row_lower_ = np.where(np.isfinite(lower), lower, -_core.kHighsInf)
+    lp.row_upper_ = np.where(np.isfinite(upper), upper, _core.kHighsInf)
+    lp.a_matrix_.format_ = _core.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=n_vars))])
+    lp.a_matrix_.index_ = rows[order]
+    lp.a_matrix_.value_ = vals[order].astype(np.float64)
+    lp.integrality_ = [_core.HighsVarType.kInteger] * n_vars
+    solver = _core._Highs()
+    solver.setOptionValue("output_flag", False)  # noqa: FBT003
+    solver.setOptionValue("time_limit", SECONDS)
+    if solver.passModel(lp) != _core.HighsStatus.kOk or solver.run() == _core.HighsStatus.kError:
+        return None
+    info = solver.getInfo()
+    proven = float(info.mip_dual_bound)  # within the gap tolerance of the optimum, when found
+    if not np.isfinite(proven):
+        proven = 0.0
+    if info.primal_solution_status == 0:  # no feasible point found in time
+        return proven, None
+    return proven, np.rint(np.asarray(solver.getSolution().col_value)).astype(np.int64)
+
+
+def _highs() -> Any | None:
+    """HiGHS's bare binding, or None where highspy lacks it: its wrapper class ``Highs`` prints
+    a banner on stdout when made, which would corrupt ``lake plan --json``."""
+    try:
+        from highspy import _core
+    except ImportError:
+        return None
+    return _core if hasattr(_core, "_Highs") else None
+
+
+def _plan(
+    price: Pricing,
+    groups: list[_Group],
+    windows: list[tuple[int, int]],
+    marks: npt.NDArray[np.int64],
+    ys: list[tuple[int, int, int]],
+    carried: npt.NDArray[np.int64],
+    grouped: npt.NDArray[np.int64],
+    rest: Sequence[_Group] = (),
+) -> list[Shape]:
+    """The solver's numbers as requests: each group's symbols given windows that cover their
+    missing sessions (``_assign``), the groups left out of the program given the windows in
+    use (else one of their own), each window's symbols dealt into requests, each request's
+    range cut down to the missing sessions of its symbols."""
+    closed = set(np.flatnonzero(grouped).tolist())  # marks fetched by grouped calls
+    shapes = []
+    for t in sorted(closed):
+        missing = sorted(s for g in groups if t in set(g.at.tolist()) for s in g.symbols)
+        shapes.append(Shape(tuple(missing), int(marks[t]), int(marks[t]), grouped=True))
+    over: dict[int, list[str]] = defaultdict(list)
+    own: dict[tuple[str, int], list[int]] = {}  # each symbol's marks inside each of its windows
+    by_group: dict[int, dict[int, int]] = defaultdict(dict)
+    for (gi, w, _), count in zip(ys, carried.tolist(), strict=True):
+        if count:
+            by_group[gi][w] = count
+    for gi, g in enumerate(groups):
+        needed = [t for t in g.at.tolist() if t not in closed]
+        for s, chosen in zip(
+            g.symbols, _assign(needed, windows, by_group[gi], len(g.symbols)), strict=True
+        ):
+            for w in chosen:
+                over[w].append(s)
+                a, e = windows[w]
+                own[(s, w)] = [t for t in needed if a <= t <= e]
+    alone = {a: w for w, (a, e) in enumerate(windows) if a == e}
+    for g in rest:
+        needed = [t for t in g.at.tolist() if t not in closed]
+        for s in g.symbols:
+            reach = -1
+            for t in needed:
+                if t <= reach:
+                    continue
+                around = [w for w in over if windows[w][0] <= t <= windows[w][1]]
+                w = max(around, key=lambda w: windows[w][1]) if around else alone[t]
+                over[w].append(s)
+                a, e = windows[w]
+                own[(s, w)] = [u for u in needed if a <= u <= e]
+                reach = e
+    for w, names in sorted(over.items()):
+        first, last = int(marks[windows[w][0]]), int(marks[windows[w][1]])
+        for pack in dealt(price, names, first, last):
+            inside = [t for s in pack for t in own[(s, w)]]
+            shapes.append(
+                Shape(tuple(sorted(pack)), int(marks[min(inside)]), int(marks[max(inside)]))
+            )
+    return with_bars(price, shapes)
+
+
+def _assign(
+    needed: list[int], windows: list[tuple[int, int]], carried: dict[int, int], count: int
+) -> list[list[int]]:
+    """Windows for each of ``count`` alike symbols that cover the marks ``needed``, using each
+    window at most as often as the solver carried the group over it: at each mark a symbol
+    still lacks, the window there reaching furthest. Where the numbers run out (they never
+    should: windows on a line can always be shared out so), a symbol takes the window
+    carried most often around that mark, so every mark is covered whatever happens."""
+    left = dict(carried)
+    out: list[list[int]] = []
+    for _ in range(count):
+        chosen: list[int] = []
+        reach = -1
+        for t in needed:
+            if t <= reach:
+                continue
+            around = [w for w in carried if windows[w][0] <= t <= windows[w][1]]
+            free = [w for w in around if left[w] > 0]
+            if free:
+                w = max(free, key=lambda w: (windows[w][1], -windows[w][0]))
+                left[w] -= 1
+            elif around:
+                w = max(around, key=lambda w: carried[w])
+            else:
+                w = next(i for i, (a, e) in enumerate(windows) if a == e == t)
+            chosen.append(w)
+            reach = windows[w][1]
+        out.append(chosen)
+    return out

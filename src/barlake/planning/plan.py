@@ -1,0 +1,355 @@
+"""Plans: which provider requests will close which gaps, and why each range was asked for.
+
+Pure logic: gaps in, requests out. ``barlake.planning.cost`` picks the request shapes (nearby gaps
+merged, alike symbols packed, grouped daily where cheaper, ranges cut to the provider's limits)
+and the lower bound they are measured against; estimates of bars, pages and time at the
+provider's rate limit come with the plan, and ``order`` decides who goes first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from barlake.calendars.calendar import Calendar
+from barlake.config import REREAD_WEIGHT
+from barlake.coverage.gaps import Gap
+from barlake.domain.intervals import Interval
+from barlake.domain.ranges import DateRange
+from barlake.errors import UsageError
+from barlake.planning import exact
+from barlake.planning.bound import lower_bound
+from barlake.planning.cost import Axis, Pricing, Shape, plan_shapes, total_cost
+from barlake.providers.base import Capabilities, Request
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """A request with what it is expected to bring."""
+
+    request: Request
+    sessions: int
+    bars: int
+    pages: int
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.request
+        return {
+            "provider": r.provider,
+            "symbols": list(r.symbols),
+            "interval": r.interval,
+            "start": r.range.start.isoformat(),
+            "end": r.range.last.isoformat(),
+            "sessions": self.sessions,
+            "estimated_bars": self.bars,
+            "estimated_pages": self.pages,
+        }
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Why a symbol's range at an interval is what it is (for ``lake plan --explain``)."""
+
+    symbol: str
+    interval: Interval
+    requested: DateRange | None
+    source: str
+    note: str = ""
+    expected_sessions: int = 0
+    missing_sessions: int = 0
+    gaps: tuple[Gap, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        req = self.requested
+        return {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "first": req.start.isoformat() if req else None,
+            "last": req.last.isoformat() if req else None,
+            "source": self.source,
+            "note": self.note,
+            "expected_sessions": self.expected_sessions,
+            "covered_sessions": self.expected_sessions - self.missing_sessions,
+            "missing_sessions": self.missing_sessions,
+            "gaps": [g.to_dict() for g in self.gaps],
+        }
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something the plan cannot fetch, with the reason."""
+
+    symbols: tuple[str, ...]
+    interval: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"symbols": list(self.symbols), "interval": self.interval, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Requests in the order they will run, with estimates and explanations."""
+
+    provider: str
+    rate_limit_per_min: float
+    requests: tuple[PlannedRequest, ...]
+    gaps: tuple[Gap, ...]
+    origins: tuple[Origin, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    parameters: dict[str, Any] = field(default_factory=dict)
+    #: Fewer calls than this cannot close ``gaps`` at this provider (``barlake.planning.cost``).
+    lower_bound: int = 0
+
+    @property
+    def total_requests(self) -> int:
+        return len(self.requests)
+
+    @property
+    def total_pages(self) -> int:
+        return sum(r.pages for r in self.requests)
+
+    @property
+    def estimated_bars(self) -> int:
+        return sum(r.bars for r in self.requests)
+
+    @property
+    def estimated_seconds(self) -> float:
+        """Time the rate limit alone imposes on sending every page: a minute's quota goes out
+        at once, and each further quota a minute later."""
+        limit = self.rate_limit_per_min
+        if limit <= 0 or math.isinf(limit) or not self.total_pages:
+            return 0.0
+        return float((self.total_pages - 1) // max(1, int(limit)) * 60)
+
+    def __add__(self, other: Plan) -> Plan:
+        """One plan doing both: run several selections as one job.
+
+        >>> daily = lake.plan(interval="1day", days=365)                  # doctest: +SKIP
+        >>> lake.run_plan(daily + lake.plan("AAPL", interval="1min", days=20))  # doctest: +SKIP
+        """
+        if other.provider != self.provider:
+            msg = f"cannot join a {self.provider} plan and a {other.provider} plan; run them apart"
+            raise UsageError(msg)
+        return Plan(
+            provider=self.provider,
+            rate_limit_per_min=self.rate_limit_per_min,
+            requests=self.requests + other.requests,
+            gaps=self.gaps + other.gaps,
+            origins=self.origins + other.origins,
+            skipped=self.skipped + other.skipped,
+            parameters={"plans": [self.parameters, other.parameters]},
+            lower_bound=self.lower_bound + other.lower_bound,
+        )
+
+    def to_dict(self, *, explain: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "provider": self.provider,
+            "requests": [r.to_dict() for r in self.requests],
+            "total_requests": self.total_requests,
+            "total_pages": self.total_pages,
+            "lower_bound": self.lower_bound,
+            "estimated_bars": self.estimated_bars,
+            "estimated_seconds": round(self.estimated_seconds, 3),
+            "rate_limit_per_min": self.rate_limit_per_min,
+            "gaps": len(self.gaps),
+            "missing_sessions": sum(g.sessions for g in self.gaps),
+            "skipped": [s.to_dict() for s in self.skipped],
+        }
+        if explain:
+            out["explain"] = [o.to_dict() for o in self.origins]
+        return out
+
+
+#: Each symbol's listing and delisting day (None: unknown), for what requests return.
+Listings = Mapping[str, tuple[date | None, date | None]]
+
+
+def requests_for(
+    provider: str,
+    caps: Capabilities,
+    gaps: Iterable[Gap],
+    calendars: Calendar | Mapping[str, Calendar] | None = None,
+    *,
+    reread_weight: float = REREAD_WEIGHT,
+    listings: Listings | None = None,
+) -> list[PlannedRequest]:
+    """The cheapest requests found to close ``gaps`` (see ``barlake.planning.cost``).
+
+    ``calendars`` gives the sessions: one calendar for every symbol, or one per symbol; without
+    one, weekdays stand for sessions. ``listings`` tells when symbols trade: a request returns
+    no bars of a symbol before its listing.
+    """
+    return price(provider, caps, gaps, calendars, reread_weight=reread_weight, listings=listings)[0]
+
+
+def lower_bound_for(
+    caps: Capabilities,
+    gaps: Iterable[Gap],
+    calendars: Calendar | Mapping[str, Calendar] | None = None,
+    *,
+    listings: Listings | None = None,
+) -> int:
+    """Fewer calls than this cannot close ``gaps`` at this provider, whatever the plan."""
+    return sum(
+        solve(Pricing(caps, interval, axis, REREAD_WEIGHT, active), holes)[1]
+        for (interval, axis), (holes, active) in _cells(gaps, calendars, listings).items()
+    )
+
+
+def price(
+    provider: str,
+    caps: Capabilities,
+    gaps: Iterable[Gap],
+    calendars: Calendar | Mapping[str, Calendar] | None = None,
+    *,
+    reread_weight: float = REREAD_WEIGHT,
+    listings: Listings | None = None,
+) -> tuple[list[PlannedRequest], int]:
+    """``requests_for`` and ``lower_bound_for`` at once (the gaps are indexed once)."""
+    out: list[PlannedRequest] = []
+    bound = 0
+    for (interval, axis), (holes, active) in _cells(gaps, calendars, listings).items():
+        pricing = Pricing(caps, interval, axis, reread_weight, active)
+        shapes, low = solve(pricing, holes)
+        bound += low
+        for shape in shapes:
+            window = axis.range(shape.first, shape.last)
+            sessions = shape.last - shape.first + 1
+            pages = _calls(pricing, [shape])
+            request = Request(provider, shape.symbols, interval, window)
+            out.append(PlannedRequest(request, sessions, shape.bars, pages))
+    return out, bound
+
+
+def solve(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> tuple[list[Shape], int]:
+    """The cheapest requests found for ``holes`` and the fewest calls any could make: the cost
+    model's plan and bounds, then for small gap sets the integer program's over the 4, 8 and
+    16 largest alike groups (the others join its windows after), until the plan meets the
+    bound. A program over many more groups takes seconds and often ends without a good plan."""
+    shapes = plan_shapes(price, holes)
+    bound = lower_bound(price, holes, enough=_calls(price, shapes))
+    for largest in _LARGEST:
+        if _calls(price, shapes) <= bound:
+            break  # as few calls as can be
+        found = exact.solve(price, holes, largest)
+        if found is None:
+            break
+        bound = max(bound, found.bound)
+        if (
+            found.shapes
+            and total_cost(price, found.shapes, holes) < total_cost(price, shapes, holes) - 1e-9
+        ):
+            shapes = found.shapes
+        if largest >= found.groups:
+            break  # that was every group
+    return shapes, bound
+
+
+#: How many of the largest alike groups the integer programs keep, one after the other.
+_LARGEST = (4, 8, 16)
+
+
+def _calls(price: Pricing, shapes: Sequence[Shape]) -> int:
+    return sum(1 if s.grouped else price.calls(s.bars) for s in shapes)
+
+
+Cells = tuple[dict[str, npt.NDArray[np.int64]], dict[str, tuple[int, int]]]
+
+
+def _cells(
+    gaps: Iterable[Gap],
+    calendars: Calendar | Mapping[str, Calendar] | None,
+    listings: Listings | None = None,
+) -> dict[tuple[Interval, Axis], Cells]:
+    """The missing sessions of ``gaps`` as indices on one axis per (interval, calendar), and
+    the sessions ``lo..hi-1`` of that axis in which symbols not trading throughout trade."""
+    groups: dict[tuple[Interval, str], list[Gap]] = defaultdict(list)
+    cals: dict[str, Calendar | None] = {}
+    for g in gaps:
+        cal = (
+            calendars
+            if isinstance(calendars, Calendar) or calendars is None
+            else calendars.get(g.symbol)
+        )
+        name = cal.name if cal is not None else ""
+        cals[name] = cal
+        groups[(g.interval, name)].append(g)
+    out: dict[tuple[Interval, Axis], Cells] = {}
+    for (interval, name), members in groups.items():
+        span = DateRange(min(g.range.start for g in members), max(g.range.end for g in members))
+        axis = Axis.of(cals[name], interval, span)
+        holes = _indices(axis, members)
+        out[(interval, axis)] = (holes, _active(axis, holes, listings or {}))
+    return out
+
+
+def _active(axis: Axis, symbols: Iterable[str], listings: Listings) -> dict[str, tuple[int, int]]:
+    size = len(axis.days)
+    out: dict[str, tuple[int, int]] = {}
+    for s in symbols:
+        listed, delisted = listings.get(s, (None, None))
+        lo = int(np.searchsorted(axis.days, np.datetime64(listed, "D"))) if listed else 0
+        hi = (
+            int(np.searchsorted(axis.days, np.datetime64(delisted, "D"), side="right"))
+            if delisted
+            else size
+        )
+        if lo > 0 or hi < size:
+            out[s] = (lo, hi)
+    return out
+
+
+def _indices(axis: Axis, gaps: Sequence[Gap]) -> dict[str, npt.NDArray[np.int64]]:
+    """Each symbol's missing session indices on ``axis``, sorted and unique (vectorised: a
+    daily update has thousands of one-session gaps)."""
+    bounds = np.array([[g.range.start, g.range.end] for g in gaps], dtype="datetime64[D]")
+    lo, hi = (np.searchsorted(axis.days, bounds[:, k]) for k in (0, 1))
+    ids: dict[str, int] = {}
+    owner = np.array([ids.setdefault(g.symbol, len(ids)) for g in gaps], dtype=np.int64)
+    names = list(ids)
+    sizes = np.maximum(hi - lo, 0)
+    # Every index of every gap: each gap's start, then +1 steps within it.
+    step = np.ones(int(sizes.sum()), dtype=np.int64)
+    starts = np.cumsum(sizes) - sizes
+    nonempty = sizes > 0
+    step[starts[nonempty]] = lo[nonempty] - np.concatenate([[0], (lo + sizes - 1)[nonempty][:-1]])
+    index = np.cumsum(step)
+    who = np.repeat(owner, sizes)
+    pairs = who * (len(axis.days) + 1) + index
+    if len(pairs) > 1 and not bool((pairs[1:] > pairs[:-1]).all()):  # gaps come sorted, mostly
+        pairs = np.unique(pairs)
+    who, index = pairs // (len(axis.days) + 1), pairs % (len(axis.days) + 1)
+    cuts = np.searchsorted(who, np.arange(len(names) + 1))
+    return {
+        names[k]: index[cuts[k] : cuts[k + 1]] for k in range(len(names)) if cuts[k + 1] > cuts[k]
+    }
+
+
+def order(requests: Sequence[PlannedRequest], priority: dict[str, int]) -> list[PlannedRequest]:
+    """Highest priority first (a request ranks as its most important symbol); within one
+    priority, requests take turns by the symbols they carry, so that one symbol with a hundred
+    requests does not hold back a hundred symbols with one each. Each one's own requests go
+    daily first, then coarse to fine, older ranges first."""
+    rank = {i: n for n, i in enumerate(("1day", "1hour", "30min", "15min", "5min", "1min"))}
+
+    def key(p: PlannedRequest) -> tuple[int, Any, tuple[str, ...]]:
+        return (rank[p.request.interval], p.request.range.start, p.request.symbols)
+
+    levels: dict[int, dict[tuple[str, ...], list[PlannedRequest]]] = defaultdict(dict)
+    for p in requests:
+        top = max((priority.get(s, 0) for s in p.request.symbols), default=0)
+        levels[top].setdefault(p.request.symbols, []).append(p)
+    out: list[PlannedRequest] = []
+    for top in sorted(levels, reverse=True):
+        queues = sorted((sorted(q, key=key) for q in levels[top].values()), key=lambda q: key(q[0]))
+        for turn in range(max(len(q) for q in queues)):
+            out += [q[turn] for q in queues if turn < len(q)]
+    return out

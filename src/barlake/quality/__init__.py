@@ -1,0 +1,1 @@
+"""Data-quality rules, the check service and its alerts."""

@@ -1,0 +1,337 @@
+"""Data-quality rules: what can be wrong with stored bars, found in one vectorised pass each.
+
+Each rule takes the bars of one interval (a polars frame in the lake's schema, in any order) and
+returns findings, one per symbol and rule, with the time range of the offending bars.
+Pure functions: the lake reads the bars, runs the rules, stores the findings.
+
+| rule            | severity | what it finds                                                    |
+|-----------------|----------|------------------------------------------------------------------|
+| gap             | error    | expected sessions without bars (from ``coverage.gaps``)          |
+| ohlc            | error    | high below another price of the bar, or low above one            |
+| price           | error    | a price that is not a positive, finite number                    |
+| volume          | error    | negative or non-finite volume                                    |
+| timestamp       | error    | daily bars not at a session's 00:00 UTC; intraday bars not on    |
+|                 |          | the interval's grid (clock or session open) or outside sessions  |
+| daily_intraday  | warning  | a daily bar disagreeing with its session's complete intraday bars|
+| jump            | warning  | a daily close-to-close move beyond x1.8 or /1.8 (unadjusted split?)|
+| stale           | warning  | five or more daily bars in a row with one flat, unchanged price  |
+| partial_session | warning  | an intraday session with under half the bars its calendar expects|
+| provisional     | info     | ranges fetched before their session closed, not yet final        |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+import polars as pl
+
+from barlake.calendars.calendar import Calendar
+from barlake.domain.intervals import Interval, spec
+
+Severity = Literal["error", "warning", "info"]
+JUMP_RATIO = 1.8
+STALE_BARS = 5
+PARTIAL_SHARE = 0.5
+DAILY_TOLERANCE = 0.005  # relative difference allowed between daily and intraday prices
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem of one symbol at one interval, over a time range."""
+
+    rule: str
+    severity: Severity
+    symbol: str
+    interval: str
+    first: str
+    last: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "first": self.first,
+            "last": self.last,
+            "message": self.message,
+        }
+
+
+def _iso(value: date | datetime) -> str:
+    return value.isoformat()
+
+
+def _per_symbol(
+    bars: pl.DataFrame, bad: pl.Expr, rule: str, severity: Severity, interval: str, what: str
+) -> list[Finding]:
+    """One finding per symbol with rows matching ``bad``: count and first/last timestamps."""
+    hits = (
+        bars.filter(bad)
+        .group_by("symbol")
+        .agg(
+            pl.len().alias("n"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")
+        )
+        .sort("symbol")
+    )
+    return [
+        Finding(
+            rule,
+            severity,
+            sym,
+            interval,
+            _stamp(first, interval),
+            _stamp(last, interval),
+            f"{n} bar(s) {what}",
+        )
+        for sym, n, first, last in hits.iter_rows()
+    ]
+
+
+def _stamp(ts: datetime, interval: str) -> str:
+    return _iso(ts.date()) if interval == "1day" else _iso(ts)
+
+
+def bar_rules(bars: pl.DataFrame, interval: Interval) -> list[Finding]:
+    """The rules that look at single bars: ohlc, price, volume."""
+    prices = ["open", "high", "low", "close"]
+    finite = pl.all_horizontal([pl.col(c).is_finite() & (pl.col(c) > 0) for c in prices])
+    ohlc = (pl.col("high") < pl.max_horizontal(prices)) | (
+        pl.col("low") > pl.min_horizontal(prices)
+    )
+    volume = ~pl.col("volume").is_finite() | (pl.col("volume") < 0)
+    return [
+        *_per_symbol(
+            bars,
+            ~finite,
+            "price",
+            "error",
+            interval,
+            "with a price that is not positive and finite",
+        ),
+        *_per_symbol(
+            bars,
+            finite & ohlc,
+            "ohlc",
+            "error",
+            interval,
+            "where high is not the highest or low not the lowest price",
+        ),
+        *_per_symbol(
+            bars, volume, "volume", "error", interval, "with negative or non-finite volume"
+        ),
+    ]
+
+
+def timestamp_rule(
+    bars: pl.DataFrame, interval: Interval, calendars: dict[str, Calendar]
+) -> list[Finding]:
+    """Daily bars at a session's 00:00 UTC; intraday bars on the grid and inside a session."""
+    out: list[Finding] = []
+    for cal, frame in _by_calendar(bars, calendars):
+        if interval == "1day":
+            midnight = pl.col("ts").dt.time() == datetime.min.time()
+            session = pl.col("ts").dt.date().is_in(pl.Series(cal.sessions).cast(pl.Date).implode())
+            bad = ~(midnight & session)
+            what = "not at 00:00 UTC of a session date"
+        else:
+            bad = ~_on_grid_in_session(frame, interval, cal)
+            what = "off the interval's grid or outside the session"
+        out += _per_symbol(frame, bad, "timestamp", "error", interval, what)
+    return out
+
+
+def _on_grid_in_session(frame: pl.DataFrame, interval: Interval, cal: Calendar) -> pl.Expr:
+    step = spec(interval).seconds * 1_000_000
+    sessions = pl.DataFrame({"open": cal.opens, "close": cal.closes}).sort("open")
+    us = frame["ts"].dt.epoch("us")
+    joined = (
+        pl.DataFrame({"us": us, "i": range(len(us))})
+        .sort("us")
+        .join_asof(sessions, left_on="us", right_on="open", strategy="backward")
+        .sort("i")
+    )
+    open_, close = joined["open"].fill_null(0), joined["close"].fill_null(0)
+    # A clock-aligned bar (e.g. Alpaca's 13:00 hour) may start before a :30 open.
+    inside = (us < close) & ((us >= open_) | ((us + step > open_) & (us % step == 0)))
+    aligned = ((us % step) == 0) | (((us - open_) % step) == 0)
+    return pl.lit(pl.Series((inside & aligned).to_list()))
+
+
+def _previous(column: str) -> pl.Expr:
+    """The same symbol's value one bar earlier; bars need not be sorted."""
+    return pl.col(column).shift(1).over("symbol", order_by="ts")
+
+
+def sound(bars: pl.DataFrame) -> pl.DataFrame:
+    """The bars whose prices are positive and finite: what the series rules look at (the bar
+    rules report the others)."""
+    prices = ["open", "high", "low", "close"]
+    return bars.filter(pl.all_horizontal([pl.col(c).is_finite() & (pl.col(c) > 0) for c in prices]))
+
+
+def jump_rule(daily: pl.DataFrame) -> list[Finding]:
+    """Close-to-close moves beyond ``JUMP_RATIO`` either way: likely unadjusted splits."""
+    ratio = pl.col("close") / pl.col("close").shift(1).over("symbol")
+    moves = daily.with_columns(
+        ratio.alias("ratio"), pl.col("ts").shift(1).over("symbol").alias("prev")
+    )
+    hits = moves.filter((pl.col("ratio") > JUMP_RATIO) | (pl.col("ratio") < 1 / JUMP_RATIO)).select(
+        "symbol", "prev", "ts", "ratio"
+    )
+    return [
+        Finding(
+            "jump",
+            "warning",
+            sym,
+            "1day",
+            _iso(prev.date()),
+            _iso(ts.date()),
+            f"close moved x{ratio:.2f} from {prev.date()} to {ts.date()}; likely an unadjusted "
+            f"split ({_split_hint(ratio)})",
+        )
+        for sym, prev, ts, ratio in hits.iter_rows()
+    ]
+
+
+def _split_hint(ratio: float) -> str:
+    factor = ratio if ratio >= 1 else 1 / ratio
+    near = round(factor)
+    kind = "reverse split" if ratio >= 1 else "split"
+    return (
+        f"about a {near}:1 {kind}" if abs(factor - near) < 0.15 * near else "no clean split ratio"
+    )
+
+
+def stale_rule(daily: pl.DataFrame) -> list[Finding]:
+    """Runs of ``STALE_BARS`` or more flat daily bars at one unchanged price."""
+    flat = (
+        (pl.col("open") == pl.col("close"))
+        & (pl.col("high") == pl.col("low"))
+        & (pl.col("close") == _previous("close"))
+    )
+    marked = daily.with_columns(flat.fill_null(value=False).alias("flat"))
+    runs = (
+        marked.with_columns(pl.col("flat").rle_id().over("symbol", order_by="ts").alias("run"))
+        .filter(pl.col("flat"))
+        .group_by("symbol", "run")
+        .agg(
+            pl.len().alias("n"),
+            pl.col("ts").min().alias("first"),
+            pl.col("ts").max().alias("last"),
+            pl.col("close").first(),
+        )
+        .filter(pl.col("n") >= STALE_BARS - 1)  # the run's first bar is not marked flat
+        .sort("symbol", "first")
+    )
+    return [
+        Finding(
+            "stale",
+            "warning",
+            sym,
+            "1day",
+            _iso(first.date()),
+            _iso(last.date()),
+            f"{n + 1} daily bars flat at {close:g}; stale quotes?",
+        )
+        for sym, _, n, first, last, close in runs.iter_rows()
+    ]
+
+
+def partial_rule(
+    bars: pl.DataFrame, interval: Interval, calendars: dict[str, Calendar], closed: date
+) -> list[Finding]:
+    """Intraday sessions (closed by ``closed``) with under half the bars they should have."""
+    out: list[Finding] = []
+    for cal, frame in _by_calendar(bars, calendars):
+        shift = cal.day_shift
+        per_day = (
+            frame.group_by("symbol", (pl.col("ts") + shift).dt.date().alias("day"))
+            .len()
+            .filter(pl.col("day") <= closed)
+        )
+        expected = [cal.bars_in_session(d, interval) for d in per_day["day"].to_list()]
+        short = (
+            per_day.with_columns(pl.Series("expected", expected, dtype=pl.Int64))
+            .filter(pl.col("len") < pl.col("expected") * PARTIAL_SHARE)
+            .sort("symbol", "day")
+        )
+        out += [
+            Finding(
+                "partial_session",
+                "warning",
+                sym,
+                interval,
+                _iso(day),
+                _iso(day),
+                f"{n} of {want} bars stored for the session",
+            )
+            for sym, day, n, want in short.iter_rows()
+        ]
+    return out
+
+
+def daily_intraday_rule(
+    daily: pl.DataFrame, intraday: pl.DataFrame, interval: Interval, calendars: dict[str, Calendar]
+) -> list[Finding]:
+    """Daily bars that disagree with their session's complete intraday bars."""
+    out: list[Finding] = []
+    for cal, frame in _by_calendar(intraday, calendars):
+        sessions = frame.group_by(
+            "symbol", (pl.col("ts") + cal.day_shift).dt.date().alias("day")
+        ).agg(
+            pl.col("open").sort_by("ts").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").sort_by("ts").last(),
+            pl.len(),
+        )
+        expected = [cal.bars_in_session(d, interval) for d in sessions["day"].to_list()]
+        complete = sessions.filter(pl.col("len") >= pl.Series(expected, dtype=pl.Int64))
+        joined = complete.join(
+            daily.with_columns(pl.col("ts").dt.date().alias("day")),
+            on=["symbol", "day"],
+            suffix="_d",
+        )
+        tol = DAILY_TOLERANCE
+        off = (
+            ((pl.col("open") - pl.col("open_d")).abs() > tol * pl.col("open_d"))
+            | ((pl.col("close") - pl.col("close_d")).abs() > tol * pl.col("close_d"))
+            | (pl.col("high") > pl.col("high_d") * (1 + tol))
+            | (pl.col("low") < pl.col("low_d") * (1 - tol))
+        )
+        hits = (
+            joined.filter(off)
+            .group_by("symbol")
+            .agg(pl.len(), pl.col("day").min().alias("first"), pl.col("day").max().alias("last"))
+            .sort("symbol")
+        )
+        out += [
+            Finding(
+                "daily_intraday",
+                "warning",
+                sym,
+                "1day",
+                _iso(first),
+                _iso(last),
+                f"{n} daily bar(s) disagree with their {interval} bars (open, close or range)",
+            )
+            for sym, n, first, last in hits.iter_rows()
+        ]
+    return out
+
+
+def _by_calendar(
+    bars: pl.DataFrame, calendars: dict[str, Calendar]
+) -> list[tuple[Calendar, pl.DataFrame]]:
+    groups: dict[str, list[str]] = {}
+    for sym in bars["symbol"].unique().to_list():
+        if sym in calendars:
+            groups.setdefault(calendars[sym].name, []).append(sym)
+    return [
+        (calendars[names[0]], bars.filter(pl.col("symbol").is_in(names)))
+        for names in groups.values()
+    ]

@@ -1,0 +1,1 @@
+"""Retention policies, the range each symbol wants, and pruning what falls out."""

@@ -1,0 +1,111 @@
+"""Pruning: removing bars that fell out of their symbol's retention, file by file, atomically.
+
+A cutoff per symbol says which session dates to keep (``day >= cutoff``); a cutoff of None
+removes all of that symbol's bars at the interval (its layer no longer keeps the interval).
+Symbols without a cutoff are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from barlake.domain import symbols as symbols_
+from barlake.domain.intervals import Interval, spec
+from barlake.storage.store import Store
+
+
+@dataclass
+class Pruned:
+    """What a prune removed (or would remove, on a dry run)."""
+
+    dry_run: bool
+    files_rewritten: int = 0
+    files_deleted: int = 0
+    bars_removed: int = 0
+    by_symbol: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "files_rewritten": self.files_rewritten,
+            "files_deleted": self.files_deleted,
+            "bars_removed": self.bars_removed,
+            "removed": [
+                {"symbol": s, "interval": i, "bars": n}
+                for (s, i), n in sorted(self.by_symbol.items())
+            ],
+        }
+
+
+def prune(
+    store: Store,
+    interval: Interval,
+    cutoffs: Mapping[str, date | None],
+    day_shift: Mapping[str, timedelta],
+    report: Pruned,
+) -> None:
+    """Remove bars of ``interval`` dated before each symbol's cutoff, file by file."""
+    if not cutoffs:
+        return
+    by_symbol = spec(interval).partitioning != "year"
+    names = list(cutoffs) if by_symbol else None
+    for path in store.files(interval, names, None):
+        _prune_file(store, interval, path, cutoffs, day_shift, report)
+
+
+def _prune_file(
+    store: Store,
+    interval: Interval,
+    path: Path,
+    cutoffs: Mapping[str, date | None],
+    day_shift: Mapping[str, timedelta],
+    report: Pruned,
+) -> None:
+    frame = store.read_file(path)
+    if frame is None or frame.is_empty():
+        return
+    keep_from = pl.DataFrame(
+        {
+            "symbol": list(cutoffs),
+            "_cutoff": [c or date.max for c in cutoffs.values()],
+            "_shift": [day_shift.get(s, timedelta(0)) for s in cutoffs],
+        },
+        schema={"symbol": pl.String, "_cutoff": pl.Date, "_shift": pl.Duration("us")},
+    )
+    shift = pl.col("_shift") if spec(interval).intraday else pl.lit(timedelta(0))
+    marked = frame.join(keep_from, on="symbol", how="left").with_columns(
+        ((pl.col("ts") + shift).dt.date() < pl.col("_cutoff")).fill_null(value=False).alias("_drop")
+    )
+    dropped = marked.filter(pl.col("_drop"))
+    if dropped.is_empty():
+        return
+    for sym, n in dropped.group_by("symbol").len().iter_rows():
+        key = (symbols_.check_symbol(sym), interval)
+        report.by_symbol[key] = report.by_symbol.get(key, 0) + int(n)
+    report.bars_removed += dropped.height
+    kept = marked.filter(~pl.col("_drop")).select(frame.columns)
+    if kept.is_empty():
+        report.files_deleted += 1
+        if not report.dry_run:
+            store.remove_file(path)
+            _remove_empty_parents(path.parent, stop=store.root)
+        return
+    report.files_rewritten += 1
+    if not report.dry_run:
+        store.replace_file(path, interval, kept)
+
+
+def _remove_empty_parents(directory: Path, stop: Path) -> None:
+    """Remove ``directory`` and its parents while they are empty, never ``stop`` itself."""
+    while directory != stop and stop in directory.parents:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent

@@ -1,0 +1,1 @@
+"""The Parquet files: file system, partition layout, day index, lock."""

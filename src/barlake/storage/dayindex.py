@@ -1,0 +1,329 @@
+"""The day index: which days each symbol has bars on, per data file, so that gap queries need
+not read Parquet.
+
+One small file per data file, in a tree beside ``bars/`` that no Parquet reader looks at::
+
+    bars/interval=1day/year=2024/data.parquet              -> dayindex/interval=1day/year=2024.days
+    bars/interval=1min/symbol=AAPL/month=2024-06/data.parquet
+                                         -> dayindex/interval=1min/symbol=AAPL/month=2024-06.days
+
+An entry holds, per symbol of the file, a bitmask of time slots that have at least one bar start:
+days for daily bars, quarter hours for intraday bars. Quarter hours let one entry answer for any
+exchange, whose session date is the UTC date after a shift of a whole number of quarter hours
+(its standard UTC offset; see ``Calendar.day_shift``).
+
+An entry is stamped with the (size, mtime_ns, inode) of the data file it describes and is used
+only while the file still has that stamp. The store writes entries after each data file, taking
+the stamp from the temporary file before it is renamed into place (a rename keeps all three), so
+the stamp names exactly the content the entry was computed from. Anything else (a file replaced
+by hand or by another tool, a writer killed between the two writes, a copied lake, a deleted or
+damaged entry) leaves an entry that does not match, and the reader rebuilds it from the Parquet
+file. Entries are a cache: they are replaced atomically (readers never see half of one) but not
+flushed to disk, since a damaged entry fails its checksum and is rebuilt like a stale one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import uuid
+import zlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from barlake.domain.intervals import Interval, spec
+from barlake.errors import StorageError
+from barlake.storage.filesystem import TMP_MARK
+
+DAY_US = 86_400_000_000
+INTRADAY_SLOT_US = 900_000_000  # a quarter hour: every exchange's UTC offset is a multiple
+SUFFIX = ".days"
+REBUILD_THREADS = 4
+_MAGIC = b"BLDX"
+_VERSION = 1
+# magic, version, data file size, mtime_ns and inode, slot length (us), first slot, slot count,
+# symbol count, characters per name; then the sorted names as fixed-width UTF-32 (read back
+# without a copy or a parse), the bitmasks, and a CRC-32 of all that precedes.
+_HEADER = struct.Struct("<4sHxxqqqqqqII")
+_CRC = struct.Struct("<I")
+
+Stamp = tuple[int, int, int]
+Bools = npt.NDArray[np.bool_]
+Strings = npt.NDArray[np.str_]
+Indices = npt.NDArray[np.intp]
+
+
+def stamp_of(path: Path | str) -> Stamp:
+    """What identifies one version of a data file: its size, mtime_ns and inode."""
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def slot_us(interval: Interval) -> int:
+    return INTRADAY_SLOT_US if spec(interval).intraday else DAY_US
+
+
+def can_answer(interval: Interval, day_shift_us: int) -> bool:
+    """Whether entries of ``interval`` can give session dates under ``day_shift_us``."""
+    return not spec(interval).intraday or day_shift_us % INTRADAY_SLOT_US == 0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The occupied slots of one data file: row ``i`` of ``bits`` is symbol ``names[i]``."""
+
+    names: Strings  # sorted
+    bits: npt.NDArray[np.uint8]  # (symbols, ceil(slots / 8)), little bit order
+    first: int  # the first slot (a day boundary), counted from 1970-01-01
+    slots: int  # a whole number of days
+    slot_us: int
+
+    def rows_of(self, names: Strings) -> tuple[Indices, Indices]:
+        """Where the entry's symbols are among the sorted ``names``, and their rows here."""
+        at = np.searchsorted(self.names, names)
+        if len(self.names):
+            found = self.names[np.minimum(at, len(self.names) - 1)] == names
+        else:
+            found = np.zeros(len(names), dtype=np.bool_)
+        where = np.flatnonzero(found)
+        return where, at[where]
+
+
+def by_day(
+    bits: npt.NDArray[np.uint8], first: int, slots: int, slot: int, shift_us: int
+) -> tuple[int, Bools]:
+    """Bitmasks of ``slots`` slots from ``first`` as the first day number and a (rows, days)
+    mask of the days with a bar, a bar's day being the UTC date of its start plus ``shift_us``."""
+    occupied = np.unpackbits(bits, axis=1, count=slots, bitorder="little").view(np.bool_)
+    per_day = DAY_US // slot
+    if per_day == 1:
+        return first, occupied
+    start = first + shift_us // slot
+    first_day = start // per_day
+    lead = start - first_day * per_day
+    width = -(-(lead + slots) // per_day) * per_day
+    padded = np.zeros((len(bits), width), dtype=np.bool_)
+    padded[:, lead : lead + slots] = occupied
+    return first_day, cast(Bools, padded.reshape(len(bits), -1, per_day).any(axis=2))
+
+
+def occupancy(entries: Sequence[Entry], names: Strings, lo: int, hi: int, shift_us: int) -> Bools:
+    """A (``names``, days ``lo``..``hi``) mask of the days on which each of the sorted
+    ``names`` has a bar in any of ``entries``."""
+    out = np.zeros((len(names), max(hi - lo, 0)), dtype=np.bool_)
+    row_of = {name: i for i, name in enumerate(names.tolist())}
+    # Entries of one shape (one month of many symbols' files) are unpacked together: per
+    # entry, numpy's call overhead would cost more than the work.
+    shapes: dict[tuple[int, int, int], tuple[list[Indices], list[npt.NDArray[np.uint8]]]] = {}
+    every = np.arange(len(names), dtype=np.intp)
+    for entry in entries:
+        if len(entry.names) == 1:
+            i = row_of.get(str(entry.names[0]))
+            if i is None:
+                continue
+            dest, bits = np.array([i], dtype=np.intp), entry.bits
+        elif len(entry.names) == len(names) and (entry.names == names).all():
+            dest, bits = every, entry.bits  # a whole year file of a whole-lake query
+        else:
+            dest, rows = entry.rows_of(names)
+            if not len(dest):
+                continue
+            bits = entry.bits[rows]
+        group = shapes.setdefault((entry.first, entry.slots, entry.slot_us), ([], []))
+        group[0].append(dest)
+        group[1].append(bits)
+    for (first, slots, slot), (dests, masks) in shapes.items():
+        dest = np.concatenate(dests)
+        first_day, days = by_day(np.concatenate(masks), first, slots, slot, shift_us)
+        a, b = max(first_day, lo), min(first_day + days.shape[1], hi)
+        if a >= b:
+            continue
+        part = days[:, a - first_day : b - first_day]
+        if len(dest) == len(names) and (dest == every).all():
+            out[:, a - lo : b - lo] |= part
+        elif len(np.unique(dest)) == len(dest):
+            out[dest, a - lo : b - lo] |= part
+        else:  # one symbol in two files of the same period: only files from elsewhere do that
+            np.logical_or.at(out[:, a - lo : b - lo], dest, part)
+    return out
+
+
+def build(symbol: pl.Series, ts: pl.Series, slot: int) -> Entry:
+    """The entry of bars with these ``symbol`` and ``ts`` columns (grouped by symbol or not)."""
+    if ts.null_count() or symbol.null_count():
+        keep = ts.is_not_null() & symbol.is_not_null()
+        symbol, ts = symbol.filter(keep), ts.filter(keep)
+    if symbol.is_empty():
+        return Entry(np.array([], dtype=str), np.zeros((0, 0), dtype=np.uint8), 0, 0, slot)
+    slots = _micros(ts) // slot
+    per_day = DAY_US // slot
+    first = int(slots.min()) // per_day * per_day
+    count = (int(slots.max()) // per_day + 1) * per_day - first
+    one = symbol[0]
+    if symbol[-1] == one and (symbol == one).all():  # an intraday file: one symbol
+        occupied = np.zeros(count, dtype=np.bool_)
+        occupied[slots - first] = True
+        bits = np.packbits(occupied, bitorder="little").reshape(1, -1)
+        return Entry(np.array([one], dtype=str), bits, first, count, slot)
+    runs = symbol.rle_id().to_numpy()
+    heads = symbol.gather(np.flatnonzero(np.diff(runs, prepend=-1)))
+    if not (heads.slice(1) > heads.slice(0, len(heads) - 1)).all():
+        # Not sorted by symbol: a file written by another tool.
+        order = symbol.arg_sort()
+        return build(symbol.gather(order), ts.gather(order), slot)
+    occupied = np.zeros((len(heads), count), dtype=np.bool_)
+    occupied[runs, slots - first] = True
+    bits = np.packbits(occupied, axis=1, bitorder="little")
+    return Entry(np.array(heads.to_list(), dtype=str), bits, first, count, slot)
+
+
+def _micros(ts: pl.Series) -> npt.NDArray[np.int64]:
+    """Bar starts as microseconds since 1970-01-01 (UTC for zoned times)."""
+    if not isinstance(ts.dtype, pl.Datetime):
+        ts = ts.cast(pl.Datetime("us"))
+    elif ts.dtype.time_unit != "us":
+        ts = ts.dt.cast_time_unit("us")
+    # A cast to integers, not ``dt.epoch``: on zoned times that costs a hundred times more.
+    return ts.cast(pl.Int64).to_numpy()
+
+
+def encode(entry: Entry, stamp: Stamp) -> bytes | None:
+    """The bytes of an entry file, or None for names that fixed-width strings cannot hold."""
+    names = entry.names
+    if any("\x00" in name for name in names.tolist()):
+        return None
+    chars = max(names.dtype.itemsize // 4, 1)
+    header = _HEADER.pack(
+        _MAGIC, _VERSION, *stamp, entry.slot_us, entry.first, entry.slots, len(names), chars
+    )
+    body = b"".join(
+        (header, names.astype(f"<U{chars}").tobytes(), np.ascontiguousarray(entry.bits).tobytes())
+    )
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def decode(raw: bytes) -> tuple[Stamp, Entry] | None:
+    """The stamp and entry stored in ``raw``, or None when it is not a whole, valid entry."""
+    if len(raw) < _HEADER.size + _CRC.size or raw[:4] != _MAGIC:
+        return None
+    (crc,) = _CRC.unpack_from(raw, len(raw) - _CRC.size)
+    if zlib.crc32(memoryview(raw)[: -_CRC.size]) != crc:
+        return None
+    _, version, size, mtime, ino, slot, first, slots, count, chars = _HEADER.unpack_from(raw)
+    if version != _VERSION or slot <= 0 or DAY_US % slot or slots < 0 or chars < 1:
+        return None
+    width = (slots + 7) // 8
+    at = _HEADER.size + count * chars * 4
+    if len(raw) - _CRC.size - at != count * width:
+        return None
+    names = np.frombuffer(raw, dtype=f"<U{chars}", count=count, offset=_HEADER.size)
+    bits = np.frombuffer(raw, dtype=np.uint8, count=count * width, offset=at)
+    return (size, mtime, ino), Entry(names, bits.reshape(count, width), first, slots, slot)
+
+
+class DayIndex:
+    """The entries of one lake's data files, under ``root``; ``bars`` is the data's root."""
+
+    def __init__(self, root: Path, bars: Path) -> None:
+        self.root = root
+        self.bars = bars
+        self._bars = str(bars) + os.sep
+
+    def path(self, data: Path | str) -> Path:
+        """Where the entry of the data file ``data`` lives."""
+        return Path(self._path(str(data)))
+
+    def _path(self, data: str) -> str:
+        # String slicing: a gap query maps hundreds of paths, and pathlib would dominate it.
+        if not data.startswith(self._bars):
+            data = str(Path(data).relative_to(self.bars))
+        else:
+            data = data[len(self._bars) :]
+        return os.path.join(self.root, os.path.dirname(data) + SUFFIX)
+
+    def record(self, data: Path, stamp: Stamp, interval: Interval, frame: pl.DataFrame) -> None:
+        """Store the entry of ``frame``, the bars just written to ``data`` with ``stamp``."""
+        entry = build(frame.get_column("symbol"), frame.get_column("ts"), slot_us(interval))
+        self._save(data, stamp, entry)
+
+    def entries(self, interval: Interval, files: Sequence[str]) -> list[Entry]:
+        """The entries of ``files`` (data files of ``interval``), stale ones rebuilt from the
+        Parquet files and stored again. Files that do not exist (any more) count as empty."""
+        out: list[Entry] = []
+        stale: list[str] = []
+        slot = slot_us(interval)
+        for data in files:
+            try:
+                stamp = stamp_of(data)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            found = self._load(data)
+            if found is None or found[0] != stamp or found[1].slot_us != slot:
+                stale.append(data)
+            else:
+                out.append(found[1])
+        if len(stale) > 1:
+            with ThreadPoolExecutor(max_workers=REBUILD_THREADS) as pool:
+                rebuilt = list(pool.map(lambda p: self._rebuild(p, slot), stale))
+        else:
+            rebuilt = [self._rebuild(p, slot) for p in stale]
+        return out + [e for e in rebuilt if e is not None]
+
+    def drop(self, data: Path | str) -> None:
+        """Forget the entry of ``data`` (the data file was removed)."""
+        path = self.path(data)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        with contextlib.suppress(OSError):  # a symbol's folder, once its last entry is gone
+            if path.parent != self.root and self.root in path.parents:
+                path.parent.rmdir()
+
+    def _load(self, data: str) -> tuple[Stamp, Entry] | None:
+        try:
+            with open(self._path(data), "rb") as fh:
+                raw = fh.read()
+        except OSError:
+            return None
+        return decode(raw)
+
+    def _rebuild(self, data: str, slot: int) -> Entry | None:
+        try:
+            before = stamp_of(data)
+            frame = pl.read_parquet(data, columns=["symbol", "ts"], hive_partitioning=False)
+            after = stamp_of(data)
+        except FileNotFoundError:
+            return None
+        except (OSError, pl.exceptions.ComputeError) as exc:
+            msg = f"cannot read {data}: {exc}; move the file aside and fill again"
+            raise StorageError(msg) from exc
+        entry = build(frame.get_column("symbol").cast(pl.String), frame.get_column("ts"), slot)
+        if before == after:  # else the file changed while read: use the entry, store none
+            self._save(data, before, entry)
+        return entry
+
+    def _save(self, data: Path | str, stamp: Stamp, entry: Entry) -> None:
+        """Replace the entry file atomically; failing to is harmless (the entry stays stale)."""
+        raw = encode(entry, stamp)
+        if raw is None:
+            self.drop(data)
+            return
+        path = self.path(data)
+        tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            try:
+                tmp.write_bytes(raw)
+            except FileNotFoundError:  # the first entry of its folder
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_bytes(raw)
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()

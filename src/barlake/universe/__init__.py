@@ -1,0 +1,1 @@
+"""The symbols table's use cases: scanner layers and market-cap tiers."""

@@ -1,0 +1,1 @@
+"""Renderings shared by the front ends: plots and the HTML report."""

@@ -1,0 +1,156 @@
+"""``lake report``: one self-contained HTML page with the coverage map, gaps, recent jobs and
+their per-symbol errors. The picture is inlined as a base64 PNG and the style sheet is inline, so
+the file can be mailed or opened offline; without matplotlib the page says how to get the map.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from barlake.coverage.matrix import Coverage
+from barlake.domain.intervals import Interval
+from barlake.errors import UsageError
+
+if TYPE_CHECKING:
+    from barlake.lake import Lake
+
+#: Rows shown per table; the page says how many more there were.
+MAX_ROWS = 200
+JOB_COLUMNS = (
+    "job_id",
+    "status",
+    "created_at",
+    "finished_at",
+    "provider",
+    "requests_made",
+    "bars_written",
+    "symbols_done",
+    "symbols_failed",
+)
+ERROR_COLUMNS = ("job_id", "symbol", "interval", "stage", "timestamp", "error")
+GAP_COLUMNS = ("symbol", "interval", "first", "last", "sessions")
+SUMMARY_COLUMNS = ("symbol", "expected", "stored", "provisional", "empty", "missing", "covered")
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
+th { background: #f4f4f4; }
+img { max-width: 100%; border: 1px solid #ddd; }
+.note { color: #666; }
+"""
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the page shows; ``render`` turns it into HTML."""
+
+    title: str
+    coverage: Coverage
+    png: bytes | None
+    gaps: list[dict[str, Any]]
+    jobs: list[dict[str, Any]]
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def render(self) -> str:
+        """The whole page as one HTML string."""
+        parts = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{_esc(self.title)}</title><style>{_STYLE}</style></head><body>",
+            f"<h1>{_esc(self.title)}</h1>",
+            "<h2>Coverage</h2>",
+        ]
+        if self.png is not None:
+            data = base64.b64encode(self.png).decode("ascii")
+            parts.append(f'<img alt="coverage map" src="data:image/png;base64,{data}">')
+        else:
+            parts.append(
+                '<p class="note">The coverage map needs matplotlib: '
+                "<code>pip install 'barlake[plot]'</code>.</p>"
+            )
+        summary = self.coverage.summary().sort("covered", "symbol").to_dicts()
+        for row in summary:
+            row["covered"] = f"{row['covered']:.1%}"
+        parts += [
+            _table(summary, SUMMARY_COLUMNS),
+            f"<h2>Gaps ({sum(g['sessions'] for g in self.gaps):,} sessions)</h2>",
+            _table(self.gaps, GAP_COLUMNS, empty="no gaps"),
+            "<h2>Recent jobs</h2>",
+            _table(self.jobs, JOB_COLUMNS, empty="no jobs yet"),
+            "<h2>Errors of recent jobs</h2>",
+            _table(self.errors, ERROR_COLUMNS, empty="no errors"),
+            "</body></html>",
+        ]
+        return "\n".join(parts) + "\n"
+
+
+def build(
+    lake: Lake,
+    symbols: str | Sequence[str] | None = None,
+    *,
+    interval: Interval = "1day",
+    days: int | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    jobs: int = 10,
+) -> Report:
+    """Gather the report of ``lake`` through its public API (selection as in ``Lake.gaps``)."""
+    coverage = lake.coverage(symbols, interval=interval, days=days, start=start, end=end)
+    try:
+        from barlake.views.plot import coverage_png
+
+        png: bytes | None = coverage_png(coverage)
+    except UsageError:  # matplotlib is not installed: the page says so
+        png = None
+    found = lake.gaps(symbols, interval=interval, days=days, start=start, end=end)
+    recent = lake.jobs(jobs).to_dicts()
+    errors = [
+        {"job_id": job["job_id"], "symbol": sym, **err}
+        for job in recent
+        if job.get("symbols_failed")
+        for sym, err in lake.errors(str(job["job_id"])).items()
+    ]
+    when = lake.clock().strftime("%Y-%m-%d %H:%M UTC")
+    return Report(
+        title=f"barlake report: {lake.root} ({when})",
+        coverage=coverage,
+        png=png,
+        gaps=[g.to_dict() for g in found],
+        jobs=recent,
+        errors=errors,
+    )
+
+
+def write(lake: Lake, path: str | Path, **selection: Any) -> Path:
+    """Write the report page of ``lake`` to ``path``; returns the path."""
+    out = Path(path)
+    out.write_text(build(lake, **selection).render(), encoding="utf-8")
+    return out
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], empty: str = "none") -> str:
+    if not rows:
+        return f'<p class="note">{_esc(empty)}</p>'
+    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_esc(_cell(r.get(c)))}</td>" for c in columns) + "</tr>"
+        for r in rows[:MAX_ROWS]
+    )
+    more = len(rows) - MAX_ROWS
+    tail = f'<p class="note">and {more:,} more</p>' if more > 0 else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{tail}"
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
