@@ -236,7 +236,8 @@ def test_tiers_change_concurrency_never_dates(tmp_path: Path) -> None:
     for lake in (plain, tiered):
         for sym, session in zip(SYMBOLS, sessions, strict=False):
             lake.add_symbols([sym], listed_on=date.fromisoformat(str(session)))
-    tiered._open_provider = lambda name: Counting(DemoConfig(latency_ms=20))  # type: ignore[method-assign]
+    counting = Counting(DemoConfig(latency_ms=20))
+    tiered = Lake.open(tiered.root, clock=tiered.clock, providers={"demo": counting})
     plan = tiered.plan(interval="1hour", days=40)
     assert plan.total_requests == len(SYMBOLS)
     result = tiered.fill(interval="1hour", days=40, parallel=10)

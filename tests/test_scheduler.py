@@ -17,9 +17,8 @@ DATES = {"start": date(2024, 6, 3), "end": date(2024, 6, 28)}
 
 
 def lake_with(tmp_path: Path, provider: DemoProvider) -> Lake:
-    lake = Lake.init(tmp_path, clock=lambda: NOW)
+    lake = Lake.init(tmp_path, clock=lambda: NOW, providers={"demo": provider})
     lake.add_symbols("AAA,BBB")
-    lake._open_provider = lambda name: provider  # type: ignore[method-assign]
     return lake
 
 

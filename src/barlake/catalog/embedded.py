@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from barlake.domain.ranges import DateRange
 from barlake.errors import LockError, StorageError, UsageError
+from barlake.liveness import LEASE, owner_gone
 
 FILE_NAME = "catalog.duckdb"
 
@@ -145,6 +146,9 @@ MIGRATIONS: tuple[str, ...] = (
         last VARCHAR,
         message VARCHAR
     );
+    """,
+    """
+    ALTER TABLE jobs ADD COLUMN host VARCHAR;
     """,
 )
 
@@ -440,23 +444,32 @@ class Catalog:
             "SELECT * FROM backfill_progress WHERE job_id = ? ORDER BY symbol, interval", [job_id]
         )
 
-    def interrupt_stale(self) -> int:
-        """Mark jobs and progress rows left running by a dead process as interrupted.
-
-        Only call this while holding the lake's fill lock: then no live fill can own them.
-        """
+    def interrupt_stale(self, *, lease: timedelta = LEASE) -> int:
+        """Mark running jobs whose owner is gone (its pid is not alive on its host, or its
+        heartbeat is older than ``lease``) and their open progress rows as interrupted; a live
+        process's job, on this host or another, is never touched. Returns how many."""
         with self.connect() as con:
-            stale = con.execute("SELECT job_id FROM jobs WHERE status = 'running'").fetchall()
+            running = con.execute(
+                "SELECT job_id, host, pid, coalesce(heartbeat_at, created_at) FROM jobs "
+                "WHERE status = 'running'"
+            ).fetchall()
+            now = datetime.now(UTC)
+            dead = [
+                str(j) for j, host, pid, beat in running if owner_gone(host, pid, beat, now, lease)
+            ]
+            if not dead:
+                return 0
             con.execute(
                 "UPDATE backfill_progress SET status = 'interrupted' "
-                "WHERE status IN ('running', 'pending') AND job_id IN "
-                "(SELECT job_id FROM jobs WHERE status = 'running')"
+                "WHERE status IN ('running', 'pending') AND job_id IN (SELECT unnest(?::UUID[]))",
+                [dead],
             )
             con.execute(
                 "UPDATE jobs SET status = 'interrupted', finished_at = now() "
-                "WHERE status = 'running'"
+                "WHERE job_id IN (SELECT unnest(?::UUID[]))",
+                [dead],
             )
-        return len(stale)
+        return len(dead)
 
     # -- layers and events -------------------------------------------------------------------
 

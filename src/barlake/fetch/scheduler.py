@@ -579,7 +579,7 @@ class Scheduler:
             "bars_written": self.bars_written,
             "symbols_done": len({u.symbol for u in units if u.status == "done"}),
             "symbols_failed": len({u.symbol for u in units if u.status == "failed"}),
-            "heartbeat_at": self.clock(),
+            "heartbeat_at": datetime.now(UTC),  # liveness is wall time, whatever the lake clock
         }
 
     def _save(self, *, job: dict[str, Any], ledger: pl.DataFrame | None = None) -> None:

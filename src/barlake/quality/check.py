@@ -4,20 +4,25 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
-from barlake.calendars.calendar import Calendar, calendar_for
+from barlake.calendars.calendar import Calendar
+from barlake.catalog.repositories import Catalog
+from barlake.clock import Clock
+from barlake.coverage.finder import Expected, GapFinder, span_of
+from barlake.coverage.gaps import Gap
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.quality import rules as quality
 from barlake.quality.rules import Finding
+from barlake.universe.members import Member
 
 if TYPE_CHECKING:
-    from barlake.lake import Lake
     from barlake.retention.targets import Target
 
 
@@ -55,136 +60,151 @@ class CheckResult:
         }
 
 
-def find(lake: Lake, targets: list[Target], rows: pl.DataFrame) -> list[Finding]:
-    """Findings for the ``targets`` (symbol, interval, window) of the catalog ``rows``, worst
-    first. Only reads: run it inside a read-only catalog session."""
-    calendars = {
-        sym: calendar_for(cal, ac)
-        for sym, cal, ac in rows.select("symbol", "calendar", "asset_class").iter_rows()
-    }
-    by_interval: dict[Interval, dict[str, DateRange]] = {}
-    for t in targets:
-        by_interval.setdefault(t.interval, {})[t.symbol] = t.window
-    findings: list[Finding] = []
-    for interval, windows in by_interval.items():
-        findings += _check_interval(lake, rows, interval, windows, calendars)
-    return sorted(findings, key=lambda f: (_rank(f), f.symbol, f.interval, f.rule, f.first))
+class BarReader(Protocol):
+    """Stored bars (``storage.store.Store``)."""
+
+    def scan(
+        self,
+        interval: Interval,
+        symbols_: list[str] | None = None,
+        window: DateRange | None = None,
+        day_shift: timedelta = ...,
+    ) -> pl.LazyFrame: ...
 
 
-def record(
-    lake: Lake,
-    targets: list[Target],
-    rows: pl.DataFrame,
-    findings: list[Finding],
-    *,
-    webhook: str | None,
-) -> CheckResult:
-    """Store ``findings`` (replacing those of the checked series), raise gap events, alert."""
-    check_id = str(uuid.uuid4())
-    checked = pl.DataFrame(
-        {"symbol": [t.symbol for t in targets], "interval": [t.interval for t in targets]},
-        schema={"symbol": pl.String, "interval": pl.String},
-    )
-    stored = pl.DataFrame([f.to_dict() for f in findings], schema=_FINDING_SCHEMA)
-    with lake.catalog.session():
-        lake.catalog.replace_findings(check_id, checked, stored)
-        gap_events = _gap_events(lake, rows, findings)
-    result = CheckResult(check_id, findings, checked.height, gap_events)
-    if webhook and findings:
-        from barlake.quality import alerts
+class Checker:
+    """Runs the quality rules and the gap detection over a selection's bars."""
 
-        result.alert_error = alerts.post(webhook, result.summary())
-    return result
+    def __init__(
+        self,
+        *,
+        finder: GapFinder,
+        bars: BarReader,
+        catalog: Catalog,
+        clock: Clock,
+        grace: timedelta,
+    ) -> None:
+        self.finder, self.bars, self.catalog = finder, bars, catalog
+        self.clock, self.grace = clock, grace
 
+    def check(
+        self, targets: list[Target], found: Sequence[Member], *, webhook: str | None
+    ) -> CheckResult:
+        """Findings for the ``targets`` of the members ``found``, stored (replacing those of
+        the checked series) with gap events for active symbols, and an alert when asked."""
+        findings, gaps = self.find(targets, found)
+        return self.record(targets, found, findings, gaps, webhook=webhook)
 
-def _check_interval(
-    lake: Lake,
-    rows: pl.DataFrame,
-    interval: Interval,
-    windows: dict[str, DateRange],
-    calendars: dict[str, Calendar],
-) -> list[Finding]:
-    expected = lake.expected_windows(rows, windows)
-    out = [
-        Finding(
-            "gap",
-            "error",
-            g.symbol,
-            g.interval,
-            g.range.start.isoformat(),
-            g.range.last.isoformat(),
-            f"{g.sessions} session(s) missing",
+    def find(
+        self, targets: list[Target], found: Sequence[Member]
+    ) -> tuple[list[Finding], list[Gap]]:
+        """Findings for ``targets``, worst first, and the gaps among them. Only reads."""
+        calendars = {m.name: m.calendar for m in found}
+        by_interval: dict[Interval, dict[str, DateRange]] = {}
+        for t in targets:
+            by_interval.setdefault(t.interval, {})[t.symbol] = t.window
+        findings: list[Finding] = []
+        gaps: list[Gap] = []
+        for interval, windows in by_interval.items():
+            expected = self.finder.expected(found, windows)
+            here = self.finder.gaps(interval, expected)
+            gaps += here
+            findings += [_gap_finding(g) for g in here]
+            findings += self._rules(interval, expected, calendars)
+        ranked = sorted(findings, key=lambda f: (_rank(f), f.symbol, f.interval, f.rule, f.first))
+        return ranked, gaps
+
+    def record(
+        self,
+        targets: list[Target],
+        found: Sequence[Member],
+        findings: list[Finding],
+        gaps: Sequence[Gap],
+        *,
+        webhook: str | None,
+    ) -> CheckResult:
+        check_id = str(uuid.uuid4())
+        checked = pl.DataFrame(
+            {"symbol": [t.symbol for t in targets], "interval": [t.interval for t in targets]},
+            schema={"symbol": pl.String, "interval": pl.String},
         )
-        for g in lake.gaps_for(rows, interval, windows, expected)
-    ]
-    if not expected:
+        stored = pl.DataFrame([f.to_dict() for f in findings], schema=_FINDING_SCHEMA)
+        active = {m.name for m in found if m.active}
+        with self.catalog.session():
+            self.catalog.replace_findings(check_id, checked, stored)
+            gap_events = self._gap_events(active, gaps)
+        result = CheckResult(check_id, findings, checked.height, gap_events)
+        if webhook and findings:
+            from barlake.quality import alerts
+
+            result.alert_error = alerts.post(webhook, result.summary())
+        return result
+
+    def _rules(
+        self,
+        interval: Interval,
+        expected: dict[str, Expected],
+        calendars: dict[str, Calendar],
+    ) -> list[Finding]:
+        if not expected:
+            return []
+        span = span_of(e.window for e in expected.values())
+        symbols = sorted(expected)
+        shift = next(iter(expected.values())).calendar.day_shift
+        # Unsorted: the rules that need order sort within each symbol, far cheaper than a sort
+        # of millions of rows by (symbol, ts).
+        bars = self.bars.scan(interval, symbols, span, shift).collect()
+        out = quality.bar_rules(bars, interval)
+        out += quality.timestamp_rule(bars, interval, calendars)
+        bars = quality.sound(bars)
+        if interval == "1day":
+            out += quality.jump_rule(bars) + quality.stale_rule(bars)
+        else:
+            now = self.clock()
+            closed = min(
+                (e.calendar.closed_before(now, self.grace) or span.start) for e in expected.values()
+            )
+            out += quality.partial_rule(bars, interval, calendars, closed)
+            daily = quality.sound(self.bars.scan("1day", symbols, span).collect())
+            if not daily.is_empty():
+                out += quality.daily_intraday_rule(daily, bars, interval, calendars)
+        for sym, cover in self.finder.covers(interval, span, symbols).items():
+            for r in cover.refetch:
+                out.append(
+                    Finding(
+                        "provisional",
+                        "info",
+                        sym,
+                        interval,
+                        r.start.isoformat(),
+                        r.last.isoformat(),
+                        "fetched before its last session closed; the next fill fetches it again",
+                    )
+                )
         return out
-    span = DateRange(
-        min(w.start for _, w in expected.values()), max(w.end for _, w in expected.values())
+
+    def _gap_events(self, active: set[str], gaps: Sequence[Gap]) -> int:
+        """Write a ``data.gap.detected`` event per gap of an active symbol not already pending."""
+        pending = self.catalog.pending_gap_events()
+        payloads = []
+        for g in gaps:
+            d = g.to_dict()
+            key = (g.symbol, g.interval, d["first"], d["last"])
+            if g.symbol in active and key not in pending:
+                payloads.append(d)
+        return self.catalog.add_events("data.gap.detected", payloads)
+
+
+def _gap_finding(g: Gap) -> Finding:
+    return Finding(
+        "gap",
+        "error",
+        g.symbol,
+        g.interval,
+        g.range.start.isoformat(),
+        g.range.last.isoformat(),
+        f"{g.sessions} session(s) missing",
     )
-    symbols = sorted(expected)
-    shift = next(iter(expected.values()))[0].day_shift
-    # Unsorted: the rules that need order sort within each symbol, far cheaper than a sort of
-    # millions of rows by (symbol, ts).
-    bars = lake.store.scan(interval, symbols, span, shift).collect()
-    out += quality.bar_rules(bars, interval)
-    out += quality.timestamp_rule(bars, interval, calendars)
-    bars = quality.sound(bars)
-    if interval == "1day":
-        out += quality.jump_rule(bars) + quality.stale_rule(bars)
-    else:
-        now = lake.clock()
-        closed = min(
-            (
-                c.closed_before(
-                    now, timedelta(minutes=lake.config.backfill.provisional_grace_minutes)
-                )
-                or span.start
-            )
-            for c, _ in expected.values()
-        )
-        out += quality.partial_rule(bars, interval, calendars, closed)
-        daily = quality.sound(lake.store.scan("1day", symbols, span).collect())
-        if not daily.is_empty():
-            out += quality.daily_intraday_rule(daily, bars, interval, calendars)
-    ledger = lake.catalog.ledger(interval, span, symbols if len(symbols) < 1000 else None)
-    for sym, lo, hi in (
-        ledger.filter(~pl.col("final")).select("symbol", "start_date", "end_date").iter_rows()
-    ):
-        if sym in expected:
-            out.append(
-                Finding(
-                    "provisional",
-                    "info",
-                    sym,
-                    interval,
-                    lo.isoformat(),
-                    (hi - timedelta(days=1)).isoformat(),
-                    "fetched before its last session closed; the next fill fetches it again",
-                )
-            )
-    return out
-
-
-def _gap_events(lake: Lake, rows: pl.DataFrame, findings: list[Finding]) -> int:
-    """Write a ``data.gap.detected`` event per gap of an active symbol not already pending."""
-    active = set(rows.filter(pl.col("active"))["symbol"].to_list())
-    pending = lake.catalog.pending_gap_events()
-    payloads = []
-    for f in findings:
-        key = (f.symbol, f.interval, f.first, f.last)
-        if f.rule == "gap" and f.symbol in active and key not in pending:
-            sessions = int(f.message.split()[0])
-            payloads.append(
-                {
-                    "symbol": f.symbol,
-                    "interval": f.interval,
-                    "first": f.first,
-                    "last": f.last,
-                    "sessions": sessions,
-                }
-            )
-    return lake.catalog.add_events("data.gap.detected", payloads)
 
 
 def _rank(f: Finding) -> int:

@@ -241,3 +241,30 @@ def read_policy(path: Path) -> Policy:
         msg = f"{path}: expected a mapping with name, layers and optionally liquidity"
         raise ConfigError(msg)
     return parse(Policy, {"name": path.stem, **data}, path)
+
+
+class Policies:
+    """The policies a lake can name: a path, the lake's own ``policies/``, the built-in ones,
+    with lake.yaml's ``default_policy`` when none is named."""
+
+    def __init__(self, lake_root: Path | None, default: str | None) -> None:
+        self.lake_root = lake_root
+        self.default = default
+
+    def chosen(self, policy: str | Policy | None) -> Policy | None:
+        """``policy`` loaded, else the default one, else None."""
+        chosen = policy if policy is not None else self.default
+        if chosen is None or isinstance(chosen, Policy):
+            return chosen
+        return load_policy(chosen, self.lake_root)
+
+    def required(self, policy: str | Policy | None) -> Policy:
+        """``chosen``, where a policy must be had."""
+        found = self.chosen(policy)
+        if found is None:
+            msg = (
+                "no policy: pass --policy NAME (e.g. scanner_layers) "
+                "or set default_policy in lake.yaml"
+            )
+            raise UsageError(msg)
+        return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 from barlake.calendars.calendar import Calendar
 from barlake.domain.intervals import Interval
@@ -40,11 +41,15 @@ class Ask:
     respect_user: bool = True
 
 
-@dataclass(frozen=True)
-class Symbol:
-    name: str
-    layer: int
-    calendar: Calendar
+class Symbol(Protocol):
+    """A symbol as targets need it (``universe.members.Member``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def layer(self) -> int: ...
+    @property
+    def calendar(self) -> Calendar: ...
 
 
 def resolve(

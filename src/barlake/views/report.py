@@ -9,16 +9,11 @@ import base64
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from barlake.coverage.matrix import Coverage
-from barlake.domain.intervals import Interval
 from barlake.errors import UsageError
-
-if TYPE_CHECKING:
-    from barlake.lake import Lake
 
 #: Rows shown per table; the page says how many more there were.
 MAX_ROWS = 200
@@ -91,47 +86,20 @@ class Report:
         return "\n".join(parts) + "\n"
 
 
-def build(
-    lake: Lake,
-    symbols: str | Sequence[str] | None = None,
-    *,
-    interval: Interval = "1day",
-    days: int | None = None,
-    start: date | None = None,
-    end: date | None = None,
-    jobs: int = 10,
-) -> Report:
-    """Gather the report of ``lake`` through its public API (selection as in ``Lake.gaps``)."""
-    coverage = lake.coverage(symbols, interval=interval, days=days, start=start, end=end)
+def picture(coverage: Coverage) -> bytes | None:
+    """The coverage map as PNG bytes, or None without matplotlib (the page then says so)."""
     try:
         from barlake.views.plot import coverage_png
 
-        png: bytes | None = coverage_png(coverage)
-    except UsageError:  # matplotlib is not installed: the page says so
-        png = None
-    found = lake.gaps(symbols, interval=interval, days=days, start=start, end=end)
-    recent = lake.jobs(jobs).to_dicts()
-    errors = [
-        {"job_id": job["job_id"], "symbol": sym, **err}
-        for job in recent
-        if job.get("symbols_failed")
-        for sym, err in lake.errors(str(job["job_id"])).items()
-    ]
-    when = lake.clock().strftime("%Y-%m-%d %H:%M UTC")
-    return Report(
-        title=f"barlake report: {lake.root} ({when})",
-        coverage=coverage,
-        png=png,
-        gaps=[g.to_dict() for g in found],
-        jobs=recent,
-        errors=errors,
-    )
+        return coverage_png(coverage)
+    except UsageError:
+        return None
 
 
-def write(lake: Lake, path: str | Path, **selection: Any) -> Path:
-    """Write the report page of ``lake`` to ``path``; returns the path."""
+def write(path: str | Path, page: Report) -> Path:
+    """Write ``page`` to ``path``; returns the path."""
     out = Path(path)
-    out.write_text(build(lake, **selection).render(), encoding="utf-8")
+    out.write_text(page.render(), encoding="utf-8")
     return out
 
 

@@ -1,0 +1,368 @@
+"""Backfill jobs: a selection's plan, and the job that runs it.
+
+``plan`` reads the symbols once in a short read-only unit of work, asks the gap finder what is
+missing and the planner (pure) how to fetch it; ``run`` opens the job in a short writing unit
+and runs the scheduler. No catalog connection is held across the gap search or the integer
+program, so ``lake status`` answers at once while a fill plans.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import polars as pl
+
+from barlake.catalog.repositories import Catalog
+from barlake.clock import Clock
+from barlake.config import LakeConfig
+from barlake.coverage.finder import Expected, GapFinder, span_of
+from barlake.coverage.gaps import Gap
+from barlake.coverage.matrix import Coverage
+from barlake.domain.intervals import Interval
+from barlake.domain.ranges import DateRange
+from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.runner import run_until_signalled
+from barlake.fetch.scheduler import JobResult, ProgressCallback, Scheduler
+from barlake.liveness import HOST
+from barlake.planning.plan import Origin, Plan, Skipped, order, price
+from barlake.providers.base import Capabilities, Provider
+from barlake.retention.policy import Policies, Policy
+from barlake.retention.selection import Selection
+from barlake.retention.targets import Ask, Target, resolve
+from barlake.universe.members import Member
+from barlake.universe.registry import Registry
+from barlake.universe.tiers import tier_of
+
+
+class ProviderSource(Protocol):
+    """Providers by name: built from lake.yaml, or the ones a caller handed in."""
+
+    def open(self, name: str) -> Provider: ...
+    def owns(self, name: str) -> bool: ...
+
+
+class BarSink(Protocol):
+    """Where fetched bars go (``storage.store.Store``)."""
+
+    def write(self, interval: Interval, frame: pl.DataFrame) -> int: ...
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A selection's members and each one's wanted range per interval."""
+
+    members: list[Member]
+    targets: list[Target]
+    skipped: list[tuple[str, str, str]]
+    priority: dict[str, int]
+    policy: Policy | None
+
+
+class Backfill:
+    """Plans and runs backfill jobs for one lake."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        registry: Registry,
+        finder: GapFinder,
+        policies: Policies,
+        providers: ProviderSource,
+        bars: BarSink,
+        config: LakeConfig,
+        clock: Clock,
+        fill_lock: Callable[[], AbstractContextManager[Any]],
+    ) -> None:
+        self.catalog, self.registry, self.finder = catalog, registry, finder
+        self.policies, self.providers, self.bars = policies, providers, bars
+        self.config, self.clock, self.fill_lock = config, clock, fill_lock
+
+    # -- what is wanted ----------------------------------------------------------------------
+
+    def ask(self, selection: Selection, policy: Policy | None) -> Ask:
+        today = self.clock().date()
+        window = selection.window(today)
+        default_days = self.config.backfill.default_days
+        default = Selection(days=default_days).window(today)
+        assert default is not None
+        return Ask(
+            intervals=selection.intervals,
+            window=window,
+            flag=f"--days {selection.days}"
+            if selection.days is not None
+            else f"--start/--end {window}",
+            policy=policy,
+            default_window=default,
+            default_source=f"default: backfill.default_days = {default_days}",
+            respect_user=self.config.backfill.respect_user_overrides,
+        )
+
+    def resolve(self, selection: Selection) -> Resolved:
+        """The selection's members (unknown names are errors) and their targets."""
+        with self.catalog.session(read_only=True):
+            found = self.registry.members(selection.names, layer=selection.layer)
+        policy = self.policies.chosen(selection.policy)
+        targets, skipped, priority = resolve(
+            self.ask(selection, policy), found, self.clock().date()
+        )
+        return Resolved(found, targets, skipped, priority, policy)
+
+    # -- what is missing --------------------------------------------------------------------
+
+    def gaps(self, selection: Selection) -> list[Gap]:
+        """Missing sessions of ``selection`` per symbol and interval."""
+        wanted = self.resolve(selection)
+        by_interval: dict[Interval, dict[str, DateRange]] = {}
+        for t in wanted.targets:
+            by_interval.setdefault(t.interval, {})[t.symbol] = t.window
+        out: list[Gap] = []
+        for interval, windows in by_interval.items():
+            out += self.finder.gaps(interval, self.finder.expected(wanted.members, windows))
+        return sorted(out, key=lambda g: (g.symbol, g.interval, g.range))
+
+    def coverage(self, selection: Selection, interval: Interval) -> Coverage:
+        """The coverage matrix of ``selection`` at ``interval``."""
+        wanted = self.resolve(selection)
+        windows = {t.symbol: t.window for t in wanted.targets}
+        expected = self.finder.expected(wanted.members, windows)
+        names = [m.name for m in wanted.members]
+        return self.finder.coverage(interval, names, expected, span_of(windows.values()))
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def plan(self, selection: Selection) -> Plan:
+        """What a fill of ``selection`` would fetch, request by request, and why."""
+        wanted = self.resolve(selection)
+        return self.plan_targets(
+            wanted.members,
+            wanted.targets,
+            provider=selection.provider,
+            skipped=wanted.skipped,
+            priority=wanted.priority,
+            parameters=selection.parameters(wanted.policy.name if wanted.policy else None),
+        )
+
+    def plan_targets(
+        self,
+        found: Sequence[Member],
+        targets: Sequence[Target],
+        *,
+        provider: str | None = None,
+        skipped: Sequence[tuple[str, str, str]] = (),
+        priority: dict[str, int] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> Plan:
+        """The plan that brings each target's symbol to its wanted range."""
+        name = provider or self.config.default_provider
+        caps = self.capabilities(name)
+        by_interval: dict[Interval, dict[str, Target]] = {}
+        for t in targets:
+            by_interval.setdefault(t.interval, {})[t.symbol] = t
+        all_gaps: list[Gap] = []
+        origins: list[Origin] = []
+        skips = [Skipped((s,), i, reason) for s, i, reason in skipped]
+        for interval, chosen in by_interval.items():
+            if interval not in caps.intervals:
+                reason = f"{name} does not serve {interval} bars"
+                skips.append(Skipped(tuple(chosen), interval, reason))
+                continue
+            expected = self.finder.expected(found, {s: t.window for s, t in chosen.items()})
+            gaps = self.finder.gaps(interval, expected)
+            all_gaps += gaps
+            origins += _origins(chosen, expected, gaps)
+        listings = {m.name: (m.listed_on, m.delisted_on) for m in found}
+        calendars = {m.name: m.calendar for m in found}
+        weight = self.config.backfill.reread_weight
+        planned, bound = price(
+            name, caps, all_gaps, calendars, reread_weight=weight, listings=listings
+        )
+        return Plan(
+            provider=name,
+            rate_limit_per_min=self.rate_limit(name, caps),
+            requests=tuple(order(planned, priority or {})),
+            gaps=tuple(all_gaps),
+            origins=tuple(origins),
+            skipped=tuple(_merge_skips(skips)),
+            parameters={**(parameters or {}), "provider": name},
+            lower_bound=bound,
+        )
+
+    def capabilities(self, name: str) -> Capabilities:
+        return self.providers.open(name).capabilities
+
+    def rate_limit(self, name: str, caps: Capabilities) -> float:
+        return self.config.provider(name).rate_limit_per_min or caps.rate_limit_per_min
+
+    # -- running -----------------------------------------------------------------------------
+
+    def fill(
+        self,
+        selection: Selection,
+        *,
+        parallel: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        command: str | None = None,
+    ) -> JobResult:
+        """Plan ``selection`` and run it as one job under the lake's fill lock."""
+        with self.fill_lock():
+            self.catalog.interrupt_stale()
+            return self._run(self.plan(selection), parallel, on_progress, command)
+
+    def run(
+        self,
+        plan: Plan,
+        *,
+        parallel: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        command: str | None = None,
+    ) -> JobResult:
+        """Run an existing ``plan`` as a new job under the lake's fill lock."""
+        with self.fill_lock():
+            self.catalog.interrupt_stale()
+            return self._run(plan, parallel, on_progress, command)
+
+    def _run(
+        self,
+        plan: Plan,
+        parallel: int | None,
+        on_progress: ProgressCallback | None,
+        command: str | None,
+    ) -> JobResult:
+        return self.execute(self.start(plan, parallel, on_progress, command))
+
+    def execute(self, scheduler: Scheduler) -> JobResult:
+        """Run a started job's scheduler to its end (SIGINT/SIGTERM stop it cleanly)."""
+        owned = self.providers.owns(scheduler.plan.provider)
+        return run_until_signalled(scheduler, scheduler.provider, close_provider=not owned)
+
+    def start(
+        self,
+        plan: Plan,
+        parallel: int | None,
+        on_progress: ProgressCallback | None,
+        command: str | None,
+    ) -> Scheduler:
+        """Record a new running job for ``plan`` and the scheduler that runs it."""
+        job_id = str(uuid.uuid4())
+        config = self.config.backfill
+        if parallel is not None:
+            config = config.model_copy(update={"parallel_symbols": parallel})
+        with self.catalog.session(read_only=True):
+            found = self.registry.members(sorted({g.symbol for g in plan.gaps}))
+        progress = progress_rows(plan)
+        self.catalog.create_job(
+            job_id,
+            progress,
+            command=command,
+            parameters=json.dumps(plan.parameters),
+            provider=plan.provider,
+            pid=os.getpid(),
+            host=HOST,
+            requests_planned=plan.total_requests,
+            symbols_total=progress["symbol"].n_unique() if progress.height else 0,
+        )
+        provider = self.providers.open(plan.provider)
+        # Every process filling from the same vendor endpoint counts against one window.
+        source = self.config.provider(plan.provider)
+        shared_as = f"{plan.provider} {source.base_url or 'default'}"
+        tiers = config.tiers
+        return Scheduler(
+            job_id=job_id,
+            plan=plan,
+            provider=provider,
+            limiter=RateLimiter(
+                plan.rate_limit_per_min,
+                window_s=source.rate_limit_window_s,
+                share=shared_as if config.shared_rate_limit else None,
+            ),
+            write=self.bars.write,
+            record=self.catalog.record,
+            calendars={m.name: m.calendar for m in found},
+            config=config,
+            clock=self.clock,
+            on_progress=on_progress,
+            tiers={m.name: tier_of(m.market_cap, tiers) for m in found}
+            if config.use_symbol_tiers
+            else None,
+        )
+
+
+def _origins(
+    chosen: Mapping[str, Target], expected: Mapping[str, Expected], found: Sequence[Gap]
+) -> list[Origin]:
+    by_symbol: dict[str, list[Gap]] = {}
+    for g in found:
+        by_symbol.setdefault(g.symbol, []).append(g)
+    out = []
+    for sym, target in chosen.items():
+        e = expected.get(sym)
+        note = ""
+        if e is None:
+            note = "nothing expected: not listed then, or no session has opened yet"
+        else:
+            every = e.calendar.sessions_in(target.window)
+            have = e.calendar.sessions_in(e.window)
+            if len(have) and have[0] > every[0]:
+                note = f"starts {have[0]}: listing date"
+            elif len(have) and have[-1] < every[-1]:
+                note = f"ends {have[-1]}: delisted, or later sessions have not opened yet"
+        mine = by_symbol.get(sym, [])
+        out.append(
+            Origin(
+                sym,
+                target.interval,
+                target.window,
+                target.source,
+                note,
+                e.calendar.session_count(e.window) if e else 0,
+                sum(g.sessions for g in mine),
+                tuple(mine),
+            )
+        )
+    return out
+
+
+def _merge_skips(skips: Sequence[Skipped]) -> list[Skipped]:
+    """One entry per (interval, reason), listing its symbols."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    for s in skips:
+        merged.setdefault((s.interval, s.reason), []).extend(s.symbols)
+    return [Skipped(tuple(v), i, r) for (i, r), v in merged.items()]
+
+
+def progress_rows(plan: Plan) -> pl.DataFrame:
+    """One pending ``backfill_progress`` row per (symbol, interval) the plan fetches."""
+    spans: dict[tuple[str, str], DateRange] = {}
+    for g in plan.gaps:
+        key = (g.symbol, g.interval)
+        have = spans.get(key)
+        spans[key] = (
+            g.range
+            if have is None
+            else DateRange(min(have.start, g.range.start), max(have.end, g.range.end))
+        )
+    return pl.DataFrame(
+        {
+            "symbol": [k[0] for k in spans],
+            "data_type": ["bars"] * len(spans),
+            "interval": [k[1] for k in spans],
+            "start_date": [r.start for r in spans.values()],
+            "end_date": [r.last for r in spans.values()],
+            "status": ["pending"] * len(spans),
+        },
+        schema={
+            "symbol": pl.String,
+            "data_type": pl.String,
+            "interval": pl.String,
+            "start_date": pl.Date,
+            "end_date": pl.Date,
+            "status": pl.String,
+        },
+    )

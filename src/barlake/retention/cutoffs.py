@@ -1,0 +1,58 @@
+"""Cutoffs: from each symbol's layer and the policy, the first session date each interval keeps,
+and the prune of a lake by them (the files, then the ledger)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import date, timedelta
+from typing import Any, Protocol
+
+from barlake.domain.intervals import SPECS, Interval
+from barlake.retention.policy import Policy
+from barlake.retention.prune import Pruned, prune
+from barlake.retention.targets import Symbol
+from barlake.storage.store import Store
+
+
+class LedgerTrimmer(Protocol):
+    def trim_ledger(self, interval: str, cutoffs: dict[str, date | None]) -> None: ...
+
+
+def cutoffs(
+    found: Sequence[Symbol], policy: Policy, today: date
+) -> tuple[dict[Interval, dict[str, date | None]], dict[str, timedelta]]:
+    """Per interval, each symbol's first kept session date (None: keep nothing), and each
+    symbol's day shift; symbols whose layer has no rule in the policy are left out."""
+    per_interval: dict[Interval, dict[str, date | None]] = {i: {} for i in SPECS}
+    shifts: dict[str, timedelta] = {}
+    for sym in found:
+        if policy.for_layer(sym.layer) is None:
+            continue
+        shifts[sym.name] = sym.calendar.day_shift
+        for interval in SPECS:
+            keep = policy.keep_window(sym.layer, interval, today, sym.calendar)
+            per_interval[interval][sym.name] = keep.start if keep else None
+    return per_interval, shifts
+
+
+def prune_lake(
+    store: Store,
+    ledger: LedgerTrimmer,
+    found: Sequence[Symbol],
+    policy: Policy,
+    today: date,
+    *,
+    dry_run: bool,
+    lock: Callable[[], AbstractContextManager[Any]],
+) -> Pruned:
+    """Remove the bars of ``found`` older than their retention, and forget them in the ledger
+    (so a later promotion fetches them again)."""
+    report = Pruned(dry_run=dry_run)
+    per_interval, shifts = cutoffs(found, policy, today)
+    with lock():
+        for interval, keep in per_interval.items():
+            prune(store, interval, keep, shifts, report)
+            if not dry_run:
+                ledger.trim_ledger(interval, keep)
+    return report

@@ -1,0 +1,101 @@
+"""Selection: what a user asked about (symbols or a layer, intervals, a range, a policy).
+
+Every ``Lake`` method that looks at a part of the lake builds one ``Selection`` from its keyword
+arguments and hands it to a service; services resolve it into targets (``retention.targets``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from barlake.domain.intervals import Interval, spec
+from barlake.domain.ranges import ONE_DAY, DateRange
+from barlake.domain.symbols import split_symbols
+from barlake.errors import UsageError
+
+if TYPE_CHECKING:
+    from barlake.retention.policy import Policy
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Symbols (None: every active symbol), intervals (None: the policy's, else 1day), dates
+    (``days`` or ``start``/``end``; None: the policy's or the default), a layer filter, a policy
+    (a name, a path or a loaded ``Policy``; None: lake.yaml's default) and a provider."""
+
+    symbols: tuple[str, ...] | None = None
+    intervals: tuple[Interval, ...] | None = None
+    days: int | None = None
+    start: date | None = None
+    end: date | None = None
+    layer: int | None = None
+    policy: str | Policy | None = None
+    provider: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        symbols: str | Sequence[str] | None = None,
+        *,
+        interval: Interval | Sequence[Interval] | None = None,
+        **fields: Any,
+    ) -> Selection:
+        """A selection from the keyword arguments ``Lake`` methods take (names are split,
+        checked and upper-cased as ``lake symbols add`` does; intervals are checked)."""
+        names = symbols_of(symbols)
+        intervals = None
+        if interval is not None:
+            given = [interval] if isinstance(interval, str) else list(interval)
+            intervals = tuple(spec(i).name for i in given)
+        return cls(tuple(names) if names is not None else None, intervals, **fields)
+
+    @property
+    def names(self) -> list[str] | None:
+        return list(self.symbols) if self.symbols is not None else None
+
+    def window(self, today: date) -> DateRange | None:
+        """The range the user asked for, or None when they gave no dates."""
+        return requested_window(today, days=self.days, start=self.start, end=self.end)
+
+    def parameters(self, policy: str | None) -> dict[str, Any]:
+        """The selection as a job records it."""
+        return {
+            "symbols": self.names,
+            "intervals": list(self.intervals) if self.intervals else None,
+            "days": self.days,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "layer": self.layer,
+            "policy": policy,
+        }
+
+
+def symbols_of(symbols: str | Sequence[str] | None) -> list[str] | None:
+    """``"AAPL,MSFT"`` or a list as checked names; None stays None."""
+    if symbols is None:
+        return None
+    return split_symbols(symbols if isinstance(symbols, str) else list(symbols))
+
+
+def requested_window(
+    today: date, *, days: int | None = None, start: date | None = None, end: date | None = None
+) -> DateRange | None:
+    """The range a user asked for: ``days`` calendar days ending today, or ``start``..``end``
+    inclusive (``end`` defaults to today); None when they asked for nothing."""
+    if days is not None and (start or end):
+        msg = "give either --days or --start/--end, not both"
+        raise UsageError(msg)
+    if days is not None:
+        if days < 1:
+            msg = f"--days must be at least 1, got {days}"
+            raise UsageError(msg)
+        return DateRange(today - (days - 1) * ONE_DAY, today + ONE_DAY)
+    if start is None and end is None:
+        return None
+    if start is None:
+        msg = "--end needs --start (or use --days N)"
+        raise UsageError(msg)
+    return DateRange.inclusive(start, end or today)

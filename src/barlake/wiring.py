@@ -1,0 +1,97 @@
+"""The composition root: a lake's configuration in, its adapters and services out.
+
+Nothing below ``Lake`` builds a backend: this module chooses the file system, the catalog and
+the providers, hands every part the one clock, and wires the use cases together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from barlake.catalog.embedded import Catalog
+from barlake.clock import Clock
+from barlake.config import LakeConfig, load
+from barlake.coverage.finder import GapFinder
+from barlake.jobs.backfill import Backfill
+from barlake.providers import open_provider
+from barlake.providers.base import Provider
+from barlake.quality.check import Checker
+from barlake.retention.policy import Policies
+from barlake.storage.lock import FillLock
+from barlake.storage.store import Store
+from barlake.universe.registry import Registry
+
+
+class Providers:
+    """Providers by name: those handed in (the caller owns and closes them), else new ones
+    built from lake.yaml's ``providers`` section (closed after each job)."""
+
+    def __init__(self, config: LakeConfig, given: Mapping[str, Provider] | None = None) -> None:
+        self.config = config
+        self.given = dict(given or {})
+
+    def open(self, name: str) -> Provider:
+        if name in self.given:
+            return self.given[name]
+        return open_provider(name, self.config.provider(name))
+
+    def owns(self, name: str) -> bool:
+        return name in self.given
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a ``Lake`` delegates to."""
+
+    config: LakeConfig
+    store: Store
+    catalog: Catalog
+    registry: Registry
+    finder: GapFinder
+    policies: Policies
+    providers: Providers
+    backfill: Backfill
+    checker: Checker
+
+
+def wire(
+    root: Path,
+    *,
+    clock: Clock,
+    store: Store,
+    catalog: Catalog,
+    providers: Mapping[str, Provider] | None = None,
+    config: LakeConfig | None = None,
+) -> Services:
+    """The services of the lake at ``root``."""
+    config = config or load(root)
+    registry = Registry(catalog)
+    finder = GapFinder(store, catalog, clock)
+    policies = Policies(root, config.default_policy)
+    sources = Providers(config, providers)
+
+    def lock() -> FillLock:
+        return FillLock(root)
+
+    backfill = Backfill(
+        catalog=catalog,
+        registry=registry,
+        finder=finder,
+        policies=policies,
+        providers=sources,
+        bars=store,
+        config=config,
+        clock=clock,
+        fill_lock=lock,
+    )
+    checker = Checker(
+        finder=finder,
+        bars=store,
+        catalog=catalog,
+        clock=clock,
+        grace=timedelta(minutes=config.backfill.provisional_grace_minutes),
+    )
+    return Services(config, store, catalog, registry, finder, policies, sources, backfill, checker)
