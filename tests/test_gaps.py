@@ -237,6 +237,31 @@ def test_a_provisional_ledger_range_over_stored_bars_is_a_gap_again(lake):
     assert found(lake) == []
 
 
+def test_gaps_and_coverage_read_the_ledger_by_one_rule(lake):
+    """A final range that came back with bars covers nothing by itself: a bar lost after the
+    fetch is a gap for ``gaps`` and a missing cell for ``coverage``, never "empty"."""
+    lake.add_symbols(["LOSTCO"])
+    june = sessions(*JUNE)
+    lost = date(2024, 6, 12)
+    write_daily(lake, "LOSTCO", without(june, lost))
+    lake.catalog.add_ledger(
+        ledger("LOSTCO", JUNE[0], JUNE[1] + timedelta(days=1), bars=len(june), final=True)
+    )
+    assert found(lake) == [gap("LOSTCO", "2024-06-12", "2024-06-12", 1)]
+    cov = lake.coverage("LOSTCO", start=JUNE[0], end=JUNE[1])
+    assert cov.state("LOSTCO", lost) == 0  # missing
+    gap_cells = {
+        d
+        for d, s in zip(cov.sessions.tolist(), cov.row("LOSTCO").tolist(), strict=True)
+        if s in (0, 2)
+    }
+    assert gap_cells == {lost}
+    # An empty final range over the same day is what covers it (a halt).
+    lake.catalog.add_ledger(ledger("LOSTCO", lost, lost + timedelta(days=1), bars=0, final=True))
+    assert found(lake) == []
+    assert lake.coverage("LOSTCO", start=JUNE[0], end=JUNE[1]).state("LOSTCO", lost) == 3
+
+
 # -- intraday ----------------------------------------------------------------------------------
 
 
