@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from pathlib import Path
 
@@ -279,3 +280,46 @@ def test_a_catalog_block_holds_the_file_only_while_it_runs(tmp_path: Path) -> No
         assert con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'scratch'"
         ).fetchone() == (0,)
+
+
+def test_two_threads_read_the_catalog_at_once(lake_root: Path) -> None:
+    """A long read-only block (planning, a check) does not hold other threads of the process
+    back: their reads complete while it is still open."""
+    catalog = Catalog(lake_root)
+    catalog.upsert_symbols(pl.DataFrame({"symbol": ["AAA", "BBB"]}))
+    inside, read = threading.Event(), threading.Event()
+    seen: list[list[str]] = []
+
+    def long_block() -> None:
+        with catalog.session(read_only=True):
+            inside.set()
+            assert read.wait(20), "the other thread's read waited for this block"
+
+    def reader() -> None:
+        assert inside.wait(20)
+        seen.append(catalog.symbols()["symbol"].to_list())
+        read.set()
+
+    threads = [threading.Thread(target=long_block), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert seen == [["AAA", "BBB"]]
+    assert read.is_set()
+
+
+def test_writers_of_two_threads_take_turns(lake_root: Path) -> None:
+    catalog = Catalog(lake_root)
+    names = [f"S{i:03d}" for i in range(40)]
+
+    def add(chunk: list[str]) -> None:
+        for name in chunk:
+            catalog.upsert_symbols(pl.DataFrame({"symbol": [name]}))
+
+    threads = [threading.Thread(target=add, args=(names[i::2],)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(catalog.symbols()["symbol"].to_list()) == names

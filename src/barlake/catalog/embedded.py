@@ -7,6 +7,7 @@ get their turn; opening retries while another process holds the file.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -209,31 +211,40 @@ class Catalog:
     @contextmanager
     def _open(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection on the catalog: this process's DuckDB (started once) with the catalog
-        file attached for the block, then detached, which releases the file to other
-        processes as closing a connection did; attaching takes a millisecond where starting a
-        DuckDB took tens. One attachment per process at a time, shared by a thread's nested
-        blocks of the same mode."""
+        file attached while any block uses it, then detached, which releases the file to
+        other processes as closing a connection did; attaching takes a millisecond where
+        starting a DuckDB took tens. Threads share the attachment: readers run at once (a
+        writable attachment serves them too), writers one at a time; a thread that needs the
+        other mode waits until the blocks holding the file end."""
         if not self.path.exists():
             msg = f"no lake catalog at {self.path}; run `lake init` first or pass --lake PATH"
             raise UsageError(msg)
-        with _ENGINE.lock:
-            held = _ENGINE.attached.get(self.path)
-            if held is not None and held[1] == read_only:
-                cursor = _ENGINE.cursor(held[0])
+        with _ENGINE.changed:
+            while True:
+                held = _ENGINE.attached.get(self.path)
+                if held is None:
+                    held = _Attachment(self._attach(read_only=read_only), read_only)
+                    _ENGINE.attached[self.path] = held
+                    break
+                if read_only or not held.read_only:
+                    break
+                _ENGINE.changed.wait()
+            held.users += 1
+        try:
+            with contextlib.nullcontext() if read_only else held.writer:
+                with _ENGINE.changed:  # the parent connection serves one thread at a time
+                    cursor = _ENGINE.cursor(held.alias)
                 try:
                     yield cursor
                 finally:
                     cursor.close()
-                return
-            alias = self._attach(read_only=read_only)
-            _ENGINE.attached[self.path] = (alias, read_only)
-            cursor = _ENGINE.cursor(alias)
-            try:
-                yield cursor
-            finally:
-                cursor.close()
-                del _ENGINE.attached[self.path]
-                _ENGINE.connection().execute(f"DETACH {alias}")
+        finally:
+            with _ENGINE.changed:
+                held.users -= 1
+                if held.users == 0:
+                    del _ENGINE.attached[self.path]
+                    _ENGINE.connection().execute(f"DETACH {held.alias}")
+                    _ENGINE.changed.notify_all()
 
     def _attach(self, *, read_only: bool) -> str:
         """Attach the catalog file to this process's DuckDB, retried while another process
@@ -626,13 +637,23 @@ class Catalog:
         return {(str(a), str(b), str(c), str(d)) for a, b, c, d in rows.iter_rows()}
 
 
+@dataclass
+class _Attachment:
+    """The catalog file attached to this process's DuckDB, and the blocks using it."""
+
+    alias: str
+    read_only: bool
+    users: int = 0
+    writer: threading.Lock = field(default_factory=threading.Lock)
+
+
 class _Engine:
     """This process's DuckDB, which catalog blocks attach their file to."""
 
     def __init__(self) -> None:
-        self.lock = threading.RLock()
+        self.changed = threading.Condition()
         self.names = itertools.count()
-        self.attached: dict[Path, tuple[str, bool]] = {}
+        self.attached: dict[Path, _Attachment] = {}
         self._con: duckdb.DuckDBPyConnection | None = None
         self._pid = 0
 
