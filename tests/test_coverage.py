@@ -23,12 +23,12 @@ from barlake.coverage.matrix import (
     PROVISIONAL,
     STATES,
     STORED,
-    assemble,
     states,
 )
 from barlake.domain.ranges import DateRange
 from barlake.lake import Lake
 from barlake.providers.demo import demo_halted
+from barlake.views.coverage import assemble
 from barlake.views.plot import DEFAULT_SIZE, condense
 
 pytest.importorskip("matplotlib")

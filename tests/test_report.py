@@ -62,7 +62,7 @@ def test_page_is_self_contained_with_coverage_jobs_and_errors(filled: Lake, tmp_
 def test_everything_shown_is_escaped() -> None:
     import numpy as np
 
-    from barlake.coverage.matrix import assemble
+    from barlake.views.coverage import assemble
 
     cov = assemble("1day", ["<b>"], np.array([], dtype="datetime64[D]"), {})
     page = report.Report(

@@ -5,7 +5,6 @@ Bars live as hive-partitioned Parquet files any tool can read; DuckDB finds what
 """
 
 from barlake.coverage.gaps import Gap
-from barlake.coverage.matrix import Coverage
 from barlake.domain.intervals import INTERVALS, Interval
 from barlake.domain.ranges import DateRange
 from barlake.errors import (
@@ -23,6 +22,7 @@ from barlake.errors import (
     ValidationError,
 )
 from barlake.lake import Lake
+from barlake.views.coverage import Coverage
 
 __all__ = [
     "INTERVALS",

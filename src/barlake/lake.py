@@ -21,7 +21,6 @@ from barlake.catalog.embedded import SYMBOL_COLUMNS, Catalog
 from barlake.clock import Clock, system_clock
 from barlake.config import LakeConfig
 from barlake.coverage.gaps import Gap
-from barlake.coverage.matrix import Coverage
 from barlake.domain.intervals import LAYOUT_VERSION, Interval, spec
 from barlake.errors import StorageError, UsageError
 from barlake.fetch.scheduler import JobResult, ProgressCallback
@@ -37,6 +36,7 @@ from barlake.storage import reads
 from barlake.storage.lock import FillLock
 from barlake.storage.store import Store
 from barlake.views import report as report_
+from barlake.views.coverage import Coverage, from_cells
 from barlake.wiring import Services, wire
 
 Symbols = str | Sequence[str] | None
@@ -388,7 +388,7 @@ class Lake:
         sel = Selection.of(
             symbols, interval=interval, days=days, start=start, end=end, layer=layer, policy=policy
         )
-        return self.services.backfill.coverage(sel, spec(interval).name)
+        return from_cells(self.services.backfill.coverage(sel, spec(interval).name))
 
     def report(
         self,
@@ -404,7 +404,7 @@ class Lake:
         """Write a self-contained HTML page: coverage map and table, gaps, recent jobs and
         their errors (selection as in ``gaps``, and how many recent ``jobs``)."""
         sel = Selection.of(symbols, interval=interval, days=days, start=start, end=end)
-        coverage = self.services.backfill.coverage(sel, spec(interval).name)
+        coverage = from_cells(self.services.backfill.coverage(sel, spec(interval).name))
         recent = self.catalog.jobs(jobs).to_dicts()
         page = report_.Report(
             title=f"barlake report: {self.root} ({self.clock().strftime('%Y-%m-%d %H:%M UTC')})",

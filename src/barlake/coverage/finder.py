@@ -20,7 +20,7 @@ from barlake.calendars.calendar import Calendar, Days
 from barlake.clock import Clock
 from barlake.coverage import gaps as gaps_
 from barlake.coverage.ledger import Cover, cover
-from barlake.coverage.matrix import Coverage, assemble, states
+from barlake.coverage.matrix import Cells, states
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import ONE_DAY, DateRange
 
@@ -175,9 +175,9 @@ class GapFinder:
         names: Sequence[str],
         expected: dict[str, Expected],
         span: DateRange,
-    ) -> Coverage:
-        """The coverage matrix of ``names`` (rows) at ``interval``: every expected session's
-        state, by the same rule as ``gaps``."""
+    ) -> Cells:
+        """The cells of the coverage matrix of ``names`` (rows) at ``interval``: every expected
+        session's state, by the same rule as ``gaps``."""
         cells: dict[str, tuple[Days, npt.NDArray[np.int8]]] = {}
         columns = [_NO_DAYS]
         for cal, mine in _by_calendar(expected):
@@ -191,7 +191,7 @@ class GapFinder:
                 found = states(days, stored.get(sym, _NO_DAYS), ledger.empty, ledger.refetch)
                 cells[sym] = (days, found)
         sessions = np.unique(np.concatenate(columns))
-        return assemble(interval, list(names), sessions, cells)
+        return Cells(interval, tuple(names), sessions, cells)
 
 
 _NO_DAYS: Days = np.array([], dtype="datetime64[D]")

@@ -23,7 +23,7 @@ from barlake.clock import Clock
 from barlake.config import LakeConfig
 from barlake.coverage.finder import Expected, GapFinder, span_of
 from barlake.coverage.gaps import Gap
-from barlake.coverage.matrix import Coverage
+from barlake.coverage.matrix import Cells
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.fetch.ratelimit import RateLimiter
@@ -127,8 +127,8 @@ class Backfill:
             out += self.finder.gaps(interval, self.finder.expected(wanted.members, windows))
         return sorted(out, key=lambda g: (g.symbol, g.interval, g.range))
 
-    def coverage(self, selection: Selection, interval: Interval) -> Coverage:
-        """The coverage matrix of ``selection`` at ``interval``."""
+    def coverage(self, selection: Selection, interval: Interval) -> Cells:
+        """The cells of the coverage matrix of ``selection`` at ``interval``."""
         wanted = self.resolve(selection)
         windows = {t.symbol: t.window for t in wanted.targets}
         expected = self.finder.expected(wanted.members, windows)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from barlake.coverage.matrix import Coverage
+    from barlake.views.coverage import Coverage
 
 #: Width and height in pixels.
 Size = tuple[int, int]

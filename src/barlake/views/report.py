@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from barlake.coverage.matrix import Coverage
 from barlake.errors import UsageError
+from barlake.views.coverage import Coverage
 
 #: Rows shown per table; the page says how many more there were.
 MAX_ROWS = 200
