@@ -29,14 +29,16 @@ class Providers:
     """Providers by name: those handed in (the caller owns and closes them), else new ones
     built from lake.yaml's ``providers`` section (closed after each job)."""
 
-    def __init__(self, config: LakeConfig, given: Mapping[str, Provider] | None = None) -> None:
-        self.config = config
+    def __init__(
+        self, config: LakeConfig, clock: Clock, given: Mapping[str, Provider] | None = None
+    ) -> None:
+        self.config, self.clock = config, clock
         self.given = dict(given or {})
 
     def open(self, name: str) -> Provider:
         if name in self.given:
             return self.given[name]
-        return open_provider(name, self.config.provider(name))
+        return open_provider(name, self.config.provider(name), clock=self.clock)
 
     def owns(self, name: str) -> bool:
         return name in self.given
@@ -71,7 +73,7 @@ def wire(
     registry = Registry(catalog)
     finder = GapFinder(store, catalog, clock)
     policies = Policies(root, config.default_policy)
-    sources = Providers(config, providers)
+    sources = Providers(config, clock, providers)
 
     def lock() -> FillLock:
         return FillLock(root)

@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from barlake.lake import Lake
-from barlake.providers import yahoo
 from barlake.providers.emulators import Emulator, open_emulator
 
 from .support import (
@@ -37,13 +36,6 @@ from .support import (
 def _no_real_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in CREDENTIAL_ENV:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def _yahoo_on_the_test_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Yahoo's retention windows count back from now: the provider's now is the lakes' clock
-    (and its emulator's, see ``emulator``), so that 2024 bars are still recent."""
-    monkeypatch.setattr(yahoo, "utc_now", clock)
 
 
 @pytest.fixture(params=VENDORS)

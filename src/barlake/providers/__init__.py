@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from barlake.clock import Clock
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
 from barlake.errors import UsageError
@@ -12,8 +13,11 @@ __all__ = ["PROVIDERS", "Capabilities", "Page", "Provider", "Request", "open_pro
 PROVIDERS: tuple[str, ...] = ("demo", "alpaca", "polygon", "massive", "yahoo", "binance")
 
 
-def open_provider(name: str, config: ProviderConfig | None = None) -> Provider:
-    """A ready provider called ``name``, configured by ``config`` (lake.yaml's entry)."""
+def open_provider(
+    name: str, config: ProviderConfig | None = None, *, clock: Clock | None = None
+) -> Provider:
+    """A ready provider called ``name``, configured by ``config`` (lake.yaml's entry);
+    ``clock`` is "now" for the providers whose answers depend on it (demo, yahoo)."""
     config = config or ProviderConfig()
     if name == "demo":
         from barlake.providers.demo import DemoConfig, DemoProvider
@@ -21,7 +25,9 @@ def open_provider(name: str, config: ProviderConfig | None = None) -> Provider:
         options = dict(config.options)
         if config.rate_limit_per_min is not None:
             options.setdefault("rate_limit_per_min", config.rate_limit_per_min)
-        return DemoProvider(parse_config(DemoConfig, options, "providers.demo.options"))
+        return DemoProvider(
+            parse_config(DemoConfig, options, "providers.demo.options"), clock=clock
+        )
     if name == "alpaca":
         from barlake.providers.alpaca import AlpacaProvider
 
@@ -33,7 +39,7 @@ def open_provider(name: str, config: ProviderConfig | None = None) -> Provider:
     if name == "yahoo":
         from barlake.providers.yahoo import YahooProvider
 
-        return YahooProvider(config)
+        return YahooProvider(config, clock=clock)
     if name == "binance":
         from barlake.providers.binance import BinanceProvider
 

@@ -32,6 +32,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from barlake.calendars.calendar import Calendar, get_calendar
+from barlake.clock import Clock, system_clock
 from barlake.domain import bars
 from barlake.domain.intervals import INTERVALS, Interval, spec
 from barlake.domain.ranges import DateRange
@@ -82,8 +83,10 @@ class DemoProvider:
 
     name = NAME
 
-    def __init__(self, config: DemoConfig | None = None) -> None:
+    def __init__(self, config: DemoConfig | None = None, *, clock: Clock | None = None) -> None:
         self.config = config or DemoConfig()
+        #: "Now": sessions after it have no bars yet, the one in progress only those begun.
+        self.clock: Clock = clock or system_clock
         self.capabilities = Capabilities(
             intervals=INTERVALS,
             symbols_per_request=200,
@@ -105,7 +108,7 @@ class DemoProvider:
         self._check(request)
         symbols = sorted(set(request.symbols))
         index, offset = _parse_cursor(cursor, len(symbols))
-        plans = _plan(symbols, request.interval, request.range, _now_us(None))
+        plans = _plan(symbols, request.interval, request.range, _now_us(self.clock()))
         counts = [p.count for p in plans]
         picked: list[_Plan] = []
         first_offset = offset

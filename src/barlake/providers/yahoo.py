@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from barlake.clock import Clock, system_clock
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
 from barlake.domain.intervals import INTERVALS, Interval, spec
@@ -72,11 +73,6 @@ _MARGIN = timedelta(minutes=10)
 ONE_ANSWER = 10**9
 
 
-def utc_now() -> datetime:
-    """The current time, which Yahoo's retention windows are measured from."""
-    return datetime.now(UTC)
-
-
 class YahooOptions(BaseModel):
     """``providers.yahoo.options`` in lake.yaml."""
 
@@ -95,7 +91,7 @@ class YahooProvider:
         config: ProviderConfig | None = None,
         *,
         name: str = NAME,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         config = config or ProviderConfig()
         self.name = name
@@ -108,7 +104,8 @@ class YahooProvider:
             auth_env=(),
             max_days=dict(MAX_DAYS),
         )
-        self.clock = clock or utc_now
+        #: "Now", which Yahoo's intraday retention windows are measured from.
+        self.clock: Clock = clock or system_clock
         self._http = HttpClient(name, config.base_url or BASE_URL, timeout_s=config.timeout_s)
 
     async def fetch_page(self, request: Request, cursor: str | None = None) -> Page:
