@@ -12,35 +12,35 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import polars as pl
 
+from barlake import wiring
 from barlake.calendars.calendar import calendar_for
 from barlake.catalog.embedded import SYMBOL_COLUMNS, Catalog
 from barlake.clock import Clock, system_clock
 from barlake.config import LakeConfig
 from barlake.coverage.gaps import Gap
-from barlake.domain.intervals import LAYOUT_VERSION, Interval, spec
-from barlake.errors import StorageError, UsageError
+from barlake.domain.intervals import Interval, spec
+from barlake.errors import UsageError
 from barlake.fetch.scheduler import JobResult, ProgressCallback
-from barlake.jobs import events as events_
-from barlake.jobs import history
+from barlake.jobs import events, history
+from barlake.jobs.backfill import RunOptions
 from barlake.planning.plan import Plan
+from barlake.providers.base import Provider
 from barlake.quality.check import CheckResult
 from barlake.retention.cutoffs import prune_lake
 from barlake.retention.policy import Policy
 from barlake.retention.prune import Pruned
-from barlake.retention.selection import Selection, symbols_of
+from barlake.retention.selection import Chosen, Selection, Span, symbols_of
 from barlake.storage import reads
 from barlake.storage.lock import FillLock
 from barlake.storage.store import Store
 from barlake.views import report as report_
 from barlake.views.coverage import Coverage, from_cells
-from barlake.wiring import Services, wire
 
 Symbols = str | Sequence[str] | None
-Intervals = Interval | Sequence[Interval] | None
 
 
 class Lake:
@@ -55,7 +55,7 @@ class Lake:
         root: str | Path,
         *,
         clock: Clock | None = None,
-        providers: Mapping[str, Any] | None = None,
+        providers: Mapping[str, Provider] | None = None,
     ) -> None:
         self.root = Path(root)
         self.clock: Clock = clock or system_clock
@@ -64,8 +64,8 @@ class Lake:
         self._providers = dict(providers or {})
 
     @cached_property
-    def services(self) -> Services:
-        return wire(
+    def services(self) -> wiring.Services:
+        return wiring.wire(
             self.root,
             clock=self.clock,
             store=self.store,
@@ -73,19 +73,11 @@ class Lake:
             providers=self._providers,
         )
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
     @classmethod
     def init(cls, root: str | Path, **kwargs: Any) -> Lake:
         """Create a lake at ``root`` (or bring an existing one up to date) and open it."""
         lake = cls(root, **kwargs)
-        lake.root.mkdir(parents=True, exist_ok=True)
-        (lake.root / "bars").mkdir(exist_ok=True)
-        lake.catalog.create()
-        recorded = lake.catalog.meta("layout_version")
-        if recorded is None:
-            lake.catalog.set_meta("layout_version", str(LAYOUT_VERSION))
-        lake._check_layout(recorded)
+        wiring.create(lake.root, lake.catalog)
         return lake
 
     @classmethod
@@ -95,16 +87,8 @@ class Lake:
         if not lake.catalog.path.exists():
             msg = f"no lake at {lake.root}; run `lake init` there or pass --lake PATH"
             raise UsageError(msg)
-        lake._check_layout(lake.catalog.meta("layout_version"))
+        wiring.check_layout(lake.root, lake.catalog.meta("layout_version"))
         return lake
-
-    def _check_layout(self, recorded: str | None) -> None:
-        if recorded is not None and int(recorded) != LAYOUT_VERSION:
-            msg = (
-                f"{self.root} has layout version {recorded}, this barlake writes {LAYOUT_VERSION}; "
-                "upgrade barlake or migrate the lake"
-            )
-            raise StorageError(msg)
 
     @property
     def config(self) -> LakeConfig:
@@ -118,8 +102,7 @@ class Lake:
 
     def add_symbols(self, names: str | Sequence[str], **attributes: Any) -> int:
         """Add symbols (``"AAPL,MSFT"`` or a list); ``attributes`` set catalog columns."""
-        found = symbols_of(names) or []
-        return self.services.registry.add(found, attributes, SYMBOL_COLUMNS)
+        return self.services.registry.add(symbols_of(names) or [], attributes, SYMBOL_COLUMNS)
 
     def import_symbols(self, path: str | Path) -> int:
         """Add or update symbols from a CSV, Parquet or JSON file with a ``symbol`` column."""
@@ -163,37 +146,16 @@ class Lake:
 
     # -- gaps, plans, fills ------------------------------------------------------------------
 
-    def gaps(
-        self,
-        symbols: Symbols = None,
-        *,
-        interval: Intervals = None,
-        days: int | None = None,
-        start: date | None = None,
-        end: date | None = None,
-        layer: int | None = None,
-        policy: str | Policy | None = None,
-    ) -> list[Gap]:
-        """Missing sessions per symbol and interval, as ranges of consecutive sessions.
+    def gaps(self, symbols: Symbols = None, **chosen: Unpack[Chosen]) -> list[Gap]:
+        """Missing sessions per symbol and interval, as ranges of consecutive sessions
+        (``interval``, ``days`` or ``start``/``end``, ``layer``, ``policy`` as in ``plan``).
 
-        Ranges are chosen as in ``plan``: your dates, else the policy, else the default.
+        >>> lake.gaps("AAPL", interval="1day", days=30)  # doctest: +SKIP
         """
-        sel = Selection.of(
-            symbols, interval=interval, days=days, start=start, end=end, layer=layer, policy=policy
-        )
-        return self.services.backfill.gaps(sel)
+        return self.services.backfill.gaps(Selection.of(symbols, **chosen))
 
     def plan(
-        self,
-        symbols: Symbols = None,
-        *,
-        interval: Intervals = None,
-        days: int | None = None,
-        start: date | None = None,
-        end: date | None = None,
-        layer: int | None = None,
-        provider: str | None = None,
-        policy: str | Policy | None = None,
+        self, symbols: Symbols = None, *, provider: str | None = None, **chosen: Unpack[Chosen]
     ) -> Plan:
         """What a fill would fetch, request by request, and why.
 
@@ -204,17 +166,7 @@ class Lake:
         >>> plan = lake.plan("AAPL,MSFT", days=30, interval=["1day", "1min"])  # doctest: +SKIP
         >>> plan.total_requests, plan.estimated_bars                          # doctest: +SKIP
         """
-        sel = Selection.of(
-            symbols,
-            interval=interval,
-            days=days,
-            start=start,
-            end=end,
-            layer=layer,
-            policy=policy,
-            provider=provider,
-        )
-        return self.services.backfill.plan(sel)
+        return self.services.backfill.plan(Selection.of(symbols, provider=provider, **chosen))
 
     def fill(
         self,
@@ -230,11 +182,11 @@ class Lake:
         Takes the lake's fill lock, marks jobs left by a dead process as interrupted, and
         records the job in the catalog as it goes. Raises ``AuthError`` when credentials are
         refused and ``Interrupted`` on SIGINT/SIGTERM (after saving all fetched bars).
+
+        >>> lake.fill("AAPL", interval="1day", days=30).bars_written  # doctest: +SKIP
         """
-        sel = Selection.of(symbols, **selection)
-        return self.services.backfill.fill(
-            sel, parallel=parallel, on_progress=on_progress, command=command
-        )
+        run = RunOptions(parallel, on_progress, command)
+        return self.services.backfill.fill(Selection.of(symbols, **selection), run)
 
     def fill_events(
         self,
@@ -246,17 +198,13 @@ class Lake:
         command: str | None = None,
     ) -> JobResult:
         """Serve pending events in one job: promoted or newly qualified symbols get the ranges
-        their layer's retention implies (only what is missing is fetched), detected gaps are
-        fetched as recorded. Each event records the job; events whose symbols failed stay
-        pending for the next run."""
-        return events_.serve(
-            self.services.backfill,
-            policy=policy,
-            provider=provider,
-            parallel=parallel,
-            on_progress=on_progress,
-            command=command,
-        )
+        their layer's retention implies, detected gaps are fetched as recorded; events whose
+        symbols failed stay pending.
+
+        >>> lake.fill_events(policy="scanner_layers").status  # doctest: +SKIP
+        """
+        run = RunOptions(parallel, on_progress, command)
+        return events.serve(self.services.backfill, run, policy=policy, provider=provider)
 
     def run_plan(
         self,
@@ -266,46 +214,32 @@ class Lake:
         on_progress: ProgressCallback | None = None,
         command: str | None = None,
     ) -> JobResult:
-        """Run an existing ``plan`` as a new job (takes the fill lock)."""
-        return self.services.backfill.run(
-            plan, parallel=parallel, on_progress=on_progress, command=command
-        )
+        """Run an existing ``plan`` as a new job (takes the fill lock).
+
+        >>> lake.run_plan(lake.plan(days=5) + lake.plan("AAPL", days=5))  # doctest: +SKIP
+        """
+        return self.services.backfill.run(plan, RunOptions(parallel, on_progress, command))
 
     # -- retention and quality ---------------------------------------------------------------
 
     def prune(
-        self,
-        policy: str | Policy | None = None,
-        *,
-        dry_run: bool = False,
-        symbols: Symbols = None,
+        self, policy: str | Policy | None = None, *, dry_run: bool = False, symbols: Symbols = None
     ) -> Pruned:
         """Remove bars older than each symbol's retention (the policy's keep range for its
         layer); an interval its layer does not keep is removed whole. Symbols whose layer has
-        no rule in the policy are untouched."""
+        no rule in the policy are untouched.
+
+        >>> lake.prune("scanner_layers", dry_run=True).to_dict()  # doctest: +SKIP
+        """
         chosen = self.services.policies.required(policy)
         found = self.services.registry.members(symbols_of(symbols))
+        lock = lambda: FillLock(self.root)  # noqa: E731
         return prune_lake(
-            self.store,
-            self.catalog,
-            found,
-            chosen,
-            self.today,
-            dry_run=dry_run,
-            lock=lambda: FillLock(self.root),
+            self.store, self.catalog, found, chosen, self.today, dry_run=dry_run, lock=lock
         )
 
     def check(
-        self,
-        symbols: Symbols = None,
-        *,
-        interval: Intervals = None,
-        days: int | None = None,
-        start: date | None = None,
-        end: date | None = None,
-        layer: int | None = None,
-        policy: str | Policy | None = None,
-        webhook: str | None = None,
+        self, symbols: Symbols = None, *, webhook: str | None = None, **chosen: Unpack[Chosen]
     ) -> CheckResult:
         """Check stored bars against the calendar and the quality rules (``quality.rules``);
         store the findings, raise ``data.gap.detected`` events for active symbols' gaps, and
@@ -315,10 +249,7 @@ class Lake:
         >>> result = lake.check(interval=["1day", "1min"], days=30)    # doctest: +SKIP
         >>> [f.to_dict() for f in result.findings if f.severity == "error"]  # doctest: +SKIP
         """
-        sel = Selection.of(
-            symbols, interval=interval, days=days, start=start, end=end, layer=layer, policy=policy
-        )
-        wanted = self.services.backfill.resolve(sel)
+        wanted = self.services.backfill.resolve(Selection.of(symbols, **chosen))
         url = webhook or self.config.alerts.webhook_url
         return self.services.checker.check(wanted.targets, wanted.members, webhook=url)
 
@@ -352,12 +283,11 @@ class Lake:
         days: int | None = None,
     ) -> pl.LazyFrame:
         """The stored bars of ``symbols`` (every stored symbol when None) at ``interval``, sorted
-        by (symbol, ts), in the lake's schema.
+        by (symbol, ts), in the lake's schema: the same rows as the README's reader one-liners.
 
         ``start``/``end`` (inclusive) or ``days`` (calendar days ending today) select by session
-        date, as everywhere in barlake; with neither, all history. It is the same rows as the
-        reader one-liners of the README, and DuckDB queries it by name (``duckdb.sql("select *
-        from bars")``) or as a relation (``duckdb.from_arrow(bars)``).
+        date; with neither, all history. DuckDB queries the result by name
+        (``duckdb.sql("select * from bars")``) or as a relation (``duckdb.from_arrow(bars)``).
 
         >>> lake.bars("AAPL,BRK/B", start=date(2024, 1, 2)).collect()  # doctest: +SKIP
         """
@@ -367,27 +297,16 @@ class Lake:
         return reads.bars(self.store, name, names, window, shifts, calendar_for(None).day_shift)
 
     def coverage(
-        self,
-        symbols: Symbols = None,
-        *,
-        interval: Interval = "1day",
-        days: int | None = None,
-        start: date | None = None,
-        end: date | None = None,
-        layer: int | None = None,
-        policy: str | Policy | None = None,
+        self, symbols: Symbols = None, *, interval: Interval = "1day", **span: Unpack[Span]
     ) -> Coverage:
         """What the lake holds per symbol and session at ``interval``: a symbols x sessions
-        matrix of state codes (missing, stored, provisional, empty, not expected; see
-        ``barlake.coverage``). Symbols and ranges are chosen as in ``gaps``, whose sessions are
-        exactly the missing and provisional cells.
+        matrix of state codes (``barlake.coverage.STATES``), chosen as in ``gaps``, whose
+        sessions are exactly the missing and provisional cells.
 
         >>> cov = lake.coverage(start=date(2024, 1, 2), end=date(2024, 6, 28))  # doctest: +SKIP
         >>> cov.summary(), cov.plot("coverage.png")                             # doctest: +SKIP
         """
-        sel = Selection.of(
-            symbols, interval=interval, days=days, start=start, end=end, layer=layer, policy=policy
-        )
+        sel = Selection.of(symbols, interval=interval, **span)
         return from_cells(self.services.backfill.coverage(sel, spec(interval).name))
 
     def report(
@@ -396,27 +315,27 @@ class Lake:
         symbols: Symbols = None,
         *,
         interval: Interval = "1day",
-        days: int | None = None,
-        start: date | None = None,
-        end: date | None = None,
         jobs: int = 10,
+        **span: Unpack[Span],
     ) -> Path:
-        """Write a self-contained HTML page: coverage map and table, gaps, recent jobs and
-        their errors (selection as in ``gaps``, and how many recent ``jobs``)."""
-        sel = Selection.of(symbols, interval=interval, days=days, start=start, end=end)
-        coverage = from_cells(self.services.backfill.coverage(sel, spec(interval).name))
+        """Write a self-contained HTML page: coverage map and table, gaps, the last ``jobs``
+        jobs and their errors (symbols and ranges chosen as in ``gaps``).
+
+        >>> lake.report("report.html", days=90)  # doctest: +SKIP
+        """
+        coverage = self.coverage(symbols, interval=interval, **span)
         recent = self.catalog.jobs(jobs).to_dicts()
+        failed = [j for j in recent if j.get("symbols_failed")]
         page = report_.Report(
             title=f"barlake report: {self.root} ({self.clock().strftime('%Y-%m-%d %H:%M UTC')})",
             coverage=coverage,
             png=report_.picture(coverage),
-            gaps=[g.to_dict() for g in self.services.backfill.gaps(sel)],
+            gaps=[g.to_dict() for g in self.gaps(symbols, interval=interval, **span)],
             jobs=recent,
             errors=[
-                {"job_id": job["job_id"], "symbol": sym, **err}
-                for job in recent
-                if job.get("symbols_failed")
-                for sym, err in history.errors(self.catalog, str(job["job_id"])).items()
+                {"job_id": j["job_id"], "symbol": sym, **err}
+                for j in failed
+                for sym, err in history.errors(self.catalog, str(j["job_id"])).items()
             ],
         )
         return report_.write(path, page)

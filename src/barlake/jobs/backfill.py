@@ -54,6 +54,16 @@ class BarSink(Protocol):
 
 
 @dataclass(frozen=True)
+class RunOptions:
+    """How a job runs: requests in flight (None: ``backfill.parallel_symbols``), a progress
+    callback, and the command line it records."""
+
+    parallel: int | None = None
+    on_progress: ProgressCallback | None = None
+    command: str | None = None
+
+
+@dataclass(frozen=True)
 class Resolved:
     """A selection's members and each one's wanted range per interval."""
 
@@ -202,65 +212,36 @@ class Backfill:
 
     # -- running -----------------------------------------------------------------------------
 
-    def fill(
-        self,
-        selection: Selection,
-        *,
-        parallel: int | None = None,
-        on_progress: ProgressCallback | None = None,
-        command: str | None = None,
-    ) -> JobResult:
+    def fill(self, selection: Selection, options: RunOptions) -> JobResult:
         """Plan ``selection`` and run it as one job under the lake's fill lock."""
         with self.fill_lock():
             self.catalog.interrupt_stale()
-            return self._run(self.plan(selection), parallel, on_progress, command)
+            return self.execute(self.start(self.plan(selection), options))
 
-    def run(
-        self,
-        plan: Plan,
-        *,
-        parallel: int | None = None,
-        on_progress: ProgressCallback | None = None,
-        command: str | None = None,
-    ) -> JobResult:
+    def run(self, plan: Plan, options: RunOptions) -> JobResult:
         """Run an existing ``plan`` as a new job under the lake's fill lock."""
         with self.fill_lock():
             self.catalog.interrupt_stale()
-            return self._run(plan, parallel, on_progress, command)
-
-    def _run(
-        self,
-        plan: Plan,
-        parallel: int | None,
-        on_progress: ProgressCallback | None,
-        command: str | None,
-    ) -> JobResult:
-        return self.execute(self.start(plan, parallel, on_progress, command))
+            return self.execute(self.start(plan, options))
 
     def execute(self, scheduler: Scheduler) -> JobResult:
         """Run a started job's scheduler to its end (SIGINT/SIGTERM stop it cleanly)."""
         owned = self.providers.owns(scheduler.plan.provider)
         return run_until_signalled(scheduler, scheduler.provider, close_provider=not owned)
 
-    def start(
-        self,
-        plan: Plan,
-        parallel: int | None,
-        on_progress: ProgressCallback | None,
-        command: str | None,
-    ) -> Scheduler:
+    def start(self, plan: Plan, options: RunOptions) -> Scheduler:
         """Record a new running job for ``plan`` and the scheduler that runs it."""
         job_id = str(uuid.uuid4())
         config = self.config.backfill
-        if parallel is not None:
-            config = config.model_copy(update={"parallel_symbols": parallel})
+        if options.parallel is not None:
+            config = config.model_copy(update={"parallel_symbols": options.parallel})
         with self.catalog.session(read_only=True):
             found = self.registry.members(sorted({g.symbol for g in plan.gaps}))
         progress = progress_rows(plan)
         self.catalog.create_job(
             job_id,
             progress,
-            command=command,
+            command=options.command,
             parameters=json.dumps(plan.parameters),
             provider=plan.provider,
             pid=os.getpid(),
@@ -287,7 +268,7 @@ class Backfill:
             calendars={m.name: m.calendar for m in found},
             config=config,
             clock=self.clock,
-            on_progress=on_progress,
+            on_progress=options.on_progress,
             tiers={m.name: tier_of(m.market_cap, tiers) for m in found}
             if config.use_symbol_tiers
             else None,

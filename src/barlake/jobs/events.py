@@ -10,8 +10,8 @@ import polars as pl
 
 from barlake.domain.intervals import spec
 from barlake.domain.ranges import DateRange
-from barlake.fetch.scheduler import JobResult, ProgressCallback
-from barlake.jobs.backfill import Backfill
+from barlake.fetch.scheduler import JobResult
+from barlake.jobs.backfill import Backfill, RunOptions
 from barlake.planning.plan import Plan
 from barlake.retention.policy import Policy
 from barlake.retention.selection import Selection
@@ -24,12 +24,10 @@ GAP_DETECTED = "data.gap.detected"
 
 def serve(
     backfill: Backfill,
+    options: RunOptions,
     *,
     policy: str | Policy | None = None,
     provider: str | None = None,
-    parallel: int | None = None,
-    on_progress: ProgressCallback | None = None,
-    command: str | None = None,
 ) -> JobResult:
     """Serve every pending event in one job; events whose symbols failed stay pending."""
     catalog = backfill.catalog
@@ -37,7 +35,7 @@ def serve(
         catalog.interrupt_stale()
         pending = catalog.events(pending=True)
         plan, served = plan_events(backfill, pending, policy, provider)
-        scheduler = backfill.start(plan, parallel, on_progress, command)
+        scheduler = backfill.start(plan, options)
         result = backfill.execute(scheduler)
     done = [i for i, symbol in served if symbol not in result.symbol_errors]
     catalog.mark_events(done, result.job_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import ONE_DAY, DateRange
@@ -18,6 +18,22 @@ from barlake.errors import UsageError
 
 if TYPE_CHECKING:
     from barlake.retention.policy import Policy
+
+
+class Span(TypedDict, total=False):
+    """The keyword arguments that choose symbols' ranges, as ``Lake`` methods take them."""
+
+    days: int | None
+    start: date | None
+    end: date | None
+    layer: int | None
+    policy: str | Policy | None
+
+
+class Chosen(Span, total=False):
+    """``Span`` and the intervals."""
+
+    interval: Interval | Sequence[Interval] | None
 
 
 @dataclass(frozen=True)
