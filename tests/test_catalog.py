@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from barlake.catalog.embedded import MIGRATIONS, SYMBOL_COLUMNS, Catalog
 from barlake.cli.commands import cli
+from barlake.domain.events import EventType
 from barlake.errors import LockError, UsageError
 
 ROADMAP_PROGRESS_COLUMNS = [
@@ -147,6 +148,18 @@ def test_new_symbols_get_the_designed_defaults(catalog):
     assert row["layer1_qualified"] is row["layer2_qualified"] is row["layer3_qualified"] is False
     assert row["active"] is True
     assert row["updated_at"] is not None
+
+
+def test_event_types_are_stored_as_their_strings(catalog):
+    catalog.upsert_symbols(pl.DataFrame({"symbol": ["AAPL"]}))
+    catalog.set_layers(pl.DataFrame({"symbol": ["AAPL"], "layer1_qualified": [True]}))
+    catalog.set_layers(pl.DataFrame({"symbol": ["AAPL"], "layer1_qualified": [False]}))
+    gap = {"symbol": "AAPL", "interval": "1day", "first": "2024-06-03", "last": "2024-06-04"}
+    assert catalog.add_events(EventType.GAP_DETECTED, [gap]) == 1
+    types = catalog.events()["type"].to_list()
+    assert types == ["symbol.qualified", "layer.promoted", "layer.demoted", "data.gap.detected"]
+    assert [EventType(t) for t in types] == list(EventType)
+    assert catalog.pending_gap_events() == {("AAPL", "1day", "2024-06-03", "2024-06-04")}
 
 
 def test_ledger_and_events_tables_exist(catalog):

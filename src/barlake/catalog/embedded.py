@@ -23,6 +23,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from barlake.domain.events import EventType
 from barlake.domain.ranges import DateRange
 from barlake.errors import LockError, StorageError, UsageError
 
@@ -489,18 +490,23 @@ class Catalog:
                 FROM symbols s JOIN updates u USING (symbol)
             """)
             for n, f in enumerate(_FLAGS, start=1):
-                con.execute(f"""
+                con.execute(
+                    f"""
                     INSERT INTO events (type, payload)
-                    SELECT 'symbol.qualified', json_object('symbol', symbol, 'layer', {n})
+                    SELECT ?, json_object('symbol', symbol, 'layer', {n})
                     FROM changes WHERE new_{f} AND NOT old_{f} ORDER BY symbol
-                """)
-            for kind, op in (("layer.promoted", ">"), ("layer.demoted", "<")):
-                con.execute(f"""
+                    """,
+                    [EventType.SYMBOL_QUALIFIED.value],
+                )
+            for kind, op in ((EventType.LAYER_PROMOTED, ">"), (EventType.LAYER_DEMOTED, "<")):
+                con.execute(
+                    f"""
                     INSERT INTO events (type, payload)
-                    SELECT '{kind}',
-                        json_object('symbol', symbol, 'from', old_layer, 'to', new_layer)
+                    SELECT ?, json_object('symbol', symbol, 'from', old_layer, 'to', new_layer)
                     FROM changes WHERE new_layer {op} old_layer ORDER BY symbol
-                """)
+                    """,
+                    [kind.value],
+                )
             stamps = ", ".join(
                 f"{f} = c.new_{f}, layer{n}_updated = CASE WHEN c.new_{f} <> c.old_{f} "
                 f"THEN now() ELSE s.layer{n}_updated END"
@@ -524,13 +530,13 @@ class Catalog:
         promoted, demoted, qualified, total = counts or (0, 0, 0, 0)
         return {"symbols": total, "promoted": promoted, "demoted": demoted, "qualified": qualified}
 
-    def add_events(self, kind: str, payloads: Sequence[dict[str, Any]]) -> int:
+    def add_events(self, kind: EventType, payloads: Sequence[dict[str, Any]]) -> int:
         """Write events of one type; returns how many."""
         if payloads:
             frame = pl.DataFrame({"payload": [json.dumps(p, default=str) for p in payloads]})
             self.execute(
                 "INSERT INTO events (type, payload) SELECT ?, payload::JSON FROM rows",
-                [kind],
+                [kind.value],
                 rows=frame,
             )
         return len(payloads)
@@ -607,8 +613,8 @@ class Catalog:
         """(symbol, interval, first, last) of gap events not yet served."""
         rows = self.query(
             "SELECT payload->>'symbol', payload->>'interval', payload->>'first', "
-            "payload->>'last' FROM events WHERE type = 'data.gap.detected' "
-            "AND processed_at IS NULL"
+            "payload->>'last' FROM events WHERE type = ? AND processed_at IS NULL",
+            [EventType.GAP_DETECTED.value],
         )
         return {(str(a), str(b), str(c), str(d)) for a, b, c, d in rows.iter_rows()}
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from barlake.calendars.calendar import Calendar, calendar_for
+from barlake.domain.events import EventType
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.quality import rules as quality
@@ -184,7 +185,7 @@ def _gap_events(lake: Lake, rows: pl.DataFrame, findings: list[Finding]) -> int:
                     "sessions": sessions,
                 }
             )
-    return lake.catalog.add_events("data.gap.detected", payloads)
+    return lake.catalog.add_events(EventType.GAP_DETECTED, payloads)
 
 
 def _rank(f: Finding) -> int:

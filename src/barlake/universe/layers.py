@@ -4,8 +4,8 @@ A symbol's effective ``layer`` is the highest layer it qualifies for (0 when non
 as a frame with ``symbol`` and either ``layer`` (qualifies for 1..layer, not above) or any of
 the ``layerN_qualified`` flags, optionally ``liquidity_score``. Changing a flag stamps its
 ``layerN_updated``; a newly set flag raises ``symbol.qualified``; a higher or lower effective layer
-raises ``layer.promoted`` or ``layer.demoted``. All of it is one SQL statement per table, so ten
-thousand symbols update in a blink.
+raises ``layer.promoted`` or ``layer.demoted`` (``barlake.domain.events.EventType``). All of it
+is one SQL statement per table, so ten thousand symbols update in a blink.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import polars as pl
 from barlake.errors import UsageError
 
 FLAGS = ("layer1_qualified", "layer2_qualified", "layer3_qualified")
-EVENT_TYPES = ("symbol.qualified", "layer.promoted", "layer.demoted", "data.gap.detected")
 
 #: The liquidity score is the median daily dollar volume, in millions of dollars, so that it
 #: fits the catalog's ``decimal(10, 2)`` for any listed stock.
