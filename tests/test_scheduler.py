@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from barlake import Lake, LakeError, ProviderError
@@ -163,3 +164,24 @@ def test_a_lake_error_that_is_not_retryable_is_tried_once(tmp_path: Path) -> Non
         lake.fill(interval="1day", **DATES)
     assert provider.attempts["BBB"] == 1
     assert lake.status()["status"] == "failed"
+
+
+def test_impossible_bars_fail_their_symbol_naming_their_flaws(tmp_path: Path) -> None:
+    class Broken(DemoProvider):
+        async def fetch_page(self, request, cursor=None):  # type: ignore[no-untyped-def]
+            page = await super().fetch_page(request, cursor)
+            bbb = pl.col("symbol") == "BBB"
+            bars = page.bars.with_columns(
+                high=pl.when(bbb & (pl.col("ts").dt.day() == 4)).then(0.5).otherwise("high"),
+                volume=pl.when(bbb & (pl.col("ts").dt.day() == 5)).then(-1.0).otherwise("volume"),
+            )
+            return Page(bars, page.next_cursor)
+
+    lake = lake_with(tmp_path, Broken())
+    result = lake.fill(interval="1day", **DATES)
+    assert set(result.symbol_errors) == {"BBB"}
+    error = result.symbol_errors["BBB"]
+    assert (error["stage"], error["error"]) == (
+        "validate",
+        "2 impossible bar(s) rejected (ohlc, volume)",
+    )

@@ -419,11 +419,13 @@ class Scheduler:
                 .drop("_lo", "_hi")
             )
         frame = latest(frame)
-        bad = bars_.invalid_rows(frame)
-        if bad.any():
-            for sym, n in frame.filter(bad).group_by("symbol").len().iter_rows():
-                self._fail(request, [sym], f"{n} impossible bar(s) rejected", "validate")
-            frame = frame.filter(~bad)
+        flaws = frame.select("symbol", bars_.flaw()).filter(pl.col("flaw").is_not_null())
+        if flaws.height:
+            found = flaws.group_by("symbol").agg(pl.len(), pl.col("flaw").unique().sort())
+            for sym, n, kinds in found.iter_rows():
+                message = f"{n} impossible bar(s) rejected ({', '.join(kinds)})"
+                self._fail(request, [sym], message, "validate")
+            frame = frame.filter(~bars_.INVALID)
         per_symbol = frame.group_by("symbol").agg(pl.len(), day.unique().alias("days"))
         got = {
             sym: Fetched(int(n), days.to_numpy().astype("datetime64[D]"))
