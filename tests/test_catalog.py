@@ -15,10 +15,13 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from barlake.catalog import schema
 from barlake.catalog.embedded import MIGRATIONS, SYMBOL_COLUMNS, Catalog
 from barlake.cli.commands import cli
+from barlake.domain import symbols
 from barlake.domain.events import EventType
 from barlake.errors import LockError, UsageError
+from barlake.quality.rules import Finding
 
 ROADMAP_PROGRESS_COLUMNS = [
     "id",
@@ -139,6 +142,22 @@ def test_symbols_table_has_the_designed_columns(catalog):
     assert types["listed_on"] == types["delisted_on"] == "DATE"
     for n in (1, 2, 3):
         assert types[f"layer{n}_qualified"] == "BOOLEAN"
+
+
+def test_the_row_schemas_are_the_tables_as_the_catalog_returns_them(catalog):
+    catalog.upsert_symbols(pl.DataFrame({"symbol": ["AAPL"]}))
+    assert catalog.symbols().schema == pl.Schema(symbols.COLUMNS)
+    assert list(symbols.IMPORT_TYPES) == list(symbols.IMPORT_COLUMNS)
+    for table, rows in (
+        ("ledger", schema.LEDGER),
+        ("backfill_progress", schema.PROGRESS),
+        ("quality_issues", schema.FINDINGS),
+    ):
+        got = catalog.query(f"SELECT * FROM {table}").schema
+        assert {name: got[name] for name in rows} == rows, table
+    assert schema.PROGRESS_START.items() <= schema.PROGRESS.items()
+    assert schema.PROGRESS_UPDATE.items() <= schema.PROGRESS.items()
+    assert list(schema.FINDINGS) == list(Finding.__dataclass_fields__)
 
 
 def test_new_symbols_get_the_designed_defaults(catalog):

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from barlake.calendars.calendar import Calendar, calendar_for
-from barlake.catalog.embedded import SYMBOL_COLUMNS, Catalog
+from barlake.catalog.embedded import Catalog
 from barlake.config import LakeConfig, load
 from barlake.coverage import gaps as gaps_
 from barlake.coverage.matrix import Coverage, assemble
@@ -31,7 +31,8 @@ from barlake.coverage.matrix import states as coverage_states
 from barlake.domain.bars import KEY as BAR_KEY
 from barlake.domain.intervals import LAYOUT_VERSION, SPECS, Interval, spec
 from barlake.domain.ranges import ONE_DAY, DateRange, subtract
-from barlake.domain.symbols import check_symbol, split_symbols
+from barlake.domain.symbols import IMPORT_COLUMNS, SYMBOL_COLUMNS, check_symbol, split_symbols
+from barlake.domain.symbols import IMPORT_TYPES as _SYMBOL_TYPES
 from barlake.errors import StorageError, UnknownSymbolError, UsageError
 from barlake.fetch.ratelimit import RateLimiter
 from barlake.fetch.scheduler import JobResult, ProgressCallback, Scheduler
@@ -49,9 +50,6 @@ from barlake.storage.lock import FillLock
 from barlake.storage.store import Store
 from barlake.universe import layers
 from barlake.universe.tiers import tier_of
-
-#: What a symbols file may carry: the catalog's descriptive columns (layers have their own import).
-IMPORT_COLUMNS = SYMBOL_COLUMNS[: SYMBOL_COLUMNS.index("market_cap") + 1]
 
 
 def requested_window(
@@ -1063,18 +1061,6 @@ def _read_table(path: Path) -> pl.DataFrame:
         raise UsageError(msg) from exc
     msg = f"{path}: use a .csv, .parquet or .json file"
     raise UsageError(msg)
-
-
-_SYMBOL_TYPES: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "name": pl.String(),
-    "exchange": pl.String(),
-    "asset_class": pl.String(),
-    "calendar": pl.String(),
-    "listed_on": pl.Date(),
-    "delisted_on": pl.Date(),
-    "market_cap": pl.Float64(),
-}
 
 
 def _typed_symbols(frame: pl.DataFrame, source: str) -> pl.DataFrame:

@@ -25,31 +25,10 @@ import pyarrow as pa
 
 from barlake.domain.events import EventType
 from barlake.domain.ranges import DateRange
+from barlake.domain.symbols import LAYER_FLAGS, SYMBOL_COLUMNS
 from barlake.errors import LockError, StorageError, UsageError
 
 FILE_NAME = "catalog.duckdb"
-
-SYMBOL_COLUMNS = (
-    "symbol",
-    "name",
-    "exchange",
-    "asset_class",
-    "calendar",
-    "listed_on",
-    "delisted_on",
-    "market_cap",
-    "tier",
-    "layer",
-    "layer1_qualified",
-    "layer2_qualified",
-    "layer3_qualified",
-    "liquidity_score",
-    "layer1_updated",
-    "layer2_updated",
-    "layer3_updated",
-    "active",
-    "updated_at",
-)
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -150,7 +129,6 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _LOCK_HINTS = ("lock", "Conflicting")
-_FLAGS = ("layer1_qualified", "layer2_qualified", "layer3_qualified")
 
 
 @contextmanager
@@ -466,8 +444,8 @@ class Catalog:
 
         Returns counts: symbols updated and events written, by type.
         """
-        flags = [c for c in _FLAGS if c in updates.columns]
-        new = {f: f"coalesce(u.{f}, s.{f})" if f in flags else f"s.{f}" for f in _FLAGS}
+        flags = [c for c in LAYER_FLAGS if c in updates.columns]
+        new = {f: f"coalesce(u.{f}, s.{f})" if f in flags else f"s.{f}" for f in LAYER_FLAGS}
         effective = (
             f"CASE WHEN {new['layer3_qualified']} THEN 3 WHEN {new['layer2_qualified']} THEN 2 "
             f"WHEN {new['layer1_qualified']} THEN 1 ELSE 0 END"
@@ -484,12 +462,12 @@ class Catalog:
             con.execute(f"""
                 CREATE TEMP TABLE changes AS
                 SELECT s.symbol, s.layer AS old_layer, {effective} AS new_layer,
-                       {", ".join(f"s.{f} AS old_{f}, {new[f]} AS new_{f}" for f in _FLAGS)},
+                       {", ".join(f"s.{f} AS old_{f}, {new[f]} AS new_{f}" for f in LAYER_FLAGS)},
                        {"u.liquidity_score" if "liquidity_score" in updates.columns else "NULL"}
                            AS score
                 FROM symbols s JOIN updates u USING (symbol)
             """)
-            for n, f in enumerate(_FLAGS, start=1):
+            for n, f in enumerate(LAYER_FLAGS, start=1):
                 con.execute(
                     f"""
                     INSERT INTO events (type, payload)
@@ -510,7 +488,7 @@ class Catalog:
             stamps = ", ".join(
                 f"{f} = c.new_{f}, layer{n}_updated = CASE WHEN c.new_{f} <> c.old_{f} "
                 f"THEN now() ELSE s.layer{n}_updated END"
-                for n, f in enumerate(_FLAGS, start=1)
+                for n, f in enumerate(LAYER_FLAGS, start=1)
             )
             con.execute(f"""
                 UPDATE symbols s SET {stamps}, layer = c.new_layer,

@@ -30,6 +30,7 @@ import numpy.typing as npt
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
+from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE
 from barlake.config import BackfillConfig
 from barlake.domain import bars as bars_
 from barlake.domain.ranges import ONE_DAY, DateRange, runs
@@ -541,7 +542,7 @@ class Scheduler:
                 ledger += self._ledger_rows(request, s, got, fetched_at)
                 if unit.open_requests <= 0:
                     unit.status, unit.completed_at = "done", fetched_at
-        return pl.DataFrame(ledger, schema=LEDGER_SCHEMA) if ledger else None
+        return pl.DataFrame(ledger, schema=LEDGER) if ledger else None
 
     def _ledger_rows(
         self, request: Request, symbol: str, got: Fetched, fetched_at: datetime
@@ -594,7 +595,7 @@ class Scheduler:
             for u in dirty:
                 u.dirty = False
             progress = (
-                pl.DataFrame([u.row() for u in dirty], schema=PROGRESS_SCHEMA) if dirty else None
+                pl.DataFrame([u.row() for u in dirty], schema=PROGRESS_UPDATE) if dirty else None
             )
             self._record(self.job_id, job=job, progress=progress, ledger=ledger)
 
@@ -619,28 +620,3 @@ class Scheduler:
             symbol_errors=dict(sorted(self.errors.items())),
             skipped=[s.to_dict() for s in self.plan.skipped],
         )
-
-
-LEDGER_SCHEMA: dict[str, Any] = {
-    "provider": pl.String,
-    "symbol": pl.String,
-    "interval": pl.String,
-    "start_date": pl.Date,
-    "end_date": pl.Date,
-    "bars": pl.Int64,
-    "fetched_at": pl.Datetime("us", "UTC"),
-    "final": pl.Boolean,
-    "job_id": pl.String,
-}
-
-PROGRESS_SCHEMA: dict[str, Any] = {
-    "symbol": pl.String,
-    "interval": pl.String,
-    "status": pl.String,
-    "records_loaded": pl.Int64,
-    "error_message": pl.String,
-    "stage": pl.String,
-    "requests": pl.Int64,
-    "started_at": pl.Datetime("us", "UTC"),
-    "completed_at": pl.Datetime("us", "UTC"),
-}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from barlake.calendars.calendar import Calendar, calendar_for
+from barlake.catalog.schema import FINDINGS
 from barlake.domain.events import EventType
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
@@ -86,7 +87,7 @@ def record(
         {"symbol": [t.symbol for t in targets], "interval": [t.interval for t in targets]},
         schema={"symbol": pl.String, "interval": pl.String},
     )
-    stored = pl.DataFrame([f.to_dict() for f in findings], schema=_FINDING_SCHEMA)
+    stored = pl.DataFrame([f.to_dict() for f in findings], schema=FINDINGS)
     with lake.catalog.session():
         lake.catalog.replace_findings(check_id, checked, stored)
         gap_events = _gap_events(lake, rows, findings)
@@ -190,14 +191,3 @@ def _gap_events(lake: Lake, rows: pl.DataFrame, findings: list[Finding]) -> int:
 
 def _rank(f: Finding) -> int:
     return {"error": 0, "warning": 1, "info": 2}[f.severity]
-
-
-_FINDING_SCHEMA = {
-    "rule": pl.String,
-    "severity": pl.String,
-    "symbol": pl.String,
-    "interval": pl.String,
-    "first": pl.String,
-    "last": pl.String,
-    "message": pl.String,
-}

@@ -22,7 +22,7 @@ Pure functions: the lake reads the bars, runs the rules, stores the findings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -52,15 +52,8 @@ class Finding:
     message: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "severity": self.severity,
-            "symbol": self.symbol,
-            "interval": self.interval,
-            "first": self.first,
-            "last": self.last,
-            "message": self.message,
-        }
+        """The finding as ``lake check --json`` prints it and the catalog stores it."""
+        return asdict(self)
 
 
 def _iso(value: date | datetime) -> str:
