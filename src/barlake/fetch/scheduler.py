@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from barlake.calendars.calendar import Calendar
 from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE
 from barlake.config import BackfillConfig
 from barlake.domain import bars as bars_
-from barlake.domain.ranges import ONE_DAY, DateRange, runs
+from barlake.domain.ranges import DateRange, session_runs
 from barlake.errors import AuthError, Interrupted, LakeError, PermanentError, ProviderError
 from barlake.fetch.ratelimit import RateLimiter, backoff
 from barlake.planning.plan import Plan, PlannedRequest
@@ -53,10 +53,6 @@ class Fetched:
 
 
 _NOTHING = Fetched(0, np.array([], dtype="datetime64[D]"))
-
-
-def _day(value: np.datetime64) -> date:
-    return date.fromisoformat(str(value))
 
 
 REPORT_EVERY_S = 1.0
@@ -420,13 +416,14 @@ class Scheduler:
                 .drop("_lo", "_hi")
             )
         frame = latest(frame)
-        flaws = frame.select("symbol", bars_.flaw()).filter(pl.col("flaw").is_not_null())
-        if flaws.height:
+        bad = bars_.invalid_rows(frame)
+        if bad.any():
+            flaws = frame.filter(bad).select("symbol", bars_.flaw())
             found = flaws.group_by("symbol").agg(pl.len(), pl.col("flaw").unique().sort())
             for sym, n, kinds in found.iter_rows():
                 message = f"{n} impossible bar(s) rejected ({', '.join(kinds)})"
                 self._fail(request, [sym], message, "validate")
-            frame = frame.filter(~bars_.INVALID)
+            frame = frame.filter(~bad)
         per_symbol = frame.group_by("symbol").agg(pl.len(), day.unique().alias("days"))
         got = {
             sym: Fetched(int(n), days.to_numpy().astype("datetime64[D]"))
@@ -571,9 +568,8 @@ class Scheduler:
         if len(got.days) == len(sessions) and np.array_equal(np.sort(got.days), sessions):
             return rows  # a bar on every session
         empty = ~np.isin(sessions, got.days)
-        for a, b in runs(empty):
-            first, last = _day(sessions[a]), _day(sessions[b - 1])
-            rows.append({**row, "bars": 0, "start_date": first, "end_date": last + ONE_DAY})
+        for run in session_runs(sessions, empty):
+            rows.append({**row, "bars": 0, "start_date": run.start, "end_date": run.end})
         return rows
 
     def _counters(self) -> dict[str, Any]:

@@ -35,7 +35,6 @@ from barlake.providers.base import Capabilities, Page, Request
 from barlake.providers.http import Credentials, HttpClient, credentials, to_sessions, wire_bars
 
 NAME = "polygon"
-ALIAS = "massive"
 BASE_URL = "https://api.massive.com"
 KEY_ENV = ("POLYGON_API_KEY", "MASSIVE_API_KEY")
 GROUPED = "/v2/aggs/grouped/locale/us/market/stocks/{date}"
