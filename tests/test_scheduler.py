@@ -111,6 +111,13 @@ class Refused(LakeError):
     """A failure of a kind the scheduler has never heard of, that says it will not pass."""
 
 
+class Busy(LakeError):
+    """A failure of a kind the scheduler has never heard of, that asks everyone to wait."""
+
+    retryable = True
+    throttles = True
+
+
 class Failing(DemoProvider):
     """The demo, one symbol per request, whose calls for ``symbol`` fail with ``error`` until
     ``failures`` ran out."""
@@ -154,6 +161,17 @@ def test_a_retryable_lake_error_that_persists_gives_up_after_max_attempts(tmp_pa
     assert provider.attempts == {"AAA": 1, "BBB": 3}
     assert result.symbol_errors["BBB"]["error"].startswith("gave up after retries")
     assert lake.gaps("AAA", interval="1day", **DATES) == []
+
+
+def test_a_throttling_lake_error_is_retried_longer_pausing_everyone(tmp_path: Path) -> None:
+    busy = Busy("slow down")
+    busy.retry_after = 0.001
+    provider = Failing("BBB", busy, failures=99)
+    result = quick_retries(tmp_path, provider).fill(interval="1day", **DATES)
+    assert result.status == "partial"
+    # Not the request's fault: four times max_attempts (3) waits before giving up.
+    assert provider.attempts == {"AAA": 1, "BBB": 13}
+    assert set(result.symbol_errors) == {"BBB"}
 
 
 def test_a_lake_error_that_is_not_retryable_is_tried_once(tmp_path: Path) -> None:
