@@ -16,9 +16,13 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from barlake.catalog import schema
 from barlake.catalog.embedded import MIGRATIONS, SYMBOL_COLUMNS, Catalog
 from barlake.cli.commands import cli
+from barlake.domain import symbols
+from barlake.domain.events import EventType
 from barlake.errors import LockError, UsageError
+from barlake.quality.rules import Finding
 
 ROADMAP_PROGRESS_COLUMNS = [
     "id",
@@ -141,6 +145,22 @@ def test_symbols_table_has_the_designed_columns(catalog):
         assert types[f"layer{n}_qualified"] == "BOOLEAN"
 
 
+def test_the_row_schemas_are_the_tables_as_the_catalog_returns_them(catalog):
+    catalog.upsert_symbols(pl.DataFrame({"symbol": ["AAPL"]}))
+    assert catalog.symbols().schema == pl.Schema(symbols.COLUMNS)
+    assert list(symbols.IMPORT_TYPES) == list(symbols.IMPORT_COLUMNS)
+    for table, rows in (
+        ("ledger", schema.LEDGER),
+        ("backfill_progress", schema.PROGRESS),
+        ("quality_issues", schema.FINDINGS),
+    ):
+        got = catalog.query(f"SELECT * FROM {table}").schema
+        assert {name: got[name] for name in rows} == rows, table
+    assert schema.PROGRESS_START.items() <= schema.PROGRESS.items()
+    assert schema.PROGRESS_UPDATE.items() <= schema.PROGRESS.items()
+    assert list(schema.FINDINGS) == list(Finding.__dataclass_fields__)
+
+
 def test_new_symbols_get_the_designed_defaults(catalog):
     catalog.upsert_symbols(pl.DataFrame({"symbol": ["AAPL"]}))
     row = catalog.symbols().row(0, named=True)
@@ -148,6 +168,18 @@ def test_new_symbols_get_the_designed_defaults(catalog):
     assert row["layer1_qualified"] is row["layer2_qualified"] is row["layer3_qualified"] is False
     assert row["active"] is True
     assert row["updated_at"] is not None
+
+
+def test_event_types_are_stored_as_their_strings(catalog):
+    catalog.upsert_symbols(pl.DataFrame({"symbol": ["AAPL"]}))
+    catalog.set_layers(pl.DataFrame({"symbol": ["AAPL"], "layer1_qualified": [True]}))
+    catalog.set_layers(pl.DataFrame({"symbol": ["AAPL"], "layer1_qualified": [False]}))
+    gap = {"symbol": "AAPL", "interval": "1day", "first": "2024-06-03", "last": "2024-06-04"}
+    assert catalog.add_events(EventType.GAP_DETECTED, [gap]) == 1
+    types = catalog.events()["type"].to_list()
+    assert types == ["symbol.qualified", "layer.promoted", "layer.demoted", "data.gap.detected"]
+    assert [EventType(t) for t in types] == list(EventType)
+    assert catalog.pending_gap_events() == {("AAPL", "1day", "2024-06-03", "2024-06-04")}
 
 
 def test_ledger_and_events_tables_exist(catalog):

@@ -21,9 +21,10 @@ from barlake.calendars.calendar import get_calendar
 from barlake.coverage.gaps import Gap
 from barlake.domain.ranges import ONE_DAY, DateRange
 from barlake.planning import exact
-from barlake.planning.cost import Axis, Pricing, plan_shapes, url_chars
+from barlake.planning.cost import Axis, Pricing, plan_shapes
 from barlake.planning.plan import PlannedRequest, lower_bound_for, order, requests_for
 from barlake.providers.base import Capabilities, Request
+from barlake.providers.urls import url_chars
 
 XNYS = get_calendar("XNYS")
 SESSIONS = [d.astype(date) for d in XNYS.sessions_in(DateRange(date(2024, 1, 2), date(2025, 1, 1)))]

@@ -24,6 +24,11 @@ from __future__ import annotations
 class LakeError(Exception):
     """Base of every error barlake raises on purpose."""
 
+    #: Whether the provider asks every request to slow down (a 429), not only this one: the
+    #: scheduler then pauses the provider's rate limiter instead of backing this request off.
+    throttles: bool = False
+    #: Seconds the provider asked us to wait before trying again, when it said.
+    retry_after: float | None = None
     retryable: bool = False
     exit_code: int = 1
 
@@ -56,6 +61,7 @@ class RateLimitError(ProviderError):
     """The provider asked us to slow down."""
 
     retryable = True
+    throttles = True
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)

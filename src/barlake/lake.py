@@ -18,11 +18,12 @@ import polars as pl
 
 from barlake import wiring
 from barlake.calendars.calendar import calendar_for
-from barlake.catalog.embedded import SYMBOL_COLUMNS, Catalog
+from barlake.catalog.embedded import Catalog
 from barlake.clock import Clock, system_clock
 from barlake.config import LakeConfig
 from barlake.coverage.gaps import Gap
 from barlake.domain.intervals import Interval, spec
+from barlake.domain.symbols import SYMBOL_COLUMNS
 from barlake.errors import UsageError
 from barlake.fetch.scheduler import JobResult, ProgressCallback
 from barlake.jobs import events, history

@@ -25,33 +25,13 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from barlake.domain.events import EventType
 from barlake.domain.ranges import DateRange
+from barlake.domain.symbols import LAYER_FLAGS, SYMBOL_COLUMNS
 from barlake.errors import LockError, StorageError, UsageError
 from barlake.liveness import LEASE, owner_gone
 
 FILE_NAME = "catalog.duckdb"
-
-SYMBOL_COLUMNS = (
-    "symbol",
-    "name",
-    "exchange",
-    "asset_class",
-    "calendar",
-    "listed_on",
-    "delisted_on",
-    "market_cap",
-    "tier",
-    "layer",
-    "layer1_qualified",
-    "layer2_qualified",
-    "layer3_qualified",
-    "liquidity_score",
-    "layer1_updated",
-    "layer2_updated",
-    "layer3_updated",
-    "active",
-    "updated_at",
-)
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -155,7 +135,6 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _LOCK_HINTS = ("lock", "Conflicting")
-_FLAGS = ("layer1_qualified", "layer2_qualified", "layer3_qualified")
 
 
 @contextmanager
@@ -489,8 +468,8 @@ class Catalog:
 
         Returns counts: symbols updated and events written, by type.
         """
-        flags = [c for c in _FLAGS if c in updates.columns]
-        new = {f: f"coalesce(u.{f}, s.{f})" if f in flags else f"s.{f}" for f in _FLAGS}
+        flags = [c for c in LAYER_FLAGS if c in updates.columns]
+        new = {f: f"coalesce(u.{f}, s.{f})" if f in flags else f"s.{f}" for f in LAYER_FLAGS}
         effective = (
             f"CASE WHEN {new['layer3_qualified']} THEN 3 WHEN {new['layer2_qualified']} THEN 2 "
             f"WHEN {new['layer1_qualified']} THEN 1 ELSE 0 END"
@@ -507,28 +486,33 @@ class Catalog:
             con.execute(f"""
                 CREATE TEMP TABLE changes AS
                 SELECT s.symbol, s.layer AS old_layer, {effective} AS new_layer,
-                       {", ".join(f"s.{f} AS old_{f}, {new[f]} AS new_{f}" for f in _FLAGS)},
+                       {", ".join(f"s.{f} AS old_{f}, {new[f]} AS new_{f}" for f in LAYER_FLAGS)},
                        {"u.liquidity_score" if "liquidity_score" in updates.columns else "NULL"}
                            AS score
                 FROM symbols s JOIN updates u USING (symbol)
             """)
-            for n, f in enumerate(_FLAGS, start=1):
-                con.execute(f"""
+            for n, f in enumerate(LAYER_FLAGS, start=1):
+                con.execute(
+                    f"""
                     INSERT INTO events (type, payload)
-                    SELECT 'symbol.qualified', json_object('symbol', symbol, 'layer', {n})
+                    SELECT ?, json_object('symbol', symbol, 'layer', {n})
                     FROM changes WHERE new_{f} AND NOT old_{f} ORDER BY symbol
-                """)
-            for kind, op in (("layer.promoted", ">"), ("layer.demoted", "<")):
-                con.execute(f"""
+                    """,
+                    [EventType.SYMBOL_QUALIFIED.value],
+                )
+            for kind, op in ((EventType.LAYER_PROMOTED, ">"), (EventType.LAYER_DEMOTED, "<")):
+                con.execute(
+                    f"""
                     INSERT INTO events (type, payload)
-                    SELECT '{kind}',
-                        json_object('symbol', symbol, 'from', old_layer, 'to', new_layer)
+                    SELECT ?, json_object('symbol', symbol, 'from', old_layer, 'to', new_layer)
                     FROM changes WHERE new_layer {op} old_layer ORDER BY symbol
-                """)
+                    """,
+                    [kind.value],
+                )
             stamps = ", ".join(
                 f"{f} = c.new_{f}, layer{n}_updated = CASE WHEN c.new_{f} <> c.old_{f} "
                 f"THEN now() ELSE s.layer{n}_updated END"
-                for n, f in enumerate(_FLAGS, start=1)
+                for n, f in enumerate(LAYER_FLAGS, start=1)
             )
             con.execute(f"""
                 UPDATE symbols s SET {stamps}, layer = c.new_layer,
@@ -548,13 +532,13 @@ class Catalog:
         promoted, demoted, qualified, total = counts or (0, 0, 0, 0)
         return {"symbols": total, "promoted": promoted, "demoted": demoted, "qualified": qualified}
 
-    def add_events(self, kind: str, payloads: Sequence[dict[str, Any]]) -> int:
+    def add_events(self, kind: EventType, payloads: Sequence[dict[str, Any]]) -> int:
         """Write events of one type; returns how many."""
         if payloads:
             frame = pl.DataFrame({"payload": [json.dumps(p, default=str) for p in payloads]})
             self.execute(
                 "INSERT INTO events (type, payload) SELECT ?, payload::JSON FROM rows",
-                [kind],
+                [kind.value],
                 rows=frame,
             )
         return len(payloads)
@@ -631,8 +615,8 @@ class Catalog:
         """(symbol, interval, first, last) of gap events not yet served."""
         rows = self.query(
             "SELECT payload->>'symbol', payload->>'interval', payload->>'first', "
-            "payload->>'last' FROM events WHERE type = 'data.gap.detected' "
-            "AND processed_at IS NULL"
+            "payload->>'last' FROM events WHERE type = ? AND processed_at IS NULL",
+            [EventType.GAP_DETECTED.value],
         )
         return {(str(a), str(b), str(c), str(d)) for a, b, c, d in rows.iter_rows()}
 

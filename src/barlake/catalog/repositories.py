@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from barlake.domain.events import EventType
 from barlake.domain.ranges import DateRange
 
 
@@ -59,7 +60,7 @@ class JobsRepository(Protocol):
 
 
 class EventsRepository(Protocol):
-    def add_events(self, kind: str, payloads: Sequence[dict[str, Any]]) -> int: ...
+    def add_events(self, kind: EventType, payloads: Sequence[dict[str, Any]]) -> int: ...
     def events(self, *, pending: bool = False, limit: int | None = None) -> pl.DataFrame: ...
     def mark_events(self, ids: Sequence[int], job_id: str | None) -> None: ...
     def pending_gap_events(self) -> set[tuple[str, str, str, str]]: ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import polars as pl
 
 from barlake.errors import ValidationError
@@ -20,6 +22,7 @@ SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
 }
 KEY = ["symbol", "ts"]
+PRICES = ["open", "high", "low", "close"]
 
 
 def empty() -> pl.DataFrame:
@@ -29,9 +32,7 @@ def empty() -> pl.DataFrame:
 
 def conform(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with exactly the lake's columns, in order, cast to the lake's types."""
-    missing = [
-        c for c in ("symbol", "ts", "open", "high", "low", "close") if c not in frame.columns
-    ]
+    missing = [c for c in (*KEY, *PRICES) if c not in frame.columns]
     if missing:
         msg = f"bars lack the column(s) {', '.join(missing)}"
         raise ValidationError(msg)
@@ -48,18 +49,35 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
+#: Why a bar is impossible; ``lake check`` reports stored bars under the same names.
+Flaw = Literal["key", "price", "ohlc", "volume"]
+
+_BAD_PRICE = pl.any_horizontal(
+    [pl.col(c).is_null() | ~pl.col(c).is_finite() | (pl.col(c) <= 0) for c in PRICES]
+)
+
+#: What makes a bar impossible: per flaw, an expression true on the bars that have it (never
+#: null). A bar with a bad price is not also judged on its high and low.
+FLAWS: dict[Flaw, pl.Expr] = {
+    "key": pl.col("symbol").is_null() | pl.col("ts").is_null(),
+    "price": _BAD_PRICE,
+    "ohlc": ~_BAD_PRICE
+    & ((pl.col("high") < pl.max_horizontal(PRICES)) | (pl.col("low") > pl.min_horizontal(PRICES))),
+    "volume": pl.col("volume").is_null() | ~pl.col("volume").is_finite() | (pl.col("volume") < 0),
+}
+
+#: True on the bars with any flaw.
+INVALID = pl.any_horizontal(list(FLAWS.values()))
+
+
+def flaw() -> pl.Expr:
+    """Each bar's first flaw in ``FLAWS`` order, or null for a bar that may be stored; a column
+    called ``flaw``."""
+    whens = [pl.when(bad).then(pl.lit(name)) for name, bad in FLAWS.items()]
+    return pl.coalesce(whens).alias("flaw")
+
+
 def invalid_rows(frame: pl.DataFrame) -> pl.Series:
-    """A boolean mask of bars that are impossible: non-finite or non-positive prices,
-    high below the others, low above the others, negative volume, or missing keys."""
-    prices = ["open", "high", "low", "close"]
-    bad = pl.any_horizontal(
-        [pl.col(c).is_null() | ~pl.col(c).is_finite() | (pl.col(c) <= 0) for c in prices]
-    )
-    bad = (
-        bad
-        | (pl.col("high") < pl.max_horizontal(prices))
-        | (pl.col("low") > pl.min_horizontal(prices))
-    )
-    bad = bad | pl.col("volume").is_null() | ~pl.col("volume").is_finite() | (pl.col("volume") < 0)
-    bad = bad | pl.col("symbol").is_null() | pl.col("ts").is_null()
-    return frame.select(bad.alias("bad")).to_series()
+    """A boolean mask of bars that are impossible (``FLAWS``): non-finite or non-positive
+    prices, high below the others, low above the others, negative volume, or missing keys."""
+    return frame.select(INVALID.alias("bad")).to_series()

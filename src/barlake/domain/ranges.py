@@ -99,10 +99,17 @@ def runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def session_runs(sessions: Sequence[date], mask: npt.NDArray[np.bool_]) -> list[DateRange]:
-    """Ranges from the first to the last session of each run of ``mask``.
+def session_runs(
+    sessions: Sequence[date] | npt.NDArray[np.datetime64], mask: npt.NDArray[np.bool_]
+) -> list[DateRange]:
+    """Ranges from the first to the last session of each run of ``mask`` (``sessions`` as
+    dates, or a calendar's ``datetime64[D]`` array).
 
     Consecutive sessions form one range even across weekends and holidays, because the
     calendar, not the date, decides what is consecutive.
     """
-    return [DateRange(sessions[a], sessions[b - 1] + ONE_DAY) for a, b in runs(mask)]
+    return [DateRange(_date(sessions[a]), _date(sessions[b - 1]) + ONE_DAY) for a, b in runs(mask)]
+
+
+def _date(value: date | np.datetime64) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))

@@ -1,13 +1,14 @@
 """Running a plan: bounded concurrency, one rate limiter per provider, retries, batched writes.
 
 Workers take requests in plan order and fetch their pages back to back. Every page waits for a
-free slot in the provider's rate-limit window; rate-limit answers pause the limiter for
-everyone, transient failures back off with jitter, permanent ones are recorded once per
-symbol. Bars collect in a buffer that is written partition file by partition file when it grows
-large, or when every request of an interval is done (each daily year file is rewritten once per
-flush, not once per symbol). Only after a flush are the ledger and the progress rows of the
-requests it covered updated, so the catalog never claims bars that are not durable. A reporter
-keeps the job row current for ``lake status`` in other processes.
+free slot in the provider's rate-limit window. Failures are retried when they are
+``retryable``: those that throttle (rate-limit answers) pause the limiter for everyone, the
+others back off with jitter; the rest are recorded once per symbol. Bars collect in a buffer
+that is written partition file by partition file when it grows large, or when every request of
+an interval is done (each daily year file is rewritten once per flush, not once per symbol).
+Only after a flush are the ledger and the progress rows of the requests it covered updated, so
+the catalog never claims bars that are not durable. A reporter keeps the job row current for
+``lake status`` in other processes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -29,18 +30,11 @@ import numpy.typing as npt
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
+from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE
 from barlake.config import BackfillConfig
 from barlake.domain import bars as bars_
-from barlake.domain.ranges import ONE_DAY, DateRange, runs
-from barlake.errors import (
-    AuthError,
-    Interrupted,
-    LakeError,
-    PermanentError,
-    ProviderError,
-    RateLimitError,
-    TransientError,
-)
+from barlake.domain.ranges import DateRange, session_runs
+from barlake.errors import AuthError, Interrupted, LakeError, PermanentError, ProviderError
 from barlake.fetch.ratelimit import RateLimiter, backoff
 from barlake.planning.plan import Plan, PlannedRequest
 from barlake.providers.base import Provider, Request
@@ -59,10 +53,6 @@ class Fetched:
 
 
 _NOTHING = Fetched(0, np.array([], dtype="datetime64[D]"))
-
-
-def _day(value: np.datetime64) -> date:
-    return date.fromisoformat(str(value))
 
 
 REPORT_EVERY_S = 1.0
@@ -310,31 +300,16 @@ class Scheduler:
                 # A provider that computes its pages (demo) never waits: let a background
                 # flush get going between them.
                 await asyncio.sleep(0)
-        except (TransientError, RateLimitError) as exc:
-            self._fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
-            self._request_closed(request)
-            return
-        except AuthError:
-            raise
-        except ProviderError as exc:
-            # A permanent error may name its symbol; any other answer the vendor gives a pack
-            # is tried again symbol by symbol, so one bad symbol cannot sink the rest.
-            bad = getattr(exc, "symbol", None) if isinstance(exc, PermanentError) else None
-            if len(request.symbols) > 1:
-                rest = [s for s in request.symbols if s != bad] if bad else []
-                if bad:
-                    self._fail(request, [bad], str(exc), "fetch")
-                splits = [tuple(rest)] if bad else [(s,) for s in request.symbols]
-                for symbols in splits:
-                    if symbols:
-                        sub = Request(request.provider, symbols, request.interval, request.range)
-                        queue.put_nowait(PlannedRequest(sub, 0, 0, 1))
-                        self._unfinished[request.interval] += 1
-                for s in (bad,) if bad else ():
-                    self.units[(s, request.interval)].open_requests -= 1
+        except LakeError as exc:
+            if exc.retryable:  # retries ran out in ``_page``
+                self._fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
+                self._request_closed(request)
                 return
-            self._fail(request, request.symbols, str(exc), "fetch")
-            self._request_closed(request)
+            # Refused credentials stop the job (``_worker``); a failure that is not the
+            # provider's (a bug, a misuse) fails it loudly.
+            if isinstance(exc, AuthError) or not isinstance(exc, ProviderError):
+                raise
+            self._permanent(request, exc, queue)
             return
         frame = pl.concat(pages, how="vertical") if pages else bars_.empty()
         clean, counts = self._validate(request, frame)
@@ -349,40 +324,63 @@ class Scheduler:
         ):
             await self._flush_now()
 
+    def _permanent(
+        self, request: Request, exc: ProviderError, queue: asyncio.Queue[PlannedRequest]
+    ) -> None:
+        """Record a failure retrying will not fix. A permanent error may name its symbol; any
+        other answer the vendor gives a pack is tried again symbol by symbol, so one bad symbol
+        cannot sink the rest."""
+        bad = exc.symbol if isinstance(exc, PermanentError) else None
+        if len(request.symbols) == 1:
+            self._fail(request, request.symbols, str(exc), "fetch")
+            self._request_closed(request)
+            return
+        if bad:
+            self._fail(request, [bad], str(exc), "fetch")
+            self.units[(bad, request.interval)].open_requests -= 1
+        rest = [s for s in request.symbols if s != bad]
+        splits = [tuple(rest)] if bad else [(s,) for s in request.symbols]
+        for symbols in splits:
+            if symbols:
+                sub = Request(request.provider, symbols, request.interval, request.range)
+                queue.put_nowait(PlannedRequest(sub, 0, 0, 1))
+                self._unfinished[request.interval] += 1
+
     async def _page(self, request: Request, cursor: str | None) -> Any:
-        attempts = rate_limited = 0
+        """One page of ``request``, retried while the provider's failures are ``retryable``.
+
+        Each retry waits the failure's ``retry_after``, else a backoff step. A failure that
+        ``throttles`` makes every worker wait (the provider's limiter pauses) and may recur more
+        often, since it is not this request's fault; any other holds back this request alone.
+        """
+        attempts = throttled = 0
         while True:
             await self.limiter.acquire()
             self.calls += 1
             try:
                 return await self.provider.fetch_page(request, cursor)
-            except RateLimitError as exc:
-                rate_limited += 1
-                self.retries += 1
-                if rate_limited > 4 * self.config.max_attempts:
+            except LakeError as exc:
+                if not exc.retryable:
                     raise
-                wait = exc.retry_after
-                if wait is None:
-                    wait = backoff(
-                        rate_limited,
-                        base=self.config.backoff_base_s,
-                        cap=self.config.backoff_cap_s,
-                        rng=self.rng,
-                    )
-                self.limiter.pause(wait)
-            except TransientError:
-                attempts += 1
                 self.retries += 1
-                if attempts >= self.config.max_attempts:
-                    raise
-                await asyncio.sleep(
-                    backoff(
-                        attempts,
-                        base=self.config.backoff_base_s,
-                        cap=self.config.backoff_cap_s,
-                        rng=self.rng,
-                    )
-                )
+                if exc.throttles:
+                    throttled += 1
+                    if throttled > 4 * self.config.max_attempts:
+                        raise
+                    self.limiter.pause(self._wait(exc, throttled))
+                else:
+                    attempts += 1
+                    if attempts >= self.config.max_attempts:
+                        raise
+                    await asyncio.sleep(self._wait(exc, attempts))
+
+    def _wait(self, exc: LakeError, attempt: int) -> float:
+        """Seconds before retry ``attempt``: what the provider asked for, else a backoff step."""
+        if exc.retry_after is not None:
+            return exc.retry_after
+        return backoff(
+            attempt, base=self.config.backoff_base_s, cap=self.config.backoff_cap_s, rng=self.rng
+        )
 
     def _validate(
         self, request: Request, frame: pl.DataFrame
@@ -420,8 +418,11 @@ class Scheduler:
         frame = latest(frame)
         bad = bars_.invalid_rows(frame)
         if bad.any():
-            for sym, n in frame.filter(bad).group_by("symbol").len().iter_rows():
-                self._fail(request, [sym], f"{n} impossible bar(s) rejected", "validate")
+            flaws = frame.filter(bad).select("symbol", bars_.flaw())
+            found = flaws.group_by("symbol").agg(pl.len(), pl.col("flaw").unique().sort())
+            for sym, n, kinds in found.iter_rows():
+                message = f"{n} impossible bar(s) rejected ({', '.join(kinds)})"
+                self._fail(request, [sym], message, "validate")
             frame = frame.filter(~bad)
         per_symbol = frame.group_by("symbol").agg(pl.len(), day.unique().alias("days"))
         got = {
@@ -538,7 +539,7 @@ class Scheduler:
                 ledger += self._ledger_rows(request, s, got, fetched_at)
                 if unit.open_requests <= 0:
                     unit.status, unit.completed_at = "done", fetched_at
-        return pl.DataFrame(ledger, schema=LEDGER_SCHEMA) if ledger else None
+        return pl.DataFrame(ledger, schema=LEDGER) if ledger else None
 
     def _ledger_rows(
         self, request: Request, symbol: str, got: Fetched, fetched_at: datetime
@@ -567,9 +568,8 @@ class Scheduler:
         if len(got.days) == len(sessions) and np.array_equal(np.sort(got.days), sessions):
             return rows  # a bar on every session
         empty = ~np.isin(sessions, got.days)
-        for a, b in runs(empty):
-            first, last = _day(sessions[a]), _day(sessions[b - 1])
-            rows.append({**row, "bars": 0, "start_date": first, "end_date": last + ONE_DAY})
+        for run in session_runs(sessions, empty):
+            rows.append({**row, "bars": 0, "start_date": run.start, "end_date": run.end})
         return rows
 
     def _counters(self) -> dict[str, Any]:
@@ -591,7 +591,7 @@ class Scheduler:
             for u in dirty:
                 u.dirty = False
             progress = (
-                pl.DataFrame([u.row() for u in dirty], schema=PROGRESS_SCHEMA) if dirty else None
+                pl.DataFrame([u.row() for u in dirty], schema=PROGRESS_UPDATE) if dirty else None
             )
             self._record(self.job_id, job=job, progress=progress, ledger=ledger)
 
@@ -616,28 +616,3 @@ class Scheduler:
             symbol_errors=dict(sorted(self.errors.items())),
             skipped=[s.to_dict() for s in self.plan.skipped],
         )
-
-
-LEDGER_SCHEMA: dict[str, Any] = {
-    "provider": pl.String,
-    "symbol": pl.String,
-    "interval": pl.String,
-    "start_date": pl.Date,
-    "end_date": pl.Date,
-    "bars": pl.Int64,
-    "fetched_at": pl.Datetime("us", "UTC"),
-    "final": pl.Boolean,
-    "job_id": pl.String,
-}
-
-PROGRESS_SCHEMA: dict[str, Any] = {
-    "symbol": pl.String,
-    "interval": pl.String,
-    "status": pl.String,
-    "records_loaded": pl.Int64,
-    "error_message": pl.String,
-    "stage": pl.String,
-    "requests": pl.Int64,
-    "started_at": pl.Datetime("us", "UTC"),
-    "completed_at": pl.Datetime("us", "UTC"),
-}

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from barlake.catalog.repositories import Catalog
+from barlake.catalog.schema import PROGRESS_START
 from barlake.clock import Clock
 from barlake.config import LakeConfig
 from barlake.coverage.finder import Expected, GapFinder, span_of
@@ -338,12 +339,5 @@ def progress_rows(plan: Plan) -> pl.DataFrame:
             "end_date": [r.last for r in spans.values()],
             "status": ["pending"] * len(spans),
         },
-        schema={
-            "symbol": pl.String,
-            "data_type": pl.String,
-            "interval": pl.String,
-            "start_date": pl.Date,
-            "end_date": pl.Date,
-            "status": pl.String,
-        },
+        schema=PROGRESS_START,
     )

@@ -8,6 +8,7 @@ from datetime import date
 
 import polars as pl
 
+from barlake.domain.events import EventType
 from barlake.domain.intervals import spec
 from barlake.domain.ranges import DateRange
 from barlake.fetch.scheduler import JobResult
@@ -18,8 +19,7 @@ from barlake.retention.selection import Selection
 from barlake.retention.targets import Target, resolve
 
 #: Events whose symbol gets the ranges its layer's retention implies.
-BY_POLICY = ("symbol.qualified", "layer.promoted")
-GAP_DETECTED = "data.gap.detected"
+BY_POLICY = (EventType.SYMBOL_QUALIFIED, EventType.LAYER_PROMOTED)
 
 
 def serve(
@@ -55,7 +55,7 @@ def plan_events(
         served.append((int(event_id), symbol))
         if kind in BY_POLICY:
             by_policy.add(symbol)
-        elif kind == GAP_DETECTED:
+        elif kind == EventType.GAP_DETECTED:
             first, last = date.fromisoformat(data["first"]), date.fromisoformat(data["last"])
             window = DateRange.inclusive(first, last)
             explicit.append(

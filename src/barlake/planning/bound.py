@@ -13,12 +13,12 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import timedelta
-from urllib.parse import quote
 
 import numpy as np
 import numpy.typing as npt
 
 from barlake.planning.cost import Pricing
+from barlake.providers.urls import SEPARATOR, symbol_chars
 
 #: Above this many (symbol x window) cells, the densest-window search is skipped and the lower
 #: bound uses the page and symbol bounds alone (still a bound, a looser one).
@@ -66,8 +66,11 @@ def most_symbols(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> 
     """The most symbols one request can name (shortest names first, for the URL budget)."""
     if price.chars is None:
         return min(price.per_request, len(holes))
-    lengths = sorted(len(quote(s, safe="")) + 3 for s in holes)
-    fit = int(np.searchsorted(np.cumsum(lengths), price.chars + 3, side="right"))
+    # k names fit when their lengths and the k - 1 separators between them do: when the k
+    # shortest, each counted with one separator, fit the budget plus one separator.
+    step = len(SEPARATOR)
+    lengths = sorted(symbol_chars(s) + step for s in holes)
+    fit = int(np.searchsorted(np.cumsum(lengths), price.chars + step, side="right"))
     return max(1, min(price.per_request, fit))
 
 

@@ -26,7 +26,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from urllib.parse import quote
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +34,7 @@ from barlake.calendars.calendar import Calendar
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.providers.base import Capabilities
+from barlake.providers.urls import fits, joined_chars, symbol_chars, url_chars
 
 _EPOCH = np.datetime64("1970-01-01", "D")
 
@@ -167,13 +167,7 @@ class Pricing:
         """Whether ``more`` symbols (``chars`` long, encoded and joined) fit beside ``pack``."""
         if len(pack.symbols) + more > self.per_request:
             return False
-        return self.chars is None or pack.chars + 3 + chars <= self.chars
-
-
-def url_chars(symbols: Iterable[str]) -> int:
-    """Length of the comma-joined, percent-encoded symbol list in a URL."""
-    items = [quote(s, safe="") for s in symbols]
-    return sum(len(s) for s in items) + 3 * max(0, len(items) - 1)
+        return fits(joined_chars(pack.chars, chars), self.chars)
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -281,7 +275,7 @@ def _packs(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> list[S
     # Identical ranges first: they pack at no extra cost.
     packs: list[_Pack] = []
     for first, last, s, missing in items:
-        size = len(quote(s, safe=""))
+        size = symbol_chars(s)
         load = price.load((s,), first, last)
         cur = packs[-1] if packs else None
         if cur is None or (cur.first, cur.last) != (first, last) or not price.room(cur, 1, size):
@@ -289,7 +283,7 @@ def _packs(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> list[S
         else:
             cur.symbols.append(s)
             cur.missing += missing
-            cur.chars += size + 3
+            cur.chars = joined_chars(cur.chars, size)
             cur.load += load
     if price.per_request == 1 or not packs:
         return [piece for p in packs for piece in _split(price, p.shape())]
@@ -306,7 +300,7 @@ def _packs(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> list[S
         load = price.load(symbols, first, last)
         apart = price.cost(cur.load, cur.missing) + price.cost(nxt.load, nxt.missing)
         if price.cost(load, missing) <= apart + 1e-9:
-            cur = _Pack(symbols, first, last, missing, cur.chars + 3 + nxt.chars, load)
+            cur = _Pack(symbols, first, last, missing, joined_chars(cur.chars, nxt.chars), load)
         else:
             out.append(cur.shape())
             cur = nxt
@@ -378,7 +372,7 @@ def _deals(
                 continue
         bins: list[_Pack] = []
         for s in by_load:
-            size = len(quote(s, safe=""))
+            size = symbol_chars(s)
             home = next(
                 (b for b in bins if b.load + loads[s] <= cap and price.room(b, 1, size)), None
             )
@@ -386,7 +380,7 @@ def _deals(
                 bins.append(_Pack([s], 0, 0, 0, size, loads[s]))
             else:
                 home.symbols.append(s)
-                home.chars += size + 3
+                home.chars = joined_chars(home.chars, size)
                 home.load += loads[s]
         out.append([tuple(b.symbols) for b in bins])
     return out
@@ -395,7 +389,7 @@ def _deals(
 def _cut(price: Pricing, names: list[str], size: int) -> list[tuple[str, ...]] | None:
     """``names`` cut in order into packs of ``size``; None when a pack would not fit the URL."""
     packs = [tuple(names[i : i + size]) for i in range(0, len(names), size)]
-    if price.chars is None or all(url_chars(p) <= price.chars for p in packs):
+    if all(fits(url_chars(p), price.chars) for p in packs):
         return packs
     return None
 

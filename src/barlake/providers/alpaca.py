@@ -28,6 +28,7 @@ from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
 from barlake.domain.intervals import INTERVALS, Interval, spec
 from barlake.errors import TransientError
+from barlake.providers import urls
 from barlake.providers.base import Capabilities, Page, Request
 from barlake.providers.http import Credentials, HttpClient, credentials, to_sessions, wire_bars
 
@@ -37,8 +38,9 @@ KEY_ENV = ("APCA_API_KEY_ID",)
 SECRET_ENV = ("APCA_API_SECRET_KEY",)
 PATH = "/v2/stocks/bars"
 RESET_HEADER = "X-RateLimit-Reset"
-#: Room for the ``symbols`` parameter: URLs stay under 8 KB with the other parameters and a
-#: page token (PROVIDERS.md 1.3: no documented cap, ``Request-URI Too Large`` seen beyond).
+#: Room for the ``symbols`` parameter (``urls.url_chars``): URLs stay under 8 KB with the other
+#: parameters and a page token (PROVIDERS.md 1.3: no documented cap, ``Request-URI Too Large``
+#: seen beyond).
 SYMBOLS_CHARS = 7_000
 
 #: The vendor's ``timeframe`` for each lake interval.
@@ -137,7 +139,7 @@ class AlpacaProvider:
             start = datetime.combine(first, time(), UTC)
             end = datetime.combine(last + timedelta(days=1), time(), UTC)
         params = {
-            "symbols": ",".join(request.symbols),
+            "symbols": urls.joined(request.symbols),
             "timeframe": TIMEFRAMES[request.interval],
             "start": _rfc3339(start),
             "end": _rfc3339(end),

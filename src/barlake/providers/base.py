@@ -28,7 +28,8 @@ class Capabilities:
     auth_env: tuple[str, ...] = ()
     #: Longest range (calendar days) one request may span, per interval; absent means no limit.
     max_days: dict[Interval, int] = field(default_factory=dict)
-    #: Longest comma-joined, percent-encoded symbol list one request may carry (URL limits).
+    #: Longest comma-joined, percent-encoded symbol list one request may carry (URL limits),
+    #: as ``barlake.providers.urls.url_chars`` counts it.
     symbols_chars: int | None = None
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,11 +30,11 @@ from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
 from barlake.domain.intervals import INTERVALS, Interval
 from barlake.errors import AuthError, PermanentError, TransientError
+from barlake.providers import urls
 from barlake.providers.base import Capabilities, Page, Request
 from barlake.providers.http import Credentials, HttpClient, credentials, to_sessions, wire_bars
 
 NAME = "polygon"
-ALIAS = "massive"
 BASE_URL = "https://api.massive.com"
 KEY_ENV = ("POLYGON_API_KEY", "MASSIVE_API_KEY")
 GROUPED = "/v2/aggs/grouped/locale/us/market/stocks/{date}"
@@ -118,7 +118,7 @@ class PolygonProvider:
         params: dict[str, str] = {}
         if path is None:
             multiplier, timespan = SPANS[request.interval]
-            ticker = quote(symbol, safe="")
+            ticker = urls.segment(symbol)
             path = f"/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{first}/{last}"
             params = {"adjusted": "false", "sort": "asc", "limit": str(self.options.page_limit)}
         data = await self._get(path, params, creds, symbol)

@@ -28,7 +28,6 @@ import operator
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -39,6 +38,7 @@ from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
 from barlake.domain.intervals import INTERVALS, Interval, spec
 from barlake.errors import AuthError, PermanentError, ProviderError, TransientError
+from barlake.providers import urls
 from barlake.providers.base import Capabilities, Page, Request
 from barlake.providers.http import HttpClient, wire_columns
 
@@ -114,7 +114,7 @@ class YahooProvider:
         symbol = request.symbols[index]
         period1, period2 = self.window(request)
         data = await self._http.get_json(
-            PATH.format(symbol=quote(symbol, safe="")),
+            PATH.format(symbol=urls.segment(symbol)),
             params={
                 "period1": str(period1),
                 "period2": str(period2),

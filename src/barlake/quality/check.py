@@ -13,9 +13,11 @@ import polars as pl
 
 from barlake.calendars.calendar import Calendar
 from barlake.catalog.repositories import Catalog
+from barlake.catalog.schema import FINDINGS
 from barlake.clock import Clock
 from barlake.coverage.finder import Expected, GapFinder, span_of
 from barlake.coverage.gaps import Gap
+from barlake.domain.events import EventType
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.quality import rules as quality
@@ -128,7 +130,7 @@ class Checker:
             {"symbol": [t.symbol for t in targets], "interval": [t.interval for t in targets]},
             schema={"symbol": pl.String, "interval": pl.String},
         )
-        stored = pl.DataFrame([f.to_dict() for f in findings], schema=_FINDING_SCHEMA)
+        stored = pl.DataFrame([f.to_dict() for f in findings], schema=FINDINGS)
         active = {m.name for m in found if m.active}
         with self.catalog.session():
             self.catalog.replace_findings(check_id, checked, stored)
@@ -192,7 +194,7 @@ class Checker:
             key = (g.symbol, g.interval, d["first"], d["last"])
             if g.symbol in active and key not in pending:
                 payloads.append(d)
-        return self.catalog.add_events("data.gap.detected", payloads)
+        return self.catalog.add_events(EventType.GAP_DETECTED, payloads)
 
 
 def _gap_finding(g: Gap) -> Finding:
@@ -209,14 +211,3 @@ def _gap_finding(g: Gap) -> Finding:
 
 def _rank(f: Finding) -> int:
     return {"error": 0, "warning": 1, "info": 2}[f.severity]
-
-
-_FINDING_SCHEMA = {
-    "rule": pl.String,
-    "severity": pl.String,
-    "symbol": pl.String,
-    "interval": pl.String,
-    "first": pl.String,
-    "last": pl.String,
-    "message": pl.String,
-}

@@ -1,15 +1,16 @@
 """Data-quality rules: what can be wrong with stored bars, found in one vectorised pass each.
 
 Each rule takes the bars of one interval (a polars frame in the lake's schema, in any order) and
-returns findings, one per symbol and rule, with the time range of the offending bars.
+returns findings, one per symbol and rule, with the time range of the offending bars. The price,
+ohlc and volume rules are the checks bars pass before they are stored (``domain.bars.FLAWS``).
 Pure functions: the lake reads the bars, runs the rules, stores the findings.
 
 | rule            | severity | what it finds                                                    |
 |-----------------|----------|------------------------------------------------------------------|
 | gap             | error    | expected sessions without bars (from ``coverage.gaps``)          |
 | ohlc            | error    | high below another price of the bar, or low above one            |
-| price           | error    | a price that is not a positive, finite number                    |
-| volume          | error    | negative or non-finite volume                                    |
+| price           | error    | a price that is missing or not a positive, finite number         |
+| volume          | error    | missing, negative or non-finite volume                           |
 | timestamp       | error    | daily bars not at a session's 00:00 UTC; intraday bars not on    |
 |                 |          | the interval's grid (clock or session open) or outside sessions  |
 | daily_intraday  | warning  | a daily bar disagreeing with its session's complete intraday bars|
@@ -21,13 +22,14 @@ Pure functions: the lake reads the bars, runs the rules, stores the findings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
+from barlake.domain.bars import FLAWS, Flaw
 from barlake.domain.intervals import Interval, spec
 
 Severity = Literal["error", "warning", "info"]
@@ -50,15 +52,8 @@ class Finding:
     message: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "severity": self.severity,
-            "symbol": self.symbol,
-            "interval": self.interval,
-            "first": self.first,
-            "last": self.last,
-            "message": self.message,
-        }
+        """The finding as ``lake check --json`` prints it and the catalog stores it."""
+        return asdict(self)
 
 
 def _iso(value: date | datetime) -> str:
@@ -95,34 +90,21 @@ def _stamp(ts: datetime, interval: str) -> str:
     return _iso(ts.date()) if interval == "1day" else _iso(ts)
 
 
+#: The bar flaws (``domain.bars.FLAWS``) a check reports, as what their findings say. Stored
+#: bars always have their keys.
+_BAR_RULES: dict[Flaw, str] = {
+    "price": "with a price that is not positive and finite",
+    "ohlc": "where high is not the highest or low not the lowest price",
+    "volume": "with negative or non-finite volume",
+}
+
+
 def bar_rules(bars: pl.DataFrame, interval: Interval) -> list[Finding]:
-    """The rules that look at single bars: ohlc, price, volume."""
-    prices = ["open", "high", "low", "close"]
-    finite = pl.all_horizontal([pl.col(c).is_finite() & (pl.col(c) > 0) for c in prices])
-    ohlc = (pl.col("high") < pl.max_horizontal(prices)) | (
-        pl.col("low") > pl.min_horizontal(prices)
-    )
-    volume = ~pl.col("volume").is_finite() | (pl.col("volume") < 0)
+    """The rules that look at single bars: price, ohlc, volume (the scheduler's own checks)."""
     return [
-        *_per_symbol(
-            bars,
-            ~finite,
-            "price",
-            "error",
-            interval,
-            "with a price that is not positive and finite",
-        ),
-        *_per_symbol(
-            bars,
-            finite & ohlc,
-            "ohlc",
-            "error",
-            interval,
-            "where high is not the highest or low not the lowest price",
-        ),
-        *_per_symbol(
-            bars, volume, "volume", "error", interval, "with negative or non-finite volume"
-        ),
+        finding
+        for rule, what in _BAR_RULES.items()
+        for finding in _per_symbol(bars, FLAWS[rule], rule, "error", interval, what)
     ]
 
 
@@ -169,8 +151,7 @@ def _previous(column: str) -> pl.Expr:
 def sound(bars: pl.DataFrame) -> pl.DataFrame:
     """The bars whose prices are positive and finite: what the series rules look at (the bar
     rules report the others)."""
-    prices = ["open", "high", "low", "close"]
-    return bars.filter(pl.all_horizontal([pl.col(c).is_finite() & (pl.col(c) > 0) for c in prices]))
+    return bars.filter(~FLAWS["price"])
 
 
 def jump_rule(daily: pl.DataFrame) -> list[Finding]:

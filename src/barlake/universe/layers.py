@@ -4,18 +4,16 @@ A symbol's effective ``layer`` is the highest layer it qualifies for (0 when non
 as a frame with ``symbol`` and either ``layer`` (qualifies for 1..layer, not above) or any of
 the ``layerN_qualified`` flags, optionally ``liquidity_score``. Changing a flag stamps its
 ``layerN_updated``; a newly set flag raises ``symbol.qualified``; a higher or lower effective layer
-raises ``layer.promoted`` or ``layer.demoted``. All of it is one SQL statement per table, so ten
-thousand symbols update in a blink.
+raises ``layer.promoted`` or ``layer.demoted`` (``barlake.domain.events.EventType``). All of it
+is one SQL statement per table, so ten thousand symbols update in a blink.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+from barlake.domain.symbols import LAYER_FLAGS
 from barlake.errors import UsageError
-
-FLAGS = ("layer1_qualified", "layer2_qualified", "layer3_qualified")
-EVENT_TYPES = ("symbol.qualified", "layer.promoted", "layer.demoted", "data.gap.detected")
 
 #: The liquidity score is the median daily dollar volume, in millions of dollars, so that it
 #: fits the catalog's ``decimal(10, 2)`` for any listed stock.
@@ -28,13 +26,13 @@ def updates_from(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     ``layer`` N turns into flags 1..N true and the others false; explicit flags are kept as given
     (missing ones stay as they are in the catalog).
     """
-    allowed = {"symbol", "layer", "liquidity_score", *FLAGS}
+    allowed = {"symbol", "layer", "liquidity_score", *LAYER_FLAGS}
     extra = sorted(set(frame.columns) - allowed)
     if "symbol" not in frame.columns or extra:
         what = f"unknown column(s) {', '.join(extra)}" if extra else "no 'symbol' column"
         msg = f"{source}: {what}; use symbol with layer or layer1_qualified..layer3_qualified"
         raise UsageError(msg)
-    has_flags = any(f in frame.columns for f in FLAGS)
+    has_flags = any(f in frame.columns for f in LAYER_FLAGS)
     if ("layer" in frame.columns) == has_flags:
         msg = f"{source}: give either a 'layer' column or layerN_qualified columns, not both"
         if "layer" not in frame.columns:
@@ -48,10 +46,10 @@ def updates_from(frame: pl.DataFrame, source: str) -> pl.DataFrame:
                 msg = f"{source}: 'layer' must be 0, 1, 2 or 3 on every row"
                 raise UsageError(msg)
             out = out.with_columns(
-                [(layer >= n).alias(flag) for n, flag in enumerate(FLAGS, start=1)]
+                [(layer >= n).alias(flag) for n, flag in enumerate(LAYER_FLAGS, start=1)]
             )
         else:
-            for flag in FLAGS:
+            for flag in LAYER_FLAGS:
                 if flag in frame.columns:
                     out = out.with_columns(_boolean(frame[flag], source, flag))
         if "liquidity_score" in frame.columns:

@@ -12,25 +12,12 @@ import polars as pl
 from barlake.calendars.calendar import calendar_for
 from barlake.catalog.repositories import SymbolsRepository
 from barlake.domain.ranges import ONE_DAY, DateRange
-from barlake.domain.symbols import check_symbol
+from barlake.domain.symbols import IMPORT_COLUMNS, IMPORT_TYPES, check_symbol
 from barlake.errors import UnknownSymbolError, UsageError
 from barlake.universe import layers
 from barlake.universe.members import Member, members
 
 #: What a symbols file may carry: the catalog's descriptive columns (layers have their own import).
-_SYMBOL_TYPES: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "name": pl.String(),
-    "exchange": pl.String(),
-    "asset_class": pl.String(),
-    "calendar": pl.String(),
-    "listed_on": pl.Date(),
-    "delisted_on": pl.Date(),
-    "market_cap": pl.Float64(),
-}
-
-
-IMPORT_COLUMNS = tuple(_SYMBOL_TYPES)
 
 
 class LiquiditySource(Protocol):
@@ -167,7 +154,7 @@ def read_table(path: Path) -> pl.DataFrame:
 
 def typed_symbols(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     """``frame`` with import columns cast to catalog types; bad values name column and row."""
-    for name, dtype in _SYMBOL_TYPES.items():
+    for name, dtype in IMPORT_TYPES.items():
         if name not in frame.columns:
             continue
         col = frame[name]

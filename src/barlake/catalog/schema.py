@@ -1,0 +1,71 @@
+"""The rows of the catalog's tables as polars schemas: what frames written to them hold.
+
+The tables themselves come from the migrations in ``catalog.embedded``, which never change once
+shipped; ``tests/test_catalog.py`` checks these schemas against them. The symbols table's
+columns are ``domain.symbols.COLUMNS``.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+_UTC = pl.Datetime("us", "UTC")
+
+#: The ``ledger`` table: a range of sessions asked of a provider for one symbol, and what came.
+LEDGER: dict[str, pl.DataType] = {
+    "provider": pl.String(),
+    "symbol": pl.String(),
+    "interval": pl.String(),
+    "start_date": pl.Date(),
+    "end_date": pl.Date(),
+    "bars": pl.Int64(),
+    "fetched_at": _UTC,
+    "final": pl.Boolean(),
+    "job_id": pl.String(),
+}
+
+#: The ``backfill_progress`` table, one row per job, symbol and interval, without the columns
+#: the catalog fills itself (``id``, ``job_id``, ``created_at``).
+PROGRESS: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "data_type": pl.String(),
+    "interval": pl.String(),
+    "start_date": pl.Date(),
+    "end_date": pl.Date(),
+    "status": pl.String(),
+    "records_loaded": pl.Int64(),
+    "error_message": pl.String(),
+    "started_at": _UTC,
+    "completed_at": _UTC,
+    "stage": pl.String(),
+    "attempts": pl.Int32(),
+    "requests": pl.Int32(),
+}
+
+#: A job's progress rows as it starts (``Catalog.create_job``).
+PROGRESS_START: dict[str, pl.DataType] = {
+    c: PROGRESS[c] for c in ("symbol", "data_type", "interval", "start_date", "end_date", "status")
+}
+
+#: What a running job updates of its progress rows, keyed by symbol and interval
+#: (``Catalog.record``).
+PROGRESS_UPDATE: dict[str, pl.DataType] = {
+    c: PROGRESS[c]
+    for c in (
+        "symbol",
+        "interval",
+        "status",
+        "records_loaded",
+        "error_message",
+        "stage",
+        "requests",
+        "started_at",
+        "completed_at",
+    )
+}
+
+#: The ``quality_issues`` table without the check's id and time: one finding of ``lake check``.
+FINDINGS: dict[str, pl.DataType] = {
+    name: pl.String()
+    for name in ("rule", "severity", "symbol", "interval", "first", "last", "message")
+}
