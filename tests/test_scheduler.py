@@ -137,11 +137,12 @@ class Failing(DemoProvider):
 
 
 def quick_retries(tmp_path: Path, provider: DemoProvider) -> Lake:
-    lake = lake_with(tmp_path, provider)
+    lake_with(tmp_path, provider)
     (tmp_path / "lake.yaml").write_text(
         "backfill:\n  max_attempts: 3\n  backoff_base_s: 0.001\n  backoff_cap_s: 0.002\n"
     )
-    return lake
+    # A lake reads its lake.yaml once, when it is first used.
+    return Lake.open(tmp_path, clock=lambda: NOW, providers={"demo": provider})
 
 
 def test_any_retryable_lake_error_is_retried_until_it_passes(tmp_path: Path) -> None:
