@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from barlake.catalog.embedded import MIGRATIONS, SYMBOL_COLUMNS, Catalog
-from barlake.cli.commands import cli
+from barlake.cli import cli
 from barlake.errors import LockError, UsageError
 
 ROADMAP_PROGRESS_COLUMNS = [

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from barlake.calendars.calendar import get_calendar
-from barlake.cli.commands import cli, main
+from barlake.cli import cli, main
 from barlake.domain.ranges import DateRange
 from barlake.lake import Lake
 
@@ -91,8 +91,16 @@ def write_daily(root: Path, symbol: str, first: date, last: date, *skip: date) -
 # -- help --------------------------------------------------------------------------------------
 
 
+def subcommand(group: click.Group, name: str) -> click.Command:
+    """A subcommand, loaded as the CLI loads it (top-level commands are imported on first use)."""
+    command = group.get_command(click.Context(group), name)
+    assert command is not None, name
+    return command
+
+
 def all_commands(group: click.Group, path: tuple[str, ...] = ()):
-    for name, command in group.commands.items():
+    for name in group.list_commands(click.Context(group)):
+        command = subcommand(group, name)
         yield (*path, name), command
         if isinstance(command, click.Group):
             yield from all_commands(command, (*path, name))
@@ -115,7 +123,7 @@ def test_there_are_commands_to_check():
 def test_every_command_has_help(path):
     command = cli
     for name in path:
-        command = command.commands[name]
+        command = subcommand(command, name)
     assert (command.help or "").strip(), f"lake {' '.join(path)} has no docstring"
     result = CliRunner().invoke(cli, [*path, "--help"], catch_exceptions=False)
     assert result.exit_code == 0
