@@ -14,9 +14,10 @@ import click
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from click.utils import make_default_short_help
 
 from barlake.calendars.calendar import get_calendar
-from barlake.cli import cli, main
+from barlake.cli import COMMANDS, cli, main
 from barlake.domain.ranges import DateRange
 from barlake.lake import Lake
 
@@ -133,6 +134,30 @@ def test_every_command_has_help(path):
     for param in command.params:
         if isinstance(param, click.Option) and not param.hidden:
             assert (param.help or "").strip(), f"{param.opts} of lake {' '.join(path)} has no help"
+
+
+def test_lake_help_lists_what_the_loaded_commands_say():
+    # ``lake --help`` reads the short help from the lazy table; once loaded, the commands' own
+    # docstrings must print the same listing.
+    eager = click.Group(
+        "cli",
+        commands={name: subcommand(cli, name) for name in COMMANDS},
+        params=cli.params,
+        help=cli.help,
+        context_settings=cli.context_settings,
+    )
+    lazy = CliRunner().invoke(cli, ["--help"], catch_exceptions=False)
+    assert lazy.exit_code == 0
+    assert lazy.stdout == CliRunner().invoke(eager, ["--help"], catch_exceptions=False).stdout
+    assert sorted(COMMANDS) == cli.list_commands(click.Context(cli))
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_the_lazy_table_repeats_each_short_help(name):
+    command = subcommand(cli, name)
+    for limit in (45, 70, 1000):
+        shortened = make_default_short_help(COMMANDS[name][1], limit)
+        assert shortened == command.get_short_help_str(limit)
 
 
 # -- symbols -----------------------------------------------------------------------------------
