@@ -96,4 +96,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
+    """The public names too, loaded or not (for completion in notebooks)."""
     return sorted({*globals(), *__all__})

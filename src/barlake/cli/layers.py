@@ -1,5 +1,8 @@
-"""``lake layers``, ``lake events`` and ``lake prune``: layers decide retention, changes are
-events, pruning removes what fell out."""
+"""``lake layers``, ``lake events`` and ``lake prune``: layers, their events, retention.
+
+Layers decide each symbol's retention; every change is an event that ``lake fill --events``
+serves; pruning removes what fell out.
+"""
 
 from __future__ import annotations
 
