@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from barlake.catalog import schema
 from barlake.catalog.embedded import MIGRATIONS, SYMBOL_COLUMNS, Catalog
-from barlake.cli.commands import cli
+from barlake.cli import cli
 from barlake.domain import symbols
 from barlake.domain.events import EventType
 from barlake.errors import LockError, UsageError

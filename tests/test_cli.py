@@ -14,9 +14,10 @@ import click
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from click.utils import make_default_short_help
 
 from barlake.calendars.calendar import get_calendar
-from barlake.cli.commands import cli, main
+from barlake.cli import COMMANDS, cli, main
 from barlake.domain.ranges import DateRange
 from barlake.lake import Lake
 
@@ -91,8 +92,16 @@ def write_daily(root: Path, symbol: str, first: date, last: date, *skip: date) -
 # -- help --------------------------------------------------------------------------------------
 
 
+def subcommand(group: click.Group, name: str) -> click.Command:
+    """A subcommand, loaded as the CLI loads it (top-level commands are imported on first use)."""
+    command = group.get_command(click.Context(group), name)
+    assert command is not None, name
+    return command
+
+
 def all_commands(group: click.Group, path: tuple[str, ...] = ()):
-    for name, command in group.commands.items():
+    for name in group.list_commands(click.Context(group)):
+        command = subcommand(group, name)
         yield (*path, name), command
         if isinstance(command, click.Group):
             yield from all_commands(command, (*path, name))
@@ -115,7 +124,7 @@ def test_there_are_commands_to_check():
 def test_every_command_has_help(path):
     command = cli
     for name in path:
-        command = command.commands[name]
+        command = subcommand(command, name)
     assert (command.help or "").strip(), f"lake {' '.join(path)} has no docstring"
     result = CliRunner().invoke(cli, [*path, "--help"], catch_exceptions=False)
     assert result.exit_code == 0
@@ -125,6 +134,30 @@ def test_every_command_has_help(path):
     for param in command.params:
         if isinstance(param, click.Option) and not param.hidden:
             assert (param.help or "").strip(), f"{param.opts} of lake {' '.join(path)} has no help"
+
+
+def test_lake_help_lists_what_the_loaded_commands_say():
+    # ``lake --help`` reads the short help from the lazy table; once loaded, the commands' own
+    # docstrings must print the same listing.
+    eager = click.Group(
+        "cli",
+        commands={name: subcommand(cli, name) for name in COMMANDS},
+        params=cli.params,
+        help=cli.help,
+        context_settings=cli.context_settings,
+    )
+    lazy = CliRunner().invoke(cli, ["--help"], catch_exceptions=False)
+    assert lazy.exit_code == 0
+    assert lazy.stdout == CliRunner().invoke(eager, ["--help"], catch_exceptions=False).stdout
+    assert sorted(COMMANDS) == cli.list_commands(click.Context(cli))
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_the_lazy_table_repeats_each_short_help(name):
+    command = subcommand(cli, name)
+    for limit in (45, 70, 1000):
+        shortened = make_default_short_help(COMMANDS[name][1], limit)
+        assert shortened == command.get_short_help_str(limit)
 
 
 # -- symbols -----------------------------------------------------------------------------------

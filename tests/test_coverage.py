@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from barlake.calendars.calendar import get_calendar
-from barlake.cli.commands import cli
+from barlake.cli import cli
 from barlake.coverage.matrix import (
     EMPTY,
     MISSING,

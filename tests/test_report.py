@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from barlake.cli.commands import cli
+from barlake.cli import cli
 from barlake.lake import Lake
 from barlake.views import report
 from barlake.views.plot import DEFAULT_SIZE

@@ -1,21 +1,22 @@
 """The errors barlake raises, one class per failure a user can act on.
 
-Every error carries ``retryable`` (the scheduler retries only those) and ``exit_code``
-(the CLI maps it to the process status, see DESIGN.md)::
+Every error carries ``retryable`` (the scheduler retries only those). The library knows nothing
+of processes: the ``lake`` command maps each class to an exit status in ``barlake.cli.exits``
+(shown here in brackets)::
 
-    LakeError                      base; never raised itself
-    ├── UsageError          (2)    bad argument, date, interval, symbol or input file
-    │   ├── ConfigError     (2)    lake.yaml or a policy file is invalid
-    │   └── UnknownSymbolError (2) a symbol the catalog does not know
-    ├── ProviderError       (3)    a provider failed for a request
-    │   ├── AuthError       (3)    credentials missing or refused: stops the job, never retried
-    │   ├── RateLimitError  (3)    429 and friends: retried after ``retry_after`` seconds
-    │   ├── TransientError  (3)    5xx, timeouts, broken responses: retried with backoff
-    │   └── PermanentError  (3)    other 4xx, unknown symbol at the provider: recorded once
-    ├── ValidationError     (1)    bars that are impossible or malformed: never stored
-    ├── StorageError        (4)    a Parquet file or the lake layout cannot be read or written
-    │   └── LockError       (4)    the catalog or a lake lock is held by another process
-    └── Interrupted       (130)    SIGINT or SIGTERM stopped a job after saving its work
+    LakeError               [1]    base; never raised itself
+    ├── UsageError          [2]    bad argument, date, interval, symbol or input file
+    │   ├── ConfigError     [2]    lake.yaml or a policy file is invalid
+    │   └── UnknownSymbolError [2] a symbol the catalog does not know
+    ├── ProviderError       [3]    a provider failed for a request
+    │   ├── AuthError       [3]    credentials missing or refused: stops the job, never retried
+    │   ├── RateLimitError  [3]    429 and friends: retried after ``retry_after`` seconds
+    │   ├── TransientError  [3]    5xx, timeouts, broken responses: retried with backoff
+    │   └── PermanentError  [3]    other 4xx, unknown symbol at the provider: recorded once
+    ├── ValidationError     [1]    bars that are impossible or malformed: never stored
+    ├── StorageError        [4]    a Parquet file or the lake layout cannot be read or written
+    │   └── LockError       [4]    the catalog or a lake lock is held by another process
+    └── Interrupted       [130]    SIGINT or SIGTERM stopped a job after saving its work
 """
 
 from __future__ import annotations
@@ -30,13 +31,10 @@ class LakeError(Exception):
     #: Seconds the provider asked us to wait before trying again, when it said.
     retry_after: float | None = None
     retryable: bool = False
-    exit_code: int = 1
 
 
 class UsageError(LakeError):
     """The user asked for something invalid; nothing was written."""
-
-    exit_code = 2
 
 
 class ConfigError(UsageError):
@@ -49,8 +47,6 @@ class UnknownSymbolError(UsageError):
 
 class ProviderError(LakeError):
     """A provider could not serve a request."""
-
-    exit_code = 3
 
 
 class AuthError(ProviderError):
@@ -93,8 +89,6 @@ class ValidationError(LakeError):
 class StorageError(LakeError):
     """The lake's files could not be read or written."""
 
-    exit_code = 4
-
 
 class LockError(StorageError):
     """Another process holds a lock we need."""
@@ -102,5 +96,3 @@ class LockError(StorageError):
 
 class Interrupted(LakeError):
     """A job was stopped by a signal; what it fetched was saved."""
-
-    exit_code = 130

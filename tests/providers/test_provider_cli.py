@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from barlake.calendars.calendar import get_calendar
+from barlake.cli.exits import exit_code
 from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError
 from barlake.lake import Lake
@@ -127,7 +128,7 @@ def test_missing_credentials_name_the_variables(emulator, tmp_path) -> None:
     lake = Lake.open(make_lake(tmp_path / "lake", "alpaca", em, ["AAPL"]), clock=clock)
     with pytest.raises(AuthError, match="APCA_API_KEY_ID and APCA_API_SECRET_KEY") as caught:
         lake.fill(start=date(2024, 6, 3), end=date(2024, 6, 14), provider="alpaca")
-    assert caught.value.exit_code == 3
+    assert exit_code(caught.value) == 3
     assert em.requests == 0
 
 

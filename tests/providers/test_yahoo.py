@@ -10,6 +10,7 @@ import httpx
 import polars as pl
 import pytest
 
+from barlake.cli.exits import exit_code
 from barlake.config import ProviderConfig
 from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError, PermanentError
@@ -201,7 +202,7 @@ def test_invalid_crumb_stops_the_job_and_needs_no_key(emulator, vendor_lake) -> 
     lake = vendor_lake("yahoo", em, ["AAPL", "MSFT", "SPY"])
     with pytest.raises(AuthError, match="Invalid Crumb") as stopped:
         lake.fill(interval="1day", start=date(2024, 6, 3), end=date(2024, 6, 7))
-    assert "cookie and crumb" in str(stopped.value) and stopped.value.exit_code == 3
+    assert "cookie and crumb" in str(stopped.value) and exit_code(stopped.value) == 3
     assert em.requests <= 3 and {status for status, _ in em.log} == {401}
     assert provider(em).capabilities.auth_env == ()
 

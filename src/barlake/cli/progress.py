@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from barlake.fetch.scheduler import ProgressCallback
+if TYPE_CHECKING:
+    from barlake.fetch.scheduler import ProgressCallback
 
 
 @contextmanager

@@ -1,0 +1,156 @@
+"""``lake gaps``, ``lake plan`` and ``lake fill``: find what is missing, plan it, fetch it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from barlake.cli.exits import EXIT_INCOMPLETE, EXIT_OK, fail, handles_errors
+from barlake.cli.options import selected, selection
+from barlake.cli.output import emit_json, emit_table, short
+from barlake.cli.state import State
+
+
+@click.command()
+@selection
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also draw the coverage map (symbols x sessions, one interval) to this PNG file.",
+)
+@click.pass_obj
+@handles_errors
+def gaps(
+    state: State, /, as_json: bool, plot: Path | None, intervals: str | None, **sel: Any
+) -> None:
+    """List missing sessions per symbol and interval; exit 1 when any."""
+    if plot is not None:
+        from barlake.cli.research import draw_coverage
+
+        draw_coverage(state, plot, intervals, dict(sel))
+    found = state.lake().gaps(sel.pop("symbols"), **selected(intervals, sel))
+    rows = [g.to_dict() for g in found]
+    if as_json:
+        emit_json(rows)
+    elif rows:
+        emit_table(rows, ["symbol", "interval", "first", "last", "sessions"])
+    else:
+        state.say("no gaps")
+    sys.exit(EXIT_INCOMPLETE if rows else EXIT_OK)
+
+
+@click.command()
+@selection
+@click.option("--provider", help="Provider name (default: lake.yaml's default_provider).")
+@click.option("--explain", is_flag=True, help="Say per symbol where its range came from.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handles_errors
+def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, **sel: Any) -> None:
+    """Show the requests a fill would make, with estimates; nothing is fetched."""
+    result = state.lake().plan(sel.pop("symbols"), **selected(intervals, sel))
+    data = result.to_dict(explain=explain)
+    if as_json:
+        emit_json(data)
+        return
+    if explain:
+        emit_table(
+            data["explain"],
+            [
+                "symbol",
+                "interval",
+                "first",
+                "last",
+                "source",
+                "expected_sessions",
+                "covered_sessions",
+                "missing_sessions",
+                "note",
+            ],
+        )
+        click.echo()
+    emit_table(
+        [{**r, "symbols": short(r["symbols"])} for r in data["requests"]],
+        [
+            "provider",
+            "interval",
+            "start",
+            "end",
+            "sessions",
+            "estimated_bars",
+            "estimated_pages",
+            "symbols",
+        ],
+    )
+    for s in data["skipped"]:
+        click.echo(f"skipped {s['interval']} for {short(s['symbols'])}: {s['reason']}")
+    state.say(
+        f"{data['total_requests']} request(s), {data['total_pages']} call(s) with pages "
+        f"(lower bound {data['lower_bound']}), ~{data['estimated_bars']:,} bars, "
+        f"~{data['estimated_seconds']:.1f}s at {data['rate_limit_per_min']:g}/min"
+    )
+
+
+@click.command()
+@selection
+@click.option("--provider", help="Provider name (default: lake.yaml's default_provider).")
+@click.option("--parallel", type=click.IntRange(min=1), help="Requests in flight (default 10).")
+@click.option("--events", is_flag=True, help="Serve pending events instead of a selection.")
+@click.option("--json", "as_json", is_flag=True, help="Print the job result as JSON.")
+@click.pass_obj
+@handles_errors
+def fill(
+    state: State,
+    /,
+    as_json: bool,
+    events: bool,
+    parallel: int | None,
+    intervals: str | None,
+    **sel: Any,
+) -> None:
+    """Fetch what is missing and write it; exit 1 when some symbols failed."""
+    from barlake.cli.progress import bar
+
+    lake = state.lake()
+    command = " ".join(["lake", *sys.argv[1:]])
+    symbols = sel.pop("symbols")
+    with bar(enabled=not state.quiet and sys.stderr.isatty()) as on_progress:
+        if events:
+            chosen = {
+                k: v for k, v in sel.items() if v is not None and k not in ("policy", "provider")
+            }
+            if chosen or symbols or intervals:
+                fail("--events serves what the events say; drop the selection options")
+            result = lake.fill_events(
+                policy=sel["policy"],
+                provider=sel["provider"],
+                parallel=parallel,
+                on_progress=on_progress,
+                command=command,
+            )
+        else:
+            result = lake.fill(
+                symbols,
+                parallel=parallel,
+                on_progress=on_progress,
+                command=command,
+                **selected(intervals, sel),
+            )
+    data = result.to_dict()
+    if as_json:
+        emit_json(data)
+    else:
+        state.say(
+            f"job {data['job_id']}: {data['status']}, {data['requests']} request(s), "
+            f"{data['bars_written']:,} bars written in {data['duration_s']:.2f}s, "
+            f"{data['symbols_done']} symbol(s) done, {data['symbols_failed']} failed"
+        )
+        for sym, err in data["symbol_errors"].items():
+            state.say(f"  {sym}: [{err['stage']}] {err['error']}")
+        for s in data["skipped"]:
+            state.say(f"  skipped {s['interval']} for {short(s['symbols'])}: {s['reason']}")
+    sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)

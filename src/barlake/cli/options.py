@@ -1,0 +1,59 @@
+"""Parsers and options that several commands share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import date
+from typing import Any, TypeVar
+
+import click
+
+from barlake.domain.intervals import INTERVALS, parse_intervals
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def iso_date(_ctx: Any, param: click.Parameter, value: str | None) -> date | None:
+    """Click callback: an ISO date (YYYY-MM-DD), or a usage error naming the option."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        msg = f"{value!r} is not an ISO date (YYYY-MM-DD)"
+        raise click.BadParameter(msg, param=param) from None
+
+
+def symbol_list(_ctx: Any, _param: click.Parameter, value: str | None) -> list[str] | None:
+    """Click callback: names separated by commas or spaces."""
+    return None if value is None else [s for s in value.replace(" ", ",").split(",") if s]
+
+
+def selection(func: F) -> F:
+    """The options plan, fill and gaps share."""
+    options: Iterable[Callable[[F], F]] = (
+        click.option(
+            "--symbols", callback=symbol_list, help="Comma list, e.g. AAPL,MSFT (default: all)."
+        ),
+        click.option("--layer", type=click.IntRange(0, 3), help="Only symbols of this layer."),
+        click.option(
+            "--interval",
+            "intervals",
+            help=f"Comma list of: {' '.join(INTERVALS)} (default: the policy's, else 1day).",
+        ),
+        click.option(
+            "--policy",
+            help="Retention policy: a name (lake's policies/ folder, then built-in) or a path.",
+        ),
+        click.option("--days", type=click.IntRange(min=1), help="The N calendar days to today."),
+        click.option("--start", callback=iso_date, help="First date, inclusive (YYYY-MM-DD)."),
+        click.option("--end", callback=iso_date, help="Last date, inclusive (default: today)."),
+    )
+    for option in reversed(list(options)):
+        func = option(func)
+    return func
+
+
+def selected(intervals: str | None, sel: dict[str, Any]) -> dict[str, Any]:
+    """The library's keyword arguments for a selection: ``--interval`` parsed into a list."""
+    return {**sel, "interval": parse_intervals(intervals) if intervals else None}

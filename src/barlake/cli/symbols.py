@@ -1,0 +1,77 @@
+"""``lake init`` and ``lake symbols``: the lake and the symbols it tracks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from barlake.cli.exits import handles_errors
+from barlake.cli.options import iso_date
+from barlake.cli.output import emit_json, emit_table
+from barlake.cli.state import State
+
+
+@click.command()
+@click.pass_obj
+@handles_errors
+def init(state: State) -> None:
+    """Create the lake directory and its catalog (safe to run again)."""
+    from barlake.lake import Lake
+
+    lake = Lake.init(state.root)
+    state.say(f"lake ready at {lake.root}")
+
+
+@click.group()
+def symbols() -> None:
+    """Manage the symbols the lake tracks."""
+
+
+@symbols.command("add")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--calendar", help="Exchange calendar, e.g. XNYS, XLON, 24/7.")
+@click.option("--asset-class", help="e.g. equity, crypto.")
+@click.option("--listed-on", callback=iso_date, help="First session the symbol traded.")
+@click.option("--delisted-on", callback=iso_date, help="Last session the symbol traded.")
+@click.pass_obj
+@handles_errors
+def symbols_add(state: State, /, names: tuple[str, ...], **attributes: Any) -> None:
+    """Add symbols, space- or comma-separated: lake symbols add AAPL,MSFT BRK/B."""
+    given = {k: v for k, v in attributes.items() if v is not None}
+    count = state.lake().add_symbols(list(names), **given)
+    state.say(f"{count} symbol(s) added or updated")
+
+
+@symbols.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.pass_obj
+@handles_errors
+def symbols_import(state: State, file: Path) -> None:
+    """Add or update symbols from a CSV or Parquet file with a `symbol` column."""
+    count = state.lake().import_symbols(file)
+    state.say(f"{count} symbol(s) imported from {file}")
+
+
+@symbols.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handles_errors
+def symbols_list(state: State, as_json: bool) -> None:
+    """List the symbols."""
+    rows = state.lake().symbols().to_dicts()
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["symbol", "layer", "calendar", "listed_on", "delisted_on", "active"])
+
+
+@symbols.command("remove")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_obj
+@handles_errors
+def symbols_remove(state: State, names: tuple[str, ...]) -> None:
+    """Remove symbols from the catalog (their bars stay until pruned)."""
+    count = state.lake().remove_symbols(list(names))
+    state.say(f"{count} symbol(s) removed")
