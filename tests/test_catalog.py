@@ -147,8 +147,9 @@ def test_symbols_table_has_the_designed_columns(catalog):
 
 def test_the_row_schemas_are_the_tables_as_the_catalog_returns_them(catalog):
     catalog.upsert_symbols(pl.DataFrame({"symbol": ["AAPL"]}))
-    assert catalog.symbols().schema == pl.Schema(symbols.COLUMNS)
-    assert list(symbols.IMPORT_TYPES) == list(symbols.IMPORT_COLUMNS)
+    assert catalog.symbols().schema == pl.Schema(schema.SYMBOLS)
+    assert list(schema.IMPORTS) == list(symbols.IMPORT_COLUMNS)
+    assert tuple(schema.SYMBOLS) == symbols.SYMBOL_COLUMNS
     for table, rows in (
         ("ledger", schema.LEDGER),
         ("backfill_progress", schema.PROGRESS),

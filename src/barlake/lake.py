@@ -12,34 +12,34 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
-import polars as pl
-
-from barlake import wiring
-from barlake.calendars.calendar import calendar_for
 from barlake.catalog.embedded import Catalog
 from barlake.clock import Clock, system_clock
-from barlake.config import LakeConfig
-from barlake.coverage.gaps import Gap
 from barlake.domain.intervals import Interval, spec
-from barlake.domain.symbols import SYMBOL_COLUMNS
 from barlake.errors import UsageError
-from barlake.fetch.scheduler import JobResult, ProgressCallback
-from barlake.jobs import events, history
-from barlake.jobs.backfill import RunOptions
-from barlake.planning.plan import Plan
-from barlake.providers.base import Provider
-from barlake.quality.check import CheckResult
-from barlake.retention.cutoffs import prune_lake
-from barlake.retention.policy import Policy
-from barlake.retention.prune import Pruned
+from barlake.jobs import history
 from barlake.retention.selection import Chosen, Selection, Span, symbols_of
-from barlake.storage import reads
-from barlake.storage.lock import FillLock
-from barlake.storage.store import Store
-from barlake.views import report as report_
-from barlake.views.coverage import Coverage, from_cells
+from barlake.storage import layout
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from barlake.config import LakeConfig
+    from barlake.coverage.gaps import Gap
+    from barlake.fetch.scheduler import JobResult, ProgressCallback
+    from barlake.planning.plan import Plan
+    from barlake.providers.base import Provider
+    from barlake.quality.check import CheckResult
+    from barlake.retention.policy import Policy
+    from barlake.retention.prune import Pruned
+    from barlake.storage.store import Store
+    from barlake.views.coverage import Coverage
+    from barlake.wiring import Services
+
+# The library behind the methods loads with the first method that needs it: opening a lake
+# and reading a job's status or the symbols list must not pay for polars, the planner or the
+# calendars (``lake status`` runs in a few tens of milliseconds).
 
 Symbols = str | Sequence[str] | None
 
@@ -61,11 +61,19 @@ class Lake:
         self.root = Path(root)
         self.clock: Clock = clock or system_clock
         self.catalog = Catalog(self.root)
-        self.store = Store(self.root, day_index=True)
         self._providers = dict(providers or {})
 
     @cached_property
-    def services(self) -> wiring.Services:
+    def store(self) -> Store:
+        """The Parquet files of the lake."""
+        from barlake.storage.store import Store
+
+        return Store(self.root, day_index=True)
+
+    @cached_property
+    def services(self) -> Services:
+        from barlake import wiring
+
         return wiring.wire(
             self.root,
             clock=self.clock,
@@ -78,7 +86,7 @@ class Lake:
     def init(cls, root: str | Path, **kwargs: Any) -> Lake:
         """Create a lake at ``root`` (or bring an existing one up to date) and open it."""
         lake = cls(root, **kwargs)
-        wiring.create(lake.root, lake.catalog)
+        layout.create(lake.root, lake.catalog)
         return lake
 
     @classmethod
@@ -88,7 +96,7 @@ class Lake:
         if not lake.catalog.path.exists():
             msg = f"no lake at {lake.root}; run `lake init` there or pass --lake PATH"
             raise UsageError(msg)
-        wiring.check_layout(lake.root, lake.catalog.meta("layout_version"))
+        layout.check(lake.root, lake.catalog.meta("layout_version"))
         return lake
 
     @property
@@ -103,6 +111,8 @@ class Lake:
 
     def add_symbols(self, names: str | Sequence[str], **attributes: Any) -> int:
         """Add symbols (``"AAPL,MSFT"`` or a list); ``attributes`` set catalog columns."""
+        from barlake.domain.symbols import SYMBOL_COLUMNS
+
         return self.services.registry.add(symbols_of(names) or [], attributes, SYMBOL_COLUMNS)
 
     def import_symbols(self, path: str | Path) -> int:
@@ -112,6 +122,11 @@ class Lake:
     def symbols(self, names: Sequence[str] | None = None) -> pl.DataFrame:
         """The symbols table (all, or ``names``)."""
         return self.services.registry.rows(names)
+
+    def symbol_rows(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """``symbols`` as plain dicts, without loading polars (what ``lake symbols list``
+        prints)."""
+        return self.catalog.symbol_rows(names)
 
     def remove_symbols(self, names: str | Sequence[str]) -> int:
         """Forget symbols (their bars stay on disk until pruned)."""
@@ -186,6 +201,8 @@ class Lake:
 
         >>> lake.fill("AAPL", interval="1day", days=30).bars_written  # doctest: +SKIP
         """
+        from barlake.jobs.backfill import RunOptions
+
         run = RunOptions(parallel, on_progress, command)
         return self.services.backfill.fill(Selection.of(symbols, **selection), run)
 
@@ -204,6 +221,9 @@ class Lake:
 
         >>> lake.fill_events(policy="scanner_layers").status  # doctest: +SKIP
         """
+        from barlake.jobs import events
+        from barlake.jobs.backfill import RunOptions
+
         run = RunOptions(parallel, on_progress, command)
         return events.serve(self.services.backfill, run, policy=policy, provider=provider)
 
@@ -219,6 +239,8 @@ class Lake:
 
         >>> lake.run_plan(lake.plan(days=5) + lake.plan("AAPL", days=5))  # doctest: +SKIP
         """
+        from barlake.jobs.backfill import RunOptions
+
         return self.services.backfill.run(plan, RunOptions(parallel, on_progress, command))
 
     # -- retention and quality ---------------------------------------------------------------
@@ -232,6 +254,9 @@ class Lake:
 
         >>> lake.prune("scanner_layers", dry_run=True).to_dict()  # doctest: +SKIP
         """
+        from barlake.retention.cutoffs import prune_lake
+        from barlake.storage.lock import FillLock
+
         chosen = self.services.policies.required(policy)
         found = self.services.registry.members(symbols_of(symbols))
         lock = lambda: FillLock(self.root)  # noqa: E731
@@ -292,6 +317,9 @@ class Lake:
 
         >>> lake.bars("AAPL,BRK/B", start=date(2024, 1, 2)).collect()  # doctest: +SKIP
         """
+        from barlake.calendars.calendar import calendar_for
+        from barlake.storage import reads
+
         name, names = spec(interval).name, symbols_of(symbols)
         window = Selection(days=days, start=start, end=end).window(self.today)
         shifts = self.services.registry.day_shifts(names) if spec(name).intraday else {}
@@ -307,6 +335,8 @@ class Lake:
         >>> cov = lake.coverage(start=date(2024, 1, 2), end=date(2024, 6, 28))  # doctest: +SKIP
         >>> cov.summary(), cov.plot("coverage.png")                             # doctest: +SKIP
         """
+        from barlake.views.coverage import from_cells
+
         sel = Selection.of(symbols, interval=interval, **span)
         return from_cells(self.services.backfill.coverage(sel, spec(interval).name))
 
@@ -324,6 +354,8 @@ class Lake:
 
         >>> lake.report("report.html", days=90)  # doctest: +SKIP
         """
+        from barlake.views import report as report_
+
         coverage = self.coverage(symbols, interval=interval, **span)
         recent = self.catalog.jobs(jobs).to_dicts()
         failed = [j for j in recent if j.get("symbols_failed")]

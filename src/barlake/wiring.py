@@ -15,8 +15,6 @@ from barlake.catalog.embedded import Catalog
 from barlake.clock import Clock
 from barlake.config import LakeConfig, load
 from barlake.coverage.finder import GapFinder
-from barlake.domain.intervals import LAYOUT_VERSION
-from barlake.errors import StorageError
 from barlake.jobs.backfill import Backfill
 from barlake.providers import open_provider
 from barlake.providers.base import Provider
@@ -59,27 +57,6 @@ class Services:
     providers: Providers
     backfill: Backfill
     checker: Checker
-
-
-def create(root: Path, catalog: Catalog) -> None:
-    """Create the lake at ``root`` (its bars folder and catalog), or bring it up to date."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "bars").mkdir(exist_ok=True)
-    catalog.create()
-    recorded = catalog.meta("layout_version")
-    if recorded is None:
-        catalog.set_meta("layout_version", str(LAYOUT_VERSION))
-    check_layout(root, recorded)
-
-
-def check_layout(root: Path, recorded: str | None) -> None:
-    """Refuse a lake whose files are laid out differently from what this barlake writes."""
-    if recorded is not None and int(recorded) != LAYOUT_VERSION:
-        msg = (
-            f"{root} has layout version {recorded}, this barlake writes {LAYOUT_VERSION}; "
-            "upgrade barlake or migrate the lake"
-        )
-        raise StorageError(msg)
 
 
 def wire(

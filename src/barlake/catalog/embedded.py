@@ -14,22 +14,25 @@ import os
 import random
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
-import pyarrow as pa
 
 from barlake.domain.events import EventType
 from barlake.domain.ranges import DateRange
 from barlake.domain.symbols import LAYER_FLAGS, SYMBOL_COLUMNS
 from barlake.errors import LockError, StorageError, UsageError
 from barlake.liveness import LEASE, owner_gone
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
 
 FILE_NAME = "catalog.duckdb"
 
@@ -135,6 +138,21 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _LOCK_HINTS = ("lock", "Conflicting")
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+def _symbols_sql(names: Sequence[str] | None, *, active_only: bool) -> tuple[str, list[Any]]:
+    where, params = [], []
+    if names is not None:
+        where.append("symbol IN (SELECT unnest(?::VARCHAR[]))")
+        params.append(list(names))
+    if active_only:
+        where.append("active")
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT * FROM symbols {clause} ORDER BY symbol", params
 
 
 @contextmanager
@@ -285,6 +303,8 @@ class Catalog:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         """Run a read-only query and return its rows."""
+        import polars as pl
+
         with self.connect(read_only=True) as con:
             return pl.from_arrow(con.sql(sql, params=list(params)).to_arrow_table())  # type: ignore[return-value]
 
@@ -292,6 +312,8 @@ class Catalog:
         self, sql: str, params: Sequence[Any] = (), **tables: pa.Table | pl.DataFrame
     ) -> None:
         """Run one writing statement, with ``tables`` visible to it by name."""
+        import polars as pl
+
         with self.connect() as con:
             for name, table in tables.items():
                 con.register(name, table.to_arrow() if isinstance(table, pl.DataFrame) else table)
@@ -318,14 +340,11 @@ class Catalog:
         self, names: Sequence[str] | None = None, *, active_only: bool = False
     ) -> pl.DataFrame:
         """Rows of the symbols table (all, or ``names``), ordered by symbol."""
-        where, params = [], []
-        if names is not None:
-            where.append("symbol IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(list(names))
-        if active_only:
-            where.append("active")
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        return self.query(f"SELECT * FROM symbols {clause} ORDER BY symbol", params)
+        return self.query(*_symbols_sql(names, active_only=active_only))
+
+    def symbol_rows(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """``symbols`` as plain rows (what ``lake symbols list`` prints)."""
+        return self.rows(*_symbols_sql(names, active_only=False))
 
     def remove_symbols(self, names: Sequence[str]) -> int:
         """Delete ``names`` from the symbols table; returns how many existed."""
@@ -365,6 +384,8 @@ class Catalog:
 
     def create_job(self, job_id: str, progress: pl.DataFrame, **fields: Any) -> None:
         """Insert a running job and its pending progress rows in one transaction."""
+        import polars as pl
+
         cols = ["job_id", "status", *fields]
         marks = ", ".join("?" for _ in cols)
         with self.connect() as con:
@@ -373,9 +394,7 @@ class Catalog:
                 [job_id, "running", *fields.values()],
             )
             if not progress.is_empty():
-                con.register(
-                    "rows", progress.with_columns(pl.lit(job_id).alias("job_id")).to_arrow()
-                )
+                con.register("rows", progress.with_columns(job_id=pl.lit(job_id)).to_arrow())
                 names = ", ".join(["job_id", *progress.columns])
                 con.execute(f"INSERT INTO backfill_progress ({names}) SELECT {names} FROM rows")
 
@@ -408,23 +427,46 @@ class Catalog:
                 sets = ", ".join(f"{k} = ?" for k in job)
                 con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*job.values(), job_id])
 
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a read-only query and return its rows as dicts (uuids as strings): the cheap
+        answer for a handful of rows, with no frame library loaded."""
+        with self.connect(read_only=True) as con:
+            cursor = con.execute(sql, list(params))
+            names = [d[0] for d in cursor.description or ()]
+            return [
+                {
+                    k: str(v) if isinstance(v, uuid.UUID) else v
+                    for k, v in zip(names, r, strict=True)
+                }
+                for r in cursor.fetchall()
+            ]
+
     def find_job(self, prefix: str | None = None) -> str:
         """The id of the job starting with ``prefix`` (the latest job when None)."""
         if prefix is None:
-            rows = self.query("SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT 1")
+            found = self.rows("SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT 1")
         else:
-            rows = self.query(
+            found = self.rows(
                 "SELECT job_id FROM jobs WHERE CAST(job_id AS VARCHAR) LIKE ? LIMIT 2",
                 [prefix.lower() + "%"],
             )
-        if rows.height != 1:
+        if len(found) != 1:
             what = "no jobs yet" if prefix is None else f"no single job matches {prefix!r}"
             msg = f"{what}; list them with `lake jobs`"
             raise UsageError(msg)
-        return str(rows.item())
+        return str(found[0]["job_id"])
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self.query("SELECT * FROM jobs WHERE job_id = ?", [job_id]).to_dicts()[0]
+        return self.rows("SELECT * FROM jobs WHERE job_id = ?", [job_id])[0]
+
+    def progress_counts(self, job_id: str) -> tuple[dict[str, int], int]:
+        """How many of a job's progress rows are in each status, and the bars they loaded."""
+        found = self.rows(
+            "SELECT status, count(*) AS n, sum(records_loaded) AS bars FROM backfill_progress "
+            "WHERE job_id = ? GROUP BY status ORDER BY status",
+            [job_id],
+        )
+        return {r["status"]: int(r["n"]) for r in found}, sum(int(r["bars"]) for r in found)
 
     def jobs(self, limit: int = 20) -> pl.DataFrame:
         return self.query("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit])
@@ -534,6 +576,8 @@ class Catalog:
 
     def add_events(self, kind: EventType, payloads: Sequence[dict[str, Any]]) -> int:
         """Write events of one type; returns how many."""
+        import polars as pl
+
         if payloads:
             frame = pl.DataFrame({"payload": [json.dumps(p, default=str) for p in payloads]})
             self.execute(
@@ -564,6 +608,8 @@ class Catalog:
     def trim_ledger(self, interval: str, cutoffs: dict[str, date | None]) -> None:
         """Forget ledger coverage before each symbol's cutoff (all of it for None), so pruned
         sessions count as missing again if retention later grows."""
+        import polars as pl
+
         if not cutoffs:
             return
         frame = pl.DataFrame(

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import date
-from typing import Any, Protocol
-
-import polars as pl
+from typing import TYPE_CHECKING, Any, Protocol
 
 from barlake.domain.events import EventType
 from barlake.domain.ranges import DateRange
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class UnitOfWork(Protocol):
@@ -27,6 +28,7 @@ class UnitOfWork(Protocol):
 
 class SymbolsRepository(Protocol):
     def upsert_symbols(self, frame: pl.DataFrame) -> int: ...
+    def symbol_rows(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
     def symbols(
         self, names: Sequence[str] | None = None, *, active_only: bool = False
     ) -> pl.DataFrame: ...
@@ -56,6 +58,7 @@ class JobsRepository(Protocol):
     def job(self, job_id: str) -> dict[str, Any]: ...
     def jobs(self, limit: int = 20) -> pl.DataFrame: ...
     def progress(self, job_id: str) -> pl.DataFrame: ...
+    def progress_counts(self, job_id: str) -> tuple[dict[str, int], int]: ...
     def interrupt_stale(self) -> int: ...
 
 

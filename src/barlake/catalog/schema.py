@@ -1,15 +1,42 @@
 """The rows of the catalog's tables as polars schemas: what frames written to them hold.
 
 The tables themselves come from the migrations in ``catalog.embedded``, which never change once
-shipped; ``tests/test_catalog.py`` checks these schemas against them. The symbols table's
-columns are ``domain.symbols.COLUMNS``.
+shipped; ``tests/test_catalog.py`` checks these schemas against them. The catalog itself imports
+this module only where it builds frames, so commands that print a few rows never load polars.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+from barlake.domain.symbols import IMPORT_COLUMNS
+
 _UTC = pl.Datetime("us", "UTC")
+
+#: The ``symbols`` table, in table order (``domain.symbols.SYMBOL_COLUMNS``).
+SYMBOLS: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "name": pl.String(),
+    "exchange": pl.String(),
+    "asset_class": pl.String(),
+    "calendar": pl.String(),
+    "listed_on": pl.Date(),
+    "delisted_on": pl.Date(),
+    "market_cap": pl.Float64(),
+    "tier": pl.String(),
+    "layer": pl.Int32(),
+    "layer1_qualified": pl.Boolean(),
+    "layer2_qualified": pl.Boolean(),
+    "layer3_qualified": pl.Boolean(),
+    "liquidity_score": pl.Decimal(10, 2),
+    "layer1_updated": _UTC,
+    "layer2_updated": _UTC,
+    "layer3_updated": _UTC,
+    "active": pl.Boolean(),
+    "updated_at": _UTC,
+}
+#: What a symbols file may carry, with the types its cells are cast to.
+IMPORTS: dict[str, pl.DataType] = {c: SYMBOLS[c] for c in IMPORT_COLUMNS}
 
 #: The ``ledger`` table: a range of sessions asked of a provider for one symbol, and what came.
 LEDGER: dict[str, pl.DataType] = {

@@ -60,7 +60,7 @@ def symbols_import(state: State, file: Path) -> None:
 @handles_errors
 def symbols_list(state: State, as_json: bool) -> None:
     """List the symbols."""
-    rows = state.lake().symbols().to_dicts()
+    rows = state.lake().symbol_rows()
     if as_json:
         emit_json(rows)
     else:

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from barlake.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 ONE_DAY = timedelta(days=1)
 
@@ -92,6 +94,8 @@ def subtract(ranges: Iterable[DateRange], holes: Iterable[DateRange]) -> list[Da
 
 def runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     """Half-open index ranges ``[i, j)`` where ``mask`` is true, in order."""
+    import numpy as np  # loaded on first use: the range algebra needs none, quick commands neither
+
     if mask.size == 0:
         return []
     padded = np.concatenate(([False], mask, [False])).astype(np.int8)

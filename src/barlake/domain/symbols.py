@@ -5,40 +5,35 @@ from __future__ import annotations
 
 from urllib.parse import quote, unquote
 
-import polars as pl
-
 from barlake.errors import UsageError
 
 _MAX_LENGTH = 64
-_UTC = pl.Datetime("us", "UTC")
-
-#: Every column of the catalog's symbols table, in table order, with its type as the catalog
-#: returns it (its migrations create the table; ``tests/test_catalog.py`` checks they agree).
-COLUMNS: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "name": pl.String(),
-    "exchange": pl.String(),
-    "asset_class": pl.String(),
-    "calendar": pl.String(),
-    "listed_on": pl.Date(),
-    "delisted_on": pl.Date(),
-    "market_cap": pl.Float64(),
-    "tier": pl.String(),
-    "layer": pl.Int32(),
-    "layer1_qualified": pl.Boolean(),
-    "layer2_qualified": pl.Boolean(),
-    "layer3_qualified": pl.Boolean(),
-    "liquidity_score": pl.Decimal(10, 2),
-    "layer1_updated": _UTC,
-    "layer2_updated": _UTC,
-    "layer3_updated": _UTC,
-    "active": pl.Boolean(),
-    "updated_at": _UTC,
-}
-SYMBOL_COLUMNS = tuple(COLUMNS)
+#: Every column of the catalog's symbols table, in table order (``catalog.schema.SYMBOLS``
+#: gives their types; the migrations create the table; ``tests/test_catalog.py`` checks that
+#: they agree).
+SYMBOL_COLUMNS = (
+    "symbol",
+    "name",
+    "exchange",
+    "asset_class",
+    "calendar",
+    "listed_on",
+    "delisted_on",
+    "market_cap",
+    "tier",
+    "layer",
+    "layer1_qualified",
+    "layer2_qualified",
+    "layer3_qualified",
+    "liquidity_score",
+    "layer1_updated",
+    "layer2_updated",
+    "layer3_updated",
+    "active",
+    "updated_at",
+)
 #: What a symbols file may carry: the descriptive columns (layers have their own import).
 IMPORT_COLUMNS = SYMBOL_COLUMNS[: SYMBOL_COLUMNS.index("market_cap") + 1]
-IMPORT_TYPES = {c: COLUMNS[c] for c in IMPORT_COLUMNS}
 #: Which of layers 1-3 a symbol qualifies for (``universe.layers``).
 LAYER_FLAGS = ("layer1_qualified", "layer2_qualified", "layer3_qualified")
 

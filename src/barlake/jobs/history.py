@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
-
 from barlake.catalog.repositories import JobsRepository
 
 
@@ -13,15 +11,14 @@ def status(jobs: JobsRepository, job: str | None = None) -> dict[str, Any]:
     """The job row (the latest job when ``job`` is None) with its progress counts."""
     job_id = jobs.find_job(job)
     row = jobs.job(job_id)
-    progress = jobs.progress(job_id)
-    counts = dict(progress.group_by("status").len().iter_rows()) if progress.height else {}
-    row["progress"] = {k: int(v) for k, v in sorted(counts.items())}
-    row["records_loaded"] = int(progress["records_loaded"].sum()) if progress.height else 0
+    row["progress"], row["records_loaded"] = jobs.progress_counts(job_id)
     return row
 
 
 def errors(jobs: JobsRepository, job: str | None = None) -> dict[str, dict[str, Any]]:
     """Per-symbol errors of a job: ``{symbol: {error, stage, interval, timestamp}}``."""
+    import polars as pl
+
     job_id = jobs.find_job(job)
     failed = jobs.progress(job_id).filter(pl.col("status") == "failed")
     return {

@@ -11,8 +11,9 @@ import polars as pl
 
 from barlake.calendars.calendar import calendar_for
 from barlake.catalog.repositories import SymbolsRepository
+from barlake.catalog.schema import IMPORTS
 from barlake.domain.ranges import ONE_DAY, DateRange
-from barlake.domain.symbols import IMPORT_COLUMNS, IMPORT_TYPES, check_symbol
+from barlake.domain.symbols import IMPORT_COLUMNS, check_symbol
 from barlake.errors import UnknownSymbolError, UsageError
 from barlake.universe import layers
 from barlake.universe.members import Member, members
@@ -154,7 +155,7 @@ def read_table(path: Path) -> pl.DataFrame:
 
 def typed_symbols(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     """``frame`` with import columns cast to catalog types; bad values name column and row."""
-    for name, dtype in IMPORT_TYPES.items():
+    for name, dtype in IMPORTS.items():
         if name not in frame.columns:
             continue
         col = frame[name]

@@ -1,0 +1,39 @@
+"""The lake's layout on disk: creating its folders and catalog, and refusing a layout this
+barlake does not write (the catalog records the version in ``meta.layout_version``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from barlake.domain.intervals import LAYOUT_VERSION
+from barlake.errors import StorageError
+
+
+class Meta(Protocol):
+    """The catalog's creation and its key-value ``meta`` table."""
+
+    def create(self) -> bool: ...
+    def meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+
+
+def create(root: Path, catalog: Meta) -> None:
+    """Create the lake at ``root`` (its bars folder and catalog), or bring it up to date."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "bars").mkdir(exist_ok=True)
+    catalog.create()
+    recorded = catalog.meta("layout_version")
+    if recorded is None:
+        catalog.set_meta("layout_version", str(LAYOUT_VERSION))
+    check(root, recorded)
+
+
+def check(root: Path, recorded: str | None) -> None:
+    """Refuse a lake whose files are laid out differently from what this barlake writes."""
+    if recorded is not None and int(recorded) != LAYOUT_VERSION:
+        msg = (
+            f"{root} has layout version {recorded}, this barlake writes {LAYOUT_VERSION}; "
+            "upgrade barlake or migrate the lake"
+        )
+        raise StorageError(msg)
