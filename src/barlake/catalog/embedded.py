@@ -7,137 +7,30 @@ get their turn; opening retries while another process holds the file.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
-import os
-import random
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from barlake.catalog.engine import open_file, transaction
+from barlake.catalog.jobs import JobsTable
+from barlake.catalog.migrations import MIGRATIONS
 from barlake.domain.events import EventType
 from barlake.domain.ranges import DateRange
 from barlake.domain.symbols import LAYER_FLAGS, SYMBOL_COLUMNS
-from barlake.errors import LockError, StorageError, UsageError
-from barlake.liveness import LEASE, owner_gone
+from barlake.errors import UsageError
 
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
 FILE_NAME = "catalog.duckdb"
-
-# Each entry moves the schema one version up; never edit one that has shipped.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
-    CREATE TABLE symbols (
-        symbol VARCHAR PRIMARY KEY,
-        name VARCHAR,
-        exchange VARCHAR,
-        asset_class VARCHAR,
-        calendar VARCHAR,
-        listed_on DATE,
-        delisted_on DATE,
-        market_cap DOUBLE,
-        tier VARCHAR,
-        layer INTEGER NOT NULL DEFAULT 0,
-        layer1_qualified BOOLEAN NOT NULL DEFAULT false,
-        layer2_qualified BOOLEAN NOT NULL DEFAULT false,
-        layer3_qualified BOOLEAN NOT NULL DEFAULT false,
-        liquidity_score DECIMAL(10, 2),
-        layer1_updated TIMESTAMPTZ,
-        layer2_updated TIMESTAMPTZ,
-        layer3_updated TIMESTAMPTZ,
-        active BOOLEAN NOT NULL DEFAULT true,
-        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-    );
-    CREATE TABLE jobs (
-        job_id UUID PRIMARY KEY,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        finished_at TIMESTAMPTZ,
-        status VARCHAR NOT NULL,
-        command VARCHAR,
-        parameters JSON,
-        provider VARCHAR,
-        pid INTEGER,
-        requests_planned INTEGER NOT NULL DEFAULT 0,
-        requests_made INTEGER NOT NULL DEFAULT 0,
-        bars_written BIGINT NOT NULL DEFAULT 0,
-        symbols_total INTEGER NOT NULL DEFAULT 0,
-        symbols_done INTEGER NOT NULL DEFAULT 0,
-        symbols_failed INTEGER NOT NULL DEFAULT 0,
-        heartbeat_at TIMESTAMPTZ
-    );
-    CREATE SEQUENCE backfill_progress_id;
-    CREATE TABLE backfill_progress (
-        id BIGINT PRIMARY KEY DEFAULT nextval('backfill_progress_id'),
-        job_id UUID NOT NULL,
-        symbol VARCHAR NOT NULL,
-        data_type VARCHAR NOT NULL,
-        interval VARCHAR NOT NULL,
-        start_date DATE,
-        end_date DATE,
-        status VARCHAR NOT NULL,
-        records_loaded BIGINT NOT NULL DEFAULT 0,
-        error_message VARCHAR,
-        started_at TIMESTAMPTZ,
-        completed_at TIMESTAMPTZ,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        stage VARCHAR,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        requests INTEGER NOT NULL DEFAULT 0,
-        UNIQUE (job_id, symbol, data_type, interval)
-    );
-    CREATE TABLE ledger (
-        provider VARCHAR NOT NULL,
-        symbol VARCHAR NOT NULL,
-        interval VARCHAR NOT NULL,
-        start_date DATE NOT NULL,
-        end_date DATE NOT NULL,
-        bars BIGINT NOT NULL,
-        fetched_at TIMESTAMPTZ NOT NULL,
-        final BOOLEAN NOT NULL,
-        job_id UUID
-    );
-    CREATE SEQUENCE events_id;
-    CREATE TABLE events (
-        id BIGINT PRIMARY KEY DEFAULT nextval('events_id'),
-        type VARCHAR NOT NULL,
-        payload JSON,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        processed_at TIMESTAMPTZ,
-        job_id UUID
-    );
-    """,
-    """
-    CREATE TABLE quality_issues (
-        check_id UUID NOT NULL,
-        checked_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        rule VARCHAR NOT NULL,
-        severity VARCHAR NOT NULL,
-        symbol VARCHAR NOT NULL,
-        interval VARCHAR NOT NULL,
-        first VARCHAR,
-        last VARCHAR,
-        message VARCHAR
-    );
-    """,
-    """
-    ALTER TABLE jobs ADD COLUMN host VARCHAR;
-    """,
-)
-
-_LOCK_HINTS = ("lock", "Conflicting")
 
 
 def _plain(value: Any) -> Any:
@@ -155,21 +48,7 @@ def _symbols_sql(names: Sequence[str] | None, *, active_only: bool) -> tuple[str
     return f"SELECT * FROM symbols {clause} ORDER BY symbol", params
 
 
-@contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection, *, read_only: bool) -> Iterator[None]:
-    if read_only:
-        yield
-        return
-    con.begin()
-    try:
-        yield
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
-
-
-class Catalog:
+class Catalog(JobsTable):
     """The catalog of one lake; every method is one short transaction."""
 
     def __init__(self, root: Path, *, lock_timeout: float = 30.0) -> None:
@@ -186,7 +65,7 @@ class Catalog:
         if getattr(self._session, "con", None) is not None:
             yield
             return
-        with self._open(read_only=read_only) as con:
+        with open_file(self.path, read_only=read_only, timeout=self.lock_timeout) as con:
             self._session.con = con
             try:
                 yield
@@ -199,75 +78,12 @@ class Catalog:
         writes inside the block form one transaction."""
         shared = getattr(self._session, "con", None)
         if shared is not None:
-            with _transaction(shared, read_only=read_only):
+            with transaction(shared, read_only=read_only):
                 yield shared
             return
-        with self._open(read_only=read_only) as con, _transaction(con, read_only=read_only):
+        opened = open_file(self.path, read_only=read_only, timeout=self.lock_timeout)
+        with opened as con, transaction(con, read_only=read_only):
             yield con
-
-    @contextmanager
-    def _open(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection on the catalog: this process's DuckDB (started once) with the catalog
-        file attached while any block uses it, then detached, which releases the file to
-        other processes as closing a connection did; attaching takes a millisecond where
-        starting a DuckDB took tens. Threads share the attachment: readers run at once (a
-        writable attachment serves them too), writers one at a time; a thread that needs the
-        other mode waits until the blocks holding the file end."""
-        if not self.path.exists():
-            msg = f"no lake catalog at {self.path}; run `lake init` first or pass --lake PATH"
-            raise UsageError(msg)
-        with _ENGINE.changed:
-            while True:
-                held = _ENGINE.attached.get(self.path)
-                if held is None:
-                    held = _Attachment(self._attach(read_only=read_only), read_only)
-                    _ENGINE.attached[self.path] = held
-                    break
-                if read_only or not held.read_only:
-                    break
-                _ENGINE.changed.wait()
-            held.users += 1
-        try:
-            with contextlib.nullcontext() if read_only else held.writer:
-                with _ENGINE.changed:  # the parent connection serves one thread at a time
-                    cursor = _ENGINE.cursor(held.alias)
-                try:
-                    yield cursor
-                finally:
-                    cursor.close()
-        finally:
-            with _ENGINE.changed:
-                held.users -= 1
-                if held.users == 0:
-                    del _ENGINE.attached[self.path]
-                    _ENGINE.connection().execute(f"DETACH {held.alias}")
-                    _ENGINE.changed.notify_all()
-
-    def _attach(self, *, read_only: bool) -> str:
-        """Attach the catalog file to this process's DuckDB, retried while another process
-        holds it; returns its name there."""
-        engine = _ENGINE.connection()
-        alias = f"catalog_{next(_ENGINE.names)}"
-        where = str(self.path).replace("'", "''")
-        mode = " (READ_ONLY)" if read_only else ""
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.01
-        while True:
-            try:
-                engine.execute(f"ATTACH '{where}' AS {alias}{mode}")
-                return alias
-            except (duckdb.IOException, duckdb.BinderException) as exc:
-                if not any(h in str(exc) for h in _LOCK_HINTS):
-                    msg = f"cannot open {self.path}: {exc}"
-                    raise StorageError(msg) from exc
-                if time.monotonic() >= deadline:
-                    msg = (
-                        f"the catalog {self.path} stayed locked by another process for "
-                        f"{self.lock_timeout:.0f}s; wait for it to finish and try again"
-                    )
-                    raise LockError(msg) from exc
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.25)
 
     def create(self) -> bool:
         """Create or migrate the catalog; returns True when it did not exist."""
@@ -318,6 +134,20 @@ class Catalog:
             for name, table in tables.items():
                 con.register(name, table.to_arrow() if isinstance(table, pl.DataFrame) else table)
             con.execute(sql, list(params))
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a read-only query and return its rows as dicts (uuids as strings): the cheap
+        answer for a handful of rows, with no frame library loaded."""
+        with self.connect(read_only=True) as con:
+            cursor = con.execute(sql, list(params))
+            names = [d[0] for d in cursor.description or ()]
+            return [
+                {
+                    k: str(v) if isinstance(v, uuid.UUID) else v
+                    for k, v in zip(names, r, strict=True)
+                }
+                for r in cursor.fetchall()
+            ]
 
     # -- symbols -----------------------------------------------------------------------------
 
@@ -379,129 +209,6 @@ class Catalog:
         if not frame.is_empty():
             cols = ", ".join(frame.columns)
             self.execute(f"INSERT INTO ledger ({cols}) SELECT {cols} FROM rows", rows=frame)
-
-    # -- jobs and progress -------------------------------------------------------------------
-
-    def create_job(self, job_id: str, progress: pl.DataFrame, **fields: Any) -> None:
-        """Insert a running job and its pending progress rows in one transaction."""
-        import polars as pl
-
-        cols = ["job_id", "status", *fields]
-        marks = ", ".join("?" for _ in cols)
-        with self.connect() as con:
-            con.execute(
-                f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({marks})",
-                [job_id, "running", *fields.values()],
-            )
-            if not progress.is_empty():
-                con.register("rows", progress.with_columns(job_id=pl.lit(job_id)).to_arrow())
-                names = ", ".join(["job_id", *progress.columns])
-                con.execute(f"INSERT INTO backfill_progress ({names}) SELECT {names} FROM rows")
-
-    def record(
-        self,
-        job_id: str,
-        *,
-        job: dict[str, Any] | None = None,
-        progress: pl.DataFrame | None = None,
-        ledger: pl.DataFrame | None = None,
-    ) -> None:
-        """Update the job row, progress rows (keyed by symbol, interval) and add ledger rows,
-        all in one transaction, so progress never runs ahead of the ledger."""
-        with self.connect() as con:
-            if ledger is not None and not ledger.is_empty():
-                con.register("ledger_rows", ledger.to_arrow())
-                cols = ", ".join(ledger.columns)
-                con.execute(f"INSERT INTO ledger ({cols}) SELECT {cols} FROM ledger_rows")
-            if progress is not None and not progress.is_empty():
-                con.register("progress_rows", progress.to_arrow())
-                sets = ", ".join(
-                    f"{c} = u.{c}" for c in progress.columns if c not in {"symbol", "interval"}
-                )
-                con.execute(
-                    f"UPDATE backfill_progress p SET {sets} FROM progress_rows u "
-                    "WHERE p.job_id = ? AND p.symbol = u.symbol AND p.interval = u.interval",
-                    [job_id],
-                )
-            if job:
-                sets = ", ".join(f"{k} = ?" for k in job)
-                con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*job.values(), job_id])
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Run a read-only query and return its rows as dicts (uuids as strings): the cheap
-        answer for a handful of rows, with no frame library loaded."""
-        with self.connect(read_only=True) as con:
-            cursor = con.execute(sql, list(params))
-            names = [d[0] for d in cursor.description or ()]
-            return [
-                {
-                    k: str(v) if isinstance(v, uuid.UUID) else v
-                    for k, v in zip(names, r, strict=True)
-                }
-                for r in cursor.fetchall()
-            ]
-
-    def find_job(self, prefix: str | None = None) -> str:
-        """The id of the job starting with ``prefix`` (the latest job when None)."""
-        if prefix is None:
-            found = self.rows("SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT 1")
-        else:
-            found = self.rows(
-                "SELECT job_id FROM jobs WHERE CAST(job_id AS VARCHAR) LIKE ? LIMIT 2",
-                [prefix.lower() + "%"],
-            )
-        if len(found) != 1:
-            what = "no jobs yet" if prefix is None else f"no single job matches {prefix!r}"
-            msg = f"{what}; list them with `lake jobs`"
-            raise UsageError(msg)
-        return str(found[0]["job_id"])
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        return self.rows("SELECT * FROM jobs WHERE job_id = ?", [job_id])[0]
-
-    def progress_counts(self, job_id: str) -> tuple[dict[str, int], int]:
-        """How many of a job's progress rows are in each status, and the bars they loaded."""
-        found = self.rows(
-            "SELECT status, count(*) AS n, sum(records_loaded) AS bars FROM backfill_progress "
-            "WHERE job_id = ? GROUP BY status ORDER BY status",
-            [job_id],
-        )
-        return {r["status"]: int(r["n"]) for r in found}, sum(int(r["bars"]) for r in found)
-
-    def jobs(self, limit: int = 20) -> pl.DataFrame:
-        return self.query("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit])
-
-    def progress(self, job_id: str) -> pl.DataFrame:
-        return self.query(
-            "SELECT * FROM backfill_progress WHERE job_id = ? ORDER BY symbol, interval", [job_id]
-        )
-
-    def interrupt_stale(self, *, lease: timedelta = LEASE) -> int:
-        """Mark running jobs whose owner is gone (its pid is not alive on its host, or its
-        heartbeat is older than ``lease``) and their open progress rows as interrupted; a live
-        process's job, on this host or another, is never touched. Returns how many."""
-        with self.connect() as con:
-            running = con.execute(
-                "SELECT job_id, host, pid, coalesce(heartbeat_at, created_at) FROM jobs "
-                "WHERE status = 'running'"
-            ).fetchall()
-            now = datetime.now(UTC)
-            dead = [
-                str(j) for j, host, pid, beat in running if owner_gone(host, pid, beat, now, lease)
-            ]
-            if not dead:
-                return 0
-            con.execute(
-                "UPDATE backfill_progress SET status = 'interrupted' "
-                "WHERE status IN ('running', 'pending') AND job_id IN (SELECT unnest(?::UUID[]))",
-                [dead],
-            )
-            con.execute(
-                "UPDATE jobs SET status = 'interrupted', finished_at = now() "
-                "WHERE job_id IN (SELECT unnest(?::UUID[]))",
-                [dead],
-            )
-        return len(dead)
 
     # -- layers and events -------------------------------------------------------------------
 
@@ -665,42 +372,3 @@ class Catalog:
             [EventType.GAP_DETECTED.value],
         )
         return {(str(a), str(b), str(c), str(d)) for a, b, c, d in rows.iter_rows()}
-
-
-@dataclass
-class _Attachment:
-    """The catalog file attached to this process's DuckDB, and the blocks using it."""
-
-    alias: str
-    read_only: bool
-    users: int = 0
-    writer: threading.Lock = field(default_factory=threading.Lock)
-
-
-class _Engine:
-    """This process's DuckDB, which catalog blocks attach their file to."""
-
-    def __init__(self) -> None:
-        self.changed = threading.Condition()
-        self.names = itertools.count()
-        self.attached: dict[Path, _Attachment] = {}
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._pid = 0
-
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None or self._pid != os.getpid():  # a forked child starts its own
-            self._con = duckdb.connect(":memory:")
-            self._pid = os.getpid()
-            self.attached = {}
-        return self._con
-
-    def cursor(self, alias: str) -> duckdb.DuckDBPyConnection:
-        """A connection of its own (its temporary tables and registered frames go with it)
-        on the attached catalog ``alias``, in UTC."""
-        cursor = self.connection().cursor()
-        cursor.execute(f"USE {alias}")
-        cursor.execute("SET TimeZone = 'UTC'")
-        return cursor
-
-
-_ENGINE = _Engine()

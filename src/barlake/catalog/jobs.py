@@ -1,0 +1,140 @@
+"""The jobs and backfill_progress tables of the DuckDB catalog: a job's row, its progress rows,
+and telling a live job from one whose owner is gone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import duckdb
+
+from barlake.errors import UsageError
+from barlake.liveness import LEASE, owner_gone
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+class Connected(Protocol):
+    """What the table methods use of ``Catalog``: its connections and its two reads."""
+
+    def connect(
+        self, *, read_only: bool = False
+    ) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame: ...
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+
+class JobsTable:
+    """Jobs and their progress rows, over the catalog's connections (mixed into ``Catalog``)."""
+
+    # -- jobs and progress -------------------------------------------------------------------
+
+    def create_job(self: Connected, job_id: str, progress: pl.DataFrame, **fields: Any) -> None:
+        """Insert a running job and its pending progress rows in one transaction."""
+        import polars as pl
+
+        cols = ["job_id", "status", *fields]
+        marks = ", ".join("?" for _ in cols)
+        with self.connect() as con:
+            con.execute(
+                f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({marks})",
+                [job_id, "running", *fields.values()],
+            )
+            if not progress.is_empty():
+                con.register("rows", progress.with_columns(job_id=pl.lit(job_id)).to_arrow())
+                names = ", ".join(["job_id", *progress.columns])
+                con.execute(f"INSERT INTO backfill_progress ({names}) SELECT {names} FROM rows")
+
+    def record(
+        self: Connected,
+        job_id: str,
+        *,
+        job: dict[str, Any] | None = None,
+        progress: pl.DataFrame | None = None,
+        ledger: pl.DataFrame | None = None,
+    ) -> None:
+        """Update the job row, progress rows (keyed by symbol, interval) and add ledger rows,
+        all in one transaction, so progress never runs ahead of the ledger."""
+        with self.connect() as con:
+            if ledger is not None and not ledger.is_empty():
+                con.register("ledger_rows", ledger.to_arrow())
+                cols = ", ".join(ledger.columns)
+                con.execute(f"INSERT INTO ledger ({cols}) SELECT {cols} FROM ledger_rows")
+            if progress is not None and not progress.is_empty():
+                con.register("progress_rows", progress.to_arrow())
+                sets = ", ".join(
+                    f"{c} = u.{c}" for c in progress.columns if c not in {"symbol", "interval"}
+                )
+                con.execute(
+                    f"UPDATE backfill_progress p SET {sets} FROM progress_rows u "
+                    "WHERE p.job_id = ? AND p.symbol = u.symbol AND p.interval = u.interval",
+                    [job_id],
+                )
+            if job:
+                sets = ", ".join(f"{k} = ?" for k in job)
+                con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*job.values(), job_id])
+
+    def find_job(self: Connected, prefix: str | None = None) -> str:
+        """The id of the job starting with ``prefix`` (the latest job when None)."""
+        if prefix is None:
+            found = self.rows("SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT 1")
+        else:
+            found = self.rows(
+                "SELECT job_id FROM jobs WHERE CAST(job_id AS VARCHAR) LIKE ? LIMIT 2",
+                [prefix.lower() + "%"],
+            )
+        if len(found) != 1:
+            what = "no jobs yet" if prefix is None else f"no single job matches {prefix!r}"
+            msg = f"{what}; list them with `lake jobs`"
+            raise UsageError(msg)
+        return str(found[0]["job_id"])
+
+    def job(self: Connected, job_id: str) -> dict[str, Any]:
+        return self.rows("SELECT * FROM jobs WHERE job_id = ?", [job_id])[0]
+
+    def progress_counts(self: Connected, job_id: str) -> tuple[dict[str, int], int]:
+        """How many of a job's progress rows are in each status, and the bars they loaded."""
+        found = self.rows(
+            "SELECT status, count(*) AS n, sum(records_loaded) AS bars FROM backfill_progress "
+            "WHERE job_id = ? GROUP BY status ORDER BY status",
+            [job_id],
+        )
+        return {r["status"]: int(r["n"]) for r in found}, sum(int(r["bars"]) for r in found)
+
+    def jobs(self: Connected, limit: int = 20) -> pl.DataFrame:
+        return self.query("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit])
+
+    def progress(self: Connected, job_id: str) -> pl.DataFrame:
+        return self.query(
+            "SELECT * FROM backfill_progress WHERE job_id = ? ORDER BY symbol, interval", [job_id]
+        )
+
+    def interrupt_stale(self: Connected, *, lease: timedelta = LEASE) -> int:
+        """Mark running jobs whose owner is gone (its pid is not alive on its host, or its
+        heartbeat is older than ``lease``) and their open progress rows as interrupted; a live
+        process's job, on this host or another, is never touched. Returns how many."""
+        with self.connect() as con:
+            running = con.execute(
+                "SELECT job_id, host, pid, coalesce(heartbeat_at, created_at) FROM jobs "
+                "WHERE status = 'running'"
+            ).fetchall()
+            now = datetime.now(UTC)
+            dead = [
+                str(j) for j, host, pid, beat in running if owner_gone(host, pid, beat, now, lease)
+            ]
+            if not dead:
+                return 0
+            con.execute(
+                "UPDATE backfill_progress SET status = 'interrupted' "
+                "WHERE status IN ('running', 'pending') AND job_id IN (SELECT unnest(?::UUID[]))",
+                [dead],
+            )
+            con.execute(
+                "UPDATE jobs SET status = 'interrupted', finished_at = now() "
+                "WHERE job_id IN (SELECT unnest(?::UUID[]))",
+                [dead],
+            )
+        return len(dead)

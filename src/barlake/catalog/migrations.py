@@ -1,0 +1,108 @@
+"""The catalog's schema, one script per version: a catalog at version N runs scripts N and on.
+
+A shipped script never changes: a new column or table is a new script at the end. The DuckDB
+catalog applies them (``catalog.embedded.Catalog.create``); ``meta.schema_version`` records how
+many ran.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+    CREATE TABLE symbols (
+        symbol VARCHAR PRIMARY KEY,
+        name VARCHAR,
+        exchange VARCHAR,
+        asset_class VARCHAR,
+        calendar VARCHAR,
+        listed_on DATE,
+        delisted_on DATE,
+        market_cap DOUBLE,
+        tier VARCHAR,
+        layer INTEGER NOT NULL DEFAULT 0,
+        layer1_qualified BOOLEAN NOT NULL DEFAULT false,
+        layer2_qualified BOOLEAN NOT NULL DEFAULT false,
+        layer3_qualified BOOLEAN NOT NULL DEFAULT false,
+        liquidity_score DECIMAL(10, 2),
+        layer1_updated TIMESTAMPTZ,
+        layer2_updated TIMESTAMPTZ,
+        layer3_updated TIMESTAMPTZ,
+        active BOOLEAN NOT NULL DEFAULT true,
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE TABLE jobs (
+        job_id UUID PRIMARY KEY,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        finished_at TIMESTAMPTZ,
+        status VARCHAR NOT NULL,
+        command VARCHAR,
+        parameters JSON,
+        provider VARCHAR,
+        pid INTEGER,
+        requests_planned INTEGER NOT NULL DEFAULT 0,
+        requests_made INTEGER NOT NULL DEFAULT 0,
+        bars_written BIGINT NOT NULL DEFAULT 0,
+        symbols_total INTEGER NOT NULL DEFAULT 0,
+        symbols_done INTEGER NOT NULL DEFAULT 0,
+        symbols_failed INTEGER NOT NULL DEFAULT 0,
+        heartbeat_at TIMESTAMPTZ
+    );
+    CREATE SEQUENCE backfill_progress_id;
+    CREATE TABLE backfill_progress (
+        id BIGINT PRIMARY KEY DEFAULT nextval('backfill_progress_id'),
+        job_id UUID NOT NULL,
+        symbol VARCHAR NOT NULL,
+        data_type VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        start_date DATE,
+        end_date DATE,
+        status VARCHAR NOT NULL,
+        records_loaded BIGINT NOT NULL DEFAULT 0,
+        error_message VARCHAR,
+        started_at TIMESTAMPTZ,
+        completed_at TIMESTAMPTZ,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        stage VARCHAR,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        requests INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (job_id, symbol, data_type, interval)
+    );
+    CREATE TABLE ledger (
+        provider VARCHAR NOT NULL,
+        symbol VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        start_date DATE NOT NULL,
+        end_date DATE NOT NULL,
+        bars BIGINT NOT NULL,
+        fetched_at TIMESTAMPTZ NOT NULL,
+        final BOOLEAN NOT NULL,
+        job_id UUID
+    );
+    CREATE SEQUENCE events_id;
+    CREATE TABLE events (
+        id BIGINT PRIMARY KEY DEFAULT nextval('events_id'),
+        type VARCHAR NOT NULL,
+        payload JSON,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        processed_at TIMESTAMPTZ,
+        job_id UUID
+    );
+    """,
+    """
+    CREATE TABLE quality_issues (
+        check_id UUID NOT NULL,
+        checked_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        rule VARCHAR NOT NULL,
+        severity VARCHAR NOT NULL,
+        symbol VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        first VARCHAR,
+        last VARCHAR,
+        message VARCHAR
+    );
+    """,
+    """
+    ALTER TABLE jobs ADD COLUMN host VARCHAR;
+    """,
+)
