@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -31,8 +31,10 @@ import polars as pl
 
 from barlake.calendars.calendar import Calendar
 from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE
+from barlake.clock import Clock, system_clock
 from barlake.config import BackfillConfig
 from barlake.domain import bars as bars_
+from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange, session_runs
 from barlake.errors import AuthError, Interrupted, LakeError, PermanentError, ProviderError
 from barlake.fetch.ratelimit import RateLimiter, backoff
@@ -131,6 +133,26 @@ class JobResult:
 ProgressCallback = Callable[[int, int, int], None]  # requests done, requests planned, bars
 
 
+class BarSink(Protocol):
+    """Where fetched bars are written, durably, before the ledger hears of them (``Store``)."""
+
+    def write(self, interval: Interval, frame: pl.DataFrame) -> int: ...
+
+
+class JobRecorder(Protocol):
+    """Where a job's counters, progress rows and ledger rows go, in one transaction each
+    (the catalog)."""
+
+    def record(
+        self,
+        job_id: str,
+        *,
+        job: dict[str, Any] | None = None,
+        progress: pl.DataFrame | None = None,
+        ledger: pl.DataFrame | None = None,
+    ) -> None: ...
+
+
 class Scheduler:
     """Runs one plan for one job. Use ``await Scheduler(...).run()``."""
 
@@ -141,11 +163,11 @@ class Scheduler:
         plan: Plan,
         provider: Provider,
         limiter: RateLimiter,
-        write: Callable[[Any, pl.DataFrame], int],
-        record: Callable[..., None],
+        sink: BarSink,
+        recorder: JobRecorder,
         calendars: dict[str, Calendar],
         config: BackfillConfig,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = system_clock,
         on_progress: ProgressCallback | None = None,
         rng: random.Random | None = None,
         tiers: Mapping[str, str] | None = None,
@@ -158,7 +180,7 @@ class Scheduler:
             if tiers is not None
             else {}
         )
-        self._write, self._record, self.calendars = write, record, calendars
+        self.sink, self.recorder, self.calendars = sink, recorder, calendars
         self.config, self.clock, self.on_progress = config, clock, on_progress
         self.rng = rng or random.Random()
         self.units: dict[tuple[str, str], Unit] = {}
@@ -181,7 +203,7 @@ class Scheduler:
                 self.units[(s, p.request.interval)].open_requests += 1
         self.calls = self.retries = self.bars_written = self.done_requests = 0
         self.errors: dict[str, dict[str, str]] = {}
-        self._buffer: list[tuple[str, pl.DataFrame]] = []
+        self._buffer: list[tuple[Interval, pl.DataFrame]] = []
         self._buffered_rows = 0
         self._fetched: list[tuple[Request, dict[str, Fetched], datetime]] = []
         self._flush_lock = asyncio.Lock()
@@ -468,7 +490,7 @@ class Scheduler:
         if self.on_progress:
             self.on_progress(self.done_requests, len(self.plan.requests), self.bars_written)
 
-    def _take_buffer(self) -> tuple[list[tuple[str, pl.DataFrame]], list[Any]]:
+    def _take_buffer(self) -> tuple[list[tuple[Interval, pl.DataFrame]], list[Any]]:
         buffer, fetched = self._buffer, self._fetched
         self._buffer, self._fetched, self._buffered_rows = [], [], 0
         self._last_flush = time.monotonic()
@@ -498,7 +520,7 @@ class Scheduler:
                 await asyncio.to_thread(self._save, job=self._counters(), ledger=ledger)
 
     def _flush(
-        self, buffer: list[tuple[str, pl.DataFrame]], fetched: list[Any]
+        self, buffer: list[tuple[Interval, pl.DataFrame]], fetched: list[Any]
     ) -> pl.DataFrame | None:
         """Write buffered bars and return the ledger rows of the requests they completed; the
         caller saves those with the progress rows once the bars are durable.
@@ -510,15 +532,15 @@ class Scheduler:
             return self._flush_locked(buffer, fetched)
 
     def _flush_locked(
-        self, buffer: list[tuple[str, pl.DataFrame]], fetched: list[Any]
+        self, buffer: list[tuple[Interval, pl.DataFrame]], fetched: list[Any]
     ) -> pl.DataFrame | None:
-        by_interval: dict[str, list[pl.DataFrame]] = {}
+        by_interval: dict[Interval, list[pl.DataFrame]] = {}
         for interval, frame in buffer:
             by_interval.setdefault(interval, []).append(frame)
         written = 0
         try:
             for interval, frames in by_interval.items():
-                written += self._write(interval, pl.concat(frames, how="vertical"))
+                written += self.sink.write(interval, pl.concat(frames, how="vertical"))
         except LakeError as exc:
             for request, _, _ in fetched:
                 self._fail(request, list(request.symbols), str(exc), "write")
@@ -593,7 +615,7 @@ class Scheduler:
             progress = (
                 pl.DataFrame([u.row() for u in dirty], schema=PROGRESS_UPDATE) if dirty else None
             )
-            self._record(self.job_id, job=job, progress=progress, ledger=ledger)
+            self.recorder.record(self.job_id, job=job, progress=progress, ledger=ledger)
 
     async def _reporter(self) -> None:
         while True:

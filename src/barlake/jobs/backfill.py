@@ -29,7 +29,7 @@ from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.fetch.ratelimit import RateLimiter
 from barlake.fetch.runner import run_until_signalled
-from barlake.fetch.scheduler import JobResult, ProgressCallback, Scheduler
+from barlake.fetch.scheduler import BarSink, JobResult, ProgressCallback, Scheduler
 from barlake.liveness import HOST
 from barlake.planning.plan import Origin, Plan, Skipped, order, price
 from barlake.providers.base import Capabilities, Provider
@@ -46,12 +46,6 @@ class ProviderSource(Protocol):
 
     def open(self, name: str) -> Provider: ...
     def owns(self, name: str) -> bool: ...
-
-
-class BarSink(Protocol):
-    """Where fetched bars go (``storage.store.Store``)."""
-
-    def write(self, interval: Interval, frame: pl.DataFrame) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -264,8 +258,8 @@ class Backfill:
                 window_s=source.rate_limit_window_s,
                 share=shared_as if config.shared_rate_limit else None,
             ),
-            write=self.bars.write,
-            record=self.catalog.record,
+            sink=self.bars,
+            recorder=self.catalog,
             calendars={m.name: m.calendar for m in found},
             config=config,
             clock=self.clock,
