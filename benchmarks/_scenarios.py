@@ -42,7 +42,7 @@ from barlake import Lake
 from barlake.calendars.calendar import get_calendar
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import ONE_DAY, DateRange
-from barlake.fetch.scheduler import JobResult
+from barlake.fetch.job import JobResult
 from barlake.planning.plan import Plan
 from barlake.providers.demo import demo_listing_date
 from barlake.providers.emulators import open_emulator

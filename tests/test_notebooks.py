@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from barlake.fetch.scheduler import JobResult
+from barlake.fetch.job import JobResult
 from barlake.lake import Lake
 
 nbformat = pytest.importorskip("nbformat")

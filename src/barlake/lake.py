@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from barlake.config import LakeConfig
     from barlake.coverage.gaps import Gap
-    from barlake.fetch.scheduler import JobResult, ProgressCallback
+    from barlake.fetch.job import JobResult, ProgressCallback
     from barlake.planning.plan import Plan
     from barlake.providers.base import Provider
     from barlake.quality.check import CheckResult

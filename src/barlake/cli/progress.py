@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from barlake.fetch.scheduler import ProgressCallback
+    from barlake.fetch.job import ProgressCallback
 
 
 @contextmanager

@@ -6,7 +6,8 @@ import asyncio
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
-from barlake.fetch.scheduler import JobResult, Scheduler
+from barlake.fetch.job import JobResult
+from barlake.fetch.scheduler import Scheduler
 from barlake.providers.base import Provider
 
 

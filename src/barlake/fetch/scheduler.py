@@ -19,14 +19,12 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
@@ -37,100 +35,15 @@ from barlake.domain import bars as bars_
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange, session_runs
 from barlake.errors import AuthError, Interrupted, LakeError, PermanentError, ProviderError
+from barlake.fetch.job import NOTHING, Fetched, JobResult, ProgressCallback, Stage, Unit
 from barlake.fetch.ratelimit import RateLimiter, backoff
 from barlake.planning.plan import Plan, PlannedRequest
 from barlake.providers.base import Provider, Request
 from barlake.storage.store import latest
 from barlake.universe.tiers import request_tier
 
-Stage = str  # one of: plan, fetch, validate, write
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """What a request brought for one symbol: bars, and the session days they fall on."""
-
-    bars: int
-    days: npt.NDArray[np.datetime64]  # datetime64[D]
-
-
-_NOTHING = Fetched(0, np.array([], dtype="datetime64[D]"))
-
-
 REPORT_EVERY_S = 1.0
 FLUSH_EVERY_S = 15.0
-
-
-@dataclass
-class Unit:
-    """The work for one (symbol, interval): one progress row."""
-
-    symbol: str
-    interval: str
-    window: DateRange
-    open_requests: int = 0
-    records: int = 0
-    requests: int = 0
-    status: str = "pending"
-    error: str | None = None
-    stage: str | None = None
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    dirty: bool = False
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "symbol": self.symbol,
-            "interval": self.interval,
-            "status": self.status,
-            "records_loaded": self.records,
-            "error_message": self.error,
-            "stage": self.stage,
-            "requests": self.requests,
-            "started_at": self.started_at,
-            "completed_at": self.completed_at,
-        }
-
-
-@dataclass
-class JobResult:
-    """What a fill did; ``lake fill --json`` prints it."""
-
-    job_id: str
-    status: str
-    requests_planned: int
-    requests: int
-    retries: int
-    bars_written: int
-    symbols: int
-    symbols_done: int
-    symbols_failed: int
-    duration_s: float
-    symbol_errors: dict[str, dict[str, str]] = field(default_factory=dict)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "done"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id,
-            "status": self.status,
-            "requests_planned": self.requests_planned,
-            "requests": self.requests,
-            "retries": self.retries,
-            "bars_written": self.bars_written,
-            "symbols": self.symbols,
-            "symbols_done": self.symbols_done,
-            "symbols_failed": self.symbols_failed,
-            "duration_s": round(self.duration_s, 3),
-            "symbol_errors": self.symbol_errors,
-            "skipped": self.skipped,
-        }
-
-
-ProgressCallback = Callable[[int, int, int], None]  # requests done, requests planned, bars
 
 
 class BarSink(Protocol):
@@ -453,7 +366,7 @@ class Scheduler:
                 per_symbol["symbol"], per_symbol["len"], per_symbol["days"], strict=True
             )
         }
-        return frame, {s: got.get(s, _NOTHING) for s in request.symbols}
+        return frame, {s: got.get(s, NOTHING) for s in request.symbols}
 
     def _window(self, request: Request, symbol: str) -> DateRange:
         """The part of ``request``'s range that is ``symbol``'s own to fill."""
@@ -555,7 +468,7 @@ class Scheduler:
                 unit.open_requests -= 1
                 if unit.status == "failed":
                     continue
-                got = counts.get(s, _NOTHING)
+                got = counts.get(s, NOTHING)
                 unit.records += got.bars
                 unit.dirty = True
                 ledger += self._ledger_rows(request, s, got, fetched_at)

@@ -27,9 +27,10 @@ from barlake.coverage.gaps import Gap
 from barlake.coverage.matrix import Cells
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
+from barlake.fetch.job import JobResult, ProgressCallback
 from barlake.fetch.ratelimit import RateLimiter
 from barlake.fetch.runner import run_until_signalled
-from barlake.fetch.scheduler import BarSink, JobResult, ProgressCallback, Scheduler
+from barlake.fetch.scheduler import BarSink, Scheduler
 from barlake.liveness import HOST
 from barlake.planning.plan import Origin, Plan, Skipped, order, price
 from barlake.providers.base import Capabilities, Provider

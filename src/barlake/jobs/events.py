@@ -11,7 +11,7 @@ import polars as pl
 from barlake.domain.events import EventType
 from barlake.domain.intervals import spec
 from barlake.domain.ranges import DateRange
-from barlake.fetch.scheduler import JobResult
+from barlake.fetch.job import JobResult
 from barlake.jobs.backfill import Backfill, RunOptions
 from barlake.planning.plan import Plan
 from barlake.retention.policy import Policy

@@ -1,0 +1,99 @@
+"""A job's bookkeeping: what each request brought, each (symbol, interval)'s progress row,
+and the result a fill returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from barlake.domain.ranges import DateRange
+
+Stage = str  # one of: plan, fetch, validate, write
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a request brought for one symbol: bars, and the session days they fall on."""
+
+    bars: int
+    days: npt.NDArray[np.datetime64]  # datetime64[D]
+
+
+NOTHING = Fetched(0, np.array([], dtype="datetime64[D]"))
+
+
+@dataclass
+class Unit:
+    """The work for one (symbol, interval): one progress row."""
+
+    symbol: str
+    interval: str
+    window: DateRange
+    open_requests: int = 0
+    records: int = 0
+    requests: int = 0
+    status: str = "pending"
+    error: str | None = None
+    stage: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    dirty: bool = False
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "status": self.status,
+            "records_loaded": self.records,
+            "error_message": self.error,
+            "stage": self.stage,
+            "requests": self.requests,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+        }
+
+
+@dataclass
+class JobResult:
+    """What a fill did; ``lake fill --json`` prints it."""
+
+    job_id: str
+    status: str
+    requests_planned: int
+    requests: int
+    retries: int
+    bars_written: int
+    symbols: int
+    symbols_done: int
+    symbols_failed: int
+    duration_s: float
+    symbol_errors: dict[str, dict[str, str]] = field(default_factory=dict)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "requests_planned": self.requests_planned,
+            "requests": self.requests,
+            "retries": self.retries,
+            "bars_written": self.bars_written,
+            "symbols": self.symbols,
+            "symbols_done": self.symbols_done,
+            "symbols_failed": self.symbols_failed,
+            "duration_s": round(self.duration_s, 3),
+            "symbol_errors": self.symbol_errors,
+            "skipped": self.skipped,
+        }
+
+
+ProgressCallback = Callable[[int, int, int], None]  # requests done, requests planned, bars
