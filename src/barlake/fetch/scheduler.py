@@ -24,7 +24,6 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import numpy as np
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
@@ -33,13 +32,13 @@ from barlake.clock import Clock, system_clock
 from barlake.config import BackfillConfig
 from barlake.domain import bars as bars_
 from barlake.domain.intervals import Interval
-from barlake.domain.ranges import DateRange, session_runs
+from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError, Interrupted, LakeError, PermanentError, ProviderError
+from barlake.fetch import intake
 from barlake.fetch.job import NOTHING, Fetched, JobResult, ProgressCallback, Stage, Unit
 from barlake.fetch.ratelimit import RateLimiter, backoff
 from barlake.planning.plan import Plan, PlannedRequest
 from barlake.providers.base import Provider, Request
-from barlake.storage.store import latest
 from barlake.universe.tiers import request_tier
 
 REPORT_EVERY_S = 1.0
@@ -322,51 +321,15 @@ class Scheduler:
     ) -> tuple[pl.DataFrame, dict[str, Fetched]]:
         """Bars of the request that may be stored, and per symbol how many and on which
         session days; impossible bars become symbol errors."""
+        windows = {s: self._window(request, s) for s in request.symbols}
         try:
-            frame = bars_.conform(frame)
+            kept, got, rejected = intake.screen(request, frame, windows, self._day_shift(request))
         except LakeError as exc:
             self._fail(request, request.symbols, str(exc), "validate")
             return bars_.empty(), {}
-        shift = self._day_shift(request)
-        day = (pl.col("ts") + shift).dt.date()
-        frame = frame.filter(
-            pl.col("symbol").is_in(list(request.symbols))
-            & (day >= request.range.start)
-            & (day < request.range.end)
-        )
-        # A pack's range may reach past some of its symbols' own windows (a later listing, a
-        # shorter gap): keep each symbol's bars inside its own window only.
-        windows = {s: self._window(request, s) for s in request.symbols}
-        if any(w != request.range for w in windows.values()):
-            bounds = pl.DataFrame(
-                {
-                    "symbol": list(windows),
-                    "_lo": [w.start for w in windows.values()],
-                    "_hi": [w.end for w in windows.values()],
-                }
-            )
-            frame = (
-                frame.join(bounds, on="symbol", how="left")
-                .filter((day >= pl.col("_lo")) & (day < pl.col("_hi")))
-                .drop("_lo", "_hi")
-            )
-        frame = latest(frame)
-        bad = bars_.invalid_rows(frame)
-        if bad.any():
-            flaws = frame.filter(bad).select("symbol", bars_.flaw())
-            found = flaws.group_by("symbol").agg(pl.len(), pl.col("flaw").unique().sort())
-            for sym, n, kinds in found.iter_rows():
-                message = f"{n} impossible bar(s) rejected ({', '.join(kinds)})"
-                self._fail(request, [sym], message, "validate")
-            frame = frame.filter(~bad)
-        per_symbol = frame.group_by("symbol").agg(pl.len(), day.unique().alias("days"))
-        got = {
-            sym: Fetched(int(n), days.to_numpy().astype("datetime64[D]"))
-            for sym, n, days in zip(
-                per_symbol["symbol"], per_symbol["len"], per_symbol["days"], strict=True
-            )
-        }
-        return frame, {s: got.get(s, NOTHING) for s in request.symbols}
+        for sym, message in rejected:
+            self._fail(request, [sym], message, "validate")
+        return kept, got
 
     def _window(self, request: Request, symbol: str) -> DateRange:
         """The part of ``request``'s range that is ``symbol``'s own to fill."""
@@ -479,33 +442,17 @@ class Scheduler:
     def _ledger_rows(
         self, request: Request, symbol: str, got: Fetched, fetched_at: datetime
     ) -> list[dict[str, Any]]:
-        """What was asked and what came back: the whole range with its bar count, and each
-        run of sessions that came back empty (halts, days before a listing) with 0 bars.
-        Only empty final ranges count as covered; lost bars of a non-empty range are gaps."""
-        cal = self.calendars.get(symbol)
         grace = timedelta(minutes=self.config.provisional_grace_minutes)
-        closed = cal.closed_before(fetched_at, grace) if cal else None
-        window = self._window(request, symbol)
-        final = closed is not None and window.last <= closed
-        row = {
-            "provider": request.provider,
-            "symbol": symbol,
-            "interval": request.interval,
-            "bars": got.bars,
-            "fetched_at": fetched_at,
-            "final": final,
-            "job_id": self.job_id,
-        }
-        rows = [{**row, "start_date": window.start, "end_date": window.end}]
-        if got.bars == 0 or cal is None:
-            return rows
-        sessions = cal.sessions_in(window)
-        if len(got.days) == len(sessions) and np.array_equal(np.sort(got.days), sessions):
-            return rows  # a bar on every session
-        empty = ~np.isin(sessions, got.days)
-        for run in session_runs(sessions, empty):
-            rows.append({**row, "bars": 0, "start_date": run.start, "end_date": run.end})
-        return rows
+        return intake.ledger_rows(
+            request,
+            symbol,
+            got,
+            fetched_at,
+            window=self._window(request, symbol),
+            calendar=self.calendars.get(symbol),
+            grace=grace,
+            job_id=self.job_id,
+        )
 
     def _counters(self) -> dict[str, Any]:
         units = self.units.values()
