@@ -32,11 +32,9 @@ from barlake.providers.http import (
     credentials,
     error_for,
     retry_after,
-    to_sessions,
-    wire_bars,
-    wire_columns,
 )
 from barlake.providers.polygon import PolygonProvider
+from barlake.providers.wire import to_sessions, wire_bars, wire_columns
 
 from .support import KEY, SECRET
 

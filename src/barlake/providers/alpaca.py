@@ -30,7 +30,8 @@ from barlake.domain.intervals import INTERVALS, Interval, spec
 from barlake.errors import TransientError
 from barlake.providers import urls
 from barlake.providers.base import Capabilities, Page, Request
-from barlake.providers.http import Credentials, HttpClient, credentials, to_sessions, wire_bars
+from barlake.providers.http import Credentials, HttpClient, credentials
+from barlake.providers.wire import to_sessions, wire_bars
 
 NAME = "alpaca"
 BASE_URL = "https://data.alpaca.markets"

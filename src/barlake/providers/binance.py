@@ -35,7 +35,8 @@ from barlake.config import parse as parse_config
 from barlake.domain.intervals import INTERVALS, Interval, spec
 from barlake.errors import AuthError, PermanentError, ProviderError, RateLimitError, TransientError
 from barlake.providers.base import Capabilities, Page, Request
-from barlake.providers.http import HttpClient, retry_after, to_sessions, wire_columns
+from barlake.providers.http import HttpClient, retry_after
+from barlake.providers.wire import to_sessions, wire_columns
 
 NAME = "binance"
 BASE_URL = "https://api.binance.com"  # or https://data-api.binance.vision (market data only)

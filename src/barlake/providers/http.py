@@ -26,20 +26,14 @@ import json
 import os
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from itertools import repeat
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 import httpx
-import numpy as np
 import orjson
-import polars as pl
 
-from barlake.calendars.calendar import Calendar
-from barlake.domain import bars
-from barlake.domain.intervals import Interval, spec
 from barlake.errors import (
     AuthError,
     ConfigError,
@@ -56,7 +50,6 @@ _QUOTE = 200
 #: error it stands for, or None to let ``error_for`` decide.
 ResponseHook: TypeAlias = Callable[[int, Mapping[str, str], bytes], ProviderError | None]
 #: How a vendor writes a bar's time: an RFC-3339 string, or epoch seconds or milliseconds.
-Stamps: TypeAlias = Literal["rfc3339", "s", "ms"]
 
 
 @dataclass(frozen=True)
@@ -175,7 +168,7 @@ class HttpClient:
         try:
             return _decode(body)
         except ValueError:
-            msg = f"{self.vendor} sent malformed JSON ({len(body)} bytes): {_quote(body)}"
+            msg = f"{self.vendor} sent malformed JSON ({len(body)} bytes): {quoted(body)}"
             raise TransientError(redact(msg)) from None
 
     async def aclose(self) -> None:
@@ -258,191 +251,15 @@ def _message(body: bytes) -> str:
     try:
         data = json.loads(body)
     except ValueError:
-        return _quote(body)
+        return quoted(body)
     if isinstance(data, dict):
         for key in ("message", "error", "msg", "detail"):
             if isinstance(data.get(key), str):
                 return str(data[key])[:_QUOTE]
-    return _quote(body)
+    return quoted(body)
 
 
-def _quote(body: bytes) -> str:
+def quoted(body: bytes) -> str:
+    """The start of a vendor's answer, on one line, as error messages quote it."""
     text = body[:_QUOTE].decode("utf-8", "replace").strip()
     return " ".join(text.split()) + ("..." if len(body) > _QUOTE else "")
-
-
-# --- bars on the wire ----------------------------------------------------------------------
-
-#: The lake's bar columns and the keys Alpaca and Polygon both give them on the wire.
-WIRE_KEYS = {
-    "open": "o",
-    "high": "h",
-    "low": "l",
-    "close": "c",
-    "volume": "v",
-    "vwap": "vw",
-    "trades": "n",
-}
-
-#: Alpaca's spelling of a time: RFC 3339 in UTC, whole seconds.
-_UTC_SECONDS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
-
-
-def wire_bars(
-    vendor: str,
-    objects: Sequence[Any],
-    *,
-    symbols: str | Sequence[str],
-    source: str,
-    stamps: Stamps,
-) -> pl.DataFrame:
-    """Bars in the lake's schema from bar objects keyed as ``WIRE_KEYS``, with their time
-    under ``t``: ``wire_columns`` of their values.
-
-    ``symbols`` is the page's one symbol, or each object's. TransientError naming the first
-    item of ``objects`` that is not an object.
-    """
-    if not set(map(type, objects)) <= {dict}:
-        for item in objects:
-            if not isinstance(item, dict):
-                msg = f"{vendor} sent a bar that is not an object: {_quote(repr(item).encode())}"
-                raise TransientError(msg)
-    keys = {"ts": "t", **WIRE_KEYS}
-    columns = {name: list(map(dict.get, objects, repeat(key))) for name, key in keys.items()}
-    return wire_columns(columns, symbols=symbols, source=source, stamps=stamps)
-
-
-def wire_columns(
-    columns: Mapping[str, Sequence[Any] | pl.Series],
-    *,
-    symbols: str | Sequence[str],
-    source: str,
-    stamps: Stamps,
-) -> pl.DataFrame:
-    """Bars in the lake's schema from a page's columns of JSON values, keyed by the lake's
-    names: ``ts`` and any of ``WIRE_KEYS`` (one left out is null).
-
-    ``ts`` holds RFC-3339 strings, or epoch seconds or milliseconds, as ``stamps`` says.
-    Values of the wrong type become nulls rather than errors, so that impossible bars reach
-    the scheduler's validation (and become that symbol's error) instead of failing the whole
-    page. A column whose values all have the expected JSON types is converted in one go; any
-    other goes value by value, by the same rules. A column may also be a Series already of
-    its lake type. ``symbols`` is the page's one symbol, or each bar's.
-    """
-    height = len(columns["ts"])
-    if stamps == "rfc3339":
-        ts = _times(_typed(columns["ts"], pl.String(), _TEXT, _text))
-    else:
-        epoch = _typed(columns["ts"], pl.Int64(), _WHOLE, _whole)
-        ts = pl.from_epoch(epoch, time_unit=stamps).cast(pl.Datetime("us"))
-        ts = ts.dt.replace_time_zone("UTC")
-    values = {}
-    for name in WIRE_KEYS:
-        raw = columns.get(name)
-        dtype = bars.SCHEMA[name]
-        if raw is None:
-            values[name] = pl.Series(name, [None] * height, dtype=dtype)
-        elif name == "trades":
-            values[name] = _typed(raw, dtype, _WHOLE, _integer)
-        else:
-            values[name] = _typed(raw, dtype, _NUMBER, _number)
-    named = [symbols] * height if isinstance(symbols, str) else symbols
-    frame = pl.DataFrame(
-        {
-            "symbol": pl.Series(values=named, dtype=pl.String),
-            "ts": ts,
-            **values,
-            "source": pl.Series([source] * height, dtype=pl.String),
-        }
-    )
-    return frame.select(list(bars.SCHEMA))
-
-
-def to_sessions(frame: pl.DataFrame, interval: Interval, calendar: Calendar) -> pl.DataFrame:
-    """Vendor bars keyed as the lake keys them.
-
-    Daily bars move to their session date at 00:00 UTC (vendors stamp them at midnight or at
-    the close, in exchange time). Intraday bars outside their session's open and close
-    (pre- and post-market) are dropped: the lake stores regular sessions only, which is also
-    what gap detection counts. Bars without a timestamp stay, for validation to reject.
-    """
-    local = pl.col("ts").dt.convert_time_zone(calendar.tz)
-    if not spec(interval).intraday:
-        day = local.dt.date().cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-        return frame.with_columns(day.alias("ts"))
-    if frame.is_empty():
-        return frame
-    days = frame.select(local.dt.date().alias("day")).to_series().drop_nulls()
-    lo = np.datetime64(str(days.min()), "D")
-    hi = np.datetime64(str(days.max()), "D") + 1
-    i, j = np.searchsorted(calendar.sessions, [lo, hi])
-    table = pl.DataFrame(
-        {
-            "_day": calendar.sessions[i:j].astype("datetime64[D]"),
-            "_open": calendar.opens[i:j],
-            "_close": calendar.closes[i:j],
-        }
-    ).with_columns(pl.col("_day").cast(pl.Date))
-    micros = pl.col("ts").dt.epoch("us")
-    joined = frame.with_columns(local.dt.date().alias("_day")).join(table, on="_day", how="left")
-    inside = (micros >= pl.col("_open")) & (micros < pl.col("_close"))
-    return joined.filter(pl.col("ts").is_null() | inside.fill_null(value=False)).select(
-        frame.columns
-    )
-
-
-#: The JSON types each kind of column converts in one go.
-_NUMBER: frozenset[type] = frozenset({int, float, type(None)})
-_WHOLE: frozenset[type] = frozenset({int, type(None)})
-_TEXT: frozenset[type] = frozenset({str, type(None)})
-
-
-def _typed(
-    values: Sequence[Any] | pl.Series,
-    dtype: pl.DataType,
-    kinds: frozenset[type],
-    rule: Callable[[Any], Any],
-) -> pl.Series:
-    """``values`` as a Series of ``dtype``, each read by ``rule``: in one go when every value
-    is of ``kinds`` (which ``rule`` keeps as they are), else value by value."""
-    if isinstance(values, pl.Series):
-        return values.cast(dtype, strict=True)
-    if set(map(type, values)) <= kinds:
-        return pl.Series(values=values, dtype=dtype)
-    return pl.Series(values=[rule(v) for v in values], dtype=dtype)
-
-
-def _times(text: pl.Series) -> pl.Series:
-    """RFC-3339 strings as UTC instants; null where unreadable.
-
-    Alpaca's spelling (``2024-06-03T13:30:00Z``) is read with its fixed format, several times
-    faster than letting polars find the format; a page with any other (offsets, fractions of
-    a second, an impossible date) is left to polars.
-    """
-    if text.drop_nulls().str.contains(_UTC_SECONDS).all():
-        fixed = text.str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_unit="us", strict=False)
-        if fixed.null_count() == text.null_count():
-            return fixed.dt.replace_time_zone("UTC")
-    return text.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _integer(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not value.is_integer():
-        return None
-    return int(value)
-
-
-def _whole(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None

@@ -32,7 +32,8 @@ from barlake.domain.intervals import INTERVALS, Interval
 from barlake.errors import AuthError, PermanentError, TransientError
 from barlake.providers import urls
 from barlake.providers.base import Capabilities, Page, Request
-from barlake.providers.http import Credentials, HttpClient, credentials, to_sessions, wire_bars
+from barlake.providers.http import Credentials, HttpClient, credentials
+from barlake.providers.wire import to_sessions, wire_bars
 
 NAME = "polygon"
 BASE_URL = "https://api.massive.com"

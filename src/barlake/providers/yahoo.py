@@ -40,7 +40,8 @@ from barlake.domain.intervals import INTERVALS, Interval, spec
 from barlake.errors import AuthError, PermanentError, ProviderError, TransientError
 from barlake.providers import urls
 from barlake.providers.base import Capabilities, Page, Request
-from barlake.providers.http import HttpClient, wire_columns
+from barlake.providers.http import HttpClient
+from barlake.providers.wire import wire_columns
 
 NAME = "yahoo"
 BASE_URL = "https://query2.finance.yahoo.com"
