@@ -462,7 +462,9 @@ class Lake:
             s: (listed, delisted)
             for s, listed, delisted in rows.select("symbol", "listed_on", "delisted_on").iter_rows()
         }
-        planned, bound = price(name, caps, all_gaps, cals, reread_weight=weight, listings=listings)
+        planned, bound, timed_out = price(
+            name, caps, all_gaps, cals, reread_weight=weight, listings=listings
+        )
         return Plan(
             provider=name,
             rate_limit_per_min=self._rate_limit(name, caps),
@@ -472,6 +474,7 @@ class Lake:
             skipped=tuple(_merge_skips(skips)),
             parameters={**(parameters or {}), "provider": name},
             lower_bound=bound,
+            time_limit_reached=timed_out,
         )
 
     def fill(
