@@ -266,7 +266,9 @@ def _plan(
     closed = set(np.flatnonzero(grouped).tolist())  # marks fetched by grouped calls
     shapes = []
     for t in sorted(closed):
-        missing = sorted(s for g in groups if t in set(g.at.tolist()) for s in g.symbols)
+        # every symbol missing the session, also of the groups left out of the program (they
+        # skip the marks closed here below)
+        missing = sorted(s for g in (*groups, *rest) if t in set(g.at.tolist()) for s in g.symbols)
         shapes.append(Shape(tuple(missing), int(marks[t]), int(marks[t]), grouped=True))
     over: dict[int, list[str]] = defaultdict(list)
     own: dict[tuple[str, int], list[int]] = {}  # each symbol's marks inside each of its windows
