@@ -186,7 +186,7 @@ class Backfill:
         listings = {m.name: (m.listed_on, m.delisted_on) for m in found}
         calendars = {m.name: m.calendar for m in found}
         weight = self.config.backfill.reread_weight
-        planned, bound = price(
+        planned, bound, timed_out = price(
             name, caps, all_gaps, calendars, reread_weight=weight, listings=listings
         )
         return Plan(
@@ -198,6 +198,7 @@ class Backfill:
             skipped=tuple(_merge_skips(skips)),
             parameters={**(parameters or {}), "provider": name},
             lower_bound=bound,
+            time_limit_reached=timed_out,
         )
 
     def capabilities(self, name: str) -> Capabilities:

@@ -23,6 +23,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -33,8 +34,32 @@ from barlake.planning.cost import Pricing, Shape, dealt, with_bars
 
 #: Above this many (alike group x window) pairs the program is not built.
 MAX_VARIABLES = 20_000
-#: The solver's time budget; when it stops early, the bound it has proven is used.
-SECONDS = 1.0
+#: The solver's budget, in branch-and-bound nodes rather than seconds, so that it stops at the
+#: same point however busy the machine is: a plan is a function of its gap set alone. When it
+#: stops early, the bound it has proven and the best answer it has found are used. The tests'
+#: and benchmarks' programs all close at the root node. On made-up programs of 16 to 20 alike
+#: groups, 100 nodes took about a second beyond the root's own work (the old budget was one
+#: second in all), 300 found the same plans and bounds in 18 of 18, 1,000 the same bounds and
+#: plans one or two calls shorter in 2 of 18, for seconds more each.
+NODES = 100
+#: A safety net only, far above what any of those programs needs; reaching it makes the answer
+#: depend on the machine's speed and load, so the solution says so (``Solution.timed_out``).
+SECONDS = 30.0
+#: HiGHS's options, set before the model is passed: silent (``lake plan --json`` owns stdout);
+#: one thread and no parallel simplex (a search split between threads may end differently run
+#: to run); a fixed seed; the budget. ``simplex_iteration_limit`` is no budget for a MIP (HiGHS
+#: 1.16 goes on past it), so it is left alone. HiGHS has one thread pool per process: should
+#: something else in the process have started it with more threads, HiGHS refuses to run and
+#: the cost model plans alone.
+OPTIONS: dict[str, bool | int | float | str] = {
+    "output_flag": False,
+    "log_to_console": False,
+    "threads": 1,
+    "parallel": "off",
+    "random_seed": 0,
+    "mip_max_nodes": NODES,
+    "time_limit": SECONDS,
+}
 
 
 @dataclass(frozen=True)
@@ -46,6 +71,8 @@ class Solution:
     shapes: list[Shape]
     #: How many alike groups the gap set has (the program kept ``largest`` of them).
     groups: int
+    #: The solver ran out of time (``SECONDS``), not work: this answer may differ run to run.
+    timed_out: bool
 
 
 @dataclass(frozen=True)
@@ -66,7 +93,7 @@ def solve(
     """
     holes = {s: h for s, h in holes.items() if len(h)}
     if not holes:
-        return Solution(0, [], 0)
+        return Solution(0, [], 0, timed_out=False)
     whole = (0, len(price.axis.days))
     members: dict[tuple[bytes, tuple[int, int]], list[str]] = defaultdict(list)
     for s, h in holes.items():
@@ -137,12 +164,12 @@ def solve(
     found = _integer_program(objective, (rows, cols, vals), lower, upper)
     if found is None:
         return None
-    proven, x = found
+    proven, x, timed_out = found
     bound = max(0, math.ceil(proven - 1e-6))
     if x is None:
-        return Solution(bound, [], count)
+        return Solution(bound, [], count, timed_out)
     shapes = _plan(price, groups, windows, marks, ys, x[:n_y], x[grouped0:], rest)
-    return Solution(bound, shapes, count)
+    return Solution(bound, shapes, count, timed_out)
 
 
 def _integer_program(
@@ -150,50 +177,76 @@ def _integer_program(
     triples: tuple[list[int], list[int], list[float]],
     lower: npt.NDArray[np.float64],
     upper: npt.NDArray[np.float64],
-) -> tuple[float, npt.NDArray[np.int64] | None] | None:
+) -> tuple[float, npt.NDArray[np.int64] | None, bool] | None:
     """Minimise ``objective`` . x over whole x >= 0 with ``lower <= A x <= upper`` (A given as
-    row, column, value triples): the bound HiGHS proves within ``SECONDS``, and the best x it
-    found (None if none); None when HiGHS is missing or fails."""
-    _core = _highs()
-    if _core is None:  # the cost model's plans and bounds stand alone
+    row, column, value triples): the bound HiGHS proves within its budget (``OPTIONS``), the
+    best x it found (None if none), and whether it stopped on the clock; None when HiGHS is
+    missing, refuses an option or fails."""
+    highspy = _highs()
+    if highspy is None:  # the cost model's plans and bounds stand alone
         return None
     rows, cols, vals = (np.asarray(a) for a in triples)
     order = np.lexsort((rows, cols))
     n_vars = len(objective)
-    lp = _core.HighsLp()
+    inf = highspy.kHighsInf
+    lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n_vars, len(lower)
     lp.col_cost_ = objective
     lp.col_lower_ = np.zeros(n_vars)
-    lp.col_upper_ = np.full(n_vars, _core.kHighsInf)
-    lp.row_lower_ = np.where(np.isfinite(lower), lower, -_core.kHighsInf)
-    lp.row_upper_ = np.where(np.isfinite(upper), upper, _core.kHighsInf)
-    lp.a_matrix_.format_ = _core.MatrixFormat.kColwise
+    lp.col_upper_ = np.full(n_vars, inf)
+    lp.row_lower_ = np.where(np.isfinite(lower), lower, -inf)
+    lp.row_upper_ = np.where(np.isfinite(upper), upper, inf)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=n_vars))])
     lp.a_matrix_.index_ = rows[order]
     lp.a_matrix_.value_ = vals[order].astype(np.float64)
-    lp.integrality_ = [_core.HighsVarType.kInteger] * n_vars
-    solver = _core._Highs()
-    solver.setOptionValue("output_flag", False)  # noqa: FBT003
-    solver.setOptionValue("time_limit", SECONDS)
-    if solver.passModel(lp) != _core.HighsStatus.kOk or solver.run() == _core.HighsStatus.kError:
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * n_vars
+    ok = highspy.HighsStatus.kOk
+    solver = _quiet(highspy)()
+    if any(solver.setOptionValue(name, value) != ok for name, value in OPTIONS.items()):
         return None
+    if solver.passModel(lp) != ok or solver.run() == highspy.HighsStatus.kError:
+        return None
+    timed_out = solver.getModelStatus() == highspy.HighsModelStatus.kTimeLimit
     info = solver.getInfo()
     proven = float(info.mip_dual_bound)  # within the gap tolerance of the optimum, when found
     if not np.isfinite(proven):
         proven = 0.0
-    if info.primal_solution_status == 0:  # no feasible point found in time
-        return proven, None
-    return proven, np.rint(np.asarray(solver.getSolution().col_value)).astype(np.int64)
+    if info.primal_solution_status == 0:  # no feasible point found within the budget
+        return proven, None, timed_out
+    x = np.rint(np.asarray(solver.getSolution().col_value)).astype(np.int64)
+    return proven, x, timed_out
 
 
 def _highs() -> Any | None:
-    """HiGHS's bare binding, or None where highspy lacks it: its wrapper class ``Highs`` prints
-    a banner on stdout when made, which would corrupt ``lake plan --json``."""
+    """The ``highspy`` module, or None where it is missing (the cost model then plans alone)."""
     try:
-        from highspy import _core
+        import highspy
     except ImportError:
         return None
-    return _core if hasattr(_core, "_Highs") else None
+    return highspy if hasattr(highspy, "Highs") else None
+
+
+@cache
+def _quiet(highspy: Any) -> Any:
+    """``highspy.Highs`` made silent from birth.
+
+    The public ``Highs()`` prints HiGHS's banner ("Running HiGHS ... Copyright ...") on the
+    process's stdout while it is being made, before any option can be set, which would corrupt
+    ``lake plan --json``: its constructor (highspy/highs.py, 1.16) calls ``enableCallbacks``,
+    whose ``setCallback`` makes HiGHS write its log header once per process while
+    ``output_flag`` is still on by default. ``silent()`` and ``setOptionValue`` come too late
+    for that, so this subclass turns the log off in ``enableCallbacks`` itself, which runs
+    after the solver exists and before the callback is set. tests/test_planning_determinism.py
+    checks that a solve in a fresh process writes nothing to stdout or stderr."""
+
+    class Quiet(highspy.Highs):  # type: ignore[misc]
+        def enableCallbacks(self) -> None:
+            self.setOptionValue("output_flag", False)  # noqa: FBT003
+            self.setOptionValue("log_to_console", False)  # noqa: FBT003
+            super().enableCallbacks()
+
+    return Quiet
 
 
 def _plan(

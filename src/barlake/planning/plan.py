@@ -107,6 +107,9 @@ class Plan:
     parameters: dict[str, Any] = field(default_factory=dict)
     #: Fewer calls than this cannot close ``gaps`` at this provider (``barlake.planning.cost``).
     lower_bound: int = 0
+    #: The integer program stopped on its clock (``barlake.exact.SECONDS``), not its work
+    #: budget: the plan and bound may differ on a faster or quieter machine.
+    time_limit_reached: bool = False
 
     @property
     def total_requests(self) -> int:
@@ -147,6 +150,7 @@ class Plan:
             skipped=self.skipped + other.skipped,
             parameters={"plans": [self.parameters, other.parameters]},
             lower_bound=self.lower_bound + other.lower_bound,
+            time_limit_reached=self.time_limit_reached or other.time_limit_reached,
         )
 
     def to_dict(self, *, explain: bool = False) -> dict[str, Any]:
@@ -162,6 +166,7 @@ class Plan:
             "gaps": len(self.gaps),
             "missing_sessions": sum(g.sessions for g in self.gaps),
             "skipped": [s.to_dict() for s in self.skipped],
+            "solver": {"time_limit_reached": self.time_limit_reached},
         }
         if explain:
             out["explain"] = [o.to_dict() for o in self.origins]
@@ -212,36 +217,44 @@ def price(
     *,
     reread_weight: float = REREAD_WEIGHT,
     listings: Listings | None = None,
-) -> tuple[list[PlannedRequest], int]:
-    """``requests_for`` and ``lower_bound_for`` at once (the gaps are indexed once)."""
+) -> tuple[list[PlannedRequest], int, bool]:
+    """``requests_for`` and ``lower_bound_for`` at once (the gaps are indexed once), and
+    whether an integer program stopped on its clock rather than its work budget."""
     out: list[PlannedRequest] = []
     bound = 0
+    timed_out = False
     for (interval, axis), (holes, active) in _cells(gaps, calendars, listings).items():
         pricing = Pricing(caps, interval, axis, reread_weight, active)
-        shapes, low = solve(pricing, holes)
+        shapes, low, late = solve(pricing, holes)
         bound += low
+        timed_out = timed_out or late
         for shape in shapes:
             window = axis.range(shape.first, shape.last)
             sessions = shape.last - shape.first + 1
             pages = _calls(pricing, [shape])
             request = Request(provider, shape.symbols, interval, window)
             out.append(PlannedRequest(request, sessions, shape.bars, pages))
-    return out, bound
+    return out, bound, timed_out
 
 
-def solve(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> tuple[list[Shape], int]:
+def solve(
+    price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]
+) -> tuple[list[Shape], int, bool]:
     """The cheapest requests found for ``holes`` and the fewest calls any could make: the cost
     model's plan and bounds, then for small gap sets the integer program's over the 4, 8 and
     16 largest alike groups (the others join its windows after), until the plan meets the
-    bound. A program over many more groups takes seconds and often ends without a good plan."""
+    bound. A program over many more groups takes seconds and often ends without a good plan.
+    Last, whether a program ran out of time (then the answer may depend on the machine)."""
     shapes = plan_shapes(price, holes)
     bound = lower_bound(price, holes, enough=_calls(price, shapes))
+    timed_out = False
     for largest in _LARGEST:
         if _calls(price, shapes) <= bound:
             break  # as few calls as can be
         found = exact.solve(price, holes, largest)
         if found is None:
             break
+        timed_out = timed_out or found.timed_out
         bound = max(bound, found.bound)
         if (
             found.shapes
@@ -250,7 +263,7 @@ def solve(price: Pricing, holes: Mapping[str, npt.NDArray[np.int64]]) -> tuple[l
             shapes = found.shapes
         if largest >= found.groups:
             break  # that was every group
-    return shapes, bound
+    return shapes, bound, timed_out
 
 
 #: How many of the largest alike groups the integer programs keep, one after the other.
