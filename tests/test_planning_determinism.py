@@ -1,4 +1,4 @@
-"""A plan is a function of its gap set: the integer program (``barlake.exact``) stops on a
+"""A plan is a function of its gap set: the integer program (``barlake.planning.exact``) stops on a
 budget of work, not of seconds, so the same gaps give the same requests on a quiet machine,
 on one whose every core is busy, and run after run. HiGHS also says nothing on the way:
 ``lake plan --json`` owns stdout."""
@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from barlake.calendar import get_calendar
-from barlake.cost import Axis, Pricing
-from barlake.gaps import Gap
-from barlake.plan import Plan, price
-from barlake.ranges import ONE_DAY, DateRange
 
 import barlake
-from barlake import exact
+from barlake.calendars.calendar import get_calendar
+from barlake.coverage.gaps import Gap
+from barlake.domain.ranges import ONE_DAY, DateRange
+from barlake.planning import exact
+from barlake.planning.cost import Axis, Pricing
+from barlake.planning.plan import Plan, price
 from barlake.providers.base import Capabilities
 
 XNYS = get_calendar("XNYS")
@@ -190,10 +190,10 @@ def test_the_solver_writes_nothing_to_stdout_or_stderr(tmp_path: Path) -> None:
         f"""
         from datetime import date
         import numpy as np
-        from barlake import exact
-        from barlake.cost import Axis, Pricing
+        from barlake.planning import exact
+        from barlake.planning.cost import Axis, Pricing
         from barlake.providers.base import Capabilities
-        from barlake.ranges import DateRange
+        from barlake.domain.ranges import DateRange
 
         marks = {MARKS}
         holes = {{f"F{{i:03d}}": marks for i in range(350)}}
