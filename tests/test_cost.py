@@ -21,8 +21,9 @@ from barlake.calendars.calendar import get_calendar
 from barlake.coverage.gaps import Gap
 from barlake.domain.ranges import ONE_DAY, DateRange
 from barlake.planning import exact
-from barlake.planning.cost import Axis, Pricing, plan_shapes
+from barlake.planning.cost import plan_shapes
 from barlake.planning.plan import PlannedRequest, lower_bound_for, order, requests_for
+from barlake.planning.pricing import Axis, Pricing
 from barlake.providers.base import Capabilities, Request
 from barlake.providers.urls import url_chars
 

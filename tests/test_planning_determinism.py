@@ -23,8 +23,8 @@ from barlake.calendars.calendar import get_calendar
 from barlake.coverage.gaps import Gap
 from barlake.domain.ranges import ONE_DAY, DateRange
 from barlake.planning import exact
-from barlake.planning.cost import Axis, Pricing
 from barlake.planning.plan import Plan, price
+from barlake.planning.pricing import Axis, Pricing
 from barlake.providers.base import Capabilities
 
 XNYS = get_calendar("XNYS")
@@ -191,7 +191,7 @@ def test_the_solver_writes_nothing_to_stdout_or_stderr(tmp_path: Path) -> None:
         from datetime import date
         import numpy as np
         from barlake.planning import exact
-        from barlake.planning.cost import Axis, Pricing
+        from barlake.planning.pricing import Axis, Pricing
         from barlake.providers.base import Capabilities
         from barlake.domain.ranges import DateRange
 

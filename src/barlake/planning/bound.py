@@ -1,4 +1,4 @@
-"""The fewest calls any plan could make for a gap set (``planning.cost`` says what calls are).
+"""The fewest calls any plan could make for a gap set (``planning.pricing`` says what calls are).
 
 ``lower_bound`` is the largest of: missing bars / the most a single call could close (a page of
 nothing but missing bars, a grouped call on the session most symbols miss, a pack over the
@@ -17,7 +17,7 @@ from datetime import timedelta
 import numpy as np
 import numpy.typing as npt
 
-from barlake.planning.cost import Pricing
+from barlake.planning.pricing import Pricing
 from barlake.providers.urls import SEPARATOR, symbol_chars
 
 #: Above this many (symbol x window) cells, the densest-window search is skipped and the lower

@@ -30,7 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 from barlake.planning.bound import most_symbols
-from barlake.planning.cost import Pricing, Shape, dealt, with_bars
+from barlake.planning.cost import dealt, with_bars
+from barlake.planning.pricing import Pricing, Shape
 
 #: Above this many (alike group x window) pairs the program is not built.
 MAX_VARIABLES = 20_000

@@ -26,7 +26,8 @@ from barlake.domain.ranges import DateRange
 from barlake.errors import UsageError
 from barlake.planning import exact
 from barlake.planning.bound import lower_bound
-from barlake.planning.cost import Axis, Pricing, Shape, plan_shapes, total_cost
+from barlake.planning.cost import plan_shapes, total_cost
+from barlake.planning.pricing import Axis, Pricing, Shape
 from barlake.providers.base import Capabilities, Request
 
 
