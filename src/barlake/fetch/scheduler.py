@@ -36,7 +36,8 @@ from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError, Interrupted, LakeError, PermanentError, ProviderError
 from barlake.fetch import intake
 from barlake.fetch.job import NOTHING, Fetched, JobResult, ProgressCallback, Stage, Unit
-from barlake.fetch.ratelimit import RateLimiter, backoff
+from barlake.fetch.pages import Pager
+from barlake.fetch.ratelimit import RateLimiter
 from barlake.planning.plan import Plan, PlannedRequest
 from barlake.providers.base import Provider, Request
 from barlake.universe.tiers import request_tier
@@ -94,7 +95,7 @@ class Scheduler:
         )
         self.sink, self.recorder, self.calendars = sink, recorder, calendars
         self.config, self.clock, self.on_progress = config, clock, on_progress
-        self.rng = rng or random.Random()
+        self.pages = Pager(provider, limiter, config, rng or random.Random())
         self.units: dict[tuple[str, str], Unit] = {}
         for g in plan.gaps:
             unit = self.units.get((g.symbol, g.interval))
@@ -113,7 +114,7 @@ class Scheduler:
             self._unfinished[p.request.interval] += 1
             for s in p.request.symbols:
                 self.units[(s, p.request.interval)].open_requests += 1
-        self.calls = self.retries = self.bars_written = self.done_requests = 0
+        self.bars_written = self.done_requests = 0
         self.errors: dict[str, dict[str, str]] = {}
         self._buffer: list[tuple[Interval, pl.DataFrame]] = []
         self._buffered_rows = 0
@@ -224,7 +225,7 @@ class Scheduler:
         cursor: str | None = None
         try:
             while True:
-                page = await self._page(request, cursor)
+                page = await self.pages.fetch(request, cursor)
                 for s in request.symbols:
                     self.units[(s, request.interval)].requests += 1
                 pages.append(page.bars)
@@ -279,42 +280,6 @@ class Scheduler:
                 sub = Request(request.provider, symbols, request.interval, request.range)
                 queue.put_nowait(PlannedRequest(sub, 0, 0, 1))
                 self._unfinished[request.interval] += 1
-
-    async def _page(self, request: Request, cursor: str | None) -> Any:
-        """One page of ``request``, retried while the provider's failures are ``retryable``.
-
-        Each retry waits the failure's ``retry_after``, else a backoff step. A failure that
-        ``throttles`` makes every worker wait (the provider's limiter pauses) and may recur more
-        often, since it is not this request's fault; any other holds back this request alone.
-        """
-        attempts = throttled = 0
-        while True:
-            await self.limiter.acquire()
-            self.calls += 1
-            try:
-                return await self.provider.fetch_page(request, cursor)
-            except LakeError as exc:
-                if not exc.retryable:
-                    raise
-                self.retries += 1
-                if exc.throttles:
-                    throttled += 1
-                    if throttled > 4 * self.config.max_attempts:
-                        raise
-                    self.limiter.pause(self._wait(exc, throttled))
-                else:
-                    attempts += 1
-                    if attempts >= self.config.max_attempts:
-                        raise
-                    await asyncio.sleep(self._wait(exc, attempts))
-
-    def _wait(self, exc: LakeError, attempt: int) -> float:
-        """Seconds before retry ``attempt``: what the provider asked for, else a backoff step."""
-        if exc.retry_after is not None:
-            return exc.retry_after
-        return backoff(
-            attempt, base=self.config.backoff_base_s, cap=self.config.backoff_cap_s, rng=self.rng
-        )
 
     def _validate(
         self, request: Request, frame: pl.DataFrame
@@ -457,7 +422,7 @@ class Scheduler:
     def _counters(self) -> dict[str, Any]:
         units = self.units.values()
         return {
-            "requests_made": self.calls,
+            "requests_made": self.pages.calls,
             "bars_written": self.bars_written,
             "symbols_done": len({u.symbol for u in units if u.status == "done"}),
             "symbols_failed": len({u.symbol for u in units if u.status == "failed"}),
@@ -488,8 +453,8 @@ class Scheduler:
             job_id=self.job_id,
             status=status,
             requests_planned=len(self.plan.requests),
-            requests=self.calls,
-            retries=self.retries,
+            requests=self.pages.calls,
+            retries=self.pages.retries,
             bars_written=self.bars_written,
             symbols=len({u.symbol for u in units}),
             symbols_done=len({u.symbol for u in units if u.status == "done"}),
