@@ -26,7 +26,6 @@ entry fails its checksum and is rebuilt like a stale one.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import struct
 import zlib
@@ -51,10 +50,12 @@ REBUILD_THREADS = 4
 _MAGIC = b"BLDX"
 _FORMAT = 2
 # magic, format, slot length (us), first slot, slot count, symbol count, characters per name,
-# bytes of the data file's version; then the version (a JSON list, padded with spaces to a
-# multiple of 8 bytes), the sorted names as fixed-width UTF-32 (read back without a copy or a
-# parse), the bitmasks, and a CRC-32 of all that precedes.
-_HEADER = struct.Struct("<4sHxxqqqIII4x")
+# and the lengths of the data file's version: of its ``struct`` format and of all of it; then the
+# version (its format, ``q`` for a number and ``<n>s`` for a string of n UTF-8 bytes, and the
+# packed parts: one ``struct`` call reads it back), padded to a multiple of 8 bytes; the sorted
+# names as fixed-width UTF-32 (read back without a copy or a parse), the bitmasks, and a CRC-32
+# of all that precedes.
+_HEADER = struct.Struct("<4sHxxqqqIIHH4x")
 # Format 1, written before versions came from the file system: the data file's size, mtime_ns
 # and inode in the header. Still read, as the version a local file has, so that existing lakes
 # keep their entries.
@@ -196,15 +197,28 @@ def _micros(ts: pl.Series) -> npt.NDArray[np.int64]:
 
 def encode(entry: Entry, version: Version) -> bytes | None:
     """The bytes of an entry file for the data file at ``version``, or None for names that
-    fixed-width strings cannot hold."""
+    fixed-width strings cannot hold or a version whose numbers take more than 64 bits."""
     names = entry.names
     if any("\x00" in name for name in names.tolist()):
         return None
     chars = max(names.dtype.itemsize // 4, 1)
-    stamp = json.dumps(list(version), separators=(",", ":")).encode()
-    stamp += b" " * (-len(stamp) % 8)  # keeps the names aligned
+    parts = [p.encode() if isinstance(p, str) else p for p in version]
+    form = "".join(f"{len(p)}s" if isinstance(p, bytes) else "q" for p in parts).encode()
+    try:
+        stamp = form + struct.pack("<" + form.decode(), *parts)
+    except struct.error:
+        return None
+    stamp += bytes(-len(stamp) % 8)  # keeps the names aligned
     header = _HEADER.pack(
-        _MAGIC, _FORMAT, entry.slot_us, entry.first, entry.slots, len(names), chars, len(stamp)
+        _MAGIC,
+        _FORMAT,
+        entry.slot_us,
+        entry.first,
+        entry.slots,
+        len(names),
+        chars,
+        len(form),
+        len(stamp),
     )
     body = b"".join(
         (
@@ -231,9 +245,9 @@ def decode(raw: bytes) -> tuple[Version, Entry] | None:
         _, _, size, mtime, ino, slot, first, slots, count, chars = _HEADER_1.unpack_from(raw)
         version, at = (size, mtime, ino), _HEADER_1.size
     elif form == _FORMAT:
-        _, _, slot, first, slots, count, chars, length = _HEADER.unpack_from(raw)
+        _, _, slot, first, slots, count, chars, parts, length = _HEADER.unpack_from(raw)
         at = _HEADER.size + length
-        version = _version(raw[_HEADER.size : at]) if at <= len(raw) - _CRC.size else None
+        version = _version(raw, parts, at) if at <= len(raw) - _CRC.size else None
     else:
         return None
     if version is None or slot <= 0 or DAY_US % slot or slots < 0 or chars < 1:
@@ -247,17 +261,19 @@ def decode(raw: bytes) -> tuple[Version, Entry] | None:
     return version, Entry(names, bits.reshape(count, width), first, slots, slot)
 
 
-def _version(raw: bytes) -> Version | None:
-    """A version written by ``encode``, or None."""
+def _version(raw: bytes, parts: int, end: int) -> Version | None:
+    """The version written by ``encode`` after the header, in ``parts`` bytes of format and
+    packed values up to ``end``; None when it is not one."""
     try:
-        items = json.loads(raw)
-    except ValueError:
+        form = "<" + raw[_HEADER.size : _HEADER.size + parts].decode("ascii")
+        if form.strip("<0123456789qs") or _HEADER.size + parts + struct.calcsize(form) > end:
+            return None
+        values = struct.unpack_from(form, raw, _HEADER.size + parts)
+        if "s" in form:
+            return tuple(v.decode() if isinstance(v, bytes) else v for v in values)
+    except (UnicodeDecodeError, struct.error):
         return None
-    if not isinstance(items, list):
-        return None
-    if not all(isinstance(i, int | str) and not isinstance(i, bool) for i in items):
-        return None
-    return tuple(items)
+    return cast(Version, values)
 
 
 class DayIndex:

@@ -51,7 +51,11 @@ class Staged:
 
 
 class FileSystem(Protocol):
-    """The file operations of the store and the day index."""
+    """The file operations of the store and the day index.
+
+    Writes that fail raise ``StorageError`` (a ``write`` callback's errors other than
+    ``OSError`` pass through as they are); reads of a missing file raise ``FileNotFoundError``.
+    """
 
     def stage(self, path: FilePath, write: Callable[[Sink], None]) -> Staged:
         """Write a new version of ``path`` through ``write(sink)``, not yet visible."""
