@@ -448,3 +448,18 @@ def test_entries_round_trip_any_names():
     assert stamp == (1, 2, 3)
     assert back.names.tolist() == names.to_list()
     assert np.array_equal(back.bits, entry.bits)
+
+
+@pytest.mark.parametrize(
+    "version", [(), (7,), ('"d41d8cd98f00b204e9800998ecf8427e"',), ("v€-1", -1, 2**63 - 1), ("",)]
+)
+def test_entries_round_trip_any_version(version):
+    entry = dayindex.build(pl.Series(["AAPL"]), pl.Series([DAY0]), dayindex.DAY_US)
+    decoded = dayindex.decode(dayindex.encode(entry, version) or b"")
+    assert decoded is not None
+    assert decoded[0] == version
+
+
+def test_a_version_that_cannot_be_written_leaves_no_entry():
+    entry = dayindex.build(pl.Series(["AAPL"]), pl.Series([DAY0]), dayindex.DAY_US)
+    assert dayindex.encode(entry, (2**64,)) is None  # the entry is dropped, rebuilt when read

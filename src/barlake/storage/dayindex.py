@@ -203,23 +203,23 @@ def encode(entry: Entry, version: Version) -> bytes | None:
         return None
     chars = max(names.dtype.itemsize // 4, 1)
     parts = [p.encode() if isinstance(p, str) else p for p in version]
-    form = "".join(f"{len(p)}s" if isinstance(p, bytes) else "q" for p in parts).encode()
+    packing = "".join(f"{len(p)}s" if isinstance(p, bytes) else "q" for p in parts)
     try:
-        stamp = form + struct.pack("<" + form.decode(), *parts)
+        stamp = packing.encode() + struct.pack("<" + packing, *parts)
+        stamp += bytes(-len(stamp) % 8)  # keeps the names aligned
+        header = _HEADER.pack(
+            _MAGIC,
+            _FORMAT,
+            entry.slot_us,
+            entry.first,
+            entry.slots,
+            len(names),
+            chars,
+            len(packing),
+            len(stamp),
+        )
     except struct.error:
         return None
-    stamp += bytes(-len(stamp) % 8)  # keeps the names aligned
-    header = _HEADER.pack(
-        _MAGIC,
-        _FORMAT,
-        entry.slot_us,
-        entry.first,
-        entry.slots,
-        len(names),
-        chars,
-        len(form),
-        len(stamp),
-    )
     body = b"".join(
         (
             header,
@@ -239,15 +239,15 @@ def decode(raw: bytes) -> tuple[Version, Entry] | None:
     (crc,) = _CRC.unpack_from(raw, len(raw) - _CRC.size)
     if zlib.crc32(memoryview(raw)[: -_CRC.size]) != crc:
         return None
-    (form,) = struct.unpack_from("<H", raw, len(_MAGIC))
+    (file_format,) = struct.unpack_from("<H", raw, len(_MAGIC))
     version: Version | None
-    if form == 1 and len(raw) >= _HEADER_1.size + _CRC.size:
+    if file_format == 1 and len(raw) >= _HEADER_1.size + _CRC.size:
         _, _, size, mtime, ino, slot, first, slots, count, chars = _HEADER_1.unpack_from(raw)
         version, at = (size, mtime, ino), _HEADER_1.size
-    elif form == _FORMAT:
-        _, _, slot, first, slots, count, chars, parts, length = _HEADER.unpack_from(raw)
+    elif file_format == _FORMAT:
+        _, _, slot, first, slots, count, chars, packing, length = _HEADER.unpack_from(raw)
         at = _HEADER.size + length
-        version = _version(raw, parts, at) if at <= len(raw) - _CRC.size else None
+        version = _version(raw, packing, at) if at <= len(raw) - _CRC.size else None
     else:
         return None
     if version is None or slot <= 0 or DAY_US % slot or slots < 0 or chars < 1:
@@ -261,14 +261,15 @@ def decode(raw: bytes) -> tuple[Version, Entry] | None:
     return version, Entry(names, bits.reshape(count, width), first, slots, slot)
 
 
-def _version(raw: bytes, parts: int, end: int) -> Version | None:
-    """The version written by ``encode`` after the header, in ``parts`` bytes of format and
-    packed values up to ``end``; None when it is not one."""
+def _version(raw: bytes, packing: int, end: int) -> Version | None:
+    """The version ``encode`` wrote after the header: ``packing`` bytes of ``struct`` format,
+    then the packed parts, all before ``end``; None when it is not one."""
+    at = _HEADER.size + packing
     try:
-        form = "<" + raw[_HEADER.size : _HEADER.size + parts].decode("ascii")
-        if form.strip("<0123456789qs") or _HEADER.size + parts + struct.calcsize(form) > end:
+        form = "<" + raw[_HEADER.size : at].decode("ascii")
+        if form.strip("<0123456789qs") or at + struct.calcsize(form) > end:
             return None
-        values = struct.unpack_from(form, raw, _HEADER.size + parts)
+        values = struct.unpack_from(form, raw, at)
         if "s" in form:
             return tuple(v.decode() if isinstance(v, bytes) else v for v in values)
     except (UnicodeDecodeError, struct.error):

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from barlake.errors import StorageError
 
@@ -390,3 +390,8 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+if TYPE_CHECKING:  # mypy checks that both implementations keep to the protocol
+    _local: FileSystem = LocalFileSystem()
+    _memory: FileSystem = MemoryFileSystem()
