@@ -4,9 +4,12 @@ never see it."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import struct
 import tempfile
 import threading
+import zlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
@@ -27,7 +31,7 @@ from barlake.domain.ranges import DateRange
 from barlake.lake import Lake
 from barlake.retention.prune import Pruned, prune
 from barlake.storage import dayindex
-from barlake.storage.filesystem import LocalFileSystem
+from barlake.storage.filesystem import FileSystem, LocalFileSystem, MemoryFileSystem, Sink
 from barlake.storage.store import Partition, Store
 
 SYMBOLS = ["AAPL", "BRK/B", "BF.B"]
@@ -103,10 +107,10 @@ writes_st = st.lists(
 
 
 def check_same_answers(  # type: ignore[no-untyped-def]
-    interval, step, t0, writes, window, shift
+    interval, step, t0, writes, window, shift, fs=None
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        indexed, queried = Store(Path(tmp), day_index=True), Store(Path(tmp))
+        indexed, queried = Store(Path(tmp), fs=fs, day_index=True), Store(Path(tmp), fs=fs)
         for batch, remove_first in writes:
             files = indexed.files(interval, None, None)
             if remove_first and files:
@@ -130,6 +134,21 @@ def test_minute_index_answers_equal_the_query_under_every_shift(writes, shift, f
     # Steps of 97 minutes put bars at every time of day, across midnight and the month's end.
     window = DateRange(date(2024, 5, 30) + timedelta(first), date(2024, 6, 1) + timedelta(length))
     check_same_answers("1min", timedelta(minutes=97), MINUTE0, writes, window, shift)
+
+
+IN_MEMORY_CASES = {
+    "1day": (timedelta(days=1), DAY0, DateRange(date(2023, 12, 25), date(2024, 1, 10))),
+    "1min": (timedelta(minutes=97), MINUTE0, DateRange(date(2024, 5, 30), date(2024, 6, 3))),
+}
+
+
+@settings(max_examples=20, deadline=None)
+@given(writes_st, st.sampled_from(SHIFTS), st.sampled_from(sorted(IN_MEMORY_CASES)))
+def test_index_in_memory_answers_equal_the_query_read_through_it(writes, shift, interval):
+    # Both stores keep their files (bars and entries) in one MemoryFileSystem: the query reads
+    # the Parquet files through it, the index its entries.
+    step, t0, window = IN_MEMORY_CASES[interval]
+    check_same_answers(interval, step, t0, writes, window, shift, MemoryFileSystem())
 
 
 # -- stale, missing and damaged entries ---------------------------------------------------------
@@ -204,8 +223,9 @@ def test_an_unsorted_file_from_another_tool_is_indexed_right(gappy):
 def flip_last_row(path: Path) -> None:
     """Invert the last symbol's (MSFT's) bitmask and keep the stamp: only the checksum tells."""
     raw = bytearray(path.read_bytes())
-    names = 2 * 4 * len("AAPL")  # two names, four bytes a character
-    width = (len(raw) - 64 - names - 4) // 2  # after the 64-byte header; before the CRC
+    decoded = dayindex.decode(bytes(raw))
+    assert decoded is not None
+    width = decoded[1].bits.shape[1]  # the bitmasks come last, before the CRC
     for i in range(len(raw) - 4 - width, len(raw) - 4):
         raw[i] ^= 0xFF
     path.write_bytes(bytes(raw))
@@ -244,6 +264,97 @@ def test_a_write_killed_between_index_and_data_leaves_gaps_exact(gappy, monkeypa
     gappy.store.write("1day", frame([("AAPL", datetime(2024, 6, 18, tzinfo=UTC))]))
     forbid_parquet_reads(monkeypatch)  # and the entry of the write that did arrive is fresh
     assert gaps_of(gappy) == [("AAPL", "2024-06-20", "2024-06-20", 1)]
+
+
+def same_size_rewrite(raw: bytes) -> tuple[bytes, bytes]:
+    """The bars of ``raw`` as an uncompressed file, and one as large with one bar moved:
+    MSFT's 06-25 becomes AAPL's 06-18 (same row count, same name length, same extremes)."""
+    table = pl.read_parquet(raw).sort("symbol", "ts")
+    moved = pl.concat(
+        [
+            table.filter(
+                (pl.col("symbol") != "MSFT") | (pl.col("ts") != datetime(2024, 6, 25, tzinfo=UTC))
+            ),
+            table.filter(pl.col("symbol") == "AAPL")
+            .head(1)
+            .with_columns(pl.lit(datetime(2024, 6, 18, tzinfo=UTC)).alias("ts")),
+        ]
+    ).sort("symbol", "ts")
+
+    def plain(frame: pl.DataFrame) -> bytes:
+        sink = pa.BufferOutputStream()
+        pq.write_table(frame.to_arrow(), sink, compression="none", use_dictionary=False)
+        return sink.getvalue().to_pybytes()
+
+    return plain(table), plain(moved)
+
+
+def put_through(fs: FileSystem, path: Path, raw: bytes) -> None:
+    def write(sink: Sink) -> None:
+        if isinstance(sink, str):
+            Path(sink).write_bytes(raw)
+        else:
+            sink.write(raw)
+
+    fs.commit([fs.stage(path, write)])
+
+
+@pytest.mark.parametrize("fs", [LocalFileSystem(), MemoryFileSystem()], ids=["local", "memory"])
+def test_an_entry_is_rebuilt_when_the_version_changes_though_size_and_mtime_do_not(tmp_path, fs):
+    store = Store(tmp_path / "lake", fs=fs, day_index=True)
+    days = [date.fromisoformat(str(d)) for d in get_calendar("XNYS").sessions_in(JUNE)]
+    rows = [
+        (s, datetime(d.year, d.month, d.day, tzinfo=UTC)) for s in ("AAPL", "MSFT") for d in days
+    ]
+    store.write(
+        "1day", frame([r for r in rows if r != ("AAPL", datetime(2024, 6, 18, tzinfo=UTC))])
+    )
+    path = store.path(Partition("1day", None, "2024"))
+    with fs.open(path) as fh:
+        before, after = same_size_rewrite(fh.read())
+    assert len(before) == len(after) and before != after
+
+    def missing() -> dict[str, list[str]]:
+        found = store.days_by_symbol("1day", None, JUNE)
+        return {s: [str(d) for d in sorted(set(days) - set(found[s].tolist()))] for s in found}
+
+    put_through(fs, path, before)
+    assert missing() == {"AAPL": ["2024-06-18"], "MSFT": []}  # the entry now names ``before``
+    first = fs.version(path)
+    put_through(fs, path, after)
+    if isinstance(fs, LocalFileSystem):  # the same size and mtime: only the inode tells
+        os.utime(path, ns=(first[1], first[1]))
+        st = os.stat(path)
+        assert (st.st_size, st.st_mtime_ns) == first[:2]
+    assert fs.version(path) != first
+    assert missing() == {"AAPL": [], "MSFT": ["2024-06-25"]}
+    assert store.index is not None
+    with fs.open(store.index.path(path)) as fh:
+        stored = dayindex.decode(fh.read())
+    assert stored is not None and stored[0] == fs.version(path)  # rebuilt and stored again
+
+
+def format_1(entry: dayindex.Entry, size: int, mtime: int, inode: int) -> bytes:
+    """An entry as the day index wrote them before versions came from the file system."""
+    chars = max(entry.names.dtype.itemsize // 4, 1)
+    header = struct.pack(
+        "<4sHxxqqqqqqII", b"BLDX", 1, size, mtime, inode, entry.slot_us, entry.first,
+        entry.slots, len(entry.names), chars,
+    )  # fmt: skip
+    body = header + entry.names.astype(f"<U{chars}").tobytes() + entry.bits.tobytes()
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_entries_of_the_first_format_stay_fresh(gappy, monkeypatch):
+    assert gaps_of(gappy) == JUNE_GAPS
+    decoded = dayindex.decode(entry_of(gappy).read_bytes())
+    assert decoded is not None
+    version, entry = decoded
+    old = format_1(entry, *version)  # type: ignore[arg-type]
+    assert dayindex.decode(old) is not None
+    entry_of(gappy).write_bytes(old)
+    forbid_parquet_reads(monkeypatch)  # a lake indexed before keeps its entries
+    assert gaps_of(gappy) == JUNE_GAPS
 
 
 def test_a_lake_copied_elsewhere_answers_the_same(gappy, tmp_path):
@@ -337,3 +448,18 @@ def test_entries_round_trip_any_names():
     assert stamp == (1, 2, 3)
     assert back.names.tolist() == names.to_list()
     assert np.array_equal(back.bits, entry.bits)
+
+
+@pytest.mark.parametrize(
+    "version", [(), (7,), ('"d41d8cd98f00b204e9800998ecf8427e"',), ("v€-1", -1, 2**63 - 1), ("",)]
+)
+def test_entries_round_trip_any_version(version):
+    entry = dayindex.build(pl.Series(["AAPL"]), pl.Series([DAY0]), dayindex.DAY_US)
+    decoded = dayindex.decode(dayindex.encode(entry, version) or b"")
+    assert decoded is not None
+    assert decoded[0] == version
+
+
+def test_a_version_that_cannot_be_written_leaves_no_entry():
+    entry = dayindex.build(pl.Series(["AAPL"]), pl.Series([DAY0]), dayindex.DAY_US)
+    assert dayindex.encode(entry, (2**64,)) is None  # the entry is dropped, rebuilt when read

@@ -28,7 +28,8 @@ from barlake.domain import bars
 from barlake.domain.ranges import DateRange
 from barlake.errors import StorageError, UsageError
 from barlake.lake import Lake
-from barlake.storage.filesystem import TMP_MARK
+from barlake.retention.prune import Pruned, prune
+from barlake.storage.filesystem import TMP_MARK, MemoryFileSystem
 from barlake.storage.store import Store
 
 SYMBOLS = ["AAPL", "BRK/B", "BF.B"]
@@ -83,11 +84,13 @@ batches_st = st.lists(
 )
 
 
-def check_round_trip(interval: str, step: timedelta, t0: datetime, batches) -> None:
+def check_round_trip(
+    interval: str, step: timedelta, t0: datetime, batches, fs: MemoryFileSystem | None = None
+) -> None:
     model: dict[tuple[str, datetime], float] = {}
     value = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp))
+        store = Store(Path(tmp), fs=fs)
         for batch in batches:
             rows = []
             for symbol, k in batch:
@@ -103,11 +106,15 @@ def check_round_trip(interval: str, step: timedelta, t0: datetime, batches) -> N
         )
         assert triples(got) == expected
         assert got.columns == list(bars.SCHEMA)
-        for path in data_files(Path(tmp)):
-            one = pl.read_parquet(path, hive_partitioning=False)
+        files = data_files(Path(tmp)) if fs is None else fs.paths()
+        for path in files:
+            with store.fs.open(path) as fh:
+                one = pl.read_parquet(fh, hive_partitioning=False)
             keys = one.select(bars.KEY)
             assert keys.equals(keys.sort(bars.KEY)), f"{path} is not sorted"
             assert not keys.is_duplicated().any(), f"{path} has duplicate keys"
+        if fs is not None:
+            assert not any(Path(tmp).iterdir()), "a store in memory wrote to disk"
 
 
 @settings(max_examples=25, deadline=None)
@@ -120,6 +127,15 @@ def test_daily_writes_merge_to_the_union_last_write_wins(batches):
 @given(batches_st)
 def test_minute_writes_merge_to_the_union_last_write_wins(batches):
     check_round_trip("1min", timedelta(minutes=1), MINUTE0, batches)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    batches_st,
+    st.sampled_from([("1day", timedelta(days=1), DAY0), ("1min", timedelta(minutes=1), MINUTE0)]),
+)
+def test_writes_to_memory_merge_alike(batches, case):
+    check_round_trip(*case, batches, fs=MemoryFileSystem())
 
 
 def test_duplicate_keys_inside_one_batch_keep_the_last(tmp_path):
@@ -450,6 +466,83 @@ def test_sigkill_during_writes_leaves_readable_files(tmp_path):
         # Outside readers are not confused by temporary files a killed writer left behind.
         assert pads.dataset(root / "bars/interval=1day", partitioning="hive").count_rows() > 0
         assert len(pd.read_parquet(root / "bars/interval=1min", partitioning=None)) > 0
+
+
+# -- the store on another file system ----------------------------------------------------------
+
+
+def some_bars() -> dict[str, list[pl.DataFrame]]:
+    """Writes per interval that span two files, overlap (the later wins) and reach many files."""
+    days = [DAY0 + timedelta(days=i) for i in range(10)]
+    minutes = [MINUTE0 + timedelta(minutes=i) for i in range(10)]
+    return {
+        "1day": [
+            frame([(s, t, 1.0) for s in SYMBOLS for t in days]),
+            frame([(s, t, 2.0) for s in SYMBOLS[:2] for t in days[3:6]]),
+        ],
+        "1min": [
+            frame([(s, t, 1.0) for s in SYMBOLS for t in minutes]),
+            frame([(s, t, 2.0) for s in ("AAPL", "BF.B") for t in minutes[4:]]),
+            frame([(f"S{i:02d}", t, 3.0) for i in range(12) for t in minutes[:2]]),
+        ],
+    }
+
+
+@pytest.fixture
+def twins(tmp_path):
+    """The same writes to a store on disk and one in memory (rooted at a path never created)."""
+    memory = MemoryFileSystem()
+    on_disk, in_memory = Store(tmp_path / "disk"), Store(tmp_path / "memory", fs=memory)
+    for interval, batches in some_bars().items():
+        for batch in batches:
+            assert on_disk.write(interval, batch) == in_memory.write(interval, batch)
+    return on_disk, in_memory, memory
+
+
+def test_a_store_in_memory_reads_back_what_one_on_disk_does(twins, tmp_path):
+    on_disk, in_memory, memory = twins
+    for interval in ("1day", "1min"):
+        assert in_memory.read(interval).equals(on_disk.read(interval))
+        window = DateRange(date(2023, 12, 31), date(2024, 1, 3))
+        some = ["AAPL", "S03"]
+        assert triples(in_memory.scan(interval, some, window).collect()) == triples(
+            on_disk.scan(interval, some, window).collect()
+        )
+    assert in_memory.read("1day").filter(pl.col("close") == 2.0).height == 6
+    layout = [str(Path(p).relative_to(tmp_path / "memory")) for p in memory.paths()]
+    assert layout == all_files(tmp_path / "disk")
+    assert not (tmp_path / "memory").exists()
+
+
+def test_a_store_in_memory_answers_gap_queries_by_reading_through_it(twins):
+    on_disk, in_memory, _ = twins
+    window = DateRange(date(2023, 12, 28), date(2024, 1, 7))
+    sessions = get_calendar("XNYS").sessions_in(window)
+    windows = pl.DataFrame(
+        {"symbol": ["AAPL", "BF.B", "S01"], "start": [window.start] * 3, "end": [window.end] * 3}
+    )
+    for interval in ("1day", "1min"):
+        for names in (None, ["AAPL", "S01"]):
+            assert sorted(in_memory.session_days(interval, names, window).to_pylist(), key=str) == (
+                sorted(on_disk.session_days(interval, names, window).to_pylist(), key=str)
+            )
+        assert in_memory.session_counts(interval, windows, sessions) == on_disk.session_counts(
+            interval, windows, sessions
+        )
+    assert in_memory.liquidity(SYMBOLS, window, 5).equals(on_disk.liquidity(SYMBOLS, window, 5))
+
+
+def test_prune_in_memory_removes_through_the_file_system(twins, tmp_path):
+    on_disk, in_memory, memory = twins
+    cutoffs = {"AAPL": date(2024, 6, 1), "BF.B": None}
+    reports = [Pruned(dry_run=False), Pruned(dry_run=False)]
+    for store, report in zip((on_disk, in_memory), reports, strict=True):
+        prune(store, "1min", cutoffs, {}, report)
+    assert reports[0].to_dict() == reports[1].to_dict()
+    assert reports[1].files_deleted == 3
+    assert in_memory.read("1min").equals(on_disk.read("1min"))
+    layout = [str(Path(p).relative_to(tmp_path / "memory")) for p in memory.paths()]
+    assert layout == all_files(tmp_path / "disk")
 
 
 # -- outside readers (DESIGN.md one-liners) ----------------------------------------------------

@@ -93,19 +93,8 @@ def _prune_file(
     if kept.is_empty():
         report.files_deleted += 1
         if not report.dry_run:
-            store.remove_file(path)
-            _remove_empty_parents(path.parent, stop=store.root)
+            store.remove_file(path)  # and the folders it leaves empty
         return
     report.files_rewritten += 1
     if not report.dry_run:
         store.replace_file(path, interval, kept)
-
-
-def _remove_empty_parents(directory: Path, stop: Path) -> None:
-    """Remove ``directory`` and its parents while they are empty, never ``stop`` itself."""
-    while directory != stop and stop in directory.parents:
-        try:
-            directory.rmdir()
-        except OSError:
-            return
-        directory = directory.parent

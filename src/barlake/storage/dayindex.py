@@ -12,14 +12,15 @@ days for daily bars, quarter hours for intraday bars. Quarter hours let one entr
 exchange, whose session date is the UTC date after a shift of a whole number of quarter hours
 (its standard UTC offset; see ``Calendar.day_shift``).
 
-An entry is stamped with the (size, mtime_ns, inode) of the data file it describes and is used
-only while the file still has that stamp. The store writes entries after each data file, taking
-the stamp from the temporary file before it is renamed into place (a rename keeps all three), so
-the stamp names exactly the content the entry was computed from. Anything else (a file replaced
-by hand or by another tool, a writer killed between the two writes, a copied lake, a deleted or
-damaged entry) leaves an entry that does not match, and the reader rebuilds it from the Parquet
-file. Entries are a cache: they are replaced atomically (readers never see half of one) but not
-flushed to disk, since a damaged entry fails its checksum and is rebuilt like a stale one.
+An entry is stamped with the version (``FileSystem.version``) of the data file it describes and
+is used only while the file still has that version: on local disk its (size, mtime_ns, inode).
+The store writes entries after each data file, taking the version of the staged file before it is
+moved into place (on local disk a rename keeps all three), so the stamp names exactly the content
+the entry was computed from. Anything else (a file replaced by hand or by another tool, a writer
+killed between the two writes, a copied lake, a deleted or damaged entry) leaves an entry that
+does not match, and the reader rebuilds it from the Parquet file. Entries are a cache: they are
+replaced atomically (readers never see half of one) but not flushed to disk, since a damaged
+entry fails its checksum and is rebuilt like a stale one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
-import uuid
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,30 +41,30 @@ import polars as pl
 
 from barlake.domain.intervals import Interval, spec
 from barlake.errors import StorageError
-from barlake.storage.filesystem import TMP_MARK
+from barlake.storage.filesystem import FileSystem, Version
 
 DAY_US = 86_400_000_000
 INTRADAY_SLOT_US = 900_000_000  # a quarter hour: every exchange's UTC offset is a multiple
 SUFFIX = ".days"
 REBUILD_THREADS = 4
 _MAGIC = b"BLDX"
-_VERSION = 1
-# magic, version, data file size, mtime_ns and inode, slot length (us), first slot, slot count,
-# symbol count, characters per name; then the sorted names as fixed-width UTF-32 (read back
-# without a copy or a parse), the bitmasks, and a CRC-32 of all that precedes.
-_HEADER = struct.Struct("<4sHxxqqqqqqII")
+_FORMAT = 2
+# magic, format, slot length (us), first slot, slot count, symbol count, characters per name,
+# and the lengths of the data file's version: of its ``struct`` format and of all of it; then the
+# version (its format, ``q`` for a number and ``<n>s`` for a string of n UTF-8 bytes, and the
+# packed parts: one ``struct`` call reads it back), padded to a multiple of 8 bytes; the sorted
+# names as fixed-width UTF-32 (read back without a copy or a parse), the bitmasks, and a CRC-32
+# of all that precedes.
+_HEADER = struct.Struct("<4sHxxqqqIIHH4x")
+# Format 1, written before versions came from the file system: the data file's size, mtime_ns
+# and inode in the header. Still read, as the version a local file has, so that existing lakes
+# keep their entries.
+_HEADER_1 = struct.Struct("<4sHxxqqqqqqII")
 _CRC = struct.Struct("<I")
 
-Stamp = tuple[int, int, int]
 Bools = npt.NDArray[np.bool_]
 Strings = npt.NDArray[np.str_]
 Indices = npt.NDArray[np.intp]
-
-
-def stamp_of(path: Path | str) -> Stamp:
-    """What identifies one version of a data file: its size, mtime_ns and inode."""
-    st = os.stat(path)
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def slot_us(interval: Interval) -> int:
@@ -195,46 +195,96 @@ def _micros(ts: pl.Series) -> npt.NDArray[np.int64]:
     return ts.cast(pl.Int64).to_numpy()
 
 
-def encode(entry: Entry, stamp: Stamp) -> bytes | None:
-    """The bytes of an entry file, or None for names that fixed-width strings cannot hold."""
+def encode(entry: Entry, version: Version) -> bytes | None:
+    """The bytes of an entry file for the data file at ``version``, or None for names that
+    fixed-width strings cannot hold or a version whose numbers take more than 64 bits."""
     names = entry.names
     if any("\x00" in name for name in names.tolist()):
         return None
     chars = max(names.dtype.itemsize // 4, 1)
-    header = _HEADER.pack(
-        _MAGIC, _VERSION, *stamp, entry.slot_us, entry.first, entry.slots, len(names), chars
-    )
+    parts = [p.encode() if isinstance(p, str) else p for p in version]
+    packing = "".join(f"{len(p)}s" if isinstance(p, bytes) else "q" for p in parts)
+    try:
+        stamp = packing.encode() + struct.pack("<" + packing, *parts)
+        stamp += bytes(-len(stamp) % 8)  # keeps the names aligned
+        header = _HEADER.pack(
+            _MAGIC,
+            _FORMAT,
+            entry.slot_us,
+            entry.first,
+            entry.slots,
+            len(names),
+            chars,
+            len(packing),
+            len(stamp),
+        )
+    except struct.error:
+        return None
     body = b"".join(
-        (header, names.astype(f"<U{chars}").tobytes(), np.ascontiguousarray(entry.bits).tobytes())
+        (
+            header,
+            stamp,
+            names.astype(f"<U{chars}").tobytes(),
+            np.ascontiguousarray(entry.bits).tobytes(),
+        )
     )
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def decode(raw: bytes) -> tuple[Stamp, Entry] | None:
-    """The stamp and entry stored in ``raw``, or None when it is not a whole, valid entry."""
+def decode(raw: bytes) -> tuple[Version, Entry] | None:
+    """The data file's version and the entry stored in ``raw``, or None when it is not a whole,
+    valid entry."""
     if len(raw) < _HEADER.size + _CRC.size or raw[:4] != _MAGIC:
         return None
     (crc,) = _CRC.unpack_from(raw, len(raw) - _CRC.size)
     if zlib.crc32(memoryview(raw)[: -_CRC.size]) != crc:
         return None
-    _, version, size, mtime, ino, slot, first, slots, count, chars = _HEADER.unpack_from(raw)
-    if version != _VERSION or slot <= 0 or DAY_US % slot or slots < 0 or chars < 1:
+    (file_format,) = struct.unpack_from("<H", raw, len(_MAGIC))
+    version: Version | None
+    if file_format == 1 and len(raw) >= _HEADER_1.size + _CRC.size:
+        _, _, size, mtime, ino, slot, first, slots, count, chars = _HEADER_1.unpack_from(raw)
+        version, at = (size, mtime, ino), _HEADER_1.size
+    elif file_format == _FORMAT:
+        _, _, slot, first, slots, count, chars, packing, length = _HEADER.unpack_from(raw)
+        at = _HEADER.size + length
+        version = _version(raw, packing, at) if at <= len(raw) - _CRC.size else None
+    else:
+        return None
+    if version is None or slot <= 0 or DAY_US % slot or slots < 0 or chars < 1:
         return None
     width = (slots + 7) // 8
-    at = _HEADER.size + count * chars * 4
-    if len(raw) - _CRC.size - at != count * width:
+    bits_at = at + count * chars * 4
+    if len(raw) - _CRC.size - bits_at != count * width:
         return None
-    names = np.frombuffer(raw, dtype=f"<U{chars}", count=count, offset=_HEADER.size)
-    bits = np.frombuffer(raw, dtype=np.uint8, count=count * width, offset=at)
-    return (size, mtime, ino), Entry(names, bits.reshape(count, width), first, slots, slot)
+    names = np.frombuffer(raw, dtype=f"<U{chars}", count=count, offset=at)
+    bits = np.frombuffer(raw, dtype=np.uint8, count=count * width, offset=bits_at)
+    return version, Entry(names, bits.reshape(count, width), first, slots, slot)
+
+
+def _version(raw: bytes, packing: int, end: int) -> Version | None:
+    """The version ``encode`` wrote after the header: ``packing`` bytes of ``struct`` format,
+    then the packed parts, all before ``end``; None when it is not one."""
+    at = _HEADER.size + packing
+    try:
+        form = "<" + raw[_HEADER.size : at].decode("ascii")
+        if form.strip("<0123456789qs") or at + struct.calcsize(form) > end:
+            return None
+        values = struct.unpack_from(form, raw, at)
+        if "s" in form:
+            return tuple(v.decode() if isinstance(v, bytes) else v for v in values)
+    except (UnicodeDecodeError, struct.error):
+        return None
+    return cast(Version, values)
 
 
 class DayIndex:
-    """The entries of one lake's data files, under ``root``; ``bars`` is the data's root."""
+    """The entries of one lake's data files, under ``root``; ``bars`` is the data's root, and
+    ``fs`` holds both."""
 
-    def __init__(self, root: Path, bars: Path) -> None:
+    def __init__(self, root: Path, bars: Path, *, fs: FileSystem) -> None:
         self.root = root
         self.bars = bars
+        self.fs = fs
         self._bars = str(bars) + os.sep
 
     def path(self, data: Path | str) -> Path:
@@ -249,10 +299,12 @@ class DayIndex:
             data = data[len(self._bars) :]
         return os.path.join(self.root, os.path.dirname(data) + SUFFIX)
 
-    def record(self, data: Path, stamp: Stamp, interval: Interval, frame: pl.DataFrame) -> None:
-        """Store the entry of ``frame``, the bars just written to ``data`` with ``stamp``."""
+    def record(
+        self, data: Path | str, version: Version, interval: Interval, frame: pl.DataFrame
+    ) -> None:
+        """Store the entry of ``frame``, the bars just written to ``data`` at ``version``."""
         entry = build(frame.get_column("symbol"), frame.get_column("ts"), slot_us(interval))
-        self._save(data, stamp, entry)
+        self._save(data, version, entry)
 
     def entries(self, interval: Interval, files: Sequence[str]) -> list[Entry]:
         """The entries of ``files`` (data files of ``interval``), stale ones rebuilt from the
@@ -262,11 +314,11 @@ class DayIndex:
         slot = slot_us(interval)
         for data in files:
             try:
-                stamp = stamp_of(data)
+                version = self.fs.version(data)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             found = self._load(data)
-            if found is None or found[0] != stamp or found[1].slot_us != slot:
+            if found is None or found[0] != version or found[1].slot_us != slot:
                 stale.append(data)
             else:
                 out.append(found[1])
@@ -279,16 +331,11 @@ class DayIndex:
 
     def drop(self, data: Path | str) -> None:
         """Forget the entry of ``data`` (the data file was removed)."""
-        path = self.path(data)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        with contextlib.suppress(OSError):  # a symbol's folder, once its last entry is gone
-            if path.parent != self.root and self.root in path.parents:
-                path.parent.rmdir()
+        self.fs.remove(self.path(data), up_to=self.root)
 
-    def _load(self, data: str) -> tuple[Stamp, Entry] | None:
+    def _load(self, data: str) -> tuple[Version, Entry] | None:
         try:
-            with open(self._path(data), "rb") as fh:
+            with self.fs.open(self._path(data)) as fh:
                 raw = fh.read()
         except OSError:
             return None
@@ -296,9 +343,10 @@ class DayIndex:
 
     def _rebuild(self, data: str, slot: int) -> Entry | None:
         try:
-            before = stamp_of(data)
-            frame = pl.read_parquet(data, columns=["symbol", "ts"], hive_partitioning=False)
-            after = stamp_of(data)
+            before = self.fs.version(data)
+            with self.fs.open(data) as fh:
+                frame = pl.read_parquet(fh, columns=["symbol", "ts"], hive_partitioning=False)
+            after = self.fs.version(data)
         except FileNotFoundError:
             return None
         except (OSError, pl.exceptions.ComputeError) as exc:
@@ -309,21 +357,11 @@ class DayIndex:
             self._save(data, before, entry)
         return entry
 
-    def _save(self, data: Path | str, stamp: Stamp, entry: Entry) -> None:
+    def _save(self, data: Path | str, version: Version, entry: Entry) -> None:
         """Replace the entry file atomically; failing to is harmless (the entry stays stale)."""
-        raw = encode(entry, stamp)
+        raw = encode(entry, version)
         if raw is None:
             self.drop(data)
             return
-        path = self.path(data)
-        tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        try:
-            try:
-                tmp.write_bytes(raw)
-            except FileNotFoundError:  # the first entry of its folder
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp.write_bytes(raw)
-            os.replace(tmp, path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        with contextlib.suppress(StorageError):
+            self.fs.put(self.path(data), raw)

@@ -1,42 +1,118 @@
-"""Where the lake's files live. Local disk now; object storage can take its place later.
+"""Where the lake's files live: the ``FileSystem`` seam, on local disk or in memory.
 
-Every write replaces a whole file atomically: the new content goes to a temporary file beside
-the target, is flushed to disk, and is renamed over it. Readers see the old file or the new one,
-never a partial one, and a crash leaves at worst a stray temporary file that the next write of
-the same file removes.
+The store and the day index reach their files only through a ``FileSystem``, so that the same
+layout can live elsewhere (object storage next). Every write replaces a whole file atomically:
+the new content is staged beside the target, not yet visible, and a commit makes it durable and
+visible. Readers see the old file or the new one, never a partial one.
+
+On local disk a staged file is a temporary file beside the target, flushed to disk and renamed
+over it; a crash leaves at worst a stray temporary file that the next write of the same file
+removes. ``MemoryFileSystem`` keeps files in a dict, for tests of everything above the seam.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fnmatch
 import functools
+import io
+import itertools
 import os
+import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from barlake.errors import StorageError
 
 TMP_MARK = ".tmp-"
 
+#: A file's location: a path on local disk, a key below a bucket elsewhere.
+FilePath = str | PurePath
+#: What one version of a file's content is known by; equal versions mean equal content. Plain
+#: numbers and strings, so that it can be written down (the day index stamps entries with it).
+Version = tuple[int | str, ...]
+#: Where a ``stage`` writer puts the content: a local path, or a binary file to write into.
+Sink = str | BinaryIO
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A new version of ``path`` written by ``FileSystem.stage``, not yet visible."""
+
+    path: str
+    #: Where the file system holds the content until the commit (a temporary file, a key).
+    handle: str
+    #: The version ``path`` has once this is committed.
+    version: Version
+
+
+class FileSystem(Protocol):
+    """The file operations of the store and the day index.
+
+    Writes that fail raise ``StorageError`` (a ``write`` callback's errors other than
+    ``OSError`` pass through as they are); reads of a missing file raise ``FileNotFoundError``.
+    """
+
+    def stage(self, path: FilePath, write: Callable[[Sink], None]) -> Staged:
+        """Write a new version of ``path`` through ``write(sink)``, not yet visible."""
+
+    def commit(self, staged: Sequence[Staged]) -> None:
+        """Make ``staged`` files durable and visible, each atomically; the staged files are
+        gone afterwards, committed or (on failure) not."""
+
+    def discard(self, staged: Sequence[Staged]) -> None:
+        """Drop staged files that will not be committed."""
+
+    def put(self, path: FilePath, data: bytes) -> None:
+        """Replace ``path`` with ``data`` atomically, not necessarily durably: for caches that
+        readers check (a lost or stale file is rebuilt, never trusted)."""
+
+    def remove(self, path: FilePath, *, up_to: FilePath | None = None) -> None:
+        """Delete ``path`` if it exists (durably), and the folders below ``up_to`` it leaves
+        empty where the file system has folders."""
+
+    def open(self, path: FilePath) -> BinaryIO:
+        """The content of ``path`` for reading; FileNotFoundError when it does not exist."""
+
+    def exists(self, path: FilePath) -> bool:
+        """Whether ``path`` is a file."""
+
+    def version(self, path: FilePath) -> Version:
+        """The version of ``path``'s content; FileNotFoundError when it does not exist."""
+
+    def glob(self, root: FilePath, pattern: str) -> list[str]:
+        """Files under ``root`` whose relative path matches ``pattern``, one shell wildcard
+        pattern per path component (``*/year=2024/data.parquet``)."""
+
+    def listdir(self, folder: FilePath) -> list[str]:
+        """The names right under ``folder`` (files and folders); none when it is missing."""
+
+    def local_path(self, path: FilePath) -> str | None:
+        """``path`` as a local file that other libraries may open by name, or None when the
+        file system has none (then read through ``open``)."""
+
 
 class LocalFileSystem:
     """Atomic whole-file writes on a local directory tree."""
 
-    def replace(self, path: Path, write: Callable[[Path], None]) -> None:
-        """Write ``path`` through ``write(tmp_path)``, then move it into place atomically."""
-        self.commit([(self.stage(path, write), path)])
-
-    def stage(self, path: Path, write: Callable[[Path], None]) -> Path:
+    def stage(self, path: FilePath, write: Callable[[Sink], None]) -> Staged:
         """Write the content of ``path`` through ``write(tmp_path)`` into a temporary file
-        beside it, not yet durable nor in place: ``commit`` does both for many files at once."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temporaries(path)
-        tmp = self._temporary(path)
+        beside it, not yet durable nor in place: ``commit`` does both for many files at once.
+
+        The version is taken from the temporary file; the rename keeps it (size, mtime and
+        inode), so it names exactly this content whatever replaces the file later.
+        """
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temporaries(target)
+        tmp = self._temporary(target)
         try:
-            write(tmp)
+            write(str(tmp))
+            version = self.version(tmp)
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -46,10 +122,10 @@ class LocalFileSystem:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        return tmp
+        return Staged(str(target), str(tmp), version)
 
-    def commit(self, staged: Sequence[tuple[Path, Path]]) -> None:
-        """Move staged ``(tmp, path)`` files into place, each atomically, all durably.
+    def commit(self, staged: Sequence[Staged]) -> None:
+        """Move staged files into place, each atomically, all durably.
 
         Many files are flushed with two file-system syncs (one before the renames, one after)
         instead of two fsyncs each, which is what makes a flush of fifty files fast; a few
@@ -57,19 +133,20 @@ class LocalFileSystem:
         """
         if not staged:
             return
-        where: Path | str = staged[0][1] if len(staged) == 1 else "lake files"
+        where: str = staged[0].path if len(staged) == 1 else "lake files"
+        folder = os.path.dirname(staged[0].path)
         try:
-            batch = len(staged) >= _BATCH_FILES and _syncfs(staged[0][1].parent)
-            for tmp, path in staged if not batch else ():  # all durable before any rename
-                where = path
-                with open(tmp, "rb") as fh:
+            batch = len(staged) >= _BATCH_FILES and _syncfs(folder)
+            for s in staged if not batch else ():  # all durable before any rename
+                where = s.path
+                with open(s.handle, "rb") as fh:
                     os.fsync(fh.fileno())
-            for tmp, path in staged:
-                where = path
-                os.replace(tmp, path)
+            for s in staged:
+                where = s.path
+                os.replace(s.handle, s.path)
             where = "lake folders"
-            if not batch or not _syncfs(staged[0][1].parent):
-                for directory in sorted({path.parent for _, path in staged}):
+            if not batch or not _syncfs(folder):
+                for directory in sorted({os.path.dirname(s.path) for s in staged}):
                     self._sync_dir(directory)
         except OSError as exc:
             msg = (
@@ -79,35 +156,73 @@ class LocalFileSystem:
         finally:
             self.discard(staged)
 
-    def discard(self, staged: Sequence[tuple[Path, Path]]) -> None:
+    def discard(self, staged: Sequence[Staged]) -> None:
         """Remove staged temporary files that will not be committed."""
-        for tmp, _ in staged:
+        for s in staged:
             with contextlib.suppress(FileNotFoundError):
+                os.unlink(s.handle)
+
+    def put(self, path: FilePath, data: bytes) -> None:
+        """Replace ``path`` with ``data`` through a temporary file and a rename, no flush."""
+        target = Path(path)
+        tmp = self._temporary(target)
+        try:
+            try:
+                tmp.write_bytes(data)
+            except FileNotFoundError:  # the first file of its folder
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
                 tmp.unlink()
+            msg = f"could not write {path}: {exc.strerror or exc}"
+            raise StorageError(msg) from exc
 
-    def remove(self, path: Path) -> None:
-        """Delete ``path`` if it exists (durably)."""
+    def remove(self, path: FilePath, *, up_to: FilePath | None = None) -> None:
+        """Delete ``path`` if it exists (durably), then the folders it leaves empty below
+        ``up_to`` (``up_to`` itself stays)."""
+        target = Path(path)
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            self._sync_dir(path.parent)
+            target.unlink()
+            self._sync_dir(target.parent)
+        if up_to is None:
+            return
+        stop, folder = Path(up_to), target.parent
+        while folder != stop and stop in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty, or gone
+                return
+            folder = folder.parent
 
-    def exists(self, path: Path) -> bool:
-        return path.is_file()
+    def open(self, path: FilePath) -> BinaryIO:
+        return open(path, "rb")  # the caller closes it
 
-    def glob(self, root: Path, pattern: str) -> Iterator[Path]:
+    def exists(self, path: FilePath) -> bool:
+        return os.path.isfile(path)
+
+    def version(self, path: FilePath) -> Version:
+        """Size, mtime_ns and inode: a rename keeps all three, any other write changes one."""
+        st = os.stat(path)
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def glob(self, root: FilePath, pattern: str) -> list[str]:
         """Files under ``root`` matching ``pattern``, skipping temporary files."""
-        if root.is_dir():
-            yield from (p for p in root.glob(pattern) if TMP_MARK not in p.name)
+        base = Path(root)
+        if not base.is_dir():
+            return []
+        return [str(p) for p in base.glob(pattern) if TMP_MARK not in p.name]
 
-    def clean_temporaries(self, root: Path) -> int:
-        """Remove temporary files left by writers that died; returns how many."""
-        count = 0
-        if root.is_dir():
-            for p in root.rglob(f"*{TMP_MARK}*"):
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
-                    count += 1
-        return count
+    def listdir(self, folder: FilePath) -> list[str]:
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [n for n in names if TMP_MARK not in n]
+
+    def local_path(self, path: FilePath) -> str | None:
+        return os.fspath(path)
 
     @staticmethod
     def _temporary(path: Path) -> Path:
@@ -126,12 +241,115 @@ class LocalFileSystem:
                     p.unlink()
 
     @staticmethod
-    def _sync_dir(directory: Path) -> None:
+    def _sync_dir(directory: FilePath) -> None:
         fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class MemoryFileSystem:
+    """Files in a dict of path to bytes, versions from a counter: the seam's reference.
+
+    Paths are keys (``str`` of the given path); folders exist only as the prefixes of keys,
+    as on object storage. Safe to use from several threads.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[bytes, Version]] = {}
+        self._staged: dict[str, tuple[bytes, Version]] = {}
+        self._versions = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def stage(self, path: FilePath, write: Callable[[Sink], None]) -> Staged:
+        buffer = io.BytesIO()
+        try:
+            write(buffer)
+        except OSError as exc:
+            msg = f"could not write {path}: {exc.strerror or exc}"
+            raise StorageError(msg) from exc
+        with self._lock:
+            version: Version = (next(self._versions),)
+            handle = f"{_key(path)}{TMP_MARK}{uuid.uuid4().hex}"
+            self._staged[handle] = (buffer.getvalue(), version)
+        return Staged(_key(path), handle, version)
+
+    def commit(self, staged: Sequence[Staged]) -> None:
+        with self._lock:
+            try:
+                content = [self._staged[s.handle] for s in staged]
+            except KeyError as exc:
+                msg = f"could not write {exc.args[0]}: it was not staged, or was discarded"
+                raise StorageError(msg) from None
+            finally:
+                for s in staged:
+                    self._staged.pop(s.handle, None)
+            for s, c in zip(staged, content, strict=True):
+                self._files[s.path] = c
+
+    def discard(self, staged: Sequence[Staged]) -> None:
+        with self._lock:
+            for s in staged:
+                self._staged.pop(s.handle, None)
+
+    def put(self, path: FilePath, data: bytes) -> None:
+        with self._lock:
+            self._files[_key(path)] = (bytes(data), (next(self._versions),))
+
+    def remove(self, path: FilePath, *, up_to: FilePath | None = None) -> None:
+        with self._lock:
+            self._files.pop(_key(path), None)
+
+    def open(self, path: FilePath) -> BinaryIO:
+        return io.BytesIO(self._get(path)[0])
+
+    def exists(self, path: FilePath) -> bool:
+        return _key(path) in self._files
+
+    def version(self, path: FilePath) -> Version:
+        return self._get(path)[1]
+
+    def glob(self, root: FilePath, pattern: str) -> list[str]:
+        prefix = _key(root) + "/"
+        wanted = pattern.split("/")
+        with self._lock:
+            keys = list(self._files)
+        return [
+            key
+            for key in keys
+            if key.startswith(prefix) and _matches(key[len(prefix) :].split("/"), wanted)
+        ]
+
+    def listdir(self, folder: FilePath) -> list[str]:
+        prefix = _key(folder) + "/"
+        with self._lock:
+            keys = list(self._files)
+        return sorted({k[len(prefix) :].split("/", 1)[0] for k in keys if k.startswith(prefix)})
+
+    def local_path(self, path: FilePath) -> str | None:
+        return None
+
+    def paths(self) -> list[str]:
+        """Every file's path, sorted."""
+        with self._lock:
+            return sorted(self._files)
+
+    def _get(self, path: FilePath) -> tuple[bytes, Version]:
+        try:
+            return self._files[_key(path)]
+        except KeyError:
+            raise FileNotFoundError(2, "No such file", str(path)) from None
+
+
+def _key(path: FilePath) -> str:
+    return str(PurePath(path))
+
+
+def _matches(parts: list[str], pattern: list[str]) -> bool:
+    return len(parts) == len(pattern) and all(
+        fnmatch.fnmatchcase(part, want) for part, want in zip(parts, pattern, strict=True)
+    )
 
 
 #: From this many files on, ``commit`` syncs the file system instead of each file.
@@ -146,7 +364,7 @@ def _syncfs_call() -> Any:
         return None
 
 
-def _syncfs(directory: Path) -> bool:
+def _syncfs(directory: FilePath) -> bool:
     """Flush every written file of the file system holding ``directory``; False when the
     system cannot (the caller then syncs file by file)."""
     syncfs = _syncfs_call()
@@ -172,3 +390,8 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+if TYPE_CHECKING:  # mypy checks that both implementations keep to the protocol
+    _local: FileSystem = LocalFileSystem()
+    _memory: FileSystem = MemoryFileSystem()

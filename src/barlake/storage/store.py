@@ -8,6 +8,10 @@ The partition of a bar follows ``intervals.SPECS``::
 
 Rows in a file are sorted by (symbol, ts) and unique on it; a write merges new rows into the
 existing file, new rows replacing old ones with the same key.
+
+Every file operation goes through the store's ``FileSystem``. Queries over many files hand
+DuckDB or polars the files' local paths when the file system has them, and otherwise read the
+files through it first.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.errors import StorageError
 from barlake.storage import dayindex
-from barlake.storage.dayindex import DayIndex, Stamp
-from barlake.storage.filesystem import LocalFileSystem
+from barlake.storage.dayindex import DayIndex
+from barlake.storage.filesystem import FileSystem, LocalFileSystem, Sink, Staged
 
 FILE_NAME = "data.parquet"
 WRITE_THREADS = 4
@@ -55,10 +59,9 @@ PARQUET_OPTIONS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class _Staged:
-    """A file merged and written beside its target, not yet in place."""
+    """A file merged and staged, not yet in place; ``rows`` new rows went into it."""
 
-    path: Path
-    tmp: Path
+    file: Staged
     rows: int
 
 
@@ -127,31 +130,19 @@ class Store:
 
     With ``day_index`` the store keeps ``dayindex/`` beside ``bars/`` up to date on every write
     and answers ``session_counts`` and ``session_days`` from it (see ``barlake.storage.dayindex``);
-    without it (a bare folder of bars) it writes nothing but the Parquet files.
+    without it (a bare folder of bars) it writes nothing but the Parquet files. ``fs`` holds the
+    files (local disk by default).
     """
 
     def __init__(
-        self, root: Path, fs: LocalFileSystem | None = None, *, day_index: bool = False
+        self, root: Path, *, fs: FileSystem | None = None, day_index: bool = False
     ) -> None:
         self.root = Path(root) / "bars"
-        self.fs = fs or LocalFileSystem()
-        self.index = DayIndex(Path(root) / "dayindex", self.root) if day_index else None
+        self.fs: FileSystem = fs or LocalFileSystem()
+        self.index = DayIndex(Path(root) / "dayindex", self.root, fs=self.fs) if day_index else None
 
     def path(self, partition: Partition) -> Path:
         return self.root / partition.relpath()
-
-    def partitions_of(
-        self, interval: Interval, frame: pl.DataFrame
-    ) -> Iterator[tuple[Partition, pl.DataFrame]]:
-        """Split ``frame`` (bars of one interval) by the file each bar belongs to; each piece
-        comes sorted by (symbol, ts) with one row per key, the last one given."""
-        frame = latest(frame)
-        period = frame.select(_period_expr(interval)).to_series() if frame.height else None
-        for partition, start, length in self._runs(interval, frame):
-            if length < 0 and period is not None:
-                yield partition, frame.filter(period == int(partition.period))
-            else:
-                yield partition, frame.slice(start, length)
 
     def _runs(self, interval: Interval, frame: pl.DataFrame) -> list[tuple[Partition, int, int]]:
         """The files of ``frame`` (sorted by symbol and ts) as runs of rows: (partition, start,
@@ -207,17 +198,17 @@ class Store:
             staged = [f.result() for f in futures if f.exception() is None]
             failed = next((f.exception() for f in futures if f.exception() is not None), None)
             if failed is not None:
-                self.fs.discard([(s.tmp, s.path) for s in staged])
+                self.fs.discard([s.file for s in staged])
                 raise failed
             return self._commit(staged)
 
     def _commit(self, staged: list[_Staged]) -> int:
         """Move ``staged`` files into place durably; returns their new rows."""
-        self.fs.commit([(s.tmp, s.path) for s in staged])
+        self.fs.commit([s.file for s in staged])
         return sum(s.rows for s in staged)
 
     def _stage(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> _Staged:
-        """``new`` merged into its file's content, written to a temporary file beside it."""
+        """``new`` merged into its file's content, staged."""
         path = self.path(partition)
         old = self.read_file(path)
         merged = new
@@ -234,27 +225,19 @@ class Store:
         table: pa.Table | None,
         rows: int,
     ) -> _Staged:
-        """``frame`` (``table`` is it as Arrow when known) as Parquet beside ``path``, and its
-        day-index entry, stamped with the staged file (which the rename keeps): saved before
-        the move, in the writer's thread, it is stale only until the move, and rebuilt if the
-        move never happens."""
+        """``frame`` (``table`` is it as Arrow when known) as Parquet staged for ``path``, and
+        its day-index entry, stamped with the version the staged file has once in place: saved
+        before the move, in the writer's thread, it is stale only until the move, and rebuilt
+        if the move never happens."""
         content = frame.to_arrow() if table is None else table
-        stamps: list[Stamp] = []
 
-        def write(tmp: Path) -> None:
-            pq.write_table(content, tmp, **PARQUET_OPTIONS)
-            # Taken before the rename, which keeps size, mtime and inode: whatever replaces
-            # the file after us, this stamp names our content.
-            stamps.append(dayindex.stamp_of(tmp))
+        def write(sink: Sink) -> None:
+            pq.write_table(content, sink, **PARQUET_OPTIONS)
 
-        tmp = self.fs.stage(path, write)
+        staged = self.fs.stage(path, write)
         if self.index is not None:
-            self.index.record(path, stamps[-1], interval, frame)
-        return _Staged(path, tmp, rows)
-
-    def write_partition(self, partition: Partition, frame: pl.DataFrame) -> int:
-        """Merge ``frame`` into one file and replace it atomically."""
-        return self._merge_into(partition, latest(frame), None)
+            self.index.record(path, staged.version, interval, frame)
+        return _Staged(staged, rows)
 
     def _merge_into(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> int:
         """Merge ``new`` (sorted, unique; ``table`` is it as Arrow when known) into its file."""
@@ -265,23 +248,22 @@ class Store:
         self._commit([self._stage_file(path, interval, frame, None, frame.height)])
 
     def remove_file(self, path: Path) -> None:
-        """Delete the data file ``path`` (durably) and its index entry."""
-        self.fs.remove(path)
+        """Delete the data file ``path`` (durably), the folders it leaves empty, and its index
+        entry."""
+        self.fs.remove(path, up_to=self.root)
         if self.index is not None:
             self.index.drop(path)
 
     def read_file(self, path: Path) -> pl.DataFrame | None:
         """The bars of one file, or None when it does not exist."""
-        if not self.fs.exists(path):
-            return None
         try:
-            return bars.conform(pl.read_parquet(path, hive_partitioning=False))
+            with self.fs.open(path) as fh:
+                return bars.conform(pl.read_parquet(fh, hive_partitioning=False))
+        except FileNotFoundError:
+            return None
         except (OSError, pl.exceptions.ComputeError) as exc:
             msg = f"cannot read {path}: {exc}; move the file aside and fill again"
             raise StorageError(msg) from exc
-
-    def remove(self, partition: Partition) -> None:
-        self.remove_file(self.path(partition))
 
     def files(
         self, interval: Interval, symbols_: Iterable[str] | None, window: DateRange | None
@@ -305,17 +287,27 @@ class Store:
         if by_symbol and symbols_ is not None:
             # One listing of the interval's folder beats a stat per wanted symbol, and a plain
             # listing of each symbol's folder beats a glob there (a gap query lists hundreds).
-            present = set(os.listdir(base)) if base.is_dir() else set()
+            present = set(self.fs.listdir(base))
             out: list[str] = []
             for name in (f"symbol={symbols.encode(s)}" for s in symbols_):
                 if name in present:
-                    out += _period_files(os.path.join(base, name), keys, checked=checked)
+                    out += self._period_files(os.path.join(base, name), keys, checked=checked)
             return sorted(out)
         pattern = "*/*/" + FILE_NAME if by_symbol else "*/" + FILE_NAME
         found = self.fs.glob(base, pattern)
-        return sorted(
-            str(p) for p in found if keys is None or p.parent.name.split("=", 1)[1] in keys
-        )
+        return sorted(p for p in found if keys is None or _period_of(p) in keys)
+
+    def _period_files(self, folder: str, keys: set[str] | None, *, checked: bool) -> list[str]:
+        """The data files in the period folders (``month=2024-06``) of ``folder`` named in
+        ``keys`` (all when None); only those that exist when ``checked``."""
+        out = []
+        for period in self.fs.listdir(folder):
+            if keys is not None and period.partition("=")[2] not in keys:
+                continue
+            path = os.path.join(folder, period, FILE_NAME)
+            if not checked or self.fs.exists(path):
+                out.append(path)
+        return out
 
     def _indexed(self, interval: Interval, day_shift: timedelta) -> bool:
         """Whether the day index answers for ``interval`` under ``day_shift``."""
@@ -330,10 +322,14 @@ class Store:
         day_shift: timedelta = timedelta(0),
     ) -> pl.LazyFrame:
         """The stored bars of ``symbols_`` whose session date is in ``window`` (all when None)."""
-        files = self.files(interval, symbols_, window)
+        files = self._paths(interval, symbols_, window, checked=True)
         if not files:
             return bars.empty().lazy()
-        lf = pl.scan_parquet(files, hive_partitioning=False)
+        local = self._local(files)
+        if local is not None:
+            lf = pl.scan_parquet(local, hive_partitioning=False)
+        else:
+            lf = pl.DataFrame(self._read_table(files)).lazy()
         if symbols_ is not None:
             lf = lf.filter(pl.col("symbol").is_in(symbols_))
         if window is not None:
@@ -412,20 +408,55 @@ class Store:
             return pl.DataFrame(schema={"symbol": pl.String, "day": pl.Date}).to_arrow()
         # Filters on the stored columns, beside the scan: DuckDB does not push them below the
         # DISTINCT by itself, and a range on ``ts`` can skip row groups.
-        params: list[object] = [files, *_ts_bounds(interval, window, day_shift)]
         where = "ts >= ? AND ts < ?"
+        bounds: list[object] = [*_ts_bounds(interval, window, day_shift)]
         if symbols_ is not None:
             where += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
-            params.append(list(symbols_))
-        sql = f"""
-            SELECT DISTINCT symbol,
-                CAST(DATE '1970-01-01' + CAST({_day_sql(interval, day_shift)} AS INTEGER) AS DATE)
-                AS day
-            FROM read_parquet(?, hive_partitioning = false)
-            WHERE {where}
-        """
-        with _connect() as con:
-            return con.sql(sql, params=params).to_arrow_table()
+            bounds.append(list(symbols_))
+        with _connect() as con, self._source(con, files) as (source, params):
+            sql = f"""
+                SELECT DISTINCT symbol,
+                    CAST(DATE '1970-01-01' + CAST({_day_sql(interval, day_shift)} AS INTEGER)
+                        AS DATE) AS day
+                FROM {source}
+                WHERE {where}
+            """
+            return con.sql(sql, params=params + bounds).to_arrow_table()
+
+    @contextlib.contextmanager
+    def _source(
+        self, con: duckdb.DuckDBPyConnection, files: Sequence[str | Path]
+    ) -> Iterator[tuple[str, list[object]]]:
+        """The Parquet ``files`` as a DuckDB table expression and the parameters it takes:
+        DuckDB reads local files itself; others are read through the file system first."""
+        local = self._local(files)
+        if local is not None:
+            yield "read_parquet(?, hive_partitioning = false)", [local]
+            return
+        name = "lake_files"
+        con.register(name, self._read_table(files))
+        try:
+            yield name, []
+        finally:
+            con.unregister(name)
+
+    def _local(self, files: Sequence[str | Path]) -> list[str] | None:
+        """The local paths of ``files``, or None unless every one has one."""
+        out = []
+        for f in files:
+            local = self.fs.local_path(f)
+            if local is None:
+                return None
+            out.append(local)
+        return out
+
+    def _read_table(self, files: Sequence[str | Path]) -> pa.Table:
+        """The rows of ``files``, read through the file system, as one Arrow table."""
+        tables = []
+        for f in files:
+            with self.fs.open(f) as fh:
+                tables.append(pq.read_table(fh))
+        return pa.concat_tables(tables, promote_options="default")
 
     def session_counts(
         self,
@@ -461,29 +492,29 @@ class Store:
         counter = "count(DISTINCT b.day)" if spec(interval).intraday else "count(*)"
         few = not by_symbol and len(bounds) <= _FILTER_SYMBOLS_UP_TO
         where = " AND symbol IN (SELECT symbol FROM windows)" if few else ""
-        span_sql = f"""
-            SELECT b.symbol, {counter} AS n, min(b.day) AS first, max(b.day) AS last FROM (
-                SELECT symbol, {_day_sql(interval, day_shift)} AS day
-                FROM read_parquet(?, hive_partitioning = false)
-                WHERE ts >= ? AND ts < ?{where}
-            ) b
-            JOIN session_days s ON b.day = s.day
-            GROUP BY b.symbol
-        """
-        exact_sql = f"""
-            SELECT b.symbol, {counter} AS n FROM (
-                SELECT symbol, {_day_sql(interval, day_shift)} AS day
-                FROM read_parquet(?, hive_partitioning = false)
-                WHERE ts >= ? AND ts < ? AND symbol IN (SELECT symbol FROM windows)
-            ) b
-            JOIN session_days s ON b.day = s.day
-            JOIN windows w ON b.symbol = w.symbol AND b.day >= w.start AND b.day < w."end"
-            GROUP BY b.symbol
-        """
         out: dict[str, int] = {}
         mixed: list[str] = []
-        params = [files, *_ts_bounds(interval, window, day_shift)]
-        with _connect() as con:
+        with _connect() as con, self._source(con, files) as (source, params):
+            span_sql = f"""
+                SELECT b.symbol, {counter} AS n, min(b.day) AS first, max(b.day) AS last FROM (
+                    SELECT symbol, {_day_sql(interval, day_shift)} AS day
+                    FROM {source}
+                    WHERE ts >= ? AND ts < ?{where}
+                ) b
+                JOIN session_days s ON b.day = s.day
+                GROUP BY b.symbol
+            """
+            exact_sql = f"""
+                SELECT b.symbol, {counter} AS n FROM (
+                    SELECT symbol, {_day_sql(interval, day_shift)} AS day
+                    FROM {source}
+                    WHERE ts >= ? AND ts < ? AND symbol IN (SELECT symbol FROM windows)
+                ) b
+                JOIN session_days s ON b.day = s.day
+                JOIN windows w ON b.symbol = w.symbol AND b.day >= w.start AND b.day < w."end"
+                GROUP BY b.symbol
+            """
+            params = [*params, *_ts_bounds(interval, window, day_shift)]
             con.register("session_days", pl.DataFrame({"day": days}).to_arrow())
             if len(bounds) < day_numbers.height:  # a symbol twice: count each window exactly
                 mixed = list(bounds)
@@ -572,18 +603,19 @@ class Store:
         files = self.files("1day", None, window)
         if not files or not symbols_:
             return pl.DataFrame(schema={"symbol": pl.String, "dollar_volume": pl.Float64})
-        sql = """
-            SELECT symbol, median(close * volume) AS dollar_volume, count(*) AS sessions FROM (
-                SELECT symbol, close, volume,
-                       row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) AS n
-                FROM read_parquet(?, hive_partitioning = false)
-                WHERE symbol IN (SELECT unnest(?::VARCHAR[])) AND ts >= ? AND ts < ?
-            ) WHERE n <= ? GROUP BY symbol ORDER BY symbol
-        """
         lo = datetime.combine(window.start, time(), UTC)
         hi = datetime.combine(window.end, time(), UTC)
-        params = [[str(f) for f in files], symbols_, lo, hi, sessions]
-        with _duckdb() as con:
+        with _duckdb() as con, self._source(con, files) as (source, params):
+            sql = f"""
+                SELECT symbol, median(close * volume) AS dollar_volume, count(*) AS sessions
+                FROM (
+                    SELECT symbol, close, volume,
+                           row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) AS n
+                    FROM {source}
+                    WHERE symbol IN (SELECT unnest(?::VARCHAR[])) AND ts >= ? AND ts < ?
+                ) WHERE n <= ? GROUP BY symbol ORDER BY symbol
+            """
+            params = [*params, symbols_, lo, hi, sessions]
             return pl.DataFrame(con.sql(sql, params=params).to_arrow_table())
 
 
@@ -639,18 +671,9 @@ def _day_number(day: date) -> int:
     return (day - date(1970, 1, 1)).days
 
 
-def _period_files(folder: str, keys: set[str] | None, *, checked: bool) -> list[str]:
-    """The data files in the period folders (``month=2024-06``) of ``folder`` named in ``keys``
-    (all when None); only those that exist when ``checked``."""
-    out = []
-    with contextlib.suppress(FileNotFoundError):  # pruned meanwhile
-        for period in os.listdir(folder):
-            if keys is not None and period.partition("=")[2] not in keys:
-                continue
-            path = os.path.join(folder, period, FILE_NAME)
-            if not checked or os.path.isfile(path):
-                out.append(path)
-    return out
+def _period_of(path: str) -> str:
+    """The period key (``2024``, ``2024-06``) of a data file's path."""
+    return os.path.basename(os.path.dirname(path)).partition("=")[2]
 
 
 def _pad(window: DateRange) -> DateRange:
