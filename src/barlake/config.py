@@ -3,20 +3,28 @@
 Precedence, highest first: command-line flags, environment variables (``LAKE_PROVIDER``,
 ``LAKE_PARALLEL_SYMBOLS``, ``LAKE_<PROVIDER>_BASE_URL``, ``LAKE_<PROVIDER>_RATE_LIMIT``), the file,
 the defaults below. Unknown keys are errors that name the file, the key and the nearest valid one.
+
+The backfill roadmap's own spellings are accepted as written: ``backfill.orchestration`` (two
+backfill settings under other names), ``backfill.use_scanner_layers``, and the retention sections
+``data_retention.layer_based`` and ``data_management.scanner_layers``, which
+:meth:`LakeConfig.layer_retention` turns into one retention per layer (see
+``barlake.retention.effective``). Where two spellings say different things, the error names both.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 
 from barlake.errors import ConfigError
 
@@ -27,6 +35,27 @@ M = TypeVar("M", bound=BaseModel)
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KeyedError(ValueError):
+    """A validation error whose message names its keys in full: ``parse`` prints it as is."""
+
+
+class Conflict(KeyedError):
+    """Two settings that say different things; the message names both keys."""
+
+
+#: The bar intervals and the priorities lake.yaml's retention sections can name. This module sits
+#: below ``barlake.domain`` and ``barlake.retention``, so it repeats their spellings
+#: (``domain.intervals.INTERVALS``, ``retention.policy.PRIORITIES``); a test keeps them equal.
+IntervalName = Literal["1min", "5min", "15min", "30min", "1hour", "1day"]
+PriorityName = Literal["low", "medium", "high", "critical"]
+LAYER_PRIORITY: dict[int, PriorityName] = {0: "low", 1: "medium", 2: "high", 3: "critical"}
+
+
+def _yaml_value(value: Any) -> str:
+    """``value`` as lake.yaml spells it (``true``, ``null``), for messages."""
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
 
 
 class TierConfig(_Strict):
@@ -44,6 +73,24 @@ DEFAULT_TIERS = {
 
 #: What a page of stored bars fetched again costs, in requests (see ``barlake.planning.cost``).
 REREAD_WEIGHT = 0.5
+
+
+class OrchestrationConfig(_Strict):
+    """The roadmap's ``backfill.orchestration``: two backfill settings under other names."""
+
+    use_symbol_tiers: bool | None = Field(
+        default=None, strict=True, description="The same as backfill.use_symbol_tiers."
+    )
+    always_respect_user_days: bool | None = Field(
+        default=None, strict=True, description="The same as backfill.respect_user_overrides."
+    )
+
+
+#: ``backfill.orchestration`` key -> the backfill setting it spells.
+ORCHESTRATION_KEYS = {
+    "use_symbol_tiers": "use_symbol_tiers",
+    "always_respect_user_days": "respect_user_overrides",
+}
 
 
 class BackfillConfig(_Strict):
@@ -83,6 +130,36 @@ class BackfillConfig(_Strict):
         description="Processes on this machine share each provider's rate-limit window "
         "(a file in the cache directory); false: each fill counts only its own requests.",
     )
+    use_scanner_layers: bool | None = Field(
+        default=None,
+        strict=True,
+        description="true: without dates, each symbol's window is its layer's retention (the "
+        "lake's policy, else the built-in scanner_layers); false: every symbol gets "
+        "default_days; unset: the lake's policy when it names one, else default_days.",
+    )
+    orchestration: OrchestrationConfig = Field(
+        default=OrchestrationConfig(), description="The roadmap's spellings of two settings."
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _orchestration(cls, data: Any, handler: ModelWrapValidatorHandler[BackfillConfig]) -> Any:
+        # The roadmap's spellings set the backfill settings they name, so that every reader of
+        # ``use_symbol_tiers`` and ``respect_user_overrides`` sees them.
+        model = handler(data)
+        update: dict[str, bool] = {}
+        for alias, name in ORCHESTRATION_KEYS.items():
+            given = getattr(model.orchestration, alias)
+            if given is None:
+                continue
+            if name in model.model_fields_set and getattr(model, name) != given:
+                msg = (
+                    f"backfill.orchestration.{alias} ({_yaml_value(given)}) and backfill.{name} "
+                    f"({_yaml_value(getattr(model, name))}) disagree; keep one of them"
+                )
+                raise Conflict(msg)
+            update[name] = given
+        return model.model_copy(update=update) if update else model
 
 
 class ProviderConfig(_Strict):
@@ -101,24 +178,353 @@ class AlertsConfig(_Strict):
     )
 
 
+# -- the roadmap's retention sections ----------------------------------------------------------
+
+#: The intraday intervals ``data_retention``'s ``intraday_bars`` covers at each layer when no
+#: ``data_management`` layer lists them: the roadmap's own lists (its ``data_management`` example,
+#: and ``policies/scanner_layers.yaml``). Layer 0 lists none there; given intraday days, it takes
+#: layer 1's.
+INTRADAY_INTERVALS: dict[int, tuple[IntervalName, ...]] = {
+    0: ("1hour",),
+    1: ("1hour",),
+    2: ("1hour", "5min"),
+    3: ("1hour", "5min", "1min"),
+}
+
+
+class BarDays(_Strict):
+    """One layer of ``data_retention.layer_based``: calendar days per kind of data, 0 for none."""
+
+    daily_bars: int | None = Field(
+        default=None, ge=0, strict=True, description="Calendar days of 1day bars."
+    )
+    intraday_bars: int | None = Field(
+        default=None,
+        ge=0,
+        strict=True,
+        description="Calendar days of the layer's intraday intervals (see INTRADAY_INTERVALS).",
+    )
+    tick_data: int | None = Field(
+        default=None, ge=0, strict=True, description="Calendar days of trades (tick data)."
+    )
+
+
+def _given_layers(section: BaseModel) -> dict[int, Any]:
+    """The ``layer_N`` fields of ``section`` that are set, by number."""
+    found = {n: getattr(section, f"layer_{n}") for n in range(4)}
+    layers = {n: layer for n, layer in found.items() if layer is not None}
+    if not layers:
+        msg = "give at least one of layer_0, layer_1, layer_2, layer_3"
+        raise ValueError(msg)
+    return layers
+
+
+class LayerBased(_Strict):
+    """``data_retention.layer_based``: ``layer_0`` .. ``layer_3``."""
+
+    layer_0: BarDays | None = None
+    layer_1: BarDays | None = None
+    layer_2: BarDays | None = None
+    layer_3: BarDays | None = None
+
+    @model_validator(mode="after")
+    def _some_layer(self) -> LayerBased:
+        _given_layers(self)
+        return self
+
+    def layers(self) -> dict[int, BarDays]:
+        """The layers given, by number."""
+        return _given_layers(self)
+
+
+class DataRetention(_Strict):
+    """The roadmap's ``data_retention`` section."""
+
+    layer_based: LayerBased
+
+
+class ScannerLayer(_Strict):
+    """One layer of ``data_management.scanner_layers``."""
+
+    retention_days: int = Field(
+        ge=1, strict=True, description="Calendar days of every interval listed (at most)."
+    )
+    intervals: tuple[IntervalName, ...] = Field(min_length=1, description="Bar intervals kept.")
+    priority: PriorityName | None = Field(default=None, description="Plans fill higher first.")
+
+
+class ScannerLayers(_Strict):
+    """``data_management.scanner_layers``: ``layer_0`` .. ``layer_3``."""
+
+    layer_0: ScannerLayer | None = None
+    layer_1: ScannerLayer | None = None
+    layer_2: ScannerLayer | None = None
+    layer_3: ScannerLayer | None = None
+
+    @model_validator(mode="after")
+    def _some_layer(self) -> ScannerLayers:
+        _given_layers(self)
+        return self
+
+    def layers(self) -> dict[int, ScannerLayer]:
+        """The layers given, by number."""
+        return _given_layers(self)
+
+
+RETENTION_POLICY: Literal["scanner_layer_based"] = "scanner_layer_based"
+
+
+class DataManagement(_Strict):
+    """The roadmap's ``data_management`` section."""
+
+    retention_policy: Literal["scanner_layer_based"] = RETENTION_POLICY
+    scanner_layers: ScannerLayers
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_policy(cls, data: Any) -> Any:
+        given = data.get("retention_policy", RETENTION_POLICY) if isinstance(data, dict) else None
+        if isinstance(data, dict) and given != RETENTION_POLICY:
+            msg = (
+                f"data_management.retention_policy: unknown value {given!r}; did you mean "
+                f"{RETENTION_POLICY!r}? (other retention: default_policy: NAME, e.g. "
+                "scanner_layers or default, or backfill.use_scanner_layers: false for "
+                "backfill.default_days everywhere)"
+            )
+            raise KeyedError(msg)
+        return data
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """A number of calendar days and the lake.yaml key(s) it comes from."""
+
+    days: int
+    source: str
+
+
+@dataclass(frozen=True)
+class LayerRetention:
+    """One layer's retention as lake.yaml's roadmap sections give it, each value with its keys."""
+
+    priority: PriorityName
+    #: None: the layer's default priority (``LAYER_PRIORITY``, as in policies/scanner_layers.yaml)
+    priority_source: str | None
+    intervals: dict[IntervalName, Sourced]
+    trades: Sourced | None
+
+
 class LakeConfig(_Strict):
     default_provider: str = Field(default="demo", description="Provider when --provider is absent.")
     default_policy: str | None = Field(default=None, description="Retention policy name or path.")
     backfill: BackfillConfig = BackfillConfig()
     alerts: AlertsConfig = AlertsConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    data_retention: DataRetention | None = Field(
+        default=None, description="The roadmap's retention in days per layer and kind of data."
+    )
+    data_management: DataManagement | None = Field(
+        default=None, description="The roadmap's retention in intervals and days per layer."
+    )
 
     def provider(self, name: str) -> ProviderConfig:
         return self.providers.get(name, ProviderConfig())
 
+    @property
+    def retention_sections(self) -> list[str]:
+        """The roadmap's retention sections this configuration has: data_retention first."""
+        given = (("data_retention", self.data_retention), ("data_management", self.data_management))
+        return [name for name, section in given if section is not None]
+
+    @model_validator(mode="after")
+    def _one_policy(self) -> LakeConfig:
+        sections = " and ".join(self.retention_sections)
+        if sections and self.default_policy is not None:
+            msg = (
+                f"default_policy ({self.default_policy}) and {sections} both set the lake's "
+                "retention policy; keep one of them"
+            )
+            raise Conflict(msg)
+        chosen = sections or ("default_policy" if self.default_policy is not None else "")
+        if chosen and self.backfill.use_scanner_layers is False:
+            msg = (
+                f"backfill.use_scanner_layers (false: every symbol gets backfill.default_days) "
+                f"and {chosen} (a retention per layer) disagree; drop one of them"
+            )
+            raise Conflict(msg)
+        self.layer_retention()  # the two sections must agree
+        return self
+
+    def layer_retention(self) -> dict[int, LayerRetention] | None:
+        """The retention of each layer the roadmap's sections give (both merged where both
+        are), or None without them. Where they disagree, a :class:`Conflict` names both keys."""
+        if not self.retention_sections:
+            return None
+        days = self.data_retention.layer_based.layers() if self.data_retention else {}
+        managed = self.data_management.scanner_layers.layers() if self.data_management else {}
+        return {
+            n: _layer_retention(n, days.get(n), managed.get(n)) for n in sorted({*days, *managed})
+        }
+
+
+def _layer_retention(n: int, days: BarDays | None, managed: ScannerLayer | None) -> LayerRetention:
+    """Layer ``n`` from ``data_retention`` (``days``) and ``data_management`` (``managed``).
+
+    ``retention_days`` is the layer's horizon: alone, every listed interval keeps that long;
+    with ``data_retention``, ``daily_bars`` must equal it (when 1day is listed), and
+    ``intraday_bars`` (at most as long) gives the days of the listed intraday intervals.
+    """
+    dr, dm = f"data_retention.layer_based.layer_{n}", f"data_management.scanner_layers.layer_{n}"
+    priority, priority_source = LAYER_PRIORITY[n], None
+    if managed is not None and managed.priority is not None:
+        priority, priority_source = managed.priority, f"{dm}.priority"
+    listed = list(dict.fromkeys(managed.intervals)) if managed else []
+    intervals: dict[IntervalName, Sourced] = {}
+    if managed is not None:
+        intervals = {i: Sourced(managed.retention_days, f"{dm}.retention_days") for i in listed}
+    trades = None
+    if days is not None:
+        intervals |= _daily(n, days, managed, listed) | _intraday(n, days, managed, listed)
+        trades = Sourced(days.tick_data, f"{dr}.tick_data") if days.tick_data else None
+    return LayerRetention(priority, priority_source, intervals, trades)
+
+
+def _daily(
+    n: int, days: BarDays, managed: ScannerLayer | None, listed: list[IntervalName]
+) -> dict[IntervalName, Sourced]:
+    dr, dm = f"data_retention.layer_based.layer_{n}", f"data_management.scanner_layers.layer_{n}"
+    if days.daily_bars is None:
+        return {}
+    if managed is None:
+        return {"1day": Sourced(days.daily_bars, f"{dr}.daily_bars")} if days.daily_bars else {}
+    if days.daily_bars != (managed.retention_days if "1day" in listed else 0):
+        theirs = (
+            f"retention_days ({managed.retention_days})"
+            if "1day" in listed
+            else f"intervals ({', '.join(listed)}: no 1day)"
+        )
+        msg = (
+            f"{dr}.daily_bars ({days.daily_bars}) and {dm}.{theirs} disagree on layer {n}'s "
+            "daily bars; make them say the same or drop one of them"
+        )
+        raise Conflict(msg)
+    if not days.daily_bars:
+        return {}
+    return {"1day": Sourced(days.daily_bars, f"{dr}.daily_bars = {dm}.retention_days")}
+
+
+def _intraday(
+    n: int, days: BarDays, managed: ScannerLayer | None, listed: list[IntervalName]
+) -> dict[IntervalName, Sourced]:
+    dr, dm = f"data_retention.layer_based.layer_{n}", f"data_management.scanner_layers.layer_{n}"
+    wanted = days.intraday_bars
+    if wanted is None:
+        return {}
+    if managed is None:
+        where = f"{dr}.intraday_bars (intervals: barlake's default for layer {n})"
+        return {i: Sourced(wanted, where) for i in INTRADAY_INTERVALS[n]} if wanted else {}
+    covered = [i for i in listed if i != "1day"]
+    if bool(covered) != bool(wanted):
+        theirs = ", ".join(listed) + ("" if covered else ": no intraday")
+        msg = (
+            f"{dr}.intraday_bars ({wanted}) and {dm}.intervals ({theirs}) disagree on layer "
+            f"{n}'s intraday bars; make them say the same or drop one of them"
+        )
+        raise Conflict(msg)
+    if wanted > managed.retention_days:
+        msg = (
+            f"{dr}.intraday_bars ({wanted}) and {dm}.retention_days ({managed.retention_days}) "
+            "disagree: a layer's intraday bars cannot outlast its retention; shorten "
+            "intraday_bars or lengthen retention_days"
+        )
+        raise Conflict(msg)
+    where = f"{dr}.intraday_bars (intervals: {dm}.intervals)"
+    return {i: Sourced(wanted, where) for i in covered}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A lake's configuration, its file, and where each setting it was given came from."""
+
+    config: LakeConfig
+    path: Path
+    #: Dotted key -> ``lake.yaml``, ``lake.yaml backfill.orchestration.KEY`` or ``env NAME``;
+    #: keys absent here have their default.
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def source(self, key: str) -> str:
+        """Where the setting at the dotted ``key`` came from."""
+        return self.sources.get(key, "default")
+
+    def settings(self) -> Iterator[tuple[str, Any, str]]:
+        """Each setting as (dotted key, value, source), secrets masked; the retention sections
+        are left to ``barlake.retention.effective`` and the orchestration keys are shown as
+        the settings they set."""
+        config = self.config
+        providers = {config.default_provider: config.provider(config.default_provider)}
+        providers |= config.providers
+        top = config.model_dump(exclude={"data_retention", "data_management", "providers"})
+        del top["backfill"]["orchestration"]
+        top["providers"] = {name: p.model_dump() for name, p in sorted(providers.items())}
+        for key, value in _flat(top):
+            yield key, mask(key, value), self.source(key)
+
+
+#: Names of settings whose values are secrets (``providers.NAME.options`` above all).
+SECRET = re.compile(r"key|secret|token|passw|credential|auth|signature", re.IGNORECASE)
+
+
+def mask(key: str, value: Any) -> Any:
+    """``value`` fit to print: a secret's is ``***``, a URL's credentials and secret query
+    values are ``***``, a webhook keeps only its host (its path is its secret)."""
+    if value in (None, "") or isinstance(value, bool):
+        return value
+    name = key.rsplit(".", 1)[-1]
+    if any(SECRET.search(part) for part in key.split(".")):
+        return "***"
+    if not isinstance(value, str) or "://" not in value:
+        return value
+    scheme, _, rest = value.partition("://")
+    host, slash, path = rest.partition("/")
+    host = re.sub(r"^[^@]*@", "***@", host)
+    if name == "webhook_url":
+        return f"{scheme}://{host}/***" if slash and path else f"{scheme}://{host}{slash}"
+    path = re.sub(
+        r"([?&][^=&]*(?:key|secret|token|passw|signature|auth)[^=&]*=)[^&]*",
+        r"\1***",
+        path,
+        flags=re.IGNORECASE,
+    )
+    return f"{scheme}://{host}{slash}{path}"
+
+
+def _flat(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of each leaf of ``data``; an empty mapping is a leaf."""
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
 
 def load(root: Path, environ: Mapping[str, str] | None = None) -> LakeConfig:
     """The configuration of the lake at ``root``: file, then environment on top."""
+    return read(root, environ).config
+
+
+def read(root: Path, environ: Mapping[str, str] | None = None) -> Loaded:
+    """``load``, with the source of each setting (``lake config show``)."""
     path = Path(root) / FILE_NAME
     data: dict[str, Any] = {}
     if path.exists():
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = yaml.load(path.read_text(), Loader=_UniqueKeys) or {}
+        except _DuplicateKey as exc:
+            msg = (
+                f"{path}: key {exc.key!r} appears twice (lines {exc.first} and {exc.second}); "
+                "merge the two into one mapping (YAML would keep only the second)"
+            )
+            raise ConfigError(msg) from None
         except yaml.YAMLError as exc:
             msg = f"{path}: not valid YAML ({str(exc).splitlines()[0]})"
             raise ConfigError(msg) from exc
@@ -126,27 +532,66 @@ def load(root: Path, environ: Mapping[str, str] | None = None) -> LakeConfig:
             msg = f"{path}: expected a mapping of settings at the top level"
             raise ConfigError(msg)
         data = loaded
-    data = _with_environment(data, os.environ if environ is None else environ)
-    return parse(LakeConfig, data, path)
+    sources = dict.fromkeys((key for key, _ in _flat(data)), FILE_NAME)
+    orchestration = (data.get("backfill") or {}).get("orchestration")
+    for alias, name in ORCHESTRATION_KEYS.items():
+        if isinstance(orchestration, dict) and alias in orchestration:
+            sources[f"backfill.{name}"] = f"{FILE_NAME} backfill.orchestration.{alias}"
+    data, from_env = _with_environment(data, os.environ if environ is None else environ)
+    sources |= {key: f"env {name}" for key, name in from_env.items()}
+    return Loaded(parse(LakeConfig, data, path), path, sources)
 
 
-def _with_environment(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.first, self.second = key, first, second
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping: YAML forbids it, and PyYAML
+    would keep the second silently (two pasted ``backfill:`` sections lose the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:  # noqa: FBT001, FBT002
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *base`` merges keys that the mapping may then override
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: the safe loader's own error follows
+                continue
+            if first != line:
+                raise _DuplicateKey(key, first, line)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _with_environment(
+    data: dict[str, Any], env: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``data`` with the environment's settings on top, and which key each variable set."""
+    used: dict[str, str] = {}
     data = {**data, "backfill": dict(data.get("backfill") or {})}
     if "LAKE_PROVIDER" in env:
         data["default_provider"] = env["LAKE_PROVIDER"]
+        used["default_provider"] = "LAKE_PROVIDER"
     if "LAKE_PARALLEL_SYMBOLS" in env:
         data["backfill"]["parallel_symbols"] = env["LAKE_PARALLEL_SYMBOLS"]
+        used["backfill.parallel_symbols"] = "LAKE_PARALLEL_SYMBOLS"
     providers = {k: dict(v or {}) for k, v in (data.get("providers") or {}).items()}
     for key, value in env.items():
         if not key.startswith("LAKE_"):
             continue
-        for suffix, field in (("_BASE_URL", "base_url"), ("_RATE_LIMIT", "rate_limit_per_min")):
+        for suffix, name in (("_BASE_URL", "base_url"), ("_RATE_LIMIT", "rate_limit_per_min")):
             if key.endswith(suffix) and len(key) > len("LAKE_") + len(suffix):
-                name = key[len("LAKE_") : -len(suffix)].lower()
-                providers.setdefault(name, {})[field] = value
+                provider = key[len("LAKE_") : -len(suffix)].lower()
+                providers.setdefault(provider, {})[name] = value
+                used[f"providers.{provider}.{name}"] = key
     if providers:
         data["providers"] = providers
-    return data
+    return data, used
 
 
 def parse(model: type[M], data: Any, source: Path | str) -> M:
@@ -174,6 +619,8 @@ def parse(model: type[M], data: Any, source: Path | str) -> M:
             hint = _nearest(str(err["input"]), _choices(_annotation_at(model, loc)))
             tail = f"; did you mean {hint!r}?" if hint else ""
             msg = f"{source}: {key}: {err['msg']}{tail}"
+        elif err["type"] == "value_error" and isinstance(err["ctx"]["error"], KeyedError):
+            msg = f"{source}: {err['ctx']['error']}"  # it names its keys in full
         elif err["type"] == "value_error":
             msg = f"{source}: {key}: {err['ctx']['error']}"
         else:

@@ -19,6 +19,7 @@ from barlake.jobs.backfill import Backfill
 from barlake.providers import open_provider
 from barlake.providers.base import Provider
 from barlake.quality.check import Checker
+from barlake.retention.effective import lake_policy
 from barlake.retention.policy import Policies
 from barlake.storage.lock import FillLock
 from barlake.storage.store import Store
@@ -72,7 +73,8 @@ def wire(
     config = config or load(root)
     registry = Registry(catalog)
     finder = GapFinder(store, catalog, clock)
-    policies = Policies(root, config.default_policy)
+    # lake.yaml's retention sections, its default_policy, or scanner_layers by use_scanner_layers
+    policies = Policies(root, lake_policy(config)[0])
     sources = Providers(config, clock, providers)
 
     def lock() -> FillLock:

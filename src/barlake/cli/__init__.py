@@ -67,6 +67,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "barlake.cli.research:report",
         "Write a self-contained HTML page: coverage map, gaps, recent jobs and their errors.",
     ),
+    "config": (
+        "barlake.cli.config:config",
+        "Show the lake's effective configuration and where each value comes from.",
+    ),
     "emulate": (
         "barlake.cli.emulate:emulate",
         "Serve a provider's HTTP emulator on 127.0.0.1 (its URL on stdout) until Ctrl-C.",

@@ -98,6 +98,9 @@ class Backfill:
         default_days = self.config.backfill.default_days
         default = Selection(days=default_days).window(today)
         assert default is not None
+        source = f"default: backfill.default_days = {default_days}"
+        if self.config.backfill.use_scanner_layers is False and policy is None:
+            source += " (backfill.use_scanner_layers: false)"
         return Ask(
             intervals=selection.intervals,
             window=window,
@@ -106,7 +109,7 @@ class Backfill:
             else f"--start/--end {window}",
             policy=policy,
             default_window=default,
-            default_source=f"default: backfill.default_days = {default_days}",
+            default_source=source,
             respect_user=self.config.backfill.respect_user_overrides,
         )
 

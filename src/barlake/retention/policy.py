@@ -207,10 +207,15 @@ def load_policy(name_or_path: str, lake_root: Path | None = None) -> Policy:
     >>> load_policy("scanner_layers").window(2, "1hour", date(2024, 7, 5))
     DateRange(start=datetime.date(2024, 6, 6), end=datetime.date(2024, 7, 6))
     """
+    return read_policy(policy_path(name_or_path, lake_root))
+
+
+def policy_path(name_or_path: str, lake_root: Path | None = None) -> Path:
+    """The file ``load_policy`` reads for ``name_or_path``."""
     given = Path(name_or_path).expanduser()
     in_folder = len(given.parts) > 1
     if (in_folder or given.suffix in (".yaml", ".yml")) and given.is_file():
-        return read_policy(given)
+        return given
     if in_folder:
         msg = f"policy file {name_or_path} does not exist"
         raise ConfigError(msg)
@@ -219,7 +224,7 @@ def load_policy(name_or_path: str, lake_root: Path | None = None) -> Policy:
     if lake_root is not None:  # the lake's own policies shadow the built-in ones
         found.update((p.stem, p) for p in sorted((Path(lake_root) / "policies").glob("*.yaml")))
     if name in found:
-        return read_policy(found[name])
+        return found[name]
     msg = f"unknown policy {name!r}; available: {', '.join(sorted(found)) or 'none'}, or a path"
     raise ConfigError(msg)
 
@@ -245,9 +250,11 @@ def read_policy(path: Path) -> Policy:
 
 class Policies:
     """The policies a lake can name: a path, the lake's own ``policies/``, the built-in ones,
-    with lake.yaml's ``default_policy`` when none is named."""
+    with the lake's own when none is named (``retention.effective.lake_policy``: lake.yaml's
+    retention sections, its ``default_policy``, or ``scanner_layers`` by
+    ``backfill.use_scanner_layers``)."""
 
-    def __init__(self, lake_root: Path | None, default: str | None) -> None:
+    def __init__(self, lake_root: Path | None, default: str | Policy | None) -> None:
         self.lake_root = lake_root
         self.default = default
 
@@ -263,8 +270,8 @@ class Policies:
         found = self.chosen(policy)
         if found is None:
             msg = (
-                "no policy: pass --policy NAME (e.g. scanner_layers) "
-                "or set default_policy in lake.yaml"
+                "no policy: pass --policy NAME (e.g. scanner_layers) or set default_policy "
+                "(or data_retention, or backfill.use_scanner_layers: true) in lake.yaml"
             )
             raise UsageError(msg)
         return found
