@@ -8,7 +8,7 @@ import polars as pl
 
 from barlake.errors import ValidationError
 
-#: Column order and types of every bar file (DESIGN.md "On disk").
+#: Column order and types of every bar file (``lake/README.md``, the on-disk contract).
 SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
     "ts": pl.Datetime("us", "UTC"),

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
+from barlake.catalog.repositories import JobRecorder
 from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE
 from barlake.clock import Clock, system_clock
 from barlake.config import BackfillConfig
@@ -50,20 +51,6 @@ class BarSink(Protocol):
     """Where fetched bars are written, durably, before the ledger hears of them (``Store``)."""
 
     def write(self, interval: Interval, frame: pl.DataFrame) -> int: ...
-
-
-class JobRecorder(Protocol):
-    """Where a job's counters, progress rows and ledger rows go, in one transaction each
-    (the catalog)."""
-
-    def record(
-        self,
-        job_id: str,
-        *,
-        job: dict[str, Any] | None = None,
-        progress: pl.DataFrame | None = None,
-        ledger: pl.DataFrame | None = None,
-    ) -> None: ...
 
 
 class Scheduler:

@@ -1,4 +1,4 @@
-"""Alpaca Market Data v2: historical stock bars (PROVIDERS.md section 1).
+"""Alpaca Market Data v2: historical stock bars.
 
 One request is one ``GET /v2/stocks/bars`` query for up to ``symbols_per_request`` symbols;
 its pages follow ``next_page_token``. The vendor sorts by symbol, then time, and its ``limit``
@@ -40,7 +40,7 @@ SECRET_ENV = ("APCA_API_SECRET_KEY",)
 PATH = "/v2/stocks/bars"
 RESET_HEADER = "X-RateLimit-Reset"
 #: Room for the ``symbols`` parameter (``urls.url_chars``): URLs stay under 8 KB with the other
-#: parameters and a page token (PROVIDERS.md 1.3: no documented cap, ``Request-URI Too Large``
+#: parameters and a page token (Alpaca documents no cap, ``Request-URI Too Large``
 #: seen beyond).
 SYMBOLS_CHARS = 7_000
 

@@ -1,4 +1,4 @@
-"""Binance spot klines (PROVIDERS.md section 5).
+"""Binance spot klines.
 
 Public market data: no key. A request is ``GET /api/v3/klines`` for one symbol (``BTCUSDT``,
 no separator) with ``interval``, ``startTime``/``endTime`` (epoch ms, both inclusive, on open

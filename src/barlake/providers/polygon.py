@@ -1,4 +1,4 @@
-"""Polygon.io, now sold as Massive: aggregates and grouped daily bars (PROVIDERS.md section 2).
+"""Polygon.io, now sold as Massive: aggregates and grouped daily bars.
 
 A one-symbol request is ``GET /v2/aggs/ticker/{T}/range/{mult}/{timespan}/{from}/{to}`` with
 the first and last session dates (both inclusive), ``adjusted=false`` (the lake stores raw

@@ -1,4 +1,4 @@
-"""Yahoo Finance's chart API, as yfinance uses it (PROVIDERS.md section 3).
+"""Yahoo Finance's chart API, as yfinance uses it.
 
 The API is unofficial: no key, no contract, no documented rate limit, and terms that restrict
 automated use. One request is one ``GET /v8/finance/chart/{symbol}`` with ``period1``/``period2``
@@ -101,7 +101,7 @@ class YahooProvider:
             intervals=INTERVALS,
             symbols_per_request=1,
             bars_per_page=ONE_ANSWER,
-            rate_limit_per_min=config.rate_limit_per_min or 60,  # PROVIDERS.md: ~1-2 per second
+            rate_limit_per_min=config.rate_limit_per_min or 60,  # undocumented: ~1-2 a second
             auth_env=(),
             max_days=dict(MAX_DAYS),
         )

@@ -27,6 +27,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from barlake.errors import StorageError
+from barlake.liveness import pid_alive
 
 TMP_MARK = ".tmp-"
 
@@ -236,7 +237,7 @@ class LocalFileSystem:
         """Delete temporary files of ``path`` left by writers that are no longer running."""
         for p in path.parent.glob(f".{path.name}{TMP_MARK}*"):
             pid = p.name[len(path.name) + 1 + len(TMP_MARK) :].split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
 
@@ -377,18 +378,6 @@ def _syncfs(directory: FilePath) -> bool:
             raise OSError(err, os.strerror(err), str(directory))
     finally:
         os.close(fd)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

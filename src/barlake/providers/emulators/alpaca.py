@@ -1,4 +1,4 @@
-"""Alpaca Market Data v2 historical bars, emulated (PROVIDERS.md 1.8).
+"""Alpaca Market Data v2 historical bars, emulated.
 
 Serves ``GET /v2/stocks/bars`` (``{"bars": {SYM: [...]}, "next_page_token": ...}``) and
 ``GET /v2/stocks/{symbol}/bars`` (``{"bars": [...], "symbol": ..., "next_page_token": ...}``).

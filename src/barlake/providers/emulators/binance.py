@@ -1,4 +1,4 @@
-"""Binance spot klines, emulated (PROVIDERS.md 5.6).
+"""Binance spot klines, emulated.
 
 Serves ``GET /api/v3/klines`` for crypto symbols (those the demo trades 24/7, e.g. ``BTCUSDT``;
 any other is ``-1121 Invalid symbol.``). It validates ``symbol`` (-1102 missing, -1100 illegal

@@ -1,4 +1,4 @@
-"""Polygon.io / Massive aggregates and grouped daily, emulated (PROVIDERS.md 2.7).
+"""Polygon.io / Massive aggregates and grouped daily, emulated.
 
 Serves ``GET /v2/aggs/ticker/{T}/range/{mult}/{timespan}/{from}/{to}`` and
 ``GET /v2/aggs/grouped/locale/us/market/stocks/{date}``. Like the vendor it takes the key as

@@ -1,4 +1,4 @@
-"""Yahoo Finance's chart API, emulated (PROVIDERS.md 3.6).
+"""Yahoo Finance's chart API, emulated.
 
 Serves ``GET /v8/finance/chart/{symbol}`` with ``period1`` (inclusive) and ``period2``
 (exclusive) in epoch seconds, ``interval``, ``includePrePost`` and ``events`` (the demo bars
