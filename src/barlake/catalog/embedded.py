@@ -21,6 +21,7 @@ import duckdb
 from barlake.catalog.engine import open_file, transaction
 from barlake.catalog.jobs import JobsTable
 from barlake.catalog.migrations import MIGRATIONS
+from barlake.catalog.queue import QueueTable
 from barlake.domain.events import EventType
 from barlake.domain.ranges import DateRange
 from barlake.domain.symbols import LAYER_FLAGS, SYMBOL_COLUMNS
@@ -48,7 +49,7 @@ def _symbols_sql(names: Sequence[str] | None, *, active_only: bool) -> tuple[str
     return f"SELECT * FROM symbols {clause} ORDER BY symbol", params
 
 
-class Catalog(JobsTable):
+class Catalog(JobsTable, QueueTable):
     """The catalog of one lake; every method is one short transaction."""
 
     def __init__(self, root: Path, *, lock_timeout: float = 30.0) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
 from barlake.errors import UsageError
-from barlake.liveness import LEASE, owner_gone
+from barlake.liveness import LEASE, abandoned
 
 if TYPE_CHECKING:
     import polars as pl
@@ -121,10 +121,7 @@ class JobsTable:
                 "SELECT job_id, host, pid, coalesce(heartbeat_at, created_at) FROM jobs "
                 "WHERE status = 'running'"
             ).fetchall()
-            now = datetime.now(UTC)
-            dead = [
-                str(j) for j, host, pid, beat in running if owner_gone(host, pid, beat, now, lease)
-            ]
+            dead = abandoned(running, lease)
             if not dead:
                 return 0
             con.execute(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from barlake.domain.events import EventType
@@ -74,6 +74,35 @@ class EventsRepository(Protocol):
     def pending_gap_events(self) -> set[tuple[str, str, str, str]]: ...
 
 
+class QueueRepository(Protocol):
+    """The durable work queue: backfill requests and when schedules last queued work."""
+
+    def enqueue(self, request: dict[str, Any]) -> tuple[dict[str, Any], bool]: ...
+    def requests(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+    def request(self, prefix: str) -> dict[str, Any]: ...
+    def queue_depth(self) -> dict[str, int]: ...
+    def claim(
+        self, worker: str, host: str, pid: int, *, provider: str | None = None
+    ) -> dict[str, Any] | None: ...
+    def heartbeat(self, request_id: str, worker: str) -> bool: ...
+    def attach_job(self, request_id: str, job_id: str) -> None: ...
+    def finish(
+        self,
+        request_id: str,
+        worker: str,
+        state: str,
+        *,
+        error: str | None = None,
+        summary: dict[str, Any] | None = None,
+        retry_in: timedelta | None = None,
+    ) -> bool: ...
+    def cancel_request(self, request_id: str) -> bool: ...
+    def requeue_abandoned(self, lease: timedelta) -> list[str]: ...
+    def serve_events(self, served: Sequence[tuple[int, str | None]]) -> None: ...
+    def schedule_runs(self) -> dict[str, tuple[datetime, str | None]]: ...
+    def record_schedule_run(self, entry: str, at: datetime, key: str | None) -> None: ...
+
+
 class FindingsRepository(Protocol):
     def replace_findings(
         self, check_id: str, checked: pl.DataFrame, findings: pl.DataFrame
@@ -88,6 +117,7 @@ class Catalog(
     JobsRepository,
     EventsRepository,
     FindingsRepository,
+    QueueRepository,
     Protocol,
 ):
     """Every repository of one lake's catalog, with its unit of work."""

@@ -67,6 +67,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "barlake.cli.research:report",
         "Write a self-contained HTML page: coverage map, gaps, recent jobs and their errors.",
     ),
+    "queue": (
+        "barlake.cli.service:queue",
+        "Queue backfill requests for `lake worker` (or `lake serve`) to run.",
+    ),
+    "worker": (
+        "barlake.cli.service:worker",
+        "Serve the work queue: claim, plan and run requests; SIGTERM stops it cleanly.",
+    ),
     "config": (
         "barlake.cli.config:config",
         "Show the lake's effective configuration and where each value comes from.",

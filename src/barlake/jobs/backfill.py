@@ -29,7 +29,7 @@ from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.fetch.job import JobResult, ProgressCallback
 from barlake.fetch.ratelimit import RateLimiter
-from barlake.fetch.runner import run_until_signalled
+from barlake.fetch.runner import Stop, run_until_signalled
 from barlake.fetch.scheduler import BarSink, Scheduler
 from barlake.liveness import HOST
 from barlake.planning.plan import Origin, Plan, Skipped, order, price
@@ -224,10 +224,13 @@ class Backfill:
             self.catalog.interrupt_stale()
             return self.execute(self.start(plan, options))
 
-    def execute(self, scheduler: Scheduler) -> JobResult:
-        """Run a started job's scheduler to its end (SIGINT/SIGTERM stop it cleanly)."""
+    def execute(self, scheduler: Scheduler, stop: Stop | None = None) -> JobResult:
+        """Run a started job's scheduler to its end (SIGINT/SIGTERM stop it cleanly, or
+        ``stop`` when given)."""
         owned = self.providers.owns(scheduler.plan.provider)
-        return run_until_signalled(scheduler, scheduler.provider, close_provider=not owned)
+        return run_until_signalled(
+            scheduler, scheduler.provider, close_provider=not owned, stop=stop
+        )
 
     def start(self, plan: Plan, options: RunOptions) -> Scheduler:
         """Record a new running job for ``plan`` and the scheduler that runs it."""
