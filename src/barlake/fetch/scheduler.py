@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -28,15 +28,30 @@ import polars as pl
 
 from barlake.calendars.calendar import Calendar
 from barlake.catalog.repositories import JobRecorder
-from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE
+from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE, SET_ASIDE
 from barlake.clock import Clock, system_clock
 from barlake.config import BackfillConfig
 from barlake.domain import bars as bars_
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
-from barlake.errors import AuthError, Interrupted, LakeError, PermanentError, ProviderError
+from barlake.errors import (
+    AuthError,
+    Interrupted,
+    LakeError,
+    PermanentError,
+    ProviderError,
+    UnknownAtProviderError,
+)
 from barlake.fetch import intake
-from barlake.fetch.job import NOTHING, Fetched, JobResult, ProgressCallback, Stage, Unit
+from barlake.fetch.job import (
+    WARNING,
+    Answer,
+    Fetched,
+    JobResult,
+    ProgressCallback,
+    Stage,
+    Unit,
+)
 from barlake.fetch.pages import Pager
 from barlake.fetch.ratelimit import RateLimiter
 from barlake.planning.plan import Plan, PlannedRequest
@@ -71,6 +86,7 @@ class Scheduler:
         on_progress: ProgressCallback | None = None,
         rng: random.Random | None = None,
         tiers: Mapping[str, str] | None = None,
+        exists: Collection[str] = (),
     ) -> None:
         self.job_id, self.plan, self.provider, self.limiter = job_id, plan, provider, limiter
         # Tiers only gate concurrency: one semaphore per tier, none when tiers are off.
@@ -105,7 +121,12 @@ class Scheduler:
         self.errors: dict[str, dict[str, str]] = {}
         self._buffer: list[tuple[Interval, pl.DataFrame]] = []
         self._buffered_rows = 0
-        self._fetched: list[tuple[Request, dict[str, Fetched], datetime]] = []
+        self._fetched: list[Answer] = []
+        #: Symbols the provider has shown bars of (before this job, or in it): an empty answer
+        #: for one of them is evidence that it did not trade.
+        self._exists: set[str] = set(exists)
+        self._trusted = provider.capabilities.refuses_unknown
+        self._aside: list[dict[str, Any]] = []  # symbols the provider does not know, to save
         self._flush_lock = asyncio.Lock()
         self._catalog_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -153,7 +174,7 @@ class Scheduler:
         # Synchronous from here: nothing can interrupt the final write and its records.
         ledger = self._flush(*self._take_buffer())
         status = "failed" if self._fatal else "interrupted" if self._interrupted else "done"
-        if status == "done" and any(u.status == "failed" for u in self.units.values()):
+        if status == "done" and any(u.status in ("failed", WARNING) for u in self.units.values()):
             status = "partial"
         if status in ("interrupted", "failed"):
             for u in self.units.values():
@@ -222,8 +243,12 @@ class Scheduler:
                 # A provider that computes its pages (demo) never waits: let a background
                 # flush get going between them.
                 await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self._keep_whole(request, pages)  # interrupted: the final flush saves them
+            raise
         except LakeError as exc:
             if exc.retryable:  # retries ran out in ``_page``
+                self._keep_whole(request, pages)
                 self._fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
                 self._request_closed(request)
                 return
@@ -233,18 +258,41 @@ class Scheduler:
                 raise
             self._permanent(request, exc, queue)
             return
-        frame = pl.concat(pages, how="vertical") if pages else bars_.empty()
-        clean, counts = self._validate(request, frame)
-        self._fetched.append((request, counts, self.clock()))
+        windows = {s: self._window(request, s) for s in request.symbols}
+        self._keep(request, _concat(pages), windows, closes=True)
         self._request_closed(request, flushed=False)
-        if clean.height:
-            self._buffer.append((request.interval, clean))
-            self._buffered_rows += clean.height
         if (
             self._buffered_rows >= self.config.flush_rows
             or time.monotonic() - self._last_flush > FLUSH_EVERY_S
         ):
             await self._flush_now()
+
+    def _keep(
+        self,
+        request: Request,
+        frame: pl.DataFrame,
+        windows: dict[str, DateRange],
+        *,
+        closes: bool,
+    ) -> None:
+        """Buffer the valid bars of ``frame`` inside ``windows`` and the answer they make."""
+        clean, counts = self._validate(request, frame, windows)
+        got = {s: counts[s] for s in windows if s in counts}
+        self._fetched.append(Answer(request, got, self.clock(), windows, closes))
+        if clean.height:
+            self._buffer.append((request.interval, clean))
+            self._buffered_rows += clean.height
+
+    def _keep_whole(self, request: Request, pages: list[pl.DataFrame]) -> None:
+        """Keep what the first ``pages`` of an unfinished request returned whole: symbols
+        before the last one they reached, and the sessions of that one before its last."""
+        if not pages:
+            return
+        frame = _concat(pages)
+        windows = {s: self._window(request, s) for s in request.symbols}
+        whole = intake.reached(request, frame, windows, self._day_shift(request))
+        if whole:
+            self._keep(request, frame, whole, closes=False)
 
     def _permanent(
         self, request: Request, exc: ProviderError, queue: asyncio.Queue[PlannedRequest]
@@ -253,6 +301,9 @@ class Scheduler:
         other answer the vendor gives a pack is tried again symbol by symbol, so one bad symbol
         cannot sink the rest."""
         bad = exc.symbol if isinstance(exc, PermanentError) else None
+        if isinstance(exc, UnknownAtProviderError):
+            alone = request.symbols[0] if len(request.symbols) == 1 else None
+            self._set_aside(bad or alone, exc)
         if len(request.symbols) == 1:
             self._fail(request, request.symbols, str(exc), "fetch")
             self._request_closed(request)
@@ -268,16 +319,30 @@ class Scheduler:
                 queue.put_nowait(PlannedRequest(sub, 0, 0, 1))
                 self._unfinished[request.interval] += 1
 
+    def _set_aside(self, symbol: str | None, exc: ProviderError) -> None:
+        """Remember that the provider does not know ``symbol``: fills leave it out until asked
+        to retry it."""
+        if symbol is not None:
+            self._aside.append(
+                {
+                    "symbol": symbol,
+                    "provider": self.plan.provider,
+                    "error": str(exc),
+                    "job_id": self.job_id,
+                    "set_at": self.clock(),
+                }
+            )
+
     def _validate(
-        self, request: Request, frame: pl.DataFrame
+        self, request: Request, frame: pl.DataFrame, windows: dict[str, DateRange]
     ) -> tuple[pl.DataFrame, dict[str, Fetched]]:
-        """Bars of the request that may be stored, and per symbol how many and on which
-        session days; impossible bars become symbol errors."""
-        windows = {s: self._window(request, s) for s in request.symbols}
+        """Bars of the request inside ``windows`` that may be stored, and per symbol how many
+        and on which session days; impossible bars become symbol errors. A frame that cannot
+        be read answers for no symbol."""
         try:
             kept, got, rejected = intake.screen(request, frame, windows, self._day_shift(request))
         except LakeError as exc:
-            self._fail(request, request.symbols, str(exc), "validate")
+            self._fail(request, list(windows), str(exc), "validate")
             return bars_.empty(), {}
         for sym, message in rejected:
             self._fail(request, [sym], message, "validate")
@@ -298,10 +363,15 @@ class Scheduler:
     # -- bookkeeping -------------------------------------------------------------------------
 
     def _fail(self, request: Request, symbols: Any, message: str, stage: Stage) -> None:
+        self._note(request, symbols, message, stage, "failed")
+
+    def _note(
+        self, request: Request, symbols: Any, message: str, stage: Stage, status: str
+    ) -> None:
         now = self.clock()
         for s in symbols:
             unit = self.units[(s, request.interval)]
-            unit.status, unit.error, unit.stage, unit.dirty = "failed", message, stage, True
+            unit.status, unit.error, unit.stage, unit.dirty = status, message, stage, True
             unit.completed_at = now
             self.errors[s] = {
                 "error": message,
@@ -318,7 +388,7 @@ class Scheduler:
         if self.on_progress:
             self.on_progress(self.done_requests, len(self.plan.requests), self.bars_written)
 
-    def _take_buffer(self) -> tuple[list[tuple[Interval, pl.DataFrame]], list[Any]]:
+    def _take_buffer(self) -> tuple[list[tuple[Interval, pl.DataFrame]], list[Answer]]:
         buffer, fetched = self._buffer, self._fetched
         self._buffer, self._fetched, self._buffered_rows = [], [], 0
         self._last_flush = time.monotonic()
@@ -328,11 +398,11 @@ class Scheduler:
         """Write the buffered bars of ``interval``, all of whose requests are done, in a thread
         while the workers go on; its ledger rows wait for the next save."""
         buffer = [(i, f) for i, f in self._buffer if i == interval]
-        fetched = [x for x in self._fetched if x[0].interval == interval]
+        fetched = [a for a in self._fetched if a.request.interval == interval]
         if not buffer and not fetched:
             return
         self._buffer = [(i, f) for i, f in self._buffer if i != interval]
-        self._fetched = [x for x in self._fetched if x[0].interval != interval]
+        self._fetched = [a for a in self._fetched if a.request.interval != interval]
         self._buffered_rows -= sum(f.height for _, f in buffer)
         ledger = await asyncio.to_thread(self._flush, buffer, fetched)
         if ledger is not None:
@@ -348,7 +418,7 @@ class Scheduler:
                 await asyncio.to_thread(self._save, job=self._counters(), ledger=ledger)
 
     def _flush(
-        self, buffer: list[tuple[Interval, pl.DataFrame]], fetched: list[Any]
+        self, buffer: list[tuple[Interval, pl.DataFrame]], fetched: list[Answer]
     ) -> pl.DataFrame | None:
         """Write buffered bars and return the ledger rows of the requests they completed; the
         caller saves those with the progress rows once the bars are durable.
@@ -360,7 +430,7 @@ class Scheduler:
             return self._flush_locked(buffer, fetched)
 
     def _flush_locked(
-        self, buffer: list[tuple[Interval, pl.DataFrame]], fetched: list[Any]
+        self, buffer: list[tuple[Interval, pl.DataFrame]], fetched: list[Answer]
     ) -> pl.DataFrame | None:
         by_interval: dict[Interval, list[pl.DataFrame]] = {}
         for interval, frame in buffer:
@@ -370,29 +440,58 @@ class Scheduler:
             for interval, frames in by_interval.items():
                 written += self.sink.write(interval, pl.concat(frames, how="vertical"))
         except LakeError as exc:
-            for request, _, _ in fetched:
-                self._fail(request, list(request.symbols), str(exc), "write")
-                for s in request.symbols:
-                    self.units[(s, request.interval)].open_requests -= 1
+            for answer in fetched:
+                request = answer.request
+                self._fail(request, list(answer.windows), str(exc), "write")
+                if answer.closes:
+                    for s in request.symbols:
+                        self.units[(s, request.interval)].open_requests -= 1
             return None
         self.bars_written += written
+        for answer in fetched:
+            self._exists.update(s for s, got in answer.got.items() if got.answered)
         ledger = []
-        for request, counts, fetched_at in fetched:
-            for s in request.symbols:
-                unit = self.units[(s, request.interval)]
-                unit.open_requests -= 1
-                if unit.status == "failed":
-                    continue
-                got = counts.get(s, NOTHING)
-                unit.records += got.bars
-                unit.dirty = True
-                ledger += self._ledger_rows(request, s, got, fetched_at)
-                if unit.open_requests <= 0:
-                    unit.status, unit.completed_at = "done", fetched_at
+        for answer in fetched:
+            ledger += self._answered(answer)
         return pl.DataFrame(ledger, schema=LEDGER) if ledger else None
 
+    def _answered(self, answer: Answer) -> list[dict[str, Any]]:
+        """Count a saved answer against its units and return its ledger rows. A symbol of
+        which nothing came is covered only when the provider has shown that it exists;
+        otherwise it gets a warning and nothing is recorded, so the next fill asks again."""
+        request, rows = answer.request, []
+        for s in request.symbols:
+            unit = self.units[(s, request.interval)]
+            if answer.closes:
+                unit.open_requests -= 1
+            got = answer.got.get(s)
+            if got is not None and not got.answered and not self._shown(s):
+                self._warn(request, s, answer.windows[s])
+            elif got is not None:
+                unit.records += got.bars
+                unit.dirty = True
+                rows += self._ledger_rows(request, s, got, answer.at, answer.windows[s])
+            if unit.open_requests <= 0 and unit.status == "running":
+                unit.status, unit.completed_at, unit.dirty = "done", answer.at, True
+        return rows
+
+    def _shown(self, symbol: str) -> bool:
+        return self._trusted or symbol in self._exists
+
+    def _warn(self, request: Request, symbol: str, window: DateRange) -> None:
+        unit = self.units[(symbol, request.interval)]
+        if unit.status == "failed":
+            return
+        message = (
+            f"{request.provider} answered no {request.interval} bars for any session of "
+            f"{window}, and has never shown bars of {symbol}: it may not know the symbol (a "
+            "typo, a wrong feed or a missing entitlement); nothing was recorded as covered. "
+            "If it lists later, set --listed-on"
+        )
+        self._note(request, [symbol], message, "fetch", WARNING)
+
     def _ledger_rows(
-        self, request: Request, symbol: str, got: Fetched, fetched_at: datetime
+        self, request: Request, symbol: str, got: Fetched, fetched_at: datetime, window: DateRange
     ) -> list[dict[str, Any]]:
         grace = timedelta(minutes=self.config.provisional_grace_minutes)
         return intake.ledger_rows(
@@ -400,7 +499,7 @@ class Scheduler:
             symbol,
             got,
             fetched_at,
-            window=self._window(request, symbol),
+            window=window,
             calendar=self.calendars.get(symbol),
             grace=grace,
             job_id=self.job_id,
@@ -427,7 +526,14 @@ class Scheduler:
             progress = (
                 pl.DataFrame([u.row() for u in dirty], schema=PROGRESS_UPDATE) if dirty else None
             )
-            self.recorder.record(self.job_id, job=job, progress=progress, ledger=ledger)
+            aside, self._aside = self._aside, []
+            self.recorder.record(
+                self.job_id,
+                job=job,
+                progress=progress,
+                ledger=ledger,
+                set_aside=pl.DataFrame(aside, schema=SET_ASIDE) if aside else None,
+            )
 
     async def _reporter(self) -> None:
         while True:
@@ -450,3 +556,7 @@ class Scheduler:
             symbol_errors=dict(sorted(self.errors.items())),
             skipped=[s.to_dict() for s in self.plan.skipped],
         )
+
+
+def _concat(pages: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(pages, how="vertical") if pages else bars_.empty()
