@@ -28,7 +28,7 @@ import polars as pl
 
 from barlake.calendars.calendar import Calendar
 from barlake.catalog.repositories import JobRecorder
-from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE, SET_ASIDE
+from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE
 from barlake.clock import Clock, system_clock
 from barlake.config import BackfillConfig
 from barlake.domain import bars as bars_
@@ -43,13 +43,13 @@ from barlake.errors import (
     UnknownAtProviderError,
 )
 from barlake.fetch import intake
+from barlake.fetch.books import Books
 from barlake.fetch.job import (
     WARNING,
     Answer,
     Fetched,
     JobResult,
     ProgressCallback,
-    Stage,
     Unit,
 )
 from barlake.fetch.pages import Pager
@@ -118,15 +118,20 @@ class Scheduler:
             for s in p.request.symbols:
                 self.units[(s, p.request.interval)].open_requests += 1
         self.bars_written = self.done_requests = 0
-        self.errors: dict[str, dict[str, str]] = {}
+        self.books = Books(
+            job_id=job_id,
+            provider=plan.provider,
+            units=self.units,
+            calendars=calendars,
+            grace=timedelta(minutes=config.provisional_grace_minutes),
+            clock=clock,
+            exists=exists,
+            trusted=provider.capabilities.refuses_unknown,
+        )
+        self.errors = self.books.errors
         self._buffer: list[tuple[Interval, pl.DataFrame]] = []
         self._buffered_rows = 0
         self._fetched: list[Answer] = []
-        #: Symbols the provider has shown bars of (before this job, or in it): an empty answer
-        #: for one of them is evidence that it did not trade.
-        self._exists: set[str] = set(exists)
-        self._trusted = provider.capabilities.refuses_unknown
-        self._aside: list[dict[str, Any]] = []  # symbols the provider does not know, to save
         self._flush_lock = asyncio.Lock()
         self._catalog_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -249,7 +254,7 @@ class Scheduler:
         except LakeError as exc:
             if exc.retryable:  # retries ran out in ``_page``
                 self._keep_whole(request, pages)
-                self._fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
+                self.books.fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
                 self._request_closed(request)
                 return
             # Refused credentials stop the job (``_worker``); a failure that is not the
@@ -303,13 +308,13 @@ class Scheduler:
         bad = exc.symbol if isinstance(exc, PermanentError) else None
         if isinstance(exc, UnknownAtProviderError):
             alone = request.symbols[0] if len(request.symbols) == 1 else None
-            self._set_aside(bad or alone, exc)
+            self.books.set_aside(bad or alone, exc)
         if len(request.symbols) == 1:
-            self._fail(request, request.symbols, str(exc), "fetch")
+            self.books.fail(request, request.symbols, str(exc), "fetch")
             self._request_closed(request)
             return
         if bad:
-            self._fail(request, [bad], str(exc), "fetch")
+            self.books.fail(request, [bad], str(exc), "fetch")
             self.units[(bad, request.interval)].open_requests -= 1
         rest = [s for s in request.symbols if s != bad]
         splits = [tuple(rest)] if bad else [(s,) for s in request.symbols]
@@ -318,20 +323,6 @@ class Scheduler:
                 sub = Request(request.provider, symbols, request.interval, request.range)
                 queue.put_nowait(PlannedRequest(sub, 0, 0, 1))
                 self._unfinished[request.interval] += 1
-
-    def _set_aside(self, symbol: str | None, exc: ProviderError) -> None:
-        """Remember that the provider does not know ``symbol``: fills leave it out until asked
-        to retry it."""
-        if symbol is not None:
-            self._aside.append(
-                {
-                    "symbol": symbol,
-                    "provider": self.plan.provider,
-                    "error": str(exc),
-                    "job_id": self.job_id,
-                    "set_at": self.clock(),
-                }
-            )
 
     def _validate(
         self, request: Request, frame: pl.DataFrame, windows: dict[str, DateRange]
@@ -342,10 +333,10 @@ class Scheduler:
         try:
             kept, got, rejected = intake.screen(request, frame, windows, self._day_shift(request))
         except LakeError as exc:
-            self._fail(request, list(windows), str(exc), "validate")
+            self.books.fail(request, list(windows), str(exc), "validate")
             return bars_.empty(), {}
         for sym, message in rejected:
-            self._fail(request, [sym], message, "validate")
+            self.books.fail(request, [sym], message, "validate")
         return kept, got
 
     def _window(self, request: Request, symbol: str) -> DateRange:
@@ -361,24 +352,6 @@ class Scheduler:
         return cal.day_shift if cal else timedelta(0)
 
     # -- bookkeeping -------------------------------------------------------------------------
-
-    def _fail(self, request: Request, symbols: Any, message: str, stage: Stage) -> None:
-        self._note(request, symbols, message, stage, "failed")
-
-    def _note(
-        self, request: Request, symbols: Any, message: str, stage: Stage, status: str
-    ) -> None:
-        now = self.clock()
-        for s in symbols:
-            unit = self.units[(s, request.interval)]
-            unit.status, unit.error, unit.stage, unit.dirty = status, message, stage, True
-            unit.completed_at = now
-            self.errors[s] = {
-                "error": message,
-                "stage": stage,
-                "interval": request.interval,
-                "timestamp": now.isoformat(),
-            }
 
     def _request_closed(self, request: Request, *, flushed: bool = True) -> None:
         self.done_requests += 1
@@ -442,68 +415,14 @@ class Scheduler:
         except LakeError as exc:
             for answer in fetched:
                 request = answer.request
-                self._fail(request, list(answer.windows), str(exc), "write")
+                self.books.fail(request, list(answer.windows), str(exc), "write")
                 if answer.closes:
                     for s in request.symbols:
                         self.units[(s, request.interval)].open_requests -= 1
             return None
         self.bars_written += written
-        for answer in fetched:
-            self._exists.update(s for s, got in answer.got.items() if got.answered)
-        ledger = []
-        for answer in fetched:
-            ledger += self._answered(answer)
+        ledger = self.books.saved(fetched)
         return pl.DataFrame(ledger, schema=LEDGER) if ledger else None
-
-    def _answered(self, answer: Answer) -> list[dict[str, Any]]:
-        """Count a saved answer against its units and return its ledger rows. A symbol of
-        which nothing came is covered only when the provider has shown that it exists;
-        otherwise it gets a warning and nothing is recorded, so the next fill asks again."""
-        request, rows = answer.request, []
-        for s in request.symbols:
-            unit = self.units[(s, request.interval)]
-            if answer.closes:
-                unit.open_requests -= 1
-            got = answer.got.get(s)
-            if got is not None and not got.answered and not self._shown(s):
-                self._warn(request, s, answer.windows[s])
-            elif got is not None:
-                unit.records += got.bars
-                unit.dirty = True
-                rows += self._ledger_rows(request, s, got, answer.at, answer.windows[s])
-            if unit.open_requests <= 0 and unit.status == "running":
-                unit.status, unit.completed_at, unit.dirty = "done", answer.at, True
-        return rows
-
-    def _shown(self, symbol: str) -> bool:
-        return self._trusted or symbol in self._exists
-
-    def _warn(self, request: Request, symbol: str, window: DateRange) -> None:
-        unit = self.units[(symbol, request.interval)]
-        if unit.status == "failed":
-            return
-        message = (
-            f"{request.provider} answered no {request.interval} bars for any session of "
-            f"{window}, and has never shown bars of {symbol}: it may not know the symbol (a "
-            "typo, a wrong feed or a missing entitlement); nothing was recorded as covered. "
-            "If it lists later, set --listed-on"
-        )
-        self._note(request, [symbol], message, "fetch", WARNING)
-
-    def _ledger_rows(
-        self, request: Request, symbol: str, got: Fetched, fetched_at: datetime, window: DateRange
-    ) -> list[dict[str, Any]]:
-        grace = timedelta(minutes=self.config.provisional_grace_minutes)
-        return intake.ledger_rows(
-            request,
-            symbol,
-            got,
-            fetched_at,
-            window=window,
-            calendar=self.calendars.get(symbol),
-            grace=grace,
-            job_id=self.job_id,
-        )
 
     def _counters(self) -> dict[str, Any]:
         units = self.units.values()
@@ -526,13 +445,12 @@ class Scheduler:
             progress = (
                 pl.DataFrame([u.row() for u in dirty], schema=PROGRESS_UPDATE) if dirty else None
             )
-            aside, self._aside = self._aside, []
             self.recorder.record(
                 self.job_id,
                 job=job,
                 progress=progress,
                 ledger=ledger,
-                set_aside=pl.DataFrame(aside, schema=SET_ASIDE) if aside else None,
+                set_aside=self.books.take_aside(),
             )
 
     async def _reporter(self) -> None:
