@@ -155,6 +155,7 @@ def test_the_row_schemas_are_the_tables_as_the_catalog_returns_them(catalog):
         ("ledger", schema.LEDGER),
         ("backfill_progress", schema.PROGRESS),
         ("quality_issues", schema.FINDINGS),
+        ("set_aside", schema.SET_ASIDE),
     ):
         got = catalog.query(f"SELECT * FROM {table}").schema
         assert {name: got[name] for name in rows} == rows, table

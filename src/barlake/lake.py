@@ -193,6 +193,7 @@ class Lake:
         parallel: int | None = None,
         on_progress: ProgressCallback | None = None,
         command: str | None = None,
+        retry_failed: bool = False,
         **selection: Any,
     ) -> JobResult:
         """Fetch what ``plan`` finds missing and write it; returns the job's result.
@@ -200,12 +201,14 @@ class Lake:
         Takes the lake's fill lock, marks jobs left by a dead process as interrupted, and
         records the job in the catalog as it goes. Raises ``AuthError`` when credentials are
         refused and ``Interrupted`` on SIGINT/SIGTERM (after saving all fetched bars).
+        Symbols the provider refused as unknown are set aside: left out of later fills until
+        ``retry_failed`` (or ``add_symbols`` of them again).
 
         >>> lake.fill("AAPL", interval="1day", days=30).bars_written  # doctest: +SKIP
         """
         from barlake.jobs.backfill import RunOptions
 
-        run = RunOptions(parallel, on_progress, command)
+        run = RunOptions(parallel, on_progress, command, retry_failed=retry_failed)
         return self.services.backfill.fill(Selection.of(symbols, **selection), run)
 
     def fill_events(

@@ -136,4 +136,16 @@ MIGRATIONS: tuple[str, ...] = (
         last_key VARCHAR
     );
     """,
+    # Symbols a provider refused as unknown to it: fills from that provider leave them out
+    # until `lake fill --retry-failed` or `lake symbols add` of them again.
+    """
+    CREATE TABLE set_aside (
+        symbol VARCHAR NOT NULL,
+        provider VARCHAR NOT NULL,
+        error VARCHAR NOT NULL,
+        job_id UUID,
+        set_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (symbol, provider)
+    );
+    """,
 )
