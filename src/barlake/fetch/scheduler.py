@@ -34,7 +34,14 @@ from barlake.config import BackfillConfig
 from barlake.domain import bars as bars_
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
-from barlake.errors import AuthError, Interrupted, LakeError, PermanentError, ProviderError
+from barlake.errors import (
+    AuthError,
+    FileSystemError,
+    Interrupted,
+    LakeError,
+    PermanentError,
+    ProviderError,
+)
 from barlake.fetch import intake
 from barlake.fetch.job import NOTHING, Fetched, JobResult, ProgressCallback, Stage, Unit
 from barlake.fetch.pages import Pager
@@ -172,7 +179,7 @@ class Scheduler:
         return self._result(status, time.monotonic() - started)
 
     async def _worker(self, queue: asyncio.Queue[PlannedRequest]) -> None:
-        while not self._interrupted:
+        while not self._interrupted and self._fatal is None:
             try:
                 planned = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -374,6 +381,10 @@ class Scheduler:
                 self._fail(request, list(request.symbols), str(exc), "write")
                 for s in request.symbols:
                     self.units[(s, request.interval)].open_requests -= 1
+            if isinstance(exc, FileSystemError) and self._fatal is None:
+                # No other write can succeed either: the workers stop taking requests and
+                # the job fails with this one error (this may run in a flush thread).
+                self._fatal = exc
             return None
         self.bars_written += written
         ledger = []

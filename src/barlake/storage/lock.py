@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from barlake.errors import LockError
+from barlake.storage.filesystem import write_error
 
 FILE_NAME = ".fill.lock"
 
@@ -21,7 +22,10 @@ class FillLock:
         self._fd: int | None = None
 
     def __enter__(self) -> FillLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
