@@ -95,10 +95,11 @@ class Lake:
     def open(cls, root: str | Path, **kwargs: Any) -> Lake:
         """Open the existing lake at ``root``."""
         lake = cls(root, **kwargs)
+        layout.must_be_a_folder(lake.root)
         if not lake.catalog.path.exists():
             msg = f"no lake at {lake.root}; run `lake init` there or pass --lake PATH"
             raise UsageError(msg)
-        layout.check(lake.root, lake.catalog.meta("layout_version"))
+        layout.check(lake.root, lake.catalog.verify().get("layout_version"))
         return lake
 
     @property

@@ -144,6 +144,7 @@ def test_rate_limited_fill_completes_with_retries(emulator, vendor_lake, vendor,
 #: Faults after which the fill must be complete and exact; the others fail one symbol.
 RECOVERED = {
     "5xx",
+    "echo",
     "slow",
     "timeout",
     "truncated",
@@ -177,7 +178,7 @@ def test_each_fault_is_recovered_or_recorded(vendor, emulator, vendor_lake, faul
         # post-market bar, which the adapter drops anyway.
         assert {e["stage"] for e in result.symbol_errors.values()} <= {"validate"}
         assert result.status == ("partial" if result.symbol_errors else "done")
-    if fault in {"5xx", "timeout", "truncated", "malformed"}:
+    if fault in {"5xx", "echo", "timeout", "truncated", "malformed"}:
         assert result.retries >= 2
 
 

@@ -36,6 +36,7 @@ from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.errors import (
     AuthError,
+    FileSystemError,
     Interrupted,
     LakeError,
     PermanentError,
@@ -198,7 +199,7 @@ class Scheduler:
         return self._result(status, time.monotonic() - started)
 
     async def _worker(self, queue: asyncio.Queue[PlannedRequest]) -> None:
-        while not self._interrupted:
+        while not self._interrupted and self._fatal is None:
             try:
                 planned = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -419,6 +420,10 @@ class Scheduler:
                 if answer.closes:
                     for s in request.symbols:
                         self.units[(s, request.interval)].open_requests -= 1
+            if isinstance(exc, FileSystemError) and self._fatal is None:
+                # No other write can succeed either: the workers stop taking requests and
+                # the job fails with this one error (this may run in a flush thread).
+                self._fatal = exc
             return None
         self.bars_written += written
         ledger = self.books.saved(fetched)

@@ -21,7 +21,7 @@ import polars as pl
 from barlake.catalog.repositories import Catalog
 from barlake.catalog.schema import PROGRESS_START
 from barlake.clock import Clock
-from barlake.config import LakeConfig
+from barlake.config import BackfillConfig, LakeConfig
 from barlake.coverage.finder import Expected, GapFinder, span_of
 from barlake.coverage.gaps import Gap
 from barlake.coverage.matrix import Cells
@@ -154,9 +154,10 @@ class Backfill:
 
     # -- planning ----------------------------------------------------------------------------
 
-    def plan(self, selection: Selection) -> Plan:
-        """What a fill of ``selection`` would fetch, request by request, and why."""
-        wanted = self.resolve(selection)
+    def plan(self, selection: Selection, wanted: Resolved | None = None) -> Plan:
+        """What a fill of ``selection`` would fetch, request by request, and why (``wanted``:
+        the selection already resolved)."""
+        wanted = wanted or self.resolve(selection)
         return self.plan_targets(
             wanted.members,
             wanted.targets,
@@ -224,17 +225,24 @@ class Backfill:
     # -- running -----------------------------------------------------------------------------
 
     def fill(self, selection: Selection, options: RunOptions) -> JobResult:
-        """Plan ``selection`` and run it as one job under the lake's fill lock."""
+        """Plan ``selection`` and run it as one job under the lake's fill lock.
+
+        Bad input (symbols, dates, policy, provider, ``parallel``) is refused before the lock
+        is taken, so that it is reported as it is even while another fill runs."""
+        wanted = self.resolve(selection)
+        self.capabilities(selection.provider or self.config.default_provider)
+        self.job_config(options)
         with self.fill_lock():
             self.catalog.interrupt_stale()
             if options.retry_failed:
-                names = [m.name for m in self.resolve(selection).members]
+                names = [m.name for m in wanted.members]
                 provider = selection.provider or self.config.default_provider
                 self.catalog.forget_set_aside(names, provider)
-            return self.execute(self.start(self.plan(selection), options))
+            return self.execute(self.start(self.plan(selection, wanted), options))
 
     def run(self, plan: Plan, options: RunOptions) -> JobResult:
         """Run an existing ``plan`` as a new job under the lake's fill lock."""
+        self.job_config(options)
         with self.fill_lock():
             self.catalog.interrupt_stale()
             return self.execute(self.start(plan, options))
@@ -247,12 +255,18 @@ class Backfill:
             scheduler, scheduler.provider, close_provider=not owned, stop=stop
         )
 
+    def job_config(self, options: RunOptions) -> BackfillConfig:
+        """lake.yaml's backfill settings with ``options.parallel`` in place, validated as
+        lake.yaml's own value is (UsageError naming ``--parallel``)."""
+        config = self.config.backfill
+        if options.parallel is None:
+            return config
+        return config.overridden("parallel_symbols", options.parallel, "--parallel")
+
     def start(self, plan: Plan, options: RunOptions) -> Scheduler:
         """Record a new running job for ``plan`` and the scheduler that runs it."""
         job_id = str(uuid.uuid4())
-        config = self.config.backfill
-        if options.parallel is not None:
-            config = config.model_copy(update={"parallel_symbols": options.parallel})
+        config = self.job_config(options)
         with self.catalog.session(read_only=True):
             found = self.registry.members(sorted({g.symbol for g in plan.gaps}))
         progress = progress_rows(plan)

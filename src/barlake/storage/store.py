@@ -39,6 +39,7 @@ from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.errors import StorageError
 from barlake.storage import dayindex
+from barlake.storage.conformance import Conformance
 from barlake.storage.dayindex import DayIndex
 from barlake.storage.filesystem import FileSystem, LocalFileSystem, Sink, Staged
 
@@ -140,6 +141,7 @@ class Store:
         self.root = Path(root) / "bars"
         self.fs: FileSystem = fs or LocalFileSystem()
         self.index = DayIndex(Path(root) / "dayindex", self.root, fs=self.fs) if day_index else None
+        self.conformance = Conformance(self.fs)
 
     def path(self, partition: Partition) -> Path:
         return self.root / partition.relpath()
@@ -256,6 +258,7 @@ class Store:
 
     def read_file(self, path: Path) -> pl.DataFrame | None:
         """The bars of one file, or None when it does not exist."""
+        self.conformance.check([path])
         try:
             with self.fs.open(path) as fh:
                 return bars.conform(pl.read_parquet(fh, hive_partitioning=False))
@@ -292,10 +295,13 @@ class Store:
             for name in (f"symbol={symbols.encode(s)}" for s in symbols_):
                 if name in present:
                     out += self._period_files(os.path.join(base, name), keys, checked=checked)
+            self.conformance.check(out)
             return sorted(out)
         pattern = "*/*/" + FILE_NAME if by_symbol else "*/" + FILE_NAME
         found = self.fs.glob(base, pattern)
-        return sorted(p for p in found if keys is None or _period_of(p) in keys)
+        chosen = sorted(p for p in found if keys is None or _period_of(p) in keys)
+        self.conformance.check(chosen)
+        return chosen
 
     def _period_files(self, folder: str, keys: set[str] | None, *, checked: bool) -> list[str]:
         """The data files in the period folders (``month=2024-06``) of ``folder`` named in

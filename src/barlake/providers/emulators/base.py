@@ -213,7 +213,7 @@ class Emulator(ABC):
     # -- one request -------------------------------------------------------------------------
 
     def _respond(
-        self, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+        self, path: str, query: Mapping[str, str], headers: Mapping[str, str], target: str = ""
     ) -> tuple[Reply, frozenset[str]]:
         refusal = self.authorize(query, headers)
         if refusal is not None:
@@ -225,6 +225,9 @@ class Emulator(ABC):
             faults = self.faults.draw()
             if "5xx" in faults:
                 reply = self.error(500, "internal server error")
+            elif "echo" in faults:
+                said = f"upstream error for GET {self.url}{target} (params {dict(query)})"
+                reply = self.error(500, said)
             else:
                 reply = self.route(path, query, faults)
         reply.headers.update(self.quota_headers(quota))
@@ -235,7 +238,7 @@ class Emulator(ABC):
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in handler.headers.items()}
         try:
-            reply, faults = self._respond(parts.path, query, headers)
+            reply, faults = self._respond(parts.path, query, headers, handler.path)
         except Exception as exc:  # an emulator bug must still answer, and say what it was
             reply, faults = (
                 self.error(500, f"emulator error: {type(exc).__name__}: {exc}"),
