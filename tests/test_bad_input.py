@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -547,10 +548,23 @@ def test_a_dry_run_prune_reads_while_a_fill_holds_the_lock(stocked, tmp_path):
     root = tmp_path / "lake"
     shutil.copytree(stocked, root)
     lake = Lake.open(root)
-    with FillLock(root):
+    held, release = threading.Event(), threading.Event()
+
+    def another_fill() -> None:  # another thread holds it as another process would
+        with FillLock(root):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=another_fill)
+    holder.start()
+    try:
+        assert held.wait(30)
         report = lake.prune("default", dry_run=True)
         with pytest.raises(LockError, match="another `lake fill`"):
             lake.prune("default")
+    finally:
+        release.set()
+        holder.join(30)
     assert report.dry_run
     # the default keeps 365 days of daily bars: June 2024 is older than that
     assert report.to_dict()["removed"] == [
