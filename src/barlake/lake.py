@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from barlake.config import LakeConfig
     from barlake.coverage.gaps import Gap
-    from barlake.fetch.job import JobResult, ProgressCallback
+    from barlake.fetch.job import JobResult, ProgressCallback, SymbolErrors
     from barlake.planning.plan import Plan
     from barlake.providers.base import Provider
     from barlake.quality.check import CheckResult
@@ -293,8 +293,13 @@ class Lake:
         """Recent jobs, newest first."""
         return self.catalog.jobs(limit)
 
-    def errors(self, job: str | None = None) -> dict[str, dict[str, Any]]:
-        """Per-symbol errors of a job: ``{symbol: {error, stage, interval, timestamp}}``."""
+    def errors(self, job: str | None = None) -> SymbolErrors:
+        """A job's errors by symbol, one per failed (interval, stage):
+        ``{symbol: [{error, stage, interval, timestamp}, ...]}``.
+
+        >>> [e["interval"] for e in lake.errors()["NOPE"]]  # doctest: +SKIP
+        ['1day', '1hour']
+        """
         return history.errors(self.catalog, job)
 
     # -- research: bars, coverage, report ---------------------------------------------------
@@ -354,6 +359,7 @@ class Lake:
 
         >>> lake.report("report.html", days=90)  # doctest: +SKIP
         """
+        from barlake.fetch.job import error_rows
         from barlake.views import report as report_
 
         coverage = self.coverage(symbols, interval=interval, **span)
@@ -366,9 +372,9 @@ class Lake:
             gaps=[g.to_dict() for g in self.gaps(symbols, interval=interval, **span)],
             jobs=recent,
             errors=[
-                {"job_id": j["job_id"], "symbol": sym, **err}
+                {"job_id": j["job_id"], **row}
                 for j in failed
-                for sym, err in history.errors(self.catalog, str(j["job_id"])).items()
+                for row in error_rows(history.errors(self.catalog, str(j["job_id"])))
             ],
         )
         return report_.write(path, page)

@@ -149,8 +149,10 @@ def fill(
             f"{data['bars_written']:,} bars written in {data['duration_s']:.2f}s, "
             f"{data['symbols_done']} symbol(s) done, {data['symbols_failed']} failed"
         )
-        for sym, err in data["symbol_errors"].items():
-            state.say(f"  {sym}: [{err['stage']}] {err['error']}")
+        from barlake.fetch.job import error_rows
+
+        for err in error_rows(result.symbol_errors):
+            state.say(f"  {err['symbol']} {err['interval']}: [{err['stage']}] {err['error']}")
         for s in data["skipped"]:
             state.say(f"  skipped {s['interval']} for {short(s['symbols'])}: {s['reason']}")
     sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)

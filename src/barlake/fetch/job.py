@@ -15,6 +15,26 @@ from barlake.domain.ranges import DateRange
 
 Stage = str  # one of: plan, fetch, validate, write
 
+#: A job's failures by symbol: one entry ``{error, stage, interval, timestamp}`` per
+#: (interval, stage) that failed, so a symbol failing at two intervals shows both.
+SymbolErrors = dict[str, list[dict[str, Any]]]
+
+
+def add_error(errors: SymbolErrors, symbol: str, entry: dict[str, Any]) -> None:
+    """Record ``entry`` under ``symbol``, replacing an earlier one of its (interval, stage)."""
+    key = _where(entry)
+    kept = [e for e in errors.get(symbol, []) if _where(e) != key]
+    errors[symbol] = sorted([*kept, entry], key=_where)
+
+
+def error_rows(errors: SymbolErrors) -> list[dict[str, Any]]:
+    """``errors`` as one row per (symbol, interval, stage), as tables show them."""
+    return [{"symbol": sym, **e} for sym, entries in errors.items() for e in entries]
+
+
+def _where(entry: dict[str, Any]) -> tuple[str, str]:
+    return str(entry["interval"]), str(entry["stage"])
+
 
 @dataclass(frozen=True)
 class Fetched:
@@ -72,7 +92,7 @@ class JobResult:
     symbols_done: int
     symbols_failed: int
     duration_s: float
-    symbol_errors: dict[str, dict[str, str]] = field(default_factory=dict)
+    symbol_errors: SymbolErrors = field(default_factory=dict)
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
     @property

@@ -36,7 +36,16 @@ from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError, Interrupted, LakeError, PermanentError, ProviderError
 from barlake.fetch import intake
-from barlake.fetch.job import NOTHING, Fetched, JobResult, ProgressCallback, Stage, Unit
+from barlake.fetch.job import (
+    NOTHING,
+    Fetched,
+    JobResult,
+    ProgressCallback,
+    Stage,
+    SymbolErrors,
+    Unit,
+    add_error,
+)
 from barlake.fetch.pages import Pager
 from barlake.fetch.ratelimit import RateLimiter
 from barlake.planning.plan import Plan, PlannedRequest
@@ -102,7 +111,7 @@ class Scheduler:
             for s in p.request.symbols:
                 self.units[(s, p.request.interval)].open_requests += 1
         self.bars_written = self.done_requests = 0
-        self.errors: dict[str, dict[str, str]] = {}
+        self.errors: SymbolErrors = {}
         self._buffer: list[tuple[Interval, pl.DataFrame]] = []
         self._buffered_rows = 0
         self._fetched: list[tuple[Request, dict[str, Fetched], datetime]] = []
@@ -303,12 +312,13 @@ class Scheduler:
             unit = self.units[(s, request.interval)]
             unit.status, unit.error, unit.stage, unit.dirty = "failed", message, stage, True
             unit.completed_at = now
-            self.errors[s] = {
+            entry = {
                 "error": message,
                 "stage": stage,
                 "interval": request.interval,
                 "timestamp": now.isoformat(),
             }
+            add_error(self.errors, s, entry)
 
     def _request_closed(self, request: Request, *, flushed: bool = True) -> None:
         self.done_requests += 1

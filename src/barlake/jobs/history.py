@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from barlake.catalog.repositories import JobsRepository
+from barlake.fetch.job import SymbolErrors, add_error
 
 
 def status(jobs: JobsRepository, job: str | None = None) -> dict[str, Any]:
@@ -15,20 +16,17 @@ def status(jobs: JobsRepository, job: str | None = None) -> dict[str, Any]:
     return row
 
 
-def errors(jobs: JobsRepository, job: str | None = None) -> dict[str, dict[str, Any]]:
-    """Per-symbol errors of a job: ``{symbol: {error, stage, interval, timestamp}}``."""
+def errors(jobs: JobsRepository, job: str | None = None) -> SymbolErrors:
+    """A job's errors by symbol, as its result has them (``JobResult.symbol_errors``):
+    ``{symbol: [{error, stage, interval, timestamp}, ...]}``, one per failed interval."""
     import polars as pl
 
     job_id = jobs.find_job(job)
     failed = jobs.progress(job_id).filter(pl.col("status") == "failed")
-    return {
-        sym: {
-            "error": err,
-            "stage": stage,
-            "interval": interval,
-            "timestamp": ts.isoformat() if ts else None,
-        }
-        for sym, err, stage, interval, ts in failed.select(
-            "symbol", "error_message", "stage", "interval", "completed_at"
-        ).iter_rows()
-    }
+    out: SymbolErrors = {}
+    for sym, err, stage, interval, ts in failed.select(
+        "symbol", "error_message", "stage", "interval", "completed_at"
+    ).iter_rows():
+        entry = {"error": err, "stage": stage, "interval": interval}
+        add_error(out, sym, {**entry, "timestamp": ts.isoformat() if ts else None})
+    return out
