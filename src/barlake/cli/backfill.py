@@ -153,6 +153,8 @@ def fill(
 
         for err in error_rows(result.symbol_errors):
             state.say(f"  {err['symbol']} {err['interval']}: [{err['stage']}] {err['error']}")
+        for w in error_rows(result.symbol_warnings):
+            state.say(f"  {w['symbol']} {w['interval']}: warning: {w['warning']}")
         for s in data["skipped"]:
             state.say(f"  skipped {s['interval']} for {short(s['symbols'])}: {s['reason']}")
     sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)

@@ -70,6 +70,20 @@ def screen(
     return frame, {s: got.get(s, NOTHING) for s in request.symbols}, rejected
 
 
+def off_calendar(symbol: str, got: Fetched, calendar: Calendar) -> str | None:
+    """A warning when ``got`` has bars on days that are no session of ``calendar`` (a crypto
+    pair left on an exchange calendar, say): they are stored all the same, and ``lake check``
+    reports them under its timestamp rule."""
+    off = np.sort(got.days[~np.isin(got.days, calendar.sessions)])
+    if not len(off):
+        return None
+    days = str(off[0]) if len(off) == 1 else f"{off[0]} to {off[-1]}"
+    return (
+        f"{len(off)} day(s) with bars outside the {calendar.name} calendar ({days}); set the "
+        f"symbol's calendar, e.g. `lake symbols add {symbol} --calendar 24/7` for a crypto pair"
+    )
+
+
 def ledger_rows(
     request: Request,
     symbol: str,

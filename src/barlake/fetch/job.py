@@ -93,6 +93,8 @@ class JobResult:
     symbols_failed: int
     duration_s: float
     symbol_errors: SymbolErrors = field(default_factory=dict)
+    #: What was stored but looks wrong, by symbol: ``{warning, stage, interval, timestamp}``.
+    symbol_warnings: SymbolErrors = field(default_factory=dict)
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -112,6 +114,7 @@ class JobResult:
             "symbols_failed": self.symbols_failed,
             "duration_s": round(self.duration_s, 3),
             "symbol_errors": self.symbol_errors,
+            "symbol_warnings": self.symbol_warnings,
             "skipped": self.skipped,
         }
 

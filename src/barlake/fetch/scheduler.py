@@ -112,6 +112,7 @@ class Scheduler:
                 self.units[(s, p.request.interval)].open_requests += 1
         self.bars_written = self.done_requests = 0
         self.errors: SymbolErrors = {}
+        self.warnings: SymbolErrors = {}
         self._buffer: list[tuple[Interval, pl.DataFrame]] = []
         self._buffered_rows = 0
         self._fetched: list[tuple[Request, dict[str, Fetched], datetime]] = []
@@ -290,7 +291,23 @@ class Scheduler:
             return bars_.empty(), {}
         for sym, message in rejected:
             self._fail(request, [sym], message, "validate")
+        for sym, fetched in got.items():
+            self._check_calendar(request, sym, fetched)
         return kept, got
+
+    def _check_calendar(self, request: Request, symbol: str, fetched: Fetched) -> None:
+        """Warn when bars came back on days that are no session of the symbol's calendar."""
+        cal = self.calendars.get(symbol)
+        message = intake.off_calendar(symbol, fetched, cal) if cal else None
+        if message is None:
+            return
+        entry = {
+            "warning": message,
+            "stage": "validate",
+            "interval": request.interval,
+            "timestamp": self.clock().isoformat(),
+        }
+        add_error(self.warnings, symbol, entry)
 
     def _window(self, request: Request, symbol: str) -> DateRange:
         """The part of ``request``'s range that is ``symbol``'s own to fill."""
@@ -458,5 +475,6 @@ class Scheduler:
             symbols_failed=len({u.symbol for u in units if u.status == "failed"}),
             duration_s=duration,
             symbol_errors=dict(sorted(self.errors.items())),
+            symbol_warnings=dict(sorted(self.warnings.items())),
             skipped=[s.to_dict() for s in self.plan.skipped],
         )

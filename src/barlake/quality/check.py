@@ -73,6 +73,10 @@ class BarReader(Protocol):
         day_shift: timedelta = ...,
     ) -> pl.LazyFrame: ...
 
+    def keyless(
+        self, interval: Interval, symbols_: list[str] | None, window: DateRange | None
+    ) -> pl.DataFrame: ...
+
 
 class Checker:
     """Runs the quality rules and the gap detection over a selection's bars."""
@@ -126,8 +130,11 @@ class Checker:
         webhook: str | None,
     ) -> CheckResult:
         check_id = str(uuid.uuid4())
+        # Rows of no known symbol are reported under "" (``key_rule``): checked per interval.
+        series = [(t.symbol, t.interval) for t in targets]
+        series += [("", i) for i in sorted({t.interval for t in targets})]
         checked = pl.DataFrame(
-            {"symbol": [t.symbol for t in targets], "interval": [t.interval for t in targets]},
+            {"symbol": [s for s, _ in series], "interval": [i for _, i in series]},
             schema={"symbol": pl.String, "interval": pl.String},
         )
         stored = pl.DataFrame([f.to_dict() for f in findings], schema=FINDINGS)
@@ -135,7 +142,7 @@ class Checker:
         with self.catalog.session():
             self.catalog.replace_findings(check_id, checked, stored)
             gap_events = self._gap_events(active, gaps)
-        result = CheckResult(check_id, findings, checked.height, gap_events)
+        result = CheckResult(check_id, findings, len(targets), gap_events)
         if webhook and findings:
             from barlake.quality import alerts
 
@@ -157,6 +164,8 @@ class Checker:
         # of millions of rows by (symbol, ts).
         bars = self.bars.scan(interval, symbols, span, shift).collect()
         out = quality.bar_rules(bars, interval)
+        out += quality.duplicate_rule(bars, interval)
+        out += quality.key_rule(self.bars.keyless(interval, symbols, span), interval)
         out += quality.timestamp_rule(bars, interval, calendars)
         bars = quality.sound(bars)
         if interval == "1day":

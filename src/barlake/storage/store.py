@@ -338,6 +338,43 @@ class Store:
             lf = lf.filter((day >= window.start) & (day < window.end))
         return lf
 
+    def keyless(
+        self, interval: Interval, symbols_: list[str] | None, window: DateRange | None
+    ) -> pl.DataFrame:
+        """Rows without a symbol or a ts in the files that may hold ``symbols_`` (all when
+        None) inside ``window``, which no scan returns: per file (its path inside the lake),
+        the symbol they belong to (their own, else their per-symbol file's, else null) and
+        how many there are."""
+        empty = pl.DataFrame(schema={"file": pl.String, "symbol": pl.String, "rows": pl.UInt32})
+        files = self._paths(interval, symbols_, window, checked=True)
+        if not files:
+            return empty
+        local = self._local(files)
+        if local is not None:
+            lf = pl.scan_parquet(local, hive_partitioning=False, include_file_paths="file")
+        else:
+            lf = pl.concat(
+                pl.DataFrame(self._read_table([f])).lazy().with_columns(file=pl.lit(f))
+                for f in files
+            )
+        keyless = pl.col("symbol").is_null() | pl.col("ts").is_null()
+        if symbols_ is not None:
+            keyless &= pl.col("symbol").is_null() | pl.col("symbol").is_in(symbols_)
+        found = lf.filter(keyless).select("file", "symbol").collect()
+        if found.is_empty():
+            return empty
+        inside = {f: os.path.relpath(f, self.root.parent) for f in (local or files)}
+        owner = {f: _file_symbol(f) for f in inside}
+        return (
+            found.with_columns(
+                pl.col("symbol").fill_null(pl.col("file").replace_strict(owner, default=None)),
+                pl.col("file").replace_strict(inside),
+            )
+            .group_by("file", "symbol")
+            .agg(pl.len().alias("rows"))
+            .sort("file", "symbol", nulls_last=True)
+        )
+
     def read(
         self,
         interval: Interval,
@@ -408,7 +445,7 @@ class Store:
             return pl.DataFrame(schema={"symbol": pl.String, "day": pl.Date}).to_arrow()
         # Filters on the stored columns, beside the scan: DuckDB does not push them below the
         # DISTINCT by itself, and a range on ``ts`` can skip row groups.
-        where = "ts >= ? AND ts < ?"
+        where = f"ts >= ? AND ts < ? AND {_PRICED_SQL}"
         bounds: list[object] = [*_ts_bounds(interval, window, day_shift)]
         if symbols_ is not None:
             where += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
@@ -489,7 +526,8 @@ class Store:
         # most symbols share one window or keep their bars inside their own. So count per symbol
         # over the whole span first, with the first and last day counted; only symbols with
         # bars outside their own window are counted again, exactly, with the join.
-        counter = "count(DISTINCT b.day)" if spec(interval).intraday else "count(*)"
+        # Distinct days for daily bars too: a key stored twice (by another tool) is one session.
+        counter = "count(DISTINCT b.day)"
         few = not by_symbol and len(bounds) <= _FILTER_SYMBOLS_UP_TO
         where = " AND symbol IN (SELECT symbol FROM windows)" if few else ""
         out: dict[str, int] = {}
@@ -499,7 +537,7 @@ class Store:
                 SELECT b.symbol, {counter} AS n, min(b.day) AS first, max(b.day) AS last FROM (
                     SELECT symbol, {_day_sql(interval, day_shift)} AS day
                     FROM {source}
-                    WHERE ts >= ? AND ts < ?{where}
+                    WHERE ts >= ? AND ts < ? AND {_PRICED_SQL}{where}
                 ) b
                 JOIN session_days s ON b.day = s.day
                 GROUP BY b.symbol
@@ -508,7 +546,8 @@ class Store:
                 SELECT b.symbol, {counter} AS n FROM (
                     SELECT symbol, {_day_sql(interval, day_shift)} AS day
                     FROM {source}
-                    WHERE ts >= ? AND ts < ? AND symbol IN (SELECT symbol FROM windows)
+                    WHERE ts >= ? AND ts < ? AND {_PRICED_SQL}
+                        AND symbol IN (SELECT symbol FROM windows)
                 ) b
                 JOIN session_days s ON b.day = s.day
                 JOIN windows w ON b.symbol = w.symbol AND b.day >= w.start AND b.day < w."end"
@@ -647,6 +686,8 @@ _SUM_ROWS = 1024
 # Below this many symbols, a count over daily files (which hold every symbol) first filters
 # rows by symbol; above it the filter costs more than it saves.
 _FILTER_SYMBOLS_UP_TO = 1000
+# Rows that are bars (``bars.PRICED``): a row with no price covers no session.
+_PRICED_SQL = f"coalesce({', '.join(bars.PRICES)}) IS NOT NULL"
 # Added before dividing so that integer division floors for instants before 1970 as well.
 _DAY_OFFSET = 1_000_000
 
@@ -669,6 +710,12 @@ def _ts_bounds(interval: Interval, window: DateRange, day_shift: timedelta) -> l
 
 def _day_number(day: date) -> int:
     return (day - date(1970, 1, 1)).days
+
+
+def _file_symbol(path: str) -> str | None:
+    """The symbol of a per-symbol data file's path (``symbol=BRK%2FB``), else None."""
+    folder = os.path.basename(os.path.dirname(os.path.dirname(path)))
+    return symbols.decode(folder.partition("=")[2]) if folder.startswith("symbol=") else None
 
 
 def _period_of(path: str) -> str:
