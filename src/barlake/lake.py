@@ -191,20 +191,33 @@ class Lake:
         parallel: int | None = None,
         on_progress: ProgressCallback | None = None,
         command: str | None = None,
+        repair: bool = False,
         **selection: Any,
     ) -> JobResult:
         """Fetch what ``plan`` finds missing and write it; returns the job's result.
 
-        Takes the lake's fill lock, marks jobs left by a dead process as interrupted, and
-        records the job in the catalog as it goes. Raises ``AuthError`` when credentials are
-        refused and ``Interrupted`` on SIGINT/SIGTERM (after saving all fetched bars).
+        With ``repair``, also fetch again every session whose stored bars ``check`` flags
+        (impossible values, duplicates, partial sessions, off-grid bars) and replace those
+        bars with what comes back. Takes the lake's fill lock, marks jobs left by a dead
+        process as interrupted, and records the job in the catalog as it goes. Raises
+        ``AuthError`` when credentials are refused and ``Interrupted`` on SIGINT/SIGTERM
+        (after saving all fetched bars).
 
         >>> lake.fill("AAPL", interval="1day", days=30).bars_written  # doctest: +SKIP
+        >>> lake.fill("AAPL", interval="1min", days=30, repair=True).status  # doctest: +SKIP
         """
         from barlake.jobs.backfill import RunOptions
 
         run = RunOptions(parallel, on_progress, command)
-        return self.services.backfill.fill(Selection.of(symbols, **selection), run)
+        chosen = Selection.of(symbols, **selection)
+        if not repair:
+            return self.services.backfill.fill(chosen, run)
+        from barlake.jobs.repair import repair as repair_
+
+        services = self.services
+        return repair_(
+            services.backfill, chosen, run, flagged=services.checker, store=services.store
+        )
 
     def fill_events(
         self,

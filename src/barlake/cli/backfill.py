@@ -100,6 +100,12 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
 @click.option("--provider", help="Provider name (default: lake.yaml's default_provider).")
 @click.option("--parallel", type=click.IntRange(min=1), help="Requests in flight (default 10).")
 @click.option("--events", is_flag=True, help="Serve pending events instead of a selection.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Also fetch again the sessions `lake check` flags (bad values, duplicates, partial "
+    "sessions, off-grid bars), replacing their stored bars.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the job result as JSON.")
 @click.pass_obj
 @handles_errors
@@ -108,6 +114,7 @@ def fill(
     /,
     as_json: bool,
     events: bool,
+    repair: bool,
     parallel: int | None,
     intervals: str | None,
     **sel: Any,
@@ -125,6 +132,8 @@ def fill(
             }
             if chosen or symbols or intervals:
                 fail("--events serves what the events say; drop the selection options")
+            if repair:
+                fail("--repair works on a selection; run it without --events")
             result = lake.fill_events(
                 policy=sel["policy"],
                 provider=sel["provider"],
@@ -138,6 +147,7 @@ def fill(
                 parallel=parallel,
                 on_progress=on_progress,
                 command=command,
+                repair=repair,
                 **selected(intervals, sel),
             )
     data = result.to_dict()

@@ -102,6 +102,10 @@ _BAR_RULES: dict[Flaw, str] = {
 }
 
 
+#: True on the bars that ``bar_rules`` flag.
+BAD_BAR = pl.any_horizontal([FLAWS[rule] for rule in _BAR_RULES])
+
+
 def bar_rules(bars: pl.DataFrame, interval: Interval) -> list[Finding]:
     """The rules that look at single bars: price, ohlc, volume (the scheduler's own checks)."""
     return [
@@ -148,7 +152,7 @@ def timestamp_rule(
         if interval == "1day"
         else "off the interval's grid or outside the session"
     )
-    for cal, frame in _by_calendar(bars, calendars):
+    for cal, frame in by_calendar(bars, calendars):
         bad = off_timestamp(frame, interval, cal)
         out += _per_symbol(frame, bad, "timestamp", "error", interval, what)
     return out
@@ -158,11 +162,12 @@ def off_timestamp(frame: pl.DataFrame, interval: Interval, cal: Calendar) -> pl.
     """True on the bars of ``frame`` (of symbols on ``cal``) that ``timestamp_rule`` flags."""
     if interval == "1day":
         midnight = pl.col("ts").dt.time() == datetime.min.time()
-        return ~(midnight & _is_session(pl.col("ts").dt.date(), cal))
+        return ~(midnight & is_session(pl.col("ts").dt.date(), cal))
     return ~_on_grid_in_session(frame, interval, cal)
 
 
-def _is_session(day: pl.Expr, cal: Calendar) -> pl.Expr:
+def is_session(day: pl.Expr, cal: Calendar) -> pl.Expr:
+    """True where the date ``day`` is a session of ``cal``."""
     return day.is_in(pl.Series(cal.sessions).cast(pl.Date).implode())
 
 
@@ -267,7 +272,7 @@ def partial_rule(
 ) -> list[Finding]:
     """Intraday sessions (closed by ``closed``) with under half the bars they should have."""
     out: list[Finding] = []
-    for cal, frame in _by_calendar(bars, calendars):
+    for cal, frame in by_calendar(bars, calendars):
         short = short_sessions(frame, interval, cal, closed)
         out += [
             Finding(
@@ -293,7 +298,7 @@ def short_sessions(
     per_day = (
         frame.group_by("symbol", (pl.col("ts") + cal.day_shift).dt.date().alias("day"))
         .len()
-        .filter((pl.col("day") <= closed) & _is_session(pl.col("day"), cal))
+        .filter((pl.col("day") <= closed) & is_session(pl.col("day"), cal))
     )
     expected = [cal.bars_in_session(d, interval) for d in per_day["day"].to_list()]
     return (
@@ -308,10 +313,10 @@ def daily_intraday_rule(
 ) -> list[Finding]:
     """Daily bars that disagree with their session's complete intraday bars."""
     out: list[Finding] = []
-    for cal, frame in _by_calendar(intraday, calendars):
+    for cal, frame in by_calendar(intraday, calendars):
         day = (pl.col("ts") + cal.day_shift).dt.date().alias("day")
         sessions = (
-            frame.filter(_is_session(day, cal))
+            frame.filter(is_session(day, cal))
             .group_by("symbol", day)
             .agg(
                 pl.col("open").sort_by("ts").first(),
@@ -356,9 +361,10 @@ def daily_intraday_rule(
     return out
 
 
-def _by_calendar(
+def by_calendar(
     bars: pl.DataFrame, calendars: dict[str, Calendar]
 ) -> list[tuple[Calendar, pl.DataFrame]]:
+    """``bars`` split by their symbols' calendar (symbols without one are left out)."""
     groups: dict[str, list[str]] = {}
     for sym in bars["symbol"].unique().to_list():
         if sym in calendars:

@@ -170,10 +170,15 @@ class Store:
             for a, b in zip(starts, [*starts[1:], frame.height], strict=True)
         ]
 
-    def write(self, interval: Interval, frame: pl.DataFrame) -> int:
+    def write(
+        self, interval: Interval, frame: pl.DataFrame, *, replace: pl.DataFrame | None = None
+    ) -> int:
         """Merge ``frame`` into the lake; returns how many rows it carried after deduplication.
 
-        Each partition file is replaced atomically; files are written in parallel threads.
+        ``replace`` (symbol, lo, hi: UTC bar starts, half-open; other columns are ignored)
+        names stored bars that the new ones replace: those rows go, and so do the rows
+        without a symbol or ts of each file it touches. Each partition file is replaced
+        atomically; files are written in parallel threads.
         """
         frame = latest(bars.conform(frame))
         for s in frame.get_column("symbol").unique().to_list():
@@ -185,9 +190,10 @@ class Store:
         for partition, start, length in self._runs(interval, frame):
             if length < 0:  # a daily year that is not one run: select its rows
                 mask = period == int(partition.period)
-                jobs.append((partition, frame.filter(mask), None))
+                jobs.append((partition, frame.filter(mask), None, replace))
             else:
-                jobs.append((partition, frame.slice(start, length), table.slice(start, length)))
+                part = frame.slice(start, length)
+                jobs.append((partition, part, table.slice(start, length), replace))
         if len(jobs) == 1:
             return self._merge_into(*jobs[0])
         # Every file is merged and written beside its target in parallel, then all are made
@@ -207,10 +213,18 @@ class Store:
         self.fs.commit([s.file for s in staged])
         return sum(s.rows for s in staged)
 
-    def _stage(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> _Staged:
-        """``new`` merged into its file's content, staged."""
+    def _stage(
+        self,
+        partition: Partition,
+        new: pl.DataFrame,
+        table: pa.Table | None,
+        replace: pl.DataFrame | None = None,
+    ) -> _Staged:
+        """``new`` merged into its file's content (less what it ``replace``-s), staged."""
         path = self.path(partition)
         old = self.read_file(path)
+        if old is not None and replace is not None:
+            old = _without(old, replace)
         merged = new
         if old is not None and old.height:
             merged = latest(pl.concat([old, new], how="vertical"))
@@ -239,9 +253,15 @@ class Store:
             self.index.record(path, staged.version, interval, frame)
         return _Staged(staged, rows)
 
-    def _merge_into(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> int:
+    def _merge_into(
+        self,
+        partition: Partition,
+        new: pl.DataFrame,
+        table: pa.Table | None,
+        replace: pl.DataFrame | None = None,
+    ) -> int:
         """Merge ``new`` (sorted, unique; ``table`` is it as Arrow when known) into its file."""
-        return self._commit([self._stage(partition, new, table)])
+        return self._commit([self._stage(partition, new, table, replace)])
 
     def replace_file(self, path: Path, interval: Interval, frame: pl.DataFrame) -> None:
         """Replace the data file ``path`` (of ``interval``) with ``frame`` atomically."""
@@ -374,6 +394,20 @@ class Store:
             .agg(pl.len().alias("rows"))
             .sort("file", "symbol", nulls_last=True)
         )
+
+    def drop_keyless(
+        self, interval: Interval, symbols_: list[str] | None, window: DateRange | None = None
+    ) -> int:
+        """Rewrite the files ``keyless`` names without their rows lacking a symbol or ts
+        (no bar of any session: no reader can place them); returns how many rows went."""
+        found = self.keyless(interval, symbols_, window)
+        for name in found.get_column("file").unique().sort().to_list():
+            path = self.root.parent / name
+            frame = self.read_file(path)
+            if frame is not None:
+                kept = frame.filter(pl.col("symbol").is_not_null() & pl.col("ts").is_not_null())
+                self.replace_file(path, interval, kept)
+        return int(found.get_column("rows").sum())
 
     def read(
         self,
@@ -710,6 +744,23 @@ def _ts_bounds(interval: Interval, window: DateRange, day_shift: timedelta) -> l
 
 def _day_number(day: date) -> int:
     return (day - date(1970, 1, 1)).days
+
+
+def _without(old: pl.DataFrame, replace: pl.DataFrame) -> pl.DataFrame:
+    """``old`` less its rows inside the ranges of ``replace`` (symbol, lo, hi), and less its
+    rows without a key when any range is of its symbols."""
+    ranges = replace.filter(pl.col("symbol").is_in(old.get_column("symbol").unique().implode()))
+    if ranges.is_empty():
+        return old
+    keyed = old.filter(pl.col("symbol").is_not_null() & pl.col("ts").is_not_null())
+    hit = (
+        keyed.with_row_index("_row")
+        .select("_row", "symbol", "ts")
+        .join(ranges.select("symbol", "lo", "hi"), on="symbol")
+        .filter((pl.col("ts") >= pl.col("lo")) & (pl.col("ts") < pl.col("hi")))
+        .get_column("_row")
+    )
+    return keyed.with_row_index("_row").filter(~pl.col("_row").is_in(hit.implode())).drop("_row")
 
 
 def _file_symbol(path: str) -> str | None:
