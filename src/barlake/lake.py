@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from barlake.config import LakeConfig
     from barlake.coverage.gaps import Gap
-    from barlake.fetch.job import JobResult, ProgressCallback
+    from barlake.fetch.job import JobResult, ProgressCallback, SymbolErrors
     from barlake.jobs.queue import Queue
     from barlake.jobs.worker import Log, Worker
     from barlake.planning.plan import Plan
@@ -195,22 +195,35 @@ class Lake:
         on_progress: ProgressCallback | None = None,
         command: str | None = None,
         retry_failed: bool = False,
+        repair: bool = False,
         **selection: Any,
     ) -> JobResult:
         """Fetch what ``plan`` finds missing and write it; returns the job's result.
 
-        Takes the lake's fill lock, marks jobs left by a dead process as interrupted, and
-        records the job in the catalog as it goes. Raises ``AuthError`` when credentials are
-        refused and ``Interrupted`` on SIGINT/SIGTERM (after saving all fetched bars).
-        Symbols the provider refused as unknown are set aside: left out of later fills until
-        ``retry_failed`` (or ``add_symbols`` of them again).
+        With ``repair``, also fetch again every session whose stored bars ``check`` flags
+        (impossible values, duplicates, partial sessions, off-grid bars) and replace those
+        bars with what comes back. Takes the lake's fill lock, marks jobs left by a dead
+        process as interrupted, and records the job in the catalog as it goes. Raises
+        ``AuthError`` when credentials are refused and ``Interrupted`` on SIGINT/SIGTERM
+        (after saving all fetched bars). Symbols the provider refused as unknown are set
+        aside: left out of later fills until ``retry_failed`` (or ``add_symbols`` of them
+        again).
 
         >>> lake.fill("AAPL", interval="1day", days=30).bars_written  # doctest: +SKIP
+        >>> lake.fill("AAPL", interval="1min", days=30, repair=True).status  # doctest: +SKIP
         """
         from barlake.jobs.backfill import RunOptions
 
         run = RunOptions(parallel, on_progress, command, retry_failed=retry_failed)
-        return self.services.backfill.fill(Selection.of(symbols, **selection), run)
+        chosen = Selection.of(symbols, **selection)
+        if not repair:
+            return self.services.backfill.fill(chosen, run)
+        from barlake.jobs.repair import repair as repair_
+
+        services = self.services
+        return repair_(
+            services.backfill, chosen, run, flagged=services.checker, store=services.store
+        )
 
     def fill_events(
         self,
@@ -299,8 +312,13 @@ class Lake:
         """Recent jobs, newest first."""
         return self.catalog.jobs(limit)
 
-    def errors(self, job: str | None = None) -> dict[str, dict[str, Any]]:
-        """Per-symbol errors of a job: ``{symbol: {error, stage, interval, timestamp}}``."""
+    def errors(self, job: str | None = None) -> SymbolErrors:
+        """A job's errors by symbol, one per failed (interval, stage):
+        ``{symbol: [{error, stage, interval, timestamp}, ...]}``.
+
+        >>> [e["interval"] for e in lake.errors()["NOPE"]]  # doctest: +SKIP
+        ['1day', '1hour']
+        """
         return history.errors(self.catalog, job)
 
     # -- the service: queue and worker ------------------------------------------------------
@@ -415,6 +433,7 @@ class Lake:
 
         >>> lake.report("report.html", days=90)  # doctest: +SKIP
         """
+        from barlake.fetch.job import error_rows
         from barlake.views import report as report_
 
         coverage = self.coverage(symbols, interval=interval, **span)
@@ -427,9 +446,9 @@ class Lake:
             gaps=[g.to_dict() for g in self.gaps(symbols, interval=interval, **span)],
             jobs=recent,
             errors=[
-                {"job_id": j["job_id"], "symbol": sym, **err}
+                {"job_id": j["job_id"], **row}
                 for j in failed
-                for sym, err in history.errors(self.catalog, str(j["job_id"])).items()
+                for row in error_rows(history.errors(self.catalog, str(j["job_id"])))
             ],
         )
         return report_.write(path, page)

@@ -105,7 +105,7 @@ def test_symbols_without_data_are_covered_once_the_vendor_has_shown_them(
     if vendor in KEYLESS:
         # Yahoo (404) and Binance (-1121) refuse an unknown symbol: it fails by name, once,
         # and is set aside.
-        error = result.symbol_errors[ghost]
+        [error] = result.symbol_errors[ghost]
         assert error["stage"] == "fetch" and ghost in error["error"]
     assert sorted(result.symbol_errors) == sorted({*warned, ghost})
     again = fill(lake, first=first, last=last)
@@ -176,7 +176,7 @@ def test_each_fault_is_recovered_or_recorded(vendor, emulator, vendor_lake, faul
     else:
         # An impossible bar fails its symbol at validation, unless it was a pre- or
         # post-market bar, which the adapter drops anyway.
-        assert {e["stage"] for e in result.symbol_errors.values()} <= {"validate"}
+        assert {e["stage"] for es in result.symbol_errors.values() for e in es} <= {"validate"}
         assert result.status == ("partial" if result.symbol_errors else "done")
     if fault in {"5xx", "echo", "timeout", "truncated", "malformed"}:
         assert result.retries >= 2
@@ -190,7 +190,7 @@ def test_impossible_bars_fail_their_symbol_at_validation(vendor, emulator, vendo
     lake = vendor_lake(vendor, em, symbols)
     result = fill(lake)
     assert result.status == "partial"
-    [(bad, error)] = result.symbol_errors.items()
+    [(bad, [error])] = result.symbol_errors.items()
     assert error["stage"] == "validate" and "impossible" in error["error"]
     got, want = stored(lake.root, "1day"), expected(symbols, "1day", FIRST, LAST)
     assert_only_true_bars(got, want, vendor)
@@ -209,7 +209,7 @@ def test_random_faults_never_store_a_bad_bar(vendor, emulator, vendor_lake) -> N
     lake = vendor_lake(vendor, em, symbols, **pages, timeout_s=0.4)
     result = fill(lake, interval=["1day", "1hour"])
     assert sum(em.faults.injected.values()) > 0
-    assert {e["stage"] for e in result.symbol_errors.values()} <= {"fetch", "validate"}
+    assert {e["stage"] for es in result.symbol_errors.values() for e in es} <= {"fetch", "validate"}
     for interval in ("1day", "1hour"):
         want = expected(symbols, interval, FIRST, LAST)
         assert_only_true_bars(stored(lake.root, interval), want, vendor)

@@ -133,7 +133,7 @@ def test_days_yahoo_no_longer_keeps_are_refused_before_asking(emulator, vendor_l
     # whole day. AAPL's first pieces start before it; MSFT's one piece reaches it, padded.
     old = lake.fill("AAPL", interval="1min", start=date(2024, 12, 5), end=date(2024, 12, 20))
     edge = lake.fill("MSFT", interval="1min", start=date(2024, 12, 17), end=date(2024, 12, 20))
-    error = old.symbol_errors["AAPL"]["error"]
+    error = old.symbol_errors["AAPL"][0]["error"]
     assert "keeps 1m bars for the last 30 days only" in error and "2024-12-17" in error
     assert {status for status, _ in em.log} == {200} and em.requests == 2
     assert (edge.status, edge.requests) == ("done", 1)

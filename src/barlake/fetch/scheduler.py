@@ -51,7 +51,9 @@ from barlake.fetch.job import (
     Fetched,
     JobResult,
     ProgressCallback,
+    SymbolErrors,
     Unit,
+    add_error,
 )
 from barlake.fetch.pages import Pager
 from barlake.fetch.ratelimit import RateLimiter
@@ -130,6 +132,7 @@ class Scheduler:
             trusted=provider.capabilities.refuses_unknown,
         )
         self.errors = self.books.errors
+        self.warnings: SymbolErrors = {}
         self._buffer: list[tuple[Interval, pl.DataFrame]] = []
         self._buffered_rows = 0
         self._fetched: list[Answer] = []
@@ -338,7 +341,23 @@ class Scheduler:
             return bars_.empty(), {}
         for sym, message in rejected:
             self.books.fail(request, [sym], message, "validate")
+        for sym, fetched in got.items():
+            self._check_calendar(request, sym, fetched)
         return kept, got
+
+    def _check_calendar(self, request: Request, symbol: str, fetched: Fetched) -> None:
+        """Warn when bars came back on days that are no session of the symbol's calendar."""
+        cal = self.calendars.get(symbol)
+        message = intake.off_calendar(symbol, fetched, cal) if cal else None
+        if message is None:
+            return
+        entry = {
+            "warning": message,
+            "stage": "validate",
+            "interval": request.interval,
+            "timestamp": self.clock().isoformat(),
+        }
+        add_error(self.warnings, symbol, entry)
 
     def _window(self, request: Request, symbol: str) -> DateRange:
         """The part of ``request``'s range that is ``symbol``'s own to fill."""
@@ -477,6 +496,7 @@ class Scheduler:
             symbols_failed=len({u.symbol for u in units if u.status == "failed"}),
             duration_s=duration,
             symbol_errors=dict(sorted(self.errors.items())),
+            symbol_warnings=dict(sorted(self.warnings.items())),
             skipped=[s.to_dict() for s in self.plan.skipped],
         )
 

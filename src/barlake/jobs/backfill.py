@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Protocol
 
 import polars as pl
@@ -23,7 +24,7 @@ from barlake.catalog.schema import PROGRESS_START
 from barlake.clock import Clock
 from barlake.config import BackfillConfig, LakeConfig
 from barlake.coverage.finder import Expected, GapFinder, span_of
-from barlake.coverage.gaps import Gap
+from barlake.coverage.gaps import Gap, with_sessions
 from barlake.coverage.matrix import Cells
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
@@ -176,8 +177,10 @@ class Backfill:
         skipped: Sequence[tuple[str, str, str]] = (),
         priority: dict[str, int] | None = None,
         parameters: dict[str, Any] | None = None,
+        repair: Mapping[tuple[str, Interval], Sequence[date]] | None = None,
     ) -> Plan:
-        """The plan that brings each target's symbol to its wanted range."""
+        """The plan that brings each target's symbol to its wanted range, fetching again the
+        sessions ``repair`` names (``jobs.repair``) as if they were gaps."""
         name = provider or self.config.default_provider
         caps = self.capabilities(name)
         aside = {s for s, _ in self.catalog.set_aside(name, sorted({t.symbol for t in targets}))}
@@ -196,6 +199,12 @@ class Backfill:
                 continue
             expected = self.finder.expected(found, {s: t.window for s, t in chosen.items()})
             gaps = self.finder.gaps(interval, expected)
+            for (sym, at), days in (repair or {}).items():
+                if at == interval and sym in expected:
+                    sessions = expected[sym].calendar.sessions_in(expected[sym].window)
+                    more = with_sessions(gaps, sym, interval, sessions, days)
+                    gaps = [g for g in gaps if g.symbol != sym] + more
+            gaps.sort(key=lambda g: (g.symbol, g.range))
             all_gaps += gaps
             origins += _origins(chosen, expected, gaps)
         listings = {m.name: (m.listed_on, m.delisted_on) for m in found}
@@ -263,8 +272,9 @@ class Backfill:
             return config
         return config.overridden("parallel_symbols", options.parallel, "--parallel")
 
-    def start(self, plan: Plan, options: RunOptions) -> Scheduler:
-        """Record a new running job for ``plan`` and the scheduler that runs it."""
+    def start(self, plan: Plan, options: RunOptions, *, sink: BarSink | None = None) -> Scheduler:
+        """Record a new running job for ``plan`` and the scheduler that runs it (writing to
+        ``sink``, the lake's bars by default)."""
         job_id = str(uuid.uuid4())
         config = self.job_config(options)
         with self.catalog.session(read_only=True):
@@ -295,7 +305,7 @@ class Backfill:
                 window_s=source.rate_limit_window_s,
                 share=shared_as if config.shared_rate_limit else None,
             ),
-            sink=self.bars,
+            sink=sink or self.bars,
             recorder=self.catalog,
             calendars={m.name: m.calendar for m in found},
             config=config,
