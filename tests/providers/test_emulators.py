@@ -97,14 +97,15 @@ def test_alpaca_single_symbol_endpoint_and_empty_answers(emulator) -> None:
     assert body == {"bars": {}, "next_page_token": None}
 
 
-def test_alpaca_intraday_includes_extended_hours(emulator) -> None:
+def test_alpaca_intraday_includes_extended_hours_on_the_clock_hour(emulator) -> None:
     em = emulator("alpaca")
     params = {"symbols": "AAPL", "timeframe": "1Hour", "start": "2024-06-03", "end": "2024-06-04"}
     stamps = [
         b["t"] for b in get(em, "/v2/stocks/bars", params, ALPACA_AUTH).json()["bars"]["AAPL"]
     ]
-    assert stamps[0] == "2024-06-03T12:30:00Z" and stamps[1] == "2024-06-03T13:30:00Z"
-    assert stamps[-1] == "2024-06-03T20:30:00Z" and len(stamps) == 9
+    # 08:00 pre-market, 09:00 (holding 09:30-10:00) .. 15:00, then 16:00 post-market (EDT).
+    assert stamps[0] == "2024-06-03T12:00:00Z" and stamps[1] == "2024-06-03T13:00:00Z"
+    assert stamps[-1] == "2024-06-03T20:00:00Z" and len(stamps) == 9
 
 
 def test_alpaca_rate_limit_headers_and_429(emulator) -> None:

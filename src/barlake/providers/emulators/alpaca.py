@@ -53,6 +53,7 @@ class AlpacaEmulator(Emulator):
     """``data.alpaca.markets`` on loopback."""
 
     vendor = "alpaca"
+    clock_grid = True
 
     def authorize(self, query: Mapping[str, str], headers: Mapping[str, str]) -> Reply | None:
         key, secret = headers.get("apca-api-key-id"), headers.get("apca-api-secret-key")

@@ -34,6 +34,7 @@ import polars as pl
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.providers.demo import generate
+from barlake.providers.demo.grids import clock_bars
 from barlake.providers.emulators.faults import Faults, corrupt
 
 
@@ -85,6 +86,9 @@ class Emulator(ABC):
     """A vendor's HTTP API on 127.0.0.1, serving demo bars. Use as a context manager."""
 
     vendor: ClassVar[str] = "emulator"
+    #: Whether the vendor stamps intraday bars on the clock grid (a 09:30 open's first hour
+    #: at 09:00, ``demo.grids``) rather than from the open.
+    clock_grid: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -184,14 +188,16 @@ class Emulator(ABC):
     # -- shared helpers ----------------------------------------------------------------------
 
     def bars(self, symbols: Sequence[str], interval: Interval, window: DateRange) -> pl.DataFrame:
-        """Demo bars of the known ``symbols`` (lake keying); intraday ones with extended hours."""
+        """Demo bars of the known ``symbols`` (lake keying), on the vendor's grid; intraday ones
+        with extended hours."""
         known = sorted(s for s in set(symbols) if self.symbols is None or s in self.symbols)
         key = (tuple(known), interval, window)
         with self._cache_lock:
             cached = self._cache.get(key)
         if cached is not None:
             return cached
-        frame = generate(known, interval, window, now=self.now)
+        make = clock_bars if self.clock_grid else generate
+        frame = make(known, interval, window, now=self.now)
         if spec(interval).intraday and frame.height:
             frame = _extended_hours(frame, spec(interval).length)
         with self._cache_lock:

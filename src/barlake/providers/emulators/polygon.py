@@ -61,6 +61,7 @@ class PolygonEmulator(Emulator):
     """``api.massive.com`` (formerly ``api.polygon.io``) on loopback."""
 
     vendor = "polygon"
+    clock_grid = True
 
     def __init__(self, *, retry_after: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
