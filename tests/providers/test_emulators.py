@@ -29,11 +29,24 @@ def get(em, path: str, params=None, headers=None) -> httpx.Response:
 # -- Alpaca --------------------------------------------------------------------------------
 
 
-def test_alpaca_wants_both_headers(emulator) -> None:
+def test_alpaca_wants_both_headers_and_refuses_with_a_code(emulator) -> None:
     em = emulator("alpaca")
+    refused = {"code": 40110000, "message": "request is not authorized"}
     for headers in ({}, {"APCA-API-KEY-ID": KEY}, {**ALPACA_AUTH, "APCA-API-SECRET-KEY": "no"}):
         answer = get(em, "/v2/stocks/bars", {"symbols": "AAPL", **DAILY}, headers)
-        assert (answer.status_code, answer.json()) == (401, {"message": "unauthorized."})
+        assert (answer.status_code, answer.json()) == (401, refused)
+        assert answer.headers["X-RateLimit-Limit"] == "10000"  # a refusal counts nothing
+        assert answer.headers["X-RateLimit-Remaining"] == "10000"
+
+
+def test_alpaca_sends_rate_limit_headers_on_every_answer(emulator) -> None:
+    em = emulator("alpaca")  # no rate_limit given: the paid plan's 10,000 a minute
+    ok = get(em, "/v2/stocks/bars", {"symbols": "AAPL", **DAILY}, ALPACA_AUTH)
+    bad = get(em, "/v2/stocks/bars", {"symbols": "AAPL", **DAILY, "limit": "0"}, ALPACA_AUTH)
+    assert (ok.status_code, bad.status_code) == (200, 422)
+    assert [a.headers["X-RateLimit-Limit"] for a in (ok, bad)] == ["10000", "10000"]
+    assert [a.headers["X-RateLimit-Remaining"] for a in (ok, bad)] == ["9999", "9998"]
+    assert 55 < int(ok.headers["X-RateLimit-Reset"]) - time.time() <= 61
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,14 @@ class RateLimit:
         self._lock = threading.Lock()
 
     def admit(self) -> Quota:
+        """The decision on one more request, counted when allowed."""
+        return self._quota(count=True)
+
+    def peek(self) -> Quota:
+        """What the window holds now, counting nothing (for answers refused before it)."""
+        return self._quota(count=False)
+
+    def _quota(self, *, count: bool) -> Quota:
         now = time.time()
         with self._lock:
             if not self.limit:
@@ -66,9 +74,9 @@ class RateLimit:
             while self._times and self._times[0] <= now - self.window_s:
                 self._times.popleft()
             allowed = len(self._times) < self.limit
-            if allowed:
+            if allowed and count:
                 self._times.append(now)
-            reset = self._times[0] + self.window_s
+            reset = (self._times[0] if self._times else now) + self.window_s
             remaining = self.limit - len(self._times)
             return Quota(allowed, self.limit, remaining, reset, max(0.0, reset - now))
 
@@ -179,7 +187,7 @@ class Emulator(ABC):
         """An error in the vendor's shape."""
 
     def quota_headers(self, quota: Quota) -> dict[str, str]:
-        """The vendor's rate-limit headers, sent with every answer."""
+        """The vendor's rate-limit headers, sent with every answer (refusals included)."""
         return {}
 
     def rate_limited(self, quota: Quota) -> Reply:
@@ -223,6 +231,7 @@ class Emulator(ABC):
     ) -> tuple[Reply, frozenset[str]]:
         refusal = self.authorize(query, headers)
         if refusal is not None:
+            refusal.headers.update(self.quota_headers(self.rate.peek()))
             return refusal, frozenset()
         quota = self.rate.admit()
         if not quota.allowed:
