@@ -284,3 +284,29 @@ def test_unreadable_values_stay_as_nulls_and_priceless_rows_go() -> None:
     assert frame["close"].null_count() == 1 and frame["close"][20] is None
     assert frame["open"].null_count() == 1 and frame["open"][39] is None
     assert frame["high"].null_count() == frame["low"].null_count() == 0
+
+
+def test_the_row_at_the_close_is_dropped_by_the_days_trading_periods() -> None:
+    opened, closed = JUNE_3 + 13 * 3600 + 1800, JUNE_3 + 20 * 3600  # 09:30 and 16:00 EDT
+    early = closed + DAY - 3 * 3600  # a 13:00 close the next day
+    stamps = [opened + i * 1800 for i in range(13)] + [closed]
+    stamps += [opened + DAY + i * 1800 for i in range(7)] + [early]
+    data = answer(stamps, [10.0] * len(stamps))
+    quote = data["chart"]["result"][0]["indicators"]["quote"][0]
+    quote["volume"] = [5] * 13 + [0] + [5] * 7 + [0]  # the close rows: priced, no volume
+    period = {"timezone": "EDT", "gmtoffset": -14400}
+    days = [(opened, closed), (opened + DAY, early)]
+    data["chart"]["result"][0]["meta"] = {
+        "exchangeTimezoneName": "America/New_York",
+        "tradingPeriods": [[{**period, "start": a, "end": b}] for a, b in days],
+    }
+    frame = frame_of(data, "30min", date(2024, 6, 3), date(2024, 6, 4))
+    assert frame.height == 20 and frame["volume"].min() == 5
+    # Without tradingPeriods, currentTradingPeriod's hours serve every day (not early closes).
+    regular = {**period, "start": opened + 2 * DAY, "end": closed + 2 * DAY}
+    data["chart"]["result"][0]["meta"] = {
+        "exchangeTimezoneName": "America/New_York",
+        "currentTradingPeriod": {"regular": regular},
+    }
+    frame = frame_of(data, "30min", date(2024, 6, 3), date(2024, 6, 4))
+    assert frame["ts"].dt.epoch("s").to_list() == stamps[:13] + stamps[14:]
