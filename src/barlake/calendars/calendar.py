@@ -112,12 +112,19 @@ class Calendar:
         clock grid that overlap its open..close, the first one perhaps starting before the
         open. A grid from the open (Yahoo's 09:30 hours) has as many on every calendar whose
         opens and closes lie on the half hour."""
+        self.open_close(session)  # a UsageError for a day that is no session
+        i = int(np.searchsorted(self.sessions, np.datetime64(session, "D")))
+        return int(self.bar_counts(i, i + 1, interval)[0])
+
+    def bar_counts(self, i: int, j: int, interval: Interval) -> npt.NDArray[np.int64]:
+        """``bars_in_session`` of the sessions at indices ``i`` to ``j`` (exclusive), at once."""
         s = spec(interval)
         if not s.intraday:
-            return 1
-        closed = self.open_close(session)[1]
-        first = self.first_bar(session, interval)
-        return -(-int((closed - first).total_seconds()) // s.seconds)
+            return np.ones(max(0, j - i), dtype=np.int64)
+        step = s.seconds * 1_000_000
+        first = _clock_floor(self.opens[i:j], step, self._shift_us)
+        counts: npt.NDArray[np.int64] = -((first - self.closes[i:j]) // step)
+        return counts
 
     def bar_sessions(self, ts: pl.Series) -> pl.DataFrame:
         """For each bar start of ``ts`` (UTC), the open and close (epoch microseconds) of the
@@ -173,7 +180,8 @@ def on_clock_grid(start: pl.Expr, step_us: int, shift_us: int) -> pl.Expr:
     return (start + shift_us) % step_us == 0
 
 
-def _clock_floor(micros: int, step_us: int, shift_us: int) -> int:
+def _clock_floor(micros: Any, step_us: int, shift_us: int) -> Any:
+    """``micros`` (an int or an array) down to the clock grid of ``step_us``."""
     return (micros + shift_us) // step_us * step_us - shift_us
 
 
