@@ -43,7 +43,7 @@ def test_fill_serves_the_demo_bars_then_asks_nothing(vendor, emulator, vendor_la
     assert (result.status, result.symbol_errors) == ("done", {})
     for interval in ("1day", "1hour"):
         got = stored(lake.root, interval)
-        assert same_values(got, expected(symbols, interval, FIRST, LAST), vendor), interval
+        assert same_values(got, expected(symbols, interval, FIRST, LAST, vendor), vendor), interval
         assert got["source"].unique().to_list() == [vendor]
     served = em.requests
     again = fill(lake, interval=["1day", "1hour"])
@@ -166,12 +166,12 @@ def test_each_fault_is_recovered_or_recorded(vendor, emulator, vendor_lake, faul
     result = fill(lake, interval=["1day", "1hour"], first=first, last=last)
     assert em.faults.injected[fault] == 2
     for interval in ("1day", "1hour"):
-        want = expected(symbols, interval, first, last)
+        want = expected(symbols, interval, first, last, vendor)
         assert_only_true_bars(stored(lake.root, interval), want, vendor)
     if fault in RECOVERED:
         assert (result.status, result.symbol_errors) == ("done", {})
         for interval in ("1day", "1hour"):
-            want = expected(symbols, interval, first, last)
+            want = expected(symbols, interval, first, last, vendor)
             assert same_values(stored(lake.root, interval), want, vendor)
     else:
         # An impossible bar fails its symbol at validation, unless it was a pre- or
@@ -211,13 +211,13 @@ def test_random_faults_never_store_a_bad_bar(vendor, emulator, vendor_lake) -> N
     assert sum(em.faults.injected.values()) > 0
     assert {e["stage"] for es in result.symbol_errors.values() for e in es} <= {"fetch", "validate"}
     for interval in ("1day", "1hour"):
-        want = expected(symbols, interval, FIRST, LAST)
+        want = expected(symbols, interval, FIRST, LAST, vendor)
         assert_only_true_bars(stored(lake.root, interval), want, vendor)
     failed = set(result.symbol_errors)
     for interval in ("1day", "1hour"):
         ok = [s for s in symbols if s not in failed]
         got = stored(lake.root, interval).filter(pl.col("symbol").is_in(ok))
-        assert same_values(got, expected(ok, interval, FIRST, LAST), vendor)
+        assert same_values(got, expected(ok, interval, FIRST, LAST, vendor), vendor)
 
 
 def assert_only_true_bars(got: pl.DataFrame, want: pl.DataFrame, vendor: str) -> None:

@@ -14,8 +14,9 @@ Pure functions: the lake reads the bars, runs the rules, stores the findings.
 | duplicate       | error    | one (symbol, ts) stored more than once                           |
 | key             | error    | rows without a symbol or a ts (no scan returns them)             |
 | timestamp       | error    | daily bars not at a session's 00:00 UTC; intraday bars not on    |
-|                 |          | the interval's grid (clock or session open) or outside sessions  |
-|                 |          | (a crypto pair left on an exchange calendar, say)                |
+|                 |          | the interval's grid (clock or session open), not overlapping     |
+|                 |          | their session (a 09:00 hour of a 09:30 open overlaps it), or     |
+|                 |          | outside sessions (a crypto pair left on an exchange calendar)    |
 | daily_intraday  | warning  | a daily bar disagreeing with its session's complete intraday bars|
 | jump            | warning  | a daily close-to-close move beyond x1.8 or /1.8 (unadjusted split?)|
 | stale           | warning  | five or more daily bars in a row with one flat, unchanged price  |
@@ -28,12 +29,12 @@ Pure functions: the lake reads the bars, runs the rules, stores the findings.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import polars as pl
 
-from barlake.calendars.calendar import Calendar
+from barlake.calendars.calendar import Calendar, in_session, on_clock_grid
 from barlake.domain.bars import FLAWS, KEY, Flaw
 from barlake.domain.intervals import Interval, spec
 
@@ -174,20 +175,18 @@ def is_session(day: pl.Expr, cal: Calendar) -> pl.Expr:
 
 
 def _on_grid_in_session(frame: pl.DataFrame, interval: Interval, cal: Calendar) -> pl.Expr:
+    """Bars overlapping the session of their date (``calendar.in_session``, the rule that
+    ``providers.wire.to_sessions`` keeps bars by) and on the exchange's clock grid or the
+    grid from the session's open (Yahoo's 09:30 hours)."""
     step = spec(interval).seconds * 1_000_000
-    sessions = pl.DataFrame({"open": cal.opens, "close": cal.closes}).sort("open")
-    us = frame["ts"].dt.epoch("us")
-    joined = (
-        pl.DataFrame({"us": us, "i": range(len(us))})
-        .sort("us")
-        .join_asof(sessions, left_on="us", right_on="open", strategy="backward")
-        .sort("i")
+    bounds = cal.bar_sessions(frame["ts"])
+    us, opened, closed = pl.col("us"), pl.col("open"), pl.col("close")
+    aligned = on_clock_grid(us, step, cal.day_shift // timedelta(microseconds=1))
+    aligned = aligned | ((us - opened) % step == 0)
+    ok = bounds.with_columns(frame["ts"].dt.epoch("us").alias("us")).select(
+        (in_session(us, step, opened, closed) & aligned).fill_null(value=False)
     )
-    open_, close = joined["open"].fill_null(0), joined["close"].fill_null(0)
-    # A clock-aligned bar (e.g. Alpaca's 13:00 hour) may start before a :30 open.
-    inside = (us < close) & ((us >= open_) | ((us + step > open_) & (us % step == 0)))
-    aligned = ((us % step) == 0) | (((us - open_) % step) == 0)
-    return pl.lit(pl.Series((inside & aligned).to_list()))
+    return pl.lit(ok.to_series())
 
 
 def _previous(column: str) -> pl.Expr:
