@@ -100,8 +100,8 @@ def test_symbols_without_data_are_covered_once_the_vendor_has_shown_them(
     warned = empty.get(vendor, [])
     assert result.status == "partial"
     for symbol in warned:
-        assert result.symbol_errors[symbol]["stage"] == "fetch"
-        assert "no 1day bars for any session" in result.symbol_errors[symbol]["error"]
+        assert result.symbol_errors[symbol][0]["stage"] == "fetch"
+        assert "no 1day bars for any session" in result.symbol_errors[symbol][0]["error"]
     if vendor in KEYLESS:
         # Yahoo (404) and Binance (-1121) refuse an unknown symbol: it fails by name, once,
         # and is set aside.
