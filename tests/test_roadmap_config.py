@@ -429,6 +429,9 @@ def test_config_show_names_the_source_of_every_value(lake_root, monkeypatch):
         "https://***@example.com/v2?apiKey=***&feed=sip"
     )
     assert settings["alerts.webhook_url"][0] == "https://hooks.example.com/***"
+    # the name of the variable that holds the API token is no secret; the token never shows
+    assert settings["api.token_env"] == ("LAKE_API_TOKEN", "default")
+    assert settings["worker.lease_s"] == (60, "default")
     text = json.dumps(data)
     for secret in ("topsecret", 's3"', "abc123", "pw@", "XXXX"):
         assert secret not in text

@@ -567,7 +567,8 @@ def mask(key: str, value: Any) -> Any:
     if value in (None, "") or isinstance(value, bool):
         return value
     name = key.rsplit(".", 1)[-1]
-    if any(SECRET.search(part) for part in key.split(".")):
+    # ``api.token_env`` names the variable that holds the token: a name, not a secret.
+    if any(SECRET.search(part) for part in key.split(".")) and not name.endswith("_env"):
         return "***"
     if not isinstance(value, str) or "://" not in value:
         return value
