@@ -385,7 +385,8 @@ class Catalog(JobsTable, QueueTable, SetAsideTable):
         tail = f"LIMIT {int(limit)}" if limit else ""
         return self.query(
             f"SELECT id, type, CAST(payload AS VARCHAR) AS payload, created_at, processed_at, "
-            f"job_id FROM events {where} ORDER BY id {tail}"
+            f"job_id, CAST(request_id AS VARCHAR) AS request_id FROM events {where} "
+            f"ORDER BY id {tail}"
         )
 
     def mark_events(self, ids: Sequence[int], job_id: str | None) -> None:

@@ -75,8 +75,15 @@ def events(state: State, /, pending: bool, as_json: bool) -> None:
         emit_json(rows)
     else:
         emit_table(
-            [{**r, "payload": json.dumps(r["payload"])} for r in rows],
-            ["id", "type", "payload", "created_at", "processed_at", "job_id"],
+            [
+                {
+                    **r,
+                    "payload": json.dumps(r["payload"]),
+                    "request_id": (r["request_id"] or "")[:8],
+                }
+                for r in rows
+            ],
+            ["id", "type", "payload", "created_at", "processed_at", "job_id", "request_id"],
         )
 
 
