@@ -178,6 +178,15 @@ class AlertsConfig(_Strict):
     )
 
 
+class ApiConfig(_Strict):
+    token_env: str = Field(
+        default="LAKE_API_TOKEN",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The environment variable holding the bearer token `lake serve` requires "
+        "for every change (the token itself never goes in lake.yaml).",
+    )
+
+
 # -- the roadmap's retention sections ----------------------------------------------------------
 
 #: The intraday intervals ``data_retention``'s ``intraday_bars`` covers at each layer when no
@@ -319,6 +328,7 @@ class LakeConfig(_Strict):
     default_policy: str | None = Field(default=None, description="Retention policy name or path.")
     backfill: BackfillConfig = BackfillConfig()
     alerts: AlertsConfig = AlertsConfig()
+    api: ApiConfig = ApiConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     data_retention: DataRetention | None = Field(
         default=None, description="The roadmap's retention in days per layer and kind of data."

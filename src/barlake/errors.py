@@ -7,7 +7,8 @@ of processes: the ``lake`` command maps each class to an exit status in ``barlak
     LakeError               [1]    base; never raised itself
     ├── UsageError          [2]    bad argument, date, interval, symbol or input file
     │   ├── ConfigError     [2]    lake.yaml or a policy file is invalid
-    │   └── UnknownSymbolError [2] a symbol the catalog does not know
+    │   ├── UnknownSymbolError [2] a symbol the catalog does not know
+    │   └── NotFoundError   [2]    no job or queued request has the id given
     ├── ProviderError       [3]    a provider failed for a request
     │   ├── AuthError       [3]    credentials missing or refused: stops the job, never retried
     │   ├── RateLimitError  [3]    429 and friends: retried after ``retry_after`` seconds
@@ -43,6 +44,10 @@ class ConfigError(UsageError):
 
 class UnknownSymbolError(UsageError):
     """A symbol is not in the catalog."""
+
+
+class NotFoundError(UsageError):
+    """No job or backfill request has the id (or id prefix) given."""
 
 
 class ProviderError(LakeError):

@@ -27,6 +27,7 @@ from barlake.errors import (
     Interrupted,
     LakeError,
     LockError,
+    NotFoundError,
     PermanentError,
     ProviderError,
     RateLimitError,
@@ -50,6 +51,7 @@ EXIT_INTERRUPTED = 130
 EXIT_CODES: tuple[tuple[type[LakeError], int], ...] = (
     (ConfigError, EXIT_USAGE),
     (UnknownSymbolError, EXIT_USAGE),
+    (NotFoundError, EXIT_USAGE),
     (UsageError, EXIT_USAGE),
     (AuthError, EXIT_PROVIDER),
     (RateLimitError, EXIT_PROVIDER),

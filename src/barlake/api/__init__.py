@@ -1,0 +1,12 @@
+"""The REST API and the admin page of ``lake serve``: an ASGI app over one ``Lake``.
+
+``create_app(lake, token=..., workers=N)`` builds it; routes live in ``api.routes`` by concept.
+The JSON it answers is what the CLI's ``--json`` prints (``views.serialize``); errors are
+``{"detail": "<the one line the CLI would print>"}`` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+from barlake.api.app import create_app
+
+__all__ = ["create_app"]
