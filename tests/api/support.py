@@ -73,9 +73,11 @@ class Served:
 
 
 @contextmanager
-def serving(lake: Lake, *, workers: int = 1, token: str | None = TOKEN) -> Iterator[str]:
+def serving(
+    lake: Lake, *, workers: int = 1, token: str | None = TOKEN, public_reads: bool = True
+) -> Iterator[str]:
     """``create_app`` served by uvicorn on a free loopback port; yields its URL."""
-    app = create_app(lake, token=token, workers=workers)
+    app = create_app(lake, token=token, workers=workers, public_reads=public_reads)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import TOKEN, Served
+from .support import SYMBOLS, TOKEN, Served
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -35,9 +35,9 @@ def test_queue_a_backfill_from_the_page_and_watch_it_finish(served: Served, tmp_
             )
             page.goto(served.url + "/")
             assert page.title().startswith("barlake admin")
-            assert page.locator('#section-symbols tr[data-symbol="S000"]').count() == 1
+            assert page.locator(f'#section-symbols tr[data-symbol="{SYMBOLS[0]}"]').count() == 1
 
-            page.fill("input[name=symbols]", "S000,S001,S002")
+            page.fill("input[name=symbols]", ",".join(SYMBOLS[:3]))
             page.fill("input[name=interval]", "1day")
             page.fill("input[name=days]", "20")
             page.click("#queue-it")  # no token yet: the page asks for it, nothing is sent
@@ -59,11 +59,10 @@ def test_queue_a_backfill_from_the_page_and_watch_it_finish(served: Served, tmp_
             job = served.client.get(f"/backfills/{request}").json()["job_id"]
             page.wait_for_selector(f'tr[data-job="{job}"][data-status="done"]', timeout=60_000)
 
-            page.click('button[data-symbol="S003"][data-layer="1"]')
-            page.wait_for_selector(
-                '#section-symbols tr[data-symbol="S003"] td:nth-child(2) >> text=1'
-            )
-            assert "S003 now at layer 1" in page.inner_text("#notice")
+            promoted = SYMBOLS[3]
+            page.click(f'button[data-symbol="{promoted}"][data-layer="1"]')
+            page.wait_for_selector(f'button[data-symbol="{promoted}"][data-layer="0"]')
+            assert f"{promoted} now at layer 1" in page.inner_text("#notice")
             assert "error" not in (page.get_attribute("#notice", "class") or "")
             page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
             assert page.evaluate("sessionStorage.getItem('lake-token')") == TOKEN
@@ -72,4 +71,4 @@ def test_queue_a_backfill_from_the_page_and_watch_it_finish(served: Served, tmp_
     # The page's first click without a token was refused in the page itself, not by the API.
     assert problems == []
     assert (tmp_path / "admin.png").stat().st_size > 10_000
-    assert served.lake.symbol_rows(["S003"])[0]["layer"] == 1
+    assert served.lake.symbol_rows([SYMBOLS[3]])[0]["layer"] == 1

@@ -7,13 +7,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from barlake.api import create_app
 from barlake.api.limits import MAX_BODY
 
-from .support import TOKEN, demo_lake
+from .support import TOKEN, demo_lake, serving
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 GOOD = {"symbols": ["AAA"], "interval": ["1day"], "days": 5}
@@ -156,7 +155,7 @@ CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
 @pytest.fixture
 def client(tmp_path: Path):
     lake, _ = demo_lake(tmp_path / "lake", ["AAA", "BBB"])
-    with TestClient(create_app(lake, token=TOKEN, workers=0)) as client:
+    with serving(lake, workers=0) as url, httpx.Client(base_url=url, timeout=30) as client:
         client.lake = lake  # type: ignore[attr-defined]
         yield client
 
@@ -166,7 +165,7 @@ def _files(root: Path) -> list[Path]:
 
 
 def test_bad_input_is_a_4xx_line_and_changes_nothing(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     lake = client.lake  # type: ignore[attr-defined]
     symbols_before = lake.symbol_rows()
@@ -192,7 +191,7 @@ def test_bad_input_is_a_4xx_line_and_changes_nothing(
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
 
 
-def test_changes_need_the_token_and_reads_do_not(client: TestClient) -> None:
+def test_changes_need_the_token_and_reads_do_not(client: httpx.Client) -> None:
     assert client.get("/backfills").status_code == 200
     refused = client.post("/symbols", json={"symbols": ["NEW"]})
     assert refused.status_code == 401
@@ -203,7 +202,7 @@ def test_changes_need_the_token_and_reads_do_not(client: TestClient) -> None:
 
 def test_without_a_token_the_api_is_read_only(tmp_path: Path) -> None:
     lake, _ = demo_lake(tmp_path / "lake", ["AAA"])
-    with TestClient(create_app(lake, token=None, workers=0)) as client:
+    with serving(lake, workers=0, token=None) as url, httpx.Client(base_url=url) as client:
         answer = client.post("/backfills", json=GOOD, headers={"Authorization": "Bearer x"})
         assert answer.status_code == 401
         assert "LAKE_API_TOKEN" in answer.json()["detail"]
@@ -213,8 +212,10 @@ def test_without_a_token_the_api_is_read_only(tmp_path: Path) -> None:
 
 def test_reads_need_the_token_off_loopback(tmp_path: Path) -> None:
     lake, _ = demo_lake(tmp_path / "lake", ["AAA"])
-    app = create_app(lake, token=TOKEN, workers=0, public_reads=False)
-    with TestClient(app) as client:
+    with (
+        serving(lake, workers=0, public_reads=False) as url,
+        httpx.Client(base_url=url) as client,
+    ):
         assert client.get("/jobs").status_code == 401
         assert client.get("/jobs", headers=AUTH).status_code == 200
         assert client.get("/health").status_code == 200  # for the load balancer

@@ -1,12 +1,20 @@
 """The OpenAPI document against the running app (schemathesis): for every operation, valid and
-invalid inputs get no 500, and every answer matches the documented status, type and schema."""
+invalid inputs get no 500, and every answer matches the documented status, type and schema.
+
+One check is left out: "schema-valid data is accepted". The library checks what a schema
+cannot (a symbol the lake does not track, reversed dates, an unknown policy or interval), and
+answers those with the CLI's message and a documented 400.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import checks
 from schemathesis.generation import GenerationMode
 
 from .support import TOKEN, demo_lake, serving
@@ -41,13 +49,17 @@ def test_every_operation_keeps_to_its_schema(tmp_path: Path) -> None:
         schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
         assert {f"{op.method.upper()} {op.path}" for op in operations} == OPERATIONS
+        spent: dict[str, float] = {}
         for op in operations:
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            # A path of free strings has nothing to violate: invalid input needs a body or query.
+            constrained = len(op.query) > 0 or len(op.body) > 0
+            modes = [GenerationMode.POSITIVE] + [GenerationMode.NEGATIVE] * constrained
+            for mode in modes:
                 strategy = op.as_strategy(generation_mode=mode)
 
                 @given(case=strategy)
                 @settings(
-                    max_examples=12,
+                    max_examples=8,
                     deadline=None,
                     derandomize=True,
                     database=None,
@@ -55,6 +67,16 @@ def test_every_operation_keeps_to_its_schema(tmp_path: Path) -> None:
                     suppress_health_check=list(HealthCheck),
                 )
                 def conforms(case: schemathesis.Case) -> None:
-                    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"})
+                    case.call_and_validate(
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                        excluded_checks=[checks.positive_data_acceptance],
+                    )
 
-                conforms()
+                started = time.monotonic()
+                try:
+                    conforms()
+                except Unsatisfiable:
+                    # Nothing invalid can be sent to an operation that takes nothing.
+                    assert mode is GenerationMode.NEGATIVE, op.path
+                spent[f"{op.method.upper()} {op.path} {mode.value}"] = time.monotonic() - started
+        print(sorted(((k, round(v, 1)) for k, v in spent.items()), key=lambda kv: -kv[1]))

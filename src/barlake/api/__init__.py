@@ -7,6 +7,20 @@ The JSON it answers is what the CLI's ``--json`` prints (``views.serialize``); e
 
 from __future__ import annotations
 
-from barlake.api.app import create_app
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from barlake.api.app import create_app
 
 __all__ = ["create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # The web framework loads with the app, not with ``api.security`` (``lake serve`` checks
+    # its binding before paying for it).
+    if name == "create_app":
+        from barlake.api.app import create_app
+
+        return create_app
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

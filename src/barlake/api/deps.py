@@ -27,7 +27,8 @@ def _lake(request: Request) -> Lake:
 _Scheme = Annotated[Any, Security(_bearer)]
 
 
-def _may_read(request: Request, _scheme: _Scheme) -> None:
+def _may_read(request: Request) -> None:
+    # Not declared in the document: reads are open on loopback, where the page runs.
     request.app.state.guard.allow_read(request.headers.get("authorization"))
 
 
@@ -41,7 +42,7 @@ CHANGE = [Depends(_may_change)]
 
 
 def selection(
-    symbols: Annotated[str | None, Query(max_length=200_000, description="Comma list.")] = None,
+    symbols: Annotated[str | None, Query(max_length=4000, description="Comma list.")] = None,
     interval: Annotated[str | None, Query(max_length=64, description="Comma list.")] = None,
     days: Annotated[int | None, Query(ge=1, le=36600)] = None,
     start: date | None = None,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import signal
 import socket
+from collections.abc import Iterator
 
 import click
 
@@ -30,15 +34,16 @@ def serve(state: State, /, host: str, port: int, workers: int) -> None:
     Changes need `Authorization: Bearer <token>`, the token in LAKE_API_TOKEN (or the
     variable lake.yaml's api.token_env names); another address than loopback needs one.
     """
-    import uvicorn
-
-    from barlake.api import create_app
     from barlake.api.security import check_binding, is_loopback, token_from
 
     lake = state.lake()
     name = lake.config.api.token_env
     token = token_from(name)
     check_binding(host, token, name)
+    import uvicorn
+
+    from barlake.api import create_app
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -53,5 +58,28 @@ def serve(state: State, /, host: str, port: int, workers: int) -> None:
     click.echo(f"http://{shown}:{bound}/")
     if token is None:
         state.say(f"no token in {name}: the API is read-only until you set one")
-    config = uvicorn.Config(app, log_level="warning" if state.quiet else "info")
-    uvicorn.Server(config).run(sockets=[listener])
+    # stdout carries the URL alone: every log line, the access log too, goes to stderr.
+    logs = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    logs["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    config = uvicorn.Config(app, log_config=logs, log_level="warning" if state.quiet else "info")
+    _server_class()(config).run(sockets=[listener])
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, except that SIGINT and SIGTERM end it with status 0 (as
+        ``lake emulate``) instead of being raised again once it has shut down."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            stops = (signal.SIGINT, signal.SIGTERM)
+            previous = {s: signal.signal(s, self.handle_exit) for s in stops}
+            try:
+                yield
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+
+    return Server

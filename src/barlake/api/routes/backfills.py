@@ -19,7 +19,7 @@ StateFilter = Literal["queued", "claimed", "done", "failed", "cancelled"]
 def queue_backfill(
     lake: LakeDep,
     body: BackfillBody,
-    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> LakeJSON:
     """Queue a backfill (``lake queue add``); answers with the request and its plan now.
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -39,9 +37,9 @@ def coverage(lake: LakeDep, sel: SelectionDep, format: Literal["json", "png"] = 
     found = lake.coverage(sel.pop("symbols"), interval=intervals[0], **sel)
     if format == "json":
         return LakeJSON(found.to_dict())
-    with tempfile.TemporaryDirectory() as folder:
-        path = found.plot(Path(folder) / "coverage.png")
-        return Response(path.read_bytes(), media_type="image/png")
+    from barlake.views.plot import coverage_png
+
+    return Response(coverage_png(found), media_type="image/png")
 
 
 @router.get("/events", response_model=list[Event], dependencies=READ)
