@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -154,6 +155,7 @@ def test_the_row_schemas_are_the_tables_as_the_catalog_returns_them(catalog):
         ("ledger", schema.LEDGER),
         ("backfill_progress", schema.PROGRESS),
         ("quality_issues", schema.FINDINGS),
+        ("set_aside", schema.SET_ASIDE),
     ):
         got = catalog.query(f"SELECT * FROM {table}").schema
         assert {name: got[name] for name in rows} == rows, table
@@ -356,3 +358,43 @@ def test_writers_of_two_threads_take_turns(lake_root: Path) -> None:
     for t in threads:
         t.join(60)
     assert sorted(catalog.symbols()["symbol"].to_list()) == names
+
+
+def test_a_stream_of_reads_does_not_starve_a_write(lake_root: Path) -> None:
+    """An API server's readers come one after another; a worker's write in the same process
+    gets its turn while they keep coming (readers arriving after it wait behind it)."""
+    catalog = Catalog(lake_root)
+    catalog.upsert_symbols(pl.DataFrame({"symbol": ["AAA"]}))
+    written, stop = threading.Event(), threading.Event()
+    reads: list[int] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            with catalog.session(read_only=True):
+                catalog.symbols()
+                time.sleep(0.005)  # overlapping blocks: the attachment never ends by itself
+            reads.append(1)
+
+    readers = [threading.Thread(target=reader) for _ in range(4)]
+    writer = threading.Thread()
+    for t in readers:
+        t.start()
+    try:
+        while len(reads) < 20:
+            time.sleep(0.01)
+        writer = threading.Thread(
+            target=lambda: (
+                catalog.upsert_symbols(pl.DataFrame({"symbol": ["BBB"]})),
+                written.set(),
+            )
+        )
+        writer.start()
+        assert written.wait(20), "the write waited for the readers to stop"
+        before = len(reads)
+        while len(reads) < before + 20:  # and the readers carry on after it
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for t in [*readers, writer]:
+            t.join(30)
+    assert catalog.symbols()["symbol"].to_list() == ["AAA", "BBB"]

@@ -195,7 +195,15 @@ def test_symbols_list_table_for_people(root):
     result = invoke(root, "symbols", "list")
     assert result.exit_code == 0
     header, row = result.stdout.splitlines()
-    assert header.split() == ["symbol", "layer", "calendar", "listed_on", "delisted_on", "active"]
+    assert header.split() == [
+        "symbol",
+        "layer",
+        "calendar",
+        "listed_on",
+        "delisted_on",
+        "active",
+        "set_aside",
+    ]
     assert row.split() == ["BRK/B", "0", "2024-06-03", "True"]
 
 

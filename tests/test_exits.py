@@ -31,6 +31,7 @@ EXPECTED = {
     errors.RateLimitError: 3,
     errors.TransientError: 3,
     errors.PermanentError: 3,
+    errors.UnknownAtProviderError: 3,
     errors.ValidationError: 1,
     errors.StorageError: 4,
     errors.LockError: 4,

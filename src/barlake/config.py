@@ -187,6 +187,65 @@ class ApiConfig(_Strict):
     )
 
 
+class WorkerConfig(_Strict):
+    lease_s: float = Field(
+        default=60,
+        gt=0,
+        description="Seconds a claimed request stays a worker's without a heartbeat; after "
+        "that another worker takes it over (a worker on the same host is seen dead at once).",
+    )
+    poll_s: float = Field(default=1.0, gt=0, description="Seconds between looks at an idle queue.")
+    max_attempts: int = Field(
+        default=3, ge=1, description="Claims of one request before a retryable failure is final."
+    )
+
+
+ScheduleAction = Literal["update", "check", "prune"]
+
+
+class ScheduleEntry(_Strict):
+    """One entry of ``schedule:``: what the worker queues, and when."""
+
+    action: ScheduleAction = Field(
+        description="update: each new session for the active symbols, by policy; check: "
+        "`lake check` (its gaps become work); prune: `lake prune`."
+    )
+    name: str | None = Field(default=None, description="Shown in the queue (default: action).")
+    cron: str | None = Field(
+        default=None,
+        description="Five-field cron in the calendar's time zone; update without one runs "
+        "after each session's close plus grace_minutes.",
+    )
+    calendar: str = Field(
+        default="XNYS", description="Whose time zone the cron reads (update: whose sessions)."
+    )
+    grace_minutes: float = Field(
+        default=30, ge=0, description="update: minutes after the close before it is queued."
+    )
+    interval: list[IntervalName] | None = Field(
+        default=None, description="Intervals (default: the policy's)."
+    )
+
+    @model_validator(mode="after")
+    def _cron(self) -> ScheduleEntry:
+        from croniter import croniter
+
+        if self.cron is None and self.action != "update":
+            msg = f"schedule entry {self.label!r} ({self.action}) needs a cron, e.g. '0 2 * * *'"
+            raise KeyedError(msg)
+        if self.cron is not None and not croniter.is_valid(self.cron):
+            msg = (
+                f"schedule entry {self.label!r}: {self.cron!r} is not a cron expression "
+                "(five fields: minute hour day-of-month month day-of-week, e.g. '0 2 * * 1-5')"
+            )
+            raise KeyedError(msg)
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.action
+
+
 # -- the roadmap's retention sections ----------------------------------------------------------
 
 #: The intraday intervals ``data_retention``'s ``intraday_bars`` covers at each layer when no
@@ -329,6 +388,10 @@ class LakeConfig(_Strict):
     backfill: BackfillConfig = BackfillConfig()
     alerts: AlertsConfig = AlertsConfig()
     api: ApiConfig = ApiConfig()
+    worker: WorkerConfig = WorkerConfig()
+    schedule: list[ScheduleEntry] = Field(
+        default_factory=list, description="Upkeep the worker queues: updates, checks, prunes."
+    )
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     data_retention: DataRetention | None = Field(
         default=None, description="The roadmap's retention in days per layer and kind of data."

@@ -13,7 +13,8 @@ of processes: the ``lake`` command maps each class to an exit status in ``barlak
     │   ├── AuthError       [3]    credentials missing or refused: stops the job, never retried
     │   ├── RateLimitError  [3]    429 and friends: retried after ``retry_after`` seconds
     │   ├── TransientError  [3]    5xx, timeouts, broken responses: retried with backoff
-    │   └── PermanentError  [3]    other 4xx, unknown symbol at the provider: recorded once
+    │   └── PermanentError  [3]    other 4xx: recorded once
+    │       └── UnknownAtProviderError [3] the provider does not know the symbol: set aside
     ├── ValidationError     [1]    bars that are impossible or malformed: never stored
     ├── StorageError        [4]    a Parquet file or the lake layout cannot be read or written
     │   └── LockError       [4]    the catalog or a lake lock is held by another process
@@ -85,6 +86,12 @@ class PermanentError(ProviderError):
     def __init__(self, message: str, symbol: str | None = None) -> None:
         super().__init__(message)
         self.symbol = symbol
+
+
+class UnknownAtProviderError(PermanentError):
+    """The provider does not know the symbol (a typo, another market's spelling, a delisting it
+    dropped). Fills from that provider set the symbol aside until ``lake fill --retry-failed``
+    or ``lake symbols add`` of it again."""
 
 
 class ValidationError(LakeError):

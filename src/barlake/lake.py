@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from barlake.config import LakeConfig
     from barlake.coverage.gaps import Gap
     from barlake.fetch.job import JobResult, ProgressCallback
+    from barlake.jobs.queue import Queue
+    from barlake.jobs.worker import Log, Worker
     from barlake.planning.plan import Plan
     from barlake.providers.base import Provider
     from barlake.quality.check import CheckResult
@@ -199,6 +201,7 @@ class Lake:
         parallel: int | None = None,
         on_progress: ProgressCallback | None = None,
         command: str | None = None,
+        retry_failed: bool = False,
         **selection: Any,
     ) -> JobResult:
         """Fetch what ``plan`` finds missing and write it; returns the job's result.
@@ -206,12 +209,14 @@ class Lake:
         Takes the lake's fill lock, marks jobs left by a dead process as interrupted, and
         records the job in the catalog as it goes. Raises ``AuthError`` when credentials are
         refused and ``Interrupted`` on SIGINT/SIGTERM (after saving all fetched bars).
+        Symbols the provider refused as unknown are set aside: left out of later fills until
+        ``retry_failed`` (or ``add_symbols`` of them again).
 
         >>> lake.fill("AAPL", interval="1day", days=30).bars_written  # doctest: +SKIP
         """
         from barlake.jobs.backfill import RunOptions
 
-        run = RunOptions(parallel, on_progress, command)
+        run = RunOptions(parallel, on_progress, command, retry_failed=retry_failed)
         return self.services.backfill.fill(Selection.of(symbols, **selection), run)
 
     def fill_events(
@@ -308,6 +313,61 @@ class Lake:
     def errors(self, job: str | None = None) -> dict[str, dict[str, Any]]:
         """Per-symbol errors of a job: ``{symbol: {error, stage, interval, timestamp}}``."""
         return history.errors(self.catalog, job)
+
+    # -- the service: queue and worker ------------------------------------------------------
+
+    @cached_property
+    def queue(self) -> Queue:
+        """The work queue: ``add``, ``list``, ``get``, ``cancel`` backfill requests.
+
+        >>> request, new = lake.queue.add("AAPL", interval="1day", days=30)  # doctest: +SKIP
+        >>> lake.queue.list(state="queued")                                   # doctest: +SKIP
+        """
+        from barlake.jobs.queue import Queue
+
+        return Queue(self.catalog, self.services.backfill, self.config)
+
+    def worker(
+        self,
+        *,
+        name: str | None = None,
+        concurrency: int | None = None,
+        provider: str | None = None,
+        log: Log | None = None,
+    ) -> Worker:
+        """A worker that serves the queue (``run(once=True)`` returns when it is empty;
+        ``stop()`` from any thread ends ``run()``); ``concurrency``: requests in flight.
+
+        >>> lake.worker(concurrency=4).run(once=True)  # doctest: +SKIP
+        """
+        from barlake.jobs.schedule import Schedule
+        from barlake.jobs.worker import Worker
+
+        def prune(sel: Selection) -> dict[str, Any]:
+            return self.prune(sel.policy, symbols=sel.names).to_dict()
+
+        def check(sel: Selection) -> dict[str, Any]:
+            chosen = {"interval": sel.intervals, "days": sel.days, "policy": sel.policy}
+            return self.check(sel.names, **chosen).summary()  # type: ignore[arg-type]
+
+        if concurrency is not None and not 1 <= concurrency <= 1000:
+            msg = f"--concurrency must be between 1 and 1000, got {concurrency}"
+            raise UsageError(msg)
+        if provider is not None:
+            self.services.backfill.capabilities(provider)  # an unknown name fails now
+        schedule = Schedule(self.config.schedule, self.queue, self.services.registry, self.clock)
+        return Worker(
+            queue=self.queue,
+            backfill=self.services.backfill,
+            schedule=schedule,
+            prune=prune,
+            check=check,
+            config=self.config.worker,
+            name=name,
+            concurrency=concurrency,
+            provider=provider,
+            log=log,
+        )
 
     # -- research: bars, coverage, report ---------------------------------------------------
 

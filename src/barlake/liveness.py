@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 #: How long a running job may go without a heartbeat before it counts as dead. Jobs beat
 #: every second (``fetch.scheduler.REPORT_EVERY_S``), so this only fires for a dead owner.
@@ -39,3 +41,11 @@ def owner_gone(
         return True
     local = host is None or host == HOST
     return local and pid is not None and not pid_alive(pid)
+
+
+def abandoned(
+    owned: Iterable[tuple[Any, str | None, int | None, datetime]], lease: timedelta = LEASE
+) -> list[str]:
+    """The ids among ``owned`` rows (id, host, pid, last heartbeat) whose owner is gone."""
+    now = datetime.now(UTC)
+    return [str(i) for i, host, pid, beat in owned if owner_gone(host, pid, beat, now, lease)]

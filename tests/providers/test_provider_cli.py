@@ -19,6 +19,7 @@ from barlake.cli.exits import exit_code
 from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError
 from barlake.lake import Lake
+from barlake.providers.demo import demo_listing_date
 
 from .support import (
     KEY,
@@ -145,7 +146,11 @@ def test_failed_connections_with_key_in_url_leak_nothing(emulator, tmp_path, mon
 
 @pytest.mark.parametrize("vendor", KEYED)  # the others make one request per symbol
 def test_acceptance_request_counts_for_100_symbols_30_days(vendor, emulator, tmp_path) -> None:
-    symbols = [f"U{i:03d}" for i in range(100)]
+    # Symbols trading all June (the demo lists some later; an empty answer for a symbol the
+    # vendor never showed is a warning, asked again: tests/test_intake.py).
+    listed = (f"U{i:03d}" for i in range(200))
+    symbols = [s for s in listed if (demo_listing_date(s) or JUNE[0]) <= JUNE[0]][:100]
+    assert len(symbols) == 100
     em = emulator(vendor, symbols=symbols)
     root = make_lake(tmp_path / "lake", vendor, em, symbols)
     window = ("--start", "2024-06-01", "--end", "2024-06-30", "--interval", "1day", "--json")

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from barlake.catalog.aside import SetAsideTable
 from barlake.catalog.engine import open_file, transaction
 from barlake.catalog.jobs import JobsTable
 from barlake.catalog.migrations import MIGRATIONS
+from barlake.catalog.queue import QueueTable
 from barlake.domain.events import EventType
 from barlake.domain.ranges import DateRange
 from barlake.domain.symbols import LAYER_FLAGS, SYMBOL_COLUMNS
@@ -48,7 +50,7 @@ def _symbols_sql(names: Sequence[str] | None, *, active_only: bool) -> tuple[str
     return f"SELECT * FROM symbols {clause} ORDER BY symbol", params
 
 
-class Catalog(JobsTable):
+class Catalog(JobsTable, QueueTable, SetAsideTable):
     """The catalog of one lake; every method is one short transaction."""
 
     def __init__(self, root: Path, *, lock_timeout: float = 30.0) -> None:
@@ -173,8 +175,15 @@ class Catalog(JobsTable):
         return self.query(*_symbols_sql(names, active_only=active_only))
 
     def symbol_rows(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """``symbols`` as plain rows (what ``lake symbols list`` prints)."""
-        return self.rows(*_symbols_sql(names, active_only=False))
+        """``symbols`` as plain rows (what ``lake symbols list`` prints), each with
+        ``set_aside``: the providers that refused it as unknown, comma-separated (or None)."""
+        sql, params = _symbols_sql(names, active_only=False)
+        return self.rows(
+            f"SELECT s.*, a.providers AS set_aside FROM ({sql}) s LEFT JOIN ("
+            "SELECT symbol, string_agg(provider, ',' ORDER BY provider) AS providers "
+            "FROM set_aside GROUP BY symbol) a USING (symbol) ORDER BY s.symbol",
+            params,
+        )
 
     def remove_symbols(self, names: Sequence[str]) -> int:
         """Delete ``names`` from the symbols table; returns how many existed."""
@@ -203,6 +212,15 @@ class Catalog(JobsTable):
             sql += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
             params.append(list(names))
         return self.query(sql + " ORDER BY symbol, start_date", params)
+
+    def shown(self, provider: str, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` ``provider`` has answered with bars, at any interval."""
+        found = self.rows(
+            "SELECT DISTINCT symbol FROM ledger WHERE provider = ? AND bars > 0 "
+            "AND symbol IN (SELECT unnest(?::VARCHAR[]))",
+            [provider, list(names)],
+        )
+        return {str(r["symbol"]) for r in found}
 
     def add_ledger(self, frame: pl.DataFrame) -> None:
         """Record fetched ranges (columns as the ledger table)."""

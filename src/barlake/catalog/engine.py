@@ -53,16 +53,35 @@ def open_file(
         msg = f"no lake catalog at {path}; run `lake init` first or pass --lake PATH"
         raise UsageError(msg)
     with _ENGINE.changed:
-        while True:
-            held = _ENGINE.attached.get(path)
-            if held is None:
-                held = _Attachment(_attach(path, read_only=read_only, timeout=timeout), read_only)
-                _ENGINE.attached[path] = held
-                break
-            if read_only or not held.read_only:
-                break
-            _ENGINE.changed.wait()
+        # A writer waiting for a read-only attachment to end goes first: readers arriving
+        # meanwhile wait behind it, so a steady stream of reads never starves a write.
+        writers = _ENGINE.writers_waiting
+        if not read_only:
+            writers[path] = writers.get(path, 0) + 1
+        try:
+            while True:
+                held = _ENGINE.attached.get(path)
+                # (a thread already inside a block of this file never waits: it would wait
+                # for itself)
+                mine = held is not None and threading.get_ident() in held.threads
+                ahead = read_only and writers.get(path, 0) > 0 and not mine
+                if held is None and not ahead:
+                    attached = _attach(path, read_only=read_only, timeout=timeout)
+                    held = _Attachment(attached, read_only)
+                    _ENGINE.attached[path] = held
+                    break
+                if held is not None and (not held.read_only or (read_only and not ahead)):
+                    break
+                _ENGINE.changed.wait()
+        finally:
+            if not read_only:
+                writers[path] -= 1
+                if not writers[path]:
+                    del writers[path]
+                _ENGINE.changed.notify_all()
         held.users += 1
+        me = threading.get_ident()
+        held.threads[me] = held.threads.get(me, 0) + 1
     try:
         with contextlib.nullcontext() if read_only else held.writer:
             with _ENGINE.changed:  # the parent connection serves one thread at a time
@@ -74,6 +93,9 @@ def open_file(
     finally:
         with _ENGINE.changed:
             held.users -= 1
+            held.threads[me] -= 1
+            if not held.threads[me]:
+                del held.threads[me]
             if held.users == 0:
                 del _ENGINE.attached[path]
                 _ENGINE.connection().execute(f"DETACH {held.alias}")
@@ -114,6 +136,7 @@ class _Attachment:
     alias: str
     read_only: bool
     users: int = 0
+    threads: dict[int, int] = field(default_factory=dict)  # thread id -> its blocks
     writer: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -124,6 +147,7 @@ class _Engine:
         self.changed = threading.Condition()
         self.names = itertools.count()
         self.attached: dict[Path, _Attachment] = {}
+        self.writers_waiting: dict[Path, int] = {}
         self._con: duckdb.DuckDBPyConnection | None = None
         self._pid = 0
 
@@ -132,6 +156,7 @@ class _Engine:
             self._con = duckdb.connect(":memory:")
             self._pid = os.getpid()
             self.attached = {}
+            self.writers_waiting = {}
         return self._con
 
     def cursor(self, alias: str) -> duckdb.DuckDBPyConnection:

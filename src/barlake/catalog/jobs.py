@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
 from barlake.errors import NotFoundError
-from barlake.liveness import LEASE, owner_gone
+from barlake.liveness import LEASE, abandoned
 
 if TYPE_CHECKING:
     import polars as pl
@@ -55,10 +55,17 @@ class JobsTable:
         job: dict[str, Any] | None = None,
         progress: pl.DataFrame | None = None,
         ledger: pl.DataFrame | None = None,
+        set_aside: pl.DataFrame | None = None,
     ) -> None:
-        """Update the job row, progress rows (keyed by symbol, interval) and add ledger rows,
-        all in one transaction, so progress never runs ahead of the ledger."""
+        """Update the job row, progress rows (keyed by symbol, interval) and add ledger rows
+        and set-aside symbols, all in one transaction, so progress never runs ahead of the
+        ledger."""
         with self.connect() as con:
+            if set_aside is not None and not set_aside.is_empty():
+                from barlake.catalog.aside import RECORD
+
+                con.register("aside_rows", set_aside.to_arrow())
+                con.execute(RECORD)
             if ledger is not None and not ledger.is_empty():
                 con.register("ledger_rows", ledger.to_arrow())
                 cols = ", ".join(ledger.columns)
@@ -125,6 +132,28 @@ class JobsTable:
             ),
         }
 
+    def warnings(
+        self: Connected, intervals: Sequence[str], names: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """The progress rows of ``names`` at ``intervals`` whose latest finished fetch ended
+        with a warning (every session came back empty): symbol, interval, start_date,
+        end_date, error_message."""
+        return self.rows(
+            """
+            SELECT symbol, interval, start_date, end_date, error_message FROM (
+                SELECT p.*, row_number() OVER (
+                    PARTITION BY p.symbol, p.interval
+                    ORDER BY p.completed_at DESC NULLS LAST, p.id DESC
+                ) AS latest
+                FROM backfill_progress p
+                WHERE p.status IN ('done', 'failed', 'warning')
+                  AND p.interval IN (SELECT unnest(?::VARCHAR[]))
+                  AND p.symbol IN (SELECT unnest(?::VARCHAR[]))
+            ) WHERE latest = 1 AND status = 'warning' ORDER BY symbol, interval
+            """,
+            [list(intervals), list(names)],
+        )
+
     def interrupt_stale(self: Connected, *, lease: timedelta = LEASE) -> int:
         """Mark running jobs whose owner is gone (its pid is not alive on its host, or its
         heartbeat is older than ``lease``) and their open progress rows as interrupted; a live
@@ -134,10 +163,7 @@ class JobsTable:
                 "SELECT job_id, host, pid, coalesce(heartbeat_at, created_at) FROM jobs "
                 "WHERE status = 'running'"
             ).fetchall()
-            now = datetime.now(UTC)
-            dead = [
-                str(j) for j, host, pid, beat in running if owner_gone(host, pid, beat, now, lease)
-            ]
+            dead = abandoned(running, lease)
             if not dead:
                 return 0
             con.execute(

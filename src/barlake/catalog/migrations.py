@@ -105,4 +105,47 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN host VARCHAR;
     """,
+    """
+    CREATE TABLE backfill_requests (
+        request_id UUID PRIMARY KEY,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        kind VARCHAR NOT NULL,
+        selection JSON NOT NULL,
+        provider VARCHAR,
+        priority INTEGER NOT NULL DEFAULT 0,
+        source VARCHAR NOT NULL,
+        selection_key VARCHAR NOT NULL,
+        idempotency_key VARCHAR,
+        state VARCHAR NOT NULL,
+        not_before TIMESTAMPTZ,
+        worker VARCHAR,
+        host VARCHAR,
+        pid INTEGER,
+        claimed_at TIMESTAMPTZ,
+        heartbeat_at TIMESTAMPTZ,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        job_id UUID,
+        finished_at TIMESTAMPTZ,
+        error VARCHAR,
+        summary JSON
+    );
+    ALTER TABLE events ADD COLUMN request_id UUID;
+    CREATE TABLE schedule_runs (
+        entry VARCHAR PRIMARY KEY,
+        last_run_at TIMESTAMPTZ NOT NULL,
+        last_key VARCHAR
+    );
+    """,
+    # Symbols a provider refused as unknown to it: fills from that provider leave them out
+    # until `lake fill --retry-failed` or `lake symbols add` of them again.
+    """
+    CREATE TABLE set_aside (
+        symbol VARCHAR NOT NULL,
+        provider VARCHAR NOT NULL,
+        error VARCHAR NOT NULL,
+        job_id UUID,
+        set_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (symbol, provider)
+    );
+    """,
 )

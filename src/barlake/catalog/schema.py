@@ -91,6 +91,15 @@ PROGRESS_UPDATE: dict[str, pl.DataType] = {
     )
 }
 
+#: The ``set_aside`` table: a symbol a provider refused as unknown to it, and why.
+SET_ASIDE: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "provider": pl.String(),
+    "error": pl.String(),
+    "job_id": pl.String(),
+    "set_at": _UTC,
+}
+
 #: The ``quality_issues`` table without the check's id and time: one finding of ``lake check``.
 FINDINGS: dict[str, pl.DataType] = {
     name: pl.String()

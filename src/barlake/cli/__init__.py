@@ -71,6 +71,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "barlake.cli.serve:serve",
         "Serve the REST API and admin page, with queue workers, until Ctrl-C (its URL on stdout).",
     ),
+    "queue": (
+        "barlake.cli.service:queue",
+        "Queue backfill requests for `lake worker` (or `lake serve`) to run.",
+    ),
+    "worker": (
+        "barlake.cli.service:worker",
+        "Serve the work queue: claim, plan and run requests; SIGTERM stops it cleanly.",
+    ),
     "config": (
         "barlake.cli.config:config",
         "Show the lake's effective configuration and where each value comes from.",

@@ -100,6 +100,11 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
 @click.option("--provider", help="Provider name (default: lake.yaml's default_provider).")
 @click.option("--parallel", type=click.IntRange(min=1), help="Requests in flight (default 10).")
 @click.option("--events", is_flag=True, help="Serve pending events instead of a selection.")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Ask again for symbols set aside after the provider refused them as unknown.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the job result as JSON.")
 @click.pass_obj
 @handles_errors
@@ -108,6 +113,7 @@ def fill(
     /,
     as_json: bool,
     events: bool,
+    retry_failed: bool,
     parallel: int | None,
     intervals: str | None,
     **sel: Any,
@@ -123,7 +129,7 @@ def fill(
             chosen = {
                 k: v for k, v in sel.items() if v is not None and k not in ("policy", "provider")
             }
-            if chosen or symbols or intervals:
+            if chosen or symbols or intervals or retry_failed:
                 fail("--events serves what the events say; drop the selection options")
             result = lake.fill_events(
                 policy=sel["policy"],
@@ -138,6 +144,7 @@ def fill(
                 parallel=parallel,
                 on_progress=on_progress,
                 command=command,
+                retry_failed=retry_failed,
                 **selected(intervals, sel),
             )
     data = result.to_dict()

@@ -59,12 +59,13 @@ def symbols_import(state: State, file: Path) -> None:
 @click.pass_obj
 @handles_errors
 def symbols_list(state: State, as_json: bool) -> None:
-    """List the symbols."""
+    """List the symbols; set_aside names the providers that refused one as unknown."""
     rows = state.lake().symbol_rows()
     if as_json:
         emit_json(rows)
     else:
-        emit_table(rows, ["symbol", "layer", "calendar", "listed_on", "delisted_on", "active"])
+        columns = ["symbol", "layer", "calendar", "listed_on", "delisted_on", "active"]
+        emit_table(rows, [*columns, "set_aside"])
 
 
 @symbols.command("remove")

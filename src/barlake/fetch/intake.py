@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
 from barlake.domain import bars as bars_
-from barlake.domain.ranges import DateRange, session_runs
+from barlake.domain.ranges import DateRange, session_runs, subtract
 from barlake.fetch.job import NOTHING, Fetched
 from barlake.providers.base import Request
 from barlake.storage.store import latest
@@ -24,17 +25,18 @@ def screen(
     windows: Mapping[str, DateRange],
     shift: timedelta,
 ) -> tuple[pl.DataFrame, dict[str, Fetched], list[tuple[str, str]]]:
-    """The bars of ``frame`` that may be stored, per symbol how many and on which session
-    days, and (symbol, message) for each symbol whose impossible bars were rejected.
+    """The bars of ``frame`` that may be stored, per symbol how many on which session days
+    and the days of its rejected bars, and (symbol, message) for each symbol whose impossible
+    bars were rejected.
 
-    Only the request's symbols, each inside its own window (``windows``: a pack's range may
-    reach past a later listing or a shorter gap), and the latest bar of each (symbol, ts) are
-    kept. A frame that does not fit the bar schema raises ``ValidationError``.
+    Only the symbols of ``windows``, each inside its own window (a pack's range may reach past
+    a later listing or a shorter gap), and the latest bar of each (symbol, ts) are kept. A
+    frame that does not fit the bar schema raises ``ValidationError``.
     """
     frame = bars_.conform(frame)
     day = (pl.col("ts") + shift).dt.date()
     frame = frame.filter(
-        pl.col("symbol").is_in(list(request.symbols))
+        pl.col("symbol").is_in(list(windows))
         & (day >= request.range.start)
         & (day < request.range.end)
     )
@@ -53,21 +55,51 @@ def screen(
         )
     frame = latest(frame)
     rejected: list[tuple[str, str]] = []
+    refused: dict[str, npt.NDArray[np.datetime64]] = {}
     bad = bars_.invalid_rows(frame)
     if bad.any():
-        flaws = frame.filter(bad).select("symbol", bars_.flaw())
-        found = flaws.group_by("symbol").agg(pl.len(), pl.col("flaw").unique().sort())
-        for sym, n, kinds in found.iter_rows():
-            rejected.append((sym, f"{n} impossible bar(s) rejected ({', '.join(kinds)})"))
-        frame = frame.filter(~bad)
-    per_symbol = frame.group_by("symbol").agg(pl.len(), day.unique().alias("days"))
-    got = {
-        sym: Fetched(int(n), days.to_numpy().astype("datetime64[D]"))
-        for sym, n, days in zip(
-            per_symbol["symbol"], per_symbol["len"], per_symbol["days"], strict=True
+        flaws = frame.filter(bad).select("symbol", bars_.flaw(), day.alias("day"))
+        found = flaws.group_by("symbol").agg(
+            pl.len(), pl.col("flaw").unique().sort(), pl.col("day").unique()
         )
+        for sym, n, kinds, days in found.iter_rows():
+            rejected.append((sym, f"{n} impossible bar(s) rejected ({', '.join(kinds)})"))
+            refused[sym] = _days(days)
+        frame = frame.filter(~bad)
+    per_day = frame.group_by("symbol", day.alias("day")).len().sort("symbol", "day")
+    got = {
+        sym: Fetched(int(group["len"].sum()), _days(group["day"]), group["len"].to_numpy())
+        for (sym,), group in per_day.group_by("symbol", maintain_order=True)
     }
+    for sym, days in refused.items():
+        kept = got.get(sym, NOTHING)
+        got[sym] = Fetched(kept.bars, kept.days, kept.per_day, days)
     return frame, {s: got.get(s, NOTHING) for s in request.symbols}, rejected
+
+
+def reached(
+    request: Request, frame: pl.DataFrame, windows: Mapping[str, DateRange], shift: timedelta
+) -> dict[str, DateRange]:
+    """The sessions an unfinished request's first pages (``frame``) returned whole, per symbol
+    they reached: pages come in (symbol, ts) order, so every symbol before the last one seen
+    is whole, and so is every session of the last one before its last session seen (the next
+    page may continue that one). Each symbol's range lies inside its ``windows`` entry."""
+    mine = frame.filter(pl.col("symbol").is_in(list(request.symbols)))
+    if mine.is_empty():
+        return {}
+    seen = sorted(set(mine["symbol"].to_list()))
+    last = seen[-1]
+    upto = mine.filter(pl.col("symbol") == last).select((pl.col("ts") + shift).dt.date().max())
+    out = {s: windows[s] for s in seen[:-1]}
+    own = windows[last]
+    end = min(own.end, upto.item())
+    if end > own.start:
+        out[last] = DateRange(own.start, end)
+    return out
+
+
+def _days(values: pl.Series | Any) -> npt.NDArray[np.datetime64]:
+    return np.sort(pl.Series(values, dtype=pl.Date).to_numpy().astype("datetime64[D]"))
 
 
 def ledger_rows(
@@ -81,29 +113,42 @@ def ledger_rows(
     grace: timedelta,
     job_id: str,
 ) -> list[dict[str, Any]]:
-    """What was asked and what came back: the whole ``window`` with its bar count, and each
-    run of sessions that came back empty (halts, days before a listing) with 0 bars. Only
-    empty final ranges count as covered (``coverage.ledger``); lost bars of a non-empty range
-    are gaps. A range is final when its last session had closed, plus ``grace``, at
-    ``fetched_at``."""
+    """What was asked and what came back: the ``window`` with its bar count, and each run of
+    sessions that came back empty (halts, days before a listing) with 0 bars. Only empty final
+    ranges count as covered (``coverage.ledger``); lost bars of a non-empty range are gaps. A
+    range is final when its last session had closed, plus ``grace``, at ``fetched_at``.
+
+    Sessions with rejected bars were not returned whole: each run of them is a provisional
+    range of its own (fetched again until an answer brings them clean), and the window's row
+    is cut around them, so that no final range of the same answer settles them.
+    """
     closed = calendar.closed_before(fetched_at, grace) if calendar else None
-    final = closed is not None and window.last <= closed
     row = {
         "provider": request.provider,
         "symbol": symbol,
         "interval": request.interval,
-        "bars": got.bars,
         "fetched_at": fetched_at,
-        "final": final,
         "job_id": job_id,
     }
-    rows = [{**row, "start_date": window.start, "end_date": window.end}]
-    if got.bars == 0 or calendar is None:
-        return rows
+
+    def ranged(r: DateRange, bars: int, *, final: bool = True) -> dict[str, Any]:
+        final = final and closed is not None and r.last <= closed
+        return {**row, "bars": bars, "final": final, "start_date": r.start, "end_date": r.end}
+
+    if calendar is None or not got.answered:
+        return [ranged(window, got.bars)]
     sessions = calendar.sessions_in(window)
-    if len(got.days) == len(sessions) and np.array_equal(np.sort(got.days), sessions):
+    refused = np.isin(sessions, got.rejected)
+    holes = session_runs(sessions, refused)
+    rows = [ranged(r, _bars_in(got, r)) for r in subtract([window], holes)]
+    rows += [ranged(r, _bars_in(got, r), final=False) for r in holes]
+    if len(got.days) == len(sessions) and np.array_equal(got.days, sessions):
         return rows  # a bar on every session
-    empty = ~np.isin(sessions, got.days)
-    for run in session_runs(sessions, empty):
-        rows.append({**row, "bars": 0, "start_date": run.start, "end_date": run.end})
+    empty = ~np.isin(sessions, got.days) & ~refused
+    rows += [ranged(run, 0) for run in session_runs(sessions, empty)]
     return rows
+
+
+def _bars_in(got: Fetched, r: DateRange) -> int:
+    lo, hi = np.searchsorted(got.days, [np.datetime64(r.start, "D"), np.datetime64(r.end, "D")])
+    return int(got.per_day[lo:hi].sum())

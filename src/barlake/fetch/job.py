@@ -12,19 +12,49 @@ import numpy as np
 import numpy.typing as npt
 
 from barlake.domain.ranges import DateRange
+from barlake.providers.base import Request
 
 Stage = str  # one of: plan, fetch, validate, write
+#: A unit's status once its requests are over: ``done``, ``failed``, or ``warning`` (every
+#: session came back empty from a vendor that has not shown the symbol exists).
+WARNING = "warning"
+
+
+_NO_DAYS = np.array([], dtype="datetime64[D]")
 
 
 @dataclass(frozen=True)
 class Fetched:
-    """What a request brought for one symbol: bars, and the session days they fall on."""
+    """What a request brought for one symbol: bars, the session days they fall on with each
+    day's count, and the days on which bars were rejected as impossible."""
 
     bars: int
-    days: npt.NDArray[np.datetime64]  # datetime64[D]
+    days: npt.NDArray[np.datetime64] = field(default_factory=lambda: _NO_DAYS)  # datetime64[D]
+    per_day: npt.NDArray[np.int64] = field(default_factory=lambda: np.array([], dtype=np.int64))
+    rejected: npt.NDArray[np.datetime64] = field(default_factory=lambda: _NO_DAYS)
+
+    @property
+    def answered(self) -> bool:
+        """Whether anything came for the symbol, kept or rejected."""
+        return self.bars > 0 or self.rejected.size > 0
 
 
-NOTHING = Fetched(0, np.array([], dtype="datetime64[D]"))
+NOTHING = Fetched(0)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one request brought, waiting for its bars to be durable before the ledger hears
+    of it: per symbol what came, for the symbols it answered for, and the window of sessions
+    each symbol's answer covers. ``closes``: the request is over (its symbols have one open
+    request less once the answer is saved); an answer kept from an unfinished request does not
+    close it."""
+
+    request: Request
+    got: dict[str, Fetched]
+    at: datetime
+    windows: dict[str, DateRange]
+    closes: bool = True
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from barlake.fetch.job import JobResult
@@ -11,11 +12,44 @@ from barlake.fetch.scheduler import Scheduler
 from barlake.providers.base import Provider
 
 
+class Stop:
+    """Stops a running job from any thread, as SIGTERM would: a worker shutting down, or a
+    request cancelled while it runs. Asked before the job starts, it stops it at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._target: tuple[asyncio.AbstractEventLoop, Scheduler] | None = None
+        self.asked = False
+
+    def bind(self, loop: asyncio.AbstractEventLoop, scheduler: Scheduler) -> None:
+        with self._lock:
+            self._target = (loop, scheduler)
+            if self.asked:
+                loop.call_soon_threadsafe(scheduler.interrupt)
+
+    def unbind(self) -> None:
+        with self._lock:
+            self._target = None
+
+    def __call__(self) -> None:
+        with self._lock:
+            self.asked = True
+            if self._target is not None:
+                loop, scheduler = self._target
+                loop.call_soon_threadsafe(scheduler.interrupt)
+
+
 def run_until_signalled(
-    scheduler: Scheduler, provider: Provider, *, close_provider: bool = True
+    scheduler: Scheduler,
+    provider: Provider,
+    *,
+    close_provider: bool = True,
+    stop: Stop | None = None,
 ) -> JobResult:
     """Run the scheduler; SIGINT and SIGTERM cancel it cleanly (fetched bars are saved).
-    ``close_provider``: close the provider after the job (not for one its owner passed in)."""
+    ``close_provider``: close the provider after the job (not for one its owner passed in).
+    ``stop``: the job stops when it is called, and the process's signal handlers are left
+    alone (its owner, a worker, handles signals itself)."""
 
     loops: list[asyncio.AbstractEventLoop] = []
 
@@ -23,7 +57,9 @@ def run_until_signalled(
         loop = asyncio.get_running_loop()
         loops.append(loop)
         installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        if stop is not None:
+            stop.bind(loop, scheduler)
+        for sig in (signal.SIGINT, signal.SIGTERM) if stop is None else ():
             try:
                 loop.add_signal_handler(sig, scheduler.interrupt)
                 installed.append(sig)
@@ -34,6 +70,8 @@ def run_until_signalled(
         try:
             return await scheduler.run()
         finally:
+            if stop is not None:
+                stop.unbind()
             for sig in installed:
                 loop.remove_signal_handler(sig)
             if close_provider:

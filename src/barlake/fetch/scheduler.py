@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -34,9 +34,24 @@ from barlake.config import BackfillConfig
 from barlake.domain import bars as bars_
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
-from barlake.errors import AuthError, Interrupted, LakeError, PermanentError, ProviderError
+from barlake.errors import (
+    AuthError,
+    Interrupted,
+    LakeError,
+    PermanentError,
+    ProviderError,
+    UnknownAtProviderError,
+)
 from barlake.fetch import intake
-from barlake.fetch.job import NOTHING, Fetched, JobResult, ProgressCallback, Stage, Unit
+from barlake.fetch.books import Books
+from barlake.fetch.job import (
+    WARNING,
+    Answer,
+    Fetched,
+    JobResult,
+    ProgressCallback,
+    Unit,
+)
 from barlake.fetch.pages import Pager
 from barlake.fetch.ratelimit import RateLimiter
 from barlake.planning.plan import Plan, PlannedRequest
@@ -71,6 +86,7 @@ class Scheduler:
         on_progress: ProgressCallback | None = None,
         rng: random.Random | None = None,
         tiers: Mapping[str, str] | None = None,
+        exists: Collection[str] = (),
     ) -> None:
         self.job_id, self.plan, self.provider, self.limiter = job_id, plan, provider, limiter
         # Tiers only gate concurrency: one semaphore per tier, none when tiers are off.
@@ -102,10 +118,20 @@ class Scheduler:
             for s in p.request.symbols:
                 self.units[(s, p.request.interval)].open_requests += 1
         self.bars_written = self.done_requests = 0
-        self.errors: dict[str, dict[str, str]] = {}
+        self.books = Books(
+            job_id=job_id,
+            provider=plan.provider,
+            units=self.units,
+            calendars=calendars,
+            grace=timedelta(minutes=config.provisional_grace_minutes),
+            clock=clock,
+            exists=exists,
+            trusted=provider.capabilities.refuses_unknown,
+        )
+        self.errors = self.books.errors
         self._buffer: list[tuple[Interval, pl.DataFrame]] = []
         self._buffered_rows = 0
-        self._fetched: list[tuple[Request, dict[str, Fetched], datetime]] = []
+        self._fetched: list[Answer] = []
         self._flush_lock = asyncio.Lock()
         self._catalog_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -153,7 +179,7 @@ class Scheduler:
         # Synchronous from here: nothing can interrupt the final write and its records.
         ledger = self._flush(*self._take_buffer())
         status = "failed" if self._fatal else "interrupted" if self._interrupted else "done"
-        if status == "done" and any(u.status == "failed" for u in self.units.values()):
+        if status == "done" and any(u.status in ("failed", WARNING) for u in self.units.values()):
             status = "partial"
         if status in ("interrupted", "failed"):
             for u in self.units.values():
@@ -222,9 +248,13 @@ class Scheduler:
                 # A provider that computes its pages (demo) never waits: let a background
                 # flush get going between them.
                 await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self._keep_whole(request, pages)  # interrupted: the final flush saves them
+            raise
         except LakeError as exc:
             if exc.retryable:  # retries ran out in ``_page``
-                self._fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
+                self._keep_whole(request, pages)
+                self.books.fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
                 self._request_closed(request)
                 return
             # Refused credentials stop the job (``_worker``); a failure that is not the
@@ -233,18 +263,41 @@ class Scheduler:
                 raise
             self._permanent(request, exc, queue)
             return
-        frame = pl.concat(pages, how="vertical") if pages else bars_.empty()
-        clean, counts = self._validate(request, frame)
-        self._fetched.append((request, counts, self.clock()))
+        windows = {s: self._window(request, s) for s in request.symbols}
+        self._keep(request, _concat(pages), windows, closes=True)
         self._request_closed(request, flushed=False)
-        if clean.height:
-            self._buffer.append((request.interval, clean))
-            self._buffered_rows += clean.height
         if (
             self._buffered_rows >= self.config.flush_rows
             or time.monotonic() - self._last_flush > FLUSH_EVERY_S
         ):
             await self._flush_now()
+
+    def _keep(
+        self,
+        request: Request,
+        frame: pl.DataFrame,
+        windows: dict[str, DateRange],
+        *,
+        closes: bool,
+    ) -> None:
+        """Buffer the valid bars of ``frame`` inside ``windows`` and the answer they make."""
+        clean, counts = self._validate(request, frame, windows)
+        got = {s: counts[s] for s in windows if s in counts}
+        self._fetched.append(Answer(request, got, self.clock(), windows, closes))
+        if clean.height:
+            self._buffer.append((request.interval, clean))
+            self._buffered_rows += clean.height
+
+    def _keep_whole(self, request: Request, pages: list[pl.DataFrame]) -> None:
+        """Keep what the first ``pages`` of an unfinished request returned whole: symbols
+        before the last one they reached, and the sessions of that one before its last."""
+        if not pages:
+            return
+        frame = _concat(pages)
+        windows = {s: self._window(request, s) for s in request.symbols}
+        whole = intake.reached(request, frame, windows, self._day_shift(request))
+        if whole:
+            self._keep(request, frame, whole, closes=False)
 
     def _permanent(
         self, request: Request, exc: ProviderError, queue: asyncio.Queue[PlannedRequest]
@@ -253,12 +306,15 @@ class Scheduler:
         other answer the vendor gives a pack is tried again symbol by symbol, so one bad symbol
         cannot sink the rest."""
         bad = exc.symbol if isinstance(exc, PermanentError) else None
+        if isinstance(exc, UnknownAtProviderError):
+            alone = request.symbols[0] if len(request.symbols) == 1 else None
+            self.books.set_aside(bad or alone, exc)
         if len(request.symbols) == 1:
-            self._fail(request, request.symbols, str(exc), "fetch")
+            self.books.fail(request, request.symbols, str(exc), "fetch")
             self._request_closed(request)
             return
         if bad:
-            self._fail(request, [bad], str(exc), "fetch")
+            self.books.fail(request, [bad], str(exc), "fetch")
             self.units[(bad, request.interval)].open_requests -= 1
         rest = [s for s in request.symbols if s != bad]
         splits = [tuple(rest)] if bad else [(s,) for s in request.symbols]
@@ -269,18 +325,18 @@ class Scheduler:
                 self._unfinished[request.interval] += 1
 
     def _validate(
-        self, request: Request, frame: pl.DataFrame
+        self, request: Request, frame: pl.DataFrame, windows: dict[str, DateRange]
     ) -> tuple[pl.DataFrame, dict[str, Fetched]]:
-        """Bars of the request that may be stored, and per symbol how many and on which
-        session days; impossible bars become symbol errors."""
-        windows = {s: self._window(request, s) for s in request.symbols}
+        """Bars of the request inside ``windows`` that may be stored, and per symbol how many
+        and on which session days; impossible bars become symbol errors. A frame that cannot
+        be read answers for no symbol."""
         try:
             kept, got, rejected = intake.screen(request, frame, windows, self._day_shift(request))
         except LakeError as exc:
-            self._fail(request, request.symbols, str(exc), "validate")
+            self.books.fail(request, list(windows), str(exc), "validate")
             return bars_.empty(), {}
         for sym, message in rejected:
-            self._fail(request, [sym], message, "validate")
+            self.books.fail(request, [sym], message, "validate")
         return kept, got
 
     def _window(self, request: Request, symbol: str) -> DateRange:
@@ -297,19 +353,6 @@ class Scheduler:
 
     # -- bookkeeping -------------------------------------------------------------------------
 
-    def _fail(self, request: Request, symbols: Any, message: str, stage: Stage) -> None:
-        now = self.clock()
-        for s in symbols:
-            unit = self.units[(s, request.interval)]
-            unit.status, unit.error, unit.stage, unit.dirty = "failed", message, stage, True
-            unit.completed_at = now
-            self.errors[s] = {
-                "error": message,
-                "stage": stage,
-                "interval": request.interval,
-                "timestamp": now.isoformat(),
-            }
-
     def _request_closed(self, request: Request, *, flushed: bool = True) -> None:
         self.done_requests += 1
         if flushed:
@@ -318,7 +361,7 @@ class Scheduler:
         if self.on_progress:
             self.on_progress(self.done_requests, len(self.plan.requests), self.bars_written)
 
-    def _take_buffer(self) -> tuple[list[tuple[Interval, pl.DataFrame]], list[Any]]:
+    def _take_buffer(self) -> tuple[list[tuple[Interval, pl.DataFrame]], list[Answer]]:
         buffer, fetched = self._buffer, self._fetched
         self._buffer, self._fetched, self._buffered_rows = [], [], 0
         self._last_flush = time.monotonic()
@@ -328,11 +371,11 @@ class Scheduler:
         """Write the buffered bars of ``interval``, all of whose requests are done, in a thread
         while the workers go on; its ledger rows wait for the next save."""
         buffer = [(i, f) for i, f in self._buffer if i == interval]
-        fetched = [x for x in self._fetched if x[0].interval == interval]
+        fetched = [a for a in self._fetched if a.request.interval == interval]
         if not buffer and not fetched:
             return
         self._buffer = [(i, f) for i, f in self._buffer if i != interval]
-        self._fetched = [x for x in self._fetched if x[0].interval != interval]
+        self._fetched = [a for a in self._fetched if a.request.interval != interval]
         self._buffered_rows -= sum(f.height for _, f in buffer)
         ledger = await asyncio.to_thread(self._flush, buffer, fetched)
         if ledger is not None:
@@ -348,7 +391,7 @@ class Scheduler:
                 await asyncio.to_thread(self._save, job=self._counters(), ledger=ledger)
 
     def _flush(
-        self, buffer: list[tuple[Interval, pl.DataFrame]], fetched: list[Any]
+        self, buffer: list[tuple[Interval, pl.DataFrame]], fetched: list[Answer]
     ) -> pl.DataFrame | None:
         """Write buffered bars and return the ledger rows of the requests they completed; the
         caller saves those with the progress rows once the bars are durable.
@@ -360,7 +403,7 @@ class Scheduler:
             return self._flush_locked(buffer, fetched)
 
     def _flush_locked(
-        self, buffer: list[tuple[Interval, pl.DataFrame]], fetched: list[Any]
+        self, buffer: list[tuple[Interval, pl.DataFrame]], fetched: list[Answer]
     ) -> pl.DataFrame | None:
         by_interval: dict[Interval, list[pl.DataFrame]] = {}
         for interval, frame in buffer:
@@ -370,41 +413,16 @@ class Scheduler:
             for interval, frames in by_interval.items():
                 written += self.sink.write(interval, pl.concat(frames, how="vertical"))
         except LakeError as exc:
-            for request, _, _ in fetched:
-                self._fail(request, list(request.symbols), str(exc), "write")
-                for s in request.symbols:
-                    self.units[(s, request.interval)].open_requests -= 1
+            for answer in fetched:
+                request = answer.request
+                self.books.fail(request, list(answer.windows), str(exc), "write")
+                if answer.closes:
+                    for s in request.symbols:
+                        self.units[(s, request.interval)].open_requests -= 1
             return None
         self.bars_written += written
-        ledger = []
-        for request, counts, fetched_at in fetched:
-            for s in request.symbols:
-                unit = self.units[(s, request.interval)]
-                unit.open_requests -= 1
-                if unit.status == "failed":
-                    continue
-                got = counts.get(s, NOTHING)
-                unit.records += got.bars
-                unit.dirty = True
-                ledger += self._ledger_rows(request, s, got, fetched_at)
-                if unit.open_requests <= 0:
-                    unit.status, unit.completed_at = "done", fetched_at
+        ledger = self.books.saved(fetched)
         return pl.DataFrame(ledger, schema=LEDGER) if ledger else None
-
-    def _ledger_rows(
-        self, request: Request, symbol: str, got: Fetched, fetched_at: datetime
-    ) -> list[dict[str, Any]]:
-        grace = timedelta(minutes=self.config.provisional_grace_minutes)
-        return intake.ledger_rows(
-            request,
-            symbol,
-            got,
-            fetched_at,
-            window=self._window(request, symbol),
-            calendar=self.calendars.get(symbol),
-            grace=grace,
-            job_id=self.job_id,
-        )
 
     def _counters(self) -> dict[str, Any]:
         units = self.units.values()
@@ -427,7 +445,13 @@ class Scheduler:
             progress = (
                 pl.DataFrame([u.row() for u in dirty], schema=PROGRESS_UPDATE) if dirty else None
             )
-            self.recorder.record(self.job_id, job=job, progress=progress, ledger=ledger)
+            self.recorder.record(
+                self.job_id,
+                job=job,
+                progress=progress,
+                ledger=ledger,
+                set_aside=self.books.take_aside(),
+            )
 
     async def _reporter(self) -> None:
         while True:
@@ -450,3 +474,7 @@ class Scheduler:
             symbol_errors=dict(sorted(self.errors.items())),
             skipped=[s.to_dict() for s in self.plan.skipped],
         )
+
+
+def _concat(pages: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(pages, how="vertical") if pages else bars_.empty()

@@ -29,7 +29,7 @@ from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.fetch.job import JobResult, ProgressCallback
 from barlake.fetch.ratelimit import RateLimiter
-from barlake.fetch.runner import run_until_signalled
+from barlake.fetch.runner import Stop, run_until_signalled
 from barlake.fetch.scheduler import BarSink, Scheduler
 from barlake.liveness import HOST
 from barlake.planning.plan import Origin, Plan, Skipped, order, price
@@ -40,6 +40,12 @@ from barlake.retention.targets import Ask, Target, resolve
 from barlake.universe.members import Member
 from barlake.universe.registry import Registry
 from barlake.universe.tiers import tier_of
+
+#: Why a plan leaves out a symbol its provider refused as unknown.
+SET_ASIDE = (
+    "set aside: the provider does not know it (`lake errors` says why); "
+    "`lake fill --retry-failed` or `lake symbols add` asks again"
+)
 
 
 class ProviderSource(Protocol):
@@ -52,11 +58,13 @@ class ProviderSource(Protocol):
 @dataclass(frozen=True)
 class RunOptions:
     """How a job runs: requests in flight (None: ``backfill.parallel_symbols``), a progress
-    callback, and the command line it records."""
+    callback, the command line it records, and whether set-aside symbols are asked again."""
 
     parallel: int | None = None
     on_progress: ProgressCallback | None = None
     command: str | None = None
+    #: Ask again for the symbols set aside after the provider refused them as unknown.
+    retry_failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,12 +179,15 @@ class Backfill:
         """The plan that brings each target's symbol to its wanted range."""
         name = provider or self.config.default_provider
         caps = self.capabilities(name)
+        aside = {s for s, _ in self.catalog.set_aside(name, sorted({t.symbol for t in targets}))}
+        skips = [Skipped((s,), i, reason) for s, i, reason in skipped]
+        skips += [Skipped((t.symbol,), t.interval, SET_ASIDE) for t in targets if t.symbol in aside]
         by_interval: dict[Interval, dict[str, Target]] = {}
         for t in targets:
-            by_interval.setdefault(t.interval, {})[t.symbol] = t
+            if t.symbol not in aside:
+                by_interval.setdefault(t.interval, {})[t.symbol] = t
         all_gaps: list[Gap] = []
         origins: list[Origin] = []
-        skips = [Skipped((s,), i, reason) for s, i, reason in skipped]
         for interval, chosen in by_interval.items():
             if interval not in caps.intervals:
                 reason = f"{name} does not serve {interval} bars"
@@ -216,6 +227,10 @@ class Backfill:
         """Plan ``selection`` and run it as one job under the lake's fill lock."""
         with self.fill_lock():
             self.catalog.interrupt_stale()
+            if options.retry_failed:
+                names = [m.name for m in self.resolve(selection).members]
+                provider = selection.provider or self.config.default_provider
+                self.catalog.forget_set_aside(names, provider)
             return self.execute(self.start(self.plan(selection), options))
 
     def run(self, plan: Plan, options: RunOptions) -> JobResult:
@@ -224,10 +239,13 @@ class Backfill:
             self.catalog.interrupt_stale()
             return self.execute(self.start(plan, options))
 
-    def execute(self, scheduler: Scheduler) -> JobResult:
-        """Run a started job's scheduler to its end (SIGINT/SIGTERM stop it cleanly)."""
+    def execute(self, scheduler: Scheduler, stop: Stop | None = None) -> JobResult:
+        """Run a started job's scheduler to its end (SIGINT/SIGTERM stop it cleanly, or
+        ``stop`` when given)."""
         owned = self.providers.owns(scheduler.plan.provider)
-        return run_until_signalled(scheduler, scheduler.provider, close_provider=not owned)
+        return run_until_signalled(
+            scheduler, scheduler.provider, close_provider=not owned, stop=stop
+        )
 
     def start(self, plan: Plan, options: RunOptions) -> Scheduler:
         """Record a new running job for ``plan`` and the scheduler that runs it."""
@@ -272,6 +290,7 @@ class Backfill:
             tiers={m.name: tier_of(m.market_cap, tiers) for m in found}
             if config.use_symbol_tiers
             else None,
+            exists=self.catalog.shown(plan.provider, [m.name for m in found]),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from barlake.catalog.repositories import JobsRepository
+from barlake.catalog.repositories import Catalog, JobsRepository
 
 
 def status(jobs: JobsRepository, job: str | None = None) -> dict[str, Any]:
@@ -15,13 +15,15 @@ def status(jobs: JobsRepository, job: str | None = None) -> dict[str, Any]:
     return row
 
 
-def errors(jobs: JobsRepository, job: str | None = None) -> dict[str, dict[str, Any]]:
-    """Per-symbol errors of a job: ``{symbol: {error, stage, interval, timestamp}}``."""
+def errors(jobs: Catalog, job: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per-symbol errors and warnings of a job, ``{symbol: {error, stage, interval,
+    timestamp}}``, and the symbols its provider refused as unknown, which fills leave out
+    (stage ``set aside``)."""
     import polars as pl
 
     job_id = jobs.find_job(job)
-    failed = jobs.progress(job_id).filter(pl.col("status") == "failed")
-    return {
+    failed = jobs.progress(job_id).filter(pl.col("status").is_in(["failed", "warning"]))
+    found: dict[str, dict[str, Any]] = {
         sym: {
             "error": err,
             "stage": stage,
@@ -32,3 +34,13 @@ def errors(jobs: JobsRepository, job: str | None = None) -> dict[str, dict[str, 
             "symbol", "error_message", "stage", "interval", "completed_at"
         ).iter_rows()
     }
+    provider = jobs.job(job_id).get("provider")
+    for (sym, _), row in jobs.set_aside(provider).items() if provider else ():
+        if sym not in found:
+            found[sym] = {
+                "error": f"{row['error']}; `lake fill --retry-failed` asks again",
+                "stage": "set aside",
+                "interval": None,
+                "timestamp": row["set_at"].isoformat() if row["set_at"] else None,
+            }
+    return dict(sorted(found.items()))

@@ -31,6 +31,12 @@ class Capabilities:
     #: Longest comma-joined, percent-encoded symbol list one request may carry (URL limits),
     #: as ``barlake.providers.urls.url_chars`` counts it.
     symbols_chars: int | None = None
+    #: Whether the provider refuses a symbol it does not know with an error (never with an
+    #: empty answer), so that an answer without bars is evidence the symbol did not trade then.
+    #: Vendors that omit unknown symbols, or answer nothing for a wrong feed or a missing
+    #: entitlement, leave it False: their empty answer covers nothing until they have shown
+    #: bars of the symbol.
+    refuses_unknown: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,14 @@ from barlake.calendars.calendar import CRYPTO_CALENDAR, get_calendar
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
 from barlake.domain.intervals import INTERVALS, Interval, spec
-from barlake.errors import AuthError, PermanentError, ProviderError, RateLimitError, TransientError
+from barlake.errors import (
+    AuthError,
+    PermanentError,
+    ProviderError,
+    RateLimitError,
+    TransientError,
+    UnknownAtProviderError,
+)
 from barlake.providers.base import Capabilities, Page, Request
 from barlake.providers.http import HttpClient, retry_after
 from barlake.providers.wire import to_sessions, wire_columns
@@ -84,6 +91,7 @@ class BinanceProvider:
             rate_limit_per_min=config.rate_limit_per_min or 1200,
             auth_env=(),
             max_days=dict(MAX_DAYS),
+            refuses_unknown=True,  # -1121 "Invalid symbol"; a known pair before listing is empty
         )
         self.calendar = get_calendar(CRYPTO_CALENDAR)
         #: The IP's used weight in the current minute, as the last answer said, and when.
@@ -182,7 +190,7 @@ class BinanceProvider:
                 f"{self.name} does not know symbol {symbol!r} ({said}); spot symbols are "
                 "written without separators, e.g. BTCUSDT"
             )
-            return PermanentError(msg, symbol=symbol)
+            return UnknownAtProviderError(msg, symbol=symbol)
         return PermanentError(what + (f" (code {code})" if code is not None else ""), symbol)
 
 

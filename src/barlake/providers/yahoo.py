@@ -37,7 +37,13 @@ from barlake.clock import Clock, system_clock
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
 from barlake.domain.intervals import INTERVALS, Interval, spec
-from barlake.errors import AuthError, PermanentError, ProviderError, TransientError
+from barlake.errors import (
+    AuthError,
+    PermanentError,
+    ProviderError,
+    TransientError,
+    UnknownAtProviderError,
+)
 from barlake.providers import urls
 from barlake.providers.base import Capabilities, Page, Request
 from barlake.providers.http import HttpClient
@@ -178,7 +184,7 @@ class YahooProvider:
                 f"{self.name} has no symbol {symbol!r} ({said}); check its Yahoo spelling, "
                 "e.g. BRK-B, ^GSPC, BTC-USD"
             )
-            return PermanentError(msg, symbol=symbol)
+            return UnknownAtProviderError(msg, symbol=symbol)
         days = RETENTION.get(request.interval)
         if status == 422 and days is not None:
             wire = WIRE[request.interval]

@@ -113,8 +113,31 @@ class Checker:
             gaps += here
             findings += [_gap_finding(g) for g in here]
             findings += self._rules(interval, expected, calendars)
+        findings += self._unanswered(targets)
         ranked = sorted(findings, key=lambda f: (_rank(f), f.symbol, f.interval, f.rule, f.first))
         return ranked, gaps
+
+    def _unanswered(self, targets: list[Target]) -> list[Finding]:
+        """A warning for each series whose latest fetch came back empty for every session
+        from a provider that has not shown the symbol exists (the fill's warning)."""
+        if not targets:
+            return []
+        names = sorted({t.symbol for t in targets})
+        wanted = {(t.symbol, t.interval) for t in targets}
+        rows = self.catalog.warnings(sorted({t.interval for t in targets}), names)
+        return [
+            Finding(
+                "no_data",
+                "warning",
+                r["symbol"],
+                r["interval"],
+                r["start_date"].isoformat(),
+                r["end_date"].isoformat(),
+                str(r["error_message"]),
+            )
+            for r in rows
+            if (r["symbol"], r["interval"]) in wanted
+        ]
 
     def record(
         self,

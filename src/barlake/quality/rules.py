@@ -17,6 +17,8 @@ Pure functions: the lake reads the bars, runs the rules, stores the findings.
 | jump            | warning  | a daily close-to-close move beyond x1.8 or /1.8 (unadjusted split?)|
 | stale           | warning  | five or more daily bars in a row with one flat, unchanged price  |
 | partial_session | warning  | an intraday session with under half the bars its calendar expects|
+| no_data         | warning  | the latest fetch of a series came back empty for every session,  |
+|                 |          | from a provider that never showed the symbol (unknown to it?)    |
 | provisional     | info     | ranges fetched before their session closed, not yet final        |
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from pathlib import Path
 from types import TracebackType
 
@@ -14,13 +15,27 @@ FILE_NAME = ".fill.lock"
 
 class FillLock:
     """An exclusive, non-blocking ``flock`` on ``<lake>/.fill.lock``; the kernel frees it when
-    the holder dies, so a killed fill never leaves the lake locked."""
+    the holder dies, so a killed fill never leaves the lake locked.
+
+    The thread that holds it may take it again (a worker holds it while it serves a request,
+    and the prune or check it runs takes it too); another thread of the same process is
+    refused as another process would be.
+    """
+
+    #: (lock file, thread) -> (descriptor, depth) of the locks this process holds.
+    _held: dict[tuple[Path, int], tuple[int, int]] = {}  # noqa: RUF012
+    _guard = threading.Lock()
 
     def __init__(self, root: Path) -> None:
         self.path = Path(root) / FILE_NAME
-        self._fd: int | None = None
 
     def __enter__(self) -> FillLock:
+        key = (self.path.resolve(), threading.get_ident())
+        with FillLock._guard:
+            held = FillLock._held.get(key)
+            if held is not None:
+                FillLock._held[key] = (held[0], held[1] + 1)
+                return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -34,7 +49,8 @@ class FillLock:
             raise LockError(msg) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
+        with FillLock._guard:
+            FillLock._held[key] = (fd, 1)
         return self
 
     def __exit__(
@@ -43,8 +59,13 @@ class FillLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        key = (self.path.resolve(), threading.get_ident())
+        with FillLock._guard:
+            fd, depth = FillLock._held[key]
+            if depth > 1:
+                FillLock._held[key] = (fd, depth - 1)
+                return
+            del FillLock._held[key]
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

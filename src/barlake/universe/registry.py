@@ -34,7 +34,8 @@ class Registry:
         self.repo = symbols
 
     def add(self, names: list[str], attributes: dict[str, Any], columns: Sequence[str]) -> int:
-        """Add ``names`` with catalog ``attributes`` (any of ``columns``)."""
+        """Add ``names`` with catalog ``attributes`` (any of ``columns``); those set aside
+        after a provider refused them are asked for again."""
         unknown = sorted(set(attributes) - set(columns))
         if unknown:
             msg = f"unknown symbol attribute(s) {', '.join(unknown)}"
@@ -42,7 +43,9 @@ class Registry:
         frame = pl.DataFrame({"symbol": names}).with_columns(
             **{k: pl.lit(v) for k, v in attributes.items()}
         )
-        return self.repo.upsert_symbols(typed_symbols(frame, "arguments"))
+        count = self.repo.upsert_symbols(typed_symbols(frame, "arguments"))
+        self.repo.forget_set_aside(names)  # added again: fills ask for them again
+        return count
 
     def import_file(self, path: Path) -> int:
         """Add or update symbols from a CSV, Parquet or JSON file with a ``symbol`` column."""

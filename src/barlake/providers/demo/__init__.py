@@ -12,7 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from barlake.clock import Clock, system_clock
 from barlake.domain.intervals import INTERVALS
-from barlake.errors import PermanentError, RateLimitError, TransientError
+from barlake.errors import (
+    PermanentError,
+    RateLimitError,
+    TransientError,
+    UnknownAtProviderError,
+)
 from barlake.providers.base import Capabilities, Page, Request
 from barlake.providers.demo.series import (
     NAME,
@@ -80,6 +85,7 @@ class DemoProvider:
             grouped_daily=False,
             auth_env=(),
             max_days={"1min": 31, "5min": 62, "15min": 62, "30min": 62, "1hour": 366},
+            refuses_unknown=True,  # ``unknown_symbols`` are refused; any other it serves
         )
         self._faults = random.Random(self.config.seed)
         self._served: deque[float] = deque()
@@ -164,7 +170,7 @@ class DemoProvider:
         for symbol in request.symbols:
             if symbol in self.config.unknown_symbols:
                 msg = f"demo does not know symbol {symbol!r}"
-                raise PermanentError(msg, symbol=symbol)
+                raise UnknownAtProviderError(msg, symbol=symbol)
 
 
 def _parse_cursor(cursor: str | None, symbols: int) -> tuple[int, int]:

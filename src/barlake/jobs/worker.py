@@ -1,0 +1,243 @@
+"""The worker: claims requests from the queue by priority, plans and runs each one.
+
+Between requests it does the upkeep: claims whose worker is gone go back to the queue, pending
+events become requests, and due schedule entries queue theirs. A request is served under the
+lake's fill lock (one writer per lake): a fill is planned at claim time and runs through the
+scheduler (rate limits, retries, atomic writes, progress rows) as a job of its own; a heartbeat
+keeps the claim while it runs. ``stop()`` (SIGTERM) stops claiming, stops the job in flight
+(what it fetched is saved) and puts its request back in the queue.
+
+>>> worker = lake.worker(concurrency=4)  # doctest: +SKIP
+>>> worker.run(once=True)                # serve what is queued, then return  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+from typing import Any
+
+from barlake.catalog.repositories import Catalog
+from barlake.config import WorkerConfig
+from barlake.errors import Interrupted, LakeError, LockError
+from barlake.fetch.runner import Stop
+from barlake.jobs.backfill import Backfill, RunOptions
+from barlake.jobs.queue import Queue, Request
+from barlake.jobs.schedule import Schedule
+from barlake.liveness import HOST
+from barlake.retention.selection import Selection
+
+#: One line of the worker's log: the event name and its fields.
+Log = Callable[[str, dict[str, Any]], None]
+#: Runs a prune or check request's selection (the fill lock already held) and sums it up.
+Task = Callable[[Selection], dict[str, Any]]
+
+
+class Turn(Enum):
+    """What one look at the queue came to."""
+
+    SERVED = "served"
+    EMPTY = "empty"
+    BUSY = "busy"  # another process holds the lake's fill lock
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a request ended: its next state, and what to record with it."""
+
+    state: str  # done | failed | queued (released)
+    error: str | None = None
+    summary: dict[str, Any] | None = None
+    retry_in: timedelta | None = None
+
+
+_NAMES = iter(range(1, 1_000_000))
+
+
+class Worker:
+    """Serves one lake's queue until stopped."""
+
+    def __init__(
+        self,
+        *,
+        queue: Queue,
+        backfill: Backfill,
+        schedule: Schedule,
+        prune: Task,
+        check: Task,
+        config: WorkerConfig,
+        name: str | None = None,
+        concurrency: int | None = None,
+        provider: str | None = None,
+        log: Log | None = None,
+    ) -> None:
+        self.queue, self.backfill, self.schedule = queue, backfill, schedule
+        self.tasks = {"prune": prune, "check": check}
+        self.config, self.concurrency, self.provider = config, concurrency, provider
+        self.name = name or f"{HOST}:{os.getpid()}:{next(_NAMES)}"
+        self.log: Log = log or (lambda event, fields: None)
+        self.lease = timedelta(seconds=config.lease_s)
+        self._stopping = threading.Event()
+        self._job_stop: Stop | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.queue.catalog
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self, *, once: bool = False) -> int:
+        """Serve requests until ``stop()`` (with ``once``: until the queue is empty); returns
+        how many were served."""
+        served, idle = 0, False
+        self.log("started", {"worker": self.name, "provider": self.provider})
+        while not self._stopping.is_set():
+            self.upkeep()
+            turn = self.turn()
+            if turn is Turn.SERVED:
+                served, idle = served + 1, False
+                continue
+            if once and turn is Turn.EMPTY:
+                break
+            if not idle:
+                self.log("idle", {"worker": self.name, "waiting_for": turn.value})
+                idle = True
+            self._stopping.wait(self.config.poll_s)
+        self.log("stopped", {"worker": self.name, "served": served})
+        return served
+
+    def stop(self) -> None:
+        """Stop claiming and stop the job in flight (thread-safe; what it fetched is saved
+        and its request is queued again)."""
+        self._stopping.set()
+        job = self._job_stop
+        if job is not None:
+            job()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def upkeep(self) -> None:
+        """Requeue abandoned claims, queue the work of pending events and due schedules."""
+        for request_id in self.catalog.requeue_abandoned(self.lease):
+            self.log("requeued", {"request": request_id, "reason": "its worker stopped"})
+        self.catalog.interrupt_stale()
+        for event_id, request in self.queue.from_events():
+            self.log(
+                "queued",
+                {"event": event_id, "request": request.id if request else None, "source": "event"},
+            )
+        for request in self.schedule.due():
+            self.log("queued", {"request": request.id, "source": "schedule", "kind": request.kind})
+
+    def turn(self) -> Turn:
+        """Claim the next request and serve it, under the lake's fill lock."""
+        try:
+            lock = self.backfill.fill_lock()
+            lock.__enter__()
+        except LockError:
+            return Turn.BUSY
+        try:
+            row = self.catalog.claim(self.name, HOST, os.getpid(), provider=self.provider)
+            if row is None:
+                return Turn.EMPTY
+            self.serve(Request.from_row(row))
+            return Turn.SERVED
+        finally:
+            lock.__exit__(None, None, None)
+
+    # -- one request -------------------------------------------------------------------------
+
+    def serve(self, request: Request) -> Outcome:
+        """Run one claimed request to its end and record how it ended."""
+        self.log(
+            "claimed",
+            {
+                "request": request.id,
+                "kind": request.kind,
+                "priority": request.priority,
+                "attempt": request.attempts,
+            },
+        )
+        stop = self._job_stop = Stop()
+        beating = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=(request, stop, beating), daemon=True, name="lease"
+        )
+        beat.start()
+        try:
+            outcome = self._outcome(request, stop)
+        finally:
+            beating.set()
+            beat.join()
+            self._job_stop = None
+        kept = self.catalog.finish(
+            request.id,
+            self.name,
+            outcome.state,
+            error=outcome.error,
+            summary=outcome.summary,
+            retry_in=outcome.retry_in,
+        )
+        event = {"done": "done", "failed": "failed", "queued": "released"}[outcome.state]
+        if not kept:  # cancelled, or taken over after the lease ran out
+            event = self.queue.get(request.id).state
+        fields: dict[str, Any] = {"request": request.id, **(outcome.summary or {})}
+        if outcome.error:
+            fields["error"] = outcome.error
+        self.log(event, fields)
+        return outcome
+
+    def _outcome(self, request: Request, stop: Stop) -> Outcome:
+        try:
+            if request.kind == "fill":
+                return self._fill(request, stop)
+            summary = self.tasks[request.kind](request.to_selection())
+            return Outcome("done", summary=summary)
+        except Interrupted as exc:  # stopped (the worker's stop, or the request cancelled)
+            return Outcome("queued", error=f"stopped with its worker: {exc}")
+        except LakeError as exc:
+            if exc.retryable and request.attempts < self.config.max_attempts:
+                wait = timedelta(seconds=min(300.0, 5.0 * 2 ** (request.attempts - 1)))
+                return Outcome("queued", error=str(exc), retry_in=wait)
+            return Outcome("failed", error=str(exc))
+
+    def _fill(self, request: Request, stop: Stop) -> Outcome:
+        plan = self.backfill.plan(request.to_selection())
+        options = RunOptions(
+            parallel=self.concurrency, command=f"lake worker: request {request.id[:8]}"
+        )
+        scheduler = self.backfill.start(plan, options)
+        self.catalog.attach_job(request.id, scheduler.job_id)
+        result = self.backfill.execute(scheduler, stop)
+        summary = {
+            "job_id": result.job_id,
+            "requests": result.requests,
+            "bars_written": result.bars_written,
+            "symbols_done": result.symbols_done,
+            "symbols_failed": result.symbols_failed,
+        }
+        if result.status == "done":
+            return Outcome("done", summary=summary)
+        failed = sorted(result.symbol_errors.items())
+        shown = "; ".join(f"{s}: [{e['stage']}] {e['error']}" for s, e in failed[:3])
+        more = f" (+{len(failed) - 3} more)" if len(failed) > 3 else ""
+        error = f"{len(failed)} symbol(s) failed: {shown}{more}" if failed else result.status
+        return Outcome("failed", error=error, summary=summary)
+
+    def _heartbeat(self, request: Request, stop: Stop, done: threading.Event) -> None:
+        """Extend the lease while the request runs; stop its job when the claim is lost."""
+        every = max(0.05, min(self.config.lease_s / 4, 5.0))
+        while not done.wait(every):
+            try:
+                mine = self.catalog.heartbeat(request.id, self.name)
+            except LockError:
+                continue  # the catalog was busy this once; the lease has room for it
+            if not mine:
+                stop()
+                return
