@@ -101,11 +101,10 @@ def test_the_cli_works_while_the_service_fills_the_lake(root: Path) -> None:
                 "/backfills", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
             ).json()
 
-            def claimed() -> bool:
-                state = client.get(f"/backfills/{queued['id']}").json()["state"]
-                return state in ("claimed", "done")
+            def running() -> bool:
+                return client.get(f"/backfills/{queued['id']}").json()["job_id"] is not None
 
-            eventually(claimed, "the worker claiming the request")
+            eventually(running, "the worker starting a job for the request")
             # The three commands at once, while the worker holds its request.
             status, jobs, gaps = lake_cli_all(
                 root,
