@@ -130,3 +130,4 @@ def test_the_cli_works_while_the_service_fills_the_lake(root: Path) -> None:
     assert server.returncode == 0, err
     assert TOKEN not in out + err and TOKEN[::-1] not in out + err
     assert "POST /backfills" in err  # the access log is on, and holds no header
+    assert any(" claimed " in line for line in err.splitlines()), err  # the worker logs too

@@ -42,6 +42,22 @@ def test_a_backfill_of_50_symbols_runs_once_and_a_repeat_asks_nothing(served: Se
     assert len(served.provider.asked) == asked
     assert served.lake.bars(SYMBOLS, interval="1day").collect().equals(stored)
 
+    health = served.client.get("/health").json()
+    assert health == {
+        "status": "ok",
+        "catalog": True,
+        "workers": {"configured": 1, "alive": 1},
+        "queue": {"queued": 0, "claimed": 0, "done": 2, "failed": 0, "cancelled": 0},
+    }
+    metrics = served.client.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = set(metrics.text.splitlines())
+    assert 'barlake_queue_requests{state="done"} 2' in lines
+    assert f'barlake_provider_requests_total{{provider="demo"}} {asked}' in lines
+    assert f'barlake_bars_written_total{{provider="demo"}} {stored.height}' in lines
+    assert "# TYPE barlake_rate_limit_waits_total counter" in lines
+    assert "barlake_workers_alive 1" in lines
+
 
 def test_the_same_selection_queued_twice_is_one_request(tmp_path: Path) -> None:
     lake, _ = demo_lake(tmp_path / "lake", SYMBOLS[:3])

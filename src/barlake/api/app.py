@@ -17,23 +17,29 @@ from barlake.api.schemas import Problem
 from barlake.api.security import Guard
 
 if TYPE_CHECKING:
+    from barlake.jobs.worker import Log
     from barlake.lake import Lake
 
 
 def create_app(
-    lake: Lake, *, token: str | None, workers: int, public_reads: bool = True
+    lake: Lake,
+    *,
+    token: str | None,
+    workers: int,
+    public_reads: bool = True,
+    log: Log | None = None,
 ) -> FastAPI:
     """The ASGI app of ``lake serve`` over ``lake``.
 
     Changes need ``Authorization: Bearer <token>`` (none are allowed when ``token`` is None);
     reads need it too unless ``public_reads``. ``workers`` queue workers run in background
-    threads while the app runs (0: the API only).
+    threads while the app runs (0: the API only), telling ``log`` what they do.
 
     >>> app = create_app(Lake.open("lake"), token="s3cret", workers=1)  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)                   # doctest: +SKIP
     """
     lake.services  # noqa: B018  # built once here, not raced for by the first requests
-    pool = WorkerPool(lake, workers)
+    pool = WorkerPool(lake, workers, log)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -7,22 +7,24 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from barlake.jobs.worker import Worker
+    from barlake.jobs.worker import Log, Worker
     from barlake.lake import Lake
 
 log = logging.getLogger("barlake.api")
 
 
 class WorkerPool:
-    """``size`` workers of ``lake``'s queue: started with the app, stopped with it."""
+    """``size`` workers of ``lake``'s queue: started with the app, stopped with it; ``log``
+    receives their events (claimed, done, failed, idle)."""
 
-    def __init__(self, lake: Lake, size: int) -> None:
-        self.lake, self.size = lake, size
+    def __init__(self, lake: Lake, size: int, log: Log | None = None) -> None:
+        self.lake, self.size, self.log = lake, size, log
         self._running: list[tuple[Worker, threading.Thread]] = []
 
     def start(self) -> None:
         for n in range(self.size):
-            worker = self.lake.worker(name=f"serve-{n + 1}" if self.size > 1 else None)
+            name = f"serve-{n + 1}" if self.size > 1 else None
+            worker = self.lake.worker(name=name, log=self.log)
             thread = threading.Thread(
                 target=self._serve, args=(worker,), name=f"lake-worker-{n + 1}", daemon=True
             )

@@ -43,6 +43,7 @@ def serve(state: State, /, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from barlake.api import create_app
+    from barlake.cli.service import log_lines
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
@@ -53,7 +54,13 @@ def serve(state: State, /, host: str, port: int, workers: int) -> None:
         listener.close()
         fail(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port", EXIT_USAGE)
     bound = listener.getsockname()[1]
-    app = create_app(lake, token=token, workers=workers, public_reads=is_loopback(host))
+    app = create_app(
+        lake,
+        token=token,
+        workers=workers,
+        public_reads=is_loopback(host),
+        log=log_lines(json_logs=False),
+    )
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"http://{shown}:{bound}/")
     if token is None:
