@@ -22,7 +22,8 @@ def list_jobs(lake: LakeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -
 @router.get("/jobs/{job_id}", response_model=JobStatus)
 def job_status(lake: LakeDep, job_id: str) -> LakeJSON:
     """A job's row and live progress counts (``lake status JOB --json``; a prefix is enough)."""
-    return LakeJSON(lake.status(job_id))
+    with lake.catalog.session(read_only=True):  # its three reads share one connection
+        return LakeJSON(lake.status(job_id))
 
 
 @router.get("/jobs/{job_id}/errors", response_model=dict[str, SymbolError])
