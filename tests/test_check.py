@@ -251,3 +251,85 @@ def test_webhook_receives_the_summary_and_an_unreachable_one_fails_nothing(
     unreachable = lake.check(interval="1day", webhook="http://127.0.0.1:9/none", **WINDOW)
     assert [f.rule for f in unreachable.findings] == ["gap"]
     assert unreachable.alert_error is not None and "not reached" in unreachable.alert_error
+
+
+def test_missing_values_keys_and_duplicates_are_errors_and_blank_bars_cover_nothing(
+    tmp_path: Path,
+) -> None:
+    c = PLAIN[:6]
+    lake = filled(tmp_path, c, ["1day", "1min"])
+    year = tmp_path / "bars" / "interval=1day" / "year=2024" / "data.parquet"
+    june5, june6, june7 = date(2024, 6, 5), date(2024, 6, 6), date(2024, 6, 7)
+    sym = pl.col("symbol")
+    blank = {p: pl.lit(None, pl.Float64) for p in ("open", "high", "low", "close", "volume")}
+
+    def daily(frame: pl.DataFrame) -> pl.DataFrame:
+        frame = frame.with_columns(
+            close=pl.when((sym == c[0]) & day_is(june5)).then(None).otherwise("close"),
+            volume=pl.when((sym == c[1]) & day_is(june5)).then(None).otherwise("volume"),
+        )
+        twice = frame.filter((sym == c[2]) & day_is(june6))
+        empty = frame.filter((sym == c[3]) & day_is(june7)).with_columns(**blank)
+        no_ts = (
+            frame.filter(sym == c[4])
+            .head(1)
+            .with_columns(ts=pl.lit(None, pl.Datetime("us", "UTC")))
+        )
+        no_symbol = frame.head(1).with_columns(symbol=pl.lit(None, pl.String))
+        kept = frame.filter(~((sym == c[3]) & day_is(june7)))
+        return pl.concat([kept, twice, empty, no_ts, no_symbol])
+
+    edit_file(year, daily)
+    minute = (
+        tmp_path / "bars" / "interval=1min" / f"symbol={c[5]}" / "month=2024-06" / "data.parquet"
+    )
+    edit_file(
+        minute, lambda f: pl.concat([f, f.head(2).with_columns(symbol=pl.lit(None, pl.String))])
+    )
+    result = lake.check(c, interval=["1day", "1min"], **WINDOW)
+    found = {(f.rule, f.symbol, f.interval, f.first) for f in result.findings}
+    assert found == {
+        ("price", c[0], "1day", "2024-06-05"),  # a NULL close
+        ("volume", c[1], "1day", "2024-06-05"),  # a NULL volume
+        ("duplicate", c[2], "1day", "2024-06-06"),
+        # A bar without any value is reported, and its session is not stored: a gap.
+        ("price", c[3], "1day", "2024-06-07"),
+        ("volume", c[3], "1day", "2024-06-07"),
+        ("gap", c[3], "1day", "2024-06-07"),
+        ("key", c[4], "1day", ""),  # a row without ts
+        ("key", "", "1day", ""),  # a row of the year file without symbol
+        ("key", c[5], "1min", ""),  # rows of c[5]'s own file without symbol
+    }
+    keys = {f.symbol: f.message for f in result.findings if f.rule == "key"}
+    assert keys[""].startswith("1 row(s) without a symbol or ts in bars/interval=1day/year=2024/")
+    assert keys[c[5]].startswith("2 row(s)")
+    assert result.errors == len(found)
+    assert lake.gaps(c[3], interval="1day", **WINDOW)[0].to_dict()["first"] == "2024-06-07"
+    # Findings of rows of no symbol are replaced by the next check, not piled up.
+    lake.check(c, interval=["1day", "1min"], **WINDOW)
+    assert lake.findings().filter(pl.col("symbol") == "").height == 1
+
+
+def test_a_crypto_pair_left_on_an_exchange_calendar_gets_findings_and_a_fill_warning(
+    tmp_path: Path,
+) -> None:
+    lake = Lake.init(tmp_path, clock=lambda: NOW)
+    lake.add_symbols("BTCUSDT", calendar="XNYS")  # added without --asset-class crypto
+    result = lake.fill("BTCUSDT", interval=["1day", "1hour"], **WINDOW)  # type: ignore[arg-type]
+    assert result.status == "done"
+    warned = result.symbol_warnings["BTCUSDT"]
+    assert [(w["interval"], w["stage"]) for w in warned] == [
+        ("1day", "validate"),
+        ("1hour", "validate"),
+    ]
+    # From June 3 to 28, 2024: six weekend days and Juneteenth, stored all the same.
+    assert (
+        "7 day(s) with bars outside the XNYS calendar (2024-06-08 to 2024-06-23)"
+        in warned[0]["warning"]
+    )
+    assert "--calendar 24/7" in warned[0]["warning"]
+    assert result.to_dict()["symbol_warnings"] == result.symbol_warnings
+    check = lake.check("BTCUSDT", interval=["1day", "1hour"], **WINDOW)
+    rules = {(f.rule, f.interval) for f in check.findings}
+    assert ("timestamp", "1day") in rules and ("timestamp", "1hour") in rules
+    assert rules <= {("timestamp", "1day"), ("timestamp", "1hour"), ("daily_intraday", "1day")}

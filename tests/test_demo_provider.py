@@ -24,13 +24,14 @@ from barlake.providers.demo import (
     NEW_LISTING,
     DemoConfig,
     DemoProvider,
+    demo_calendar,
     demo_halted,
     demo_listing_date,
     demo_sessions,
     generate,
 )
 
-# Symbols whose name hashes to "always listed, never halted"; checked by test_known_symbols.
+# Symbols always listed and never halted (well-known tickers); checked by test_known_symbols.
 NORMAL = ("AAPL", "MSFT", "SPY")
 NOVEMBER = DateRange(date(2024, 11, 1), date(2024, 12, 1))
 
@@ -66,7 +67,7 @@ def session_dates(frame: pl.DataFrame) -> list[date]:
 def test_known_symbols() -> None:
     window = days("2024-01-01", "2024-12-31")
     for symbol in NORMAL:
-        assert demo_listing_date(symbol) is None
+        assert (demo_listing_date(symbol) or date.min) < date(2000, 1, 1)  # SPY: 1993
         assert not any(demo_halted(symbol, d) for d in demo_sessions(symbol, window))
     assert demo_listing_date("NEWCO") == NEW_LISTING == date(2024, 6, 3)
     assert demo_listing_date("HALTME") is None
@@ -133,7 +134,9 @@ def test_any_cut_of_a_year_of_daily_bars_is_a_slice_of_it(
     year = days("2024-01-01", "2024-12-31")
     first = year.start + timedelta(days=start)
     cut = DateRange(first, first + timedelta(days=length))
-    whole = generate(["AAPL", "HALTX", "NEWCO", "BTCUSDT", "Q1", "Q2"], "1day", year)
+    # Through the last cut's end: a cut from late December reaches into 2025.
+    span = DateRange(year.start, max(year.end, cut.end))
+    whole = generate(["AAPL", "HALTX", "NEWCO", "BTCUSDT", "Q1", "Q2"], "1day", span)
     expected = whole.filter(
         pl.col("symbol").is_in(symbols) & pl.col("ts").dt.date().is_between(cut.start, cut.last)
     )
@@ -424,3 +427,19 @@ def test_generation_throughput_is_printed() -> None:
         height = generate(symbols, interval, window).height
         elapsed = time.perf_counter() - started
         print(f"demo {interval}: {height} bars in {elapsed:.3f}s = {height / elapsed:,.0f} bars/s")
+
+
+def test_well_known_tickers_keep_their_real_listing_and_never_halt() -> None:
+    # Their names' hashes would list TSLA on 2024-11-18 and V in 2025, halt AMZN at random.
+    assert demo_listing_date("TSLA") == date(2010, 6, 29)
+    assert demo_listing_date("V") == date(2008, 3, 19)
+    assert demo_listing_date("AAPL") is None  # listed before 1990, where the calendar starts
+    window = days("2024-01-01", "2025-12-31")
+    every = [d.astype(date) for d in get_calendar("XNYS").sessions_in(window)]
+    for symbol in ("TSLA", "V", "JNJ", "AMZN", "META", "PEP", "BRK.B"):
+        assert demo_sessions(symbol, window) == every, symbol
+    assert demo_calendar("BNBBTC").name == "24/7" and demo_listing_date("BNBBTC") == date(
+        2017, 7, 14
+    )
+    assert demo_calendar("BTC-USD").name == demo_calendar("ETHUSDT").name == "24/7"
+    assert demo_calendar("SETH").name == demo_calendar("AAPL").name == "XNYS"

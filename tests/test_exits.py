@@ -35,6 +35,7 @@ EXPECTED = {
     errors.ValidationError: 1,
     errors.StorageError: 4,
     errors.LockError: 4,
+    errors.FileSystemError: 4,
     errors.Interrupted: 130,
 }
 

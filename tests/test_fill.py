@@ -132,11 +132,20 @@ backfill:
     assert result["status"] == "partial"
     assert result["retries"] > 0
     assert list(result["symbol_errors"]) == ["NOPE"]
-    assert result["symbol_errors"]["NOPE"]["stage"] == "fetch"
+    # One entry per (interval, stage) that failed: both intervals, not the last one seen.
+    where = [(e["interval"], e["stage"]) for e in result["symbol_errors"]["NOPE"]]
+    assert where == [("1day", "fetch"), ("1hour", "fetch")]
     errors = lake(root, "errors", result["job_id"][:8], "--json")
     assert errors.returncode == 0
-    assert set(json.loads(errors.stdout)) == {"NOPE"}
-    assert json.loads(errors.stdout)["NOPE"]["stage"] == "fetch"
+    listed = json.loads(errors.stdout)
+    assert set(listed) == {"NOPE"}
+    assert [(e["interval"], e["stage"]) for e in listed["NOPE"]] == where
+    assert {e["error"] for e in listed["NOPE"]} == {
+        e["error"] for e in result["symbol_errors"]["NOPE"]
+    }
+    table = lake(root, "errors", result["job_id"][:8])
+    rows = [line.split()[:3] for line in table.stdout.splitlines() if line.startswith("NOPE")]
+    assert rows == [["NOPE", "1day", "fetch"], ["NOPE", "1hour", "fetch"]]
     gaps = lake(
         root,
         "gaps",

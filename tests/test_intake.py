@@ -78,7 +78,7 @@ def test_a_session_with_a_rejected_bar_is_fetched_again_until_it_comes_back_whol
     provider = OneBadBar()
     lake = lake_with(tmp_path, provider)
     first = lake.fill(interval="15min", **WEEK)
-    assert first.symbol_errors["AAA"]["stage"] == "validate"
+    assert first.symbol_errors["AAA"][0]["stage"] == "validate"
     on_the_day = stored(lake, "15min").filter(pl.col("ts").dt.date() == date(2024, 6, 5))
     assert dict(on_the_day.group_by("symbol").len().iter_rows()) == {"AAA": 25, "BBB": 26}
     # The other bars of the session are kept, but the session is not covered.
@@ -126,11 +126,11 @@ def test_a_symbol_the_vendor_omits_is_a_warning_and_asked_again(tmp_path: Path) 
     result = lake.fill(interval="1day", **WEEK)
     assert result.status == "partial"
     assert set(result.symbol_errors) == {"MSTF"}
-    warning = result.symbol_errors["MSTF"]
+    [warning] = result.symbol_errors["MSTF"]
     assert warning["stage"] == "fetch"
     assert "no 1day bars for any session of 2024-06-03..2024-06-07" in warning["error"]
     assert lake.status()["progress"] == {"done": 1, "warning": 1}
-    assert lake.errors()["MSTF"]["error"] == warning["error"]
+    assert lake.errors()["MSTF"][0]["error"] == warning["error"]
     # Nothing is claimed: MSTF is still a gap, the check says why, the next fill asks again.
     assert [(g.symbol, g.sessions) for g in lake.gaps(interval="1day", **WEEK)] == [("MSTF", 5)]
     assert [s for s, *_ in ledger(lake, "1day")] == ["AAA"]
@@ -191,8 +191,8 @@ def test_a_symbol_unknown_to_the_provider_is_set_aside_until_asked_again(lake_ro
     [skip] = second["skipped"]
     assert skip["symbols"] == ["NOPE"] and "--retry-failed" in skip["reason"]
     errors = json.loads(run(lake_root, "errors", "--json")[1])
-    assert errors["NOPE"]["stage"] == "set aside"
-    assert "demo does not know symbol 'NOPE'" in errors["NOPE"]["error"]
+    assert errors["NOPE"][0]["stage"] == "set aside"
+    assert "demo does not know symbol 'NOPE'" in errors["NOPE"][0]["error"]
     # --retry-failed asks again (and sets it aside again); adding it again forgets it.
     code, out = run(lake_root, "fill", *days, "--end", "2024-06-14", "--retry-failed", "--json")
     retried = json.loads(out)

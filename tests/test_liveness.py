@@ -14,8 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+from click.testing import CliRunner
 
 from barlake.catalog.embedded import Catalog
+from barlake.cli import cli
 from barlake.liveness import HOST, LEASE
 
 LAKE = [sys.executable, "-m", "barlake"]
@@ -137,3 +139,37 @@ def test_other_hosts_jobs_live_by_their_heartbeat(lake_root: Path) -> None:
     }
     assert catalog.progress(silent)["status"].to_list() == ["interrupted"]
     assert catalog.progress(fresh)["status"].to_list() == ["pending"]
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_job_whose_owner_died_reads_as_interrupted_at_once(lake_root: Path) -> None:
+    catalog = Catalog(lake_root)
+    job_id = insert_job(catalog, host=HOST, pid=dead_pid(), beat=datetime.now(UTC))
+    alive = insert_job(catalog, host=HOST, pid=os.getpid(), beat=datetime.now(UTC))
+    runner = CliRunner()
+
+    def lake_json(*args: str) -> object:
+        out = runner.invoke(cli, ["--lake", str(lake_root), *args, "--json"])
+        assert out.exit_code == 0, out.output
+        return json.loads(out.stdout)
+
+    status = lake_json("status", job_id)
+    assert status["status"] == "interrupted"  # type: ignore[index]
+    assert status["progress"] == {"interrupted": 1}  # type: ignore[index]
+    listed = {j["job_id"]: j["status"] for j in lake_json("jobs")}  # type: ignore[attr-defined]
+    assert listed == {job_id: "interrupted", alive: "running"}
+    assert lake_json("status", alive)["status"] == "running"  # type: ignore[index]
+    # Shown, not written: reads took no write lock. The next fill's clean-up records it.
+    raw = catalog.rows("SELECT status FROM jobs WHERE job_id = ?", [job_id])
+    assert raw == [{"status": "running"}]
+    assert catalog.interrupt_stale() == 1
+    assert catalog.rows("SELECT status FROM jobs WHERE job_id = ?", [job_id]) == [
+        {"status": "interrupted"}
+    ]
+    assert catalog.progress(job_id)["status"].to_list() == ["interrupted"]

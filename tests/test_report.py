@@ -53,7 +53,7 @@ def test_page_is_self_contained_with_coverage_jobs_and_errors(filled: Lake, tmp_
     assert (width, height) == DEFAULT_SIZE
     job = filled.jobs(1).to_dicts()[0]
     assert str(job["job_id"]) in page
-    error = filled.errors()["NOPE"]
+    [error] = filled.errors()["NOPE"]
     assert f"<td>{html.escape(error['error'])}</td>" in page
     assert f"<td>{error['stage']}</td>" in page
     assert "<h2>Gaps (38 sessions)</h2>" in page  # all of June for MSFT and NOPE

@@ -51,7 +51,7 @@ def test_a_bare_provider_error_is_a_fetch_error_of_its_symbols(tmp_path: Path) -
     result = lake.fill(interval="1day", **DATES)
     assert result.status == "partial"
     assert set(result.symbol_errors) == {"BBB"}
-    assert result.symbol_errors["BBB"]["stage"] == "fetch"
+    assert result.symbol_errors["BBB"][0]["stage"] == "fetch"
     assert lake.gaps("AAA", interval="1day", **DATES) == []
 
 
@@ -159,7 +159,7 @@ def test_a_retryable_lake_error_that_persists_gives_up_after_max_attempts(tmp_pa
     result = lake.fill(interval="1day", **DATES)
     assert result.status == "partial"
     assert provider.attempts == {"AAA": 1, "BBB": 3}
-    assert result.symbol_errors["BBB"]["error"].startswith("gave up after retries")
+    assert result.symbol_errors["BBB"][0]["error"].startswith("gave up after retries")
     assert lake.gaps("AAA", interval="1day", **DATES) == []
 
 
@@ -198,7 +198,7 @@ def test_impossible_bars_fail_their_symbol_naming_their_flaws(tmp_path: Path) ->
     lake = lake_with(tmp_path, Broken())
     result = lake.fill(interval="1day", **DATES)
     assert set(result.symbol_errors) == {"BBB"}
-    error = result.symbol_errors["BBB"]
+    [error] = result.symbol_errors["BBB"]
     assert (error["stage"], error["error"]) == (
         "validate",
         "2 impossible bar(s) rejected (ohlc, volume)",

@@ -607,3 +607,23 @@ def test_pandas_reads_daily_and_minute_bars(written_lake):
     got = pd.read_parquet(f"{root}/bars/interval=1min", partitioning=None)
     assert sorted(got["symbol"].unique()) == ["AAPL", "BF.B", "BRK/B"]
     assert triples(pl.from_pandas(got[["symbol", "ts", "close"]])) == minute
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["day index", "query"])
+def test_a_row_without_prices_covers_no_session(tmp_path: Path, indexed: bool) -> None:
+    store = Store(tmp_path, day_index=indexed)
+    days = [datetime(2024, 6, d, tzinfo=UTC) for d in (3, 4, 5)]
+    written = frame([("AAA", d, 10.0) for d in days])
+    blank = pl.col("ts") == days[1]
+    written = written.with_columns(
+        [pl.when(blank).then(None).otherwise(pl.col(p)).alias(p) for p in bars.PRICES]
+    )
+    path = tmp_path / "bars" / "interval=1day" / "year=2024" / "data.parquet"
+    path.parent.mkdir(parents=True)
+    bars.conform(written).write_parquet(path)  # behind the store's back, as another tool would
+    june = DateRange(date(2024, 6, 3), date(2024, 6, 6))
+    found = store.days_by_symbol("1day", ["AAA"], june)
+    assert [str(d) for d in found["AAA"]] == ["2024-06-03", "2024-06-05"]
+    windows = pl.DataFrame({"symbol": ["AAA"], "start": [june.start], "end": [june.end]})
+    sessions = [date(2024, 6, d) for d in (3, 4, 5)]
+    assert store.session_counts("1day", windows, sessions) == {"AAA": 2}

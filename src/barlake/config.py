@@ -20,13 +20,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 
-from barlake.errors import ConfigError
+from barlake.errors import ConfigError, UsageError
 
 FILE_NAME = "lake.yaml"
 
@@ -140,6 +140,20 @@ class BackfillConfig(_Strict):
     orchestration: OrchestrationConfig = Field(
         default=OrchestrationConfig(), description="The roadmap's spellings of two settings."
     )
+
+    def overridden(self, name: str, value: Any, option: str) -> BackfillConfig:
+        """A copy with setting ``name`` at ``value``, checked as lake.yaml's would be (a bare
+        ``model_copy`` would skip the check); UsageError naming ``option`` if it is invalid."""
+        field = type(self).model_fields[name]
+        checker: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(
+            Annotated[(field.annotation, *field.metadata)]
+        )
+        try:
+            checked = checker.validate_python(value)
+        except pydantic.ValidationError as exc:
+            msg = f"{option} {value}: {exc.errors()[0]['msg'].lower()}"
+            raise UsageError(msg) from None
+        return self.model_copy(update={name: checked})
 
     @model_validator(mode="wrap")
     @classmethod
@@ -591,7 +605,7 @@ def read(root: Path, environ: Mapping[str, str] | None = None) -> Loaded:
     data: dict[str, Any] = {}
     if path.exists():
         try:
-            loaded = yaml.load(path.read_text(), Loader=_UniqueKeys) or {}
+            loaded = yaml.load(read_text(path, "lake settings"), Loader=_UniqueKeys) or {}
         except _DuplicateKey as exc:
             msg = (
                 f"{path}: key {exc.key!r} appears twice (lines {exc.first} and {exc.second}); "
@@ -613,6 +627,20 @@ def read(root: Path, environ: Mapping[str, str] | None = None) -> Loaded:
     data, from_env = _with_environment(data, os.environ if environ is None else environ)
     sources |= {key: f"env {name}" for key, name in from_env.items()}
     return Loaded(parse(LakeConfig, data, path), path, sources)
+
+
+def read_text(path: Path, what: str) -> str:
+    """The text of the YAML file ``path``; ConfigError naming it when it is a folder, cannot be
+    read, or is not UTF-8 text (a binary file saved under the name)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        msg = f"{path} is a directory; {what} are a YAML file"
+    except UnicodeDecodeError as exc:
+        msg = f"{path} is not a text file (byte {exc.start} is not UTF-8); {what} are YAML text"
+    except OSError as exc:
+        msg = f"{path}: cannot read {what} ({exc.strerror or exc})"
+    raise ConfigError(msg)
 
 
 class _DuplicateKey(yaml.YAMLError):

@@ -17,6 +17,7 @@ of processes: the ``lake`` command maps each class to an exit status in ``barlak
     │       └── UnknownAtProviderError [3] the provider does not know the symbol: set aside
     ├── ValidationError     [1]    bars that are impossible or malformed: never stored
     ├── StorageError        [4]    a Parquet file or the lake layout cannot be read or written
+    │   ├── FileSystemError [4]    the file system refuses all writes (full, read-only): stops jobs
     │   └── LockError       [4]    the catalog or a lake lock is held by another process
     └── Interrupted       [130]    SIGINT or SIGTERM stopped a job after saving its work
 """
@@ -100,6 +101,10 @@ class ValidationError(LakeError):
 
 class StorageError(LakeError):
     """The lake's files could not be read or written."""
+
+
+class FileSystemError(StorageError):
+    """The file system holding the lake refuses every write (full, over quota, read-only)."""
 
 
 class LockError(StorageError):

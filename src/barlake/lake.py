@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from barlake.config import LakeConfig
     from barlake.coverage.gaps import Gap
-    from barlake.fetch.job import JobResult, ProgressCallback
+    from barlake.fetch.job import JobResult, ProgressCallback, SymbolErrors
     from barlake.jobs.queue import Queue
     from barlake.jobs.worker import Log, Worker
     from barlake.planning.plan import Plan
@@ -95,10 +95,11 @@ class Lake:
     def open(cls, root: str | Path, **kwargs: Any) -> Lake:
         """Open the existing lake at ``root``."""
         lake = cls(root, **kwargs)
+        layout.must_be_a_folder(lake.root)
         if not lake.catalog.path.exists():
             msg = f"no lake at {lake.root}; run `lake init` there or pass --lake PATH"
             raise UsageError(msg)
-        layout.check(lake.root, lake.catalog.meta("layout_version"))
+        layout.check(lake.root, lake.catalog.verify().get("layout_version"))
         return lake
 
     @property
@@ -202,22 +203,35 @@ class Lake:
         on_progress: ProgressCallback | None = None,
         command: str | None = None,
         retry_failed: bool = False,
+        repair: bool = False,
         **selection: Any,
     ) -> JobResult:
         """Fetch what ``plan`` finds missing and write it; returns the job's result.
 
-        Takes the lake's fill lock, marks jobs left by a dead process as interrupted, and
-        records the job in the catalog as it goes. Raises ``AuthError`` when credentials are
-        refused and ``Interrupted`` on SIGINT/SIGTERM (after saving all fetched bars).
-        Symbols the provider refused as unknown are set aside: left out of later fills until
-        ``retry_failed`` (or ``add_symbols`` of them again).
+        With ``repair``, also fetch again every session whose stored bars ``check`` flags
+        (impossible values, duplicates, partial sessions, off-grid bars) and replace those
+        bars with what comes back. Takes the lake's fill lock, marks jobs left by a dead
+        process as interrupted, and records the job in the catalog as it goes. Raises
+        ``AuthError`` when credentials are refused and ``Interrupted`` on SIGINT/SIGTERM
+        (after saving all fetched bars). Symbols the provider refused as unknown are set
+        aside: left out of later fills until ``retry_failed`` (or ``add_symbols`` of them
+        again).
 
         >>> lake.fill("AAPL", interval="1day", days=30).bars_written  # doctest: +SKIP
+        >>> lake.fill("AAPL", interval="1min", days=30, repair=True).status  # doctest: +SKIP
         """
         from barlake.jobs.backfill import RunOptions
 
         run = RunOptions(parallel, on_progress, command, retry_failed=retry_failed)
-        return self.services.backfill.fill(Selection.of(symbols, **selection), run)
+        chosen = Selection.of(symbols, **selection)
+        if not repair:
+            return self.services.backfill.fill(chosen, run)
+        from barlake.jobs.repair import repair as repair_
+
+        services = self.services
+        return repair_(
+            services.backfill, chosen, run, flagged=services.checker, store=services.store
+        )
 
     def fill_events(
         self,
@@ -310,8 +324,13 @@ class Lake:
         """Sums over every job: ``providers`` (requests, bars) and ``errors`` (by stage)."""
         return self.catalog.totals()
 
-    def errors(self, job: str | None = None) -> dict[str, dict[str, Any]]:
-        """Per-symbol errors of a job: ``{symbol: {error, stage, interval, timestamp}}``."""
+    def errors(self, job: str | None = None) -> SymbolErrors:
+        """A job's errors by symbol, one per failed (interval, stage):
+        ``{symbol: [{error, stage, interval, timestamp}, ...]}``.
+
+        >>> [e["interval"] for e in lake.errors()["NOPE"]]  # doctest: +SKIP
+        ['1day', '1hour']
+        """
         return history.errors(self.catalog, job)
 
     # -- the service: queue and worker ------------------------------------------------------
@@ -426,6 +445,7 @@ class Lake:
 
         >>> lake.report("report.html", days=90)  # doctest: +SKIP
         """
+        from barlake.fetch.job import error_rows
         from barlake.views import report as report_
 
         coverage = self.coverage(symbols, interval=interval, **span)
@@ -438,9 +458,9 @@ class Lake:
             gaps=[g.to_dict() for g in self.gaps(symbols, interval=interval, **span)],
             jobs=recent,
             errors=[
-                {"job_id": j["job_id"], "symbol": sym, **err}
+                {"job_id": j["job_id"], **row}
                 for j in failed
-                for sym, err in history.errors(self.catalog, str(j["job_id"])).items()
+                for row in error_rows(history.errors(self.catalog, str(j["job_id"])))
             ],
         )
         return report_.write(path, page)

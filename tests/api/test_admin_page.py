@@ -72,3 +72,24 @@ def test_queue_a_backfill_from_the_page_and_watch_it_finish(served: Served, tmp_
     assert problems == []
     assert (tmp_path / "admin.png").stat().st_size > 10_000
     assert served.lake.symbol_rows([SYMBOLS[3]])[0]["layer"] == 1
+
+
+def test_the_errors_section_groups_a_jobs_errors_by_symbol_and_stage(tmp_path: Path) -> None:
+    import httpx
+
+    from barlake.lake import Lake
+    from barlake.providers.demo import DemoConfig, DemoProvider
+
+    from .support import NOW, serving
+
+    Lake.init(tmp_path / "lake", clock=lambda: NOW)
+    refusing = DemoProvider(DemoConfig(unknown_symbols=("NOPE",)), clock=lambda: NOW)
+    lake = Lake.open(tmp_path / "lake", clock=lambda: NOW, providers={"demo": refusing})
+    lake.add_symbols([SYMBOLS[0], "NOPE"])
+    lake.fill(interval=["1day", "1hour"], days=5)
+    with serving(lake, workers=0) as url:
+        section = httpx.get(f"{url}/admin/errors").text
+        errors = httpx.get(f"{url}/jobs/{lake.jobs(1)['job_id'][0]}/errors").json()
+    assert sorted(errors) == ["NOPE"]
+    assert f"<tr><td>NOPE</td><td>{errors['NOPE'][0]['stage']}</td>" in section
+    assert SYMBOLS[0] not in section

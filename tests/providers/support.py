@@ -15,7 +15,8 @@ import polars as pl
 from barlake.domain.ranges import DateRange
 from barlake.providers.base import Provider, Request
 from barlake.providers.demo import generate
-from barlake.providers.emulators import Emulator
+from barlake.providers.demo.grids import clock_bars
+from barlake.providers.emulators import EMULATORS, Emulator
 
 VENDORS = ["alpaca", "polygon", "yahoo", "binance"]
 #: Vendors whose market data needs no key (PROVIDERS.md 3.1, 5.1).
@@ -82,9 +83,15 @@ def page_options(vendor: str, bars: int, interval: str = "1day") -> dict[str, in
     return {"page_limit": bars * scale}
 
 
-def expected(symbols: list[str], interval: str, first: date, last: date) -> pl.DataFrame:
-    """The demo generator's bars, which every emulator serves."""
-    return generate(symbols, interval, DateRange.inclusive(first, last)).sort("symbol", "ts")
+def expected(
+    symbols: list[str], interval: str, first: date, last: date, vendor: str | None = None
+) -> pl.DataFrame:
+    """The demo generator's bars, which every emulator serves: on the clock grid for the
+    vendors that stamp intraday bars there (Alpaca's and Polygon's 09:00 hour)."""
+    window = DateRange.inclusive(first, last)
+    if vendor is not None and EMULATORS[vendor].clock_grid:
+        return clock_bars(symbols, interval, window).sort("symbol", "ts")
+    return generate(symbols, interval, window).sort("symbol", "ts")
 
 
 def compared_columns(vendor: str | None) -> list[str]:

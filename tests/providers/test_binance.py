@@ -17,7 +17,7 @@ from polars.testing import assert_frame_equal
 from barlake.config import ProviderConfig
 from barlake.domain import bars
 from barlake.domain.ranges import DateRange
-from barlake.errors import AuthError, RateLimitError, TransientError
+from barlake.errors import AuthError, PermanentError, RateLimitError, TransientError
 from barlake.providers.base import Request
 from barlake.providers.binance import BinanceProvider, _klines
 
@@ -25,6 +25,8 @@ from .support import expected, fetch_all, same_values, stored
 
 JUNE_3 = 1717372800000  # 2024-06-03 00:00 UTC, in ms
 HOUR = 3_600_000
+MINUTE = 60_000
+DAY_MS = 86_400_000
 
 
 def klines(em, **params) -> httpx.Response:
@@ -230,7 +232,8 @@ def random_klines(seed: int, n: int, odd: float) -> list[list[object]]:
         if rng.random() < odd:
             trades = rng.choice([None, 2.0, 2.5, True, "3"])
         *prices, volume, quote = values
-        out.append([opened, *prices, volume, opened, quote, trades, "0", "0", "0"])
+        closed = opened + MINUTE - 1 if type(opened) is int else opened
+        out.append([opened, *prices, volume, closed, quote, trades, "0", "0", "0"])
     return out
 
 
@@ -267,7 +270,7 @@ def kline_by_kline(klines: list[list[object]], asked: tuple[int, int]) -> pl.Dat
 def test_bulk_klines_equal_the_kline_by_kline_reading(odd) -> None:
     klines = random_klines(11, 1000, odd)
     asked = (JUNE_3, JUNE_3 + 900 * 60_000)
-    got, latest = _klines(klines, "BTCUSDT", "binance", asked)
+    got, latest = _klines(klines, "BTCUSDT", "binance", asked, MINUTE)
     assert_frame_equal(got, kline_by_kline(klines, asked), check_exact=True)
     kept = [k[0] for k in klines if type(k[0]) is int and asked[0] <= k[0] <= asked[1]]
     assert latest == max(kept)
@@ -277,5 +280,31 @@ def test_a_short_kline_deep_in_a_page_fails_the_page_naming_it() -> None:
     klines: list[object] = list(random_klines(13, 1000, 0.0))
     klines[600] = [JUNE_3, "1.0", "1.0"]
     with pytest.raises(TransientError, match=r"^binance sent a kline that is not an array") as e:
-        _klines(klines, "BTCUSDT", "binance", (JUNE_3, JUNE_3 + 1000 * 60_000))
+        _klines(klines, "BTCUSDT", "binance", (JUNE_3, JUNE_3 + 1000 * 60_000), MINUTE)
     assert str(e.value).endswith("[1717372800000, '1.0', '1.0']") and e.value.retryable
+
+
+def test_a_kline_closing_after_another_interval_is_not_a_bar() -> None:
+    # A week's kline answered for a day: its close time says so, and nothing is stored.
+    day = [JUNE_3, "1.0", "2.0", "0.5", "1.5", "700.0", JUNE_3 + DAY_MS - 1, "1050.0", 7]
+    week = [JUNE_3 + DAY_MS, "1.5", "3.0", "1.0", "2.0", "4900.0", JUNE_3 + 8 * DAY_MS - 1, "9800"]
+    got, _ = _klines([day], "BTCUSDT", "binance", (JUNE_3, JUNE_3 + 9 * DAY_MS), DAY_MS)
+    assert got["volume"].to_list() == [700.0]
+    with pytest.raises(PermanentError, match=r"closes at 1718063999999 \(10080 minutes long\)"):
+        _klines([day, [*week, 9]], "BTCUSDT", "binance", (JUNE_3, JUNE_3 + 9 * DAY_MS), DAY_MS)
+    with pytest.raises(PermanentError, match="where 1440 minutes were asked for") as caught:
+        _klines([[*day[:6], None, *day[7:]]], "BTCUSDT", "binance", (JUNE_3, JUNE_3), DAY_MS)
+    assert caught.value.symbol == "BTCUSDT"
+
+
+def test_real_pairs_such_as_bnbbtc_are_served_and_stored(emulator, vendor_lake) -> None:
+    em = emulator("binance")
+    answer = klines(em, symbol="BNBBTC", interval="1d", startTime=JUNE_3, limit=7).json()
+    assert [k[0] for k in answer] == [JUNE_3 + i * DAY_MS for i in range(7)]  # a weekend too
+    assert all(k[6] == k[0] + DAY_MS - 1 for k in answer)
+    lake = vendor_lake("binance", em, ["BNBBTC", "ETHBTC"])
+    result = lake.fill(interval="1day", start=date(2024, 6, 3), end=date(2024, 6, 9))
+    assert (result.status, result.symbol_errors) == ("done", {})
+    got = stored(lake.root, "1day")
+    assert got.group_by("symbol").len().sort("symbol").rows() == [("BNBBTC", 7), ("ETHBTC", 7)]
+    assert lake.gaps(interval="1day", start=date(2024, 6, 3), end=date(2024, 6, 9)) == []

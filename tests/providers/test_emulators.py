@@ -29,11 +29,24 @@ def get(em, path: str, params=None, headers=None) -> httpx.Response:
 # -- Alpaca --------------------------------------------------------------------------------
 
 
-def test_alpaca_wants_both_headers(emulator) -> None:
+def test_alpaca_wants_both_headers_and_refuses_with_a_code(emulator) -> None:
     em = emulator("alpaca")
+    refused = {"code": 40110000, "message": "request is not authorized"}
     for headers in ({}, {"APCA-API-KEY-ID": KEY}, {**ALPACA_AUTH, "APCA-API-SECRET-KEY": "no"}):
         answer = get(em, "/v2/stocks/bars", {"symbols": "AAPL", **DAILY}, headers)
-        assert (answer.status_code, answer.json()) == (401, {"message": "unauthorized."})
+        assert (answer.status_code, answer.json()) == (401, refused)
+        assert answer.headers["X-RateLimit-Limit"] == "10000"  # a refusal counts nothing
+        assert answer.headers["X-RateLimit-Remaining"] == "10000"
+
+
+def test_alpaca_sends_rate_limit_headers_on_every_answer(emulator) -> None:
+    em = emulator("alpaca")  # no rate_limit given: the paid plan's 10,000 a minute
+    ok = get(em, "/v2/stocks/bars", {"symbols": "AAPL", **DAILY}, ALPACA_AUTH)
+    bad = get(em, "/v2/stocks/bars", {"symbols": "AAPL", **DAILY, "limit": "0"}, ALPACA_AUTH)
+    assert (ok.status_code, bad.status_code) == (200, 422)
+    assert [a.headers["X-RateLimit-Limit"] for a in (ok, bad)] == ["10000", "10000"]
+    assert [a.headers["X-RateLimit-Remaining"] for a in (ok, bad)] == ["9999", "9998"]
+    assert 55 < int(ok.headers["X-RateLimit-Reset"]) - time.time() <= 61
 
 
 @pytest.mark.parametrize(
@@ -97,14 +110,15 @@ def test_alpaca_single_symbol_endpoint_and_empty_answers(emulator) -> None:
     assert body == {"bars": {}, "next_page_token": None}
 
 
-def test_alpaca_intraday_includes_extended_hours(emulator) -> None:
+def test_alpaca_intraday_includes_extended_hours_on_the_clock_hour(emulator) -> None:
     em = emulator("alpaca")
     params = {"symbols": "AAPL", "timeframe": "1Hour", "start": "2024-06-03", "end": "2024-06-04"}
     stamps = [
         b["t"] for b in get(em, "/v2/stocks/bars", params, ALPACA_AUTH).json()["bars"]["AAPL"]
     ]
-    assert stamps[0] == "2024-06-03T12:30:00Z" and stamps[1] == "2024-06-03T13:30:00Z"
-    assert stamps[-1] == "2024-06-03T20:30:00Z" and len(stamps) == 9
+    # 08:00 pre-market, 09:00 (holding 09:30-10:00) .. 15:00, then 16:00 post-market (EDT).
+    assert stamps[0] == "2024-06-03T12:00:00Z" and stamps[1] == "2024-06-03T13:00:00Z"
+    assert stamps[-1] == "2024-06-03T20:00:00Z" and len(stamps) == 9
 
 
 def test_alpaca_rate_limit_headers_and_429(emulator) -> None:

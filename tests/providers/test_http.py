@@ -130,7 +130,7 @@ def test_transport_faults_over_loopback_are_transient(emulator, fault, kind) -> 
 
 def test_refused_and_invalid_requests_over_loopback(emulator) -> None:
     em = emulator("alpaca")
-    with pytest.raises(AuthError, match="401: unauthorized") as refused:
+    with pytest.raises(AuthError, match="401: request is not authorized") as refused:
         asyncio.run(_get(em.url, secret="not-it"))
     assert "not-it" not in str(refused.value)
     with pytest.raises(PermanentError, match="invalid timeframe") as invalid:

@@ -140,7 +140,7 @@ def test_failed_connections_with_key_in_url_leak_nothing(emulator, tmp_path, mon
     monkeypatch.setenv("POLYGON_API_KEY", WRONG_KEY)
     lake = Lake.open(root, clock=clock)
     result = lake.fill(start=date(2024, 6, 3), end=date(2024, 6, 14), provider="polygon")
-    assert result.symbol_errors["AAPL"]["stage"] == "fetch"
+    assert result.symbol_errors["AAPL"][0]["stage"] == "fetch"
     assert_nowhere((WRONG_KEY,), root, json.dumps(result.to_dict()))
 
 

@@ -4,6 +4,7 @@ exchange date, Yahoo's null and live rows, and refusals that stop a job."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
@@ -15,6 +16,7 @@ from barlake.config import ProviderConfig
 from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError, PermanentError
 from barlake.providers.base import Request
+from barlake.providers.demo.actions import demo_dividends, demo_splits
 from barlake.providers.yahoo import YahooProvider
 
 from .support import CLOCK, clock, expected, fetch_all, same_values, stored
@@ -44,12 +46,14 @@ def test_daily_answer_is_parallel_arrays_stamped_at_the_open(emulator) -> None:
     [result] = chart(em, includePrePost="false", events="div,splits").json()["chart"]["result"]
     meta, quote = result["meta"], result["indicators"]["quote"][0]
     assert meta["exchangeTimezoneName"] == "America/New_York" and meta["gmtoffset"] == -18000
-    assert meta["dataGranularity"] == "1d" and "events" not in result
+    assert meta["dataGranularity"] == "1d"
+    assert "events" not in result or set(result["events"]) <= {"dividends", "splits"}
     assert result["timestamp"][0] == JUNE_3 + 13 * 3600 + 1800  # 09:30 EDT
     assert len(result["timestamp"]) == len(quote["close"]) == 5
     want = expected(["AAPL"], "1day", date(2024, 6, 3), date(2024, 6, 7))
     assert quote["open"] == want["open"].to_list() and isinstance(quote["volume"][0], int)
-    assert result["indicators"]["adjclose"][0]["adjclose"] == quote["close"]
+    adjclose = result["indicators"]["adjclose"][0]["adjclose"]
+    assert all(0.9 * c < a <= c for a, c in zip(adjclose, quote["close"], strict=True))
     crypto = chart(em, "BTC-USD").json()["chart"]["result"][0]
     assert crypto["timestamp"][0] == JUNE_3 and crypto["meta"]["exchangeTimezoneName"] == "UTC"
 
@@ -95,18 +99,68 @@ def test_no_user_agent_or_too_fast_is_a_plain_429_and_crumbs_are_optional(emulat
     }
 
 
-def test_intraday_regular_hours_null_rows_and_the_live_row(emulator) -> None:
+def test_intraday_regular_hours_priced_close_row_periods_and_the_live_row(emulator) -> None:
     now = datetime(2024, 6, 4, 15, 47, 13, tzinfo=UTC)  # 11:47 EDT, trading
     em = emulator("yahoo", now=now)
     result = chart(em, interval="1h", includePrePost="false").json()["chart"]["result"][0]
-    stamps, close = result["timestamp"], result["indicators"]["quote"][0]["close"]
-    opened = JUNE_3 + 13 * 3600 + 1800
-    assert stamps[:8] == [opened + i * 3600 for i in range(7)] + [JUNE_3 + 20 * 3600]
-    assert close[7] is None  # at the close: no trades
+    quote = result["indicators"]["quote"][0]
+    stamps, close = result["timestamp"], quote["close"]
+    opened, closed = JUNE_3 + 13 * 3600 + 1800, JUNE_3 + 20 * 3600
+    assert stamps[:8] == [opened + i * 3600 for i in range(7)] + [closed]
+    # At the close: Yahoo's priced row, the last price and no volume. Not a bar.
+    assert [quote[k][7] for k in ("open", "high", "low", "close", "volume")] == [close[6]] * 4 + [0]
     assert stamps[-1] == int(now.timestamp()) and close[-1] == close[-2]  # the live row
-    assert result["meta"]["dataGranularity"] == "1h"
+    meta = result["meta"]
+    assert meta["dataGranularity"] == "1h" and meta["chartPreviousClose"] > 0
+    june_3 = {"timezone": "EDT", "start": opened, "end": closed, "gmtoffset": -14400}
+    assert meta["tradingPeriods"][0] == [june_3] and len(meta["tradingPeriods"]) == 2
+    current = meta["currentTradingPeriod"]
+    assert current["regular"]["start"] == opened + DAY and current["pre"]["end"] == opened + DAY
+    assert current["post"] == {**june_3, "start": closed + DAY, "end": closed + DAY + 4 * 3600}
+    assert meta["firstTradeDate"] == 345479400  # 1980-12-12 09:30 EST, as Yahoo has it
     extended = chart(em, interval="60m", includePrePost="true").json()["chart"]["result"][0]
     assert extended["timestamp"][0] == opened - 3600
+    assert set(extended["meta"]["tradingPeriods"]) == {"pre", "regular", "post"}
+
+
+def test_the_priced_close_row_is_not_stored(emulator, vendor_lake) -> None:
+    em = emulator("yahoo")
+    lake = vendor_lake("yahoo", em, ["AAPL"])
+    first, last = date(2025, 1, 6), date(2025, 1, 10)  # 09: markets closed for a funeral
+    result = lake.fill(interval="5min", start=first, end=last)
+    assert (result.status, result.symbol_errors) == ("done", {})
+    got = stored(lake.root, "5min")
+    assert got.height == 4 * 78 and got["volume"].min() > 0
+    assert same_values(got, expected(["AAPL"], "5min", first, last), "yahoo")
+    findings = lake.check(interval="5min", start=first, end=last).findings
+    assert [f.rule for f in findings if f.severity == "error"] == []
+
+
+def test_the_period2_bar_the_meta_and_events_are_yahoos(emulator) -> None:
+    em = emulator("yahoo")
+    crypto = chart(em, "BTC-USD").json()["chart"]["result"][0]
+    assert crypto["timestamp"] == [JUNE_3 + i * DAY for i in range(6)]  # period2's bar too
+    window = DateRange(date(2014, 6, 1), date(2025, 1, 1))
+    dividends = demo_dividends("AAPL", window)
+    assert len(dividends) > 40 and demo_splits("AAPL", window)[0].session == date(2014, 6, 9)
+    ex = next(d for d in dividends if d.session.year == 2024)
+    period1 = int(
+        datetime(ex.session.year, ex.session.month, ex.session.day, tzinfo=UTC).timestamp()
+    )
+    answer = chart(em, period1=period1 - 3 * DAY, period2=period1 + 3 * DAY, events="div,splits")
+    result = answer.json()["chart"]["result"][0]
+    [(key, paid)] = result["events"]["dividends"].items()
+    assert paid == {"amount": ex.amount, "date": int(key)} and "splits" not in result["events"]
+    day = datetime.fromtimestamp(int(key), UTC).date()
+    assert day == ex.session and int(key) in result["timestamp"]
+    quote, adj = result["indicators"]["quote"][0], result["indicators"]["adjclose"][0]["adjclose"]
+    later = demo_dividends("AAPL", DateRange(day, CLOCK.date() + timedelta(days=1)))
+    before, on = result["timestamp"].index(int(key)) - 1, result["timestamp"].index(int(key))
+    assert adj[before] < quote["close"][before] * later[0].factor * 1.000001
+    assert adj[on] == pytest.approx(quote["close"][on] * math.prod(d.factor for d in later[1:]))
+    split = chart(em, period1=1_402_000_000, period2=1_402_600_000, events="div|split")
+    [event] = split.json()["chart"]["result"][0]["events"]["splits"].values()
+    assert (event["numerator"], event["denominator"], event["splitRatio"]) == (7, 1, "7:1")
 
 
 # -- the provider: range caps ------------------------------------------------------------------
@@ -133,7 +187,7 @@ def test_days_yahoo_no_longer_keeps_are_refused_before_asking(emulator, vendor_l
     # whole day. AAPL's first pieces start before it; MSFT's one piece reaches it, padded.
     old = lake.fill("AAPL", interval="1min", start=date(2024, 12, 5), end=date(2024, 12, 20))
     edge = lake.fill("MSFT", interval="1min", start=date(2024, 12, 17), end=date(2024, 12, 20))
-    error = old.symbol_errors["AAPL"]["error"]
+    error = old.symbol_errors["AAPL"][0]["error"]
     assert "keeps 1m bars for the last 30 days only" in error and "2024-12-17" in error
     assert {status for status, _ in em.log} == {200} and em.requests == 2
     assert (edge.status, edge.requests) == ("done", 1)
@@ -230,3 +284,29 @@ def test_unreadable_values_stay_as_nulls_and_priceless_rows_go() -> None:
     assert frame["close"].null_count() == 1 and frame["close"][20] is None
     assert frame["open"].null_count() == 1 and frame["open"][39] is None
     assert frame["high"].null_count() == frame["low"].null_count() == 0
+
+
+def test_the_row_at_the_close_is_dropped_by_the_days_trading_periods() -> None:
+    opened, closed = JUNE_3 + 13 * 3600 + 1800, JUNE_3 + 20 * 3600  # 09:30 and 16:00 EDT
+    early = closed + DAY - 3 * 3600  # a 13:00 close the next day
+    stamps = [opened + i * 1800 for i in range(13)] + [closed]
+    stamps += [opened + DAY + i * 1800 for i in range(7)] + [early]
+    data = answer(stamps, [10.0] * len(stamps))
+    quote = data["chart"]["result"][0]["indicators"]["quote"][0]
+    quote["volume"] = [5] * 13 + [0] + [5] * 7 + [0]  # the close rows: priced, no volume
+    period = {"timezone": "EDT", "gmtoffset": -14400}
+    days = [(opened, closed), (opened + DAY, early)]
+    data["chart"]["result"][0]["meta"] = {
+        "exchangeTimezoneName": "America/New_York",
+        "tradingPeriods": [[{**period, "start": a, "end": b}] for a, b in days],
+    }
+    frame = frame_of(data, "30min", date(2024, 6, 3), date(2024, 6, 4))
+    assert frame.height == 20 and frame["volume"].min() == 5
+    # Without tradingPeriods, currentTradingPeriod's hours serve every day (not early closes).
+    regular = {**period, "start": opened + 2 * DAY, "end": closed + 2 * DAY}
+    data["chart"]["result"][0]["meta"] = {
+        "exchangeTimezoneName": "America/New_York",
+        "currentTradingPeriod": {"regular": regular},
+    }
+    frame = frame_of(data, "30min", date(2024, 6, 3), date(2024, 6, 4))
+    assert frame["ts"].dt.epoch("s").to_list() == stamps[:13] + stamps[14:]

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
@@ -96,13 +97,61 @@ class Calendar:
             raise UsageError(msg)
         return _utc(int(self.opens[i])), _utc(int(self.closes[i]))
 
+    def first_bar(self, session: date, interval: Interval) -> datetime:
+        """Where the first bar of ``session`` starts on ``interval``'s clock grid: the open,
+        or the grid point before it (Alpaca's and Polygon's 09:00 hour of a 09:30 open)."""
+        opened = self.open_close(session)[0]
+        if not spec(interval).intraday:
+            return opened
+        step = spec(interval).seconds * 1_000_000
+        micros = int((opened - _utc(0)).total_seconds()) * 1_000_000
+        return _utc(_clock_floor(micros, step, self._shift_us))
+
     def bars_in_session(self, session: date, interval: Interval) -> int:
-        """How many bars of ``interval`` a full session has (1 for daily bars)."""
+        """How many bars of ``interval`` a full session has (1 for daily bars): those of the
+        clock grid that overlap its open..close, the first one perhaps starting before the
+        open. A grid from the open (Yahoo's 09:30 hours) has as many on every calendar whose
+        opens and closes lie on the half hour."""
+        self.open_close(session)  # a UsageError for a day that is no session
+        i = int(np.searchsorted(self.sessions, np.datetime64(session, "D")))
+        return int(self.bar_counts(i, i + 1, interval)[0])
+
+    def bar_counts(self, i: int, j: int, interval: Interval) -> npt.NDArray[np.int64]:
+        """``bars_in_session`` of the sessions at indices ``i`` to ``j`` (exclusive), at once."""
         s = spec(interval)
         if not s.intraday:
-            return 1
-        opened, closed = self.open_close(session)
-        return -(-int((closed - opened).total_seconds()) // s.seconds)
+            return np.ones(max(0, j - i), dtype=np.int64)
+        step = s.seconds * 1_000_000
+        first = _clock_floor(self.opens[i:j], step, self._shift_us)
+        counts: npt.NDArray[np.int64] = -((first - self.closes[i:j]) // step)
+        return counts
+
+    def bar_sessions(self, ts: pl.Series) -> pl.DataFrame:
+        """For each bar start of ``ts`` (UTC), the open and close (epoch microseconds) of the
+        session on its date in exchange time: columns ``open`` and ``close``, null where that
+        date is no session (or the start is null). Rows line up with ``ts``."""
+        days = (ts + self.day_shift).dt.date()
+        known = days.drop_nulls()
+        if known.is_empty():
+            return pl.DataFrame(
+                {"open": [None] * len(ts), "close": [None] * len(ts)},
+                schema={"open": pl.Int64, "close": pl.Int64},
+            )
+        lo = np.datetime64(str(known.min()), "D")
+        hi = np.datetime64(str(known.max()), "D") + 1
+        i, j = np.searchsorted(self.sessions, [lo, hi])
+        table = pl.DataFrame(
+            {
+                "day": pl.Series(self.sessions[i:j].astype("datetime64[D]")).cast(pl.Date),
+                "open": self.opens[i:j],
+                "close": self.closes[i:j],
+            }
+        )
+        return pl.DataFrame({"day": days}).join(table, on="day", how="left").drop("day")
+
+    @cached_property
+    def _shift_us(self) -> int:
+        return self.day_shift // timedelta(microseconds=1)
 
     def closed_before(self, now: datetime, grace: timedelta = timedelta(0)) -> date | None:
         """The last session whose close plus ``grace`` is at or before ``now``."""
@@ -114,6 +163,26 @@ class Calendar:
         """The last session that has opened by ``now`` (it may still be trading)."""
         i = bisect_right(self._open_list, int(now.timestamp() * 1_000_000))
         return None if i == 0 else _EPOCH + timedelta(days=self._day_numbers[i - 1])
+
+
+def in_session(start: pl.Expr, step_us: int, opened: pl.Expr, closed: pl.Expr) -> pl.Expr:
+    """Whether a bar starting at ``start`` (epoch microseconds) and ``step_us`` long belongs to
+    the session ``opened``..``closed``: whether the two overlap. The lake's one rule for bars
+    that start before the open: kept, stamped as the vendor stamps them (a 09:00 hour holds the
+    session's first half hour); a bar starting at the close or ending by the open is not."""
+    return (start < closed) & (start + step_us > opened)
+
+
+def on_clock_grid(start: pl.Expr, step_us: int, shift_us: int) -> pl.Expr:
+    """Whether bar starts (epoch microseconds) lie on the exchange's wall-clock grid of
+    ``step_us`` (``Calendar.day_shift`` in microseconds as ``shift_us``; a daylight-saving
+    hour keeps every grid of an hour or less)."""
+    return (start + shift_us) % step_us == 0
+
+
+def _clock_floor(micros: Any, step_us: int, shift_us: int) -> Any:
+    """``micros`` (an int or an array) down to the clock grid of ``step_us``."""
+    return (micros + shift_us) // step_us * step_us - shift_us
 
 
 def _utc(micros: int) -> datetime:

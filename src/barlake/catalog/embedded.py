@@ -8,6 +8,7 @@ get their turn; opening retries while another process holds the file.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -26,7 +27,7 @@ from barlake.catalog.queue import QueueTable
 from barlake.domain.events import EventType
 from barlake.domain.ranges import DateRange
 from barlake.domain.symbols import LAYER_FLAGS, SYMBOL_COLUMNS
-from barlake.errors import UsageError
+from barlake.errors import StorageError, UsageError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -48,6 +49,57 @@ def _symbols_sql(names: Sequence[str] | None, *, active_only: bool) -> tuple[str
         where.append("active")
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     return f"SELECT * FROM symbols {clause} ORDER BY symbol", params
+
+
+#: The tables the migrations create, in order.
+TABLES = tuple(re.findall(r"CREATE TABLE (\w+)", "\n".join(MIGRATIONS)))
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def _meta(con: duckdb.DuckDBPyConnection, path: Path, tables: set[str]) -> dict[str, str]:
+    if "meta" not in tables:
+        msg = (
+            f"the catalog {path} has no meta table: it is not a barlake catalog, or it is "
+            "damaged; restore it from a backup, or move it aside and run `lake init`"
+        )
+        raise StorageError(msg)
+    return {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta").fetchall()}
+
+
+def _schema_version(path: Path, meta: dict[str, str]) -> int:
+    """The catalog's schema version; StorageError unless this barlake knows it."""
+    text = meta.get("schema_version", "0")
+    if not text.isdigit():
+        msg = (
+            f"the catalog {path} has schema version {text!r}, which is not a number: its "
+            "meta table is damaged; restore catalog.duckdb from a backup"
+        )
+        raise StorageError(msg)
+    if int(text) > len(MIGRATIONS):
+        msg = (
+            f"the catalog {path} has schema version {text}, newer than this barlake's "
+            f"{len(MIGRATIONS)}: a newer barlake wrote it; upgrade barlake to use this lake"
+        )
+        raise StorageError(msg)
+    return int(text)
+
+
+def _require_tables(path: Path, tables: set[str], version: int) -> None:
+    """StorageError naming the first table that schema ``version`` should have and lacks."""
+    made = "\n".join(MIGRATIONS[:version])
+    missing = [t for t in TABLES if t not in tables and f"CREATE TABLE {t}" in made]
+    if missing:
+        msg = (
+            f"the catalog {path} has no {missing[0]} table: it is damaged; restore it from a "
+            "backup, or move it aside and run `lake init`"
+        )
+        raise StorageError(msg)
 
 
 class Catalog(JobsTable, QueueTable, SetAsideTable):
@@ -90,22 +142,37 @@ class Catalog(JobsTable, QueueTable, SetAsideTable):
     def create(self) -> bool:
         """Create or migrate the catalog; returns True when it did not exist."""
         new = not self.path.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        duckdb.connect(str(self.path)).close()
+        if new:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            duckdb.connect(str(self.path)).close()
         with self.connect() as con:
-            has_meta = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
-            ).fetchone()
+            tables = _tables(con)
             version = 0
-            if has_meta and has_meta[0]:
-                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                version = int(row[0]) if row else 0
+            if tables:
+                version = _schema_version(self.path, _meta(con, self.path, tables))
+                _require_tables(self.path, tables, version)
             for script in MIGRATIONS[version:]:
                 con.execute(script)
             con.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(len(MIGRATIONS))]
             )
         return new
+
+    def verify(self) -> dict[str, str]:
+        """The ``meta`` settings of a catalog this barlake can use; StorageError when a table
+        is missing or the schema is older (run ``lake init``) or newer (upgrade barlake)."""
+        with self.connect(read_only=True) as con:
+            tables = _tables(con)
+            meta = _meta(con, self.path, tables)
+        version = _schema_version(self.path, meta)
+        if version < len(MIGRATIONS):
+            msg = (
+                f"the catalog {self.path} has schema version {version}, this barlake uses "
+                f"{len(MIGRATIONS)}; run `lake init` to bring it up to date"
+            )
+            raise StorageError(msg)
+        _require_tables(self.path, tables, version)
+        return meta
 
     def schema_version(self) -> int:
         return int(self.meta("schema_version") or 0)

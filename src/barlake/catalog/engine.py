@@ -116,8 +116,16 @@ def _attach(path: Path, *, read_only: bool, timeout: float) -> str:
             engine.execute(f"ATTACH '{where}' AS {alias}{mode}")
             return alias
         except (duckdb.IOException, duckdb.BinderException) as exc:
+            if "not a valid DuckDB database file" in str(exc):
+                what = "an empty file" if _size(path) == 0 else "not a DuckDB file (damaged?)"
+                msg = (
+                    f"cannot open the catalog {path}: it is {what}; restore it from a backup, "
+                    "or move it aside and run `lake init` to start a new catalog"
+                )
+                raise StorageError(msg) from None
             if not any(h in str(exc) for h in _LOCK_HINTS):
-                msg = f"cannot open {path}: {exc}"
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                msg = f"cannot open {path}: {first}"
                 raise StorageError(msg) from exc
             if time.monotonic() >= deadline:
                 msg = (
@@ -127,6 +135,13 @@ def _attach(path: Path, *, read_only: bool, timeout: float) -> str:
                 raise LockError(msg) from exc
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.25)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 @dataclass

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
 from barlake.errors import NotFoundError
-from barlake.liveness import LEASE, abandoned
+from barlake.liveness import LEASE, abandoned, owner_gone
 
 if TYPE_CHECKING:
     import polars as pl
@@ -99,8 +99,14 @@ class JobsTable:
             raise NotFoundError(msg)
         return str(found[0]["job_id"])
 
+    # Reads show a running job whose owner is gone as interrupted at once, without writing:
+    # the next fill (``interrupt_stale``, under the fill lock) makes it so in the table.
+
     def job(self: Connected, job_id: str) -> dict[str, Any]:
-        return self.rows("SELECT * FROM jobs WHERE job_id = ?", [job_id])[0]
+        """The job's row, ``status`` as it is now (see ``presented_status``)."""
+        row = self.rows("SELECT * FROM jobs WHERE job_id = ?", [job_id])[0]
+        row["status"] = presented_status(row, datetime.now(UTC))
+        return row
 
     def progress_counts(self: Connected, job_id: str) -> tuple[dict[str, int], int]:
         """How many of a job's progress rows are in each status, and the bars they loaded."""
@@ -109,15 +115,34 @@ class JobsTable:
             "WHERE job_id = ? GROUP BY status ORDER BY status",
             [job_id],
         )
-        return {r["status"]: int(r["n"]) for r in found}, sum(int(r["bars"]) for r in found)
+        counts: dict[str, int] = {}
+        open_as = _open_rows_as(self, job_id)
+        for r in found:
+            status = open_as.get(r["status"], r["status"])
+            counts[status] = counts.get(status, 0) + int(r["n"])
+        return dict(sorted(counts.items())), sum(int(r["bars"]) for r in found)
 
     def jobs(self: Connected, limit: int = 20) -> pl.DataFrame:
-        return self.query("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit])
+        """The latest ``limit`` jobs, newest first, each ``status`` as it is now."""
+        import polars as pl
+
+        frame = self.query("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit])
+        now = datetime.now(UTC)
+        shown = [presented_status(row, now) for row in frame.iter_rows(named=True)]
+        return frame.with_columns(pl.Series("status", shown, dtype=pl.String))
 
     def progress(self: Connected, job_id: str) -> pl.DataFrame:
-        return self.query(
+        """The job's progress rows; those left open by a job whose owner is gone show as
+        interrupted."""
+        import polars as pl
+
+        frame = self.query(
             "SELECT * FROM backfill_progress WHERE job_id = ? ORDER BY symbol, interval", [job_id]
         )
+        open_as = _open_rows_as(self, job_id) if frame.height else {}
+        if not open_as:
+            return frame
+        return frame.with_columns(status=pl.col("status").replace(open_as))
 
     def totals(self: Connected) -> dict[str, list[dict[str, Any]]]:
         """Sums over every job: requests and bars by provider, failed progress rows by stage."""
@@ -177,3 +202,24 @@ class JobsTable:
                 [dead],
             )
         return len(dead)
+
+
+def presented_status(row: dict[str, Any], now: datetime, lease: timedelta = LEASE) -> str:
+    """A job row's status as readers should see it: ``interrupted`` for a running job whose
+    owner is gone (``liveness.owner_gone``), even before the table says so."""
+    if row["status"] != "running":
+        return str(row["status"])
+    beat = row.get("heartbeat_at") or row["created_at"]
+    gone = owner_gone(row.get("host"), row.get("pid"), beat, now, lease)
+    return "interrupted" if gone else "running"
+
+
+def _open_rows_as(catalog: Connected, job_id: str) -> dict[str, str]:
+    """How the open progress rows of a job read: interrupted when the job still runs in the
+    table but its owner is gone, as ``interrupt_stale`` will record them."""
+    found = catalog.rows("SELECT * FROM jobs WHERE job_id = ?", [job_id])
+    if not found or found[0]["status"] != "running":
+        return {}
+    if presented_status(found[0], datetime.now(UTC)) == "running":
+        return {}
+    return {"running": "interrupted", "pending": "interrupted"}

@@ -105,6 +105,12 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
     is_flag=True,
     help="Ask again for symbols set aside after the provider refused them as unknown.",
 )
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Also fetch again the sessions `lake check` flags (bad values, duplicates, partial "
+    "sessions, off-grid bars), replacing their stored bars.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the job result as JSON.")
 @click.pass_obj
 @handles_errors
@@ -114,6 +120,7 @@ def fill(
     as_json: bool,
     events: bool,
     retry_failed: bool,
+    repair: bool,
     parallel: int | None,
     intervals: str | None,
     **sel: Any,
@@ -131,6 +138,8 @@ def fill(
             }
             if chosen or symbols or intervals or retry_failed:
                 fail("--events serves what the events say; drop the selection options")
+            if repair:
+                fail("--repair works on a selection; run it without --events")
             result = lake.fill_events(
                 policy=sel["policy"],
                 provider=sel["provider"],
@@ -145,6 +154,7 @@ def fill(
                 on_progress=on_progress,
                 command=command,
                 retry_failed=retry_failed,
+                repair=repair,
                 **selected(intervals, sel),
             )
     data = result.to_dict()
@@ -156,8 +166,12 @@ def fill(
             f"{data['bars_written']:,} bars written in {data['duration_s']:.2f}s, "
             f"{data['symbols_done']} symbol(s) done, {data['symbols_failed']} failed"
         )
-        for sym, err in data["symbol_errors"].items():
-            state.say(f"  {sym}: [{err['stage']}] {err['error']}")
+        from barlake.fetch.job import error_rows
+
+        for err in error_rows(result.symbol_errors):
+            state.say(f"  {err['symbol']} {err['interval']}: [{err['stage']}] {err['error']}")
+        for w in error_rows(result.symbol_warnings):
+            state.say(f"  {w['symbol']} {w['interval']}: warning: {w['warning']}")
         for s in data["skipped"]:
             state.say(f"  skipped {s['interval']} for {short(s['symbols'])}: {s['reason']}")
     sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)

@@ -24,6 +24,7 @@ from barlake.cli.state import State
 from barlake.errors import (
     AuthError,
     ConfigError,
+    FileSystemError,
     Interrupted,
     LakeError,
     LockError,
@@ -61,6 +62,7 @@ EXIT_CODES: tuple[tuple[type[LakeError], int], ...] = (
     (PermanentError, EXIT_PROVIDER),
     (ProviderError, EXIT_PROVIDER),
     (ValidationError, EXIT_INCOMPLETE),
+    (FileSystemError, EXIT_STORAGE),
     (LockError, EXIT_STORAGE),
     (StorageError, EXIT_STORAGE),
     (Interrupted, EXIT_INTERRUPTED),

@@ -72,13 +72,12 @@ def jobs(state: State, /, limit: int, as_json: bool) -> None:
 @handles_errors
 def errors(state: State, /, job: str | None, as_json: bool) -> None:
     """List a job's per-symbol errors with their stage (latest job when JOB is omitted)."""
+    from barlake.fetch.job import error_rows
+
     found = state.lake().errors(job)
     if as_json:
         emit_json(found)
     elif found:
-        emit_table(
-            [{"symbol": s, **e} for s, e in found.items()],
-            ["symbol", "interval", "stage", "timestamp", "error"],
-        )
+        emit_table(error_rows(found), ["symbol", "interval", "stage", "timestamp", "error"])
     else:
         state.say("no errors")

@@ -56,4 +56,4 @@ def selection(func: F) -> F:
 
 def selected(intervals: str | None, sel: dict[str, Any]) -> dict[str, Any]:
     """The library's keyword arguments for a selection: ``--interval`` parsed into a list."""
-    return {**sel, "interval": parse_intervals(intervals) if intervals else None}
+    return {**sel, "interval": None if intervals is None else parse_intervals(intervals)}

@@ -15,7 +15,7 @@ from barlake.domain.intervals import INTERVALS, parse_intervals
 
 def draw_coverage(state: State, path: Path, intervals: str | None, sel: dict[str, Any]) -> None:
     """Draw the coverage map of one interval (``--interval``, default 1day) to ``path``."""
-    chosen = parse_intervals(intervals or "1day")
+    chosen = parse_intervals("1day" if intervals is None else intervals)
     if len(chosen) != 1:
         fail("--plot draws one interval; pass a single --interval")
     coverage = state.lake().coverage(sel.pop("symbols"), interval=chosen[0], **sel)

@@ -97,12 +97,28 @@ def find_gaps(
     provisional: Sequence[DateRange] = (),
 ) -> list[Gap]:
     """The gaps of one symbol at one interval, in session order."""
-    mask = missing(expected, stored, final, provisional)
+    return _runs_of(symbol, interval, expected, missing(expected, stored, final, provisional))
+
+
+def _runs_of(
+    symbol: str, interval: Interval, sessions: Days, mask: npt.NDArray[np.bool_]
+) -> list[Gap]:
+    """The runs of ``sessions`` where ``mask`` is true, as gaps."""
     return [
-        Gap(symbol, interval, DateRange(_day(expected[a]), _day(expected[b - 1]) + ONE_DAY), b - a)
+        Gap(symbol, interval, DateRange(_day(sessions[a]), _day(sessions[b - 1]) + ONE_DAY), b - a)
         for a, b in runs(mask)
     ]
 
 
 def _day(value: np.datetime64) -> date:
     return date.fromisoformat(str(value))
+
+
+def with_sessions(
+    gaps: Sequence[Gap], symbol: str, interval: Interval, sessions: Days, more: Sequence[date]
+) -> list[Gap]:
+    """The gaps of ``symbol`` at ``interval`` among ``gaps``, with the sessions ``more`` (a
+    repair's, say) added: runs of consecutive sessions of ``sessions`` (its calendar's)."""
+    mine = [g.range for g in gaps if (g.symbol, g.interval) == (symbol, interval)]
+    wanted = np.isin(sessions, np.asarray(more, dtype="datetime64[D]"))
+    return _runs_of(symbol, interval, sessions, wanted | in_ranges(sessions, mine))

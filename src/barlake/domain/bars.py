@@ -66,6 +66,10 @@ FLAWS: dict[Flaw, pl.Expr] = {
     "volume": pl.col("volume").is_null() | ~pl.col("volume").is_finite() | (pl.col("volume") < 0),
 }
 
+#: True on rows with at least one price. A row without any (all NULL) is no bar of any session:
+#: it covers nothing, though ``lake check`` reports it.
+PRICED = pl.any_horizontal([pl.col(c).is_not_null() for c in PRICES])
+
 #: True on the bars with any flaw.
 INVALID = pl.any_horizontal(list(FLAWS.values()))
 

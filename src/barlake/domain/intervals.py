@@ -56,5 +56,9 @@ def spec(interval: str) -> IntervalSpec:
 
 
 def parse_intervals(text: str) -> list[Interval]:
-    """Parse a comma list of intervals such as ``1day,1min``."""
-    return [spec(part.strip()).name for part in text.split(",") if part.strip()]
+    """Parse a comma list of intervals such as ``1day,1min``; UsageError when it names none."""
+    names = [spec(part.strip()).name for part in text.split(",") if part.strip()]
+    if not names:
+        msg = f"--interval {text!r} is empty; give one or more of: {' '.join(INTERVALS)}"
+        raise UsageError(msg)
+    return names

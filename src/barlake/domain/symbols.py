@@ -3,11 +3,19 @@ becomes a path segment."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from urllib.parse import quote, unquote
 
 from barlake.errors import UsageError
 
 _MAX_LENGTH = 64
+_SEPARATORS = re.compile(r"[, \t\r\n]+")
+#: Unicode categories that print as nothing or as a blank: format characters (zero-width
+#: spaces, joiners, byte-order marks, direction marks), separators (no-break and other
+#: spaces) and private or unassigned code points. A name holding one looks like a ticker and
+#: is not one.
+_INVISIBLE = frozenset({"Cf", "Zs", "Zl", "Zp", "Co", "Cn"})
 #: Every column of the catalog's symbols table, in table order (``catalog.schema.SYMBOLS``
 #: gives their types; the migrations create the table; ``tests/test_catalog.py`` checks that
 #: they agree).
@@ -39,15 +47,23 @@ LAYER_FLAGS = ("layer1_qualified", "layer2_qualified", "layer3_qualified")
 
 
 def check_symbol(name: str) -> str:
-    """``name`` stripped, or a UsageError when it is empty or could escape the lake."""
+    """``name`` stripped, or a UsageError when it is empty, could escape the lake or holds a
+    character no ticker has (a control or invisible character, ``..``, a slash at an end)."""
     symbol = name.strip()
     problem = None
     if not symbol:
         problem = "is empty"
-    elif symbol in {".", ".."} or symbol.startswith("/") or symbol.startswith("\\"):
+    elif ".." in symbol or symbol == "." or symbol.startswith(("/", "\\")):
         problem = "could escape the lake directory"
+    elif symbol.endswith(("/", "\\")):
+        problem = "ends with a slash"
     elif any(ord(ch) < 32 or ord(ch) == 127 for ch in symbol):
         problem = "contains a control character"
+    elif invisible := next(
+        (c for c in symbol if c != " " and unicodedata.category(c) in _INVISIBLE), None
+    ):
+        what = unicodedata.name(invisible, "unnamed")
+        problem = f"contains an invisible character U+{ord(invisible):04X} ({what}); retype it"
     elif len(symbol) > _MAX_LENGTH:
         problem = f"is longer than {_MAX_LENGTH} characters"
     if problem:
@@ -57,12 +73,18 @@ def check_symbol(name: str) -> str:
 
 
 def split_symbols(values: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Symbols from comma- or space-separated text, checked, in order, without repeats."""
+    """Symbols from comma- or space-separated text, checked, in order, without repeats;
+    UsageError when there are none (an empty ``--symbols`` or ``lake symbols add ''``)."""
     parts = [values] if isinstance(values, str) else list(values)
     out: dict[str, None] = {}
     for part in parts:
-        for name in part.replace(",", " ").split():
+        # ASCII separators only: a no-break space inside a name is refused, not a separator.
+        for name in filter(None, _SEPARATORS.split(part)):
             out[check_symbol(name)] = None
+    if not out:
+        given = ", ".join(map(repr, parts)) or "the arguments"
+        msg = f"no symbol in {given}; give names such as AAPL,MSFT"
+        raise UsageError(msg)
     return list(out)
 
 

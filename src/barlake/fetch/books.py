@@ -15,7 +15,7 @@ from barlake.clock import Clock
 from barlake.domain.ranges import DateRange
 from barlake.errors import ProviderError
 from barlake.fetch import intake
-from barlake.fetch.job import WARNING, Answer, Fetched, Stage, Unit
+from barlake.fetch.job import WARNING, Answer, Fetched, Stage, SymbolErrors, Unit, add_error
 from barlake.providers.base import Request
 
 
@@ -36,7 +36,7 @@ class Books:
     ) -> None:
         self.job_id, self.provider, self.units = job_id, provider, units
         self.calendars, self.grace, self.clock = calendars, grace, clock
-        self.errors: dict[str, dict[str, str]] = {}
+        self.errors: SymbolErrors = {}
         #: Symbols the provider has shown bars of (before this job, or in it): an empty answer
         #: for one of them is evidence that it did not trade. ``trusted``: the provider refuses
         #: unknown symbols, so every empty answer of it is.
@@ -55,12 +55,13 @@ class Books:
             unit = self.units[(s, request.interval)]
             unit.status, unit.error, unit.stage, unit.dirty = status, message, stage, True
             unit.completed_at = now
-            self.errors[s] = {
+            entry = {
                 "error": message,
                 "stage": stage,
                 "interval": request.interval,
                 "timestamp": now.isoformat(),
             }
+            add_error(self.errors, s, entry)
 
     def set_aside(self, symbol: str | None, exc: ProviderError) -> None:
         """Remember that the provider does not know ``symbol``: fills leave it out until asked

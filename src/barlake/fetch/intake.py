@@ -102,6 +102,20 @@ def _days(values: pl.Series | Any) -> npt.NDArray[np.datetime64]:
     return np.sort(pl.Series(values, dtype=pl.Date).to_numpy().astype("datetime64[D]"))
 
 
+def off_calendar(symbol: str, got: Fetched, calendar: Calendar) -> str | None:
+    """A warning when ``got`` has bars on days that are no session of ``calendar`` (a crypto
+    pair left on an exchange calendar, say): they are stored all the same, and ``lake check``
+    reports them under its timestamp rule."""
+    off = np.sort(got.days[~np.isin(got.days, calendar.sessions)])
+    if not len(off):
+        return None
+    days = str(off[0]) if len(off) == 1 else f"{off[0]} to {off[-1]}"
+    return (
+        f"{len(off)} day(s) with bars outside the {calendar.name} calendar ({days}); set the "
+        f"symbol's calendar, e.g. `lake symbols add {symbol} --calendar 24/7` for a crypto pair"
+    )
+
+
 def ledger_rows(
     request: Request,
     symbol: str,

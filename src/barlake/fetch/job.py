@@ -22,6 +22,26 @@ WARNING = "warning"
 
 _NO_DAYS = np.array([], dtype="datetime64[D]")
 
+#: A job's failures by symbol: one entry ``{error, stage, interval, timestamp}`` per
+#: (interval, stage) that failed, so a symbol failing at two intervals shows both.
+SymbolErrors = dict[str, list[dict[str, Any]]]
+
+
+def add_error(errors: SymbolErrors, symbol: str, entry: dict[str, Any]) -> None:
+    """Record ``entry`` under ``symbol``, replacing an earlier one of its (interval, stage)."""
+    key = _where(entry)
+    kept = [e for e in errors.get(symbol, []) if _where(e) != key]
+    errors[symbol] = sorted([*kept, entry], key=_where)
+
+
+def error_rows(errors: SymbolErrors) -> list[dict[str, Any]]:
+    """``errors`` as one row per (symbol, interval, stage), as tables show them."""
+    return [{"symbol": sym, **e} for sym, entries in errors.items() for e in entries]
+
+
+def _where(entry: dict[str, Any]) -> tuple[str, str]:
+    return str(entry["interval"]), str(entry["stage"])
+
 
 @dataclass(frozen=True)
 class Fetched:
@@ -102,7 +122,9 @@ class JobResult:
     symbols_done: int
     symbols_failed: int
     duration_s: float
-    symbol_errors: dict[str, dict[str, str]] = field(default_factory=dict)
+    symbol_errors: SymbolErrors = field(default_factory=dict)
+    #: What was stored but looks wrong, by symbol: ``{warning, stage, interval, timestamp}``.
+    symbol_warnings: SymbolErrors = field(default_factory=dict)
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -122,6 +144,7 @@ class JobResult:
             "symbols_failed": self.symbols_failed,
             "duration_s": round(self.duration_s, 3),
             "symbol_errors": self.symbol_errors,
+            "symbol_warnings": self.symbol_warnings,
             "skipped": self.skipped,
         }
 

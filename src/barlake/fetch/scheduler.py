@@ -36,6 +36,7 @@ from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.errors import (
     AuthError,
+    FileSystemError,
     Interrupted,
     LakeError,
     PermanentError,
@@ -50,7 +51,9 @@ from barlake.fetch.job import (
     Fetched,
     JobResult,
     ProgressCallback,
+    SymbolErrors,
     Unit,
+    add_error,
 )
 from barlake.fetch.pages import Pager
 from barlake.fetch.ratelimit import RateLimiter
@@ -129,6 +132,7 @@ class Scheduler:
             trusted=provider.capabilities.refuses_unknown,
         )
         self.errors = self.books.errors
+        self.warnings: SymbolErrors = {}
         self._buffer: list[tuple[Interval, pl.DataFrame]] = []
         self._buffered_rows = 0
         self._fetched: list[Answer] = []
@@ -198,7 +202,7 @@ class Scheduler:
         return self._result(status, time.monotonic() - started)
 
     async def _worker(self, queue: asyncio.Queue[PlannedRequest]) -> None:
-        while not self._interrupted:
+        while not self._interrupted and self._fatal is None:
             try:
                 planned = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -337,7 +341,23 @@ class Scheduler:
             return bars_.empty(), {}
         for sym, message in rejected:
             self.books.fail(request, [sym], message, "validate")
+        for sym, fetched in got.items():
+            self._check_calendar(request, sym, fetched)
         return kept, got
+
+    def _check_calendar(self, request: Request, symbol: str, fetched: Fetched) -> None:
+        """Warn when bars came back on days that are no session of the symbol's calendar."""
+        cal = self.calendars.get(symbol)
+        message = intake.off_calendar(symbol, fetched, cal) if cal else None
+        if message is None:
+            return
+        entry = {
+            "warning": message,
+            "stage": "validate",
+            "interval": request.interval,
+            "timestamp": self.clock().isoformat(),
+        }
+        add_error(self.warnings, symbol, entry)
 
     def _window(self, request: Request, symbol: str) -> DateRange:
         """The part of ``request``'s range that is ``symbol``'s own to fill."""
@@ -419,6 +439,10 @@ class Scheduler:
                 if answer.closes:
                     for s in request.symbols:
                         self.units[(s, request.interval)].open_requests -= 1
+            if isinstance(exc, FileSystemError) and self._fatal is None:
+                # No other write can succeed either: the workers stop taking requests and
+                # the job fails with this one error (this may run in a flush thread).
+                self._fatal = exc
             return None
         self.bars_written += written
         ledger = self.books.saved(fetched)
@@ -472,6 +496,7 @@ class Scheduler:
             symbols_failed=len({u.symbol for u in units if u.status == "failed"}),
             duration_s=duration,
             symbol_errors=dict(sorted(self.errors.items())),
+            symbol_warnings=dict(sorted(self.warnings.items())),
             skipped=[s.to_dict() for s in self.plan.skipped],
         )
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Protocol
 
 import polars as pl
@@ -21,9 +22,9 @@ import polars as pl
 from barlake.catalog.repositories import Catalog
 from barlake.catalog.schema import PROGRESS_START
 from barlake.clock import Clock
-from barlake.config import LakeConfig
+from barlake.config import BackfillConfig, LakeConfig
 from barlake.coverage.finder import Expected, GapFinder, span_of
-from barlake.coverage.gaps import Gap
+from barlake.coverage.gaps import Gap, with_sessions
 from barlake.coverage.matrix import Cells
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
@@ -154,9 +155,10 @@ class Backfill:
 
     # -- planning ----------------------------------------------------------------------------
 
-    def plan(self, selection: Selection) -> Plan:
-        """What a fill of ``selection`` would fetch, request by request, and why."""
-        wanted = self.resolve(selection)
+    def plan(self, selection: Selection, wanted: Resolved | None = None) -> Plan:
+        """What a fill of ``selection`` would fetch, request by request, and why (``wanted``:
+        the selection already resolved)."""
+        wanted = wanted or self.resolve(selection)
         return self.plan_targets(
             wanted.members,
             wanted.targets,
@@ -175,8 +177,10 @@ class Backfill:
         skipped: Sequence[tuple[str, str, str]] = (),
         priority: dict[str, int] | None = None,
         parameters: dict[str, Any] | None = None,
+        repair: Mapping[tuple[str, Interval], Sequence[date]] | None = None,
     ) -> Plan:
-        """The plan that brings each target's symbol to its wanted range."""
+        """The plan that brings each target's symbol to its wanted range, fetching again the
+        sessions ``repair`` names (``jobs.repair``) as if they were gaps."""
         name = provider or self.config.default_provider
         caps = self.capabilities(name)
         aside = {s for s, _ in self.catalog.set_aside(name, sorted({t.symbol for t in targets}))}
@@ -195,6 +199,12 @@ class Backfill:
                 continue
             expected = self.finder.expected(found, {s: t.window for s, t in chosen.items()})
             gaps = self.finder.gaps(interval, expected)
+            for (sym, at), days in (repair or {}).items():
+                if at == interval and sym in expected:
+                    sessions = expected[sym].calendar.sessions_in(expected[sym].window)
+                    more = with_sessions(gaps, sym, interval, sessions, days)
+                    gaps = [g for g in gaps if g.symbol != sym] + more
+            gaps.sort(key=lambda g: (g.symbol, g.range))
             all_gaps += gaps
             origins += _origins(chosen, expected, gaps)
         listings = {m.name: (m.listed_on, m.delisted_on) for m in found}
@@ -224,17 +234,24 @@ class Backfill:
     # -- running -----------------------------------------------------------------------------
 
     def fill(self, selection: Selection, options: RunOptions) -> JobResult:
-        """Plan ``selection`` and run it as one job under the lake's fill lock."""
+        """Plan ``selection`` and run it as one job under the lake's fill lock.
+
+        Bad input (symbols, dates, policy, provider, ``parallel``) is refused before the lock
+        is taken, so that it is reported as it is even while another fill runs."""
+        wanted = self.resolve(selection)
+        self.capabilities(selection.provider or self.config.default_provider)
+        self.job_config(options)
         with self.fill_lock():
             self.catalog.interrupt_stale()
             if options.retry_failed:
-                names = [m.name for m in self.resolve(selection).members]
+                names = [m.name for m in wanted.members]
                 provider = selection.provider or self.config.default_provider
                 self.catalog.forget_set_aside(names, provider)
-            return self.execute(self.start(self.plan(selection), options))
+            return self.execute(self.start(self.plan(selection, wanted), options))
 
     def run(self, plan: Plan, options: RunOptions) -> JobResult:
         """Run an existing ``plan`` as a new job under the lake's fill lock."""
+        self.job_config(options)
         with self.fill_lock():
             self.catalog.interrupt_stale()
             return self.execute(self.start(plan, options))
@@ -247,12 +264,19 @@ class Backfill:
             scheduler, scheduler.provider, close_provider=not owned, stop=stop
         )
 
-    def start(self, plan: Plan, options: RunOptions) -> Scheduler:
-        """Record a new running job for ``plan`` and the scheduler that runs it."""
-        job_id = str(uuid.uuid4())
+    def job_config(self, options: RunOptions) -> BackfillConfig:
+        """lake.yaml's backfill settings with ``options.parallel`` in place, validated as
+        lake.yaml's own value is (UsageError naming ``--parallel``)."""
         config = self.config.backfill
-        if options.parallel is not None:
-            config = config.model_copy(update={"parallel_symbols": options.parallel})
+        if options.parallel is None:
+            return config
+        return config.overridden("parallel_symbols", options.parallel, "--parallel")
+
+    def start(self, plan: Plan, options: RunOptions, *, sink: BarSink | None = None) -> Scheduler:
+        """Record a new running job for ``plan`` and the scheduler that runs it (writing to
+        ``sink``, the lake's bars by default)."""
+        job_id = str(uuid.uuid4())
+        config = self.job_config(options)
         with self.catalog.session(read_only=True):
             found = self.registry.members(sorted({g.symbol for g in plan.gaps}))
         progress = progress_rows(plan)
@@ -281,7 +305,7 @@ class Backfill:
                 window_s=source.rate_limit_window_s,
                 share=shared_as if config.shared_rate_limit else None,
             ),
-            sink=self.bars,
+            sink=sink or self.bars,
             recorder=self.catalog,
             calendars={m.name: m.calendar for m in found},
             config=config,

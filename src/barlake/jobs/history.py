@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from barlake.catalog.repositories import Catalog, JobsRepository
+from barlake.fetch.job import SymbolErrors, add_error
 
 
 def status(jobs: JobsRepository, job: str | None = None) -> dict[str, Any]:
@@ -15,32 +16,29 @@ def status(jobs: JobsRepository, job: str | None = None) -> dict[str, Any]:
     return row
 
 
-def errors(jobs: Catalog, job: str | None = None) -> dict[str, dict[str, Any]]:
-    """Per-symbol errors and warnings of a job, ``{symbol: {error, stage, interval,
-    timestamp}}``, and the symbols its provider refused as unknown, which fills leave out
-    (stage ``set aside``)."""
+def errors(jobs: Catalog, job: str | None = None) -> SymbolErrors:
+    """A job's errors and warnings by symbol, as its result has them
+    (``JobResult.symbol_errors``): ``{symbol: [{error, stage, interval, timestamp}, ...]}``,
+    one per failed (interval, stage); and the symbols its provider refused as unknown, which
+    fills leave out (stage ``set aside``)."""
     import polars as pl
 
     job_id = jobs.find_job(job)
     failed = jobs.progress(job_id).filter(pl.col("status").is_in(["failed", "warning"]))
-    found: dict[str, dict[str, Any]] = {
-        sym: {
-            "error": err,
-            "stage": stage,
-            "interval": interval,
-            "timestamp": ts.isoformat() if ts else None,
-        }
-        for sym, err, stage, interval, ts in failed.select(
-            "symbol", "error_message", "stage", "interval", "completed_at"
-        ).iter_rows()
-    }
+    out: SymbolErrors = {}
+    for sym, err, stage, interval, ts in failed.select(
+        "symbol", "error_message", "stage", "interval", "completed_at"
+    ).iter_rows():
+        entry = {"error": err, "stage": stage, "interval": interval}
+        add_error(out, sym, {**entry, "timestamp": ts.isoformat() if ts else None})
     provider = jobs.job(job_id).get("provider")
     for (sym, _), row in jobs.set_aside(provider).items() if provider else ():
-        if sym not in found:
-            found[sym] = {
+        if sym not in out:
+            entry = {
                 "error": f"{row['error']}; `lake fill --retry-failed` asks again",
                 "stage": "set aside",
                 "interval": None,
                 "timestamp": row["set_at"].isoformat() if row["set_at"] else None,
             }
-    return dict(sorted(found.items()))
+            add_error(out, sym, entry)
+    return dict(sorted(out.items()))

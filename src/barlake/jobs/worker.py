@@ -24,6 +24,7 @@ from typing import Any
 from barlake.catalog.repositories import Catalog
 from barlake.config import WorkerConfig
 from barlake.errors import Interrupted, LakeError, LockError
+from barlake.fetch.job import error_rows
 from barlake.fetch.runner import Stop
 from barlake.jobs.backfill import Backfill, RunOptions
 from barlake.jobs.queue import Queue, Request
@@ -224,10 +225,13 @@ class Worker:
         }
         if result.status == "done":
             return Outcome("done", summary=summary)
-        failed = sorted(result.symbol_errors.items())
-        shown = "; ".join(f"{s}: [{e['stage']}] {e['error']}" for s, e in failed[:3])
+        failed = error_rows(result.symbol_errors)
+        shown = "; ".join(
+            f"{e['symbol']} {e['interval']}: [{e['stage']}] {e['error']}" for e in failed[:3]
+        )
         more = f" (+{len(failed) - 3} more)" if len(failed) > 3 else ""
-        error = f"{len(failed)} symbol(s) failed: {shown}{more}" if failed else result.status
+        count = len(result.symbol_errors)
+        error = f"{count} symbol(s) failed: {shown}{more}" if failed else result.status
         return Outcome("failed", error=error, summary=summary)
 
     def _heartbeat(self, request: Request, stop: Stop, done: threading.Event) -> None:

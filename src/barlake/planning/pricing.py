@@ -49,14 +49,12 @@ class Axis:
             )
             days = every[((every - _EPOCH).astype(np.int64) + 3) % 7 < 5]
             minutes = np.full(len(days), 390, dtype=np.int64)
+            s = spec(interval)
+            bars = -(-minutes * 60 // s.seconds) if s.intraday else np.ones(len(days), np.int64)
         else:
             days = calendar.sessions_in(span)
             i = int(np.searchsorted(calendar.sessions, days[0])) if len(days) else 0
-            minutes = (calendar.closes[i : i + len(days)] - calendar.opens[i : i + len(days)]) // (
-                60_000_000
-            )
-        s = spec(interval)
-        bars = -(-minutes * 60 // s.seconds) if s.intraday else np.ones(len(days), dtype=np.int64)
+            bars = calendar.bar_counts(i, i + len(days), interval)
         return cls(days.astype("datetime64[D]"), bars.astype(np.int64))
 
     @property

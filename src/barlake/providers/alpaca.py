@@ -10,8 +10,10 @@ Parameters are always explicit: ``adjustment=raw`` (the lake stores raw prices),
 between its documents), ``sort=asc`` and ``limit=10000``. ``start``/``end`` cover the
 request's sessions: for daily bars the UTC midnights around the first and last session date
 (the vendor stamps daily bars at midnight New York time, strictly inside), for intraday bars
-the first session's open to the last session's close. Intraday answers include extended hours;
-those bars are dropped (see ``http.to_sessions``).
+the start of the first session's first bar to the last session's close. Bars are on the clock
+grid (a 1Hour bar starts at the top of the hour), so the first bar of a 09:30 open starts at
+09:00, and the request starts there. Intraday answers include extended hours; bars that do not
+overlap the session are dropped (see ``wire.to_sessions``).
 """
 
 from __future__ import annotations
@@ -135,7 +137,8 @@ class AlpacaProvider:
         first = date.fromisoformat(str(sessions[0]))
         last = date.fromisoformat(str(sessions[-1]))
         if spec(request.interval).intraday:
-            start, end = self.calendar.open_close(first)[0], self.calendar.open_close(last)[1]
+            start = self.calendar.first_bar(first, request.interval)
+            end = self.calendar.open_close(last)[1]
         else:
             start = datetime.combine(first, time(), UTC)
             end = datetime.combine(last + timedelta(days=1), time(), UTC)

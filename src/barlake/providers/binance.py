@@ -120,9 +120,10 @@ class BinanceProvider:
             symbol=symbol,
             on_response=lambda status, headers, body: self._inspect(status, headers, body, symbol),
         )
-        bars, latest = _klines(data, symbol, self.name, (start, last))
+        step = spec(request.interval).seconds * 1000
+        bars, latest = _klines(data, symbol, self.name, (start, last), step)
         frame = to_sessions(bars, request.interval, self.calendar)
-        following = latest + spec(request.interval).seconds * 1000 if latest is not None else None
+        following = latest + step if latest is not None else None
         if bars.height >= limit and following is not None and start < following <= last:
             token: str | None = f"{index} {following}"
         else:
@@ -195,10 +196,14 @@ class BinanceProvider:
 
 
 def _klines(
-    data: Any, symbol: str, vendor: str, asked: tuple[int, int]
+    data: Any, symbol: str, vendor: str, asked: tuple[int, int], step: int
 ) -> tuple[pl.DataFrame, int | None]:
     """The bars of an answer and the latest open time in them; klines opening outside the
-    ``asked`` startTime..endTime are dropped (a later page may hold their key)."""
+    ``asked`` startTime..endTime are dropped (a later page may hold their key).
+
+    Every kline must close ``step`` ms after it opens (less 1 ms, as Binance stamps it): one
+    that does not is no bar of the interval asked for (a week's kline for a day holds a week's
+    volume), and the answer is a PermanentError of ``symbol`` rather than stored bars."""
     if not isinstance(data, list):
         msg = f"{vendor} sent klines that are not a JSON array; retrying may help"
         raise TransientError(msg)
@@ -220,11 +225,33 @@ def _klines(
         "vwap": vwap.to_series(),
         "trades": fields[8],
     }
+    _check_close_times(fields[0], fields[6], step, symbol, vendor)
     bars = wire_columns(columns, symbols=symbol, source=vendor, stamps="ms")
     opened = bars["ts"].dt.epoch("ms")
     inside = opened.is_between(*asked)
     latest = opened.filter(inside).max()
     return bars.filter(inside.fill_null(value=True)), latest if isinstance(latest, int) else None
+
+
+def _check_close_times(
+    opens: Sequence[Any], closes: Sequence[Any], step: int, symbol: str, vendor: str
+) -> None:
+    """PermanentError naming the first kline whose close time is not its open time plus
+    ``step`` less 1 ms (open times that are not integers are validation's to reject)."""
+    for opened, closed in zip(opens, closes, strict=True):
+        if not _is_int(opened) or (_is_int(closed) and closed == opened + step - 1):
+            continue
+        shown = f"{(closed - opened + 1) / 60_000:g} minutes" if _is_int(closed) else repr(closed)
+        msg = (
+            f"{vendor} sent a {symbol} kline opening at {opened} that closes at {closed!r} "
+            f"({shown} long) where {step // 60_000} minutes were asked for; it is not stored. "
+            f"Fetch {symbol} from another provider if this persists"
+        )
+        raise PermanentError(msg, symbol=symbol)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _decimals(values: Sequence[Any]) -> pl.Series:

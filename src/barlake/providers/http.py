@@ -16,7 +16,8 @@ crumb) or whose headers matter on success (Binance's used weight) passes ``on_re
 sees every response first and may return the error that response stands for.
 
 httpx types never leave this module, and no message carries a credential: every text built
-from a response or an exception passes through ``Credentials.redact`` first.
+from a response or an exception passes through ``Credentials.redact`` first (every spelling of
+a key, and every URL's query string, see ``redaction``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from barlake.errors import (
     RateLimitError,
     TransientError,
 )
+from barlake.providers import redaction
 
 #: Longest vendor message quoted in an error.
 _QUOTE = 200
@@ -60,11 +62,9 @@ class Credentials:
     secret: str | None = None
 
     def redact(self, text: str) -> str:
-        """``text`` with every credential replaced by ``***``."""
-        for value in (self.key, self.secret):
-            if value:
-                text = text.replace(value, "***")
-        return text
+        """``text`` with every spelling of every credential replaced by ``***`` and no URL
+        query string (``redaction.redact``)."""
+        return redaction.redact(text, (self.key, self.secret))
 
     def __repr__(self) -> str:  # never print a key, even in a traceback's locals
         return "Credentials(***)"
@@ -129,7 +129,7 @@ class HttpClient:
         the vendor's header holding the unix time its rate-limit window resets;
         ``on_response`` sees every response before the shared mapping (see the module doc).
         """
-        redact = creds.redact if creds else str
+        redact = creds.redact if creds else redaction.without_queries
         if self._client is None:
             self._client = httpx.AsyncClient(
                 base_url=self.base_url,
@@ -168,7 +168,8 @@ class HttpClient:
         try:
             return _decode(body)
         except ValueError:
-            msg = f"{self.vendor} sent malformed JSON ({len(body)} bytes): {quoted(body)}"
+            said = clip(redact(_text(body)))  # masked whole, then cut: no half key survives
+            msg = f"{self.vendor} sent malformed JSON ({len(body)} bytes): {said}"
             raise TransientError(redact(msg)) from None
 
     async def aclose(self) -> None:
@@ -187,13 +188,13 @@ def error_for(
     symbol: str | None = None,
     reset_header: str | None = None,
     now: float | None = None,
-    redact: Callable[[str], str] = str,
+    redact: Callable[[str], str] = redaction.without_queries,
 ) -> ProviderError | None:
     """The error a response with ``status`` stands for, or None for a success; ``redact``
     cleans the vendor's words before they are quoted."""
     if 200 <= status < 300:
         return None
-    said = redact(_message(body))
+    said = clip(redact(_message(body)))  # masked whole, then cut: no half key survives
     what = f"{vendor} answered HTTP {status}" + (f": {said}" if said else "")
     if status in (401, 403):
         return AuthError(f"{what}; check the credentials and the plan's entitlements")
@@ -251,15 +252,25 @@ def _message(body: bytes) -> str:
     try:
         data = json.loads(body)
     except ValueError:
-        return quoted(body)
+        return _text(body)
     if isinstance(data, dict):
         for key in ("message", "error", "msg", "detail"):
             if isinstance(data.get(key), str):
-                return str(data[key])[:_QUOTE]
-    return quoted(body)
+                return " ".join(str(data[key]).split())
+    return _text(body)
+
+
+def _text(body: bytes) -> str:
+    """A vendor's whole answer as one line of text."""
+    return " ".join(body.decode("utf-8", "replace").split())
+
+
+def clip(text: str) -> str:
+    """The start of ``text``, as error messages quote a vendor (mask secrets before: a cut
+    could leave part of one)."""
+    return text[:_QUOTE] + ("..." if len(text) > _QUOTE else "")
 
 
 def quoted(body: bytes) -> str:
     """The start of a vendor's answer, on one line, as error messages quote it."""
-    text = body[:_QUOTE].decode("utf-8", "replace").strip()
-    return " ".join(text.split()) + ("..." if len(body) > _QUOTE else "")
+    return clip(_text(body[: _QUOTE * 4]))

@@ -11,10 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
 from typing import Any, Literal, TypeAlias
 
-import numpy as np
 import polars as pl
 
-from barlake.calendars.calendar import Calendar
+from barlake.calendars.calendar import Calendar, in_session
 from barlake.domain import bars
 from barlake.domain.intervals import Interval, spec
 from barlake.errors import TransientError
@@ -112,30 +111,22 @@ def to_sessions(frame: pl.DataFrame, interval: Interval, calendar: Calendar) -> 
     """Vendor bars keyed as the lake keys them.
 
     Daily bars move to their session date at 00:00 UTC (vendors stamp them at midnight or at
-    the close, in exchange time). Intraday bars outside their session's open and close
-    (pre- and post-market) are dropped: the lake stores regular sessions only, which is also
-    what gap detection counts. Bars without a timestamp stay, for validation to reject.
+    the close, in exchange time). Intraday bars stay as the vendor stamps them if they overlap
+    their session (``calendars.calendar.in_session``: a 09:00 hour holds 09:30-10:00 of a 09:30
+    open); the others (pre- and post-market) are dropped: the lake stores regular sessions
+    only, which is also what gap detection counts. Bars without a timestamp stay, for
+    validation to reject.
     """
-    local = pl.col("ts").dt.convert_time_zone(calendar.tz)
     if not spec(interval).intraday:
+        local = pl.col("ts").dt.convert_time_zone(calendar.tz)
         day = local.dt.date().cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
         return frame.with_columns(day.alias("ts"))
     if frame.is_empty():
         return frame
-    days = frame.select(local.dt.date().alias("day")).to_series().drop_nulls()
-    lo = np.datetime64(str(days.min()), "D")
-    hi = np.datetime64(str(days.max()), "D") + 1
-    i, j = np.searchsorted(calendar.sessions, [lo, hi])
-    table = pl.DataFrame(
-        {
-            "_day": calendar.sessions[i:j].astype("datetime64[D]"),
-            "_open": calendar.opens[i:j],
-            "_close": calendar.closes[i:j],
-        }
-    ).with_columns(pl.col("_day").cast(pl.Date))
-    micros = pl.col("ts").dt.epoch("us")
-    joined = frame.with_columns(local.dt.date().alias("_day")).join(table, on="_day", how="left")
-    inside = (micros >= pl.col("_open")) & (micros < pl.col("_close"))
+    bounds = calendar.bar_sessions(frame["ts"])
+    step = spec(interval).seconds * 1_000_000
+    inside = in_session(pl.col("ts").dt.epoch("us"), step, pl.col("_open"), pl.col("_close"))
+    joined = frame.with_columns(bounds["open"].alias("_open"), bounds["close"].alias("_close"))
     return joined.filter(pl.col("ts").is_null() | inside.fill_null(value=False)).select(
         frame.columns
     )

@@ -15,8 +15,10 @@ at the edge instead. Its own refusal (HTTP 422) maps to the same PermanentError.
 The answer is parallel arrays: ``timestamp`` (bar start, epoch seconds; daily bars at the
 session's open in exchange time) and ``indicators.quote[0]`` open/high/low/close/volume, with
 nulls for minutes without trades (dropped). Daily bars are keyed by their date in
-``meta.exchangeTimezoneName`` (else ``gmtoffset``). Rows past ``period2`` and intraday rows off
-the bars' grid are Yahoo's "live" row and are dropped; a key seen twice keeps its first row.
+``meta.exchangeTimezoneName`` (else ``gmtoffset``). Rows at or past ``period2`` and intraday
+rows off the bars' grid are Yahoo's "live" row and are dropped, and so are intraday rows that
+do not overlap their day's regular session (``meta.tradingPeriods``): Yahoo's priced row at the
+close, volume 0, is no bar. A key seen twice keeps its first row.
 Prices are split-adjusted, as Yahoo serves them; there is no vwap and no trade count.
 """
 
@@ -33,6 +35,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from barlake.calendars.calendar import in_session
 from barlake.clock import Clock, system_clock
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
@@ -231,6 +234,8 @@ class YahooProvider:
         off = ~seconds.is_between(period1, period2, closed="left")
         if step:
             off = off | ((seconds - seconds.min()) % step != 0)
+        if step:
+            off = off | ~_in_regular_hours(frame["ts"], step, result.get("meta"))
         frame = frame.filter(~empty & ~off.fill_null(value=False))
         day = _local_day(result.get("meta"))
         inside = day.is_between(request.range.start, request.range.end, closed="left")
@@ -285,6 +290,72 @@ def _local_day(meta: Any) -> pl.Expr:
         # open (where Yahoo stamps daily bars) to another date.
         local = local + timedelta(seconds=offset)
     return local.dt.date().alias("ts")
+
+
+def _in_regular_hours(ts: pl.Series, step: int, meta: Any) -> pl.Series:
+    """Which intraday rows overlap their day's regular session (``calendar.in_session``):
+    not Yahoo's priced row stamped at the close (volume 0), which is no bar. The sessions are
+    ``meta.tradingPeriods`` (each day's, early closes included), else the hours of
+    ``meta.currentTradingPeriod.regular`` on every day; rows of a day neither names stay."""
+    meta = meta if isinstance(meta, Mapping) else {}
+    day = _local_day(meta)
+    periods = _regular_periods(meta)
+    rows = pl.DataFrame({"ts": ts}).with_columns(
+        pl.col("ts").dt.epoch("s").alias("s"), day.alias("day")
+    )
+    if periods:
+        opens, closes = zip(*periods, strict=True)
+        table = pl.DataFrame({"open": opens, "close": closes}, schema=_PERIOD)
+        table = table.with_columns(
+            pl.from_epoch("open", time_unit="s").dt.replace_time_zone("UTC").alias("ts")
+        ).select(day.alias("day"), "open", "close")
+        bounds = rows.join(table.unique("day", keep="first"), on="day", how="left")
+    else:
+        regular = (meta.get("currentTradingPeriod") or {}).get("regular")
+        if not isinstance(regular, Mapping) or not all(
+            _is_int(regular.get(k)) for k in ("start", "end")
+        ):
+            return pl.Series([True] * len(ts))
+        # That day's hours on each row's own day: midnight there plus the same offsets.
+        moments = pl.Series([regular["start"], regular["end"]]).cast(pl.Int64)
+        edges = pl.DataFrame({"ts": pl.from_epoch(moments, time_unit="s")})
+        edges = edges.with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
+        since = edges.select(pl.col("ts").dt.epoch("s") - _midnight(day, meta)).to_series()
+        midnight = rows.select(_midnight(day, meta)).to_series()
+        bounds = rows.with_columns(
+            (midnight + since[0]).alias("open"), (midnight + since[1]).alias("close")
+        )
+    inside = in_session(pl.col("s"), step, pl.col("open"), pl.col("close"))
+    return bounds.select((pl.col("open").is_null() | inside).fill_null(value=True)).to_series()
+
+
+_PERIOD = {"open": pl.Int64, "close": pl.Int64}
+
+
+def _midnight(day: pl.Expr, meta: Mapping[str, Any]) -> pl.Expr:
+    """Epoch seconds of the start of ``day`` (a date) in the exchange's time zone."""
+    zone = meta.get("exchangeTimezoneName")
+    start = day.cast(pl.Datetime("us"))
+    if isinstance(zone, str) and _known_zone(zone):
+        return start.dt.replace_time_zone(zone, ambiguous="earliest").dt.epoch("s")
+    offset = meta.get("gmtoffset")
+    return start.dt.epoch("s") - (offset if _is_int(offset) else 0)
+
+
+def _regular_periods(meta: Mapping[str, Any]) -> list[tuple[int, int]]:
+    """``(start, end)`` of each regular period in ``meta.tradingPeriods``: a list of days,
+    each a list of periods (``includePrePost=false``), or its ``regular`` member."""
+    periods = meta.get("tradingPeriods")
+    if isinstance(periods, Mapping):
+        periods = periods.get("regular")
+    out: list[tuple[int, int]] = []
+    for day in periods if isinstance(periods, list) else ():
+        for period in day if isinstance(day, list) else [day]:
+            if isinstance(period, Mapping) and all(
+                _is_int(period.get(k)) for k in ("start", "end")
+            ):
+                out.append((int(period["start"]), int(period["end"])))
+    return sorted(out)
 
 
 def _known_zone(name: str) -> bool:

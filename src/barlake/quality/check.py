@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
@@ -20,6 +20,7 @@ from barlake.coverage.gaps import Gap
 from barlake.domain.events import EventType
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
+from barlake.quality import repair
 from barlake.quality import rules as quality
 from barlake.quality.rules import Finding
 from barlake.universe.members import Member
@@ -73,6 +74,10 @@ class BarReader(Protocol):
         day_shift: timedelta = ...,
     ) -> pl.LazyFrame: ...
 
+    def keyless(
+        self, interval: Interval, symbols_: list[str] | None, window: DateRange | None
+    ) -> pl.DataFrame: ...
+
 
 class Checker:
     """Runs the quality rules and the gap detection over a selection's bars."""
@@ -102,12 +107,9 @@ class Checker:
     ) -> tuple[list[Finding], list[Gap]]:
         """Findings for ``targets``, worst first, and the gaps among them. Only reads."""
         calendars = {m.name: m.calendar for m in found}
-        by_interval: dict[Interval, dict[str, DateRange]] = {}
-        for t in targets:
-            by_interval.setdefault(t.interval, {})[t.symbol] = t.window
         findings: list[Finding] = []
         gaps: list[Gap] = []
-        for interval, windows in by_interval.items():
+        for interval, windows in _by_interval(targets).items():
             expected = self.finder.expected(found, windows)
             here = self.finder.gaps(interval, expected)
             gaps += here
@@ -149,8 +151,11 @@ class Checker:
         webhook: str | None,
     ) -> CheckResult:
         check_id = str(uuid.uuid4())
+        # Rows of no known symbol are reported under "" (``key_rule``): checked per interval.
+        series = [(t.symbol, t.interval) for t in targets]
+        series += [("", i) for i in sorted({t.interval for t in targets})]
         checked = pl.DataFrame(
-            {"symbol": [t.symbol for t in targets], "interval": [t.interval for t in targets]},
+            {"symbol": [s for s, _ in series], "interval": [i for _, i in series]},
             schema={"symbol": pl.String, "interval": pl.String},
         )
         stored = pl.DataFrame([f.to_dict() for f in findings], schema=FINDINGS)
@@ -158,12 +163,48 @@ class Checker:
         with self.catalog.session():
             self.catalog.replace_findings(check_id, checked, stored)
             gap_events = self._gap_events(active, gaps)
-        result = CheckResult(check_id, findings, checked.height, gap_events)
+        result = CheckResult(check_id, findings, len(targets), gap_events)
         if webhook and findings:
             from barlake.quality import alerts
 
             result.alert_error = alerts.post(webhook, result.summary())
         return result
+
+    def bad_sessions(
+        self, targets: list[Target], found: Sequence[Member]
+    ) -> dict[tuple[str, Interval], list[date]]:
+        """The sessions of ``targets`` whose stored bars a check flags (``quality.repair``),
+        per (symbol, interval): what ``lake fill --repair`` fetches again. Only reads."""
+        calendars = {m.name: m.calendar for m in found}
+        out: dict[tuple[str, Interval], list[date]] = {}
+        for interval, windows in _by_interval(targets).items():
+            expected = self.finder.expected(found, windows)
+            if not expected:
+                continue
+            span, bars = self._read(interval, expected)
+            closed = None if interval == "1day" else self._closed(expected, span)
+            bad = repair.bad_sessions(bars, interval, calendars, closed)
+            for sym, day in bad.iter_rows():
+                if sym in expected and day in expected[sym].window:
+                    out.setdefault((sym, interval), []).append(day)
+        return out
+
+    def _read(
+        self, interval: Interval, expected: dict[str, Expected]
+    ) -> tuple[DateRange, pl.DataFrame]:
+        """The span of ``expected`` and the stored bars of its symbols over it."""
+        span = span_of(e.window for e in expected.values())
+        shift = next(iter(expected.values())).calendar.day_shift
+        # Unsorted: the rules that need order sort within each symbol, far cheaper than a sort
+        # of millions of rows by (symbol, ts).
+        return span, self.bars.scan(interval, sorted(expected), span, shift).collect()
+
+    def _closed(self, expected: dict[str, Expected], span: DateRange) -> date:
+        """The last session closed (with the grace) on every calendar of ``expected``."""
+        now = self.clock()
+        return min(
+            (e.calendar.closed_before(now, self.grace) or span.start) for e in expected.values()
+        )
 
     def _rules(
         self,
@@ -173,23 +214,17 @@ class Checker:
     ) -> list[Finding]:
         if not expected:
             return []
-        span = span_of(e.window for e in expected.values())
         symbols = sorted(expected)
-        shift = next(iter(expected.values())).calendar.day_shift
-        # Unsorted: the rules that need order sort within each symbol, far cheaper than a sort
-        # of millions of rows by (symbol, ts).
-        bars = self.bars.scan(interval, symbols, span, shift).collect()
+        span, bars = self._read(interval, expected)
         out = quality.bar_rules(bars, interval)
+        out += quality.duplicate_rule(bars, interval)
+        out += quality.key_rule(self.bars.keyless(interval, symbols, span), interval)
         out += quality.timestamp_rule(bars, interval, calendars)
         bars = quality.sound(bars)
         if interval == "1day":
             out += quality.jump_rule(bars) + quality.stale_rule(bars)
         else:
-            now = self.clock()
-            closed = min(
-                (e.calendar.closed_before(now, self.grace) or span.start) for e in expected.values()
-            )
-            out += quality.partial_rule(bars, interval, calendars, closed)
+            out += quality.partial_rule(bars, interval, calendars, self._closed(expected, span))
             daily = quality.sound(self.bars.scan("1day", symbols, span).collect())
             if not daily.is_empty():
                 out += quality.daily_intraday_rule(daily, bars, interval, calendars)
@@ -218,6 +253,13 @@ class Checker:
             if g.symbol in active and key not in pending:
                 payloads.append(d)
         return self.catalog.add_events(EventType.GAP_DETECTED, payloads)
+
+
+def _by_interval(targets: list[Target]) -> dict[Interval, dict[str, DateRange]]:
+    by_interval: dict[Interval, dict[str, DateRange]] = {}
+    for t in targets:
+        by_interval.setdefault(t.interval, {})[t.symbol] = t.window
+    return by_interval
 
 
 def _gap_finding(g: Gap) -> Finding:

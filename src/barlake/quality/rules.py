@@ -11,8 +11,12 @@ Pure functions: the lake reads the bars, runs the rules, stores the findings.
 | ohlc            | error    | high below another price of the bar, or low above one            |
 | price           | error    | a price that is missing or not a positive, finite number         |
 | volume          | error    | missing, negative or non-finite volume                           |
+| duplicate       | error    | one (symbol, ts) stored more than once                           |
+| key             | error    | rows without a symbol or a ts (no scan returns them)             |
 | timestamp       | error    | daily bars not at a session's 00:00 UTC; intraday bars not on    |
-|                 |          | the interval's grid (clock or session open) or outside sessions  |
+|                 |          | the interval's grid (clock or session open), not overlapping     |
+|                 |          | their session (a 09:00 hour of a 09:30 open overlaps it), or     |
+|                 |          | outside sessions (a crypto pair left on an exchange calendar)    |
 | daily_intraday  | warning  | a daily bar disagreeing with its session's complete intraday bars|
 | jump            | warning  | a daily close-to-close move beyond x1.8 or /1.8 (unadjusted split?)|
 | stale           | warning  | five or more daily bars in a row with one flat, unchanged price  |
@@ -25,13 +29,13 @@ Pure functions: the lake reads the bars, runs the rules, stores the findings.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import polars as pl
 
-from barlake.calendars.calendar import Calendar
-from barlake.domain.bars import FLAWS, Flaw
+from barlake.calendars.calendar import Calendar, in_session, on_clock_grid
+from barlake.domain.bars import FLAWS, KEY, Flaw
 from barlake.domain.intervals import Interval, spec
 
 Severity = Literal["error", "warning", "info"]
@@ -101,6 +105,10 @@ _BAR_RULES: dict[Flaw, str] = {
 }
 
 
+#: True on the bars that ``bar_rules`` flag.
+BAD_BAR = pl.any_horizontal([FLAWS[rule] for rule in _BAR_RULES])
+
+
 def bar_rules(bars: pl.DataFrame, interval: Interval) -> list[Finding]:
     """The rules that look at single bars: price, ohlc, volume (the scheduler's own checks)."""
     return [
@@ -110,39 +118,75 @@ def bar_rules(bars: pl.DataFrame, interval: Interval) -> list[Finding]:
     ]
 
 
+#: True on the rows whose (symbol, ts) is stored more than once.
+DUPLICATE = pl.struct(KEY).is_duplicated()
+
+
+def duplicate_rule(bars: pl.DataFrame, interval: Interval) -> list[Finding]:
+    """Keys stored more than once: the lake keeps one row per (symbol, ts)."""
+    what = "sharing their (symbol, ts) with another row"
+    return _per_symbol(bars, DUPLICATE, "duplicate", "error", interval, what)
+
+
+def key_rule(keyless: pl.DataFrame, interval: Interval) -> list[Finding]:
+    """Rows without a symbol or ts (``Store.keyless``: file, symbol, rows), one finding per
+    file and symbol; rows of no known symbol are reported under an empty one."""
+    return [
+        Finding(
+            "key",
+            "error",
+            sym or "",
+            interval,
+            "",
+            "",
+            f"{n} row(s) without a symbol or ts in {file}; `lake fill --repair` drops them",
+        )
+        for file, sym, n in keyless.iter_rows()
+    ]
+
+
 def timestamp_rule(
     bars: pl.DataFrame, interval: Interval, calendars: dict[str, Calendar]
 ) -> list[Finding]:
     """Daily bars at a session's 00:00 UTC; intraday bars on the grid and inside a session."""
     out: list[Finding] = []
-    for cal, frame in _by_calendar(bars, calendars):
-        if interval == "1day":
-            midnight = pl.col("ts").dt.time() == datetime.min.time()
-            session = pl.col("ts").dt.date().is_in(pl.Series(cal.sessions).cast(pl.Date).implode())
-            bad = ~(midnight & session)
-            what = "not at 00:00 UTC of a session date"
-        else:
-            bad = ~_on_grid_in_session(frame, interval, cal)
-            what = "off the interval's grid or outside the session"
+    what = (
+        "not at 00:00 UTC of a session date"
+        if interval == "1day"
+        else "off the interval's grid or outside the session"
+    )
+    for cal, frame in by_calendar(bars, calendars):
+        bad = off_timestamp(frame, interval, cal)
         out += _per_symbol(frame, bad, "timestamp", "error", interval, what)
     return out
 
 
+def off_timestamp(frame: pl.DataFrame, interval: Interval, cal: Calendar) -> pl.Expr:
+    """True on the bars of ``frame`` (of symbols on ``cal``) that ``timestamp_rule`` flags."""
+    if interval == "1day":
+        midnight = pl.col("ts").dt.time() == datetime.min.time()
+        return ~(midnight & is_session(pl.col("ts").dt.date(), cal))
+    return ~_on_grid_in_session(frame, interval, cal)
+
+
+def is_session(day: pl.Expr, cal: Calendar) -> pl.Expr:
+    """True where the date ``day`` is a session of ``cal``."""
+    return day.is_in(pl.Series(cal.sessions).cast(pl.Date).implode())
+
+
 def _on_grid_in_session(frame: pl.DataFrame, interval: Interval, cal: Calendar) -> pl.Expr:
+    """Bars overlapping the session of their date (``calendar.in_session``, the rule that
+    ``providers.wire.to_sessions`` keeps bars by) and on the exchange's clock grid or the
+    grid from the session's open (Yahoo's 09:30 hours)."""
     step = spec(interval).seconds * 1_000_000
-    sessions = pl.DataFrame({"open": cal.opens, "close": cal.closes}).sort("open")
-    us = frame["ts"].dt.epoch("us")
-    joined = (
-        pl.DataFrame({"us": us, "i": range(len(us))})
-        .sort("us")
-        .join_asof(sessions, left_on="us", right_on="open", strategy="backward")
-        .sort("i")
+    bounds = cal.bar_sessions(frame["ts"])
+    us, opened, closed = pl.col("us"), pl.col("open"), pl.col("close")
+    aligned = on_clock_grid(us, step, cal.day_shift // timedelta(microseconds=1))
+    aligned = aligned | ((us - opened) % step == 0)
+    ok = bounds.with_columns(frame["ts"].dt.epoch("us").alias("us")).select(
+        (in_session(us, step, opened, closed) & aligned).fill_null(value=False)
     )
-    open_, close = joined["open"].fill_null(0), joined["close"].fill_null(0)
-    # A clock-aligned bar (e.g. Alpaca's 13:00 hour) may start before a :30 open.
-    inside = (us < close) & ((us >= open_) | ((us + step > open_) & (us % step == 0)))
-    aligned = ((us % step) == 0) | (((us - open_) % step) == 0)
-    return pl.lit(pl.Series((inside & aligned).to_list()))
+    return pl.lit(ok.to_series())
 
 
 def _previous(column: str) -> pl.Expr:
@@ -229,19 +273,8 @@ def partial_rule(
 ) -> list[Finding]:
     """Intraday sessions (closed by ``closed``) with under half the bars they should have."""
     out: list[Finding] = []
-    for cal, frame in _by_calendar(bars, calendars):
-        shift = cal.day_shift
-        per_day = (
-            frame.group_by("symbol", (pl.col("ts") + shift).dt.date().alias("day"))
-            .len()
-            .filter(pl.col("day") <= closed)
-        )
-        expected = [cal.bars_in_session(d, interval) for d in per_day["day"].to_list()]
-        short = (
-            per_day.with_columns(pl.Series("expected", expected, dtype=pl.Int64))
-            .filter(pl.col("len") < pl.col("expected") * PARTIAL_SHARE)
-            .sort("symbol", "day")
-        )
+    for cal, frame in by_calendar(bars, calendars):
+        short = short_sessions(frame, interval, cal, closed)
         out += [
             Finding(
                 "partial_session",
@@ -257,20 +290,42 @@ def partial_rule(
     return out
 
 
+def short_sessions(
+    frame: pl.DataFrame, interval: Interval, cal: Calendar, closed: date
+) -> pl.DataFrame:
+    """The sessions of ``frame`` (symbols on ``cal``) closed by ``closed`` with under
+    ``PARTIAL_SHARE`` of their bars: symbol, day, len, expected. Days that are no session of
+    ``cal`` are the timestamp rule's."""
+    per_day = (
+        frame.group_by("symbol", (pl.col("ts") + cal.day_shift).dt.date().alias("day"))
+        .len()
+        .filter((pl.col("day") <= closed) & is_session(pl.col("day"), cal))
+    )
+    expected = [cal.bars_in_session(d, interval) for d in per_day["day"].to_list()]
+    return (
+        per_day.with_columns(pl.Series("expected", expected, dtype=pl.Int64))
+        .filter(pl.col("len") < pl.col("expected") * PARTIAL_SHARE)
+        .sort("symbol", "day")
+    )
+
+
 def daily_intraday_rule(
     daily: pl.DataFrame, intraday: pl.DataFrame, interval: Interval, calendars: dict[str, Calendar]
 ) -> list[Finding]:
     """Daily bars that disagree with their session's complete intraday bars."""
     out: list[Finding] = []
-    for cal, frame in _by_calendar(intraday, calendars):
-        sessions = frame.group_by(
-            "symbol", (pl.col("ts") + cal.day_shift).dt.date().alias("day")
-        ).agg(
-            pl.col("open").sort_by("ts").first(),
-            pl.col("high").max(),
-            pl.col("low").min(),
-            pl.col("close").sort_by("ts").last(),
-            pl.len(),
+    for cal, frame in by_calendar(intraday, calendars):
+        day = (pl.col("ts") + cal.day_shift).dt.date().alias("day")
+        sessions = (
+            frame.filter(is_session(day, cal))
+            .group_by("symbol", day)
+            .agg(
+                pl.col("open").sort_by("ts").first(),
+                pl.col("high").max(),
+                pl.col("low").min(),
+                pl.col("close").sort_by("ts").last(),
+                pl.len(),
+            )
         )
         expected = [cal.bars_in_session(d, interval) for d in sessions["day"].to_list()]
         complete = sessions.filter(pl.col("len") >= pl.Series(expected, dtype=pl.Int64))
@@ -307,9 +362,10 @@ def daily_intraday_rule(
     return out
 
 
-def _by_calendar(
+def by_calendar(
     bars: pl.DataFrame, calendars: dict[str, Calendar]
 ) -> list[tuple[Calendar, pl.DataFrame]]:
+    """``bars`` split by their symbols' calendar (symbols without one are left out)."""
     groups: dict[str, list[str]] = {}
     for sym in bars["symbol"].unique().to_list():
         if sym in calendars:

@@ -3,6 +3,7 @@ and the prune of a lake by them (the files, then the ledger)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, timedelta
@@ -47,10 +48,11 @@ def prune_lake(
     lock: Callable[[], AbstractContextManager[Any]],
 ) -> Pruned:
     """Remove the bars of ``found`` older than their retention, and forget them in the ledger
-    (so a later promotion fetches them again)."""
+    (so a later promotion fetches them again). A dry run only reads: it does not take ``lock``,
+    so it answers while a fill runs."""
     report = Pruned(dry_run=dry_run)
     per_interval, shifts = cutoffs(found, policy, today)
-    with lock():
+    with contextlib.nullcontext() if dry_run else lock():
         for interval, keep in per_interval.items():
             prune(store, interval, keep, shifts, report)
             if not dry_run:

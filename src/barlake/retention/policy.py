@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from barlake.calendars.calendar import Calendar
-from barlake.config import parse
+from barlake.config import parse, read_text
 from barlake.domain.intervals import SPECS, Interval
 from barlake.domain.ranges import ONE_DAY, DateRange
 from barlake.errors import ConfigError, UsageError
@@ -45,6 +45,11 @@ IntervalOrTrades = Interval | Literal["trades"]
 TRADES: Literal["trades"] = "trades"
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1] / "policies"
+
+
+#: The longest retention in calendar days (about 100 years): longer ones reach before the
+#: first exchange data and overflow date arithmetic.
+MAX_DAYS = 36_600
 
 
 def priority_rank(priority: Priority) -> int:
@@ -63,6 +68,14 @@ class Retention(_Strict):
     sessions: int | None = Field(default=None, ge=1, description="Trading sessions ending today.")
     keep_days: int | None = Field(default=None, ge=1, description="Keep longer than filled.")
     keep_sessions: int | None = Field(default=None, ge=1, description="Keep longer than filled.")
+
+    @field_validator("days", "sessions", "keep_days", "keep_sessions")
+    @classmethod
+    def _not_absurd(cls, value: int | None) -> int | None:
+        if value is not None and value > MAX_DAYS:
+            msg = f"{value} is too long; a retention is at most {MAX_DAYS} days (100 years)"
+            raise ValueError(msg)
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -216,6 +229,9 @@ def policy_path(name_or_path: str, lake_root: Path | None = None) -> Path:
     in_folder = len(given.parts) > 1
     if (in_folder or given.suffix in (".yaml", ".yml")) and given.is_file():
         return given
+    if in_folder and given.is_dir():
+        msg = f"policy {name_or_path} is a directory; give a policy's YAML file"
+        raise ConfigError(msg)
     if in_folder:
         msg = f"policy file {name_or_path} does not exist"
         raise ConfigError(msg)
@@ -232,10 +248,7 @@ def policy_path(name_or_path: str, lake_root: Path | None = None) -> Path:
 def read_policy(path: Path) -> Policy:
     """The policy in the YAML file ``path``; its name defaults to the file's stem."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        msg = f"{path}: cannot read policy ({exc.strerror})"
-        raise ConfigError(msg) from None
+        data = yaml.safe_load(read_text(path, "policies"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""

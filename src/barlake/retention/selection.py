@@ -96,22 +96,50 @@ def symbols_of(symbols: str | Sequence[str] | None) -> list[str] | None:
     return split_symbols(symbols if isinstance(symbols, str) else list(symbols))
 
 
+#: The earliest date a range may reach: no market data is older, and calendar arithmetic
+#: near year 1 overflows.
+EARLIEST = date(1900, 1, 1)
+
+
 def requested_window(
     today: date, *, days: int | None = None, start: date | None = None, end: date | None = None
 ) -> DateRange | None:
     """The range a user asked for: ``days`` calendar days ending today, or ``start``..``end``
-    inclusive (``end`` defaults to today); None when they asked for nothing."""
+    inclusive (``end`` defaults to today); None when they asked for nothing.
+
+    UsageError for a range that reaches before ``EARLIEST`` or lies wholly after today (no
+    session of it has happened, so nothing can be expected yet).
+    """
     if days is not None and (start or end):
         msg = "give either --days or --start/--end, not both"
         raise UsageError(msg)
     if days is not None:
-        if days < 1:
-            msg = f"--days must be at least 1, got {days}"
-            raise UsageError(msg)
-        return DateRange(today - (days - 1) * ONE_DAY, today + ONE_DAY)
+        return days_window(today, days, "--days")
     if start is None and end is None:
         return None
     if start is None:
         msg = "--end needs --start (or use --days N)"
         raise UsageError(msg)
+    if start < EARLIEST:
+        msg = f"--start {start} is before {EARLIEST}, the earliest date a lake holds"
+        raise UsageError(msg)
+    if start > today:
+        msg = (
+            f"--start {start} is in the future (today is {today}): nothing can be expected "
+            "yet; give dates up to today"
+        )
+        raise UsageError(msg)
+    if end is not None and end == date.max:
+        msg = f"--end {end} is too far in the future; give dates up to today"
+        raise UsageError(msg)
     return DateRange.inclusive(start, end or today)
+
+
+def days_window(today: date, days: int, what: str) -> DateRange:
+    """The ``days`` calendar days ending with ``today``; UsageError naming ``what`` (an option
+    or a policy key) when ``days`` is below 1 or reaches before ``EARLIEST``."""
+    most = (today - EARLIEST).days + 1
+    if not 1 <= days <= most:
+        msg = f"{what} must be at least 1 and at most {most} (back to {EARLIEST}), got {days}"
+        raise UsageError(msg)
+    return DateRange(today - (days - 1) * ONE_DAY, today + ONE_DAY)

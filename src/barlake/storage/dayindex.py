@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from barlake.domain.bars import KEY, PRICED, PRICES
 from barlake.domain.intervals import Interval, spec
 from barlake.errors import StorageError
 from barlake.storage.filesystem import FileSystem, Version
@@ -185,6 +186,13 @@ def build(symbol: pl.Series, ts: pl.Series, slot: int) -> Entry:
     return Entry(np.array(heads.to_list(), dtype=str), bits, first, count, slot)
 
 
+def _entry_of(frame: pl.DataFrame, slot: int) -> Entry:
+    """The entry of a data file's rows: only rows with a price are bars that occupy a slot."""
+    if frame.select(PRICED.all()).item() is False:
+        frame = frame.filter(PRICED)
+    return build(frame.get_column("symbol"), frame.get_column("ts"), slot)
+
+
 def _micros(ts: pl.Series) -> npt.NDArray[np.int64]:
     """Bar starts as microseconds since 1970-01-01 (UTC for zoned times)."""
     if not isinstance(ts.dtype, pl.Datetime):
@@ -303,8 +311,7 @@ class DayIndex:
         self, data: Path | str, version: Version, interval: Interval, frame: pl.DataFrame
     ) -> None:
         """Store the entry of ``frame``, the bars just written to ``data`` at ``version``."""
-        entry = build(frame.get_column("symbol"), frame.get_column("ts"), slot_us(interval))
-        self._save(data, version, entry)
+        self._save(data, version, _entry_of(frame, slot_us(interval)))
 
     def entries(self, interval: Interval, files: Sequence[str]) -> list[Entry]:
         """The entries of ``files`` (data files of ``interval``), stale ones rebuilt from the
@@ -345,14 +352,14 @@ class DayIndex:
         try:
             before = self.fs.version(data)
             with self.fs.open(data) as fh:
-                frame = pl.read_parquet(fh, columns=["symbol", "ts"], hive_partitioning=False)
+                frame = pl.read_parquet(fh, columns=[*KEY, *PRICES], hive_partitioning=False)
             after = self.fs.version(data)
         except FileNotFoundError:
             return None
-        except (OSError, pl.exceptions.ComputeError) as exc:
+        except (OSError, pl.exceptions.ComputeError, pl.exceptions.ColumnNotFoundError) as exc:
             msg = f"cannot read {data}: {exc}; move the file aside and fill again"
             raise StorageError(msg) from exc
-        entry = build(frame.get_column("symbol").cast(pl.String), frame.get_column("ts"), slot)
+        entry = _entry_of(frame.with_columns(pl.col("symbol").cast(pl.String)), slot)
         if before == after:  # else the file changed while read: use the entry, store none
             self._save(data, before, entry)
         return entry

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fnmatch
 import functools
 import io
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-from barlake.errors import StorageError
+from barlake.errors import FileSystemError, StorageError
 from barlake.liveness import pid_alive
 
 TMP_MARK = ".tmp-"
@@ -97,6 +98,48 @@ class FileSystem(Protocol):
         file system has none (then read through ``open``)."""
 
 
+#: What the file system says when it refuses every write, not only this file's, and the fix.
+_WHOLE_FILE_SYSTEM = {
+    errno.ENOSPC: ("has no space left", "free some space"),
+    errno.EDQUOT: ("is over its disk quota", "free some space or raise the quota"),
+    errno.EROFS: ("is read-only", "mount it writable or pass --lake a writable folder"),
+}
+
+
+def write_error(path: FilePath, exc: OSError) -> StorageError:
+    """The error for a failed write of ``path``: a ``FileSystemError`` naming the file system
+    when it refuses every write (full, over quota, read-only), else one naming the file."""
+    refusal = _WHOLE_FILE_SYSTEM.get(exc.errno or 0)
+    if refusal is None:
+        msg = f"could not write {path}: {exc.strerror or exc}; check free space and permissions"
+        return StorageError(msg)
+    what, fix = refusal
+    msg = (
+        f"the file system at {mount_point(path)} {what} ({exc.strerror}, writing {path}); "
+        f"{fix}, then run "
+        "the command again (what was written before is kept)"
+    )
+    return FileSystemError(msg)
+
+
+def mount_point(path: FilePath) -> str:
+    """The mount point of the file system holding ``path``: the longest mount in the kernel's
+    table that contains it, else the nearest folder up that is a mount."""
+    where = os.path.abspath(path)
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as fh:
+            mounts = [line.split()[1].replace("\\040", " ") for line in fh if line.strip()]
+    except OSError:
+        mounts = []
+    inside = [m for m in mounts if where == m or where.startswith(m.rstrip("/") + "/")]
+    if inside:
+        return max(inside, key=len)
+    current = Path(where)
+    while not os.path.ismount(current) and current != current.parent:
+        current = current.parent
+    return str(current)
+
+
 class LocalFileSystem:
     """Atomic whole-file writes on a local directory tree."""
 
@@ -117,8 +160,7 @@ class LocalFileSystem:
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-            msg = f"could not write {path}: {exc.strerror or exc}; check free space and permissions"
-            raise StorageError(msg) from exc
+            raise write_error(path, exc) from exc
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -150,10 +192,7 @@ class LocalFileSystem:
                 for directory in sorted({os.path.dirname(s.path) for s in staged}):
                     self._sync_dir(directory)
         except OSError as exc:
-            msg = (
-                f"could not write {where}: {exc.strerror or exc}; check free space and permissions"
-            )
-            raise StorageError(msg) from exc
+            raise write_error(where if where.startswith(os.sep) else folder, exc) from exc
         finally:
             self.discard(staged)
 
@@ -177,8 +216,7 @@ class LocalFileSystem:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            msg = f"could not write {path}: {exc.strerror or exc}"
-            raise StorageError(msg) from exc
+            raise write_error(path, exc) from exc
 
     def remove(self, path: FilePath, *, up_to: FilePath | None = None) -> None:
         """Delete ``path`` if it exists (durably), then the folders it leaves empty below
@@ -268,8 +306,7 @@ class MemoryFileSystem:
         try:
             write(buffer)
         except OSError as exc:
-            msg = f"could not write {path}: {exc.strerror or exc}"
-            raise StorageError(msg) from exc
+            raise write_error(path, exc) from exc
         with self._lock:
             version: Version = (next(self._versions),)
             handle = f"{_key(path)}{TMP_MARK}{uuid.uuid4().hex}"

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 
 from barlake.errors import LockError
+from barlake.storage.filesystem import write_error
 
 FILE_NAME = ".fill.lock"
 
@@ -36,7 +37,10 @@ class FillLock:
             if held is not None:
                 FillLock._held[key] = (held[0], held[1] + 1)
                 return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

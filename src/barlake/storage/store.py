@@ -39,6 +39,7 @@ from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.errors import StorageError
 from barlake.storage import dayindex
+from barlake.storage.conformance import Conformance
 from barlake.storage.dayindex import DayIndex
 from barlake.storage.filesystem import FileSystem, LocalFileSystem, Sink, Staged
 
@@ -140,6 +141,7 @@ class Store:
         self.root = Path(root) / "bars"
         self.fs: FileSystem = fs or LocalFileSystem()
         self.index = DayIndex(Path(root) / "dayindex", self.root, fs=self.fs) if day_index else None
+        self.conformance = Conformance(self.fs)
 
     def path(self, partition: Partition) -> Path:
         return self.root / partition.relpath()
@@ -170,10 +172,15 @@ class Store:
             for a, b in zip(starts, [*starts[1:], frame.height], strict=True)
         ]
 
-    def write(self, interval: Interval, frame: pl.DataFrame) -> int:
+    def write(
+        self, interval: Interval, frame: pl.DataFrame, *, replace: pl.DataFrame | None = None
+    ) -> int:
         """Merge ``frame`` into the lake; returns how many rows it carried after deduplication.
 
-        Each partition file is replaced atomically; files are written in parallel threads.
+        ``replace`` (symbol, lo, hi: UTC bar starts, half-open; other columns are ignored)
+        names stored bars that the new ones replace: those rows go, and so do the rows
+        without a symbol or ts of each file it touches. Each partition file is replaced
+        atomically; files are written in parallel threads.
         """
         frame = latest(bars.conform(frame))
         for s in frame.get_column("symbol").unique().to_list():
@@ -185,9 +192,10 @@ class Store:
         for partition, start, length in self._runs(interval, frame):
             if length < 0:  # a daily year that is not one run: select its rows
                 mask = period == int(partition.period)
-                jobs.append((partition, frame.filter(mask), None))
+                jobs.append((partition, frame.filter(mask), None, replace))
             else:
-                jobs.append((partition, frame.slice(start, length), table.slice(start, length)))
+                part = frame.slice(start, length)
+                jobs.append((partition, part, table.slice(start, length), replace))
         if len(jobs) == 1:
             return self._merge_into(*jobs[0])
         # Every file is merged and written beside its target in parallel, then all are made
@@ -207,10 +215,18 @@ class Store:
         self.fs.commit([s.file for s in staged])
         return sum(s.rows for s in staged)
 
-    def _stage(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> _Staged:
-        """``new`` merged into its file's content, staged."""
+    def _stage(
+        self,
+        partition: Partition,
+        new: pl.DataFrame,
+        table: pa.Table | None,
+        replace: pl.DataFrame | None = None,
+    ) -> _Staged:
+        """``new`` merged into its file's content (less what it ``replace``-s), staged."""
         path = self.path(partition)
         old = self.read_file(path)
+        if old is not None and replace is not None:
+            old = _without(old, replace)
         merged = new
         if old is not None and old.height:
             merged = latest(pl.concat([old, new], how="vertical"))
@@ -239,9 +255,15 @@ class Store:
             self.index.record(path, staged.version, interval, frame)
         return _Staged(staged, rows)
 
-    def _merge_into(self, partition: Partition, new: pl.DataFrame, table: pa.Table | None) -> int:
+    def _merge_into(
+        self,
+        partition: Partition,
+        new: pl.DataFrame,
+        table: pa.Table | None,
+        replace: pl.DataFrame | None = None,
+    ) -> int:
         """Merge ``new`` (sorted, unique; ``table`` is it as Arrow when known) into its file."""
-        return self._commit([self._stage(partition, new, table)])
+        return self._commit([self._stage(partition, new, table, replace)])
 
     def replace_file(self, path: Path, interval: Interval, frame: pl.DataFrame) -> None:
         """Replace the data file ``path`` (of ``interval``) with ``frame`` atomically."""
@@ -256,6 +278,7 @@ class Store:
 
     def read_file(self, path: Path) -> pl.DataFrame | None:
         """The bars of one file, or None when it does not exist."""
+        self.conformance.check([path])
         try:
             with self.fs.open(path) as fh:
                 return bars.conform(pl.read_parquet(fh, hive_partitioning=False))
@@ -292,10 +315,13 @@ class Store:
             for name in (f"symbol={symbols.encode(s)}" for s in symbols_):
                 if name in present:
                     out += self._period_files(os.path.join(base, name), keys, checked=checked)
+            self.conformance.check(out)
             return sorted(out)
         pattern = "*/*/" + FILE_NAME if by_symbol else "*/" + FILE_NAME
         found = self.fs.glob(base, pattern)
-        return sorted(p for p in found if keys is None or _period_of(p) in keys)
+        chosen = sorted(p for p in found if keys is None or _period_of(p) in keys)
+        self.conformance.check(chosen)
+        return chosen
 
     def _period_files(self, folder: str, keys: set[str] | None, *, checked: bool) -> list[str]:
         """The data files in the period folders (``month=2024-06``) of ``folder`` named in
@@ -337,6 +363,57 @@ class Store:
             day = (pl.col("ts") + shift).dt.date()
             lf = lf.filter((day >= window.start) & (day < window.end))
         return lf
+
+    def keyless(
+        self, interval: Interval, symbols_: list[str] | None, window: DateRange | None
+    ) -> pl.DataFrame:
+        """Rows without a symbol or a ts in the files that may hold ``symbols_`` (all when
+        None) inside ``window``, which no scan returns: per file (its path inside the lake),
+        the symbol they belong to (their own, else their per-symbol file's, else null) and
+        how many there are."""
+        empty = pl.DataFrame(schema={"file": pl.String, "symbol": pl.String, "rows": pl.UInt32})
+        files = self._paths(interval, symbols_, window, checked=True)
+        if not files:
+            return empty
+        local = self._local(files)
+        if local is not None:
+            lf = pl.scan_parquet(local, hive_partitioning=False, include_file_paths="file")
+        else:
+            lf = pl.concat(
+                pl.DataFrame(self._read_table([f])).lazy().with_columns(file=pl.lit(f))
+                for f in files
+            )
+        keyless = pl.col("symbol").is_null() | pl.col("ts").is_null()
+        if symbols_ is not None:
+            keyless &= pl.col("symbol").is_null() | pl.col("symbol").is_in(symbols_)
+        found = lf.filter(keyless).select("file", "symbol").collect()
+        if found.is_empty():
+            return empty
+        inside = {f: os.path.relpath(f, self.root.parent) for f in (local or files)}
+        owner = {f: _file_symbol(f) for f in inside}
+        return (
+            found.with_columns(
+                pl.col("symbol").fill_null(pl.col("file").replace_strict(owner, default=None)),
+                pl.col("file").replace_strict(inside),
+            )
+            .group_by("file", "symbol")
+            .agg(pl.len().alias("rows"))
+            .sort("file", "symbol", nulls_last=True)
+        )
+
+    def drop_keyless(
+        self, interval: Interval, symbols_: list[str] | None, window: DateRange | None = None
+    ) -> int:
+        """Rewrite the files ``keyless`` names without their rows lacking a symbol or ts
+        (no bar of any session: no reader can place them); returns how many rows went."""
+        found = self.keyless(interval, symbols_, window)
+        for name in found.get_column("file").unique().sort().to_list():
+            path = self.root.parent / name
+            frame = self.read_file(path)
+            if frame is not None:
+                kept = frame.filter(pl.col("symbol").is_not_null() & pl.col("ts").is_not_null())
+                self.replace_file(path, interval, kept)
+        return int(found.get_column("rows").sum())
 
     def read(
         self,
@@ -408,7 +485,7 @@ class Store:
             return pl.DataFrame(schema={"symbol": pl.String, "day": pl.Date}).to_arrow()
         # Filters on the stored columns, beside the scan: DuckDB does not push them below the
         # DISTINCT by itself, and a range on ``ts`` can skip row groups.
-        where = "ts >= ? AND ts < ?"
+        where = f"ts >= ? AND ts < ? AND {_PRICED_SQL}"
         bounds: list[object] = [*_ts_bounds(interval, window, day_shift)]
         if symbols_ is not None:
             where += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
@@ -489,7 +566,8 @@ class Store:
         # most symbols share one window or keep their bars inside their own. So count per symbol
         # over the whole span first, with the first and last day counted; only symbols with
         # bars outside their own window are counted again, exactly, with the join.
-        counter = "count(DISTINCT b.day)" if spec(interval).intraday else "count(*)"
+        # Distinct days for daily bars too: a key stored twice (by another tool) is one session.
+        counter = "count(DISTINCT b.day)"
         few = not by_symbol and len(bounds) <= _FILTER_SYMBOLS_UP_TO
         where = " AND symbol IN (SELECT symbol FROM windows)" if few else ""
         out: dict[str, int] = {}
@@ -499,7 +577,7 @@ class Store:
                 SELECT b.symbol, {counter} AS n, min(b.day) AS first, max(b.day) AS last FROM (
                     SELECT symbol, {_day_sql(interval, day_shift)} AS day
                     FROM {source}
-                    WHERE ts >= ? AND ts < ?{where}
+                    WHERE ts >= ? AND ts < ? AND {_PRICED_SQL}{where}
                 ) b
                 JOIN session_days s ON b.day = s.day
                 GROUP BY b.symbol
@@ -508,7 +586,8 @@ class Store:
                 SELECT b.symbol, {counter} AS n FROM (
                     SELECT symbol, {_day_sql(interval, day_shift)} AS day
                     FROM {source}
-                    WHERE ts >= ? AND ts < ? AND symbol IN (SELECT symbol FROM windows)
+                    WHERE ts >= ? AND ts < ? AND {_PRICED_SQL}
+                        AND symbol IN (SELECT symbol FROM windows)
                 ) b
                 JOIN session_days s ON b.day = s.day
                 JOIN windows w ON b.symbol = w.symbol AND b.day >= w.start AND b.day < w."end"
@@ -647,6 +726,8 @@ _SUM_ROWS = 1024
 # Below this many symbols, a count over daily files (which hold every symbol) first filters
 # rows by symbol; above it the filter costs more than it saves.
 _FILTER_SYMBOLS_UP_TO = 1000
+# Rows that are bars (``bars.PRICED``): a row with no price covers no session.
+_PRICED_SQL = f"coalesce({', '.join(bars.PRICES)}) IS NOT NULL"
 # Added before dividing so that integer division floors for instants before 1970 as well.
 _DAY_OFFSET = 1_000_000
 
@@ -669,6 +750,29 @@ def _ts_bounds(interval: Interval, window: DateRange, day_shift: timedelta) -> l
 
 def _day_number(day: date) -> int:
     return (day - date(1970, 1, 1)).days
+
+
+def _without(old: pl.DataFrame, replace: pl.DataFrame) -> pl.DataFrame:
+    """``old`` less its rows inside the ranges of ``replace`` (symbol, lo, hi), and less its
+    rows without a key when any range is of its symbols."""
+    ranges = replace.filter(pl.col("symbol").is_in(old.get_column("symbol").unique().implode()))
+    if ranges.is_empty():
+        return old
+    keyed = old.filter(pl.col("symbol").is_not_null() & pl.col("ts").is_not_null())
+    hit = (
+        keyed.with_row_index("_row")
+        .select("_row", "symbol", "ts")
+        .join(ranges.select("symbol", "lo", "hi"), on="symbol")
+        .filter((pl.col("ts") >= pl.col("lo")) & (pl.col("ts") < pl.col("hi")))
+        .get_column("_row")
+    )
+    return keyed.with_row_index("_row").filter(~pl.col("_row").is_in(hit.implode())).drop("_row")
+
+
+def _file_symbol(path: str) -> str | None:
+    """The symbol of a per-symbol data file's path (``symbol=BRK%2FB``), else None."""
+    folder = os.path.basename(os.path.dirname(os.path.dirname(path)))
+    return symbols.decode(folder.partition("=")[2]) if folder.startswith("symbol=") else None
 
 
 def _period_of(path: str) -> str:

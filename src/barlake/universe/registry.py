@@ -43,7 +43,7 @@ class Registry:
         frame = pl.DataFrame({"symbol": names}).with_columns(
             **{k: pl.lit(v) for k, v in attributes.items()}
         )
-        count = self.repo.upsert_symbols(typed_symbols(frame, "arguments"))
+        count = self._upsert(typed_symbols(frame, "arguments"), "arguments")
         self.repo.forget_set_aside(names)  # added again: fills ask for them again
         return count
 
@@ -67,10 +67,38 @@ class Registry:
             msg = f"{path}: symbols repeat; each symbol may appear once"
             raise UsageError(msg)
         frame = frame.with_columns(pl.Series("symbol", checked, dtype=pl.String))
-        return self.repo.upsert_symbols(typed_symbols(frame, str(path)))
+        return self._upsert(typed_symbols(frame, str(path)), str(path))
 
     def rows(self, names: Sequence[str] | None = None) -> pl.DataFrame:
         return self.repo.symbols(names)
+
+    def _upsert(self, frame: pl.DataFrame, source: str) -> int:
+        """Write ``frame``, unless a symbol would be delisted before it lists (the dates given
+        here, or one given here and the other already in the catalog)."""
+        given = [c for c in ("listed_on", "delisted_on") if c in frame.columns]
+        if given:
+            known = self.repo.symbols(frame["symbol"].to_list())
+            both = frame.select("symbol", *given).join(
+                known.select("symbol", "listed_on", "delisted_on"),
+                on="symbol",
+                how="left",
+                suffix="_known",
+            )
+            listed = pl.coalesce(
+                [pl.col(c) for c in ("listed_on", "listed_on_known") if c in both.columns]
+            )
+            delisted = pl.coalesce(
+                [pl.col(c) for c in ("delisted_on", "delisted_on_known") if c in both.columns]
+            )
+            wrong = both.filter(delisted < listed).select("symbol", listed, delisted)
+            if wrong.height:
+                sym, first, last = wrong.row(0)
+                msg = (
+                    f"{source}: {sym} would be delisted on {last}, before it lists on {first}; "
+                    "check --listed-on and --delisted-on"
+                )
+                raise UsageError(msg)
+        return self.repo.upsert_symbols(frame)
 
     def require(self, names: Sequence[str] | None, *, layer: int | None = None) -> pl.DataFrame:
         """Catalog rows of ``names`` (all active symbols when None); unknown names are errors."""

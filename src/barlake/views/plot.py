@@ -26,6 +26,7 @@ from barlake.coverage.matrix import (
     States,
 )
 from barlake.errors import UsageError
+from barlake.views.files import write_output
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -106,9 +107,7 @@ def coverage_map(
     coverage: Coverage, path: str | Path, *, title: str | None = None, size: Size | None = None
 ) -> Path:
     """Write the coverage map to ``path`` as a PNG of ``size`` pixels; returns the path."""
-    out = Path(path)
-    out.write_bytes(coverage_png(coverage, title=title, size=size))
-    return out
+    return write_output(path, coverage_png(coverage, title=title, size=size), "coverage map")
 
 
 def coverage_png(

@@ -14,6 +14,7 @@ from typing import Any
 
 from barlake.errors import UsageError
 from barlake.views.coverage import Coverage
+from barlake.views.files import write_output
 
 #: Rows shown per table; the page says how many more there were.
 MAX_ROWS = 200
@@ -98,9 +99,7 @@ def picture(coverage: Coverage) -> bytes | None:
 
 def write(path: str | Path, page: Report) -> Path:
     """Write ``page`` to ``path``; returns the path."""
-    out = Path(path)
-    out.write_text(page.render(), encoding="utf-8")
-    return out
+    return write_output(path, page.render().encode("utf-8"), "report")
 
 
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], empty: str = "none") -> str:

@@ -51,12 +51,12 @@ def _errors(lake: Lake) -> dict[str, Any]:
     for job in lake.jobs(10).to_dicts():
         if not job.get("symbols_failed"):
             continue
-        for symbol, err in lake.errors(str(job["job_id"])).items():
-            key = (symbol, str(err["stage"]))
-            row = grouped.setdefault(key, {"symbol": symbol, "stage": err["stage"], "count": 0})
-            row["count"] += 1
-            row.setdefault("error", err["error"])
-            row.setdefault("job_id", job["job_id"])
+        for symbol, found in lake.errors(str(job["job_id"])).items():
+            for err in found:
+                key = (symbol, str(err["stage"]))
+                row = grouped.setdefault(key, {"symbol": symbol, "stage": err["stage"], "count": 0})
+                row["count"] += 1
+                row.setdefault("error", err["error"])
     return {"errors": sorted(grouped.values(), key=lambda r: (r["symbol"], str(r["stage"])))}
 
 

@@ -26,7 +26,7 @@ def job_status(lake: LakeDep, job_id: str) -> LakeJSON:
         return LakeJSON(lake.status(job_id))
 
 
-@router.get("/jobs/{job_id}/errors", response_model=dict[str, SymbolError])
+@router.get("/jobs/{job_id}/errors", response_model=dict[str, list[SymbolError]])
 def job_errors(lake: LakeDep, job_id: str) -> LakeJSON:
-    """A job's per-symbol errors with their stage (``lake errors JOB --json``)."""
+    """A job's errors by symbol, one per failed interval and stage (``lake errors JOB --json``)."""
     return LakeJSON(lake.errors(job_id))

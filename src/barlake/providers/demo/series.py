@@ -3,7 +3,8 @@ bars that bridge each session's open to its close inside its high and low. Every
 function of (symbol, interval, start) and of "now" (bars after it do not exist yet).
 
 Known cases for tests: symbols starting with ``NEW`` list on 2024-06-03, symbols starting with
-``HALT`` are halted every fifth session; other symbols draw both from their name's hash.
+``HALT`` are halted every fifth session; well-known tickers (``names.LISTED``) list on their
+real first trading day and are never halted; other symbols draw both from their name's hash.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from barlake.calendars.calendar import Calendar, get_calendar
 from barlake.domain import bars
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
+from barlake.providers.demo.names import LISTED, is_crypto
 from barlake.providers.demo.noise import (
     F64,
     GAMMA,
@@ -79,8 +81,8 @@ def demo_halted(symbol: str, session: date) -> bool:
 
 
 def demo_calendar(symbol: str) -> Calendar:
-    """The calendar ``symbol`` trades on in the demo: ``24/7`` for crypto names (``…USDT``,
-    ``…-USD…``), else XNYS."""
+    """The calendar ``symbol`` trades on in the demo: ``24/7`` for crypto pairs (``…USDT``,
+    ``…-USD…``, ``BNBBTC``: ``names.is_crypto``), else XNYS."""
     return profile_of(symbol).calendar
 
 
@@ -115,11 +117,13 @@ def profile_of(symbol: str) -> _Profile:
     # the symbol's seed and the keys of its random streams.
     streams = struct.unpack("<8Q", hashlib.blake2b(symbol.encode()).digest())
     seed = streams[0]
-    crypto = symbol.endswith("USDT") or "-USD" in symbol
-    calendar = get_calendar("24/7" if crypto else "XNYS")
+    calendar = get_calendar("24/7" if is_crypto(symbol) else "XNYS")
     listing: date | None = None
     halts = "random" if (seed >> 40) % 8 == 0 else "none"
-    if symbol.startswith("NEW"):
+    if symbol in LISTED:
+        first_day = calendar.sessions[0].astype(date)
+        listing, halts = (LISTED[symbol] if LISTED[symbol] > first_day else None), "none"
+    elif symbol.startswith("NEW"):
         listing, halts = NEW_LISTING, "none"
     elif symbol.startswith("HALT"):
         halts = "every5"

@@ -3,16 +3,20 @@
 Serves ``GET /v2/stocks/bars`` (``{"bars": {SYM: [...]}, "next_page_token": ...}``) and
 ``GET /v2/stocks/{symbol}/bars`` (``{"bars": [...], "symbol": ..., "next_page_token": ...}``).
 Like the vendor it wants both ``APCA-API-KEY-ID`` and ``APCA-API-SECRET-KEY`` (else 401
-``{"message": "unauthorized."}``), validates ``timeframe`` (422 ``invalid timeframe``),
-``limit`` (1..10000), ``start``/``end`` (RFC-3339 or a date, both inclusive), ``feed``, ``sort``
-and ``adjustment``; refuses ``feed=sip`` for the last 15 minutes (403); sorts by symbol, then
-time, applies ``limit`` across symbols, omits symbols without bars, and pages with base64 tokens
-``SYMBOL|unit|last t``. Every answer carries ``X-RateLimit-Limit/Remaining/Reset``; over the rate
-it is 429. Daily bars are stamped at midnight New York time; intraday answers include one
-pre- and one post-market bar per session.
+``{"code": 40110000, "message": "request is not authorized"}``), validates ``timeframe``
+(422 ``invalid timeframe``), ``limit`` (1..10000), ``start``/``end`` (RFC-3339 or a date, both
+inclusive), ``feed``, ``sort`` and ``adjustment``; refuses ``feed=sip`` for the last 15
+minutes (403); sorts by symbol, then time, applies ``limit`` across symbols, omits symbols
+without bars, and pages with base64 tokens ``SYMBOL|unit|last t``. Every answer, a 401
+included, carries ``X-RateLimit-Limit/Remaining/Reset`` (``rate_limit`` a minute, by default
+the paid plan's 10,000); over the rate it is 429.
+Daily bars are stamped at midnight New York time; intraday bars at their start on the clock
+grid (1Hour bars at the top of the hour: a 09:30 open's first is 09:00), with one pre- and one
+post-market bar per session.
 
 [INFERRED] A full page always carries a token, even when nothing follows (the next page is
-then empty); error codes other than 42210000 and the 400/404 texts are made up.
+then empty); the 401 body is the trading host's (the data host's is unrecorded); error codes
+other than 42210000 and 40110000 and the 400/404 texts are made up.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from __future__ import annotations
 import base64
 import math
 import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
@@ -34,6 +40,8 @@ from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
 
 TZ = "America/New_York"
 MAX_LIMIT = 10_000
+#: Requests a minute when no ``rate_limit`` is given: the paid plan's (the free one has 200).
+PLAN_LIMIT = 10_000
 _TIMEFRAME = re.compile(r"^([0-9]+)(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
 _UNITS = {"Min": "T", "T": "T", "Hour": "H", "H": "H", "Day": "D", "D": "D"}
 _BOUNDS = {"Min": 59, "T": 59, "Hour": 23, "H": 23, "Day": 1, "D": 1, "Week": 1, "W": 1}
@@ -53,19 +61,30 @@ class AlpacaEmulator(Emulator):
     """``data.alpaca.markets`` on loopback."""
 
     vendor = "alpaca"
+    clock_grid = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["rate_limit"] = kwargs.get("rate_limit") or PLAN_LIMIT
+        super().__init__(**kwargs)
 
     def authorize(self, query: Mapping[str, str], headers: Mapping[str, str]) -> Reply | None:
         key, secret = headers.get("apca-api-key-id"), headers.get("apca-api-secret-key")
         if key == self.api_key and secret == self.api_secret and key:
             return None
-        return Reply(401, {"message": "unauthorized."})
+        return self.error(401, "request is not authorized", 40110000)
 
     def error(self, status: int, message: str, code: int | None = None) -> Reply:
         return Reply(status, {"code": code or status * 100_000, "message": message})
 
     def quota_headers(self, quota: Quota) -> dict[str, str]:
-        if not quota.limit:
-            return {}
+        if not quota.limit:  # a window without a limit (benchmarks set one): the plan's
+            quota = Quota(
+                allowed=True,
+                limit=PLAN_LIMIT,
+                remaining=PLAN_LIMIT,
+                reset=time.time() + 60,
+                retry_after=0,
+            )
         return {
             "X-RateLimit-Limit": str(quota.limit),
             "X-RateLimit-Remaining": str(quota.remaining),

@@ -34,6 +34,7 @@ import polars as pl
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.providers.demo import generate
+from barlake.providers.demo.grids import clock_bars
 from barlake.providers.emulators.faults import Faults, corrupt
 
 
@@ -58,6 +59,14 @@ class RateLimit:
         self._lock = threading.Lock()
 
     def admit(self) -> Quota:
+        """The decision on one more request, counted when allowed."""
+        return self._quota(count=True)
+
+    def peek(self) -> Quota:
+        """What the window holds now, counting nothing (for answers refused before it)."""
+        return self._quota(count=False)
+
+    def _quota(self, *, count: bool) -> Quota:
         now = time.time()
         with self._lock:
             if not self.limit:
@@ -65,9 +74,9 @@ class RateLimit:
             while self._times and self._times[0] <= now - self.window_s:
                 self._times.popleft()
             allowed = len(self._times) < self.limit
-            if allowed:
+            if allowed and count:
                 self._times.append(now)
-            reset = self._times[0] + self.window_s
+            reset = (self._times[0] if self._times else now) + self.window_s
             remaining = self.limit - len(self._times)
             return Quota(allowed, self.limit, remaining, reset, max(0.0, reset - now))
 
@@ -85,6 +94,9 @@ class Emulator(ABC):
     """A vendor's HTTP API on 127.0.0.1, serving demo bars. Use as a context manager."""
 
     vendor: ClassVar[str] = "emulator"
+    #: Whether the vendor stamps intraday bars on the clock grid (a 09:30 open's first hour
+    #: at 09:00, ``demo.grids``) rather than from the open.
+    clock_grid: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -175,7 +187,7 @@ class Emulator(ABC):
         """An error in the vendor's shape."""
 
     def quota_headers(self, quota: Quota) -> dict[str, str]:
-        """The vendor's rate-limit headers, sent with every answer."""
+        """The vendor's rate-limit headers, sent with every answer (refusals included)."""
         return {}
 
     def rate_limited(self, quota: Quota) -> Reply:
@@ -184,14 +196,16 @@ class Emulator(ABC):
     # -- shared helpers ----------------------------------------------------------------------
 
     def bars(self, symbols: Sequence[str], interval: Interval, window: DateRange) -> pl.DataFrame:
-        """Demo bars of the known ``symbols`` (lake keying); intraday ones with extended hours."""
+        """Demo bars of the known ``symbols`` (lake keying), on the vendor's grid; intraday ones
+        with extended hours."""
         known = sorted(s for s in set(symbols) if self.symbols is None or s in self.symbols)
         key = (tuple(known), interval, window)
         with self._cache_lock:
             cached = self._cache.get(key)
         if cached is not None:
             return cached
-        frame = generate(known, interval, window, now=self.now)
+        make = clock_bars if self.clock_grid else generate
+        frame = make(known, interval, window, now=self.now)
         if spec(interval).intraday and frame.height:
             frame = _extended_hours(frame, spec(interval).length)
         with self._cache_lock:
@@ -213,10 +227,11 @@ class Emulator(ABC):
     # -- one request -------------------------------------------------------------------------
 
     def _respond(
-        self, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+        self, path: str, query: Mapping[str, str], headers: Mapping[str, str], target: str = ""
     ) -> tuple[Reply, frozenset[str]]:
         refusal = self.authorize(query, headers)
         if refusal is not None:
+            refusal.headers.update(self.quota_headers(self.rate.peek()))
             return refusal, frozenset()
         quota = self.rate.admit()
         if not quota.allowed:
@@ -225,6 +240,9 @@ class Emulator(ABC):
             faults = self.faults.draw()
             if "5xx" in faults:
                 reply = self.error(500, "internal server error")
+            elif "echo" in faults:
+                said = f"upstream error for GET {self.url}{target} (params {dict(query)})"
+                reply = self.error(500, said)
             else:
                 reply = self.route(path, query, faults)
         reply.headers.update(self.quota_headers(quota))
@@ -235,7 +253,7 @@ class Emulator(ABC):
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in handler.headers.items()}
         try:
-            reply, faults = self._respond(parts.path, query, headers)
+            reply, faults = self._respond(parts.path, query, headers, handler.path)
         except Exception as exc:  # an emulator bug must still answer, and say what it was
             reply, faults = (
                 self.error(500, f"emulator error: {type(exc).__name__}: {exc}"),

@@ -3,6 +3,8 @@ responses (``Faults.force``), from a spec such as ``"5xx=0.1,slow=0.05"``:
 
 ========== ==================================================================================
 5xx        HTTP 500 in the vendor's error shape instead of the answer
+echo       HTTP 500 whose error text echoes the request: its URL with the query string as
+           sent (percent-encoded) and the decoded query parameters, as some gateways do
 slow       the answer comes after ``slow_s`` seconds (less than a client's timeout)
 timeout    the answer comes after ``hang_s`` seconds (more than a client's timeout)
 truncated  the body is cut in half after announcing its full length; the connection closes
@@ -33,7 +35,7 @@ import polars as pl
 
 from barlake.errors import UsageError
 
-TRANSPORT_FAULTS = ("5xx", "slow", "timeout", "truncated", "malformed")
+TRANSPORT_FAULTS = ("5xx", "echo", "slow", "timeout", "truncated", "malformed")
 DATA_FAULTS = ("duplicate", "unordered", "outside", "nan", "negative")
 FAULTS: tuple[str, ...] = TRANSPORT_FAULTS + DATA_FAULTS
 

@@ -8,7 +8,8 @@ defaults to true, ``sort`` to asc, ``limit`` (1..50000, default 5000) counts bas
 bars for minute and hour timespans). A page that reaches the limit carries ``next_url``: this
 server's URL with ``from`` moved past the last bar and a base64 ``cursor`` holding ``limit``,
 ``sort`` and ``adjusted``, and never the key. Aggregate ``t`` is the bar start in epoch ms
-(daily bars at midnight New York time); grouped daily ``t`` is 16:00 New York time and each
+(daily bars at midnight New York time, hour bars at the top of the hour: a 09:30 open's first
+is 09:00); grouped daily ``t`` is 16:00 New York time and each
 result has ``T``. A ticker without bars gets ``resultsCount: 0`` and no ``results``. Over the
 rate it is 429 with the vendor's ERROR body and, unless ``retry_after=False``, ``Retry-After``.
 
@@ -61,6 +62,7 @@ class PolygonEmulator(Emulator):
     """``api.massive.com`` (formerly ``api.polygon.io``) on loopback."""
 
     vendor = "polygon"
+    clock_grid = True
 
     def __init__(self, *, retry_after: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)

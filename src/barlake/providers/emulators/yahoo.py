@@ -1,20 +1,24 @@
 """Yahoo Finance's chart API, emulated.
 
-Serves ``GET /v8/finance/chart/{symbol}`` with ``period1`` (inclusive) and ``period2``
-(exclusive) in epoch seconds, ``interval``, ``includePrePost`` and ``events`` (the demo bars
-have no dividends or splits, so there are never any). The answer is Yahoo's parallel arrays
-under ``chart.result[0]``: ``timestamp`` (bar start; daily bars at the session's open), and
-``indicators.quote[0]`` (plus ``adjclose`` for daily bars), with ``meta`` naming the exchange's
-time zone. Crypto symbols (``BTC-USD``) trade 24/7 in UTC, others on XNYS.
+Serves ``GET /v8/finance/chart/{symbol}`` with ``period1`` and ``period2`` in epoch seconds
+(a bar starting at ``period2`` is answered too, as Yahoo does; yfinance drops it), ``interval``,
+``includePrePost`` and ``events`` (``div``/``split``: the demo's dividends and splits,
+``demo.actions``, keyed by their session's open). The answer is Yahoo's parallel arrays under
+``chart.result[0]``: ``timestamp`` (bar start; daily bars at the session's open), and
+``indicators.quote[0]`` (plus ``adjclose`` for daily bars: the close adjusted for the dividends
+since, up to now), with ``meta`` as Yahoo's: the exchange's time zone, ``firstTradeDate``,
+``regularMarketPrice``, ``chartPreviousClose``, ``currentTradingPeriod`` (pre, regular, post)
+and, intraday, ``tradingPeriods`` (each session's regular period, or all three with
+``includePrePost``). Crypto symbols (``BTC-USD``) trade 24/7 in UTC, others on XNYS.
 
 Like the vendor it wants a ``User-Agent`` (else 429 ``Too Many Requests`` as plain text, also its
 answer over the rate limit, without ``Retry-After``); ignores a ``crumb``, or refuses every
 request with 401 ``Invalid Crumb`` when ``crumb_required``; answers 404 for unknown symbols,
 400 for bad intervals and periods, and 422 past the intraday caps in Yahoo's words (1m: 8 days
 per request, within 30 days; 5m to 30m: 60 days; 1h: 730 days). Its 5xx is Yahoo's HTML page.
-With ``quirks`` (default) intraday answers carry an all-null row at each past session's close, and
-while a session is trading a request reaching back before ``now`` ends with a "live" row
-stamped at ``now``, as Yahoo's do.
+With ``quirks`` (default) intraday answers carry a priced row at each past session's close (its
+last price, volume 0), and while a session is trading a request reaching back before ``now``
+ends with a "live" row stamped at ``now``, as Yahoo's do.
 
 [INFERRED] the 400 texts for periods, the 5xx page and the 401 body on this endpoint (it was
 observed on ``/v7/finance/quote``).
@@ -25,7 +29,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
@@ -36,7 +40,9 @@ import polars as pl
 from barlake.calendars.calendar import Calendar
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
-from barlake.providers.demo import demo_calendar, generate
+from barlake.providers.demo import demo_calendar, demo_listing_date, generate
+from barlake.providers.demo.actions import demo_dividends, demo_splits
+from barlake.providers.demo.names import LISTED
 from barlake.providers.emulators.base import Emulator, Quota, Reply
 
 DAY = 86_400
@@ -122,17 +128,23 @@ class YahooEmulator(Emulator):
         rows = frame.select("t", "open", "high", "low", "close", "volume").rows()
         if self.quirks:
             rows = self._quirks(rows, frame, interval, cal, (start, end), now, faults)
-        result: dict[str, Any] = {
-            "meta": _meta(symbol, wire, cal, now),
-            "indicators": {"quote": [{}]},
-        }
+        meta = _meta(symbol, wire, cal, now)
+        meta.update(_prices(symbol, cal, start, now))
+        if spec(interval).intraday:
+            meta["tradingPeriods"] = _trading_periods(cal, frame, pre_post=pre_post)
+        result: dict[str, Any] = {"meta": meta, "indicators": {"quote": [{}]}}
+        asked = DateRange(_day(start, cal), _day(end, cal) + timedelta(days=1))
+        events = _events(symbol, cal, asked, query.get("events", ""))
+        if events:
+            result["events"] = events
         if rows:
             t, o, h, low, c, v = (list(column) for column in zip(*rows, strict=True))
             result["timestamp"] = t
             quote = {"open": o, "high": h, "low": low, "close": c, "volume": _volumes(v)}
             result["indicators"] = {"quote": [quote]}
             if interval == "1day":
-                result["indicators"]["adjclose"] = [{"adjclose": c}]
+                adjusted = _adjclose(symbol, cal, t, c, now)
+                result["indicators"]["adjclose"] = [{"adjclose": adjusted}]
         return Reply(200, {"chart": {"result": [result], "error": None}})
 
     def _caps(self, wire: str, start: int, end: int, now: datetime) -> Reply | None:
@@ -165,7 +177,8 @@ class YahooEmulator(Emulator):
         else:
             frame = generate([symbol], interval, window, now=self.now)
         t = _stamps(frame, interval, cal)
-        return frame.filter((t >= start) & (t < end))
+        # period2 is exclusive for yfinance, but Yahoo answers the bar starting there too.
+        return frame.filter((t >= start) & (t <= end))
 
     def _quirks(
         self,
@@ -177,14 +190,24 @@ class YahooEmulator(Emulator):
         now: datetime,
         faults: frozenset[str],
     ) -> list[tuple[Any, ...]]:
-        """``rows`` with Yahoo's null rows at each session's close, and its live row."""
+        """``rows`` with Yahoo's priced row at each past session's close (its last price,
+        volume 0), and its live row."""
         start, end = window
         stamp = int(now.timestamp())
         extra: list[tuple[Any, ...]] = []
-        if spec(interval).intraday and frame.height:
-            days = frame["ts"].dt.date().unique().to_numpy().astype("datetime64[D]")
+        if spec(interval).intraday and frame.height and cal.name != "24/7":
+            closing = (
+                frame.sort("ts")
+                .group_by(pl.col("ts").dt.date().alias("day"))
+                .agg(pl.col("close").last())
+            )
+            days = closing["day"].to_numpy().astype("datetime64[D]")
             closes = cal.closes[np.searchsorted(cal.sessions, days)] // 1_000_000
-            extra += [(int(t), None, None, None, None, None) for t in closes if t <= stamp]
+            extra += [
+                (int(t), c, c, c, c, 0)
+                for t, c in zip(closes, closing["close"], strict=True)
+                if t <= stamp
+            ]
         opened = cal.opened_before(now)
         trading = opened is not None and now < cal.open_close(opened)[1]
         if rows and trading and start <= stamp < end + DAY:
@@ -225,6 +248,110 @@ def _meta(symbol: str, wire: str, cal: Calendar, now: datetime) -> dict[str, Any
         "range": "",
         "validRanges": RANGES,
     }
+
+
+def _period(zone: str, start: int, end: int) -> dict[str, Any]:
+    """One of Yahoo's trading periods: epoch seconds and the zone's name and offset then."""
+    local = datetime.fromtimestamp(start, ZoneInfo(zone))
+    offset = int((local.utcoffset() or timedelta(0)).total_seconds())
+    return {"timezone": local.tzname(), "start": start, "end": end, "gmtoffset": offset}
+
+
+def _hours(cal: Calendar, i: int) -> dict[str, dict[str, Any]]:
+    """Session ``i``'s pre-market (from 04:00), regular and post-market (to 20:00) periods;
+    crypto has no extended hours (they start and end at the open and the close)."""
+    zone = "UTC" if cal.name == "24/7" else cal.tz
+    opened, closed = int(cal.opens[i] // 1_000_000), int(cal.closes[i] // 1_000_000)
+    pre, post = (opened, closed) if cal.name == "24/7" else (opened - 19_800, closed + 14_400)
+    return {
+        "pre": _period(zone, pre, opened),
+        "regular": _period(zone, opened, closed),
+        "post": _period(zone, closed, post),
+    }
+
+
+def _trading_periods(cal: Calendar, frame: pl.DataFrame, *, pre_post: bool) -> Any:
+    """``meta.tradingPeriods`` of an intraday answer: each of its sessions' regular period
+    (a list per day), or with ``includePrePost`` the pre, regular and post lists."""
+    days = frame["ts"].dt.date().unique().sort().to_numpy().astype("datetime64[D]")
+    hours = [_hours(cal, int(i)) for i in np.searchsorted(cal.sessions, days)]
+    if not pre_post:
+        return [[h["regular"]] for h in hours]
+    return {kind: [[h[kind]] for h in hours] for kind in ("pre", "regular", "post")}
+
+
+def _prices(symbol: str, cal: Calendar, start: int, now: datetime) -> dict[str, Any]:
+    """``meta``'s prices and dates: ``firstTradeDate`` (the listing's open),
+    ``regularMarketPrice`` (the last close by ``now``), ``chartPreviousClose`` (the last
+    close before ``start``) and ``currentTradingPeriod`` (of the last session opened)."""
+    listed = demo_listing_date(symbol) or LISTED.get(symbol)
+    first = listed or cal.sessions[0].astype(date)
+    crypto = cal.name == "24/7"
+    opening = datetime.combine(first, time() if crypto else time(9, 30), ZoneInfo(cal.tz))
+    first_trade = int(opening.timestamp())
+    before = datetime.fromtimestamp(start, UTC)
+    daily = generate([symbol], "1day", DateRange(before.date() - timedelta(14), before.date()))
+    recent = generate([symbol], "1day", DateRange(now.date() - timedelta(14), now.date()), now=now)
+    out: dict[str, Any] = {"firstTradeDate": first_trade}
+    if recent.height:
+        out["regularMarketPrice"] = recent["close"][-1]
+    if daily.height:
+        out["chartPreviousClose"] = daily["close"][-1]
+    opened = cal.opened_before(now)
+    if opened is not None:
+        i = int(np.searchsorted(cal.sessions, np.datetime64(opened, "D")))
+        out["currentTradingPeriod"] = _hours(cal, i)
+    return out
+
+
+def _events(symbol: str, cal: Calendar, window: DateRange, asked: str) -> dict[str, Any]:
+    """``events`` of an answer: the dividends and splits in ``window`` that ``asked``
+    (yfinance's ``div,splits``, or ``div|split``) wants, keyed by their session's open."""
+
+    def stamp(day: date) -> int:
+        i = int(np.searchsorted(cal.sessions, np.datetime64(day, "D")))
+        return int(cal.opens[i] // 1_000_000)
+
+    out: dict[str, Any] = {}
+    if "div" in asked:
+        dividends = {
+            str(stamp(d.session)): {"amount": d.amount, "date": stamp(d.session)}
+            for d in demo_dividends(symbol, window)
+        }
+        if dividends:
+            out["dividends"] = dividends
+    if "split" in asked:
+        splits = {
+            str(stamp(s.session)): {
+                "date": stamp(s.session),
+                "numerator": s.numerator,
+                "denominator": s.denominator,
+                "splitRatio": f"{s.numerator}:{s.denominator}",
+            }
+            for s in demo_splits(symbol, window)
+        }
+        if splits:
+            out["splits"] = splits
+    return out
+
+
+def _adjclose(
+    symbol: str, cal: Calendar, stamps: list[Any], closes: list[Any], now: datetime
+) -> list[Any]:
+    """Each daily close adjusted for the dividends after it, up to ``now`` (Yahoo's
+    ``adjclose``; prices are split-adjusted already)."""
+    days = [_day(t, cal) for t in stamps]
+    since = DateRange(min(days) + timedelta(days=1), now.date() + timedelta(days=1))
+    later = demo_dividends(symbol, since) if since else []
+    out = []
+    for day, close in zip(days, closes, strict=True):
+        factor = math.prod(d.factor for d in later if day < d.session)
+        out.append(None if close is None else round(close * factor, 6))
+    return out
+
+
+def _day(seconds: int, cal: Calendar) -> date:
+    return datetime.fromtimestamp(seconds, ZoneInfo(cal.tz)).date()
 
 
 def _volumes(values: list[Any]) -> list[Any]:
