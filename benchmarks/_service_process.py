@@ -44,6 +44,7 @@ def main() -> None:
     app = create_app(lake, token=os.environ["LAKE_API_TOKEN"], workers=1)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
+    listener.listen(2048)
     print(f"http://127.0.0.1:{listener.getsockname()[1]}", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     uvicorn.Server(config).run(sockets=[listener])

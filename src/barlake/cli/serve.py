@@ -53,6 +53,7 @@ def serve(state: State, /, host: str, port: int, workers: int) -> None:
     except OSError as exc:
         listener.close()
         fail(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port", EXIT_USAGE)
+    listener.listen(2048)  # from now on clients wait in the backlog until the app is up
     bound = listener.getsockname()[1]
     app = create_app(
         lake,
