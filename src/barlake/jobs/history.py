@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from barlake.catalog.repositories import Catalog, JobsRepository
-from barlake.fetch.job import SymbolErrors, add_error
+
+if TYPE_CHECKING:
+    from barlake.fetch.job import SymbolErrors
 
 
 def status(jobs: JobsRepository, job: str | None = None) -> dict[str, Any]:
@@ -22,6 +24,8 @@ def errors(jobs: Catalog, job: str | None = None) -> SymbolErrors:
     one per failed (interval, stage); and the symbols its provider refused as unknown, which
     fills leave out (stage ``set aside``)."""
     import polars as pl
+
+    from barlake.fetch.job import add_error
 
     job_id = jobs.find_job(job)
     failed = jobs.progress(job_id).filter(pl.col("status").is_in(["failed", "warning"]))
