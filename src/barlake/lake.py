@@ -143,10 +143,18 @@ class Lake:
         names = symbols_of(symbols) or []
         return self.services.registry.set_layers(names, layer, liquidity_score=liquidity_score)
 
-    def import_layers(self, path: str | Path) -> dict[str, int]:
-        """Layer updates from a scanner's CSV, Parquet or JSON file: ``symbol`` with ``layer``
-        or ``layerN_qualified`` columns, optionally ``liquidity_score``."""
-        return self.services.registry.import_layers(Path(path))
+    def import_layers(self, source: str | Path | Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        """Layer updates from a scanner's CSV, Parquet or JSON file (or rows of one): ``symbol``
+        with ``layer`` or ``layerN_qualified`` columns, optionally ``liquidity_score``.
+
+        >>> lake.import_layers([{"symbol": "AAPL", "layer": 3}])  # doctest: +SKIP
+        """
+        if isinstance(source, str | Path):
+            return self.services.registry.import_layers(Path(source))
+        import polars as pl
+
+        rows = pl.DataFrame(list(source), infer_schema_length=None)
+        return self.services.registry.apply_layers(rows, "the rows given")
 
     def compute_layers(self, policy: str | Policy | None = None) -> dict[str, int]:
         """Score liquidity from the lake's own daily bars (median dollar volume of the last
@@ -311,6 +319,10 @@ class Lake:
     def jobs(self, limit: int = 20) -> pl.DataFrame:
         """Recent jobs, newest first."""
         return self.catalog.jobs(limit)
+
+    def totals(self) -> dict[str, list[dict[str, Any]]]:
+        """Sums over every job: ``providers`` (requests, bars) and ``errors`` (by stage)."""
+        return self.catalog.totals()
 
     def errors(self, job: str | None = None) -> SymbolErrors:
         """A job's errors by symbol, one per failed (interval, stage):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
-from barlake.errors import UsageError
+from barlake.errors import NotFoundError
 from barlake.liveness import LEASE, abandoned, owner_gone
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class JobsTable:
         if len(found) != 1:
             what = "no jobs yet" if prefix is None else f"no single job matches {prefix!r}"
             msg = f"{what}; list them with `lake jobs`"
-            raise UsageError(msg)
+            raise NotFoundError(msg)
         return str(found[0]["job_id"])
 
     # Reads show a running job whose owner is gone as interrupted at once, without writing:
@@ -143,6 +143,19 @@ class JobsTable:
         if not open_as:
             return frame
         return frame.with_columns(status=pl.col("status").replace(open_as))
+
+    def totals(self: Connected) -> dict[str, list[dict[str, Any]]]:
+        """Sums over every job: requests and bars by provider, failed progress rows by stage."""
+        return {
+            "providers": self.rows(
+                "SELECT coalesce(provider, 'none') AS provider, sum(requests_made) AS requests, "
+                "sum(bars_written) AS bars FROM jobs GROUP BY 1 ORDER BY 1"
+            ),
+            "errors": self.rows(
+                "SELECT coalesce(stage, 'unknown') AS stage, count(*) AS errors "
+                "FROM backfill_progress WHERE status = 'failed' GROUP BY 1 ORDER BY 1"
+            ),
+        }
 
     def warnings(
         self: Connected, intervals: Sequence[str], names: Sequence[str]

@@ -67,6 +67,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "barlake.cli.research:report",
         "Write a self-contained HTML page: coverage map, gaps, recent jobs and their errors.",
     ),
+    "serve": (
+        "barlake.cli.serve:serve",
+        "Serve the REST API and admin page, with queue workers, until Ctrl-C (its URL on stdout).",
+    ),
     "queue": (
         "barlake.cli.service:queue",
         "Queue backfill requests for `lake worker` (or `lake serve`) to run.",

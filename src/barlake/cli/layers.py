@@ -68,9 +68,9 @@ def layers_compute(state: State, /, policy: str | None) -> None:
 @handles_errors
 def events(state: State, /, pending: bool, as_json: bool) -> None:
     """List events (layer changes, detected gaps) and the jobs that served them."""
-    rows = state.lake().events(pending=pending).to_dicts()
-    for row in rows:
-        row["payload"] = json.loads(row["payload"] or "null")
+    from barlake.views.serialize import event_rows
+
+    rows = event_rows(state.lake().events(pending=pending))
     if as_json:
         emit_json(rows)
     else:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
+from barlake.views.serialize import dumps
+
 
 def emit_json(data: Any) -> None:
-    """``data`` as indented JSON; dates and other values print as their ``str``."""
-    click.echo(json.dumps(data, indent=2, default=str))
+    """``data`` as indented JSON (the API's rendering too: ``views.serialize``)."""
+    click.echo(dumps(data))
 
 
 def emit_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,6 +28,23 @@ from barlake.fetch.ratewindow import LocalWindow, Window, open_window
 # A waiter woken a rounding error early sleeps again; on a fake clock, a sleep shorter than the
 # clock's resolution would never get there.
 _MIN_SLEEP = 1e-6
+
+
+class Waits:
+    """How often and how long this process's limiters made a request wait (``/metrics``)."""
+
+    def __init__(self) -> None:
+        self.count, self.seconds = 0, 0.0
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.count += 1
+            self.seconds += seconds
+
+
+#: Every limiter of the process counts its waits here.
+WAITS = Waits()
 
 
 class RateLimiter:
@@ -71,11 +89,13 @@ class RateLimiter:
         earlier."""
         if self.unlimited:
             while (left := self.window.held(self._clock)) > 0:
+                WAITS.add(left)
                 await self._sleep(max(left, _MIN_SLEEP))
             return
         span = self.window_s + self.margin_s
         async with self._lock():
             while (wait := self.window.take(self._clock, self.limit, span)) > 0:
+                WAITS.add(wait)
                 await self._sleep(max(wait, _MIN_SLEEP))
 
     def pause(self, seconds: float) -> None:

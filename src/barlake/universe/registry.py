@@ -135,10 +135,13 @@ class Registry:
         return self.repo.set_layers(layers.updates_from(frame, "arguments"))
 
     def import_layers(self, path: Path) -> dict[str, int]:
-        frame = read_table(path)
-        updates = layers.updates_from(frame, str(path))
+        return self.apply_layers(read_table(path), str(path))
+
+    def apply_layers(self, frame: pl.DataFrame, source: str) -> dict[str, int]:
+        """Layer updates from ``frame`` (columns as ``lake layers import``'s file)."""
+        updates = layers.updates_from(frame, source)
         if updates["symbol"].is_duplicated().any():
-            msg = f"{path}: symbols repeat; each symbol may appear once"
+            msg = f"{source}: symbols repeat; each symbol may appear once"
             raise UsageError(msg)
         return self.repo.set_layers(updates)
 

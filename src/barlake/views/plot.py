@@ -10,6 +10,7 @@ merged into blocks that show their worst state, so a single hole never disappear
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -113,10 +114,13 @@ def coverage_png(
     coverage: Coverage, *, title: str | None = None, size: Size | None = None
 ) -> bytes:
     """The coverage map as PNG bytes (for embedding in a page)."""
-    fig = coverage_figure(coverage, title=title, size=size)
     buffer = io.BytesIO()
-    # No ``bbox_inches="tight"``: it would change the pixel size.
-    fig.savefig(buffer, format="png", dpi=DPI)
+    with warnings.catch_warnings():
+        # A symbol whose letters the font lacks is drawn as boxes, not refused.
+        warnings.filterwarnings("ignore", r"Glyph \d+ .* missing from font", UserWarning)
+        fig = coverage_figure(coverage, title=title, size=size)
+        # No ``bbox_inches="tight"``: it would change the pixel size.
+        fig.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
 
 

@@ -1,0 +1,153 @@
+"""``lake serve`` under load: while its worker fills a backfill of 100 symbols, 50 concurrent
+clients poll ``GET /jobs/{id}`` (25 of them) and ``GET /gaps?symbols=...`` (20 symbols, 25 of
+them) for 10 seconds. The app runs in a process of its own (``_service_process.py``).
+
+    python benchmarks/service.py [--runs 3] [--seconds 10] [--clients 50] --json
+
+Prints per endpoint p50/p99 latency (ms) and requests per second, the time from
+``POST /backfills`` to the provider's first request, and whether the fill was still running when
+the load stopped (medians over the runs). Targets: p99 under 50 ms for /jobs/{id}, under 250 ms
+for /gaps, and under 1 s from POST to the first provider request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TOKEN = "benchmark-token"
+SYMBOLS = [f"B{i:03d}" for i in range(100)]
+BACKFILL = {"symbols": SYMBOLS, "interval": ["1day", "1hour", "5min"], "days": 60}
+LATENCY_MS = 40
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def _load(url: str, job: str, seconds: float, clients: int) -> dict[str, list[float]]:
+    """``clients`` loops, half on the job and half on gaps, for ``seconds``; latencies in ms."""
+    paths = {
+        "jobs": f"/jobs/{job}",
+        "gaps": "/gaps?symbols=" + ",".join(SYMBOLS[:20]) + "&interval=1day&days=30",
+    }
+    found: dict[str, list[float]] = {name: [] for name in paths}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        stop = time.perf_counter() + seconds
+
+        async def loop(name: str) -> None:
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                answer = await client.get(paths[name])
+                answer.raise_for_status()
+                found[name].append((time.perf_counter() - started) * 1000)
+
+        await asyncio.gather(*(loop("jobs" if n % 2 == 0 else "gaps") for n in range(clients)))
+    return found
+
+
+def one_run(seconds: float, clients: int) -> dict[str, Any]:
+    from barlake import Lake
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lake"
+        Lake.init(root).add_symbols(SYMBOLS)
+        env = {**os.environ, "LAKE_API_TOKEN": TOKEN}
+        script = Path(__file__).with_name("_service_process.py")
+        server = subprocess.Popen(
+            [sys.executable, str(script), str(root), str(LATENCY_MS)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            assert server.stdout is not None
+            url = server.stdout.readline().strip()
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            with httpx.Client(base_url=url, timeout=60) as client:
+                while client.get("/health").status_code != 200:
+                    time.sleep(0.05)
+                client.get("/gaps", params={"symbols": "B000", "days": 5})  # warm the imports
+                posted = time.time()
+                queued = client.post("/backfills", json=BACKFILL, headers=auth).json()
+                answered = time.time()
+                while (job := client.get(f"/backfills/{queued['id']}").json()["job_id"]) is None:
+                    time.sleep(0.02)
+                while not (root / "first_request").exists():
+                    time.sleep(0.02)
+                first = float((root / "first_request").read_text())
+                latencies = asyncio.run(_load(url, job, seconds, clients))
+                status = client.get(f"/jobs/{job}").json()["status"]
+        finally:
+            server.terminate()
+            server.wait(60)
+    report: dict[str, Any] = {
+        "post_to_first_request_s": round(first - posted, 3),
+        "post_answer_s": round(answered - posted, 3),
+        "fill_running_at_end": status == "running",
+        "plan_requests": queued["plan"]["total_requests"],
+    }
+    for name, values in latencies.items():
+        report[name] = {
+            "requests": len(values),
+            "rps": round(len(values) / seconds, 1),
+            "p50_ms": round(_percentile(values, 0.50), 2),
+            "p99_ms": round(_percentile(values, 0.99), 2),
+        }
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--json", action="store_true", help="Print JSON (the default).")
+    args = parser.parse_args()
+    runs = [one_run(args.seconds, args.clients) for _ in range(args.runs)]
+
+    def median(path: tuple[str, ...]) -> float:
+        values = []
+        for run in runs:
+            value: Any = run
+            for key in path:
+                value = value[key]
+            values.append(value)
+        return round(statistics.median(values), 3)
+
+    report: dict[str, Any] = {
+        "benchmark": "lake serve under load",
+        "backfill": f"{len(SYMBOLS)} symbols x {BACKFILL['interval']} x {BACKFILL['days']} days, "
+        f"demo at {LATENCY_MS} ms a page",
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "runs": args.runs,
+        "post_to_first_request_s": median(("post_to_first_request_s",)),
+        "post_answer_s": median(("post_answer_s",)),
+        "fill_running_at_end": [r["fill_running_at_end"] for r in runs],
+    }
+    for name in ("jobs", "gaps"):
+        report[name] = {k: median((name, k)) for k in ("p50_ms", "p99_ms", "rps", "requests")}
+    report["targets_met"] = {
+        "jobs_p99_under_50_ms": report["jobs"]["p99_ms"] < 50,
+        "gaps_p99_under_250_ms": report["gaps"]["p99_ms"] < 250,
+        "first_request_under_1_s": report["post_to_first_request_s"] < 1,
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""``/health`` and ``/metrics``: whether the service can work, and its figures."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from barlake.api.deps import READ, LakeDep
+from barlake.api.responses import LakeJSON
+from barlake.api.schemas import Health
+from barlake.errors import LakeError
+from barlake.fetch.ratelimit import WAITS
+from barlake.views.metrics import CONTENT_TYPE, Metric, render
+
+router = APIRouter(tags=["health"])
+log = logging.getLogger("barlake.api")
+
+STATES = ("queued", "claimed", "done", "failed", "cancelled")
+
+
+@router.get("/health", response_model=Health, responses={503: {"model": Health}})
+def health(lake: LakeDep, request: Request) -> LakeJSON:
+    """Catalog reachable, workers alive, queue depth; 503 when the catalog is not reachable or
+    a worker died."""
+    pool = request.app.state.pool
+    try:
+        depth = {s: 0 for s in STATES} | lake.queue.depth()
+        reachable = True
+    except LakeError as exc:
+        log.warning("health: the catalog is not reachable: %s", exc)
+        depth, reachable = {}, False
+    ok = reachable and pool.alive == pool.size
+    answer = {
+        "status": "ok" if ok else "degraded",
+        "catalog": reachable,
+        "workers": {"configured": pool.size, "alive": pool.alive},
+        "queue": depth,
+    }
+    return LakeJSON(answer, status_code=200 if ok else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}}},
+    dependencies=READ,
+)
+def metrics(lake: LakeDep, request: Request) -> Response:
+    """Queue depth by state, requests and bars by provider, errors by stage, rate-limit waits
+    (Prometheus text format)."""
+    depth = {s: 0 for s in STATES} | lake.queue.depth()
+    totals = lake.totals()
+    pool = request.app.state.pool
+    families = [
+        Metric(
+            "barlake_queue_requests",
+            "gauge",
+            "Backfill requests in the queue, by state.",
+            [({"state": s}, n) for s, n in sorted(depth.items())],
+        ),
+        Metric(
+            "barlake_provider_requests_total",
+            "counter",
+            "Requests made to providers by every job, by provider.",
+            [({"provider": r["provider"]}, r["requests"] or 0) for r in totals["providers"]],
+        ),
+        Metric(
+            "barlake_bars_written_total",
+            "counter",
+            "Bars written by every job, by provider.",
+            [({"provider": r["provider"]}, r["bars"] or 0) for r in totals["providers"]],
+        ),
+        Metric(
+            "barlake_errors_total",
+            "counter",
+            "Symbols that failed in a job, by the stage they failed at.",
+            [({"stage": r["stage"]}, r["errors"]) for r in totals["errors"]],
+        ),
+        Metric(
+            "barlake_rate_limit_waits_total",
+            "counter",
+            "Times a request of this process waited for its provider's rate limit.",
+            [({}, WAITS.count)],
+        ),
+        Metric(
+            "barlake_rate_limit_wait_seconds_total",
+            "counter",
+            "Seconds requests of this process waited for their provider's rate limit.",
+            [({}, WAITS.seconds)],
+        ),
+        Metric("barlake_workers_alive", "gauge", "Queue workers running.", [({}, pool.alive)]),
+    ]
+    return Response(render(families), media_type=CONTENT_TYPE)
