@@ -13,6 +13,7 @@ from typing import Any, get_args
 import pytest
 import yaml
 from click.testing import CliRunner
+from tests.conftest import clock
 
 from barlake.cli import cli, main
 from barlake.config import (
@@ -67,6 +68,14 @@ EXPECTED: dict[str, tuple[dict[int, dict[str, int]], dict[int, int], str]] = {
         "policy lake.yaml data_management, layer",
     ),
 }
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(monkeypatch):
+    """The commands run on the tests' clock (after a session's close), not on the wall
+    clock: during market hours today's session is provisional, and a second fill would
+    rightly fetch it again."""
+    monkeypatch.setattr("barlake.lake.system_clock", clock)
 
 
 def invoke(root: Path, *args: str) -> Any:
