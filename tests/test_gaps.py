@@ -413,3 +413,24 @@ def test_listing_window():
     assert listing_window(window, None, date(2024, 1, 1)) == DateRange(
         date(2024, 1, 1), date(2024, 1, 2)
     )
+
+
+def test_only_the_open_session_of_a_fetch_stays_provisional(lake_root):
+    """A fetch made while a session trades settles the sessions that had closed: only the open
+    one is a gap again (and the next fill asks for it alone), not the whole range."""
+    from datetime import UTC, date, datetime
+
+    from barlake.lake import Lake
+
+    midday = datetime(2025, 1, 15, 17, 0, tzinfo=UTC)  # NYSE open, 12:00 in New York
+    lake = Lake.open(lake_root, clock=lambda: midday)
+    lake.add_symbols("AAPL")
+    window = {"start": date(2025, 1, 8), "end": date(2025, 1, 15)}
+    first = lake.fill("AAPL", interval="1day", **window)
+    assert first.bars_written == 5  # Jan 9 was a national day of mourning: NYSE closed
+    gaps = lake.gaps("AAPL", interval="1day", **window)
+    assert [(g.range.start, g.range.last, g.sessions) for g in gaps] == [
+        (date(2025, 1, 15), date(2025, 1, 15), 1)
+    ]
+    again = lake.fill("AAPL", interval="1day", **window)
+    assert again.bars_written == 1

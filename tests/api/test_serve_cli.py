@@ -96,7 +96,9 @@ def test_the_cli_works_while_the_service_fills_the_lake(root: Path) -> None:
                 ).status_code
                 == 401
             )
-            body = {"interval": ["1day", "1hour", "5min"], "days": 20}
+            # Past dates: on the wall clock, a session still trading would stay a gap.
+            june = {"start": "2024-06-03", "end": "2024-06-28"}
+            body = {"interval": ["1day", "1hour", "5min"], **june}
             queued = client.post(
                 "/backfills", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
             ).json()
@@ -110,7 +112,16 @@ def test_the_cli_works_while_the_service_fills_the_lake(root: Path) -> None:
                 root,
                 ["status", "--json"],
                 ["jobs", "--json"],
-                ["gaps", "--json", "--interval", "1day", "--days", "20"],
+                [
+                    "gaps",
+                    "--json",
+                    "--interval",
+                    "1day",
+                    "--start",
+                    june["start"],
+                    "--end",
+                    june["end"],
+                ],
             )
             assert status.returncode == 0, status.stderr
             assert json.loads(status.stdout)["status"] in ("running", "done")
@@ -123,7 +134,7 @@ def test_the_cli_works_while_the_service_fills_the_lake(root: Path) -> None:
                 return client.get(f"/backfills/{queued['id']}").json()["state"] == "done"
 
             eventually(finished, "the request finishing")
-            assert client.get("/gaps", params={"interval": "1day", "days": 20}).json() == []
+            assert client.get("/gaps", params={"interval": "1day", **june}).json() == []
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=60)

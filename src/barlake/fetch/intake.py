@@ -132,9 +132,10 @@ def ledger_rows(
     ranges count as covered (``coverage.ledger``); lost bars of a non-empty range are gaps. A
     range is final when its last session had closed, plus ``grace``, at ``fetched_at``.
 
-    Sessions with rejected bars were not returned whole: each run of them is a provisional
-    range of its own (fetched again until an answer brings them clean), and the window's row
-    is cut around them, so that no final range of the same answer settles them.
+    Sessions with rejected bars were not returned whole, and sessions still open may change:
+    each run of them is a provisional range of its own (fetched again until an answer brings
+    them clean and closed), and the window's row is cut around them, so that no final range
+    of the same answer settles them.
     """
     closed = calendar.closed_before(fetched_at, grace) if calendar else None
     row = {
@@ -153,12 +154,19 @@ def ledger_rows(
         return [ranged(window, got.bars)]
     sessions = calendar.sessions_in(window)
     refused = np.isin(sessions, got.rejected)
-    holes = session_runs(sessions, refused)
+    # Sessions not yet closed (plus grace) are provisional, each run a range of its own: the
+    # closed sessions of the same answer stay final, so they are not fetched again.
+    late = (
+        sessions > np.datetime64(closed, "D")
+        if closed is not None
+        else np.ones(len(sessions), dtype=bool)
+    )
+    holes = session_runs(sessions, refused | late)
     rows = [ranged(r, _bars_in(got, r)) for r in subtract([window], holes)]
     rows += [ranged(r, _bars_in(got, r), final=False) for r in holes]
     if len(got.days) == len(sessions) and np.array_equal(got.days, sessions):
         return rows  # a bar on every session
-    empty = ~np.isin(sessions, got.days) & ~refused
+    empty = ~np.isin(sessions, got.days) & ~refused & ~late
     rows += [ranged(run, 0) for run in session_runs(sessions, empty)]
     return rows
 
