@@ -242,7 +242,7 @@ class Queue:
                 request, _ = self.enqueue(
                     "fill" if kind == "fill" else "prune",
                     Selection(symbols=symbols, policy=policy).parameters(policy),
-                    provider=self._provider() if kind == "fill" else None,
+                    provider=self.config.default_provider if kind == "fill" else None,
                     priority=max(layer for _, _, layer in events),
                     source="event",
                 )
@@ -257,15 +257,14 @@ class Queue:
             start=date.fromisoformat(data["first"]),
             end=date.fromisoformat(data["last"]),
         ).parameters(None)
-        return self.enqueue("fill", gap, provider=self._provider(), priority=0, source="event")[0]
+        return self.enqueue(
+            "fill", gap, provider=self.config.default_provider, priority=0, source="event"
+        )[0]
 
     def _event_policy(self) -> str | None:
         """The policy event work is sized by: the lake's own (None: planning loads it), else
         the built-in scanner_layers."""
         return None if self.backfill.policies.chosen(None) is not None else EVENT_POLICY
-
-    def _provider(self) -> str:
-        return self.config.default_provider
 
     def _check(self, selection: Selection, kind: Kind, provider: str) -> str | None:
         """Refuse what the worker could not run (unknown symbols, policy, provider, bad dates)

@@ -71,18 +71,6 @@ class Schedule:
                 out += self._cron(entry, now, runs)
         return out
 
-    def next_times(self, count: int = 1) -> dict[str, list[datetime]]:
-        """When each cron entry fires next (UTC), for ``lake worker`` to show."""
-        from croniter import croniter
-
-        now = self.clock()
-        out: dict[str, list[datetime]] = {}
-        for entry in self.entries:
-            if entry.cron is not None:
-                it = croniter(entry.cron, now.astimezone(self._zones[entry.label]))
-                out[entry.label] = [it.get_next(datetime) for _ in range(count)]
-        return out
-
     # -- the two kinds of entry --------------------------------------------------------------
 
     def _after_close(

@@ -13,9 +13,11 @@ keeps the claim while it runs. ``stop()`` (SIGTERM) stops claiming, stops the jo
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
@@ -56,7 +58,7 @@ class Outcome:
     retry_in: timedelta | None = None
 
 
-_NAMES = iter(range(1, 1_000_000))
+_NAMES = itertools.count(1)
 
 
 class Worker:
@@ -119,10 +121,6 @@ class Worker:
         if job is not None:
             job()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
     def upkeep(self) -> None:
         """Requeue abandoned claims, queue the work of pending events and due schedules."""
         for request_id in self.catalog.requeue_abandoned(self.lease):
@@ -138,19 +136,16 @@ class Worker:
 
     def turn(self) -> Turn:
         """Claim the next request and serve it, under the lake's fill lock."""
-        try:
-            lock = self.backfill.fill_lock()
-            lock.__enter__()
-        except LockError:
-            return Turn.BUSY
-        try:
+        with ExitStack() as held:
+            try:
+                held.enter_context(self.backfill.fill_lock())
+            except LockError:
+                return Turn.BUSY
             row = self.catalog.claim(self.name, HOST, os.getpid(), provider=self.provider)
             if row is None:
                 return Turn.EMPTY
             self.serve(Request.from_row(row))
             return Turn.SERVED
-        finally:
-            lock.__exit__(None, None, None)
 
     # -- one request -------------------------------------------------------------------------
 
