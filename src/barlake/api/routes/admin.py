@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
-from barlake.api.deps import READ, LakeDep
+from barlake.api.deps import READ, LakeDep, shared
 from barlake.domain.intervals import INTERVALS
 from barlake.errors import AuthError
 
@@ -99,6 +99,6 @@ def page(lake: LakeDep, request: Request) -> HTMLResponse:
 
 
 @router.get("/admin/{section}", dependencies=READ)
-def section(lake: LakeDep, section: Section) -> HTMLResponse:
-    """One section of the page, for the script's refresh."""
-    return HTMLResponse(_fragment(section, lake))
+async def section(lake: LakeDep, request: Request, section: Section) -> HTMLResponse:
+    """One section of the page, for the script's refresh (every open page polls them)."""
+    return HTMLResponse(await shared(request, lambda: _fragment(section, lake)))
