@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import html
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from markupsafe import escape
 
 from barlake.cli import cli
 from barlake.lake import Lake
@@ -45,8 +45,9 @@ def test_page_is_self_contained_with_coverage_jobs_and_errors(filled: Lake, tmp_
     out = filled.report(tmp_path / "report.html", **JUNE)
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    # Nothing to fetch from elsewhere: no external script, style sheet or image.
-    assert not re.search(r'(src|href)="(?!data:)', page)
+    # Nothing to fetch from elsewhere: no external script, style sheet or image (links only
+    # to the page's own sections).
+    assert not re.search(r'(src|href)="(?!data:|#)', page)
     png = embedded_png(page)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
@@ -54,9 +55,9 @@ def test_page_is_self_contained_with_coverage_jobs_and_errors(filled: Lake, tmp_
     job = filled.jobs(1).to_dicts()[0]
     assert str(job["job_id"]) in page
     [error] = filled.errors()["NOPE"]
-    assert f"<td>{html.escape(error['error'])}</td>" in page
+    assert f"<td>{escape(error['error'])}</td>" in page  # as the template escapes it
     assert f"<td>{error['stage']}</td>" in page
-    assert "<h2>Gaps (38 sessions)</h2>" in page  # all of June for MSFT and NOPE
+    assert "<h3>Gaps (38 sessions)</h3>" in page  # all of June for MSFT and NOPE
 
 
 def test_everything_shown_is_escaped() -> None:
@@ -65,9 +66,8 @@ def test_everything_shown_is_escaped() -> None:
     from barlake.views.coverage import assemble
 
     cov = assemble("1day", ["<b>"], np.array([], dtype="datetime64[D]"), {})
-    page = report.Report(
-        title="a <script>", coverage=cov, png=None, gaps=[], jobs=[{"job_id": "<i>"}]
-    ).render()
+    section = report.Section(coverage=cov, png=None, gaps=[])
+    page = report.Report(title="a <script>", sections=[section], jobs=[{"job_id": "<i>"}]).render()
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "&lt;b&gt;" in page and "&lt;i&gt;" in page
     assert "pip install" in page  # no picture without matplotlib: the page says how
