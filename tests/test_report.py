@@ -91,3 +91,54 @@ def test_cli_report_of_an_empty_lake(lake_root: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     page = out.read_text(encoding="utf-8")
     assert "no jobs yet" in page and "no errors" in page
+
+
+def test_holdings_agree_with_the_files(filled: Lake) -> None:
+    import polars as pl
+
+    assert filled.fill(
+        "AAPL", provider="demo", interval="1hour", start=JUNE["start"], end=date(2024, 6, 7)
+    ).ok
+    held = {h.interval: h for h in filled.store.holdings()}
+    assert list(held) == ["1hour", "1day"]
+    for interval, h in held.items():
+        files = sorted((filled.root / "bars" / f"interval={interval}").rglob("*.parquet"))
+        frame = pl.read_parquet(files, hive_partitioning=False)
+        assert h.files == len(files)
+        assert h.bytes == sum(f.stat().st_size for f in files)
+        assert h.bars == frame.height
+        assert h.symbols == frame["symbol"].n_unique()
+        assert (h.first, h.last) == (frame["ts"].min(), frame["ts"].max())
+    assert held["1day"].symbols == 1 and held["1day"].bars == 19  # AAPL's June; NOPE failed
+
+
+def test_cli_report_of_chosen_intervals(filled: Lake, tmp_path: Path) -> None:
+    out = tmp_path / "hours.html"
+    args = ["--lake", str(filled.root), "report", str(out), "--start", "2024-06-03"]
+    result = CliRunner().invoke(cli, [*args, "--end", "2024-06-28", "--interval", "1hour,1day"])
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text(encoding="utf-8")
+    assert re.findall(r'<section id="interval-(\w+)">', page) == ["1hour", "1day"]  # as given
+    # The lake holds only daily bars: one row in the holdings table.
+    assert page.count('<tr data-interval="') == 1 and '<tr data-interval="1day">' in page
+
+
+def test_cli_report_refuses_an_unknown_interval(filled: Lake, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    args = ["--lake", str(filled.root), "report", str(out), "--interval", "2min"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert "unknown interval '2min'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_report_of_every_interval_held(filled: Lake, tmp_path: Path) -> None:
+    assert filled.fill(
+        "AAPL", provider="demo", interval="15min", start=date(2024, 6, 24), end=JUNE["end"]
+    ).ok
+    page = filled.report(tmp_path / "all.html", **JUNE).read_text(encoding="utf-8")
+    assert re.findall(r'<section id="interval-(\w+)">', page) == ["15min", "1day"]
+    assert re.search(r'<tr data-interval="15min">.*?<td class="number">130</td>', page, re.S)
+    assert "2024-06-24T13:30Z" in page and "2024-06-28T19:45Z" in page
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 2

@@ -412,10 +412,11 @@ def _group_bands(
         groups = [("all symbols", tuple(range(len(coverage.symbols))))]
     count = len(groups)
     worst = sorted(np.flatnonzero(gaps).tolist(), key=lambda i: (-int(gaps[i]), i))
-    if worst:
-        each = int(np.clip(0.3 * map_h / count, least, 48))
-    else:
-        each = int(np.clip((map_h - _BAND_GAP_PX * (count - 1)) / count, least, 96))
+    row_h = max(line, MIN_CELL_PX)
+    # The symbols' rows take what they need, up to 70% of the height; the bands the rest.
+    rows_h = min(len(worst) * row_h, int(0.7 * map_h)) + (_SECTION_GAP_PX if worst else 0)
+    room = map_h - rows_h - _BAND_GAP_PX * (count - 1)
+    each = int(np.clip(room / count, least, 96))
     bands: list[Band] = []
     y = 0
     for name, rows in groups:
@@ -423,7 +424,6 @@ def _group_bands(
         y += each + _BAND_GAP_PX
     y += _SECTION_GAP_PX - _BAND_GAP_PX
     room = map_h - y
-    row_h = max(line, MIN_CELL_PX)
     fits = min(len(worst), max(room // row_h, 0))
     if fits:
         row_h = min(room // fits, 2 * line)
