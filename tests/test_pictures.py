@@ -35,11 +35,14 @@ JUNE = {"start": date(2024, 6, 3), "end": date(2024, 6, 28)}
 NAMES = [s for s in (f"S{i:03d}" for i in range(600)) if demo_listing_date(s) is None][:300]
 #: Symbols filled around one session each (layers 1 and 3); layer 0 is filled completely.
 HOLES = {NAMES[80]: date(2024, 6, 6), NAMES[81]: date(2024, 6, 20), NAMES[290]: date(2024, 6, 11)}
-RED = np.array(plot._rgb(plot.COLOURS[MISSING])) / 255
 
 
 def is_red(pixels: np.ndarray) -> np.ndarray:
-    return np.all(np.abs(pixels[..., :3] - RED) < 0.02, axis=-1)
+    """Where ``pixels`` (0..1 floats) have the gap colour."""
+    from matplotlib.colors import to_rgb
+
+    red = np.array(to_rgb(plot.COLOURS[MISSING]))
+    return np.all(np.abs(pixels[..., :3] - red) < 0.02, axis=-1)
 
 
 def read_png(path: Path | io.BytesIO) -> np.ndarray:
@@ -265,6 +268,14 @@ def test_map_of_3000_symbols_over_six_years(size: plot.Size, tmp_path: Path) -> 
         assert cell.any(axis=1).sum() >= plot.MIN_CELL_PX
     labels = check_labels_apart(cov, size)
     assert labels >= 4 + plan.shown_with_gaps  # every band and row is named
+
+
+@pytest.mark.parametrize("size", [(320, 180), (640, 360), (2400, 300), (400, 1600)])
+def test_any_size_draws_a_picture_of_that_size(size: plot.Size, tmp_path: Path) -> None:
+    cov, _, _ = synthetic()
+    assert read_png(cov.plot(tmp_path / "map.png", size=size)).shape[:2] == (size[1], size[0])
+    plan = plot.layout(cov, size)
+    assert all(0 <= b.top and b.top + b.height <= plan.box[3] for b in plan.bands)
 
 
 def test_a_bigger_picture_shows_more_rows() -> None:

@@ -30,7 +30,7 @@ import io
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -374,7 +374,7 @@ def _layout(coverage: Coverage, size: Size, measure: _Measure) -> Layout:
         shown, caption = with_gaps, ""
     else:
         bands, shown = _group_bands(coverage, groups, gaps, map_h, line)
-        caption = _caption(groups, with_gaps, shown)
+        caption = _caption(groups, with_gaps, shown, width - 2 * _MARGIN_PX, measure)
     labelled = _spaced([b.top + b.height / 2 for b in bands], line)
     dated = _spaced([(edges[j] + edges[j + 1]) / 2 for j in range(columns)], date_w)
     mode: Literal["symbols", "groups"] = "symbols" if detail else "groups"
@@ -430,17 +430,29 @@ def _group_bands(
     for i in worst[:fits]:
         bands.append(Band(_short(coverage.symbols[i]), "symbol", (i,), y, row_h))
         y += row_h
-    return tuple(bands), fits
+    # A picture too small for even the bands keeps what fits of them.
+    kept = tuple(replace(b, height=min(b.height, map_h - b.top)) for b in bands if b.top < map_h)
+    return kept, fits
 
 
-def _caption(groups: list[tuple[str, tuple[int, ...]]], with_gaps: int, shown: int) -> str:
+def _caption(
+    groups: list[tuple[str, tuple[int, ...]]], with_gaps: int, shown: int, room: int, m: _Measure
+) -> str:
+    """What the bands and rows are, in the longest wording that fits ``room`` pixels."""
     what = "each layer" if all(n.startswith("layer ") for n, _ in groups) else "each group"
-    head = f"bands: the share of {what}'s symbols in each state per session, worst on top"
     if not with_gaps:
-        return f"{head}; no symbol has gaps"
-    if shown == with_gaps:
-        return f"{head}; below, the {with_gaps:,} symbol(s) with gaps, most first"
-    return f"{head}; below, {shown:,} of the {with_gaps:,} symbols with gaps, most first"
+        rows, short_rows = "no symbol has gaps", "no gaps"
+    elif shown == with_gaps:
+        rows = f"below, the {with_gaps:,} symbol(s) with gaps, most first"
+        short_rows = f"{with_gaps:,} with gaps below"
+    else:
+        rows = f"below, {shown:,} of the {with_gaps:,} symbols with gaps, most first"
+        short_rows = f"{shown:,} of {with_gaps:,} with gaps below"
+    wordings = [
+        f"bands: the share of {what}'s symbols in each state per session, worst on top; {rows}",
+        f"bands: shares of states, worst on top; {short_rows}",
+    ]
+    return next((w for w in wordings if m.width(w) <= room), wordings[-1])
 
 
 def _spaced(centres: Sequence[float], gap: float) -> tuple[int, ...]:
