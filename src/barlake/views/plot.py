@@ -89,6 +89,7 @@ _BACKGROUND: Final = (255, 255, 255)
 _BAND_GAP_PX: Final = 2  # white between two bands
 _SECTION_GAP_PX: Final = 8  # white between the bands and the symbols' rows
 _MARGIN_PX: Final = 8
+_MEASURED_LABELS: Final = 20  # the longest labels measured for the left margin
 _RULED_ROW_PX: Final = 10  # symbols' rows at least this tall are ruled off from each other
 
 
@@ -347,8 +348,9 @@ def _layout(coverage: Coverage, size: Size, measure: _Measure) -> Layout:
     groups = _groups(coverage)
     detail = n * DETAIL_ROW_PX <= _map_height(height, line, measure, caption=False)
     names = [coverage.symbols[i] for i in (range(n) if detail else np.flatnonzero(gaps))]
+    longest = sorted({_short(s) for s in names}, key=len)[-_MEASURED_LABELS:]
     widest = max(
-        [measure.width(_short(s)) for s in names]
+        [measure.width(s) for s in longest]
         + [measure.width(_group_label(g, len(r)), bold=True) for g, r in groups if not detail],
         default=0,
     )
