@@ -436,26 +436,42 @@ class Lake:
         path: str | Path,
         symbols: Symbols = None,
         *,
-        interval: Interval = "1day",
+        interval: Interval | Sequence[Interval] | None = None,
         jobs: int = 10,
         **span: Unpack[Span],
     ) -> Path:
-        """Write a self-contained HTML page: coverage map and table, gaps, the last ``jobs``
-        jobs and their errors (symbols and ranges chosen as in ``gaps``).
+        """Write a self-contained HTML page: what the lake holds at each interval (bars,
+        symbols, first and last bar, files, bytes), each interval's coverage map and table and
+        its gaps (symbols and ranges chosen as in ``gaps``), the last ``jobs`` jobs and their
+        errors. ``interval`` None: every interval the lake holds (1day when it holds none).
 
         >>> lake.report("report.html", days=90)  # doctest: +SKIP
         """
         from barlake.fetch.job import error_rows
         from barlake.views import report as report_
 
-        coverage = self.coverage(symbols, interval=interval, **span)
+        held = {h.interval: h for h in self.store.holdings()}
+        if interval is None:
+            chosen: list[Interval] = list(held) or ["1day"]
+        else:
+            given = [interval] if isinstance(interval, str) else list(interval)
+            chosen = [spec(i).name for i in given]
+        sections = []
+        for name in chosen:
+            coverage = self.coverage(symbols, interval=name, **span)
+            sections.append(
+                report_.Section(
+                    coverage=coverage,
+                    png=report_.picture(coverage),
+                    gaps=[g.to_dict() for g in self.gaps(symbols, interval=name, **span)],
+                    holding=held.get(name),
+                )
+            )
         recent = self.catalog.jobs(jobs).to_dicts()
         failed = [j for j in recent if j.get("symbols_failed")]
         page = report_.Report(
             title=f"barlake report: {self.root} ({self.clock().strftime('%Y-%m-%d %H:%M UTC')})",
-            coverage=coverage,
-            png=report_.picture(coverage),
-            gaps=[g.to_dict() for g in self.gaps(symbols, interval=interval, **span)],
+            sections=sections,
             jobs=recent,
             errors=[
                 {"job_id": j["job_id"], **row}

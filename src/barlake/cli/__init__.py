@@ -65,7 +65,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "report": (
         "barlake.cli.research:report",
-        "Write a self-contained HTML page: coverage map, gaps, recent jobs and their errors.",
+        "Write a self-contained HTML page: holdings per interval, coverage maps, gaps, jobs.",
     ),
     "serve": (
         "barlake.cli.serve:serve",

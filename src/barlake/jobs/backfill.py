@@ -13,7 +13,7 @@ import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Protocol
 
@@ -151,7 +151,8 @@ class Backfill:
         windows = {t.symbol: t.window for t in wanted.targets}
         expected = self.finder.expected(wanted.members, windows)
         names = [m.name for m in wanted.members]
-        return self.finder.coverage(interval, names, expected, span_of(windows.values()))
+        cells = self.finder.coverage(interval, names, expected, span_of(windows.values()))
+        return replace(cells, layers={m.name: m.layer for m in wanted.members})
 
     # -- planning ----------------------------------------------------------------------------
 
