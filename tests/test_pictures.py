@@ -275,7 +275,7 @@ def test_any_size_draws_a_picture_of_that_size(size: plot.Size, tmp_path: Path) 
     cov, _, _ = synthetic()
     assert read_png(cov.plot(tmp_path / "map.png", size=size)).shape[:2] == (size[1], size[0])
     plan = plot.layout(cov, size)
-    assert all(0 <= b.top and b.top + b.height <= plan.box[3] for b in plan.bands)
+    assert all(b.top >= 0 and b.top + b.height <= plan.box[3] for b in plan.bands)
 
 
 def test_a_bigger_picture_shows_more_rows() -> None:
