@@ -209,7 +209,7 @@ def bar_start(ts: pl.Expr, step_us: int, shift_us: pl.Expr | int) -> pl.Expr:
     """The start of the ``step_us`` bar of the exchange's clock grid (``shift_us``: its
     ``Calendar.day_shift`` in microseconds) that each bar start ``ts`` (UTC) falls in: the
     grid ``first_bar`` and ``bars_in_session`` count, which fetched bars are stamped on."""
-    floor = _clock_floor(ts.dt.epoch("us"), step_us, shift_us)
+    floor: pl.Expr = _clock_floor(ts.dt.epoch("us"), step_us, shift_us)
     return pl.from_epoch(floor, time_unit="us").dt.replace_time_zone("UTC")
 
 
@@ -222,8 +222,8 @@ def period_key(day: pl.Expr, period: Period, week_start: int | pl.Expr) -> pl.Ex
     return day - pl.duration(days=back)
 
 
-def _clock_floor(micros: Any, step_us: int, shift_us: int) -> Any:
-    """``micros`` (an int or an array) down to the clock grid of ``step_us``."""
+def _clock_floor(micros: Any, step_us: int, shift_us: Any) -> Any:
+    """``micros`` (an int, an array, an expression) down to the clock grid of ``step_us``."""
     return (micros + shift_us) // step_us * step_us - shift_us
 
 

@@ -43,7 +43,9 @@ def sources(interval: str) -> list[Interval]:
     return [
         i
         for i in INTERVALS
-        if spec(i).intraday and spec(i).seconds < target.seconds and not target.seconds % spec(i).seconds
+        if spec(i).intraday
+        and spec(i).seconds < target.seconds
+        and not target.seconds % spec(i).seconds
     ]
 
 

@@ -24,6 +24,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import numpy as np
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
@@ -31,9 +32,11 @@ from barlake.catalog.repositories import JobRecorder
 from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE
 from barlake.clock import Clock, system_clock
 from barlake.config import BackfillConfig
+from barlake.coverage.finder import Expected
 from barlake.domain import bars as bars_
 from barlake.domain.intervals import Interval
-from barlake.domain.ranges import DateRange
+from barlake.domain.ranges import DateRange, session_runs
+from barlake.domain.resample import RESAMPLED
 from barlake.errors import (
     AuthError,
     FileSystemError,
@@ -57,6 +60,7 @@ from barlake.fetch.job import (
 )
 from barlake.fetch.pages import Pager
 from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.resample import Resampler
 from barlake.planning.plan import Plan, PlannedRequest
 from barlake.providers.base import Provider, Request
 from barlake.universe.tiers import request_tier
@@ -90,6 +94,7 @@ class Scheduler:
         rng: random.Random | None = None,
         tiers: Mapping[str, str] | None = None,
         exists: Collection[str] = (),
+        resampler: Resampler | None = None,
     ) -> None:
         self.job_id, self.plan, self.provider, self.limiter = job_id, plan, provider, limiter
         # Tiers only gate concurrency: one semaphore per tier, none when tiers are off.
@@ -100,6 +105,7 @@ class Scheduler:
             else {}
         )
         self.sink, self.recorder, self.calendars = sink, recorder, calendars
+        self.resampler = resampler
         self.config, self.clock, self.on_progress = config, clock, on_progress
         self.pages = Pager(provider, limiter, config, rng or random.Random())
         self.units: dict[tuple[str, str], Unit] = {}
@@ -120,6 +126,8 @@ class Scheduler:
             self._unfinished[p.request.interval] += 1
             for s in p.request.symbols:
                 self.units[(s, p.request.interval)].open_requests += 1
+        for r in plan.resampled:
+            self.units[(r.gap.symbol, r.gap.interval)].open_requests += 1
         self.bars_written = self.done_requests = 0
         self.books = Books(
             job_id=job_id,
@@ -182,6 +190,9 @@ class Scheduler:
                 self._fatal = outcome
         # Synchronous from here: nothing can interrupt the final write and its records.
         ledger = self._flush(*self._take_buffer())
+        if self.plan.resampled and not self._interrupted and self._fatal is None:
+            found = [x for x in (ledger, self._resample()) if x is not None]
+            ledger = pl.concat(found) if found else None
         status = "failed" if self._fatal else "interrupted" if self._interrupted else "done"
         if status == "done" and any(u.status in ("failed", WARNING) for u in self.units.values()):
             status = "partial"
@@ -370,6 +381,42 @@ class Scheduler:
             return timedelta(0)
         cal = self.calendars.get(request.symbols[0])
         return cal.day_shift if cal else timedelta(0)
+
+    def _resample(self) -> pl.DataFrame | None:
+        """Build the plan's resampled sessions from the stored finer bars (those this job
+        fetched are written by now), write them and return their ledger rows. A session whose
+        finer bars are still missing (their fetch failed) stays a gap, with an error."""
+        assert self.resampler is not None
+        now = self.clock()
+        for step in self.plan.resampled:
+            sym, interval, fine = step.gap.symbol, step.gap.interval, step.source
+            unit = self.units[(sym, interval)]
+            unit.open_requests -= 1
+            if unit.status == "pending":
+                unit.status, unit.started_at, unit.dirty = "running", now, True
+            whole = Request(RESAMPLED, (sym,), interval, step.gap.range)
+            cal = self.calendars[sym]
+            try:
+                settled = self.resampler.settled(fine, {sym: Expected(cal, whole.range)})[sym]
+                sessions = cal.sessions_in(whole.range)
+                have = np.isin(sessions, settled)
+                for run in session_runs(sessions, have):
+                    part = Request(RESAMPLED, (sym,), interval, run)
+                    frame = self.resampler.bars(interval, fine, sym, cal, run)
+                    self._keep(part, frame, {sym: run}, closes=False)
+            except LakeError as exc:
+                self.books.fail(whole, [sym], str(exc), "resample")
+                continue
+            if not have.all():
+                message = (
+                    f"{int((~have).sum())} session(s) not resampled: their {fine} bars are "
+                    f"missing (their fetch failed); the next fill resamples or fetches them"
+                )
+                self.books.fail(whole, [sym], message, "resample")
+        found = self._flush(*self._take_buffer())
+        if self.on_progress:
+            self.on_progress(self.done_requests, len(self.plan.requests), self.bars_written)
+        return found
 
     # -- bookkeeping -------------------------------------------------------------------------
 

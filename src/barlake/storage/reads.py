@@ -70,7 +70,7 @@ def resampled(
         step = spec(interval).seconds * 1_000_000
         shift = _per_symbol(calendars, default, lambda c: c.day_shift // timedelta(microseconds=1))
         return resample.aggregate(fine, bar_start(pl.col("ts"), step, shift), source)
-    period: Period = interval  # type: ignore[assignment]
+    period: Period = interval
     week_start = _per_symbol(calendars, default, lambda c: c.week_start)
     wide = window and DateRange(window.start - _MONTH, window.end + _MONTH)
     daily = bars(store, "1day", names, wide, shifts, default.day_shift)
