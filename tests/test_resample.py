@@ -12,10 +12,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
 from barlake import UsageError
 from barlake.calendars.calendar import get_calendar
+from barlake.cli import cli
+from barlake.cli.exits import EXIT_USAGE
 from barlake.domain.bars import SCHEMA
 from barlake.errors import ConfigError
 from barlake.lake import Lake
@@ -328,3 +331,29 @@ def test_lake_yaml_refuses_a_resample_that_does_not_fit(tmp_path: Path) -> None:
     lake = open_lake(tmp_path / "lake", Counting(), config="backfill:\n  resample: {5min: 15min}\n")
     with pytest.raises(ConfigError, match=r"backfill\.resample\.5min: 15min bars cannot make"):
         lake.plan(interval="5min", provider="demo", **WEEK)
+
+
+def test_lake_plan_lists_the_sessions_it_resamples(minutes: Path, tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    shutil.copytree(minutes, root)
+    dates = ["--start", "2024-11-25", "--end", "2024-12-06"]
+    args = ["--lake", str(root), "plan", "--provider", "demo", "--interval", "5min", *dates]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    line = "resampled 5min from stored 1min bars (no request): 18 session(s) of AAPL,MSFT"
+    assert line in result.output
+    assert "0 request(s)" in result.output
+
+
+def test_a_resample_lake_yaml_cannot_do_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    open_lake(root, Counting(), config="backfill:\n  resample: {1hour: 1day}\n")
+    args = ["--lake", str(root), "plan", "--provider", "demo", "--interval", "1hour", "--days", "5"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == EXIT_USAGE
+    assert "Traceback" not in result.output
+    message = (
+        "backfill.resample.1hour: 1day bars cannot make 1hour bars (the source must be a finer "
+        "intraday interval that divides it); use 1min or 5min or 15min or 30min"
+    )
+    assert message in result.output
