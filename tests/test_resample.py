@@ -20,7 +20,7 @@ from barlake.calendars.calendar import get_calendar
 from barlake.cli import cli
 from barlake.cli.exits import EXIT_USAGE
 from barlake.domain.bars import SCHEMA
-from barlake.errors import ConfigError
+from barlake.errors import ConfigError, PermanentError
 from barlake.lake import Lake
 from barlake.providers.base import Page, Request
 from barlake.providers.demo import DemoProvider
@@ -357,3 +357,35 @@ def test_a_resample_lake_yaml_cannot_do_is_one_line_and_exit_2(tmp_path: Path) -
         "intraday interval that divides it); use 1min or 5min or 15min or 30min"
     )
     assert message in result.output
+
+
+class FailingMinutes(Counting):
+    """The demo provider, refusing MSFT's 1min bars."""
+
+    async def fetch_page(self, request: Request, cursor: str | None = None) -> Page:
+        if request.interval == "1min" and "MSFT" in request.symbols:
+            self.asked.append(request)
+            raise PermanentError("MSFT 1min: not entitled", symbol="MSFT")
+        return await super().fetch_page(request, cursor)
+
+
+def test_a_session_whose_1min_fetch_failed_stays_a_5min_gap(tmp_path: Path) -> None:
+    provider = FailingMinutes()
+    lake = open_lake(tmp_path / "lake", provider)
+    lake.add_symbols(SYMBOLS)
+    result = lake.fill(interval=["1min", "5min"], provider="demo", **WEEK)
+    assert result.status == "partial"
+    assert {r.interval for r in provider.asked} == {"1min"}
+    stages = {(e["interval"], e["stage"]) for e in result.symbol_errors["MSFT"]}
+    assert stages == {("1min", "fetch"), ("5min", "resample")}
+    assert "AAPL" not in result.symbol_errors
+    assert lake.bars("MSFT", interval="5min", **WEEK).collect().is_empty()
+    gaps = lake.gaps(interval="5min", **WEEK)
+    assert [(g.symbol, g.sessions) for g in gaps] == [("MSFT", 9)]
+    # Once MSFT's 1min bars are stored, the next 5min fill resamples them: no 5min request.
+    lake = Lake.open(tmp_path / "lake", clock=lambda: NOW, providers={"demo": Counting()})
+    assert lake.fill(interval="1min", provider="demo", **WEEK).ok
+    again = lake.fill(interval="5min", provider="demo", **WEEK)
+    assert again.ok
+    assert again.requests == 0
+    assert lake.gaps(interval="5min", **WEEK) == []

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 import polars as pl
 
-from barlake.calendars.calendar import Calendar, Days
+from barlake.calendars.calendar import Calendar, Days, calendar_for
 from barlake.clock import Clock
 from barlake.coverage.finder import Expected
 from barlake.coverage.gaps import Gap, in_ranges
@@ -66,13 +66,12 @@ class Resampler:
         self,
         interval: Interval,
         source: Interval,
-        symbol: str,
-        calendar: Calendar,
+        calendars: Mapping[str, Calendar],
         window: DateRange,
     ) -> pl.DataFrame:
-        """``symbol``'s ``interval`` bars of the sessions in ``window``, built from its
-        ``source`` bars."""
-        found = reads.resampled(
-            self.store, interval, source, [symbol], window, {symbol: calendar}, calendar
-        )
+        """The ``interval`` bars of the symbols of ``calendars`` (each on its own calendar) in
+        the sessions of ``window``, built from their stored ``source`` bars."""
+        names = sorted(calendars)
+        default = next(iter(calendars.values())) if calendars else calendar_for(None)
+        found = reads.resampled(self.store, interval, source, names, window, calendars, default)
         return found.collect()

@@ -32,7 +32,7 @@ from barlake.catalog.repositories import JobRecorder
 from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE
 from barlake.clock import Clock, system_clock
 from barlake.config import BackfillConfig
-from barlake.coverage.finder import Expected
+from barlake.coverage.finder import Expected, span_of
 from barlake.domain import bars as bars_
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange, session_runs
@@ -66,6 +66,9 @@ from barlake.providers.base import Provider, Request
 from barlake.universe.tiers import request_tier
 
 REPORT_EVERY_S = 1.0
+#: Symbols resampled at once: their finer bars are read together (a few months of 1min bars
+#: of this many symbols fit in memory).
+RESAMPLE_SYMBOLS = 50
 FLUSH_EVERY_S = 15.0
 
 
@@ -384,39 +387,65 @@ class Scheduler:
 
     def _resample(self) -> pl.DataFrame | None:
         """Build the plan's resampled sessions from the stored finer bars (those this job
-        fetched are written by now), write them and return their ledger rows. A session whose
-        finer bars are still missing (their fetch failed) stays a gap, with an error."""
-        assert self.resampler is not None
-        now = self.clock()
+        fetched are written by now), write them and return their ledger rows, a batch of
+        symbols at a time. A session whose finer bars are still missing (their fetch failed)
+        stays a gap, with an error."""
+        groups: dict[tuple[Interval, Interval], dict[str, list[DateRange]]] = {}
         for step in self.plan.resampled:
-            sym, interval, fine = step.gap.symbol, step.gap.interval, step.source
-            unit = self.units[(sym, interval)]
-            unit.open_requests -= 1
-            if unit.status == "pending":
-                unit.status, unit.started_at, unit.dirty = "running", now, True
-            whole = Request(RESAMPLED, (sym,), interval, step.gap.range)
-            cal = self.calendars[sym]
-            try:
-                settled = self.resampler.settled(fine, {sym: Expected(cal, whole.range)})[sym]
-                sessions = cal.sessions_in(whole.range)
-                have = np.isin(sessions, settled)
-                for run in session_runs(sessions, have):
-                    part = Request(RESAMPLED, (sym,), interval, run)
-                    frame = self.resampler.bars(interval, fine, sym, cal, run)
-                    self._keep(part, frame, {sym: run}, closes=False)
-            except LakeError as exc:
-                self.books.fail(whole, [sym], str(exc), "resample")
-                continue
-            if not have.all():
-                message = (
-                    f"{int((~have).sum())} session(s) not resampled: their {fine} bars are "
-                    f"missing (their fetch failed); the next fill resamples or fetches them"
-                )
-                self.books.fail(whole, [sym], message, "resample")
-        found = self._flush(*self._take_buffer())
+            key = (step.gap.interval, step.source)
+            groups.setdefault(key, {}).setdefault(step.gap.symbol, []).append(step.gap.range)
+        ledgers: list[pl.DataFrame] = []
+        for (interval, fine), ranges in groups.items():
+            names = sorted(ranges)
+            for i in range(0, len(names), RESAMPLE_SYMBOLS):
+                batch = {s: ranges[s] for s in names[i : i + RESAMPLE_SYMBOLS]}
+                self._resample_batch(interval, fine, batch)
+                ledger = self._flush(*self._take_buffer())
+                if ledger is not None:
+                    ledgers.append(ledger)
         if self.on_progress:
             self.on_progress(self.done_requests, len(self.plan.requests), self.bars_written)
-        return found
+        return pl.concat(ledgers) if ledgers else None
+
+    def _resample_batch(
+        self, interval: Interval, fine: Interval, ranges: Mapping[str, list[DateRange]]
+    ) -> None:
+        """Buffer the ``interval`` bars of the sessions in ``ranges`` (per symbol) that the
+        stored ``fine`` bars settle, and the answers they make."""
+        assert self.resampler is not None
+        now = self.clock()
+        calendars = {s: self.calendars[s] for s in ranges}
+        spans = {s: span_of(r) for s, r in ranges.items()}
+        for s in ranges:
+            unit = self.units[(s, interval)]
+            unit.open_requests -= len(ranges[s])
+            if unit.status == "pending":
+                unit.status, unit.started_at, unit.dirty = "running", now, True
+        try:
+            expected = {s: Expected(calendars[s], w) for s, w in spans.items()}
+            settled = self.resampler.settled(fine, expected)
+            frame = self.resampler.bars(interval, fine, calendars, span_of(spans.values()))
+        except LakeError as exc:
+            for s, w in spans.items():
+                self.books.fail(Request(RESAMPLED, (s,), interval, w), [s], str(exc), "resample")
+            return
+        by_symbol = {str(k[0]): v for k, v in frame.partition_by("symbol", as_dict=True).items()}
+        for s, runs in ranges.items():
+            mine = by_symbol.get(s, frame.clear())
+            for whole in runs:
+                sessions = calendars[s].sessions_in(whole)
+                have = np.isin(sessions, settled.get(s, sessions[:0]))
+                for run in session_runs(sessions, have):
+                    part = Request(RESAMPLED, (s,), interval, run)
+                    self._keep(part, mine, {s: run}, closes=False)
+                if not have.all():
+                    message = (
+                        f"{int((~have).sum())} session(s) not resampled: their {fine} bars are "
+                        "missing (their fetch failed); the next fill resamples or fetches them"
+                    )
+                    self.books.fail(
+                        Request(RESAMPLED, (s,), interval, whole), [s], message, "resample"
+                    )
 
     # -- bookkeeping -------------------------------------------------------------------------
 
