@@ -7,6 +7,7 @@ barlake's own aggregation."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -389,3 +390,47 @@ def test_a_session_whose_1min_fetch_failed_stays_a_5min_gap(tmp_path: Path) -> N
     assert again.ok
     assert again.requests == 0
     assert lake.gaps(interval="5min", **WEEK) == []
+
+
+def test_resampled_bars_can_be_resampled_again_in_the_same_fill(tmp_path: Path) -> None:
+    provider = Counting()
+    config = "backfill:\n  resample: {5min: 1min, 15min: 5min, 1hour: 15min}\n"
+    lake = open_lake(tmp_path / "lake", provider, config=config)
+    lake.add_symbols(SYMBOLS)
+    intervals = ["1min", "5min", "15min", "1hour"]
+    result = lake.fill(interval=intervals, provider="demo", **WEEK)
+    assert result.ok
+    assert {r.interval for r in provider.asked} == {"1min"}
+    for interval in ("15min", "1hour"):
+        stored = lake.bars(interval=interval, **WEEK).collect()  # type: ignore[arg-type]
+        direct = lake.bars(interval=interval, resample_from="1min", **WEEK).collect()  # type: ignore[arg-type]
+        assert_frame_equal(stored, direct, check_exact=False, rel_tol=1e-12)
+    assert lake.gaps(interval=intervals, **WEEK) == []
+
+
+class NoFiveMinutes(Counting):
+    """The demo provider, without 5min bars."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.capabilities = replace(self.capabilities, intervals=("1min", "1day"))
+
+
+def test_an_interval_the_provider_lacks_is_made_from_stored_bars(
+    lake: tuple[Lake, Counting], tmp_path: Path
+) -> None:
+    lake_, _ = lake
+    provider = NoFiveMinutes()
+    lake_ = Lake.open(lake_.root, clock=lambda: NOW, providers={"demo": provider})
+    wider = {"start": date(2024, 11, 18), "end": date(2024, 12, 6)}
+    plan = lake_.plan(interval="5min", provider="demo", **wider)
+    assert plan.total_requests == 0
+    (skip,) = plan.skipped
+    assert skip.symbols == ("AAPL", "MSFT")
+    assert "demo does not serve 5min bars" in skip.reason
+    assert "not stored for 10 session(s): fill 1min first" in skip.reason
+    result = lake_.fill(interval="5min", provider="demo", **wider)
+    assert result.ok
+    assert provider.asked == []
+    assert {g.range.start for g in lake_.gaps(interval="5min", **wider)} == {wider["start"]}
+    assert lake_.gaps(interval="5min", **WEEK) == []

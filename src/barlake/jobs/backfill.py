@@ -27,7 +27,7 @@ from barlake.config import BackfillConfig, LakeConfig
 from barlake.coverage.finder import Expected, GapFinder, span_of
 from barlake.coverage.gaps import Gap, with_sessions
 from barlake.coverage.matrix import Cells
-from barlake.domain.intervals import Interval
+from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.fetch.job import JobResult, ProgressCallback
 from barlake.fetch.ratelimit import RateLimiter
@@ -217,7 +217,10 @@ class Backfill:
             all_gaps += gaps
             planned[interval] = gaps
             origins += _origins(chosen, expected, gaps)
-        fetched, resampled = self.split_resampled(planned, calendars, caps)
+        fetched, resampled, unserved = self.split_resampled(planned, calendars, caps, name)
+        if resampled or unserved:
+            skips += unserved
+            all_gaps = fetched + [r.gap for r in resampled]
         listings = {m.name: (m.listed_on, m.delisted_on) for m in found}
         weight = self.config.backfill.reread_weight
         requests, bound, timed_out = price(
@@ -246,29 +249,43 @@ class Backfill:
         planned: Mapping[Interval, list[Gap]],
         calendars: Mapping[str, Calendar],
         caps: Capabilities,
-    ) -> tuple[list[Gap], list[Resample]]:
-        """The gaps of ``planned`` (per interval) to fetch, and those to resample: sessions
-        whose finer bars are settled, or are fetched by the same plan (a provider serving the
-        finer interval). A session neither way is fetched, where the provider serves the
-        interval; where it does not, it stays a gap until its finer bars are stored."""
+        provider: str,
+    ) -> tuple[list[Gap], list[Resample], list[Skipped]]:
+        """The gaps of ``planned`` (per interval) to fetch, the sessions to resample (finest
+        interval first), and what neither can close. A session is resampled when its finer
+        bars are settled, or when the same plan stores them (fetched, or resampled first);
+        otherwise it is fetched, where the provider serves the interval."""
+        if not any(self.resamples(i) for i in planned):
+            return [g for gaps in planned.values() for g in gaps], [], []
         fetched: list[Gap] = []
         local: list[Resample] = []
-        for interval, gaps in planned.items():
-            source = self.resamples(interval)
-            if source is None or not gaps or self.resampler is None:
-                fetched += gaps
-                continue
-            spans: dict[str, DateRange] = {}
-            for g in gaps:
-                have = spans.get(g.symbol)
-                spans[g.symbol] = span_of([have, g.range]) if have else g.range
-            expected = {s: Expected(calendars[s], w) for s, w in spans.items()}
-            settled = self.resampler.settled(source, expected)
-            later = planned.get(source, []) if source in caps.intervals else []
-            keep, mine = split(gaps, source, settled, sessions_of(later, calendars), calendars)
+        skips: list[Skipped] = []
+        stored: dict[Interval, list[Gap]] = {}  # what the plan stores, per interval
+        for interval in sorted(planned, key=lambda i: spec(i).seconds):
+            gaps, source = planned[interval], self.resamples(interval)
+            keep, mine = gaps, list[Resample]()
+            if source is not None and gaps and self.resampler is not None:
+                spans: dict[str, DateRange] = {}
+                for g in gaps:
+                    have = spans.get(g.symbol)
+                    spans[g.symbol] = span_of([have, g.range]) if have else g.range
+                expected = {s: Expected(calendars[s], w) for s, w in spans.items()}
+                settled = self.resampler.settled(source, expected)
+                later = sessions_of(stored.get(source, []), calendars)
+                keep, mine = split(gaps, source, settled, later, calendars)
             local += mine
-            fetched += keep if interval in caps.intervals else []
-        return fetched, local
+            served = interval in caps.intervals
+            if served:
+                fetched += keep
+            elif keep:
+                reason = (
+                    f"{provider} does not serve {interval} bars, and the {source} bars they are "
+                    f"resampled from are not stored for {sum(g.sessions for g in keep)} "
+                    f"session(s): fill {source} first"
+                )
+                skips.append(Skipped(tuple(sorted({g.symbol for g in keep})), interval, reason))
+            stored[interval] = [*(keep if served else []), *(r.gap for r in mine)]
+        return fetched, local, skips
 
     def capabilities(self, name: str) -> Capabilities:
         return self.providers.open(name).capabilities
