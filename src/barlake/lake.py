@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from barlake.config import LakeConfig
     from barlake.coverage.gaps import Gap
+    from barlake.domain.resample import Period
     from barlake.fetch.job import JobResult, ProgressCallback, SymbolErrors
     from barlake.jobs.queue import Queue
     from barlake.jobs.worker import Log, Worker
@@ -394,10 +395,11 @@ class Lake:
         self,
         symbols: Symbols = None,
         *,
-        interval: Interval = "1day",
+        interval: Interval | Period = "1day",
         start: date | None = None,
         end: date | None = None,
         days: int | None = None,
+        resample_from: Interval | None = None,
     ) -> pl.LazyFrame:
         """The stored bars of ``symbols`` (every stored symbol when None) at ``interval``, sorted
         by (symbol, ts), in the lake's schema: the same rows as the README's reader one-liners.
@@ -406,13 +408,28 @@ class Lake:
         date; with neither, all history. DuckDB queries the result by name
         (``duckdb.sql("select * from bars")``) or as a relation (``duckdb.from_arrow(bars)``).
 
+        ``resample_from`` builds the ``interval`` bars from the stored bars of that finer
+        interval instead (``barlake.domain.resample``: vendor-style aggregation on the exchange's
+        clock grid); ``1week`` and ``1month`` bars are always built from daily ones, whole
+        periods, stamped by their first session.
+
         >>> lake.bars("AAPL,BRK/B", start=date(2024, 1, 2)).collect()  # doctest: +SKIP
+        >>> lake.bars("AAPL", interval="5min", resample_from="1min", days=5)  # doctest: +SKIP
+        >>> lake.bars("AAPL", interval="1week", start=date(2024, 1, 1))  # doctest: +SKIP
         """
         from barlake.calendars.calendar import calendar_for
+        from barlake.domain import resample
         from barlake.storage import reads
 
-        name, names = spec(interval).name, symbols_of(symbols)
+        names = symbols_of(symbols)
         window = Selection(days=days, start=start, end=end).window(self.today)
+        if resample_from is not None or interval in resample.PERIODS:
+            source = resample.check(interval, resample_from or "1day")
+            cals = self.services.registry.calendars(names)
+            return reads.resampled(
+                self.store, interval, source, names, window, cals, calendar_for(None)
+            )
+        name = spec(interval).name
         shifts = self.services.registry.day_shifts(names) if spec(name).intraday else {}
         return reads.bars(self.store, name, names, window, shifts, calendar_for(None).day_shift)
 
