@@ -157,6 +157,20 @@ class JobsTable:
             ),
         }
 
+    def latency(self: Connected, provider: str, jobs: int = 10) -> tuple[float, int] | None:
+        """The mean seconds a request to ``provider`` took to be answered over its latest
+        ``jobs`` jobs that measured it (weighted by their requests), and how many jobs that
+        was; None when none did."""
+        found = self.rows(
+            "SELECT sum(latency_ms * requests_made) / sum(requests_made) AS ms, count(*) AS n "
+            "FROM (SELECT latency_ms, requests_made FROM jobs WHERE provider = ? "
+            "AND latency_ms IS NOT NULL AND requests_made > 0 ORDER BY created_at DESC LIMIT ?)",
+            [provider, jobs],
+        )
+        if not found or not found[0]["n"]:
+            return None
+        return float(found[0]["ms"]) / 1000, int(found[0]["n"])
+
     def warnings(
         self: Connected, intervals: Sequence[str], names: Sequence[str]
     ) -> list[dict[str, Any]]:

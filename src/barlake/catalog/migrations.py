@@ -148,4 +148,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (symbol, provider)
     );
     """,
+    # Each job's mean seconds from sending a request to its answer: `lake plan` estimates the
+    # time of the next fill from the provider's recent jobs.
+    """
+    ALTER TABLE jobs ADD COLUMN latency_ms DOUBLE;
+    """,
 )

@@ -29,10 +29,11 @@ from barlake.coverage.matrix import Cells
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.fetch.job import JobResult, ProgressCallback
-from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.ratelimit import WALL, RateLimiter, Timing
 from barlake.fetch.runner import Stop, run_until_signalled
 from barlake.fetch.scheduler import BarSink, Scheduler
 from barlake.liveness import HOST
+from barlake.planning.duration import Pace
 from barlake.planning.plan import Origin, Plan, Skipped, order, price
 from barlake.providers.base import Capabilities, Provider
 from barlake.retention.policy import Policies, Policy
@@ -66,6 +67,9 @@ class RunOptions:
     command: str | None = None
     #: Ask again for the symbols set aside after the provider refused them as unknown.
     retry_failed: bool = False
+    #: The seconds clock and sleep of the rate limiter and the progress reports (a test's
+    #: fake clock; wall time by default).
+    timing: Timing = WALL
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,24 @@ class Backfill:
             parameters={**(parameters or {}), "provider": name},
             lower_bound=bound,
             time_limit_reached=timed_out,
+            pace=self.pace(name, caps),
+        )
+
+    def pace(self, name: str, caps: Capabilities) -> Pace:
+        """What the time estimate of a fill from ``name`` counts besides its rate limit: the
+        latency its latest jobs measured (else the provider's typical one), the requests in
+        flight and the window its limit is counted over."""
+        measured = self.catalog.latency(name)
+        if measured is None:
+            latency, source = caps.latency_s, f"{name}'s typical latency (no job measured it yet)"
+        else:
+            latency, jobs = measured
+            source = f"measured over the latest {jobs} {name} job(s)"
+        return Pace(
+            window_s=self.config.provider(name).rate_limit_window_s,
+            latency_s=latency,
+            latency_source=source,
+            parallel=self.config.backfill.parallel_symbols,
         )
 
     def capabilities(self, name: str) -> Capabilities:
@@ -304,6 +326,8 @@ class Backfill:
                 plan.rate_limit_per_min,
                 window_s=source.rate_limit_window_s,
                 share=shared_as if config.shared_rate_limit else None,
+                clock=options.timing.clock,
+                sleep=options.timing.sleep,
             ),
             sink=sink or self.bars,
             recorder=self.catalog,
@@ -311,6 +335,7 @@ class Backfill:
             config=config,
             clock=self.clock,
             on_progress=options.on_progress,
+            timing=options.timing,
             tiers={m.name: tier_of(m.market_cap, tiers) for m in found}
             if config.use_symbol_tiers
             else None,
