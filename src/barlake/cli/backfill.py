@@ -51,8 +51,10 @@ def gaps(
 @click.pass_obj
 @handles_errors
 def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, **sel: Any) -> None:
-    """Show the ranges a fill would ask for, the requests (provider calls, one per page)
-    they take, bars and time; nothing is fetched."""
+    """Show the requests a fill would make, with estimates; nothing is fetched.
+
+    A request is one provider call (one page), as `lake fill` counts them; the table lists the
+    ranges asked for, each taking one request or more."""
     result = state.lake().plan(sel.pop("symbols"), **selected(intervals, sel))
     data = result.to_dict(explain=explain)
     if as_json:

@@ -14,8 +14,9 @@ from barlake.providers.base import Page, Provider, Request
 
 class Pager:
     """Fetches pages for one job and counts its calls, retries, the bars answered and the
-    seconds its successful calls took (the provider's latency, waits for the rate limit apart). ``on_wait`` hears of
-    every wait; ``on_call`` of every call once it is over (answered or failed)."""
+    seconds its successful calls took (the provider's latency, waits for the rate limit
+    apart). ``on_wait`` hears of every wait; ``on_call`` of every call once it is over
+    (answered or failed)."""
 
     def __init__(
         self,

@@ -35,7 +35,15 @@ class Waiting:
     seconds: float
 
     def __str__(self) -> str:
-        return f"waiting {_duration(self.seconds)} for the {self.reason}"
+        why = _WHY.get(self.reason, self.reason)
+        return f"waiting {_duration(self.seconds)} {why}"
+
+
+_WHY = {
+    RATE_LIMIT: "for the rate limit",
+    RETRY_AFTER: "as the provider asked (Retry-After)",
+    BACKOFF: "to retry (backoff)",
+}
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,7 @@ class Scheduler:
             if left:
                 left -= 1
                 self._calls_left -= 1
+
         now = self.clock()
         for s in request.symbols:
             unit = self.units[(s, request.interval)]

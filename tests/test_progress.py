@@ -1,0 +1,190 @@
+"""The progress a fill reports, driven on a fake clock: requests (one per page, retries too)
+and bars in step with what the job records in the catalog, the waits it goes through (the
+rate limit's window, a Retry-After), and a last report equal to the job's result."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from barlake import Lake, Progress, RateLimitError
+from barlake.fetch import scheduler
+from barlake.fetch.progress import RATE_LIMIT, RETRY_AFTER, Waiting
+from barlake.fetch.ratelimit import Timing
+from barlake.jobs.backfill import RunOptions
+from barlake.providers.base import Page, Request
+from barlake.providers.demo import DemoProvider
+
+NOW = datetime(2025, 1, 15, 22, tzinfo=UTC)
+JUNE = {"start": date(2024, 6, 3), "end": date(2024, 6, 28)}  # 19 sessions (Juneteenth)
+LATENCY_S = 0.5
+RETRY_AFTER_S = 7.0
+
+
+class FakeTime:
+    """A clock that moves only when someone sleeps; sleeping still yields to other tasks."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+class Slow(DemoProvider):
+    """The demo, one symbol per request, answering after ``LATENCY_S`` of fake time; its
+    ``throttle_at``-th call is answered 429 with a Retry-After."""
+
+    def __init__(self, fake: FakeTime, throttle_at: int) -> None:
+        super().__init__()
+        self.capabilities = replace(self.capabilities, symbols_per_request=1, bars_per_page=10)
+        self.fake, self.throttle_at, self.calls = fake, throttle_at, 0
+
+    async def fetch_page(self, request: Request, cursor: str | None = None) -> Page:
+        self.calls += 1
+        await self.fake.sleep(LATENCY_S)
+        if self.calls == self.throttle_at:
+            raise RateLimitError("429 Too Many Requests", retry_after=RETRY_AFTER_S)
+        return await super().fetch_page(request, cursor)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One report and what the catalog held when it came."""
+
+    report: Progress
+    at: float
+    requests_made: int
+    job_bars: int
+    progress_bars: int
+    progress_requests: int
+
+
+def open_lake(tmp_path: Path, provider: DemoProvider, rate_per_min: float) -> Lake:
+    Lake.init(tmp_path, clock=lambda: NOW, providers={"demo": provider})
+    settings = {
+        "backfill": {"parallel_symbols": 1, "flush_rows": 25, "shared_rate_limit": False},
+        "providers": {"demo": {"rate_limit_per_min": rate_per_min}},
+    }
+    (tmp_path / "lake.yaml").write_text(yaml.safe_dump(settings))
+    lake = Lake.open(tmp_path, clock=lambda: NOW, providers={"demo": provider})
+    lake.add_symbols("AAA,BBB,CCC")
+    return lake
+
+
+def watch(lake: Lake, fake: FakeTime, seen: list[Seen]) -> Any:
+    def on_progress(report: Progress) -> None:
+        catalog = lake.catalog
+        job = catalog.job(catalog.find_job())
+        rows = catalog.progress(str(job["job_id"]))
+        seen.append(
+            Seen(
+                report,
+                fake.now,
+                int(job["requests_made"]),
+                int(job["bars_written"]),
+                int(rows["records_loaded"].sum()),
+                int(rows["requests"].sum()),
+            )
+        )
+
+    return on_progress
+
+
+def test_reports_count_every_request_and_wait_in_step_with_the_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Saves come from flushes and the end alone: the background reporter, on wall time, would
+    # save whenever the machine lets it.
+    monkeypatch.setattr(scheduler, "REPORT_EVERY_S", 3600.0)
+    fake = FakeTime()
+    provider = Slow(fake, throttle_at=5)
+    lake = open_lake(tmp_path, provider, rate_per_min=3)
+    plan = lake.plan(interval="1day", **JUNE)
+    # 19 daily bars a symbol at 10 a page: 2 requests each, as planned.
+    assert (plan.total_ranges, plan.total_requests) == (3, 6)
+    # The provider then serves pages of 5: 4 requests a symbol, which the plan did not know.
+    provider.capabilities = replace(provider.capabilities, bars_per_page=5)
+    seen: list[Seen] = []
+    timing = Timing(fake.clock, fake.sleep)
+    options = RunOptions(on_progress=watch(lake, fake, seen), timing=timing)
+    result = lake.services.backfill.run(plan, options)
+
+    assert result.status == "done"
+    # 12 pages and the one call answered 429: 13 requests, as the provider counted them.
+    assert (result.requests, result.retries, provider.calls) == (13, 1, 13)
+    assert result.bars_written == 3 * 19
+    reports = [s.report for s in seen]
+    final = reports[-1]
+    assert [r.done for r in reports] == [False] * (len(reports) - 1) + [True]
+    # The last report is the result, and the catalog agrees.
+    assert (final.requests, final.bars_written) == (result.requests, result.bars_written)
+    assert (final.requests_expected, final.bars_fetched) == (13, 57)
+    assert (seen[-1].requests_made, seen[-1].job_bars, seen[-1].progress_bars) == (13, 57, 57)
+    # One report per call, as it ends: requests count 1, 2, ... 13.
+    calls = [r for r in reports if not r.saved and r.waiting is None]
+    assert [r.requests for r in calls] == list(range(1, 14))
+    for s in seen:
+        r = s.report
+        # Bars written are those the catalog holds: its job row and its progress rows.
+        assert r.bars_written == s.job_bars == s.progress_bars
+        # Requests made are never more than expected; the job row has them after a save.
+        assert r.requests <= r.requests_expected
+        if r.saved:
+            assert r.requests == s.requests_made
+        # Each page of a symbol's request counts on its progress row (429 apart).
+        assert s.progress_requests <= r.requests
+    # Saves in between (flush_rows 25: after every second symbol) moved the bars on.
+    written = [r.bars_written for r in reports]
+    assert written == sorted(written)
+    assert sorted(set(written)) == [0, 38, 57]
+    # Expected requests grow as answers show more pages than planned, and end at the truth.
+    expected = [r.requests_expected for r in reports]
+    assert expected[0] == 6 and expected[-1] == 13 and max(expected) == 13
+
+    waits = [(s.at, s.report.waiting) for s in seen if s.report.waiting is not None]
+    reasons = [w.reason for _, w in waits]
+    assert RATE_LIMIT in reasons and RETRY_AFTER in reasons
+    # The first wait: 3 requests went out at 0, 0.5 and 1.0 s; the fourth waits for the first
+    # to leave the 61 s window (60 s + 1 s margin).
+    first_at, first = waits[0]
+    assert first == Waiting(RATE_LIMIT, pytest.approx(61 - 3 * LATENCY_S))
+    assert first_at == pytest.approx(1000 + 3 * LATENCY_S)
+    # The 5th call is answered 429 with Retry-After 7: everyone waits that long.
+    retry = next(w for _, w in waits if w.reason == RETRY_AFTER)
+    assert retry.seconds == pytest.approx(RETRY_AFTER_S)
+    # Reports say so, and a call clears the wait.
+    waiting = next(r for r in reports if r.waiting is not None)
+    assert "waiting" in str(waiting) and "rate limit" in str(waiting)
+    after = reports[reports.index(waiting) + 1]
+    assert after.waiting is None and after.requests == waiting.requests + 1
+    # Time on the job's clock: the elapsed seconds of the last report are the fake clock's.
+    assert final.elapsed_s == pytest.approx(fake.now - 1000)
+    assert final.eta_s == 0.0
+    assert str(final).startswith("fill: 13/13 requests, 57 bars fetched, 57 written")
+
+
+def test_the_eta_is_never_faster_than_the_rate_limit_and_waits_out_the_wait() -> None:
+    p = Progress(
+        requests=30,
+        requests_expected=45,
+        bars_fetched=0,
+        bars_written=0,
+        elapsed_s=1.0,
+        rate_limit_per_s=30 / 61,
+    )
+    assert p.rate == 30.0
+    assert p.eta_s == pytest.approx(15 / (30 / 61))
+    waiting = replace(p, waiting=Waiting(RATE_LIMIT, 60.0), rate_limit_per_s=None)
+    assert waiting.eta_s == 60.0
+    assert replace(p, elapsed_s=0.0, rate_limit_per_s=None).eta_s is None
