@@ -18,6 +18,7 @@ from barlake.fetch import scheduler
 from barlake.fetch.progress import RATE_LIMIT, RETRY_AFTER, Waiting
 from barlake.fetch.ratelimit import Timing
 from barlake.jobs.backfill import RunOptions
+from barlake.jobs.worker import ProgressLog
 from barlake.providers.base import Page, Request
 from barlake.providers.demo import DemoProvider
 
@@ -174,17 +175,50 @@ def test_reports_count_every_request_and_wait_in_step_with_the_catalog(
     assert str(final).startswith("fill: 13/13 requests, 57 bars fetched, 57 written")
 
 
-def test_the_eta_is_never_faster_than_the_rate_limit_and_waits_out_the_wait() -> None:
+def test_the_eta_waits_out_the_wait_and_the_windows_the_rest_needs() -> None:
+    # 30 of 75 requests went out in the first second, at 30 a window of 61 s.
     p = Progress(
         requests=30,
-        requests_expected=45,
+        requests_expected=75,
         bars_fetched=0,
         bars_written=0,
         elapsed_s=1.0,
-        rate_limit_per_s=30 / 61,
+        limit=30,
+        window_s=61.0,
     )
     assert p.rate == 30.0
-    assert p.eta_s == pytest.approx(15 / (30 / 61))
-    waiting = replace(p, waiting=Waiting(RATE_LIMIT, 60.0), rate_limit_per_s=None)
-    assert waiting.eta_s == 60.0
-    assert replace(p, elapsed_s=0.0, rate_limit_per_s=None).eta_s is None
+    # The 45 left need two more windows: one a window from now, the rest a window later.
+    assert p.eta_s == pytest.approx(61.0)
+    waiting = replace(p, waiting=Waiting(RATE_LIMIT, 60.0))
+    assert waiting.eta_s == pytest.approx(121.0)
+    # Unlimited: the rate so far; before any rate, nothing to say.
+    assert replace(p, limit=None).eta_s == pytest.approx(1.5)
+    assert replace(p, limit=None, requests=0, elapsed_s=0.0).eta_s is None
+    assert replace(p, done=True).eta_s == 0.0
+
+
+def test_the_worker_logs_progress_every_30_s_and_when_a_new_wait_starts() -> None:
+    lines: list[tuple[str, dict[str, Any]]] = []
+    log = ProgressLog(lambda event, fields: lines.append((event, fields)), "r1")
+    at = Progress(requests=1, requests_expected=10, bars_fetched=5, bars_written=0, elapsed_s=1)
+    log(at)  # nothing to say yet
+    log(replace(at, waiting=Waiting(RATE_LIMIT, 0.2)))  # too short to mention
+    log(replace(at, requests=3, elapsed_s=2, waiting=Waiting(RATE_LIMIT, 58)))
+    log(replace(at, requests=4, elapsed_s=60, waiting=Waiting(RATE_LIMIT, 1)))  # again: 30 s on
+    log(replace(at, requests=4, elapsed_s=61, waiting=Waiting(RATE_LIMIT, 30)))  # the same wait
+    log(replace(at, requests=5, elapsed_s=62, waiting=Waiting(RETRY_AFTER, 7)))
+    log(replace(at, requests=10, elapsed_s=200, done=True))  # the worker's done line says it
+    assert [(f["requests"], f.get("waiting_for")) for _, f in lines] == [
+        (3, RATE_LIMIT),
+        (4, RATE_LIMIT),
+        (5, RETRY_AFTER),
+    ]
+    assert {e for e, _ in lines} == {"progress"}
+    assert lines[0][1] == {
+        "request": "r1",
+        "requests": 3,
+        "requests_expected": 10,
+        "bars_written": 0,
+        "waiting_for": RATE_LIMIT,
+        "wait_s": 58.0,
+    }

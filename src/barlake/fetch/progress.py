@@ -69,8 +69,10 @@ class Progress:
     bars_written: int
     elapsed_s: float
     waiting: Waiting | None = None
-    #: The fastest rate the provider's limit allows, requests per second (None: unlimited).
-    rate_limit_per_s: float | None = None
+    #: The rate limit: requests a window allows (None: unlimited), and the seconds each one
+    #: holds the window.
+    limit: int | None = None
+    window_s: float = 60.0
     saved: bool = False
     done: bool = False
 
@@ -85,18 +87,17 @@ class Progress:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds until the last request is answered, at the rate so far but never faster
-        than the rate limit allows, and not before the current wait ends; None before any
-        rate is known."""
+        """Seconds until the last request is answered: at the rate so far, but no sooner than
+        the current wait ends and the rate limit's windows let the rest go out (a window's
+        quota at once, the next one a window later); None before any rate is known."""
         if self.done or not self.remaining:
             return 0.0
-        rates = [r for r in (self.rate, self.rate_limit_per_s) if r]
-        if not rates:
-            return None
-        eta = self.remaining / min(rates)
-        if self.waiting is not None:
-            eta = max(eta, self.waiting.seconds)
-        return eta
+        bound = self.waiting.seconds if self.waiting is not None else 0.0
+        if self.limit:
+            bound += (math.ceil(self.remaining / self.limit) - 1) * self.window_s
+        if not self.rate:
+            return bound or None
+        return max(self.remaining / self.rate, bound)
 
     def __str__(self) -> str:
         parts = [

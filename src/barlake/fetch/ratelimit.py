@@ -110,7 +110,7 @@ class RateLimiter:
                 self._waiting(on_wait, RETRY_AFTER, left)
                 await self._sleep(max(left, _MIN_SLEEP))
             return
-        span = self.window_s + self.margin_s
+        span = self.span
         async with self._lock():
             while (wait := self.window.take(self._clock, self.limit, span)) > 0:
                 # A pause is a provider's "slow down" (answered to us or to another process).
@@ -119,9 +119,9 @@ class RateLimiter:
                 await self._sleep(max(wait, _MIN_SLEEP))
 
     @property
-    def per_second(self) -> float | None:
-        """The steady rate the window allows, acquisitions per second (None: unlimited)."""
-        return None if self.unlimited else self.limit / (self.window_s + self.margin_s)
+    def span(self) -> float:
+        """Seconds each acquisition holds the window."""
+        return self.window_s + self.margin_s
 
     @staticmethod
     def _waiting(on_wait: OnWait | None, reason: str, seconds: float) -> None:

@@ -550,7 +550,8 @@ class Scheduler:
                 bars_written=self._recorded,
                 elapsed_s=max(0.0, self.timing.clock() - self._started),
                 waiting=self._wait,
-                rate_limit_per_s=self.limiter.per_second,
+                limit=self.limiter.limit or None,
+                window_s=self.limiter.span,
                 saved=saved,
                 done=done,
             )
