@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from barlake import Lake
-from barlake.planning.duration import Pace, seconds
+from barlake.planning.duration import WRITE_S_PER_BAR, Pace, seconds
 
 NOW = datetime(2025, 1, 15, 22, tzinfo=UTC)
 
@@ -33,6 +33,13 @@ def test_the_pages_of_one_range_go_one_after_the_other() -> None:
     assert seconds([10, 6], 0, Pace(latency_s=0.5, parallel=1)) == pytest.approx(8.0)
 
 
+def test_the_bars_buffered_after_the_last_answer_are_written_on_top() -> None:
+    pace = Pace(latency_s=0.5, write_s_per_bar=2e-6, flush_rows=1_000_000)
+    assert seconds([4], 0, pace, last_bars=400_000) == pytest.approx(2.0 + 0.8)
+    # At most flush_rows are left to write: the rest was written while fetching.
+    assert seconds([4], 0, pace, last_bars=3_000_000) == pytest.approx(2.0 + 2.0)
+
+
 def test_a_limit_below_one_a_minute_stretches_the_window() -> None:
     # 0.5 a minute: one request per 120 s (+1 s margin), as the rate limiter counts it.
     assert seconds([1, 1, 1], 0.5, Pace()) == pytest.approx(242.0)
@@ -52,12 +59,16 @@ def test_the_estimate_uses_the_latency_past_jobs_measured(tmp_path: Path) -> Non
     assert (first.total_ranges, first.total_requests) == (1, 1)
     estimate = first.to_dict()["estimate"]
     assert estimate["latency_s"] == 0.04 and "typical" in estimate["latency_source"]
-    assert first.estimated_seconds == pytest.approx(0.04)
+    # One answer, then the write of its 7,410 bars at the typical pace.
+    assert first.estimated_seconds == pytest.approx(0.04 + 7410 * WRITE_S_PER_BAR)
     result = lake.run_plan(first)
-    assert result.requests == 1
+    assert (result.requests, result.bars_written) == (1, 7410)
     job = lake.catalog.job(result.job_id)
-    assert job["latency_ms"] >= 40
+    assert job["latency_ms"] >= 40 and job["write_us_per_bar"] > 0
     again = lake.plan(interval="1day", **june)
     assert again.pace.latency_source == "measured over the latest 1 demo job(s)"
     assert again.pace.latency_s == pytest.approx(job["latency_ms"] / 1000)
-    assert again.estimated_seconds == pytest.approx(again.pace.latency_s)
+    assert again.pace.write_s_per_bar == pytest.approx(job["write_us_per_bar"] / 1e6)
+    assert again.estimated_seconds == pytest.approx(
+        again.pace.latency_s + 19 * again.pace.write_s_per_bar
+    )

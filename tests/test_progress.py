@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from barlake import Lake, Progress, RateLimitError
+from barlake.cli.progress import line
 from barlake.fetch import scheduler
 from barlake.fetch.progress import RATE_LIMIT, RETRY_AFTER, Waiting
 from barlake.fetch.ratelimit import Timing
@@ -222,3 +223,22 @@ def test_the_worker_logs_progress_every_30_s_and_when_a_new_wait_starts() -> Non
         "waiting_for": RATE_LIMIT,
         "wait_s": 58.0,
     }
+
+
+def test_the_bar_shows_bars_rate_time_left_and_the_wait() -> None:
+    p = Progress(
+        requests=30,
+        requests_expected=47,
+        bars_fetched=300_000,
+        bars_written=0,
+        elapsed_s=2.0,
+        waiting=Waiting(RATE_LIMIT, 59.0),
+        limit=30,
+        window_s=61.0,
+    )
+    assert line(p) == (
+        "300,000 bars (0 written), 15.0 req/s, ETA 0:00:59, waiting 59s for the rate limit"
+    )
+    retry = replace(p, waiting=Waiting(RETRY_AFTER, 7.0), limit=None)
+    assert line(retry).endswith("ETA 0:00:07, waiting 7.0s as the provider asked (Retry-After)")
+    assert line(replace(p, requests=47, done=True)) == "300,000 bars (0 written), 23.5 req/s"

@@ -139,6 +139,8 @@ class Scheduler:
         self._calls_left = plan.total_requests
         self._recorded = 0  # bars_written as the latest save recorded it
         self._wait: Waiting | None = None
+        # Seconds spent writing bars, and how many: the next plans' estimate of a final write.
+        self._write_s, self._write_bars = 0.0, 0
         self._started = timing.clock()
         self.books = Books(
             job_id=job_id,
@@ -468,6 +470,7 @@ class Scheduler:
         for interval, frame in buffer:
             by_interval.setdefault(interval, []).append(frame)
         written = 0
+        started = time.perf_counter()
         try:
             for interval, frames in by_interval.items():
                 written += self.sink.write(interval, pl.concat(frames, how="vertical"))
@@ -484,6 +487,9 @@ class Scheduler:
                 self._fatal = exc
             return None
         self.bars_written += written
+        if written:
+            self._write_s += time.perf_counter() - started
+            self._write_bars += written
         ledger = self.books.saved(fetched)
         return pl.DataFrame(ledger, schema=LEDGER) if ledger else None
 
@@ -494,6 +500,9 @@ class Scheduler:
             "requests_made": self.pages.calls,
             "bars_written": self.bars_written,
             "latency_ms": None if latency is None else round(latency * 1000, 3),
+            "write_us_per_bar": (
+                round(self._write_s / self._write_bars * 1e6, 4) if self._write_bars else None
+            ),
             "symbols_done": len({u.symbol for u in units if u.status == "done"}),
             "symbols_failed": len({u.symbol for u in units if u.status == "failed"}),
             "heartbeat_at": datetime.now(UTC),  # liveness is wall time, whatever the lake clock

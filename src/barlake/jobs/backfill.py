@@ -33,7 +33,7 @@ from barlake.fetch.ratelimit import WALL, RateLimiter, Timing
 from barlake.fetch.runner import Stop, run_until_signalled
 from barlake.fetch.scheduler import BarSink, Scheduler
 from barlake.liveness import HOST
-from barlake.planning.duration import Pace
+from barlake.planning.duration import WRITE_S_PER_BAR, Pace
 from barlake.planning.plan import Origin, Plan, Skipped, order, price
 from barlake.providers.base import Capabilities, Provider
 from barlake.retention.policy import Policies, Policy
@@ -235,16 +235,18 @@ class Backfill:
         latency its latest jobs measured (else the provider's typical one), the requests in
         flight and the window its limit is counted over."""
         measured = self.catalog.latency(name)
-        if measured is None:
-            latency, source = caps.latency_s, f"{name}'s typical latency (no job measured it yet)"
-        else:
-            latency, jobs = measured
-            source = f"measured over the latest {jobs} {name} job(s)"
+        latency, write = caps.latency_s, WRITE_S_PER_BAR
+        source = f"{name}'s typical latency (no job measured it yet)"
+        if measured is not None:
+            latency, write = measured.latency_s, measured.write_s_per_bar or write
+            source = f"measured over the latest {measured.jobs} {name} job(s)"
         return Pace(
             window_s=self.config.provider(name).rate_limit_window_s,
             latency_s=latency,
             latency_source=source,
             parallel=self.config.backfill.parallel_symbols,
+            write_s_per_bar=write,
+            flush_rows=self.config.backfill.flush_rows,
         )
 
     def capabilities(self, name: str) -> Capabilities:

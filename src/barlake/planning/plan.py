@@ -140,8 +140,14 @@ class Plan:
         """Seconds the fill is expected to take to send every request and hear every answer:
         the rate limit's window (a window's quota goes out at once, each further quota a
         window later), the provider's latency and the fill's workers, replayed in plan order
-        (``barlake.planning.duration``)."""
-        return seconds([r.pages for r in self.requests], self.rate_limit_per_min, self.pace)
+        (``barlake.planning.duration``), and the write of the bars still buffered after the
+        last answer: those of the last interval fetched."""
+        pages = [r.pages for r in self.requests]
+        if not self.requests:
+            return 0.0
+        last = self.requests[-1].request.interval
+        tail = sum(r.bars for r in self.requests if r.request.interval == last)
+        return seconds(pages, self.rate_limit_per_min, self.pace, tail)
 
     def __add__(self, other: Plan) -> Plan:
         """One plan doing both: run several selections as one job.
