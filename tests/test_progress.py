@@ -72,10 +72,12 @@ class Seen:
     progress_requests: int
 
 
-def open_lake(tmp_path: Path, provider: DemoProvider, rate_per_min: float) -> Lake:
+def open_lake(
+    tmp_path: Path, provider: DemoProvider, rate_per_min: float, parallel: int = 1
+) -> Lake:
     Lake.init(tmp_path, clock=lambda: NOW, providers={"demo": provider})
     settings = {
-        "backfill": {"parallel_symbols": 1, "flush_rows": 25, "shared_rate_limit": False},
+        "backfill": {"parallel_symbols": parallel, "flush_rows": 25, "shared_rate_limit": False},
         "providers": {"demo": {"rate_limit_per_min": rate_per_min}},
     }
     (tmp_path / "lake.yaml").write_text(yaml.safe_dump(settings))
@@ -242,3 +244,36 @@ def test_the_bar_shows_bars_rate_time_left_and_the_wait() -> None:
     retry = replace(p, waiting=Waiting(RETRY_AFTER, 7.0), limit=None)
     assert line(retry).endswith("ETA 0:00:07, waiting 7.0s as the provider asked (Retry-After)")
     assert line(replace(p, requests=47, done=True)) == "300,000 bars (0 written), 23.5 req/s"
+
+
+def test_an_answer_that_comes_while_another_request_waits_still_says_it_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler, "REPORT_EVERY_S", 3600.0)
+    fake = FakeTime()
+
+    class Uneven(Slow):
+        async def fetch_page(self, request: Request, cursor: str | None = None) -> Page:
+            # BBB's answer takes 2 s; the others' 0.5 s.
+            await self.fake.sleep(1.5 if "BBB" in request.symbols else 0.0)
+            return await super().fetch_page(request, cursor)
+
+    provider = Uneven(fake, throttle_at=0)
+    provider.capabilities = replace(provider.capabilities, bars_per_page=100)
+    lake = open_lake(tmp_path, provider, rate_per_min=2, parallel=2)
+    plan = lake.plan(interval="1day", **JUNE)
+    assert plan.total_requests == 3
+    seen: list[Seen] = []
+    timing = Timing(fake.clock, fake.sleep)
+    lake.services.backfill.run(plan, RunOptions(on_progress=watch(lake, fake, seen), timing=timing))
+    # The workers send AAA and BBB; AAA's answer comes first and its worker's next request
+    # (CCC) waits for the window (2 a minute); BBB's answer comes while it waits. The report
+    # of that answer still says the job waits for the rate limit: only a call going out ends
+    # the wait, not another request's answer.
+    reports = [s.report for s in seen]
+    first = next(i for i, r in enumerate(reports) if r.waiting is not None)
+    assert reports[first].requests == 2 and reports[first].waiting.reason == RATE_LIMIT
+    answer = reports[first + 1]
+    assert answer.requests == 2 and answer.waiting is not None
+    assert answer.waiting.reason == RATE_LIMIT
+    assert reports[-1].requests == 3 and reports[-1].waiting is None

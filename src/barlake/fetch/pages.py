@@ -15,8 +15,8 @@ from barlake.providers.base import Page, Provider, Request
 class Pager:
     """Fetches pages for one job and counts its calls, retries, the bars answered and the
     seconds its successful calls took (the provider's latency, waits for the rate limit
-    apart). ``on_wait`` hears of every wait; ``on_call`` of every call once it is over
-    (answered or failed)."""
+    apart). ``on_wait`` hears of every wait, ``on_send`` of every call as it goes out and
+    ``on_call`` of every call once it is over (answered or failed)."""
 
     def __init__(
         self,
@@ -27,10 +27,12 @@ class Pager:
         *,
         timing: Timing = WALL,
         on_wait: OnWait | None = None,
+        on_send: Callable[[], None] | None = None,
         on_call: Callable[[], None] | None = None,
     ) -> None:
         self.provider, self.limiter, self.config, self.rng = provider, limiter, config, rng
         self.timing, self.on_wait, self.on_call = timing, on_wait, on_call
+        self.on_send = on_send
         self.calls = self.retries = self.answered = self.bars = 0
         self.answer_s = 0.0
 
@@ -53,6 +55,8 @@ class Pager:
         while True:
             await self.limiter.acquire(self.on_wait)
             self.calls += 1
+            if self.on_send is not None:
+                self.on_send()
             if sent is not None:
                 sent()
                 sent = None  # retries are calls beyond the page's

@@ -29,7 +29,7 @@ BACKOFF = "backoff"  # a transient failure: the same request is tried again afte
 @dataclass(frozen=True)
 class Waiting:
     """A wait that holds the fill back: its ``reason`` (one of ``RATE_LIMIT``,
-    ``RETRY_AFTER``, ``BACKOFF``) and how long it lasts from when it began."""
+    ``RETRY_AFTER``, ``BACKOFF``) and the seconds it has left."""
 
     reason: str
     seconds: float

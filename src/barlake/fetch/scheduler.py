@@ -112,7 +112,8 @@ class Scheduler:
             rng or random.Random(),
             timing=timing,
             on_wait=self._waiting,
-            on_call=self._called,
+            on_send=self._sending,
+            on_call=self._report,
         )
         self.units: dict[tuple[str, str], Unit] = {}
         for g in plan.gaps:
@@ -138,7 +139,7 @@ class Scheduler:
         # in progress.
         self._calls_left = plan.total_requests
         self._recorded = 0  # bars_written as the latest save recorded it
-        self._wait: Waiting | None = None
+        self._wait: tuple[str, float] | None = None  # why, and until when (timing's clock)
         # Seconds spent writing bars, and how many: the next plans' estimate of a final write.
         self._write_s, self._write_bars = 0.0, 0
         self._started = timing.clock()
@@ -212,7 +213,6 @@ class Scheduler:
                     u.status, u.dirty = "interrupted", True
         job = {"status": status, "finished_at": self.clock(), **self._counters()}
         self._save(job=job, ledger=ledger)
-        self._wait = None
         self._report(saved=True, done=True)
         if self._fatal is not None:
             raise self._fatal
@@ -538,27 +538,31 @@ class Scheduler:
     # -- progress reports --------------------------------------------------------------------
 
     def _waiting(self, reason: str, seconds: float) -> None:
-        self._wait = Waiting(reason, seconds)
+        self._wait = (reason, self.timing.clock() + seconds)
         self._report()
 
-    def _called(self) -> None:
-        self._wait = None  # a call went out: whatever held the job back is over
-        self._report()
+    def _sending(self) -> None:
+        self._wait = None  # a call goes out: whatever held the job back is over
 
     def _report(self, *, saved: bool = False, done: bool = False) -> None:
         """Tell ``on_progress`` where the job stands. Bars written are those the latest save
-        recorded, so that a report never runs ahead of the catalog."""
+        recorded, so that a report never runs ahead of the catalog; a wait shows until a call
+        goes out, with the seconds it has left."""
         if self.on_progress is None:
             return
+        now = self.timing.clock()
         calls = self.pages.calls
+        waiting = None
+        if self._wait is not None and not done:
+            waiting = Waiting(self._wait[0], max(0.0, self._wait[1] - now))
         self.on_progress(
             Progress(
                 requests=calls,
                 requests_expected=calls + (0 if done else max(0, self._calls_left)),
                 bars_fetched=self.pages.bars,
                 bars_written=self._recorded,
-                elapsed_s=max(0.0, self.timing.clock() - self._started),
-                waiting=self._wait,
+                elapsed_s=max(0.0, now - self._started),
+                waiting=waiting,
                 limit=self.limiter.limit or None,
                 window_s=self.limiter.span,
                 saved=saved,
