@@ -82,6 +82,10 @@ DEFAULT_TIERS = {
 
 #: What a page of stored bars fetched again costs, in requests (see ``barlake.planning.cost``).
 REREAD_WEIGHT = 0.5
+#: Seconds each request occupies a rate-limit window beyond the window itself (a clock
+#: difference or a slow first answer must not earn a 429 at the window's edge); the limiter
+#: uses it and the plan's time estimate counts it.
+RATE_MARGIN_S = 1.0
 
 
 class OrchestrationConfig(_Strict):

@@ -216,9 +216,12 @@ class Lake:
         ``AuthError`` when credentials are refused and ``Interrupted`` on SIGINT/SIGTERM
         (after saving all fetched bars). Symbols the provider refused as unknown are set
         aside: left out of later fills until ``retry_failed`` (or ``add_symbols`` of them
-        again).
+        again). ``on_progress`` hears a ``barlake.Progress`` after every request, wait and
+        save, and a last one (``done``) whose counts are the result's; ``print`` shows them
+        as lines.
 
         >>> lake.fill("AAPL", interval="1day", days=30).bars_written  # doctest: +SKIP
+        >>> lake.fill("AAPL", interval="1min", days=5, on_progress=print)  # doctest: +SKIP
         >>> lake.fill("AAPL", interval="1min", days=30, repair=True).status  # doctest: +SKIP
         """
         from barlake.jobs.backfill import RunOptions

@@ -140,7 +140,7 @@ def test_planner_keeps_minute_requests_to_a_week(emulator, vendor_lake) -> None:
     assert (ranges[0].start, ranges[-1].end) == (date(2024, 6, 1), date(2024, 7, 1))
     # 1,440 bars a day in pages of 1,000: 6-day pieces fill 9 pages each, 45 calls in all,
     # the fewest whole-day pieces of at most a week can make (7-day pieces would take 47).
-    assert plan.total_pages == 45
+    assert plan.total_requests == 45
 
 
 def test_used_weight_is_tracked_and_a_full_minute_waits(emulator) -> None:

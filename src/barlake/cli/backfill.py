@@ -51,7 +51,10 @@ def gaps(
 @click.pass_obj
 @handles_errors
 def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, **sel: Any) -> None:
-    """Show the requests a fill would make, with estimates; nothing is fetched."""
+    """Show the requests a fill would make, with estimates; nothing is fetched.
+
+    A request is one provider call (one page), as `lake fill` counts them; the table lists the
+    ranges asked for, each taking one request or more."""
     result = state.lake().plan(sel.pop("symbols"), **selected(intervals, sel))
     data = result.to_dict(explain=explain)
     if as_json:
@@ -74,7 +77,7 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
         )
         click.echo()
     emit_table(
-        [{**r, "symbols": short(r["symbols"])} for r in data["requests"]],
+        [{**r, "symbols": short(r["symbols"])} for r in data["ranges"]],
         [
             "provider",
             "interval",
@@ -82,7 +85,7 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
             "end",
             "sessions",
             "estimated_bars",
-            "estimated_pages",
+            "estimated_requests",
             "symbols",
         ],
     )
@@ -97,10 +100,13 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
             f"resampled {interval} from stored {source} bars (no request): "
             f"{sum(r['sessions'] for r in steps)} session(s) of {short(names)}"
         )
+    pace = data["estimate"]
     state.say(
-        f"{data['total_requests']} request(s), {data['total_pages']} call(s) with pages "
-        f"(lower bound {data['lower_bound']}), ~{data['estimated_bars']:,} bars, "
-        f"~{data['estimated_seconds']:.1f}s at {data['rate_limit_per_min']:g}/min"
+        f"{data['total_requests']} request(s) (provider calls, one per page; lower bound "
+        f"{data['lower_bound']}) over {data['total_ranges']} range(s), "
+        f"~{data['estimated_bars']:,} bars, ~{data['estimated_seconds']:.1f}s at "
+        f"{data['rate_limit_per_min']:g}/min, {pace['latency_s'] * 1000:.0f} ms a request "
+        f"({pace['latency_source']}), {pace['parallel']} in flight"
     )
 
 
@@ -171,7 +177,8 @@ def fill(
         emit_json(data)
     else:
         state.say(
-            f"job {data['job_id']}: {data['status']}, {data['requests']} request(s), "
+            f"job {data['job_id']}: {data['status']}, {data['requests']} request(s) "
+            f"(provider calls, of {data['requests_planned']} planned), "
             f"{data['bars_written']:,} bars written in {data['duration_s']:.2f}s, "
             f"{data['symbols_done']} symbol(s) done, {data['symbols_failed']} failed"
         )

@@ -30,11 +30,12 @@ from barlake.coverage.matrix import Cells
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.fetch.job import JobResult, ProgressCallback
-from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.ratelimit import WALL, RateLimiter, Timing
 from barlake.fetch.resample import Resampler
 from barlake.fetch.runner import Stop, run_until_signalled
 from barlake.fetch.scheduler import BarSink, Scheduler
 from barlake.liveness import HOST
+from barlake.planning.duration import WRITE_S_PER_BAR, Pace
 from barlake.planning.plan import Origin, Plan, Skipped, order, price
 from barlake.planning.resample import Resample, sessions_of, split
 from barlake.providers.base import Capabilities, Provider
@@ -69,6 +70,9 @@ class RunOptions:
     command: str | None = None
     #: Ask again for the symbols set aside after the provider refused them as unknown.
     retry_failed: bool = False
+    #: The seconds clock and sleep of the rate limiter and the progress reports (a test's
+    #: fake clock; wall time by default).
+    timing: Timing = WALL
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,26 @@ class Backfill:
             lower_bound=bound,
             time_limit_reached=timed_out,
             resampled=tuple(resampled),
+            pace=self.pace(name, caps),
+        )
+
+    def pace(self, name: str, caps: Capabilities) -> Pace:
+        """What the time estimate of a fill from ``name`` counts besides its rate limit: the
+        latency its latest jobs measured (else the provider's typical one), the requests in
+        flight and the window its limit is counted over."""
+        measured = self.catalog.latency(name)
+        latency, write = caps.latency_s, WRITE_S_PER_BAR
+        source = f"{name}'s typical latency (no job measured it yet)"
+        if measured is not None:
+            latency, write = measured.latency_s, measured.write_s_per_bar or write
+            source = f"measured over the latest {measured.jobs} {name} job(s)"
+        return Pace(
+            window_s=self.config.provider(name).rate_limit_window_s,
+            latency_s=latency,
+            latency_source=source,
+            parallel=self.config.backfill.parallel_symbols,
+            write_s_per_bar=write,
+            flush_rows=self.config.backfill.flush_rows,
         )
 
     def resamples(self, interval: Interval) -> Interval | None:
@@ -367,6 +391,8 @@ class Backfill:
                 plan.rate_limit_per_min,
                 window_s=source.rate_limit_window_s,
                 share=shared_as if config.shared_rate_limit else None,
+                clock=options.timing.clock,
+                sleep=options.timing.sleep,
             ),
             sink=sink or self.bars,
             recorder=self.catalog,
@@ -374,6 +400,7 @@ class Backfill:
             config=config,
             clock=self.clock,
             on_progress=options.on_progress,
+            timing=options.timing,
             tiers={m.name: tier_of(m.market_cap, tiers) for m in found}
             if config.use_symbol_tiers
             else None,

@@ -37,6 +37,9 @@ class Capabilities:
     #: entitlement, leave it False: their empty answer covers nothing until they have shown
     #: bars of the symbol.
     refuses_unknown: bool = False
+    #: Seconds a request typically takes to be answered, for ``lake plan``'s time estimate
+    #: until a job has measured the provider's latency (the catalog keeps each job's).
+    latency_s: float = 0.3
 
 
 @dataclass(frozen=True)
