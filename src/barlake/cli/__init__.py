@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from barlake import __version__
 from barlake.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, fail
 from barlake.cli.group import LazyGroup
 from barlake.cli.state import State
@@ -101,6 +102,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     help="The lake directory (env LAKE_ROOT).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Only data and errors.")
+@click.version_option(
+    __version__, "--version", "-V", prog_name="lake", message="%(prog)s %(version)s"
+)
 @click.option("--verbose", "-v", is_flag=True, help="Tracebacks on errors.")
 @click.pass_context
 def cli(ctx: click.Context, root: Path, quiet: bool, verbose: bool) -> None:
