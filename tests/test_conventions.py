@@ -385,3 +385,99 @@ def test_completion_completes_command_names_and_options():
         env={"_LAKE_COMPLETE": "bash_complete", "COMP_WORDS": "lake fill --dry", "COMP_CWORD": "2"}
     )
     assert done.stdout.splitlines() == ["plain,--dry-run"]
+
+
+# -- lake providers ----------------------------------------------------------------------------
+
+
+def test_providers_lists_capabilities_rate_limits_and_credentials(lake_root):
+    (lake_root / "lake.yaml").write_text("providers:\n  polygon:\n    rate_limit_per_min: 100\n")
+    env = {
+        "APCA_API_KEY_ID": "key-id-123",
+        "APCA_API_SECRET_KEY": "very-secret-456",
+        "LAKE_BINANCE_RATE_LIMIT": "600",
+        "POLYGON_API_KEY": "",
+        "MASSIVE_API_KEY": "",
+    }
+    result = invoke(lake_root, "providers", "--json", env=env)
+    assert result.exit_code == 0, result.stderr
+    found = {p["name"]: p for p in json.loads(result.stdout)}
+    assert list(found) == ["demo", "alpaca", "polygon", "massive", "yahoo", "binance"]
+    assert found["demo"]["default"] and not found["alpaca"]["default"]
+    alpaca = found["alpaca"]
+    assert (alpaca["credentials"], alpaca["credentials_from"]) == (
+        "set",
+        "env APCA_API_KEY_ID, env APCA_API_SECRET_KEY",
+    )
+    assert alpaca["symbols_per_request"] == 200 and alpaca["bars_per_page"] == 10_000
+    assert (alpaca["rate_limit_per_min"], alpaca["rate_limit_source"]) == (200, "default")
+    polygon = found["polygon"]
+    assert polygon["credentials"] == "missing"
+    assert polygon["credentials_from"] == "set POLYGON_API_KEY or MASSIVE_API_KEY"
+    assert (polygon["rate_limit_per_min"], polygon["rate_limit_source"]) == (100, "lake.yaml")
+    assert polygon["grouped_daily"] is True
+    assert polygon["max_days"]["1min"] == 62
+    binance = found["binance"]
+    assert (binance["rate_limit_per_min"], binance["rate_limit_source"]) == (
+        600,
+        "env LAKE_BINANCE_RATE_LIMIT",
+    )
+    assert (binance["credentials"], found["yahoo"]["credentials"]) == ("not needed", "not needed")
+    assert all(p["intervals"] == list(INTERVALS) for p in found.values())
+    table = invoke(lake_root, "providers", env=env)
+    assert table.exit_code == 0
+    lines = {line.split()[0]: line for line in table.stdout.splitlines()[1:]}
+    assert "set (env APCA_API_KEY_ID, env APCA_API_SECRET_KEY)" in lines["alpaca"]
+    assert "100/60s (lake.yaml)" in lines["polygon"]
+    for secret in ("key-id-123", "very-secret-456"):
+        assert secret not in result.stdout + result.stderr + table.stdout + table.stderr
+
+
+def test_providers_credentials_from_lake_yaml_are_named_not_shown(lake_root):
+    (lake_root / "lake.yaml").write_text(
+        "providers:\n  polygon:\n    options: {api_key: from-the-file-789}\n"
+    )
+    env = {"POLYGON_API_KEY": "", "MASSIVE_API_KEY": ""}
+    result = invoke(lake_root, "providers", "--json", env=env)
+    polygon = next(p for p in json.loads(result.stdout) if p["name"] == "polygon")
+    assert (polygon["credentials"], polygon["credentials_from"]) == (
+        "set",
+        "lake.yaml providers.polygon.options",
+    )
+    assert "from-the-file-789" not in result.stdout
+    lake = Lake.open(lake_root, clock=clock)
+    assert [p.name for p in lake.providers()][:2] == ["demo", "alpaca"]
+
+
+# -- lake config show --------------------------------------------------------------------------
+
+
+def shown(result: Any) -> dict[str, tuple[Any, str]]:
+    assert result.exit_code == 0, result.stderr
+    return {s["key"]: (s["value"], s["source"]) for s in json.loads(result.stdout)["settings"]}
+
+
+def test_config_show_says_where_the_lake_and_the_cache_come_from(lake_root, tmp_path):
+    by_flag = shown(invoke(lake_root, "config", "show", "--json"))
+    assert by_flag["lake"] == (str(lake_root), "flag --lake")
+    assert by_flag["cache_dir"] == (os.environ["BARLAKE_CACHE_DIR"], "env BARLAKE_CACHE_DIR")
+    by_env = CliRunner().invoke(
+        cli, ["config", "show", "--json"], env={"LAKE_ROOT": str(lake_root)}
+    )
+    assert shown(by_env)["lake"] == (str(lake_root), "env LAKE_ROOT")
+    xdg = {"BARLAKE_CACHE_DIR": "", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    from_xdg = shown(invoke(lake_root, "config", "show", "--json", env=xdg))
+    assert from_xdg["cache_dir"] == (str(tmp_path / "xdg" / "barlake"), "env XDG_CACHE_HOME")
+
+
+def test_config_show_says_whether_the_api_token_is_set_never_what_it_is(lake_root):
+    unset = shown(invoke(lake_root, "config", "show", "--json", env={"LAKE_API_TOKEN": ""}))
+    assert unset["api.token"] == (None, "default")
+    result = invoke(lake_root, "config", "show", "--json", env={"LAKE_API_TOKEN": "tok-321"})
+    assert shown(result)["api.token"] == ("***", "env LAKE_API_TOKEN")
+    (lake_root / "lake.yaml").write_text("api:\n  token_env: MY_TOKEN\n")
+    mine = invoke(lake_root, "config", "show", env={"MY_TOKEN": "tok-654"})
+    assert mine.exit_code == 0
+    row = next(line.split() for line in mine.stdout.splitlines() if line.startswith("api.token "))
+    assert row == ["api.token", "***", "env", "MY_TOKEN"]
+    assert "tok-321" not in result.stdout and "tok-654" not in mine.stdout

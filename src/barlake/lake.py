@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from barlake.jobs.worker import Log, Worker
     from barlake.planning.plan import Plan
     from barlake.providers.base import Provider
+    from barlake.providers.listing import ProviderInfo
     from barlake.quality.check import CheckResult
     from barlake.retention.policy import Policy
     from barlake.retention.prune import Pruned
@@ -442,6 +443,19 @@ class Lake:
             provider=provider,
             log=log,
         )
+
+    # -- providers ----------------------------------------------------------------------------
+
+    def providers(self) -> list[ProviderInfo]:
+        """Each provider: what it serves, its rate limit and that limit's source, and whether
+        its credentials are set (never the credentials).
+
+        >>> [(p.name, p.credentials) for p in lake.providers()]  # doctest: +SKIP
+        [('demo', 'not needed'), ('alpaca', 'missing'), ...]
+        """
+        from barlake.providers.listing import of_lake
+
+        return of_lake(self.root, given=self._providers, clock=self.clock)
 
     # -- research: bars, coverage, report ---------------------------------------------------
 

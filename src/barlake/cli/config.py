@@ -27,11 +27,12 @@ def config_show(state: State, /, policy: str | None, as_json: bool) -> None:
     """Print every setting and the retention of each layer 0-3 with its source.
 
     Sources are a flag, an environment variable, lake.yaml (with the key where the roadmap's
-    spelling set it), a policy file, or the default. Secrets are printed as ***.
+    spelling set it), a policy file, or the default. Secrets are printed as ***; whether each
+    provider's credentials are set is `lake providers`.
     """
     from barlake.retention.effective import effective
 
-    found = effective(state.root, policy=policy)
+    found = effective(state.root, policy=policy, root_source=state.root_source)
     data = found.to_dict()
     if as_json:
         emit_json(data)
