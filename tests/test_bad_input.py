@@ -169,7 +169,7 @@ CASES: dict[str, Case] = {
     "report unknown interval": Case(("report", "{tmp}/r.html", "--interval", "2h"), 2, "2h"),
     # -- symbols and layers in a selection
     "plan unknown symbol": Case(("plan", "--symbols", "AAPL,ZZZZ"), 2, "ZZZZ"),
-    "gaps untracked symbol": Case(("gaps", "ZZZZ"), 2, "ZZZZ not tracked.*lake symbols add"),
+    "gaps untracked symbol": Case(("gaps", "ZZZZ"), 2, "ZZZZ: the lake does not track"),
     # a fill tracks a new symbol, but only once the rest of its input is known to be good
     "fill new symbol bad interval": Case(("fill", "ZZZZ", "--interval", "2min"), 2, "2min"),
     "fill new symbol absurd days": Case(("fill", "ZZZZ", "--days", HUGE), 2, "--days"),

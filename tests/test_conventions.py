@@ -102,7 +102,7 @@ def test_plan_and_gaps_do_not_track_but_say_how(lake_root, capsys):
     for command in ("plan", "gaps"):
         code, line = one_line_error(capsys, lake_root, command, "MSFT", "NVDA", "--days", "5")
         assert code == 2
-        assert "NVDA not tracked" in line and "MSFT" not in line
+        assert "unknown symbol(s) NVDA: the lake does not track" in line and "MSFT" not in line
         assert "`lake symbols add NVDA`" in line and "`lake fill NVDA`" in line
     assert lake_files(lake_root) == before
 
@@ -113,9 +113,9 @@ def test_the_library_tracks_as_the_command_does(lake):
     assert [m.name for m in told[0]] == ["MSFT"]
     assert result.bars_written == sessions("XNYS", DateRange.inclusive(date(2025, 1, 11), TODAY))
     assert lake.symbols()["symbol"].to_list() == ["MSFT"]
-    with pytest.raises(UnknownSymbolError, match="NVDA not tracked"):
+    with pytest.raises(UnknownSymbolError, match="NVDA: the lake does not track"):
         lake.fill("NVDA", days=5, track=False)
-    with pytest.raises(UnknownSymbolError, match="NVDA not tracked"):
+    with pytest.raises(UnknownSymbolError, match="NVDA: the lake does not track"):
         lake.plan("NVDA", days=5)
     assert lake.untracked("msft,nvda") == ["NVDA"]
 
@@ -264,6 +264,26 @@ def test_fill_dry_run_prints_the_plan_and_writes_nothing(lake_root, tmp_path):
     assert table.stdout == ok(lake_root, "plan", "--days", "30").stdout
     assert "NVDA" in table.stdout
     assert ok_json(lake_root, "jobs") == []
+
+
+def test_fill_dry_run_of_events_and_of_set_aside_symbols(lake_root):
+    (lake_root / "lake.yaml").write_text(
+        "providers:\n  demo:\n    options: {unknown_symbols: [GONE]}\n"
+    )
+    ok(lake_root, "symbols", "add", "AAPL,GONE")
+    invoke(lake_root, "fill", "--days", "5")  # GONE is set aside: the demo does not know it
+    plain = ok_json(lake_root, "fill", "--days", "5", "--dry-run")
+    assert plain["requests"] == []
+    assert [s["symbols"] for s in plain["skipped"]] == [["GONE"]]
+    again = ok_json(lake_root, "fill", "--days", "5", "--dry-run", "--retry-failed")
+    assert [r["symbols"] for r in again["requests"]] == [["GONE"]]
+    assert ok_json(lake_root, "symbols", "list")[1]["set_aside"] == "demo"  # still set aside
+    # a promotion's events: the plan `lake fill --events` would run, the events still pending
+    ok(lake_root, "layers", "set", "AAPL", "--layer", "3")
+    pending = ok_json(lake_root, "events", "--pending")
+    events = ok_json(lake_root, "fill", "--events", "--dry-run", "--policy", "scanner_layers")
+    assert {r["interval"] for r in events["requests"]} >= {"1min", "5min", "1hour"}
+    assert ok_json(lake_root, "events", "--pending") == pending
 
 
 # -- plain-text symbol lists -------------------------------------------------------------------

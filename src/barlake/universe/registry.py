@@ -232,7 +232,8 @@ def not_tracked(names: Sequence[str]) -> str:
     shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
     joined = ",".join(names[:5]) + (",..." if len(names) > 5 else "")
     return (
-        f"symbol(s) {shown} not tracked; `lake symbols add {joined}` tracks them "
+        f"unknown symbol(s) {shown}: the lake does not track them; "
+        f"`lake symbols add {joined}` tracks them "
         f"(`lake fill {joined}` tracks and fetches them, `--dry-run` shows what it would fetch)"
     )
 
