@@ -501,3 +501,26 @@ def test_config_show_says_whether_the_api_token_is_set_never_what_it_is(lake_roo
     row = next(line.split() for line in mine.stdout.splitlines() if line.startswith("api.token "))
     assert row == ["api.token", "***", "env", "MY_TOKEN"]
     assert "tok-321" not in result.stdout and "tok-654" not in mine.stdout
+
+
+def test_config_show_takes_the_flags_a_fill_would(lake_root, capsys):
+    (lake_root / "lake.yaml").write_text(
+        "default_provider: yahoo\nbackfill:\n  parallel_symbols: 4\n"
+    )
+    as_filed = shown(invoke(lake_root, "config", "show", "--json"))
+    assert as_filed["default_provider"] == ("yahoo", "lake.yaml")
+    assert as_filed["backfill.parallel_symbols"] == (4, "lake.yaml")
+    env = {"LAKE_PROVIDER": "binance"}
+    by_env = shown(invoke(lake_root, "config", "show", "--json", env=env))
+    assert by_env["default_provider"] == ("binance", "env LAKE_PROVIDER")
+    flagged = invoke(
+        lake_root, "config", "show", "--provider", "alpaca", "--parallel", "3", "--json", env=env
+    )
+    settings = shown(flagged)
+    assert settings["default_provider"] == ("alpaca", "flag --provider")
+    assert settings["backfill.parallel_symbols"] == (3, "flag --parallel")
+    assert settings["providers.alpaca.timeout_s"] == (30, "default")  # the flag's provider's
+    code, line = one_line_error(capsys, lake_root, "config", "show", "--provider", "nope")
+    assert code == 2 and "unknown provider 'nope'" in line
+    code, line = one_line_error(capsys, lake_root, "config", "show", "--parallel", "5000")
+    assert code == 2 and "--parallel 5000" in line

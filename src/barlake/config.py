@@ -563,6 +563,19 @@ class Loaded:
         """Where the setting at the dotted ``key`` came from."""
         return self.sources.get(key, "default")
 
+    def with_flags(self, *, provider: str | None = None, parallel: int | None = None) -> Loaded:
+        """This configuration as a command sees it with ``--provider`` and ``--parallel``
+        (checked as lake.yaml's values are), those settings' source the flag."""
+        config, sources = self.config, dict(self.sources)
+        if provider is not None:
+            config = config.model_copy(update={"default_provider": provider})
+            sources["default_provider"] = "flag --provider"
+        if parallel is not None:
+            backfill = config.backfill.overridden("parallel_symbols", parallel, "--parallel")
+            config = config.model_copy(update={"backfill": backfill})
+            sources["backfill.parallel_symbols"] = "flag --parallel"
+        return Loaded(config, self.path, sources)
+
     def settings(self) -> Iterator[tuple[str, Any, str]]:
         """Each setting as (dotted key, value, source), secrets masked; the retention sections
         are left to ``barlake.retention.effective`` and the orchestration keys are shown as

@@ -224,9 +224,9 @@ class Lake:
         >>> plan.total_requests, plan.estimated_bars                          # doctest: +SKIP
         """
         backfill = self.services.backfill
-        chosen_ = Selection.of(symbols, provider=provider, **chosen)
-        wanted = backfill.resolve(chosen_, track=track)
-        return backfill.plan(chosen_, wanted, retry_failed=retry_failed)
+        selection = Selection.of(symbols, provider=provider, **chosen)
+        wanted = backfill.resolve(selection, track=track)
+        return backfill.plan(selection, wanted, retry_failed=retry_failed)
 
     def plan_events(
         self, *, policy: str | Policy | None = None, provider: str | None = None

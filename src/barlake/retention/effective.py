@@ -25,6 +25,7 @@ from typing import Any
 from barlake.calendars.calendar import cache_dir_source
 from barlake.config import FILE_NAME, LakeConfig, LayerRetention, mask, read
 from barlake.errors import UsageError
+from barlake.providers import PROVIDERS
 from barlake.retention.policy import (
     LAYERS,
     TRADES,
@@ -147,13 +148,16 @@ def effective(
     policy: str | None = None,
     environ: Mapping[str, str] | None = None,
     root_source: str = "argument",
+    provider: str | None = None,
+    parallel: int | None = None,
 ) -> Effective:
     """The lake at ``root``'s settings and the policy a command would use with ``--policy``
     ``policy`` (None: the lake's own), each value with its source; secrets masked.
 
     Besides lake.yaml's settings: ``lake`` (the folder, from ``root_source``: ``--lake``,
     ``env LAKE_ROOT`` or the default), ``cache_dir`` (calendar and rate-limit files) and
-    ``api.token`` (``***`` when its variable is set: the API then takes changes).
+    ``api.token`` (``***`` when its variable is set: the API then takes changes). ``provider``
+    and ``parallel`` are ``--provider`` and ``--parallel`` as a fill would take them.
 
     >>> effective(Path("lake")).policy_source  # doctest: +SKIP
     'lake.yaml data_retention'
@@ -163,7 +167,10 @@ def effective(
         msg = f"no lake at {root}; run `lake init` there or pass --lake PATH"
         raise UsageError(msg)
     env = os.environ if environ is None else environ
-    loaded = read(root, env)
+    if provider is not None and provider not in PROVIDERS:
+        msg = f"unknown provider {provider!r}; use one of: {', '.join(PROVIDERS)}"
+        raise UsageError(msg)
+    loaded = read(root, env).with_flags(provider=provider, parallel=parallel)
     config = loaded.config
     cache, cache_source = cache_dir_source(env)
     settings = [
