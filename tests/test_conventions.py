@@ -183,13 +183,12 @@ def test_interval_aliases_are_the_names_they_stand_for(lake_root):
     got = invoke(lake_root, "gaps", "--interval", "1h,1d", "--json", *window)
     assert (got.exit_code, json.loads(got.stdout)) == (0, [])
     lake = Lake.open(lake_root, clock=clock)
-    assert (
-        lake.bars("AAPL", interval="1h")
-        .collect()
-        .equals(  # type: ignore[arg-type]
-            lake.bars("AAPL", interval="1hour").collect()
-        )
-    )
+    hours = lake.bars("AAPL", interval="1h")  # type: ignore[arg-type]
+    assert hours.collect().equals(lake.bars("AAPL", interval="1hour").collect())
+    ok(lake_root, "fill", "--interval", "1m", "--start", "2025-01-14", "--end", "2025-01-14")
+    built = lake.bars("AAPL", interval="5m", resample_from="1m").collect()  # type: ignore[arg-type]
+    assert built.height == 78  # a full session of 5-minute bars
+    assert built.equals(lake.bars("AAPL", interval="5min", resample_from="1min").collect())
 
 
 def test_interval_aliases_in_policies_and_lake_yaml(lake_root):
@@ -198,6 +197,7 @@ def test_interval_aliases_in_policies_and_lake_yaml(lake_root):
         "name: short\nlayers:\n  0: {intervals: {1d: 10, 1h: 3}}\n"
     )
     (lake_root / "lake.yaml").write_text(
+        "backfill:\n  resample: {5m: 1m}\n"
         "schedule:\n  - action: update\n    interval: [1d, 15m]\n"
         "data_management:\n  scanner_layers:\n"
         "    layer_0: {retention_days: 20, intervals: [1d, 30m]}\n"
@@ -211,6 +211,7 @@ def test_interval_aliases_in_policies_and_lake_yaml(lake_root):
     assert {r["interval"] for r in mine["explain"]} == {"1day", "30min"}
     lake = Lake.open(lake_root, clock=clock)
     assert lake.config.schedule[0].interval == ["1day", "15min"]
+    assert lake.config.backfill.resample == {"5min": "1min"}
 
 
 def test_both_spellings_of_one_interval_in_a_policy_are_an_error(lake_root, capsys):

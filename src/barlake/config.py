@@ -70,6 +70,15 @@ def _interval_name(value: Any) -> Any:
 #: An interval as lake.yaml may spell it: a name or an alias, validated as the name.
 IntervalField = Annotated[IntervalName, BeforeValidator(_interval_name)]
 PriorityName = Literal["low", "medium", "high", "critical"]
+#: Which interval's bars each one can be resampled from (``domain.resample.sources``).
+RESAMPLE_SOURCES: dict[IntervalName, tuple[IntervalName, ...]] = {
+    "1min": (),
+    "5min": ("1min",),
+    "15min": ("1min", "5min"),
+    "30min": ("1min", "5min", "15min"),
+    "1hour": ("1min", "5min", "15min", "30min"),
+    "1day": (),
+}
 LAYER_PRIORITY: dict[int, PriorityName] = {0: "low", 1: "medium", 2: "high", 3: "critical"}
 
 
@@ -160,6 +169,24 @@ class BackfillConfig(_Strict):
     orchestration: OrchestrationConfig = Field(
         default=OrchestrationConfig(), description="The roadmap's spellings of two settings."
     )
+    resample: dict[IntervalField, IntervalField] = Field(
+        default_factory=dict,
+        description="Interval -> finer interval its bars are built from when stored ones cover "
+        "the session (e.g. {5min: 1min}): such sessions are resampled, not fetched.",
+    )
+
+    @model_validator(mode="after")
+    def _resample(self) -> BackfillConfig:
+        for coarse, fine in self.resample.items():
+            if fine not in RESAMPLE_SOURCES[coarse]:
+                allowed = " or ".join(RESAMPLE_SOURCES[coarse])
+                hint = f"use {allowed}" if allowed else "daily bars are always fetched"
+                msg = (
+                    f"backfill.resample.{coarse}: {fine} bars cannot make {coarse} bars (the "
+                    f"source must be a finer intraday interval that divides it); {hint}"
+                )
+                raise KeyedError(msg)
+        return self
 
     def overridden(self, name: str, value: Any, option: str) -> BackfillConfig:
         """A copy with setting ``name`` at ``value``, checked as lake.yaml's would be (a bare

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from barlake.config import LakeConfig
     from barlake.coverage.gaps import Gap
+    from barlake.domain.resample import Period
     from barlake.fetch.job import JobResult, ProgressCallback, SymbolErrors
     from barlake.jobs.queue import Queue
     from barlake.jobs.worker import Log, Worker
@@ -463,10 +464,11 @@ class Lake:
         self,
         symbols: Symbols = None,
         *,
-        interval: Interval = "1day",
+        interval: Interval | Period = "1day",
         start: date | None = None,
         end: date | None = None,
         days: int | None = None,
+        resample_from: Interval | None = None,
     ) -> pl.LazyFrame:
         """The stored bars of ``symbols`` (every stored symbol when None) at ``interval``, sorted
         by (symbol, ts), in the lake's schema: the same rows as the README's reader one-liners.
@@ -475,13 +477,30 @@ class Lake:
         date; with neither, all history. DuckDB queries the result by name
         (``duckdb.sql("select * from bars")``) or as a relation (``duckdb.from_arrow(bars)``).
 
+        ``resample_from`` builds the ``interval`` bars from the stored bars of that finer
+        interval instead (``barlake.domain.resample``: vendor-style aggregation on the exchange's
+        clock grid); ``1week`` and ``1month`` bars are always built from daily ones, whole
+        periods, stamped by their first session.
+
         >>> lake.bars("AAPL,BRK/B", start=date(2024, 1, 2)).collect()  # doctest: +SKIP
+        >>> lake.bars("AAPL", interval="5min", resample_from="1min", days=5)  # doctest: +SKIP
+        >>> lake.bars("AAPL", interval="1week", start=date(2024, 1, 1))  # doctest: +SKIP
         """
         from barlake.calendars.calendar import calendar_for
+        from barlake.domain import resample
         from barlake.storage import reads
 
-        name, names = spec(interval).name, symbols_of(symbols)
+        names = symbols_of(symbols)
         window = Selection(days=days, start=start, end=end).window(self.today)
+        if interval not in resample.PERIODS:
+            interval = spec(interval).name  # an alias (``1h``) is the interval it names
+        if resample_from is not None or interval in resample.PERIODS:
+            source = resample.check(interval, resample_from or "1day")
+            cals = self.services.registry.calendars(names)
+            return reads.resampled(
+                self.store, interval, source, names, window, cals, calendar_for(None)
+            )
+        name = spec(interval).name
         shifts = self.services.registry.day_shifts(names) if spec(name).intraday else {}
         return reads.bars(self.store, name, names, window, shifts, calendar_for(None).day_shift)
 
@@ -505,26 +524,42 @@ class Lake:
         path: str | Path,
         symbols: Symbols = None,
         *,
-        interval: Interval = "1day",
+        interval: Interval | Sequence[Interval] | None = None,
         jobs: int = 10,
         **span: Unpack[Span],
     ) -> Path:
-        """Write a self-contained HTML page: coverage map and table, gaps, the last ``jobs``
-        jobs and their errors (symbols and ranges chosen as in ``gaps``).
+        """Write a self-contained HTML page: what the lake holds at each interval (bars,
+        symbols, first and last bar, files, bytes), each interval's coverage map and table and
+        its gaps (symbols and ranges chosen as in ``gaps``), the last ``jobs`` jobs and their
+        errors. ``interval`` None: every interval the lake holds (1day when it holds none).
 
         >>> lake.report("report.html", days=90)  # doctest: +SKIP
         """
         from barlake.fetch.job import error_rows
         from barlake.views import report as report_
 
-        coverage = self.coverage(symbols, interval=interval, **span)
+        held = {h.interval: h for h in self.store.holdings()}
+        if interval is None:
+            chosen: list[Interval] = list(held) or ["1day"]
+        else:
+            given = [interval] if isinstance(interval, str) else list(interval)
+            chosen = [spec(i).name for i in given]
+        sections = []
+        for name in chosen:
+            coverage = self.coverage(symbols, interval=name, **span)
+            sections.append(
+                report_.Section(
+                    coverage=coverage,
+                    png=report_.picture(coverage),
+                    gaps=[g.to_dict() for g in self.gaps(symbols, interval=name, **span)],
+                    holding=held.get(name),
+                )
+            )
         recent = self.catalog.jobs(jobs).to_dicts()
         failed = [j for j in recent if j.get("symbols_failed")]
         page = report_.Report(
             title=f"barlake report: {self.root} ({self.clock().strftime('%Y-%m-%d %H:%M UTC')})",
-            coverage=coverage,
-            png=report_.picture(coverage),
-            gaps=[g.to_dict() for g in self.gaps(symbols, interval=interval, **span)],
+            sections=sections,
             jobs=recent,
             errors=[
                 {"job_id": j["job_id"], **row}

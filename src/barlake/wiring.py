@@ -15,6 +15,7 @@ from barlake.catalog.embedded import Catalog
 from barlake.clock import Clock
 from barlake.config import LakeConfig, load
 from barlake.coverage.finder import GapFinder
+from barlake.fetch.resample import Resampler
 from barlake.jobs.backfill import Backfill
 from barlake.providers import open_provider
 from barlake.providers.base import Provider
@@ -80,6 +81,8 @@ def wire(
     def lock() -> FillLock:
         return FillLock(root)
 
+    grace = timedelta(minutes=config.backfill.provisional_grace_minutes)
+
     backfill = Backfill(
         catalog=catalog,
         registry=registry,
@@ -90,12 +93,13 @@ def wire(
         config=config,
         clock=clock,
         fill_lock=lock,
+        resampler=Resampler(finder, store, clock, grace),
     )
     checker = Checker(
         finder=finder,
         bars=store,
         catalog=catalog,
         clock=clock,
-        grace=timedelta(minutes=config.backfill.provisional_grace_minutes),
+        grace=grace,
     )
     return Services(config, store, catalog, registry, finder, policies, sources, backfill, checker)

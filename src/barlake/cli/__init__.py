@@ -66,7 +66,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "report": (
         "barlake.cli.research:report",
-        "Write a self-contained HTML page: coverage map, gaps, recent jobs and their errors.",
+        "Write a self-contained HTML page: what the lake holds at each interval, coverage maps, "
+        "gaps, recent jobs and their errors.",
     ),
     "serve": (
         "barlake.cli.serve:serve",

@@ -102,6 +102,15 @@ def show_plan(state: State, result: Plan, *, as_json: bool, explain: bool) -> No
     )
     for s in data["skipped"]:
         click.echo(f"skipped {s['interval']} for {short(s['symbols'])}: {s['reason']}")
+    local: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in data["resampled"]:
+        local.setdefault((r["interval"], r["source"]), []).append(r)
+    for (interval, source), steps in local.items():
+        names = sorted({r["symbol"] for r in steps})
+        click.echo(
+            f"resampled {interval} from stored {source} bars (no request): "
+            f"{sum(r['sessions'] for r in steps)} session(s) of {short(names)}"
+        )
     state.say(
         f"{data['total_requests']} request(s), {data['total_pages']} call(s) with pages "
         f"(lower bound {data['lower_bound']}), ~{data['estimated_bars']:,} bars, "

@@ -14,7 +14,7 @@ import numpy.typing as npt
 from barlake.domain.ranges import DateRange
 from barlake.providers.base import Request
 
-Stage = str  # one of: plan, fetch, validate, write
+Stage = str  # one of: plan, fetch, validate, write, resample
 #: A unit's status once its requests are over: ``done``, ``failed``, or ``warning`` (every
 #: session came back empty from a vendor that has not shown the symbol exists).
 WARNING = "warning"

@@ -24,6 +24,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import numpy as np
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
@@ -31,9 +32,11 @@ from barlake.catalog.repositories import JobRecorder
 from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE
 from barlake.clock import Clock, system_clock
 from barlake.config import BackfillConfig
+from barlake.coverage.finder import Expected, span_of
 from barlake.domain import bars as bars_
 from barlake.domain.intervals import Interval
-from barlake.domain.ranges import DateRange
+from barlake.domain.ranges import DateRange, session_runs
+from barlake.domain.resample import RESAMPLED
 from barlake.errors import (
     AuthError,
     FileSystemError,
@@ -57,11 +60,15 @@ from barlake.fetch.job import (
 )
 from barlake.fetch.pages import Pager
 from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.resample import Resampler
 from barlake.planning.plan import Plan, PlannedRequest
 from barlake.providers.base import Provider, Request
 from barlake.universe.tiers import request_tier
 
 REPORT_EVERY_S = 1.0
+#: Symbols resampled at once: their finer bars are read together (a few months of 1min bars
+#: of this many symbols fit in memory).
+RESAMPLE_SYMBOLS = 50
 FLUSH_EVERY_S = 15.0
 
 
@@ -90,6 +97,7 @@ class Scheduler:
         rng: random.Random | None = None,
         tiers: Mapping[str, str] | None = None,
         exists: Collection[str] = (),
+        resampler: Resampler | None = None,
     ) -> None:
         self.job_id, self.plan, self.provider, self.limiter = job_id, plan, provider, limiter
         # Tiers only gate concurrency: one semaphore per tier, none when tiers are off.
@@ -100,6 +108,7 @@ class Scheduler:
             else {}
         )
         self.sink, self.recorder, self.calendars = sink, recorder, calendars
+        self.resampler = resampler
         self.config, self.clock, self.on_progress = config, clock, on_progress
         self.pages = Pager(provider, limiter, config, rng or random.Random())
         self.units: dict[tuple[str, str], Unit] = {}
@@ -120,6 +129,8 @@ class Scheduler:
             self._unfinished[p.request.interval] += 1
             for s in p.request.symbols:
                 self.units[(s, p.request.interval)].open_requests += 1
+        for r in plan.resampled:
+            self.units[(r.gap.symbol, r.gap.interval)].open_requests += 1
         self.bars_written = self.done_requests = 0
         self.books = Books(
             job_id=job_id,
@@ -182,6 +193,9 @@ class Scheduler:
                 self._fatal = outcome
         # Synchronous from here: nothing can interrupt the final write and its records.
         ledger = self._flush(*self._take_buffer())
+        if self.plan.resampled and not self._interrupted and self._fatal is None:
+            found = [x for x in (ledger, self._resample()) if x is not None]
+            ledger = pl.concat(found) if found else None
         status = "failed" if self._fatal else "interrupted" if self._interrupted else "done"
         if status == "done" and any(u.status in ("failed", WARNING) for u in self.units.values()):
             status = "partial"
@@ -370,6 +384,68 @@ class Scheduler:
             return timedelta(0)
         cal = self.calendars.get(request.symbols[0])
         return cal.day_shift if cal else timedelta(0)
+
+    def _resample(self) -> pl.DataFrame | None:
+        """Build the plan's resampled sessions from the stored finer bars (those this job
+        fetched are written by now), write them and return their ledger rows, a batch of
+        symbols at a time. A session whose finer bars are still missing (their fetch failed)
+        stays a gap, with an error."""
+        groups: dict[tuple[Interval, Interval], dict[str, list[DateRange]]] = {}
+        for step in self.plan.resampled:
+            key = (step.gap.interval, step.source)
+            groups.setdefault(key, {}).setdefault(step.gap.symbol, []).append(step.gap.range)
+        ledgers: list[pl.DataFrame] = []
+        for (interval, fine), ranges in groups.items():
+            names = sorted(ranges)
+            for i in range(0, len(names), RESAMPLE_SYMBOLS):
+                batch = {s: ranges[s] for s in names[i : i + RESAMPLE_SYMBOLS]}
+                self._resample_batch(interval, fine, batch)
+                ledger = self._flush(*self._take_buffer())
+                if ledger is not None:
+                    ledgers.append(ledger)
+        if self.on_progress:
+            self.on_progress(self.done_requests, len(self.plan.requests), self.bars_written)
+        return pl.concat(ledgers) if ledgers else None
+
+    def _resample_batch(
+        self, interval: Interval, fine: Interval, ranges: Mapping[str, list[DateRange]]
+    ) -> None:
+        """Buffer the ``interval`` bars of the sessions in ``ranges`` (per symbol) that the
+        stored ``fine`` bars settle, and the answers they make."""
+        assert self.resampler is not None
+        now = self.clock()
+        calendars = {s: self.calendars[s] for s in ranges}
+        spans = {s: span_of(r) for s, r in ranges.items()}
+        for s in ranges:
+            unit = self.units[(s, interval)]
+            unit.open_requests -= len(ranges[s])
+            if unit.status == "pending":
+                unit.status, unit.started_at, unit.dirty = "running", now, True
+        try:
+            expected = {s: Expected(calendars[s], w) for s, w in spans.items()}
+            settled = self.resampler.settled(fine, expected)
+            frame = self.resampler.bars(interval, fine, calendars, span_of(spans.values()))
+        except LakeError as exc:
+            for s, w in spans.items():
+                self.books.fail(Request(RESAMPLED, (s,), interval, w), [s], str(exc), "resample")
+            return
+        by_symbol = {str(k[0]): v for k, v in frame.partition_by("symbol", as_dict=True).items()}
+        for s, runs in ranges.items():
+            mine = by_symbol.get(s, frame.clear())
+            for whole in runs:
+                sessions = calendars[s].sessions_in(whole)
+                have = np.isin(sessions, settled.get(s, sessions[:0]))
+                for run in session_runs(sessions, have):
+                    part = Request(RESAMPLED, (s,), interval, run)
+                    self._keep(part, mine, {s: run}, closes=False)
+                if not have.all():
+                    message = (
+                        f"{int((~have).sum())} session(s) not resampled: their {fine} bars are "
+                        "missing (their fetch failed); the next fill resamples or fetches them"
+                    )
+                    self.books.fail(
+                        Request(RESAMPLED, (s,), interval, whole), [s], message, "resample"
+                    )
 
     # -- bookkeeping -------------------------------------------------------------------------
 

@@ -13,12 +13,13 @@ import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Protocol
 
 import polars as pl
 
+from barlake.calendars.calendar import Calendar
 from barlake.catalog.repositories import Catalog
 from barlake.catalog.schema import PROGRESS_START
 from barlake.clock import Clock
@@ -26,14 +27,16 @@ from barlake.config import BackfillConfig, LakeConfig
 from barlake.coverage.finder import Expected, GapFinder, span_of
 from barlake.coverage.gaps import Gap, with_sessions
 from barlake.coverage.matrix import Cells
-from barlake.domain.intervals import Interval
+from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.fetch.job import JobResult, ProgressCallback
 from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.resample import Resampler
 from barlake.fetch.runner import Stop, run_until_signalled
 from barlake.fetch.scheduler import BarSink, Scheduler
 from barlake.liveness import HOST
 from barlake.planning.plan import Origin, Plan, Skipped, order, price
+from barlake.planning.resample import Resample, sessions_of, split
 from barlake.providers.base import Capabilities, Provider
 from barlake.retention.policy import Policies, Policy
 from barlake.retention.selection import Selection
@@ -100,10 +103,13 @@ class Backfill:
         config: LakeConfig,
         clock: Clock,
         fill_lock: Callable[[], AbstractContextManager[Any]],
+        resampler: Resampler | None = None,
     ) -> None:
         self.catalog, self.registry, self.finder = catalog, registry, finder
         self.policies, self.providers, self.bars = policies, providers, bars
         self.config, self.clock, self.fill_lock = config, clock, fill_lock
+        #: Builds bars from the lake's finer ones (lake.yaml ``backfill.resample``).
+        self.resampler = resampler
 
     # -- what is wanted ----------------------------------------------------------------------
 
@@ -175,7 +181,8 @@ class Backfill:
         windows = {t.symbol: t.window for t in wanted.targets}
         expected = self.finder.expected(wanted.members, windows)
         names = [m.name for m in wanted.members]
-        return self.finder.coverage(interval, names, expected, span_of(windows.values()))
+        cells = self.finder.coverage(interval, names, expected, span_of(windows.values()))
+        return replace(cells, layers={m.name: m.layer for m in wanted.members})
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -223,8 +230,11 @@ class Backfill:
                 by_interval.setdefault(t.interval, {})[t.symbol] = t
         all_gaps: list[Gap] = []
         origins: list[Origin] = []
+        planned: dict[Interval, list[Gap]] = {}
+        calendars = {m.name: m.calendar for m in found}
         for interval, chosen in by_interval.items():
-            if interval not in caps.intervals:
+            local = self.resamples(interval)
+            if interval not in caps.intervals and local is None:
                 reason = f"{name} does not serve {interval} bars"
                 skips.append(Skipped(tuple(chosen), interval, reason))
                 continue
@@ -237,24 +247,77 @@ class Backfill:
                     gaps = [g for g in gaps if g.symbol != sym] + more
             gaps.sort(key=lambda g: (g.symbol, g.range))
             all_gaps += gaps
+            planned[interval] = gaps
             origins += _origins(chosen, expected, gaps)
+        fetched, resampled, unserved = self.split_resampled(planned, calendars, caps, name)
+        if resampled or unserved:
+            skips += unserved
+            all_gaps = fetched + [r.gap for r in resampled]
         listings = {m.name: (m.listed_on, m.delisted_on) for m in found}
-        calendars = {m.name: m.calendar for m in found}
         weight = self.config.backfill.reread_weight
-        planned, bound, timed_out = price(
-            name, caps, all_gaps, calendars, reread_weight=weight, listings=listings
+        requests, bound, timed_out = price(
+            name, caps, fetched, calendars, reread_weight=weight, listings=listings
         )
         return Plan(
             provider=name,
             rate_limit_per_min=self.rate_limit(name, caps),
-            requests=tuple(order(planned, priority or {})),
+            requests=tuple(order(requests, priority or {})),
             gaps=tuple(all_gaps),
             origins=tuple(origins),
             skipped=tuple(_merge_skips(skips)),
             parameters={**(parameters or {}), "provider": name},
             lower_bound=bound,
             time_limit_reached=timed_out,
+            resampled=tuple(resampled),
         )
+
+    def resamples(self, interval: Interval) -> Interval | None:
+        """The finer interval lake.yaml's ``backfill.resample`` builds ``interval`` from, if
+        any (None too without a resampler)."""
+        return self.config.backfill.resample.get(interval) if self.resampler else None
+
+    def split_resampled(
+        self,
+        planned: Mapping[Interval, list[Gap]],
+        calendars: Mapping[str, Calendar],
+        caps: Capabilities,
+        provider: str,
+    ) -> tuple[list[Gap], list[Resample], list[Skipped]]:
+        """The gaps of ``planned`` (per interval) to fetch, the sessions to resample (finest
+        interval first), and what neither can close. A session is resampled when its finer
+        bars are settled, or when the same plan stores them (fetched, or resampled first);
+        otherwise it is fetched, where the provider serves the interval."""
+        if not any(self.resamples(i) for i in planned):
+            return [g for gaps in planned.values() for g in gaps], [], []
+        fetched: list[Gap] = []
+        local: list[Resample] = []
+        skips: list[Skipped] = []
+        stored: dict[Interval, list[Gap]] = {}  # what the plan stores, per interval
+        for interval in sorted(planned, key=lambda i: spec(i).seconds):
+            gaps, source = planned[interval], self.resamples(interval)
+            keep, mine = gaps, list[Resample]()
+            if source is not None and gaps and self.resampler is not None:
+                spans: dict[str, DateRange] = {}
+                for g in gaps:
+                    have = spans.get(g.symbol)
+                    spans[g.symbol] = span_of([have, g.range]) if have else g.range
+                expected = {s: Expected(calendars[s], w) for s, w in spans.items()}
+                settled = self.resampler.settled(source, expected)
+                later = sessions_of(stored.get(source, []), calendars)
+                keep, mine = split(gaps, source, settled, later, calendars)
+            local += mine
+            served = interval in caps.intervals
+            if served:
+                fetched += keep
+            elif keep:
+                reason = (
+                    f"{provider} does not serve {interval} bars, and the {source} bars they are "
+                    f"resampled from are not stored for {sum(g.sessions for g in keep)} "
+                    f"session(s): fill {source} first"
+                )
+                skips.append(Skipped(tuple(sorted({g.symbol for g in keep})), interval, reason))
+            stored[interval] = [*(keep if served else []), *(r.gap for r in mine)]
+        return fetched, local, skips
 
     def capabilities(self, name: str) -> Capabilities:
         return self.providers.open(name).capabilities
@@ -349,6 +412,7 @@ class Backfill:
             if config.use_symbol_tiers
             else None,
             exists=self.catalog.shown(plan.provider, [m.name for m in found]),
+            resampler=self.resampler,
         )
 
 

@@ -28,6 +28,7 @@ from barlake.planning import exact
 from barlake.planning.bound import lower_bound
 from barlake.planning.cost import plan_shapes, total_cost
 from barlake.planning.pricing import Axis, Pricing, Shape
+from barlake.planning.resample import Resample
 from barlake.providers.base import Capabilities, Request
 
 
@@ -111,6 +112,8 @@ class Plan:
     #: The integer program stopped on its clock (``barlake.exact.SECONDS``), not its work
     #: budget: the plan and bound may differ on a faster or quieter machine.
     time_limit_reached: bool = False
+    #: Missing sessions built from the lake's finer bars, after the requests: no request.
+    resampled: tuple[Resample, ...] = ()
 
     @property
     def total_requests(self) -> int:
@@ -152,6 +155,7 @@ class Plan:
             parameters={"plans": [self.parameters, other.parameters]},
             lower_bound=self.lower_bound + other.lower_bound,
             time_limit_reached=self.time_limit_reached or other.time_limit_reached,
+            resampled=self.resampled + other.resampled,
         )
 
     def to_dict(self, *, explain: bool = False) -> dict[str, Any]:
@@ -168,6 +172,8 @@ class Plan:
             "missing_sessions": sum(g.sessions for g in self.gaps),
             "skipped": [s.to_dict() for s in self.skipped],
             "solver": {"time_limit_reached": self.time_limit_reached},
+            "resampled": [r.to_dict() for r in self.resampled],
+            "resampled_sessions": sum(r.gap.sessions for r in self.resampled),
         }
         if explain:
             out["explain"] = [o.to_dict() for o in self.origins]

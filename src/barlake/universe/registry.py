@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from barlake.calendars.calendar import CRYPTO_CALENDAR, calendar_for
+from barlake.calendars.calendar import CRYPTO_CALENDAR, Calendar, calendar_for
 from barlake.catalog.repositories import SymbolsRepository
 from barlake.catalog.schema import IMPORTS
 from barlake.domain.ranges import ONE_DAY, DateRange
@@ -179,8 +179,12 @@ class Registry:
 
     def day_shifts(self, names: Sequence[str] | None) -> dict[str, timedelta]:
         """Each known symbol's calendar day shift (unknown names are left out)."""
+        return {s: cal.day_shift for s, cal in self.calendars(names).items()}
+
+    def calendars(self, names: Sequence[str] | None) -> dict[str, Calendar]:
+        """Each known symbol's calendar (unknown names are left out)."""
         rows = self.repo.symbols(names).select("symbol", "calendar", "asset_class")
-        return {s: calendar_for(c, a).day_shift for s, c, a in rows.iter_rows()}
+        return {s: calendar_for(c, a) for s, c, a in rows.iter_rows()}
 
     def remove(self, names: list[str]) -> int:
         return self.repo.remove_symbols(self.require(names)["symbol"].to_list())
