@@ -42,7 +42,7 @@ from barlake.providers.base import Capabilities, Provider
 from barlake.retention.policy import Policies, Policy
 from barlake.retention.selection import Selection
 from barlake.retention.targets import Ask, Target, resolve
-from barlake.universe.members import Member
+from barlake.universe.members import Member, members
 from barlake.universe.registry import Registry
 from barlake.universe.tiers import tier_of
 
@@ -73,6 +73,10 @@ class RunOptions:
     #: The seconds clock and sleep of the rate limiter and the progress reports (a test's
     #: fake clock; wall time by default).
     timing: Timing = WALL
+    #: Track the selection's names the lake does not (``Backfill.resolve``'s ``track``).
+    track: bool = False
+    #: Told the members a job tracked, once it has tracked them (before it fetches).
+    on_track: Callable[[Sequence[Member]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ class Resolved:
     skipped: list[tuple[str, str, str]]
     priority: dict[str, int]
     policy: Policy | None
+    #: The members the catalog does not track yet (``Backfill.resolve``'s ``track``).
+    new: tuple[Member, ...] = ()
 
 
 class Backfill:
@@ -132,15 +138,33 @@ class Backfill:
             respect_user=self.config.backfill.respect_user_overrides,
         )
 
-    def resolve(self, selection: Selection) -> Resolved:
-        """The selection's members (unknown names are errors) and their targets."""
+    def resolve(self, selection: Selection, *, track: bool = False) -> Resolved:
+        """The selection's members and their targets. A name the catalog does not track is an
+        error, unless ``track``: then it is a new member, described as ``lake symbols add``
+        would describe it (``Registry.newcomers``), and nothing is written (``track_new``
+        tracks it)."""
+        names, new = selection.names, []
         with self.catalog.session(read_only=True):
-            found = self.registry.members(selection.names, layer=selection.layer)
+            if track and names:
+                untracked = set(self.registry.untracked(names))
+                new = members(self.registry.newcomers([n for n in names if n in untracked]))
+                names = [n for n in names if n not in untracked]
+            found = self.registry.members(names, layer=selection.layer)
+        new = [m for m in new if selection.layer in (None, m.layer)]
+        found = sorted([*found, *new], key=lambda m: m.name)
         policy = self.policies.chosen(selection.policy)
         targets, skipped, priority = resolve(
             self.ask(selection, policy), found, self.clock().date()
         )
-        return Resolved(found, targets, skipped, priority, policy)
+        return Resolved(found, targets, skipped, priority, policy, tuple(new))
+
+    def track_new(self, wanted: Resolved, options: RunOptions) -> None:
+        """Track ``wanted``'s new members (as ``lake symbols add`` would) and say so."""
+        if not wanted.new:
+            return
+        self.registry.add([m.name for m in wanted.new], {}, ())
+        if options.on_track is not None:
+            options.on_track(wanted.new)
 
     # -- what is missing --------------------------------------------------------------------
 
@@ -166,9 +190,12 @@ class Backfill:
 
     # -- planning ----------------------------------------------------------------------------
 
-    def plan(self, selection: Selection, wanted: Resolved | None = None) -> Plan:
+    def plan(
+        self, selection: Selection, wanted: Resolved | None = None, *, retry_failed: bool = False
+    ) -> Plan:
         """What a fill of ``selection`` would fetch, request by request, and why (``wanted``:
-        the selection already resolved)."""
+        the selection already resolved; ``retry_failed``: as if the symbols set aside were
+        asked again)."""
         wanted = wanted or self.resolve(selection)
         return self.plan_targets(
             wanted.members,
@@ -177,6 +204,7 @@ class Backfill:
             skipped=wanted.skipped,
             priority=wanted.priority,
             parameters=selection.parameters(wanted.policy.name if wanted.policy else None),
+            retry_failed=retry_failed,
         )
 
     def plan_targets(
@@ -189,12 +217,15 @@ class Backfill:
         priority: dict[str, int] | None = None,
         parameters: dict[str, Any] | None = None,
         repair: Mapping[tuple[str, Interval], Sequence[date]] | None = None,
+        retry_failed: bool = False,
     ) -> Plan:
         """The plan that brings each target's symbol to its wanted range, fetching again the
-        sessions ``repair`` names (``jobs.repair``) as if they were gaps."""
+        sessions ``repair`` names (``jobs.repair``) as if they were gaps, and the symbols set
+        aside only with ``retry_failed``."""
         name = provider or self.config.default_provider
         caps = self.capabilities(name)
-        aside = {s for s, _ in self.catalog.set_aside(name, sorted({t.symbol for t in targets}))}
+        wanted = sorted({t.symbol for t in targets})
+        aside = set() if retry_failed else {s for s, _ in self.catalog.set_aside(name, wanted)}
         skips = [Skipped((s,), i, reason) for s, i, reason in skipped]
         skips += [Skipped((t.symbol,), t.interval, SET_ASIDE) for t in targets if t.symbol in aside]
         by_interval: dict[Interval, dict[str, Target]] = {}
@@ -324,8 +355,9 @@ class Backfill:
         """Plan ``selection`` and run it as one job under the lake's fill lock.
 
         Bad input (symbols, dates, policy, provider, ``parallel``) is refused before the lock
-        is taken, so that it is reported as it is even while another fill runs."""
-        wanted = self.resolve(selection)
+        is taken, so that it is reported as it is even while another fill runs; with
+        ``options.track``, new names are tracked once the plan is made, and not on bad input."""
+        wanted = self.resolve(selection, track=options.track)
         self.capabilities(selection.provider or self.config.default_provider)
         self.job_config(options)
         with self.fill_lock():
@@ -334,7 +366,9 @@ class Backfill:
                 names = [m.name for m in wanted.members]
                 provider = selection.provider or self.config.default_provider
                 self.catalog.forget_set_aside(names, provider)
-            return self.execute(self.start(self.plan(selection, wanted), options))
+            plan = self.plan(selection, wanted)
+            self.track_new(wanted, options)
+            return self.execute(self.start(plan, options))
 
     def run(self, plan: Plan, options: RunOptions) -> JobResult:
         """Run an existing ``plan`` as a new job under the lake's fill lock."""

@@ -25,7 +25,11 @@ class Capabilities:
     bars_per_page: int
     rate_limit_per_min: float
     grouped_daily: bool = False
+    #: Environment variables that hold the API key, any one of them (Polygon's two names).
     auth_env: tuple[str, ...] = ()
+    #: Those that hold the secret that goes with the key, any one of them (Alpaca's); empty
+    #: when the key alone is enough.
+    auth_secret_env: tuple[str, ...] = ()
     #: Longest range (calendar days) one request may span, per interval; absent means no limit.
     max_days: dict[Interval, int] = field(default_factory=dict)
     #: Longest comma-joined, percent-encoded symbol list one request may carry (URL limits),
