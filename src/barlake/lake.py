@@ -374,7 +374,11 @@ class Lake:
 
     def status(self, job: str | None = None) -> dict[str, Any]:
         """The job row (the latest job when ``job`` is None) with its progress counts."""
-        return history.status(self.catalog, job)
+        return self._statuses.status(job)
+
+    @cached_property
+    def _statuses(self) -> history.Statuses:
+        return history.Statuses(self.catalog)
 
     def jobs(self, limit: int = 20) -> pl.DataFrame:
         """Recent jobs, newest first."""

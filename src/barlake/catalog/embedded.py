@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from barlake.catalog.aside import SetAsideTable
-from barlake.catalog.engine import open_file, transaction
+from barlake.catalog.engine import open_file, transaction, writes
 from barlake.catalog.jobs import JobsTable
 from barlake.catalog.migrations import MIGRATIONS
 from barlake.catalog.queue import QueueTable
@@ -111,6 +111,10 @@ class Catalog(JobsTable, QueueTable, SetAsideTable):
         self._session = threading.local()
 
     # -- connections -------------------------------------------------------------------------
+
+    def writes(self) -> int:
+        """How many write blocks this process has ended on this catalog (``engine.writes``)."""
+        return writes(self.path)
 
     @contextmanager
     def session(self, *, read_only: bool = False) -> Iterator[None]:

@@ -24,12 +24,7 @@ async def list_jobs(
 @router.get("/jobs/{job_id}", response_model=JobStatus)
 async def job_status(lake: LakeDep, request: Request, job_id: str) -> LakeJSON:
     """A job's row and live progress counts (``lake status JOB --json``; a prefix is enough)."""
-
-    def read() -> dict[str, object]:
-        with lake.catalog.session(read_only=True):  # its three reads share one connection
-            return lake.status(job_id)
-
-    return LakeJSON(await shared(request, read))
+    return LakeJSON(await shared(request, lambda: lake.status(job_id)))
 
 
 @router.get("/jobs/{job_id}/errors", response_model=dict[str, list[SymbolError]])
