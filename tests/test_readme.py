@@ -33,3 +33,14 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert len(commands) == 2
     assert "lake fill" in commands[0] and "--provider demo" in commands[0]
     assert "pytest" in commands[1]
+
+
+def test_readme_command_table_lists_every_command() -> None:
+    """Each top-level command has a row in "The command line", and each row names a command."""
+    from barlake.cli import COMMANDS
+
+    section = README.read_text().split("## The command line", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `lake ")]
+    named = {m for row in rows for m in re.findall(r"`lake (?:--\S+ \S+ )?([a-z]+)", row)}
+    assert set(COMMANDS) - {"serve"} <= named  # `lake serve` has its own section
+    assert named <= set(COMMANDS)

@@ -13,6 +13,9 @@ from barlake.cli.options import selected, selection
 from barlake.cli.output import emit_json, emit_table, short
 from barlake.cli.state import State
 
+#: What gaps and plan say when nothing is missing.
+UP_TO_DATE = "up to date: nothing missing"
+
 
 @click.command()
 @selection
@@ -36,10 +39,9 @@ def gaps(
     rows = [g.to_dict() for g in found]
     if as_json:
         emit_json(rows)
-    elif rows:
-        emit_table(rows, ["symbol", "interval", "first", "last", "sessions"])
     else:
-        state.say("no gaps")
+        columns = ["symbol", "interval", "first", "last", "sessions"]
+        emit_table(state, rows, columns, empty=UP_TO_DATE)
     sys.exit(EXIT_INCOMPLETE if rows else EXIT_OK)
 
 
@@ -59,6 +61,7 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
         return
     if explain:
         emit_table(
+            state,
             data["explain"],
             [
                 "symbol",
@@ -71,9 +74,11 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
                 "missing_sessions",
                 "note",
             ],
+            empty="nothing selected: no symbol has a range to explain",
         )
         click.echo()
     emit_table(
+        state,
         [{**r, "symbols": short(r["symbols"])} for r in data["requests"]],
         [
             "provider",
@@ -85,6 +90,7 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
             "estimated_pages",
             "symbols",
         ],
+        empty=UP_TO_DATE,
     )
     for s in data["skipped"]:
         click.echo(f"skipped {s['interval']} for {short(s['symbols'])}: {s['reason']}")

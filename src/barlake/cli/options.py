@@ -29,26 +29,48 @@ def symbol_list(_ctx: Any, _param: click.Parameter, value: str | None) -> list[s
     return None if value is None else [s for s in value.replace(" ", ",").split(",") if s]
 
 
+#: The selection options, by parameter name, in the order ``--help`` lists them.
+SELECTION: dict[str, Callable[[Any], Any]] = {
+    "symbols": click.option(
+        "--symbols", callback=symbol_list, help="Comma list, e.g. AAPL,MSFT (default: all)."
+    ),
+    "layer": click.option("--layer", type=click.IntRange(0, 3), help="Only symbols of this layer."),
+    "intervals": click.option(
+        "--interval",
+        "intervals",
+        help=f"Comma list of: {' '.join(INTERVALS)} (default: the policy's, else 1day).",
+    ),
+    "policy": click.option(
+        "--policy",
+        help="Retention policy: a name (lake's policies/ folder, then built-in) or a path.",
+    ),
+    "days": click.option(
+        "--days", type=click.IntRange(min=1), help="The N calendar days to today."
+    ),
+    "start": click.option("--start", callback=iso_date, help="First date, inclusive (YYYY-MM-DD)."),
+    "end": click.option("--end", callback=iso_date, help="Last date, inclusive (default: today)."),
+}
+
+
 def selection(func: F) -> F:
     """The options plan, fill and gaps share."""
-    options: Iterable[Callable[[F], F]] = (
-        click.option(
-            "--symbols", callback=symbol_list, help="Comma list, e.g. AAPL,MSFT (default: all)."
-        ),
-        click.option("--layer", type=click.IntRange(0, 3), help="Only symbols of this layer."),
-        click.option(
-            "--interval",
-            "intervals",
-            help=f"Comma list of: {' '.join(INTERVALS)} (default: the policy's, else 1day).",
-        ),
-        click.option(
-            "--policy",
-            help="Retention policy: a name (lake's policies/ folder, then built-in) or a path.",
-        ),
-        click.option("--days", type=click.IntRange(min=1), help="The N calendar days to today."),
-        click.option("--start", callback=iso_date, help="First date, inclusive (YYYY-MM-DD)."),
-        click.option("--end", callback=iso_date, help="Last date, inclusive (default: today)."),
-    )
+    return _apply(func, SELECTION.values())
+
+
+#: ``--interval`` naming one interval, 1day by default (what ``Lake.bars`` reads).
+ONE_INTERVAL = click.option(
+    "--interval", default="1day", show_default=True, help=f"One of: {' '.join(INTERVALS)}."
+)
+
+
+def bar_selection(func: F) -> F:
+    """The options that choose stored bars (``Lake.bars``): the selection's symbols, layer and
+    dates, and one ``--interval``."""
+    chosen = [SELECTION["symbols"], SELECTION["layer"], ONE_INTERVAL]
+    return _apply(func, [*chosen, *(SELECTION[k] for k in ("days", "start", "end"))])
+
+
+def _apply(func: F, options: Iterable[Callable[[Any], Any]]) -> F:
     for option in reversed(list(options)):
         func = option(func)
     return func
