@@ -209,8 +209,10 @@ def test_every_data_command_prints_json_all_the_way_down(busy: Path) -> None:
         assert flaws(document) == [], args
         seen.append(document)
     (request,) = seen[DATA_COMMANDS.index(["queue", "list"])]
-    shown = invoke(busy, "queue", "show", request["id"][:8], "--json")
-    assert flaws(json.loads(shown.stdout)) == []
+    for more in (["queue", "show", request["id"][:8]], ["queue", "add", "--symbols", "HOLE"]):
+        shown = invoke(busy, *more, "--json")
+        assert shown.exit_code == 0, (more, shown.stderr)
+        assert flaws(json.loads(shown.stdout)) == [], more
     job = seen[DATA_COMMANDS.index(["jobs"])][0]
     assert flaws(json.loads(invoke(busy, "status", job["job_id"], "--json").stdout)) == []
     events = seen[DATA_COMMANDS.index(["events"])]

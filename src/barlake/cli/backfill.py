@@ -10,7 +10,7 @@ import click
 
 from barlake.cli.exits import EXIT_INCOMPLETE, EXIT_OK, fail, handles_errors
 from barlake.cli.options import selected, selection
-from barlake.cli.output import emit_json, emit_table, short
+from barlake.cli.output import cell, emit_json, emit_table, short
 from barlake.cli.state import State
 
 #: What gaps and plan say when nothing is missing.
@@ -90,7 +90,7 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
             "estimated_pages",
             "symbols",
         ],
-        empty=UP_TO_DATE,
+        empty=UP_TO_DATE if not (data["skipped"] or data["resampled"]) else "no request to make:",
     )
     for s in data["skipped"]:
         click.echo(f"skipped {s['interval']} for {short(s['symbols'])}: {s['reason']}")
@@ -103,6 +103,8 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
             f"resampled {interval} from stored {source} bars (no request): "
             f"{sum(r['sessions'] for r in steps)} session(s) of {short(names)}"
         )
+    if not data["requests"]:
+        return
     state.say(
         f"{data['total_requests']} request(s), {data['total_pages']} call(s) with pages "
         f"(lower bound {data['lower_bound']}), ~{data['estimated_bars']:,} bars, "
@@ -177,7 +179,7 @@ def fill(
         emit_json(data)
     else:
         state.say(
-            f"job {data['job_id']}: {data['status']}, {data['requests']} request(s), "
+            f"job {cell(data['job_id'])}: {data['status']}, {data['requests']} request(s), "
             f"{data['bars_written']:,} bars written in {data['duration_s']:.2f}s, "
             f"{data['symbols_done']} symbol(s) done, {data['symbols_failed']} failed"
         )
