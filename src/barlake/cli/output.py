@@ -13,7 +13,6 @@ import io
 import json
 import math
 import re
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -28,7 +27,8 @@ from barlake.views.serialize import dumps
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: An ISO 8601 time with its offset, as ``to_dict`` methods write them.
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)$")
-#: Width of a table written to a file or a pipe: wide enough never to wrap a cell.
+#: The width tables are laid out in: wide enough never to cut or wrap a cell (a table wider
+#: than the terminal wraps as text does, and ``less -S`` shows it whole).
 _UNWRAPPED = 10_000
 
 
@@ -67,14 +67,13 @@ def emit_table(
     places = {c: decimals(r.get(c) for r in rows) for c in columns}
     for name in columns:
         numeric = all(_is_number(r.get(name)) for r in rows if r.get(name) is not None)
-        table.add_column(name, justify="right" if numeric else "left", no_wrap=not terminal)
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
     for r in rows:
         table.add_row(*(cell(r.get(c), places[c]) for c in columns))
-    width = shutil.get_terminal_size().columns if terminal else _UNWRAPPED
     buffer = io.StringIO()
     console = Console(
         file=buffer,
-        width=width,
+        width=_UNWRAPPED,
         color_system="standard" if terminal else None,
         force_terminal=terminal,
         highlight=False,

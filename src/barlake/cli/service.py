@@ -15,6 +15,7 @@ from barlake.cli.exits import EXIT_INTERRUPTED, EXIT_OK, handles_errors
 from barlake.cli.options import selected, selection
 from barlake.cli.output import emit_fields, emit_json, emit_table, short
 from barlake.cli.state import State
+from barlake.views.serialize import dumps
 
 _COLUMNS = ["id", "state", "kind", "priority", "source", "provider", "what", "job_id", "created"]
 
@@ -183,7 +184,7 @@ def log_lines(*, json_logs: bool) -> Any:
     def log(event: str, fields: dict[str, Any]) -> None:
         ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if json_logs:
-            line = json.dumps({"ts": ts, "event": event, **fields}, default=str)
+            line = dumps({"ts": ts, "event": event, **fields}, indent=None)
         else:
             shown = " ".join(f"{k}={_short_id(k, v)}" for k, v in fields.items() if v is not None)
             line = f"{ts[:19]}Z {event} {shown}".rstrip()
