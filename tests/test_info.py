@@ -3,6 +3,7 @@ by cell, ``lake show`` prints bars, ``lake export`` writes the rows ``Lake.bars`
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -202,6 +203,27 @@ def test_export_of_a_layer_and_of_everything(planted: Lake, tmp_path: Path) -> N
     )
     written = planted.export(tmp_path / "all.csv", format="csv")
     assert written == planted.bars().collect().height == pl.read_csv(tmp_path / "all.csv").height
+
+
+def test_a_failed_export_write_leaves_nothing_behind(
+    planted: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from barlake.views import export
+
+    def full(frame: pl.DataFrame, fmt: str, path: Path) -> None:
+        path.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    (tmp_path / "out").mkdir()
+    old = tmp_path / "out" / "bars.csv"
+    old.write_text("yesterday's export")
+    monkeypatch.setattr(export, "write", full)
+    result = invoke(planted, "export", "--format", "csv", "--out", str(old))
+    assert result.exit_code == 4
+    assert result.stderr.startswith("error: cannot write the csv export to ")
+    assert "No space left on device" in result.stderr
+    assert [p.name for p in old.parent.iterdir()] == ["bars.csv"]
+    assert old.read_text() == "yesterday's export"
 
 
 def test_export_refuses_an_unknown_format_before_reading(planted: Lake, tmp_path: Path) -> None:

@@ -102,9 +102,7 @@ def show(
         frame = frame.tail(tail)
     rows = frame.to_dicts()
     if as_json:
-        from barlake.views.export import encode
-
-        click.echo(encode(frame, "json").decode())
+        click.echo(frame.write_json())
         return
     if interval == "1day":
         rows = [{**r, "ts": r["ts"].date()} for r in rows]

@@ -7,14 +7,13 @@ one array of objects, one per bar, with ``null`` for a missing vwap or trade cou
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Final, Literal, get_args
 
 import polars as pl
 
 from barlake.errors import UsageError
-from barlake.views.files import write_output
+from barlake.views.files import write_with
 
 Format = Literal["csv", "parquet", "json"]
 FORMATS: Final[tuple[Format, ...]] = get_args(Format)
@@ -31,19 +30,22 @@ def format_of(name: str) -> Format:
     return name
 
 
-def encode(frame: pl.DataFrame, fmt: Format) -> bytes:
-    """``frame`` in ``fmt``, as the bytes of the file."""
+def write(frame: pl.DataFrame, fmt: Format, path: Path) -> None:
+    """Write ``frame`` to the file ``path`` in ``fmt``."""
     if fmt == "csv":
-        return frame.write_csv(datetime_format=ISO_FORMAT).encode()
-    if fmt == "json":
-        return frame.write_json().encode()
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd")
-    return buffer.getvalue()
+        frame.write_csv(path, datetime_format=ISO_FORMAT)
+    elif fmt == "json":
+        frame.write_json(path)
+    else:
+        try:
+            frame.write_parquet(path, compression="zstd")
+        except pl.exceptions.ComputeError as exc:  # how polars reports a failed Parquet write
+            raise OSError(str(exc)) from exc
 
 
 def export(frame: pl.DataFrame, fmt: str, path: str | Path) -> Path:
-    """Write ``frame`` to ``path`` in ``fmt`` (``csv``, ``parquet`` or ``json``); UsageError for
-    an unknown format or a path whose folder does not exist, StorageError when the write fails."""
+    """Write ``frame`` to ``path`` in ``fmt`` (``csv``, ``parquet`` or ``json``), replacing the
+    file whole once written; UsageError for an unknown format or a path whose folder does not
+    exist, StorageError when the write fails."""
     chosen = format_of(fmt)
-    return write_output(path, encode(frame, chosen), f"{chosen} export")
+    return write_with(path, lambda staged: write(frame, chosen, staged), f"{chosen} export")
