@@ -66,7 +66,8 @@ def emit_table(
     )
     places = {c: decimals(r.get(c) for r in rows) for c in columns}
     for name in columns:
-        numeric = all(_is_number(r.get(name)) for r in rows if r.get(name) is not None)
+        shown = [r.get(name) for r in rows if r.get(name) is not None]
+        numeric = bool(shown) and all(_is_number(v) for v in shown)
         table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
     for r in rows:
         table.add_row(*(cell(r.get(c), places[c]) for c in columns))
