@@ -2,10 +2,10 @@
 
     python benchmarks/info.py [--symbols 3000] [--runs 3] --json
 
-The lake is built once per run of this script (demo bars written straight through the store),
-then ``Lake.info`` over the whole range (coverage cells, bar counts and files of every symbol)
-and ``Lake.export`` of every bar to Parquet and CSV are timed in-process (median of the runs
-after a warm-up). Target: info under 5 s, like ``lake check`` on the same lake.
+The lake is ``check.py``'s, built once per run of this script (demo bars written straight
+through the store), then ``Lake.info`` over the whole range (coverage cells, bar counts and
+files of every symbol) and ``Lake.export`` of every bar to Parquet and CSV are timed in-process
+(median of the runs after a warm-up). Target: info under 5 s, like ``lake check`` on the same lake.
 """
 
 from __future__ import annotations
@@ -16,15 +16,10 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from barlake import Lake
-from barlake.domain.ranges import DateRange
-from barlake.providers.demo import generate
-
-START, END = date(2020, 1, 1), date(2024, 12, 31)
+from check import END, START, daily_lake
 
 
 def timed(runs: int, work: Callable[[], Any]) -> tuple[float, Any]:
@@ -43,14 +38,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="Print JSON (the default).")
     args = parser.parse_args()
-    names = [f"C{i:04d}" for i in range(args.symbols)]
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "lake"
-        lake = Lake.init(root, clock=lambda: datetime(2025, 1, 15, 22, tzinfo=UTC))
-        lake.add_symbols(names)
-        window = DateRange.inclusive(START, END)
-        for i in range(0, len(names), 500):
-            lake.store.write("1day", generate(names[i : i + 500], "1day", window))
+        lake = daily_lake(Path(tmp) / "lake", args.symbols)
         info_s, info = timed(args.runs, lambda: lake.info(interval="1day", start=START, end=END))
         totals = info.totals()
         parquet_s, bars = timed(args.runs, lambda: lake.export(Path(tmp) / "all.parquet"))

@@ -378,7 +378,7 @@ CASES: dict[str, Case] = {
     "info unknown symbol": Case(("info", "--symbols", "AAPL,ZZZZ"), 2, "unknown symbol.*ZZZZ"),
     "info bad interval": Case(("info", "--interval", "2min"), 2, "unknown interval '2min'"),
     "show unknown symbol": Case(("show", "ZZZZ"), 2, "unknown symbol.*ZZZZ"),
-    "show bad interval": Case(("show", "AAPL", "--interval", "1week"), 2, "unknown interval"),
+    "show bad interval": Case(("show", "AAPL", "--interval", "2min"), 2, "unknown interval"),
     "show two symbols": Case(("show", "AAPL,MSFT"), 2, "one symbol, got 2"),
     "show negative tail": Case(("show", "AAPL", "--tail", "-1"), 2, "--tail"),
     "export unknown format": Case(

@@ -230,3 +230,20 @@ def test_export_refuses_an_unknown_format_before_reading(planted: Lake, tmp_path
     with pytest.raises(UsageError, match="unknown export format 'xlsx'; use one of: csv"):
         planted.export(tmp_path / "b.xlsx", format="xlsx")
     assert not (tmp_path / "b.xlsx").exists()
+
+
+def test_show_and_export_weeks_made_from_the_daily_bars(planted: Lake, tmp_path: Path) -> None:
+    weeks = planted.bars("FULL", interval="1week", **JUNE).collect()
+    assert weeks.height == 4  # the four whole weeks of June 3-28
+    result = invoke(planted, "show", "FULL", "--interval", "1week", *DATES)
+    assert result.exit_code == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    assert [r[1] for r in rows] == [str(d.date()) for d in weeks["ts"]]
+    out = tmp_path / "weeks.parquet"
+    assert (
+        invoke(
+            planted, "export", "--symbols", "FULL", "--interval", "1week", *DATES, "--out", str(out)
+        ).exit_code
+        == 0
+    )
+    assert_frame_equal(pl.read_parquet(out), weeks)

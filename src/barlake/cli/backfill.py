@@ -77,6 +77,8 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
             empty="nothing selected: no symbol has a range to explain",
         )
         click.echo()
+    # Requests, sessions resampled from stored bars, skipped intervals: up to date without any.
+    planned = data["requests"] or data["resampled"] or data["skipped"]
     emit_table(
         state,
         [{**r, "symbols": short(r["symbols"])} for r in data["requests"]],
@@ -90,7 +92,7 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
             "estimated_pages",
             "symbols",
         ],
-        empty=UP_TO_DATE if not (data["skipped"] or data["resampled"]) else "no request to make:",
+        empty=None if planned else UP_TO_DATE,
     )
     for s in data["skipped"]:
         click.echo(f"skipped {s['interval']} for {short(s['symbols'])}: {s['reason']}")
@@ -103,7 +105,7 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
             f"resampled {interval} from stored {source} bars (no request): "
             f"{sum(r['sessions'] for r in steps)} session(s) of {short(names)}"
         )
-    if not data["requests"]:
+    if not planned:
         return
     state.say(
         f"{data['total_requests']} request(s), {data['total_pages']} call(s) with pages "

@@ -13,6 +13,9 @@ from barlake.cli.options import ONE_INTERVAL, SELECTION, bar_selection, selected
 from barlake.cli.output import emit_json, emit_table
 from barlake.cli.state import State
 
+#: Intervals whose bars are stamped with a session date (00:00 UTC): shown as that date.
+DATED = ("1day", "1week", "1month")
+
 #: The columns of ``lake info``'s table (``--json`` has every field).
 INFO_COLUMNS = [
     "symbol",
@@ -89,7 +92,10 @@ def show(
     tail: int,
     as_json: bool,
 ) -> None:
-    """Print a symbol's stored bars as a table (the last 20 unless --tail says otherwise)."""
+    """Print a symbol's stored bars as a table (the last 20 unless --tail says otherwise).
+
+    ``--interval 1week`` or ``1month`` shows bars built from the stored daily ones.
+    """
     from barlake.retention.selection import symbols_of
 
     names = symbols_of(symbol) or []
@@ -104,7 +110,7 @@ def show(
     if as_json:
         click.echo(frame.write_json())
         return
-    if interval == "1day":
+    if interval in DATED:
         rows = [{**r, "ts": r["ts"].date()} for r in rows]
     span = f" from {start or 'the first'} to {end or 'today'}" if start or end else ""
     emit_table(state, rows, frame.columns, empty=f"no {interval} bars of {name} stored{span}")

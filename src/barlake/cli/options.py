@@ -59,7 +59,10 @@ def selection(func: F) -> F:
 
 #: ``--interval`` naming one interval, 1day by default (what ``Lake.bars`` reads).
 ONE_INTERVAL = click.option(
-    "--interval", default="1day", show_default=True, help=f"One of: {' '.join(INTERVALS)}."
+    "--interval",
+    default="1day",
+    show_default=True,
+    help=f"One of: {' '.join(INTERVALS)}; or 1week, 1month (made from the daily bars).",
 )
 
 
