@@ -195,6 +195,8 @@ DATA_COMMANDS = [
     ["check", *DATES],
     ["prune", "--dry-run", "--policy", "scanner_layers"],
     ["show", "FULL", *DATES],
+    ["providers"],
+    ["fill", "--dry-run", "--provider", "demo", "LATE", *DATES],
     ["fill", "--provider", "demo", "--symbols", "HOLE", *DATES],
 ]
 

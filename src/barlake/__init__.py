@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         UsageError,
         ValidationError,
     )
+    from barlake.fetch.progress import Progress
     from barlake.lake import Lake
     from barlake.views.coverage import Coverage
     from barlake.views.info import Info, Series
@@ -61,6 +62,7 @@ _HOMES: dict[str, str] = {
         "barlake.errors",
     ),
     "Lake": "barlake.lake",
+    "Progress": "barlake.fetch.progress",
 }
 
 __all__ = [
@@ -76,6 +78,7 @@ __all__ = [
     "LakeError",
     "LockError",
     "PermanentError",
+    "Progress",
     "ProviderError",
     "RateLimitError",
     "Series",

@@ -8,7 +8,7 @@ of the lake, built into one ``Selection`` and handed to a service (``barlake.wir
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -33,10 +33,12 @@ if TYPE_CHECKING:
     from barlake.jobs.worker import Log, Worker
     from barlake.planning.plan import Plan
     from barlake.providers.base import Provider
+    from barlake.providers.listing import ProviderInfo
     from barlake.quality.check import CheckResult
     from barlake.retention.policy import Policy
     from barlake.retention.prune import Pruned
     from barlake.storage.store import Store
+    from barlake.universe.members import Member
     from barlake.views.coverage import Coverage
     from barlake.views.info import Info
     from barlake.wiring import Services
@@ -115,14 +117,33 @@ class Lake:
     # -- symbols and layers ------------------------------------------------------------------
 
     def add_symbols(self, names: str | Sequence[str], **attributes: Any) -> int:
-        """Add symbols (``"AAPL,MSFT"`` or a list); ``attributes`` set catalog columns."""
+        """Add symbols (``"AAPL,MSFT"`` or a list, upper-cased); ``attributes`` set catalog
+        columns. A new crypto pair (``BTCUSDT``, ``ETH-USD``, ``BTC/USDT``) is tracked as asset
+        class crypto on the 24/7 calendar unless ``attributes`` say otherwise
+        (``calendar_warnings`` names a pair put on an exchange calendar)."""
         from barlake.domain.symbols import SYMBOL_COLUMNS
 
         return self.services.registry.add(symbols_of(names) or [], attributes, SYMBOL_COLUMNS)
 
     def import_symbols(self, path: str | Path) -> int:
-        """Add or update symbols from a CSV, Parquet or JSON file with a ``symbol`` column."""
+        """Add or update symbols from a CSV, Parquet or JSON file with a ``symbol`` column, or
+        from a ``.txt`` list of symbols (one a line; ``#`` comments and blank lines skipped)."""
         return self.services.registry.import_file(Path(path))
+
+    def untracked(self, names: str | Sequence[str]) -> list[str]:
+        """The names of ``names`` (upper-cased) that the lake does not track."""
+        with self.catalog.session(read_only=True):
+            return self.services.registry.untracked(symbols_of(names) or [])
+
+    def calendar_warnings(self, names: str | Sequence[str]) -> list[str]:
+        """One line per symbol of ``names`` that is a crypto pair on an exchange calendar (its
+        nights and weekends would never count as coverage), saying how to move it to 24/7.
+
+        >>> lake.add_symbols("BTCUSDT", calendar="XNYS")      # doctest: +SKIP
+        >>> lake.calendar_warnings("BTCUSDT")                  # doctest: +SKIP
+        ['BTCUSDT is a crypto pair, which trades around the clock, but it is on the XNYS ...']
+        """
+        return self.services.registry.calendar_warnings(symbols_of(names) or [])
 
     def symbols(self, names: Sequence[str] | None = None) -> pl.DataFrame:
         """The symbols table (all, or ``names``)."""
@@ -184,18 +205,39 @@ class Lake:
         return self.services.backfill.gaps(Selection.of(symbols, **chosen))
 
     def plan(
-        self, symbols: Symbols = None, *, provider: str | None = None, **chosen: Unpack[Chosen]
+        self,
+        symbols: Symbols = None,
+        *,
+        provider: str | None = None,
+        track: bool = False,
+        retry_failed: bool = False,
+        **chosen: Unpack[Chosen],
     ) -> Plan:
         """What a fill would fetch, request by request, and why.
 
         Ranges come from ``days`` or ``start``/``end`` when given (they always win), else from
         ``policy`` (or lake.yaml's ``default_policy``) by each symbol's layer, else from
         ``backfill.default_days``. ``interval`` None means the policy's intervals (or 1day).
+        A symbol the lake does not track is an error (``UnknownSymbolError``), unless
+        ``track``: then it is planned as ``fill`` would track it, and nothing is written.
+        ``retry_failed`` plans the symbols set aside as ``fill(retry_failed=True)`` would.
 
         >>> plan = lake.plan("AAPL,MSFT", days=30, interval=["1day", "1min"])  # doctest: +SKIP
         >>> plan.total_requests, plan.estimated_bars                          # doctest: +SKIP
         """
-        return self.services.backfill.plan(Selection.of(symbols, provider=provider, **chosen))
+        backfill = self.services.backfill
+        selection = Selection.of(symbols, provider=provider, **chosen)
+        wanted = backfill.resolve(selection, track=track)
+        return backfill.plan(selection, wanted, retry_failed=retry_failed)
+
+    def plan_events(
+        self, *, policy: str | Policy | None = None, provider: str | None = None
+    ) -> Plan:
+        """What ``fill_events`` would fetch for the pending events; nothing is written."""
+        from barlake.jobs.events import plan_events
+
+        pending = self.catalog.events(pending=True)
+        return plan_events(self.services.backfill, pending, policy, provider)[0]
 
     def fill(
         self,
@@ -206,9 +248,16 @@ class Lake:
         command: str | None = None,
         retry_failed: bool = False,
         repair: bool = False,
+        track: bool = True,
+        on_track: Callable[[Sequence[Member]], None] | None = None,
         **selection: Any,
     ) -> JobResult:
         """Fetch what ``plan`` finds missing and write it; returns the job's result.
+
+        A symbol of ``symbols`` the lake does not track is tracked first, as ``add_symbols``
+        would add it (a crypto pair on the 24/7 calendar), once the selection is known to be
+        valid; ``on_track`` is then told the new members. ``track=False`` refuses such a
+        symbol instead (``UnknownSymbolError``), as ``plan`` and ``gaps`` do.
 
         With ``repair``, also fetch again every session whose stored bars ``check`` flags
         (impossible values, duplicates, partial sessions, off-grid bars) and replace those
@@ -217,14 +266,24 @@ class Lake:
         ``AuthError`` when credentials are refused and ``Interrupted`` on SIGINT/SIGTERM
         (after saving all fetched bars). Symbols the provider refused as unknown are set
         aside: left out of later fills until ``retry_failed`` (or ``add_symbols`` of them
-        again).
+        again). ``on_progress`` hears a ``barlake.Progress`` after every request, wait and
+        save, and a last one (``done``) whose counts are the result's; ``print`` shows them
+        as lines.
 
         >>> lake.fill("AAPL", interval="1day", days=30).bars_written  # doctest: +SKIP
+        >>> lake.fill("AAPL", interval="1min", days=5, on_progress=print)  # doctest: +SKIP
         >>> lake.fill("AAPL", interval="1min", days=30, repair=True).status  # doctest: +SKIP
         """
         from barlake.jobs.backfill import RunOptions
 
-        run = RunOptions(parallel, on_progress, command, retry_failed=retry_failed)
+        run = RunOptions(
+            parallel,
+            on_progress,
+            command,
+            retry_failed=retry_failed,
+            track=track,
+            on_track=on_track,
+        )
         chosen = Selection.of(symbols, **selection)
         if not repair:
             return self.services.backfill.fill(chosen, run)
@@ -390,6 +449,19 @@ class Lake:
             log=log,
         )
 
+    # -- providers ----------------------------------------------------------------------------
+
+    def providers(self) -> list[ProviderInfo]:
+        """Each provider: what it serves, its rate limit and that limit's source, and whether
+        its credentials are set (never the credentials).
+
+        >>> [(p.name, p.credentials) for p in lake.providers()]  # doctest: +SKIP
+        [('demo', 'not needed'), ('alpaca', 'missing'), ...]
+        """
+        from barlake.providers.listing import of_lake
+
+        return of_lake(self.root, given=self._providers, clock=self.clock)
+
     # -- research: bars, coverage, report ---------------------------------------------------
 
     def bars(
@@ -439,6 +511,8 @@ class Lake:
         from barlake.storage import reads
 
         window = Selection(**dates).window(self.today)
+        if interval not in resample.PERIODS:
+            interval = spec(interval).name  # an alias (``1h``) is the interval it names
         if resample_from is not None or interval in resample.PERIODS:
             source = resample.check(interval, resample_from or "1day")
             cals = self.services.registry.calendars(names)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, cached_property
@@ -257,10 +258,18 @@ def get_calendar(name: str = DEFAULT_CALENDAR) -> Calendar:
 def cache_dir() -> Path:
     """Where calendar caches live: ``$BARLAKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/barlake``,
     else ``~/.cache/barlake``."""
-    if os.environ.get("BARLAKE_CACHE_DIR"):
-        return Path(os.environ["BARLAKE_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "barlake"
+    return cache_dir_source()[0]
+
+
+def cache_dir_source(environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
+    """``cache_dir`` and where it comes from: ``env BARLAKE_CACHE_DIR``, ``env
+    XDG_CACHE_HOME`` or ``default``."""
+    env = os.environ if environ is None else environ
+    if env.get("BARLAKE_CACHE_DIR"):
+        return Path(env["BARLAKE_CACHE_DIR"]), "env BARLAKE_CACHE_DIR"
+    if env.get("XDG_CACHE_HOME"):
+        return Path(env["XDG_CACHE_HOME"]) / "barlake", "env XDG_CACHE_HOME"
+    return Path.home() / ".cache" / "barlake", "default"
 
 
 def _cache_file(name: str) -> Path | None:

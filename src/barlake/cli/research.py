@@ -39,8 +39,10 @@ def draw_coverage(state: State, path: Path, intervals: str | None, sel: dict[str
 def report(
     state: State, /, file: Path, symbols: list[str] | None, interval: str | None, **selection: Any
 ) -> None:
-    """Write a self-contained HTML page: what the lake holds at each interval, coverage maps,
-    gaps, recent jobs and their errors."""
+    """Write a self-contained HTML page: holdings per interval, coverage maps, gaps, jobs.
+
+    Holdings are each interval's bars, symbols, first and last bar, files and bytes on disk;
+    jobs are the recent ones with their errors."""
     chosen = None if interval is None else parse_intervals(interval)
     path = state.lake().report(file, symbols, interval=chosen, **selection)
     state.say(f"report written to {path}")

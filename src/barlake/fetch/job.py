@@ -3,7 +3,6 @@ and the result a fill returns."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,6 +11,10 @@ import numpy as np
 import numpy.typing as npt
 
 from barlake.domain.ranges import DateRange
+
+# Re-exported: callers type their progress callbacks from here.
+from barlake.fetch.progress import Progress as Progress
+from barlake.fetch.progress import ProgressCallback as ProgressCallback
 from barlake.providers.base import Request
 
 Stage = str  # one of: plan, fetch, validate, write, resample
@@ -147,6 +150,3 @@ class JobResult:
             "symbol_warnings": self.symbol_warnings,
             "skipped": self.skipped,
         }
-
-
-ProgressCallback = Callable[[int, int, int], None]  # requests done, requests planned, bars

@@ -8,7 +8,8 @@ that is written partition file by partition file when it grows large, or when ev
 an interval is done (each daily year file is rewritten once per flush, not once per symbol).
 Only after a flush are the ledger and the progress rows of the requests it covered updated, so
 the catalog never claims bars that are not durable. A reporter keeps the job row current for
-``lake status`` in other processes.
+``lake status`` in other processes, and ``on_progress`` hears of every call, wait and save
+(``barlake.fetch.progress``).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ from barlake.fetch.job import (
     add_error,
 )
 from barlake.fetch.pages import Pager
-from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.progress import Progress, Waiting
+from barlake.fetch.ratelimit import WALL, RateLimiter, Timing
 from barlake.fetch.resample import Resampler
 from barlake.planning.plan import Plan, PlannedRequest
 from barlake.providers.base import Provider, Request
@@ -98,6 +100,7 @@ class Scheduler:
         tiers: Mapping[str, str] | None = None,
         exists: Collection[str] = (),
         resampler: Resampler | None = None,
+        timing: Timing = WALL,
     ) -> None:
         self.job_id, self.plan, self.provider, self.limiter = job_id, plan, provider, limiter
         # Tiers only gate concurrency: one semaphore per tier, none when tiers are off.
@@ -110,7 +113,17 @@ class Scheduler:
         self.sink, self.recorder, self.calendars = sink, recorder, calendars
         self.resampler = resampler
         self.config, self.clock, self.on_progress = config, clock, on_progress
-        self.pages = Pager(provider, limiter, config, rng or random.Random())
+        self.timing = timing
+        self.pages = Pager(
+            provider,
+            limiter,
+            config,
+            rng or random.Random(),
+            timing=timing,
+            on_wait=self._waiting,
+            on_send=self._sending,
+            on_call=self._report,
+        )
         self.units: dict[tuple[str, str], Unit] = {}
         for g in plan.gaps:
             unit = self.units.get((g.symbol, g.interval))
@@ -132,6 +145,15 @@ class Scheduler:
         for r in plan.resampled:
             self.units[(r.gap.symbol, r.gap.interval)].open_requests += 1
         self.bars_written = self.done_requests = 0
+        # For the progress reports: calls still expected (each unanswered request's planned
+        # pages, corrected as its answers come), what the latest save recorded, and the wait
+        # in progress.
+        self._calls_left = plan.total_requests
+        self._recorded = 0  # bars_written as the latest save recorded it
+        self._wait: tuple[str, float] | None = None  # why, and until when (timing's clock)
+        # Seconds spent writing bars, and how many: the next plans' estimate of a final write.
+        self._write_s, self._write_bars = 0.0, 0
+        self._started = timing.clock()
         self.books = Books(
             job_id=job_id,
             provider=plan.provider,
@@ -205,6 +227,7 @@ class Scheduler:
                     u.status, u.dirty = "interrupted", True
         job = {"status": status, "finished_at": self.clock(), **self._counters()}
         self._save(job=job, ledger=ledger)
+        self._report(saved=True, done=True)
         if self._fatal is not None:
             raise self._fatal
         if self._interrupted:
@@ -223,7 +246,7 @@ class Scheduler:
                 return
             try:
                 async with self._gate(planned.request):
-                    await self._serve(planned.request, queue)
+                    await self._serve(planned, queue)
             except AuthError as exc:
                 # Credentials are refused for everyone: stop the whole job at once.
                 self._fatal = exc
@@ -238,15 +261,27 @@ class Scheduler:
         tier = request_tier(request.symbols, self._tier_map, self.config.tiers)
         return self._tier_gates.get(tier) or contextlib.nullcontext()
 
-    async def _serve(self, request: Request, queue: asyncio.Queue[PlannedRequest]) -> None:
+    async def _serve(self, planned: PlannedRequest, queue: asyncio.Queue[PlannedRequest]) -> None:
+        request = planned.request
         try:
-            await self._serve_one(request, queue)
+            await self._serve_one(planned, queue)
         finally:
             self._unfinished[request.interval] -= 1
         if self._unfinished[request.interval] == 0 and not self._interrupted:
             self._early.append(asyncio.create_task(self._flush_interval(request.interval)))
 
-    async def _serve_one(self, request: Request, queue: asyncio.Queue[PlannedRequest]) -> None:
+    async def _serve_one(
+        self, planned: PlannedRequest, queue: asyncio.Queue[PlannedRequest]
+    ) -> None:
+        request = planned.request
+        left = planned.pages  # pages of this request still expected to be sent
+
+        def sent() -> None:  # a page went out: one fewer to come
+            nonlocal left
+            if left:
+                left -= 1
+                self._calls_left -= 1
+
         now = self.clock()
         for s in request.symbols:
             unit = self.units[(s, request.interval)]
@@ -256,13 +291,17 @@ class Scheduler:
         cursor: str | None = None
         try:
             while True:
-                page = await self.pages.fetch(request, cursor)
+                page = await self.pages.fetch(request, cursor, sent)
                 for s in request.symbols:
                     self.units[(s, request.interval)].requests += 1
                 pages.append(page.bars)
                 cursor = page.next_cursor
-                if cursor is None:
+                if cursor is None:  # pages the plan expected but the answer did not need
+                    self._calls_left -= left
                     break
+                if not left:  # one more page than the plan expected
+                    left = 1
+                    self._calls_left += 1
                 # A provider that computes its pages (demo) never waits: let a background
                 # flush get going between them.
                 await asyncio.sleep(0)
@@ -270,6 +309,8 @@ class Scheduler:
             self._keep_whole(request, pages)  # interrupted: the final flush saves them
             raise
         except LakeError as exc:
+            self._calls_left -= left  # this request makes no more calls
+            left = 0
             if exc.retryable:  # retries ran out in ``_page``
                 self._keep_whole(request, pages)
                 self.books.fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
@@ -341,6 +382,7 @@ class Scheduler:
                 sub = Request(request.provider, symbols, request.interval, request.range)
                 queue.put_nowait(PlannedRequest(sub, 0, 0, 1))
                 self._unfinished[request.interval] += 1
+                self._calls_left += 1
 
     def _validate(
         self, request: Request, frame: pl.DataFrame, windows: dict[str, DateRange]
@@ -403,8 +445,7 @@ class Scheduler:
                 ledger = self._flush(*self._take_buffer())
                 if ledger is not None:
                     ledgers.append(ledger)
-        if self.on_progress:
-            self.on_progress(self.done_requests, len(self.plan.requests), self.bars_written)
+        self._report()
         return pl.concat(ledgers) if ledgers else None
 
     def _resample_batch(
@@ -454,8 +495,6 @@ class Scheduler:
         if flushed:
             for s in request.symbols:
                 self.units[(s, request.interval)].open_requests -= 1
-        if self.on_progress:
-            self.on_progress(self.done_requests, len(self.plan.requests), self.bars_written)
 
     def _take_buffer(self) -> tuple[list[tuple[Interval, pl.DataFrame]], list[Answer]]:
         buffer, fetched = self._buffer, self._fetched
@@ -485,6 +524,7 @@ class Scheduler:
             if buffer or fetched:
                 ledger = await asyncio.to_thread(self._flush, buffer, fetched)
                 await asyncio.to_thread(self._save, job=self._counters(), ledger=ledger)
+                self._report(saved=True)
 
     def _flush(
         self, buffer: list[tuple[Interval, pl.DataFrame]], fetched: list[Answer]
@@ -505,6 +545,7 @@ class Scheduler:
         for interval, frame in buffer:
             by_interval.setdefault(interval, []).append(frame)
         written = 0
+        started = time.perf_counter()
         try:
             for interval, frames in by_interval.items():
                 written += self.sink.write(interval, pl.concat(frames, how="vertical"))
@@ -521,14 +562,22 @@ class Scheduler:
                 self._fatal = exc
             return None
         self.bars_written += written
+        if written:
+            self._write_s += time.perf_counter() - started
+            self._write_bars += written
         ledger = self.books.saved(fetched)
         return pl.DataFrame(ledger, schema=LEDGER) if ledger else None
 
     def _counters(self) -> dict[str, Any]:
         units = self.units.values()
+        latency = self.pages.latency_s
         return {
             "requests_made": self.pages.calls,
             "bars_written": self.bars_written,
+            "latency_ms": None if latency is None else round(latency * 1000, 3),
+            "write_us_per_bar": (
+                round(self._write_s / self._write_bars * 1e6, 4) if self._write_bars else None
+            ),
             "symbols_done": len({u.symbol for u in units if u.status == "done"}),
             "symbols_failed": len({u.symbol for u in units if u.status == "failed"}),
             "heartbeat_at": datetime.now(UTC),  # liveness is wall time, whatever the lake clock
@@ -552,11 +601,49 @@ class Scheduler:
                 ledger=ledger,
                 set_aside=self.books.take_aside(),
             )
+            if "bars_written" in job:
+                self._recorded = job["bars_written"]
 
     async def _reporter(self) -> None:
         while True:
             await asyncio.sleep(REPORT_EVERY_S)
             await asyncio.to_thread(self._save, job=self._counters())
+            self._report(saved=True)
+
+    # -- progress reports --------------------------------------------------------------------
+
+    def _waiting(self, reason: str, seconds: float) -> None:
+        self._wait = (reason, self.timing.clock() + seconds)
+        self._report()
+
+    def _sending(self) -> None:
+        self._wait = None  # a call goes out: whatever held the job back is over
+
+    def _report(self, *, saved: bool = False, done: bool = False) -> None:
+        """Tell ``on_progress`` where the job stands. Bars written are those the latest save
+        recorded, so that a report never runs ahead of the catalog; a wait shows until a call
+        goes out, with the seconds it has left."""
+        if self.on_progress is None:
+            return
+        now = self.timing.clock()
+        calls = self.pages.calls
+        waiting = None
+        if self._wait is not None and not done:
+            waiting = Waiting(self._wait[0], max(0.0, self._wait[1] - now))
+        self.on_progress(
+            Progress(
+                requests=calls,
+                requests_expected=calls + (0 if done else max(0, self._calls_left)),
+                bars_fetched=self.pages.bars,
+                bars_written=self._recorded,
+                elapsed_s=max(0.0, now - self._started),
+                waiting=waiting,
+                limit=self.limiter.limit or None,
+                window_s=self.limiter.span,
+                saved=saved,
+                done=done,
+            )
+        )
 
     def _result(self, status: str, duration: float) -> JobResult:
         units = self.units.values()

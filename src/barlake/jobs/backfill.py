@@ -30,18 +30,19 @@ from barlake.coverage.matrix import Cells
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.fetch.job import JobResult, ProgressCallback
-from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.ratelimit import WALL, RateLimiter, Timing
 from barlake.fetch.resample import Resampler
 from barlake.fetch.runner import Stop, run_until_signalled
 from barlake.fetch.scheduler import BarSink, Scheduler
 from barlake.liveness import HOST
+from barlake.planning.duration import WRITE_S_PER_BAR, Pace
 from barlake.planning.plan import Origin, Plan, Skipped, order, price
 from barlake.planning.resample import Resample, sessions_of, split
 from barlake.providers.base import Capabilities, Provider
 from barlake.retention.policy import Policies, Policy
 from barlake.retention.selection import Selection
 from barlake.retention.targets import Ask, Target, resolve
-from barlake.universe.members import Member
+from barlake.universe.members import Member, members
 from barlake.universe.registry import Registry
 from barlake.universe.tiers import tier_of
 
@@ -69,6 +70,13 @@ class RunOptions:
     command: str | None = None
     #: Ask again for the symbols set aside after the provider refused them as unknown.
     retry_failed: bool = False
+    #: The seconds clock and sleep of the rate limiter and the progress reports (a test's
+    #: fake clock; wall time by default).
+    timing: Timing = WALL
+    #: Track the selection's names the lake does not (``Backfill.resolve``'s ``track``).
+    track: bool = False
+    #: Told the members a job tracked, once it has tracked them (before it fetches).
+    on_track: Callable[[Sequence[Member]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,8 @@ class Resolved:
     skipped: list[tuple[str, str, str]]
     priority: dict[str, int]
     policy: Policy | None
+    #: The members the catalog does not track yet (``Backfill.resolve``'s ``track``).
+    new: tuple[Member, ...] = ()
 
 
 class Backfill:
@@ -128,15 +138,33 @@ class Backfill:
             respect_user=self.config.backfill.respect_user_overrides,
         )
 
-    def resolve(self, selection: Selection) -> Resolved:
-        """The selection's members (unknown names are errors) and their targets."""
+    def resolve(self, selection: Selection, *, track: bool = False) -> Resolved:
+        """The selection's members and their targets. A name the catalog does not track is an
+        error, unless ``track``: then it is a new member, described as ``lake symbols add``
+        would describe it (``Registry.newcomers``), and nothing is written (``track_new``
+        tracks it)."""
+        names, new = selection.names, []
         with self.catalog.session(read_only=True):
-            found = self.registry.members(selection.names, layer=selection.layer)
+            if track and names:
+                untracked = set(self.registry.untracked(names))
+                new = members(self.registry.newcomers([n for n in names if n in untracked]))
+                names = [n for n in names if n not in untracked]
+            found = self.registry.members(names, layer=selection.layer)
+        new = [m for m in new if selection.layer in (None, m.layer)]
+        found = sorted([*found, *new], key=lambda m: m.name)
         policy = self.policies.chosen(selection.policy)
         targets, skipped, priority = resolve(
             self.ask(selection, policy), found, self.clock().date()
         )
-        return Resolved(found, targets, skipped, priority, policy)
+        return Resolved(found, targets, skipped, priority, policy, tuple(new))
+
+    def track_new(self, wanted: Resolved, options: RunOptions) -> None:
+        """Track ``wanted``'s new members (as ``lake symbols add`` would) and say so."""
+        if not wanted.new:
+            return
+        self.registry.add([m.name for m in wanted.new], {}, ())
+        if options.on_track is not None:
+            options.on_track(wanted.new)
 
     # -- what is missing --------------------------------------------------------------------
 
@@ -162,9 +190,12 @@ class Backfill:
 
     # -- planning ----------------------------------------------------------------------------
 
-    def plan(self, selection: Selection, wanted: Resolved | None = None) -> Plan:
+    def plan(
+        self, selection: Selection, wanted: Resolved | None = None, *, retry_failed: bool = False
+    ) -> Plan:
         """What a fill of ``selection`` would fetch, request by request, and why (``wanted``:
-        the selection already resolved)."""
+        the selection already resolved; ``retry_failed``: as if the symbols set aside were
+        asked again)."""
         wanted = wanted or self.resolve(selection)
         return self.plan_targets(
             wanted.members,
@@ -173,6 +204,7 @@ class Backfill:
             skipped=wanted.skipped,
             priority=wanted.priority,
             parameters=selection.parameters(wanted.policy.name if wanted.policy else None),
+            retry_failed=retry_failed,
         )
 
     def plan_targets(
@@ -185,12 +217,15 @@ class Backfill:
         priority: dict[str, int] | None = None,
         parameters: dict[str, Any] | None = None,
         repair: Mapping[tuple[str, Interval], Sequence[date]] | None = None,
+        retry_failed: bool = False,
     ) -> Plan:
         """The plan that brings each target's symbol to its wanted range, fetching again the
-        sessions ``repair`` names (``jobs.repair``) as if they were gaps."""
+        sessions ``repair`` names (``jobs.repair``) as if they were gaps, and the symbols set
+        aside only with ``retry_failed``."""
         name = provider or self.config.default_provider
         caps = self.capabilities(name)
-        aside = {s for s, _ in self.catalog.set_aside(name, sorted({t.symbol for t in targets}))}
+        wanted = sorted({t.symbol for t in targets})
+        aside = set() if retry_failed else {s for s, _ in self.catalog.set_aside(name, wanted)}
         skips = [Skipped((s,), i, reason) for s, i, reason in skipped]
         skips += [Skipped((t.symbol,), t.interval, SET_ASIDE) for t in targets if t.symbol in aside]
         by_interval: dict[Interval, dict[str, Target]] = {}
@@ -238,6 +273,26 @@ class Backfill:
             lower_bound=bound,
             time_limit_reached=timed_out,
             resampled=tuple(resampled),
+            pace=self.pace(name, caps),
+        )
+
+    def pace(self, name: str, caps: Capabilities) -> Pace:
+        """What the time estimate of a fill from ``name`` counts besides its rate limit: the
+        latency its latest jobs measured (else the provider's typical one), the requests in
+        flight and the window its limit is counted over."""
+        measured = self.catalog.latency(name)
+        latency, write = caps.latency_s, WRITE_S_PER_BAR
+        source = f"{name}'s typical latency (no job measured it yet)"
+        if measured is not None:
+            latency, write = measured.latency_s, measured.write_s_per_bar or write
+            source = f"measured over the latest {measured.jobs} {name} job(s)"
+        return Pace(
+            window_s=self.config.provider(name).rate_limit_window_s,
+            latency_s=latency,
+            latency_source=source,
+            parallel=self.config.backfill.parallel_symbols,
+            write_s_per_bar=write,
+            flush_rows=self.config.backfill.flush_rows,
         )
 
     def resamples(self, interval: Interval) -> Interval | None:
@@ -300,8 +355,9 @@ class Backfill:
         """Plan ``selection`` and run it as one job under the lake's fill lock.
 
         Bad input (symbols, dates, policy, provider, ``parallel``) is refused before the lock
-        is taken, so that it is reported as it is even while another fill runs."""
-        wanted = self.resolve(selection)
+        is taken, so that it is reported as it is even while another fill runs; with
+        ``options.track``, new names are tracked once the plan is made, and not on bad input."""
+        wanted = self.resolve(selection, track=options.track)
         self.capabilities(selection.provider or self.config.default_provider)
         self.job_config(options)
         with self.fill_lock():
@@ -310,7 +366,9 @@ class Backfill:
                 names = [m.name for m in wanted.members]
                 provider = selection.provider or self.config.default_provider
                 self.catalog.forget_set_aside(names, provider)
-            return self.execute(self.start(self.plan(selection, wanted), options))
+            plan = self.plan(selection, wanted)
+            self.track_new(wanted, options)
+            return self.execute(self.start(plan, options))
 
     def run(self, plan: Plan, options: RunOptions) -> JobResult:
         """Run an existing ``plan`` as a new job under the lake's fill lock."""
@@ -367,6 +425,8 @@ class Backfill:
                 plan.rate_limit_per_min,
                 window_s=source.rate_limit_window_s,
                 share=shared_as if config.shared_rate_limit else None,
+                clock=options.timing.clock,
+                sleep=options.timing.sleep,
             ),
             sink=sink or self.bars,
             recorder=self.catalog,
@@ -374,6 +434,7 @@ class Backfill:
             config=config,
             clock=self.clock,
             on_progress=options.on_progress,
+            timing=options.timing,
             tiers={m.name: tier_of(m.market_cap, tiers) for m in found}
             if config.use_symbol_tiers
             else None,

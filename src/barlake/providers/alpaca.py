@@ -98,7 +98,8 @@ class AlpacaProvider:
             bars_per_page=self.options.page_limit,
             rate_limit_per_min=config.rate_limit_per_min or 200,
             grouped_daily=False,
-            auth_env=KEY_ENV + SECRET_ENV,
+            auth_env=KEY_ENV,
+            auth_secret_env=SECRET_ENV,
             max_days=dict(MAX_DAYS),
             symbols_chars=SYMBOLS_CHARS,
         )
