@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -298,6 +299,32 @@ def test_stop_releases_the_request_in_flight_and_a_restart_finishes_it(lake_root
     assert lake.gaps("AAPL,MSFT,NVDA,SPY", interval="1min", **SPRING) == []
     bars = lake.bars(interval="1min").collect()
     assert bars.height == bars.unique(["symbol", "ts"]).height
+
+
+def test_a_request_queued_in_this_process_wakes_its_idle_worker_at_once(lake):
+    lake.add_symbols("AAPL")
+    worker = lake.worker()
+    # A poll this long would outlast the wait below: only the doorbell can wake the worker.
+    worker.config = worker.config.model_copy(update={"poll_s": 3600})
+    lines = []
+    worker.log = lambda event, fields: lines.append(event)
+    t = threading.Thread(target=worker.run)
+    t.start()
+    try:
+        for _ in range(600):
+            if "idle" in lines:
+                break
+            time.sleep(0.05)
+        request, _ = lake.queue.add("AAPL", interval="1day", **JUNE)
+        for _ in range(600):
+            if lake.queue.get(request.id).state == "done":
+                break
+            time.sleep(0.05)
+        assert lake.queue.get(request.id).state == "done"
+    finally:
+        worker.stop()  # also wakes it from its wait
+        t.join(30)
+    assert not t.is_alive()
 
 
 # -- events become work -------------------------------------------------------------------------

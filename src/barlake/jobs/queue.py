@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
@@ -37,6 +38,39 @@ SOURCES: tuple[Source, ...] = ("cli", "api", "event", "schedule")
 
 #: The built-in policy that sizes event work when the lake names none: events are about layers.
 EVENT_POLICY = "scanner_layers"
+
+
+class Doorbell:
+    """Rung when this process queues a request, so that its idle workers (``lake serve``'s)
+    look at the queue at once instead of at their next poll; workers of other processes poll."""
+
+    def __init__(self) -> None:
+        self._rung = threading.Condition()
+        self._rings = 0
+
+    def ring(self) -> None:
+        with self._rung:
+            self._rings += 1
+            self._rung.notify_all()
+
+    def rings(self) -> int:
+        """How many times it has rung; pass it to ``wait`` to miss none rung since."""
+        with self._rung:
+            return self._rings
+
+    def wait(self, seen: int, timeout: float, stop: threading.Event) -> None:
+        """Until it rings after ``seen`` rings, ``stop`` is set (``wake`` tells the waiters
+        to look at it) or ``timeout`` seconds pass."""
+        with self._rung:
+            self._rung.wait_for(lambda: self._rings != seen or stop.is_set(), timeout)
+
+    def wake(self) -> None:
+        with self._rung:
+            self._rung.notify_all()
+
+
+#: This process's doorbell.
+DOORBELL = Doorbell()
 
 
 @dataclass(frozen=True)
@@ -176,6 +210,8 @@ class Queue:
                 "idempotency_key": key,
             }
         )
+        if new:
+            DOORBELL.ring()
         return Request.from_row(row), new
 
     def list(self, state: str | None = None, limit: int = 100) -> list[Request]:

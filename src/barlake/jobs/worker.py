@@ -29,7 +29,7 @@ from barlake.errors import Interrupted, LakeError, LockError
 from barlake.fetch.job import Progress, error_rows
 from barlake.fetch.runner import Stop
 from barlake.jobs.backfill import Backfill, RunOptions
-from barlake.jobs.queue import Queue, Request
+from barlake.jobs.queue import DOORBELL, Queue, Request
 from barlake.jobs.schedule import Schedule
 from barlake.liveness import HOST
 from barlake.retention.selection import Selection
@@ -131,6 +131,7 @@ class Worker:
         served, idle = 0, False
         self.log("started", {"worker": self.name, "provider": self.provider})
         while not self._stopping.is_set():
+            rings = DOORBELL.rings()  # a request queued from here on ends the wait below
             self.upkeep()
             turn = self.turn()
             if turn is Turn.SERVED:
@@ -141,7 +142,7 @@ class Worker:
             if not idle:
                 self.log("idle", {"worker": self.name, "waiting_for": turn.value})
                 idle = True
-            self._stopping.wait(self.config.poll_s)
+            DOORBELL.wait(rings, self.config.poll_s, self._stopping)
         self.log("stopped", {"worker": self.name, "served": served})
         return served
 
@@ -149,6 +150,7 @@ class Worker:
         """Stop claiming and stop the job in flight (thread-safe; what it fetched is saved
         and its request is queued again)."""
         self._stopping.set()
+        DOORBELL.wake()
         job = self._job_stop
         if job is not None:
             job()
