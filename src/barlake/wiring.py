@@ -15,6 +15,7 @@ from barlake.catalog.embedded import Catalog
 from barlake.clock import Clock
 from barlake.config import LakeConfig, load
 from barlake.coverage.finder import GapFinder
+from barlake.jobs.actions import Actions
 from barlake.jobs.backfill import Backfill
 from barlake.providers import open_provider
 from barlake.providers.base import Provider
@@ -58,6 +59,7 @@ class Services:
     providers: Providers
     backfill: Backfill
     checker: Checker
+    actions: Actions
 
 
 def wire(
@@ -98,4 +100,7 @@ def wire(
         clock=clock,
         grace=timedelta(minutes=config.backfill.provisional_grace_minutes),
     )
-    return Services(config, store, catalog, registry, finder, policies, sources, backfill, checker)
+    actions = Actions(backfill, catalog, clock)
+    return Services(
+        config, store, catalog, registry, finder, policies, sources, backfill, checker, actions
+    )

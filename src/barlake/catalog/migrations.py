@@ -148,4 +148,21 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (symbol, provider)
     );
     """,
+    # Corporate actions beside the raw bars: adjusted prices are computed from them on read.
+    """
+    CREATE TABLE actions (
+        symbol VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        ex_date DATE NOT NULL,
+        ratio DOUBLE,
+        amount DOUBLE,
+        currency VARCHAR,
+        record_date DATE,
+        pay_date DATE,
+        source VARCHAR NOT NULL,
+        vendor_id VARCHAR,
+        fetched_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (symbol, type, ex_date, source)
+    );
+    """,
 )

@@ -63,6 +63,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "barlake.cli.quality:check",
         "Check stored bars (gaps, OHLC, prices, timestamps, jumps, ...); exit 1 on errors.",
     ),
+    "actions": (
+        "barlake.cli.actions:actions",
+        "Fetch and list corporate actions (splits, dividends) used by adjusted reads.",
+    ),
     "report": (
         "barlake.cli.research:report",
         "Write a self-contained HTML page: coverage map, gaps, recent jobs and their errors.",

@@ -1,8 +1,9 @@
 """The demo's corporate actions: cash dividends and splits, for vendors that report them (Yahoo's
 ``events``; its ``adjclose`` is the close adjusted for the dividends since).
 
-The demo's prices are split-adjusted, as Yahoo's are: a split is an event, not a jump. Splits
-are the real ones of well-known tickers; dividends are quarterly for the well-known tickers
+The demo's bars are raw, as an exchange prints them: its prices jump by a split's ratio on
+the ex-date (``demo.splits``); Yahoo's emulator divides them back out. Splits are the real
+ones of well-known tickers; dividends are quarterly for the well-known tickers
 that pay them (``PAYERS``) and about two other stocks in five, their months, day and yield
 drawn from the name's hash, each paid on its ex-date's session at
 a share of the close before it. Crypto pairs pay none.
@@ -18,6 +19,9 @@ import numpy as np
 from barlake.domain.ranges import DateRange
 from barlake.providers.demo.names import LISTED, is_crypto
 from barlake.providers.demo.series import NEVER, draws, frame_of, profile_of
+from barlake.providers.demo.splits import SPLITS, Split
+
+__all__ = ["PAYERS", "SPLITS", "Dividend", "Split", "demo_dividends", "demo_splits"]
 
 
 @dataclass(frozen=True)
@@ -28,27 +32,6 @@ class Dividend:
     session: date
     amount: float
     factor: float
-
-
-@dataclass(frozen=True)
-class Split:
-    """A split of ``numerator`` new shares for ``denominator`` old ones on ``session``."""
-
-    session: date
-    numerator: int
-    denominator: int
-
-
-#: Real splits of well-known tickers.
-SPLITS: dict[str, tuple[Split, ...]] = {
-    "AAPL": (Split(date(2014, 6, 9), 7, 1), Split(date(2020, 8, 31), 4, 1)),
-    "TSLA": (Split(date(2020, 8, 31), 5, 1), Split(date(2022, 8, 25), 3, 1)),
-    "NVDA": (Split(date(2021, 7, 20), 4, 1), Split(date(2024, 6, 10), 10, 1)),
-    "AMZN": (Split(date(2022, 6, 6), 20, 1),),
-    "GOOGL": (Split(date(2022, 7, 18), 20, 1),),
-    "GOOG": (Split(date(2022, 7, 18), 20, 1),),
-    "WMT": (Split(date(2024, 2, 26), 3, 1),),
-}
 
 
 #: The well-known tickers (``names.LISTED``) that pay dividends; the others pay none.

@@ -1,0 +1,181 @@
+"""Corporate actions: the catalog table, the demo's splits and dividends against its raw bars,
+``lake actions``, and adjusted reads checked against references computed here by hand."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from barlake.cli import cli
+from barlake.domain.actions import Action
+
+START, END = date(2020, 6, 1), date(2020, 11, 30)
+SPLIT_DAY = date(2020, 8, 31)
+
+
+def invoke(root, *args):
+    return CliRunner().invoke(cli, ["--lake", str(root), *args], catch_exceptions=False)
+
+
+@pytest.fixture
+def aapl(lake):
+    """A lake with AAPL's daily bars of 2020-06..11 and its actions (a 4:1 split on
+    2020-08-31 and a dividend before and after it)."""
+    lake.add_symbols("AAPL,MSFT")
+    assert lake.fill("AAPL", interval="1day", start=START, end=END).status == "done"
+    fetched = lake.fetch_actions("AAPL", start=START, end=END)
+    assert fetched.errors == {} and fetched.requests == 1
+    return lake
+
+
+def _daily_closes(lake) -> dict[date, float]:
+    raw = lake.bars("AAPL", interval="1day").collect()
+    return dict(zip(raw["ts"].dt.date().to_list(), raw["close"].to_list(), strict=True))
+
+
+def test_the_demo_records_a_4_to_1_split_and_two_dividends_its_raw_bars_show(aapl):
+    rows = aapl.actions("AAPL")
+    kinds = [(r["type"], r["ex_date"]) for r in rows]
+    assert ("split", SPLIT_DAY) in kinds
+    dividends = [r for r in rows if r["type"] == "cash_dividend"]
+    assert len(dividends) == 2
+    assert [r["ratio"] for r in rows if r["type"] == "split"] == [4.0]
+    closes = _daily_closes(aapl)
+    days = sorted(closes)
+    before = days[days.index(SPLIT_DAY) - 1]
+    # Raw bars jump by the ratio on the ex-date: the session's own move is a few percent.
+    assert closes[before] / closes[SPLIT_DAY] == pytest.approx(4.0, rel=0.1)
+    assert all(r["source"] == "demo" for r in rows)
+
+
+def test_fetching_actions_again_stores_each_once(aapl):
+    again = aapl.fetch_actions("AAPL", start=START, end=END)
+    assert again.actions == 3 and again.new == 0
+    assert len(aapl.actions("AAPL")) == 3
+
+
+def _reference(closes: dict[date, float], actions: list[dict], how: str):
+    """Hand-computed backward factors: for a bar on day d, the product over actions after d
+    of 1/ratio (splits) and 1 - amount / close of the session before (dividends)."""
+    days = sorted(closes)
+
+    def factor(d: date) -> tuple[float, float]:
+        price, volume = 1.0, 1.0
+        for a in actions:
+            if a["ex_date"] <= d:
+                continue
+            if a["type"] == "split":
+                price /= a["ratio"]
+                volume *= a["ratio"]
+            elif how == "total":
+                prior = max(x for x in days if x < a["ex_date"])
+                price *= 1 - a["amount"] / closes[prior]
+        return price, volume
+
+    return factor
+
+
+@pytest.mark.parametrize("how", ["splits", "total"])
+def test_adjusted_daily_closes_equal_a_hand_computed_reference(aapl, how):
+    closes = _daily_closes(aapl)
+    raw = aapl.bars("AAPL").collect()
+    factor = _reference(closes, aapl.actions("AAPL"), how)
+    adjusted = aapl.bars("AAPL", adjust=how).collect()
+    assert adjusted["ts"].to_list() == raw["ts"].to_list()
+    expected = [c * factor(t.date())[0] for t, c in zip(raw["ts"], raw["close"], strict=True)]
+    volumes = [v * factor(t.date())[1] for t, v in zip(raw["ts"], raw["volume"], strict=True)]
+    assert adjusted["close"].to_list() == pytest.approx(expected, rel=1e-12)
+    assert adjusted["volume"].to_list() == pytest.approx(volumes, rel=1e-12)
+    # The adjusted series has no split left in it.
+    jump = adjusted.filter(pl.col("ts").dt.date() == SPLIT_DAY)["close"][0]
+    before = adjusted.filter(pl.col("ts").dt.date() < SPLIT_DAY)["close"][-1]
+    assert 0.8 < jump / before < 1.25
+    if how == "total":
+        first = expected[0] / raw["close"][0]
+        assert first < 0.25 * 0.999  # two dividends shave more off than the split alone
+
+
+@pytest.mark.parametrize("how", ["splits", "total"])
+def test_adjusted_minute_closes_equal_a_hand_computed_reference(aapl, how):
+    aapl.fill("AAPL", interval="1min", start=date(2020, 8, 27), end=date(2020, 9, 1))
+    closes = _daily_closes(aapl)
+    factor = _reference(closes, aapl.actions("AAPL"), how)
+    raw = aapl.bars("AAPL", interval="1min").collect()
+    adjusted = aapl.bars("AAPL", interval="1min", adjust=how).collect()
+    assert raw.height == adjusted.height > 1000
+    expected = [c * factor(t.date())[0] for t, c in zip(raw["ts"], raw["close"], strict=True)]
+    assert adjusted["close"].to_list() == pytest.approx(expected, rel=1e-12)
+    assert adjusted["ts"].to_list() == raw["ts"].to_list()
+
+
+def test_a_split_recorded_later_changes_adjusted_reads_and_refetches_nothing(aapl):
+    aapl.add_symbols("MSFT")
+    aapl.fill("MSFT", interval="1day", start=START, end=END)
+    before = aapl.bars("MSFT", adjust="splits").collect()
+    raw = aapl.bars("MSFT").collect()
+    assert before["close"].to_list() == raw["close"].to_list()
+    aapl.catalog.record_actions(
+        pl.DataFrame(
+            [
+                {
+                    **Action("MSFT", "split", date(2020, 9, 15), "manual", ratio=2.0).to_dict(),
+                    "fetched_at": aapl.clock(),
+                }
+            ]
+        )
+    )
+    plan = aapl.plan("AAPL,MSFT", interval="1day", start=START, end=END)
+    assert plan.total_requests == 0
+    after = aapl.bars("MSFT", adjust="splits").collect()
+    early = after.filter(pl.col("ts").dt.date() < date(2020, 9, 15))
+    assert early["close"].to_list() == pytest.approx(
+        [c / 2 for c in raw.filter(pl.col("ts").dt.date() < date(2020, 9, 15))["close"]]
+    )
+
+
+def test_an_announced_action_adjusts_nothing_yet(aapl):
+    raw = aapl.bars("MSFT").collect()
+    future = Action("MSFT", "split", date(2025, 6, 2), "manual", ratio=3.0).to_dict()
+    aapl.catalog.record_actions(pl.DataFrame([{**future, "fetched_at": aapl.clock()}]))
+    assert aapl.bars("MSFT", adjust="total").collect().equals(raw)
+
+
+def test_adjust_refuses_an_unknown_mode_in_one_line(aapl):
+    from barlake.errors import UsageError
+
+    with pytest.raises(UsageError, match="adjust must be one of none, splits, total"):
+        aapl.bars("AAPL", adjust="dividends")  # type: ignore[arg-type]
+
+
+def test_lake_actions_list_json_and_fetch(lake_root, lake):
+    lake.add_symbols("AAPL")
+    fetched = invoke(
+        lake_root,
+        "actions",
+        "fetch",
+        "--symbols",
+        "AAPL",
+        "--start",
+        "2020-06-01",
+        "--end",
+        "2020-11-30",
+        "--json",
+    )
+    assert fetched.exit_code == 0, fetched.output
+    assert json.loads(fetched.stdout)["actions"] == 3
+    listed = invoke(lake_root, "actions", "list", "--symbols", "AAPL", "--json")
+    rows = json.loads(listed.stdout)
+    assert [(r["symbol"], r["type"], r["ex_date"], r["ratio"], r["source"]) for r in rows][1] == (
+        "AAPL",
+        "split",
+        "2020-08-31",
+        4.0,
+        "demo",
+    )
+    assert all(r["amount"] > 0 for r in rows if r["type"] == "cash_dividend")
+    bad = invoke(lake_root, "actions", "list", "--type", "bonus")
+    assert bad.exit_code == 2 and "unknown action type 'bonus'" in bad.stderr
