@@ -466,8 +466,7 @@ class Lake:
 
         from barlake.domain.actions import COLUMNS, adjusted
 
-        rows = self.catalog.action_rows(names, end=self.today)
-        table = pl.DataFrame(rows, schema=COLUMNS)
+        table = self.catalog.action_frame(names, end=self.today).cast(COLUMNS)  # type: ignore[arg-type]
         if table.is_empty():
             return raw
         closes = None

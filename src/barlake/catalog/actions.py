@@ -46,22 +46,41 @@ class ActionsTable:
     ) -> list[dict[str, Any]]:
         """Actions of ``names`` (all when None) with ex-dates in [start, end], ordered by
         symbol, ex_date, type and source."""
-        where: list[str] = []
-        params: list[Any] = []
-        if names is not None:
-            where.append("symbol IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(list(names))
-        if types is not None:
-            where.append("type IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(list(types))
-        if start is not None:
-            where.append("ex_date >= ?")
-            params.append(start)
-        if end is not None:
-            where.append("ex_date <= ?")
-            params.append(end)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        return self.rows(
-            f"SELECT {_COLUMNS} FROM actions {clause} ORDER BY symbol, ex_date, type, source",
-            params,
-        )
+        return self.rows(*_select(names, start, end, types))
+
+    def action_frame(
+        self: Connected, names: Sequence[str] | None = None, *, end: date | None = None
+    ) -> pl.DataFrame:
+        """``action_rows`` as a frame with ``domain.actions.COLUMNS``: what adjusted reads
+        join, cheap for a hundred thousand rows."""
+        import polars as pl
+
+        with self.connect(read_only=True) as con:
+            sql, params = _select(names, None, end, None)
+            table = con.sql(sql, params=params).to_arrow_table()
+        return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def _select(
+    names: Sequence[str] | None,
+    start: date | None,
+    end: date | None,
+    types: Sequence[str] | None,
+) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if names is not None:
+        where.append("symbol IN (SELECT unnest(?::VARCHAR[]))")
+        params.append(list(names))
+    if types is not None:
+        where.append("type IN (SELECT unnest(?::VARCHAR[]))")
+        params.append(list(types))
+    if start is not None:
+        where.append("ex_date >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("ex_date <= ?")
+        params.append(end)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    sql = f"SELECT {_COLUMNS} FROM actions {clause} ORDER BY symbol, ex_date, type, source"
+    return sql, params
