@@ -179,3 +179,23 @@ def test_lake_actions_list_json_and_fetch(lake_root, lake):
     assert all(r["amount"] > 0 for r in rows if r["type"] == "cash_dividend")
     bad = invoke(lake_root, "actions", "list", "--type", "bonus")
     assert bad.exit_code == 2 and "unknown action type 'bonus'" in bad.stderr
+
+
+def test_the_readme_duckdb_split_adjusted_read_matches_lake_bars(aapl, monkeypatch):
+    import re
+    from pathlib import Path
+
+    import duckdb
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    sql = re.search(r'SPLIT_ADJUSTED = """(.*?)"""', readme, re.S)
+    assert sql is not None
+    monkeypatch.chdir(aapl.root.parent)
+    text = sql.group(1).replace("'lake/", f"'{aapl.root.name}/")
+    con = duckdb.connect()
+    con.execute(text.split(";")[0])
+    got = con.sql(text.split(";", 1)[1]).pl()
+    want = aapl.bars(adjust="splits").collect()
+    assert got["close"].to_list() == pytest.approx(want["close"].to_list(), rel=1e-12)
+    assert got["volume"].to_list() == pytest.approx(want["volume"].to_list(), rel=1e-12)
+    assert got["ts"].to_list() == want["ts"].to_list()
