@@ -199,3 +199,57 @@ def test_the_readme_duckdb_split_adjusted_read_matches_lake_bars(aapl, monkeypat
     assert got["close"].to_list() == pytest.approx(want["close"].to_list(), rel=1e-12)
     assert got["volume"].to_list() == pytest.approx(want["volume"].to_list(), rel=1e-12)
     assert got["ts"].to_list() == want["ts"].to_list()
+
+
+def _rules(result, symbol):
+    return {(f.rule, f.first, f.last) for f in result.findings if f.symbol == symbol}
+
+
+def test_lake_check_knows_splits_and_reports_unexplained_jumps_and_actions_without_one(aapl):
+    aapl.fill("MSFT", interval="1day", start=START, end=END)
+    msft = aapl.bars("MSFT").collect()
+    # An unexplained 3:1-like jump from 2020-10-01 on, and a 2:1 split on record with no jump.
+    late = pl.col("ts").dt.date() < date(2020, 10, 1)
+    aapl.store.write(
+        "1day",
+        msft.with_columns(
+            *(
+                pl.when(late).then(pl.col(c) * 3).otherwise(pl.col(c))
+                for c in ("open", "high", "low", "close", "vwap")
+            )
+        ),
+    )
+    wrong = Action("MSFT", "split", date(2020, 7, 15), "manual", ratio=2.0).to_dict()
+    aapl.catalog.record_actions(pl.DataFrame([{**wrong, "fetched_at": aapl.clock()}]))
+    result = aapl.check("AAPL,MSFT", interval="1day", start=START, end=END)
+    assert not [f for f in result.findings if f.symbol == "AAPL" and f.rule == "jump"]
+    jumps = [f for f in result.findings if f.symbol == "MSFT" and f.rule == "jump"]
+    assert [(f.first, f.last) for f in jumps] == [("2020-09-30", "2020-10-01")]
+    assert "split-like jump, no corporate action on record" in jumps[0].message
+    lone = [f for f in result.findings if f.rule == "action_no_jump"]
+    assert [(f.symbol, f.last) for f in lone] == [("MSFT", "2020-07-15")]
+    assert "ratio 2" in lone[0].message and "manual" in lone[0].message
+
+
+def test_without_the_split_on_record_lake_check_flags_it(lake):
+    lake.add_symbols("AAPL")
+    lake.fill("AAPL", interval="1day", start=START, end=END)
+    result = lake.check("AAPL", interval="1day", start=START, end=END)
+    assert ("jump", "2020-08-28", "2020-08-31") in _rules(result, "AAPL")
+
+
+def test_lake_check_reports_a_series_mixing_split_adjusted_and_raw_rows(aapl):
+    raw = aapl.bars("AAPL").collect()
+    yahoo = raw.filter(pl.col("ts").dt.date() >= date(2020, 10, 1)).with_columns(
+        source=pl.lit("yahoo")
+    )
+    aapl.store.write("1day", yahoo)
+    result = aapl.check("AAPL", interval="1day", start=START, end=END)
+    mixed = [f for f in result.findings if f.rule == "mixed_adjustment"]
+    assert [(f.symbol, f.first, f.last) for f in mixed] == [("AAPL", "2020-06-01", "2020-11-30")]
+    assert "yahoo" in mixed[0].message and "demo" in mixed[0].message
+    # Adjusted reads leave the splits of split-adjusted rows alone: the split is before them.
+    adjusted = aapl.bars("AAPL", adjust="splits").collect()
+    assert (
+        adjusted.filter(pl.col("source") == "yahoo")["close"].to_list() == yahoo["close"].to_list()
+    )

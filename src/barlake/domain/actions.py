@@ -32,6 +32,11 @@ ADJUSTMENTS: tuple[Adjust, ...] = ("none", "splits", "total")
 #: The types whose ``ratio`` (new shares per old share) scales prices and volumes.
 SHARE_TYPES = ("split", "reverse_split", "stock_dividend")
 
+#: Providers whose bars come split-adjusted as of their fetch (Yahoo's chart): adjusted reads
+#: apply only dividend factors to their rows, and ``lake check`` reports a series that mixes
+#: them with raw rows.
+SPLIT_ADJUSTED_SOURCES = frozenset({"yahoo"})
+
 #: Columns of the ``actions`` catalog table, as ``Lake.actions`` returns them.
 COLUMNS: dict[str, pl.DataType] = {
     "symbol": pl.String(),
@@ -103,8 +108,9 @@ def parse_adjust(value: str) -> Adjust:
 
 
 def factors(actions: pl.DataFrame, closes: pl.LazyFrame, how: Adjust) -> pl.LazyFrame:
-    """Per (symbol, ex_date): the factors of that action and every later one, ``price`` and
-    ``volume`` (what to multiply a bar before it by), sorted by (symbol, ex_date).
+    """Per (symbol, ex_date): the factors of that action and every later one, ``shares`` (the
+    product of split ratios: divide a bar's prices by it, multiply its volume) and ``cash``
+    (the product of dividend factors: multiply prices), sorted by (symbol, ex_date).
 
     ``actions`` has the catalog's columns; ``closes`` has (symbol, ts, close) raw daily bars
     (only needed for ``total``: each dividend's factor uses the close before its ex-date).
@@ -142,9 +148,9 @@ def factors(actions: pl.DataFrame, closes: pl.LazyFrame, how: Adjust) -> pl.Lazy
     # Each row's factor covers it and every later action: a reverse cumulative product.
     later = pl.col("s").cum_prod(reverse=True).over("symbol", order_by="ex_date")
     cumd = pl.col("d").cum_prod(reverse=True).over("symbol", order_by="ex_date")
-    return one.select(
-        "symbol", "ex_date", (cumd / later).alias("price_factor"), later.alias("volume_factor")
-    ).sort("symbol", "ex_date")
+    return one.select("symbol", "ex_date", later.alias("shares"), cumd.alias("cash")).sort(
+        "symbol", "ex_date"
+    )
 
 
 def adjusted(
@@ -157,8 +163,9 @@ def adjusted(
     """``bars`` (raw, in the lake's schema, sorted by (symbol, ts)) adjusted ``how`` by
     ``actions``, as of now: same rows, same order, same columns.
 
-    A bar belongs to the UTC date of its ``ts`` (daily bars are stamped at the session's 00:00
-    UTC; US intraday sessions lie within one UTC date). ``closes`` supplies the raw daily closes
+    Rows whose ``source`` is split-adjusted already (``SPLIT_ADJUSTED_SOURCES``) get the
+    dividend factors only. A bar belongs to the UTC date of its ``ts`` (daily bars are stamped
+    at the session's 00:00 UTC; US intraday sessions lie within one UTC date). ``closes`` supplies the raw daily closes
     for dividend factors (default: ``bars`` themselves, right for daily bars).
     """
     if how == "none" or actions.is_empty():
@@ -175,8 +182,11 @@ def adjusted(
         strategy="forward",
         check_sortedness=False,
     )
-    price = pl.col("price_factor").fill_null(1.0)
-    volume = pl.col("volume_factor").fill_null(1.0)
+    # Rows of a split-adjusting source have their splits in them already.
+    done = pl.col("source").is_in(list(SPLIT_ADJUSTED_SOURCES))
+    shares = pl.when(done).then(1.0).otherwise(pl.col("shares").fill_null(1.0))
+    price = pl.col("cash").fill_null(1.0) / shares
+    volume = shares
     return joined.with_columns(
         *(pl.col(c) * price for c in ("open", "high", "low", "close", "vwap")),
         pl.col("volume") * volume,
