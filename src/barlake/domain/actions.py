@@ -165,8 +165,9 @@ def adjusted(
 
     Rows whose ``source`` is split-adjusted already (``SPLIT_ADJUSTED_SOURCES``) get the
     dividend factors only. A bar belongs to the UTC date of its ``ts`` (daily bars are stamped
-    at the session's 00:00 UTC; US intraday sessions lie within one UTC date). ``closes`` supplies the raw daily closes
-    for dividend factors (default: ``bars`` themselves, right for daily bars).
+    at the session's 00:00 UTC; US intraday sessions lie within one UTC date). ``closes``
+    supplies the raw daily closes for dividend factors (default: ``bars`` themselves, right for
+    daily bars).
     """
     if how == "none" or actions.is_empty():
         return bars
