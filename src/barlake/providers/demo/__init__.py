@@ -11,7 +11,6 @@ from collections import deque
 from pydantic import BaseModel, ConfigDict, Field
 
 from barlake.clock import Clock, system_clock
-from barlake.domain.actions import Action, split
 from barlake.domain.intervals import INTERVALS
 from barlake.domain.ranges import DateRange
 from barlake.errors import (
@@ -21,7 +20,7 @@ from barlake.errors import (
     UnknownAtProviderError,
 )
 from barlake.providers.base import ActionPage, Capabilities, Page, Request
-from barlake.providers.demo.actions import demo_dividends, demo_splits
+from barlake.providers.demo.actions import demo_actions
 from barlake.providers.demo.series import (
     NAME,
     NEW_LISTING,
@@ -133,20 +132,11 @@ class DemoProvider:
             await asyncio.sleep(self.config.latency_ms / 1000)
         self._admit()
         self._inject_faults()
-        out: list[Action] = []
-        for symbol in sorted(set(symbols)):
+        for symbol in symbols:
             if symbol in self.config.unknown_symbols:
                 msg = f"demo does not know symbol {symbol!r}"
                 raise UnknownAtProviderError(msg, symbol=symbol)
-            out += [
-                split(symbol, s.session, s.numerator, s.denominator, NAME)
-                for s in demo_splits(symbol, window)
-            ]
-            out += [
-                Action(symbol, "cash_dividend", d.session, NAME, amount=d.amount, currency="USD")
-                for d in demo_dividends(symbol, window)
-            ]
-        return ActionPage(sorted(out, key=lambda a: (a.symbol, a.ex_date, a.type)))
+        return ActionPage(demo_actions(symbols, window))
 
     async def aclose(self) -> None:
         """Nothing to release: the demo holds no connections."""

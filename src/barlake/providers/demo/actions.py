@@ -16,12 +16,21 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from barlake.domain.actions import Action, split
 from barlake.domain.ranges import DateRange
 from barlake.providers.demo.names import LISTED, is_crypto
 from barlake.providers.demo.series import NEVER, draws, frame_of, profile_of
 from barlake.providers.demo.splits import SPLITS, Split
 
-__all__ = ["PAYERS", "SPLITS", "Dividend", "Split", "demo_dividends", "demo_splits"]
+__all__ = [
+    "PAYERS",
+    "SPLITS",
+    "Dividend",
+    "Split",
+    "demo_actions",
+    "demo_dividends",
+    "demo_splits",
+]
 
 
 @dataclass(frozen=True)
@@ -70,3 +79,20 @@ def demo_dividends(symbol: str, window: DateRange) -> list[Dividend]:
                 out.append(Dividend(ex, amount, 1 - amount / float(closes[i - 1])))
         month = (month + timedelta(days=32)).replace(day=1)
     return out
+
+
+def demo_actions(symbols: list[str] | tuple[str, ...], window: DateRange) -> list[Action]:
+    """The splits and dividends of ``symbols`` with ex-dates in ``window``, as actions of
+    source ``demo``, ordered by symbol, ex-date and type: what the demo provider serves and
+    the emulators translate into their vendors' answers."""
+    out: list[Action] = []
+    for symbol in sorted(set(symbols)):
+        out += [
+            split(symbol, s.session, s.numerator, s.denominator, "demo")
+            for s in demo_splits(symbol, window)
+        ]
+        out += [
+            Action(symbol, "cash_dividend", d.session, "demo", amount=d.amount, currency="USD")
+            for d in demo_dividends(symbol, window)
+        ]
+    return sorted(out, key=lambda a: (a.symbol, a.ex_date, a.type))

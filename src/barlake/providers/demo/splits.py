@@ -9,6 +9,7 @@ from datetime import date
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,29 @@ def split_factor(symbol: str, ts_us: npt.NDArray[np.int64]) -> npt.NDArray[np.fl
         first = (np.datetime64(s.session, "D") - np.datetime64(0, "D")).astype(np.int64)
         factor[days < first] *= s.ratio
     return factor
+
+
+def split_adjusted(frame: pl.DataFrame) -> pl.DataFrame:
+    """Demo bars (the lake's schema, raw) as a vendor serves them split-adjusted: prices before
+    each split divided by its ratio, volumes multiplied by it (whole shares)."""
+    ts = frame["ts"].dt.epoch("us").to_numpy()
+    symbols = frame["symbol"].to_numpy()
+    factor = np.ones(frame.height)
+    for symbol in SPLITS:
+        rows = np.flatnonzero(symbols == symbol)
+        if len(rows):
+            part = split_factor(symbol, ts[rows])
+            if part is not None:
+                factor[rows] = part
+    if (factor == 1).all():
+        return frame
+    f = pl.Series(factor)
+    prices = [pl.col(c) / f for c in ("open", "high", "low", "close", "vwap") if c in frame.columns]
+    return frame.with_columns(*prices, (pl.col("volume") * f).round())
+
+
+def dividend_as_adjusted(symbol: str, ex: date, amount: float) -> float:
+    """A dividend of ``amount`` a share on ``ex`` in today's shares: divided by the ratios of
+    the splits after it (how Yahoo reports dividends)."""
+    later = [s.ratio for s in SPLITS.get(symbol, ()) if s.session > ex]
+    return round(amount / float(np.prod(later)) if later else amount, 6)
