@@ -125,3 +125,34 @@ def test_yahoo_events_of_a_chart_answer() -> None:
         ("cash_dividend", date(2020, 8, 10), None, 0.82, "USD"),
         ("split", date(2020, 8, 31), 4.0, None, None),
     ]
+
+
+def test_vendor_adjusted_bars_divide_out_the_split(emulator) -> None:
+    """As the vendors document: Polygon's ``adjusted=true`` (its default) and Alpaca's
+    ``adjustment=split`` serve the raw bars before a split divided by its ratio."""
+    day, after = date(2020, 8, 28), date(2020, 9, 1)
+    poly = massive.RESTClient(api_key=KEY, base=emulator("polygon").url, retries=0)
+    raw = list(poly.list_aggs("AAPL", 1, "day", day, after, adjusted=False))
+    split = list(poly.list_aggs("AAPL", 1, "day", day, after))
+    assert raw[0].close / split[0].close == pytest.approx(4.0)
+    assert split[0].volume == pytest.approx(raw[0].volume * 4, abs=2)
+    assert raw[-1].close == split[-1].close  # after the ex-date nothing changes
+    historical = pytest.importorskip("alpaca.data.historical")
+    enums = pytest.importorskip("alpaca.data.enums")
+    timeframe = pytest.importorskip("alpaca.data.timeframe")
+    alpaca = historical.StockHistoricalDataClient(KEY, SECRET, url_override=emulator("alpaca").url)
+
+    def closes(adjustment):
+        request = alpaca_requests.StockBarsRequest(
+            symbol_or_symbols="AAPL",
+            timeframe=timeframe.TimeFrame.Day,
+            start=day,
+            end=after,
+            adjustment=adjustment,
+            feed=enums.DataFeed.IEX,
+        )
+        return [b.close for b in alpaca.get_stock_bars(request).data["AAPL"]]
+
+    unadjusted, adjusted = closes(enums.Adjustment.RAW), closes(enums.Adjustment.SPLIT)
+    assert unadjusted[0] / adjusted[0] == pytest.approx(4.0)
+    assert unadjusted[-1] == adjusted[-1]

@@ -5,7 +5,9 @@ Serves ``GET /v2/stocks/bars`` (``{"bars": {SYM: [...]}, "next_page_token": ...}
 Like the vendor it wants both ``APCA-API-KEY-ID`` and ``APCA-API-SECRET-KEY`` (else 401
 ``{"code": 40110000, "message": "request is not authorized"}``), validates ``timeframe``
 (422 ``invalid timeframe``), ``limit`` (1..10000), ``start``/``end`` (RFC-3339 or a date, both
-inclusive), ``feed``, ``sort`` and ``adjustment``; refuses ``feed=sip`` for the last 15
+inclusive), ``feed``, ``sort`` and ``adjustment`` (the demo's bars are raw; ``split`` and
+``all`` divide prices before each split by its ratio and multiply volumes, dividends are not
+applied); refuses ``feed=sip`` for the last 15
 minutes (403); sorts by symbol, then time, applies ``limit`` across symbols, omits symbols
 without bars, and pages with base64 tokens ``SYMBOL|unit|last t``. Every answer, a 401
 included, carries ``X-RateLimit-Limit/Remaining/Reset`` (``rate_limit`` a minute, by default
@@ -46,6 +48,7 @@ from barlake.domain.actions import Action
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.providers.demo.actions import demo_actions
+from barlake.providers.demo.splits import split_adjusted
 from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
 
 TZ = "America/New_York"
@@ -127,9 +130,10 @@ class AlpacaEmulator(Emulator):
         parsed = self._params(query)
         if isinstance(parsed, Reply):
             return parsed
-        interval, unit, start, end, limit, descending = parsed
+        interval, unit, start, end, limit, descending, split = parsed
         window = DateRange(_ny(start).date() - timedelta(days=1), _ny(end).date() + timedelta(2))
-        frame = self.bars(symbols, interval, window).with_columns(_wire_t(interval))
+        frame = self.bars(symbols, interval, window)
+        frame = (split_adjusted(frame) if split else frame).with_columns(_wire_t(interval))
         frame = frame.filter(pl.col("t").is_between(start, end)).sort(
             "symbol", "t", descending=[False, descending]
         )
@@ -199,7 +203,7 @@ class AlpacaEmulator(Emulator):
 
     def _params(
         self, query: Mapping[str, str]
-    ) -> Reply | tuple[Interval, str, datetime, datetime, int, bool]:
+    ) -> Reply | tuple[Interval, str, datetime, datetime, int, bool, bool]:
         """The validated query, or the vendor's refusal of it."""
         match = _TIMEFRAME.match(query.get("timeframe", ""))
         n = int(match[1]) if match else 0
@@ -233,7 +237,8 @@ class AlpacaEmulator(Emulator):
         if feed == "sip" and end > now - timedelta(minutes=15):
             message = "subscription does not permit querying recent SIP data"
             return self.error(403, message, 42210000)
-        return interval, _UNITS[match[2]], start, end, limit, sort == "desc"
+        split = bool({"split", "all"} & set(adjustments))
+        return interval, _UNITS[match[2]], start, end, limit, sort == "desc", split
 
 
 def _alpaca_type(kind: str) -> str:

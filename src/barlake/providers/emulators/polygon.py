@@ -43,6 +43,7 @@ from barlake.domain.actions import Action
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.providers.demo.actions import demo_actions
+from barlake.providers.demo.splits import split_adjusted
 from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
 
 NY = ZoneInfo("America/New_York")
@@ -201,7 +202,10 @@ class PolygonEmulator(Emulator):
         # Where the first page started: bars moved `outside` must precede the whole request.
         origin = int(options["origin"]) if options.get("origin", "").isdigit() else lo
         window = DateRange(_day(lo) - timedelta(days=1), _day(hi) + timedelta(days=2))
-        frame = self.bars([ticker], interval, window).with_columns(_wire_t(interval))
+        frame = self.bars([ticker], interval, window)
+        if adjusted == "true":
+            frame = split_adjusted(frame)
+        frame = frame.with_columns(_wire_t(interval))
         frame = frame.filter((pl.col("t") >= lo) & (pl.col("t") < hi))
         frame = frame.sort("t", descending=sort == "desc")
         size = max(1, limit // (int(mult) * _BASE_MINUTES[timespan]))
@@ -247,6 +251,8 @@ class PolygonEmulator(Emulator):
             return self.error(403, "Attempted to request today's data before end of day.")
         market = sorted(self.symbols) if self.symbols is not None else list(MARKET)
         frame = self.bars(market, "1day", DateRange(day, day + timedelta(days=1)))
+        if query.get("adjusted", "true") == "true":
+            frame = split_adjusted(frame)
         before = datetime(day.year, day.month, day.day, tzinfo=UTC)
         frame = self.corrupt(frame, faults, before).with_columns(_wire_t("1day", grouped=True))
         results = [{"T": row.pop("S"), **row} for row in _wire_rows(frame, ticker=True)]
