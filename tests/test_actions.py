@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from barlake.cli import cli
 from barlake.domain.actions import Action
+from barlake.domain.ranges import DateRange
 
 START, END = date(2020, 6, 1), date(2020, 11, 30)
 SPLIT_DAY = date(2020, 8, 31)
@@ -231,9 +232,16 @@ def test_lake_check_knows_splits_and_reports_unexplained_jumps_and_actions_witho
     assert "ratio 2" in lone[0].message and "manual" in lone[0].message
 
 
-def test_without_the_split_on_record_lake_check_flags_it(lake):
+def test_without_the_split_on_record_lake_check_flags_it(lake_root):
+    from tests.conftest import clock
+
+    from barlake.lake import Lake
+
+    (lake_root / "lake.yaml").write_text("backfill:\n  fetch_actions: false\n")
+    lake = Lake.open(lake_root, clock=clock)
     lake.add_symbols("AAPL")
-    lake.fill("AAPL", interval="1day", start=START, end=END)
+    assert lake.fill("AAPL", interval="1day", start=START, end=END).actions == 0
+    assert lake.actions() == []
     result = lake.check("AAPL", interval="1day", start=START, end=END)
     assert ("jump", "2020-08-28", "2020-08-31") in _rules(result, "AAPL")
 
@@ -253,3 +261,25 @@ def test_lake_check_reports_a_series_mixing_split_adjusted_and_raw_rows(aapl):
     assert (
         adjusted.filter(pl.col("source") == "yahoo")["close"].to_list() == yahoo["close"].to_list()
     )
+
+
+def test_a_fill_fetches_its_symbols_actions_once_planned_and_in_the_ledger(lake):
+    lake.add_symbols("AAPL,MSFT")
+    plan = lake.plan("AAPL,MSFT", interval="1day", start=START, end=END)
+    assert plan.to_dict()["total_action_requests"] == 1  # one batch for both symbols
+    assert plan.actions[0].symbols == ("AAPL", "MSFT")
+    result = lake.fill("AAPL,MSFT", interval="1day", start=START, end=END)
+    assert (result.action_requests, result.actions) == (1, len(lake.actions()))
+    assert ("split", SPLIT_DAY) in {(r["type"], r["ex_date"]) for r in lake.actions("AAPL")}
+    ledger = lake.catalog.ledger("actions", DateRange(START, END), ["AAPL", "MSFT"])
+    assert ledger["symbol"].to_list() == ["AAPL", "MSFT"] and ledger["final"].all()
+    # Nothing left to fetch: no bar request, no action request.
+    again = lake.plan("AAPL,MSFT", interval="1day", start=START, end=END)
+    assert (again.total_requests, len(again.actions)) == (0, 0)
+    rerun = lake.fill("AAPL,MSFT", interval="1day", start=START, end=END)
+    assert (rerun.requests, rerun.action_requests) == (0, 0)
+    # A longer range asks only for the days not yet asked.
+    longer = lake.plan("AAPL", interval="1day", start=START, end=date(2020, 12, 31))
+    assert [(a.range.start, a.range.last) for a in longer.actions] == [
+        (date(2020, 12, 1), date(2020, 12, 31))
+    ]

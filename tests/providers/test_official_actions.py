@@ -156,3 +156,22 @@ def test_vendor_adjusted_bars_divide_out_the_split(emulator) -> None:
     unadjusted, adjusted = closes(enums.Adjustment.RAW), closes(enums.Adjustment.SPLIT)
     assert unadjusted[0] / adjusted[0] == pytest.approx(4.0)
     assert unadjusted[-1] == adjusted[-1]
+
+
+@pytest.mark.parametrize("vendor", ["alpaca", "polygon"])
+def test_a_fill_fetches_actions_beside_the_bars(emulator, vendor_lake, vendor) -> None:
+    em = emulator(vendor, symbols=SYMBOLS)
+    lake = vendor_lake(vendor, em, SYMBOLS, backfill={"fetch_actions": True})
+    result = lake.fill(interval="1day", start=date(2020, 8, 24), end=date(2020, 9, 4))
+    assert result.status == "done" and result.symbol_warnings == {}
+    assert result.action_requests > 0 and em.requests == result.requests + result.action_requests
+    assert {(r["symbol"], r["type"], r["ex_date"]) for r in lake.actions()} >= {
+        ("AAPL", "split", date(2020, 8, 31)),
+        ("TSLA", "split", date(2020, 8, 31)),
+    }
+    # The split is known: adjusted closes before it are the raw ones over 4.
+    raw = lake.bars("AAPL").collect()
+    adjusted = lake.bars("AAPL", adjust="splits").collect()
+    assert raw["close"][0] / adjusted["close"][0] == pytest.approx(4.0)
+    again = lake.fill(interval="1day", start=date(2020, 8, 24), end=date(2020, 9, 4))
+    assert (again.requests, again.action_requests) == (0, 0)

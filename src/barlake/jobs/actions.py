@@ -8,7 +8,6 @@ limiter, the window its bar requests share.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,6 +21,7 @@ from barlake.domain.ranges import DateRange
 from barlake.errors import UsageError
 from barlake.fetch import actions as fetching
 from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.runner import run_blocking
 from barlake.jobs.backfill import Backfill
 from barlake.retention.selection import Selection
 
@@ -80,7 +80,7 @@ class Actions:
                 if not self.backfill.providers.owns(name):
                     await provider.aclose()
 
-        got = asyncio.run(run()) if names and window.days > 0 else fetching.Fetched()
+        got = run_blocking(run) if names and window.days > 0 else fetching.Fetched()
         new = self.catalog.record_actions(actions_.frame(got.actions, self.clock()))
         return ActionsFetched(
             name, window, len(names), got.requests, len(got.actions), new, got.errors

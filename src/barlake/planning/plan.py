@@ -22,7 +22,7 @@ from barlake.calendars.calendar import Calendar
 from barlake.config import REREAD_WEIGHT
 from barlake.coverage.gaps import Gap
 from barlake.domain.intervals import Interval
-from barlake.domain.ranges import DateRange
+from barlake.domain.ranges import DateRange, subtract
 from barlake.errors import UsageError
 from barlake.planning import exact
 from barlake.planning.bound import lower_bound
@@ -84,6 +84,39 @@ class Origin:
 
 
 @dataclass(frozen=True)
+class ActionRequest:
+    """Corporate actions of ``symbols`` with ex-dates in ``range``, from the plan's provider:
+    one batch, one request or a few pages."""
+
+    symbols: tuple[str, ...]
+    range: DateRange
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "symbols": list(self.symbols),
+            "start": self.range.start.isoformat(),
+            "end": self.range.last.isoformat(),
+        }
+
+
+def plan_actions(
+    wanted: Mapping[str, DateRange], covered: Mapping[str, Sequence[DateRange]], batch: int
+) -> list[ActionRequest]:
+    """The requests that bring each symbol's actions to its ``wanted`` range, ``covered``
+    (ranges fetched before, final) left out; symbols missing the same range share a request,
+    ``batch`` at most."""
+    missing: dict[DateRange, list[str]] = {}
+    for symbol, window in sorted(wanted.items()):
+        for hole in subtract([window], covered.get(symbol, ())):
+            missing.setdefault(hole, []).append(symbol)
+    return [
+        ActionRequest(tuple(names[i : i + batch]), hole)
+        for hole, names in sorted(missing.items(), key=lambda kv: kv[0].start)
+        for i in range(0, len(names), max(1, batch))
+    ]
+
+
+@dataclass(frozen=True)
 class Skipped:
     """Something the plan cannot fetch, with the reason."""
 
@@ -111,6 +144,8 @@ class Plan:
     #: The integer program stopped on its clock (``barlake.exact.SECONDS``), not its work
     #: budget: the plan and bound may differ on a faster or quieter machine.
     time_limit_reached: bool = False
+    #: Corporate actions to fetch beside the bars (``backfill.fetch_actions``).
+    actions: tuple[ActionRequest, ...] = ()
 
     @property
     def total_requests(self) -> int:
@@ -129,9 +164,10 @@ class Plan:
         """Time the rate limit alone imposes on sending every page: a minute's quota goes out
         at once, and each further quota a minute later."""
         limit = self.rate_limit_per_min
-        if limit <= 0 or math.isinf(limit) or not self.total_pages:
+        pages = self.total_pages + len(self.actions)
+        if limit <= 0 or math.isinf(limit) or not pages:
             return 0.0
-        return float((self.total_pages - 1) // max(1, int(limit)) * 60)
+        return float((pages - 1) // max(1, int(limit)) * 60)
 
     def __add__(self, other: Plan) -> Plan:
         """One plan doing both: run several selections as one job.
@@ -152,6 +188,7 @@ class Plan:
             parameters={"plans": [self.parameters, other.parameters]},
             lower_bound=self.lower_bound + other.lower_bound,
             time_limit_reached=self.time_limit_reached or other.time_limit_reached,
+            actions=self.actions + other.actions,
         )
 
     def to_dict(self, *, explain: bool = False) -> dict[str, Any]:
@@ -168,6 +205,8 @@ class Plan:
             "missing_sessions": sum(g.sessions for g in self.gaps),
             "skipped": [s.to_dict() for s in self.skipped],
             "solver": {"time_limit_reached": self.time_limit_reached},
+            "action_requests": [a.to_dict() for a in self.actions],
+            "total_action_requests": len(self.actions),
         }
         if explain:
             out["explain"] = [o.to_dict() for o in self.origins]
