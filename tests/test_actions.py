@@ -283,3 +283,42 @@ def test_a_fill_fetches_its_symbols_actions_once_planned_and_in_the_ledger(lake)
     assert [(a.range.start, a.range.last) for a in longer.actions] == [
         (date(2020, 12, 1), date(2020, 12, 31))
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "line"),
+    [
+        (["actions", "fetch", "--provider", "binance"], 2, "serves no corporate actions"),
+        (["actions", "fetch", "--symbols", "NOPE"], 2, "unknown symbol(s) NOPE"),
+        (["actions", "list", "--start", "2020-13-01"], 2, "is not an ISO date"),
+    ],
+)
+def test_bad_actions_input_is_one_line_and_writes_nothing(
+    lake_root, lake, capsys, args, code, line
+):
+    from barlake.cli import main
+
+    lake.add_symbols("AAPL")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--lake", str(lake_root), *args])
+    err = capsys.readouterr().err
+    assert exit_.value.code == code and line in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert lake.actions() == []
+
+
+def test_intraday_total_adjustment_without_daily_bars_uses_the_last_intraday_close(lake):
+    lake.add_symbols("AAPL")
+    lake.fill("AAPL", interval="1min", start=date(2020, 10, 16), end=date(2020, 10, 20))
+    lake.fetch_actions("AAPL", start=date(2020, 10, 16), end=date(2020, 10, 20))
+    (dividend,) = [a for a in lake.actions("AAPL") if a["type"] == "cash_dividend"]
+    assert dividend["ex_date"] == date(2020, 10, 20)
+    raw = lake.bars("AAPL", interval="1min").collect()
+    before = raw.filter(pl.col("ts").dt.date() < dividend["ex_date"])
+    factor = 1 - dividend["amount"] / before["close"][-1]
+    adjusted = lake.bars("AAPL", interval="1min", adjust="total").collect()
+    expected = [
+        c * (factor if t.date() < dividend["ex_date"] else 1.0)
+        for t, c in zip(raw["ts"], raw["close"], strict=True)
+    ]
+    assert adjusted["close"].to_list() == pytest.approx(expected, rel=1e-12)

@@ -13,10 +13,10 @@ from barlake.domain.actions import Action
 from barlake.domain.ranges import DateRange
 from barlake.errors import (
     AuthError,
-    PermanentError,
     ProviderError,
     RateLimitError,
     TransientError,
+    UsageError,
 )
 from barlake.fetch.ratelimit import RateLimiter, backoff
 from barlake.providers.base import ActionPage, ActionSource, Provider
@@ -38,7 +38,7 @@ def batches(provider: Provider, names: Sequence[str]) -> list[tuple[str, ...]]:
     size = provider.capabilities.action_symbols
     if size <= 0:
         msg = f"provider {provider.name!r} serves no corporate actions; use another --provider"
-        raise PermanentError(msg)
+        raise UsageError(msg)
     ordered = sorted(set(names))
     return [tuple(ordered[i : i + size]) for i in range(0, len(ordered), size)]
 

@@ -71,6 +71,7 @@ class Actions:
         name = selection.provider or self.backfill.config.default_provider
         caps = self.backfill.capabilities(name)
         provider = self.backfill.providers.open(name)
+        fetching.batches(provider, names)  # a provider without actions is refused now
         limiter = RateLimiter(self.backfill.rate_limit(name, caps))
 
         async def run() -> fetching.Fetched:
