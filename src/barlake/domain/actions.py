@@ -17,7 +17,7 @@ changes the next adjusted read and needs no refetch.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Literal
 
 import polars as pl
@@ -124,17 +124,23 @@ def factors(actions: pl.DataFrame, closes: pl.LazyFrame, how: Adjust) -> pl.Lazy
     )
     shares = pl.when(pl.col("type").is_in(SHARE_TYPES)).then(pl.col("ratio"))
     if how == "total":
-        before = closes.select("symbol", pl.col("ts").dt.date().alias("day"), "close").filter(
-            pl.col("close") > 0
-        )
-        # Sorted within each symbol is what an asof join by symbol needs (bars are).
+        # The last bar strictly before the ex-date's 00:00 UTC; sorted within each symbol is
+        # what an asof join by symbol needs (bars are).
         acts = (
-            acts.with_columns((pl.col("ex_date") - timedelta(days=1)).alias("day"))
-            .sort("symbol", "day")
-            .join_asof(before, on="day", by="symbol", strategy="backward", check_sortedness=False)
+            acts.with_columns(_midnight("ex_date").alias("ts"))
+            .sort("symbol", "ts")
+            .join_asof(
+                closes.select("symbol", "ts", "close"),
+                on="ts",
+                by="symbol",
+                strategy="backward",
+                allow_exact_matches=False,
+                check_sortedness=False,
+            )
         )
         cash = 1 - pl.col("amount") / pl.col("close")
-        dividend: pl.Expr = pl.when((pl.col("type") == "cash_dividend") & (cash > 0)).then(cash)
+        paid = (pl.col("type") == "cash_dividend") & (pl.col("close") > 0) & (cash > 0)
+        dividend: pl.Expr = pl.when(paid).then(cash)
     else:
         dividend = pl.lit(None, dtype=pl.Float64)
     one = (
@@ -151,6 +157,11 @@ def factors(actions: pl.DataFrame, closes: pl.LazyFrame, how: Adjust) -> pl.Lazy
     return one.select("symbol", "ex_date", later.alias("shares"), cumd.alias("cash")).sort(
         "symbol", "ex_date"
     )
+
+
+def _midnight(column: str) -> pl.Expr:
+    """A date column as its 00:00 UTC, in the bars' ``ts`` type."""
+    return pl.col(column).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
 def adjusted(
@@ -173,14 +184,15 @@ def adjusted(
         return bars
     schema = bars.collect_schema()
     table = factors(actions, closes if closes is not None else bars, how)
-    # The first action strictly after the bar's date carries the factor of all later ones;
-    # the join keeps the bars' order, sorted by ts within each symbol as it needs.
-    keyed = bars.with_columns((pl.col("ts").dt.date() + timedelta(days=1)).alias("_day"))
-    joined = keyed.join_asof(
-        table.rename({"ex_date": "_day"}),
-        on="_day",
+    # The first action whose ex-date starts after the bar does carries the factor of all
+    # later ones; the join keeps the bars' order, sorted by ts within each symbol as it needs.
+    keys = table.select("symbol", _midnight("ex_date").alias("ts"), "shares", "cash")
+    joined = bars.join_asof(
+        keys,
+        on="ts",
         by="symbol",
         strategy="forward",
+        allow_exact_matches=False,
         check_sortedness=False,
     )
     # Rows of a split-adjusting source have their splits in them already.
