@@ -11,7 +11,6 @@ ROOT/first_request. It serves until SIGTERM.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import uvicorn
 
 from barlake.api import create_app
+from barlake.api.listener import listen
 from barlake.lake import Lake
 from barlake.providers.base import Page, Request
 from barlake.providers.demo import DemoConfig, DemoProvider
@@ -42,9 +42,7 @@ def main() -> None:
     provider = Stamping(DemoConfig(latency_ms=latency), root / "first_request")
     lake = Lake.open(root, providers={"demo": provider})
     app = create_app(lake, token=os.environ["LAKE_API_TOKEN"], workers=1)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(2048)
+    listener = listen("127.0.0.1", 0)
     print(f"http://127.0.0.1:{listener.getsockname()[1]}", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     uvicorn.Server(config).run(sockets=[listener])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +17,29 @@ from barlake.lake import Lake
 CLOCK = datetime(2025, 1, 15, 22, tzinfo=UTC)
 
 
+#: Debian's Chromium, which the browser tests drive through Playwright, and how they start it.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
 def clock() -> datetime:
     return CLOCK
+
+
+@pytest.fixture
+def chromium():
+    """A headless Chromium driven by Playwright (closed after the test); skips the test when
+    Debian's chromium is not installed."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture(autouse=True)

@@ -169,7 +169,13 @@ CASES: dict[str, Case] = {
     "report unknown interval": Case(("report", "{tmp}/r.html", "--interval", "2h"), 2, "2h"),
     # -- symbols and layers in a selection
     "plan unknown symbol": Case(("plan", "--symbols", "AAPL,ZZZZ"), 2, "ZZZZ"),
-    "fill unknown symbol": Case(("fill", "--symbols", "ZZZZ"), 2, "ZZZZ"),
+    "gaps untracked symbol": Case(("gaps", "ZZZZ"), 2, "ZZZZ: the lake does not track"),
+    # a fill tracks a new symbol, but only once the rest of its input is known to be good
+    "fill new symbol bad interval": Case(("fill", "ZZZZ", "--interval", "2min"), 2, "2min"),
+    "fill new symbol absurd days": Case(("fill", "ZZZZ", "--days", HUGE), 2, "--days"),
+    "fill new symbol unknown provider": Case(("fill", "ZZZZ", "--provider", "nope"), 2, "nope"),
+    "fill new symbol unknown policy": Case(("fill", "ZZZZ", "--policy", "nope"), 2, "nope"),
+    "fill dry run repair": Case(("fill", "--dry-run", "--repair"), 2, "--dry-run"),
     "check unknown symbol": Case(("check", "--symbols", "ZZZZ"), 2, "ZZZZ"),
     "gaps escaping symbol": Case(("gaps", "--symbols", ".."), 2, "could escape"),
     "plan layer out of range": Case(("plan", "--layer", "7"), 2, "--layer"),

@@ -458,6 +458,7 @@ def test_plan_reports_calls_next_to_their_lower_bound(root: Path) -> None:
     args = ("plan", "--interval", "1day", "--start", "2024-06-03", "--end", "2024-06-28")
     data = json.loads(invoke(root, *args, "--json").stdout)
     # 250 symbols x 19 sessions: two packs (the demo takes 200 symbols a request), one page each.
-    assert (data["total_requests"], data["total_pages"], data["lower_bound"]) == (2, 2, 2)
+    assert (data["total_requests"], data["total_ranges"], data["lower_bound"]) == (2, 2, 2)
     result = invoke(root, *args)
-    assert "2 request(s), 2 call(s) with pages (lower bound 2)" in result.stdout + result.stderr
+    said = "2 request(s) (provider calls, one per page; lower bound 2) over 2 range(s)"
+    assert said in result.stdout + result.stderr

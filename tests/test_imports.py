@@ -4,6 +4,7 @@ front end starts at once: ``lake --help`` loads click and none of the heavy libr
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,8 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r}), file=sys.s
 def test_lake_help_loads_nothing_heavy() -> None:
     out, heavy = loaded_after("from barlake.cli import main\nmain(['--help'])")
     assert heavy == []
-    assert "Commands:" in out and "symbols  Manage the symbols the lake tracks." in out
+    assert "Commands:" in out
+    assert re.search(r"\n  symbols +Manage the symbols the lake tracks\.", out), out
 
 
 def test_every_command_help_loads_nothing_heavy() -> None:

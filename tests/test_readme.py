@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from barlake.cli import COMMANDS
 from barlake.config import LakeConfig, parse
 
 README = Path(__file__).parent.parent / "README.md"
@@ -33,3 +34,28 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert len(commands) == 2
     assert "lake fill" in commands[0] and "--provider demo" in commands[0]
     assert "pytest" in commands[1]
+
+
+def command_table() -> list[str]:
+    """The first cells of the command table of "The command line"."""
+    section = README.read_text().split("## The command line", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| (`lake [^|]*?)\s*\|", section, re.M)
+
+
+def test_readme_documents_every_command() -> None:
+    text = README.read_text()
+    table = " ".join(command_table())
+    for name in COMMANDS:
+        where = table if name != "serve" else text  # `lake serve` has its own section
+        assert f"`lake {name}" in where or f", `lake {name}" in where, name
+
+
+def test_readme_command_table_shows_the_conventions() -> None:
+    table = command_table()
+    assert "`lake providers [--json]`" in table
+    assert "`lake fill --dry-run`" in table
+    assert any(cell.startswith("`lake fill [SYMBOLS]...") for cell in table)
+    text = README.read_text()
+    assert "`lake --version`" in text
+    for shell in ("bash", "zsh", "fish"):
+        assert f"_LAKE_COMPLETE={shell}_source lake" in text

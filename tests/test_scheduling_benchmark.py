@@ -73,7 +73,7 @@ def test_scenario_counts(bench: ModuleType, tmp_path: Path, name: str) -> None:
     assert ours.rate_limited == m.naive.rate_limited == 0
     assert m.naive.sampled == len(scenario.symbols)
     assert ours.requests <= m.naive.requests
-    assert ours.requests == ours.plan.total_pages
+    assert ours.requests == ours.plan.total_requests
     assert m.gaps_after == 0
 
     lake = Lake.open(m.lake, clock=bench.clock)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         UsageError,
         ValidationError,
     )
+    from barlake.fetch.progress import Progress
     from barlake.lake import Lake
     from barlake.views.coverage import Coverage
 
@@ -58,6 +59,7 @@ _HOMES: dict[str, str] = {
         "barlake.errors",
     ),
     "Lake": "barlake.lake",
+    "Progress": "barlake.fetch.progress",
 }
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "LakeError",
     "LockError",
     "PermanentError",
+    "Progress",
     "ProviderError",
     "RateLimitError",
     "StorageError",

@@ -24,7 +24,14 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    model_validator,
+)
 
 from barlake.errors import ConfigError, UsageError
 
@@ -49,7 +56,29 @@ class Conflict(KeyedError):
 #: below ``barlake.domain`` and ``barlake.retention``, so it repeats their spellings
 #: (``domain.intervals.INTERVALS``, ``retention.policy.PRIORITIES``); a test keeps them equal.
 IntervalName = Literal["1min", "5min", "15min", "30min", "1hour", "1day"]
+#: Other spellings of the intervals (``domain.intervals.ALIASES``, repeated for the same reason).
+INTERVAL_ALIASES: dict[str, IntervalName] = {
+    name.replace("min", "m").replace("hour", "h").replace("day", "d"): name
+    for name in get_args(IntervalName)
+}
+
+
+def _interval_name(value: Any) -> Any:
+    return INTERVAL_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+#: An interval as lake.yaml may spell it: a name or an alias, validated as the name.
+IntervalField = Annotated[IntervalName, BeforeValidator(_interval_name)]
 PriorityName = Literal["low", "medium", "high", "critical"]
+#: Which interval's bars each one can be resampled from (``domain.resample.sources``).
+RESAMPLE_SOURCES: dict[IntervalName, tuple[IntervalName, ...]] = {
+    "1min": (),
+    "5min": ("1min",),
+    "15min": ("1min", "5min"),
+    "30min": ("1min", "5min", "15min"),
+    "1hour": ("1min", "5min", "15min", "30min"),
+    "1day": (),
+}
 LAYER_PRIORITY: dict[int, PriorityName] = {0: "low", 1: "medium", 2: "high", 3: "critical"}
 
 
@@ -73,6 +102,10 @@ DEFAULT_TIERS = {
 
 #: What a page of stored bars fetched again costs, in requests (see ``barlake.planning.cost``).
 REREAD_WEIGHT = 0.5
+#: Seconds each request occupies a rate-limit window beyond the window itself (a clock
+#: difference or a slow first answer must not earn a 429 at the window's edge); the limiter
+#: uses it and the plan's time estimate counts it.
+RATE_MARGIN_S = 1.0
 
 
 class OrchestrationConfig(_Strict):
@@ -145,6 +178,24 @@ class BackfillConfig(_Strict):
     orchestration: OrchestrationConfig = Field(
         default=OrchestrationConfig(), description="The roadmap's spellings of two settings."
     )
+    resample: dict[IntervalField, IntervalField] = Field(
+        default_factory=dict,
+        description="Interval -> finer interval its bars are built from when stored ones cover "
+        "the session (e.g. {5min: 1min}): such sessions are resampled, not fetched.",
+    )
+
+    @model_validator(mode="after")
+    def _resample(self) -> BackfillConfig:
+        for coarse, fine in self.resample.items():
+            if fine not in RESAMPLE_SOURCES[coarse]:
+                allowed = " or ".join(RESAMPLE_SOURCES[coarse])
+                hint = f"use {allowed}" if allowed else "daily bars are always fetched"
+                msg = (
+                    f"backfill.resample.{coarse}: {fine} bars cannot make {coarse} bars (the "
+                    f"source must be a finer intraday interval that divides it); {hint}"
+                )
+                raise KeyedError(msg)
+        return self
 
     def overridden(self, name: str, value: Any, option: str) -> BackfillConfig:
         """A copy with setting ``name`` at ``value``, checked as lake.yaml's would be (a bare
@@ -241,7 +292,7 @@ class ScheduleEntry(_Strict):
     grace_minutes: float = Field(
         default=30, ge=0, description="update: minutes after the close before it is queued."
     )
-    interval: list[IntervalName] | None = Field(
+    interval: list[IntervalField] | None = Field(
         default=None, description="Intervals (default: the policy's)."
     )
 
@@ -336,7 +387,7 @@ class ScannerLayer(_Strict):
     retention_days: int = Field(
         ge=1, strict=True, description="Calendar days of every interval listed (at most)."
     )
-    intervals: tuple[IntervalName, ...] = Field(min_length=1, description="Bar intervals kept.")
+    intervals: tuple[IntervalField, ...] = Field(min_length=1, description="Bar intervals kept.")
     priority: PriorityName | None = Field(default=None, description="Plans fill higher first.")
 
 
@@ -548,6 +599,19 @@ class Loaded:
         """Where the setting at the dotted ``key`` came from."""
         return self.sources.get(key, "default")
 
+    def with_flags(self, *, provider: str | None = None, parallel: int | None = None) -> Loaded:
+        """This configuration as a command sees it with ``--provider`` and ``--parallel``
+        (checked as lake.yaml's values are), those settings' source the flag."""
+        config, sources = self.config, dict(self.sources)
+        if provider is not None:
+            config = config.model_copy(update={"default_provider": provider})
+            sources["default_provider"] = "flag --provider"
+        if parallel is not None:
+            backfill = config.backfill.overridden("parallel_symbols", parallel, "--parallel")
+            config = config.model_copy(update={"backfill": backfill})
+            sources["backfill.parallel_symbols"] = "flag --parallel"
+        return Loaded(config, self.path, sources)
+
     def settings(self) -> Iterator[tuple[str, Any, str]]:
         """Each setting as (dotted key, value, source), secrets masked; the retention sections
         are left to ``barlake.retention.effective`` and the orchestration keys are shown as
@@ -755,6 +819,8 @@ def _annotation_at(model: type[BaseModel], loc: tuple[Any, ...]) -> Any:
 
 
 def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
     if get_origin(annotation) in (Union, UnionType):
         arms = [a for a in get_args(annotation) if a is not type(None)]
         return arms[0] if len(arms) == 1 else annotation

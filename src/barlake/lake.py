@@ -8,7 +8,7 @@ of the lake, built into one ``Selection`` and handed to a service (``barlake.wir
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -28,16 +28,19 @@ if TYPE_CHECKING:
     from barlake.config import LakeConfig
     from barlake.coverage.gaps import Gap
     from barlake.domain.actions import Adjust
+    from barlake.domain.resample import Period
     from barlake.fetch.job import JobResult, ProgressCallback, SymbolErrors
     from barlake.jobs.actions import ActionsFetched
     from barlake.jobs.queue import Queue
     from barlake.jobs.worker import Log, Worker
     from barlake.planning.plan import Plan
     from barlake.providers.base import Provider
+    from barlake.providers.listing import ProviderInfo
     from barlake.quality.check import CheckResult
     from barlake.retention.policy import Policy
     from barlake.retention.prune import Pruned
     from barlake.storage.store import Store
+    from barlake.universe.members import Member
     from barlake.views.coverage import Coverage
     from barlake.wiring import Services
 
@@ -115,14 +118,33 @@ class Lake:
     # -- symbols and layers ------------------------------------------------------------------
 
     def add_symbols(self, names: str | Sequence[str], **attributes: Any) -> int:
-        """Add symbols (``"AAPL,MSFT"`` or a list); ``attributes`` set catalog columns."""
+        """Add symbols (``"AAPL,MSFT"`` or a list, upper-cased); ``attributes`` set catalog
+        columns. A new crypto pair (``BTCUSDT``, ``ETH-USD``, ``BTC/USDT``) is tracked as asset
+        class crypto on the 24/7 calendar unless ``attributes`` say otherwise
+        (``calendar_warnings`` names a pair put on an exchange calendar)."""
         from barlake.domain.symbols import SYMBOL_COLUMNS
 
         return self.services.registry.add(symbols_of(names) or [], attributes, SYMBOL_COLUMNS)
 
     def import_symbols(self, path: str | Path) -> int:
-        """Add or update symbols from a CSV, Parquet or JSON file with a ``symbol`` column."""
+        """Add or update symbols from a CSV, Parquet or JSON file with a ``symbol`` column, or
+        from a ``.txt`` list of symbols (one a line; ``#`` comments and blank lines skipped)."""
         return self.services.registry.import_file(Path(path))
+
+    def untracked(self, names: str | Sequence[str]) -> list[str]:
+        """The names of ``names`` (upper-cased) that the lake does not track."""
+        with self.catalog.session(read_only=True):
+            return self.services.registry.untracked(symbols_of(names) or [])
+
+    def calendar_warnings(self, names: str | Sequence[str]) -> list[str]:
+        """One line per symbol of ``names`` that is a crypto pair on an exchange calendar (its
+        nights and weekends would never count as coverage), saying how to move it to 24/7.
+
+        >>> lake.add_symbols("BTCUSDT", calendar="XNYS")      # doctest: +SKIP
+        >>> lake.calendar_warnings("BTCUSDT")                  # doctest: +SKIP
+        ['BTCUSDT is a crypto pair, which trades around the clock, but it is on the XNYS ...']
+        """
+        return self.services.registry.calendar_warnings(symbols_of(names) or [])
 
     def symbols(self, names: Sequence[str] | None = None) -> pl.DataFrame:
         """The symbols table (all, or ``names``)."""
@@ -184,18 +206,39 @@ class Lake:
         return self.services.backfill.gaps(Selection.of(symbols, **chosen))
 
     def plan(
-        self, symbols: Symbols = None, *, provider: str | None = None, **chosen: Unpack[Chosen]
+        self,
+        symbols: Symbols = None,
+        *,
+        provider: str | None = None,
+        track: bool = False,
+        retry_failed: bool = False,
+        **chosen: Unpack[Chosen],
     ) -> Plan:
         """What a fill would fetch, request by request, and why.
 
         Ranges come from ``days`` or ``start``/``end`` when given (they always win), else from
         ``policy`` (or lake.yaml's ``default_policy``) by each symbol's layer, else from
         ``backfill.default_days``. ``interval`` None means the policy's intervals (or 1day).
+        A symbol the lake does not track is an error (``UnknownSymbolError``), unless
+        ``track``: then it is planned as ``fill`` would track it, and nothing is written.
+        ``retry_failed`` plans the symbols set aside as ``fill(retry_failed=True)`` would.
 
         >>> plan = lake.plan("AAPL,MSFT", days=30, interval=["1day", "1min"])  # doctest: +SKIP
         >>> plan.total_requests, plan.estimated_bars                          # doctest: +SKIP
         """
-        return self.services.backfill.plan(Selection.of(symbols, provider=provider, **chosen))
+        backfill = self.services.backfill
+        selection = Selection.of(symbols, provider=provider, **chosen)
+        wanted = backfill.resolve(selection, track=track)
+        return backfill.plan(selection, wanted, retry_failed=retry_failed)
+
+    def plan_events(
+        self, *, policy: str | Policy | None = None, provider: str | None = None
+    ) -> Plan:
+        """What ``fill_events`` would fetch for the pending events; nothing is written."""
+        from barlake.jobs.events import plan_events
+
+        pending = self.catalog.events(pending=True)
+        return plan_events(self.services.backfill, pending, policy, provider)[0]
 
     def fill(
         self,
@@ -206,9 +249,16 @@ class Lake:
         command: str | None = None,
         retry_failed: bool = False,
         repair: bool = False,
+        track: bool = True,
+        on_track: Callable[[Sequence[Member]], None] | None = None,
         **selection: Any,
     ) -> JobResult:
         """Fetch what ``plan`` finds missing and write it; returns the job's result.
+
+        A symbol of ``symbols`` the lake does not track is tracked first, as ``add_symbols``
+        would add it (a crypto pair on the 24/7 calendar), once the selection is known to be
+        valid; ``on_track`` is then told the new members. ``track=False`` refuses such a
+        symbol instead (``UnknownSymbolError``), as ``plan`` and ``gaps`` do.
 
         With ``repair``, also fetch again every session whose stored bars ``check`` flags
         (impossible values, duplicates, partial sessions, off-grid bars) and replace those
@@ -217,14 +267,24 @@ class Lake:
         ``AuthError`` when credentials are refused and ``Interrupted`` on SIGINT/SIGTERM
         (after saving all fetched bars). Symbols the provider refused as unknown are set
         aside: left out of later fills until ``retry_failed`` (or ``add_symbols`` of them
-        again).
+        again). ``on_progress`` hears a ``barlake.Progress`` after every request, wait and
+        save, and a last one (``done``) whose counts are the result's; ``print`` shows them
+        as lines.
 
         >>> lake.fill("AAPL", interval="1day", days=30).bars_written  # doctest: +SKIP
+        >>> lake.fill("AAPL", interval="1min", days=5, on_progress=print)  # doctest: +SKIP
         >>> lake.fill("AAPL", interval="1min", days=30, repair=True).status  # doctest: +SKIP
         """
         from barlake.jobs.backfill import RunOptions
 
-        run = RunOptions(parallel, on_progress, command, retry_failed=retry_failed)
+        run = RunOptions(
+            parallel,
+            on_progress,
+            command,
+            retry_failed=retry_failed,
+            track=track,
+            on_track=on_track,
+        )
         chosen = Selection.of(symbols, **selection)
         if not repair:
             return self.services.backfill.fill(chosen, run)
@@ -419,16 +479,30 @@ class Lake:
         """
         return self.services.actions.rows(symbols_of(symbols), start=start, end=end, types=types)
 
+    # -- providers ----------------------------------------------------------------------------
+
+    def providers(self) -> list[ProviderInfo]:
+        """Each provider: what it serves, its rate limit and that limit's source, and whether
+        its credentials are set (never the credentials).
+
+        >>> [(p.name, p.credentials) for p in lake.providers()]  # doctest: +SKIP
+        [('demo', 'not needed'), ('alpaca', 'missing'), ...]
+        """
+        from barlake.providers.listing import of_lake
+
+        return of_lake(self.root, given=self._providers, clock=self.clock)
+
     # -- research: bars, coverage, report ---------------------------------------------------
 
     def bars(
         self,
         symbols: Symbols = None,
         *,
-        interval: Interval = "1day",
+        interval: Interval | Period = "1day",
         start: date | None = None,
         end: date | None = None,
         days: int | None = None,
+        resample_from: Interval | None = None,
         adjust: Adjust = "none",
     ) -> pl.LazyFrame:
         """The stored bars of ``symbols`` (every stored symbol when None) at ``interval``, sorted
@@ -438,27 +512,45 @@ class Lake:
         date; with neither, all history. DuckDB queries the result by name
         (``duckdb.sql("select * from bars")``) or as a relation (``duckdb.from_arrow(bars)``).
 
+        ``resample_from`` builds the ``interval`` bars from the stored bars of that finer
+        interval instead (``barlake.domain.resample``: vendor-style aggregation on the exchange's
+        clock grid); ``1week`` and ``1month`` bars are always built from daily ones, whole
+        periods, stamped by their first session.
+
         ``adjust`` computes prices as of today from the catalog's actions (``lake actions``):
         ``"splits"`` divides prices before a split by its ratio and multiplies volumes,
         ``"total"`` also applies each cash dividend's ``1 - amount / close before``; the files
-        stay raw (``domain.actions``).
+        stay raw (``domain.actions``). Resampled bars are adjusted by their start.
 
         >>> lake.bars("AAPL,BRK/B", start=date(2024, 1, 2)).collect()  # doctest: +SKIP
+        >>> lake.bars("AAPL", interval="5min", resample_from="1min", days=5)  # doctest: +SKIP
+        >>> lake.bars("AAPL", interval="1week", start=date(2024, 1, 1))  # doctest: +SKIP
         >>> lake.bars("AAPL", adjust="total").collect()                 # doctest: +SKIP
         """
         from barlake.calendars.calendar import calendar_for
+        from barlake.domain import resample
         from barlake.domain.actions import parse_adjust
         from barlake.storage import reads
 
         how = parse_adjust(adjust)
-        name, names = spec(interval).name, symbols_of(symbols)
+        names = symbols_of(symbols)
         window = Selection(days=days, start=start, end=end).window(self.today)
-        shifts = self.services.registry.day_shifts(names) if spec(name).intraday else {}
-        raw = reads.bars(self.store, name, names, window, shifts, calendar_for(None).day_shift)
-        return raw if how == "none" else self._adjusted(raw, name, names, how)
+        if interval not in resample.PERIODS:
+            interval = spec(interval).name  # an alias (``1h``) is the interval it names
+        if resample_from is not None or interval in resample.PERIODS:
+            source = resample.check(interval, resample_from or "1day")
+            cals = self.services.registry.calendars(names)
+            raw = reads.resampled(
+                self.store, interval, source, names, window, cals, calendar_for(None)
+            )
+        else:
+            name = spec(interval).name
+            shifts = self.services.registry.day_shifts(names) if spec(name).intraday else {}
+            raw = reads.bars(self.store, name, names, window, shifts, calendar_for(None).day_shift)
+        return raw if how == "none" else self._adjusted(raw, interval, names, how)
 
     def _adjusted(
-        self, raw: pl.LazyFrame, interval: Interval, names: list[str] | None, how: Adjust
+        self, raw: pl.LazyFrame, interval: str, names: list[str] | None, how: Adjust
     ) -> pl.LazyFrame:
         """``raw`` adjusted ``how`` by the actions on record up to today (an announced action
         adjusts nothing before its ex-date)."""
@@ -504,26 +596,42 @@ class Lake:
         path: str | Path,
         symbols: Symbols = None,
         *,
-        interval: Interval = "1day",
+        interval: Interval | Sequence[Interval] | None = None,
         jobs: int = 10,
         **span: Unpack[Span],
     ) -> Path:
-        """Write a self-contained HTML page: coverage map and table, gaps, the last ``jobs``
-        jobs and their errors (symbols and ranges chosen as in ``gaps``).
+        """Write a self-contained HTML page: what the lake holds at each interval (bars,
+        symbols, first and last bar, files, bytes), each interval's coverage map and table and
+        its gaps (symbols and ranges chosen as in ``gaps``), the last ``jobs`` jobs and their
+        errors. ``interval`` None: every interval the lake holds (1day when it holds none).
 
         >>> lake.report("report.html", days=90)  # doctest: +SKIP
         """
         from barlake.fetch.job import error_rows
         from barlake.views import report as report_
 
-        coverage = self.coverage(symbols, interval=interval, **span)
+        held = {h.interval: h for h in self.store.holdings()}
+        if interval is None:
+            chosen: list[Interval] = list(held) or ["1day"]
+        else:
+            given = [interval] if isinstance(interval, str) else list(interval)
+            chosen = [spec(i).name for i in given]
+        sections = []
+        for name in chosen:
+            coverage = self.coverage(symbols, interval=name, **span)
+            sections.append(
+                report_.Section(
+                    coverage=coverage,
+                    png=report_.picture(coverage),
+                    gaps=[g.to_dict() for g in self.gaps(symbols, interval=name, **span)],
+                    holding=held.get(name),
+                )
+            )
         recent = self.catalog.jobs(jobs).to_dicts()
         failed = [j for j in recent if j.get("symbols_failed")]
         page = report_.Report(
             title=f"barlake report: {self.root} ({self.clock().strftime('%Y-%m-%d %H:%M UTC')})",
-            coverage=coverage,
-            png=report_.picture(coverage),
-            gaps=[g.to_dict() for g in self.gaps(symbols, interval=interval, **span)],
+            sections=sections,
             jobs=recent,
             errors=[
                 {"job_id": j["job_id"], **row}

@@ -15,6 +15,7 @@ from barlake.catalog.embedded import Catalog
 from barlake.clock import Clock
 from barlake.config import LakeConfig, load
 from barlake.coverage.finder import GapFinder
+from barlake.fetch.resample import Resampler
 from barlake.jobs.actions import Actions
 from barlake.jobs.backfill import Backfill
 from barlake.providers import open_provider
@@ -82,6 +83,8 @@ def wire(
     def lock() -> FillLock:
         return FillLock(root)
 
+    grace = timedelta(minutes=config.backfill.provisional_grace_minutes)
+
     backfill = Backfill(
         catalog=catalog,
         registry=registry,
@@ -92,13 +95,14 @@ def wire(
         config=config,
         clock=clock,
         fill_lock=lock,
+        resampler=Resampler(finder, store, clock, grace),
     )
     checker = Checker(
         finder=finder,
         bars=store,
         catalog=catalog,
         clock=clock,
-        grace=timedelta(minutes=config.backfill.provisional_grace_minutes),
+        grace=grace,
     )
     actions = Actions(backfill, catalog, clock)
     return Services(

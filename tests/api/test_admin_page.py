@@ -3,71 +3,60 @@ watch it reach done, promote a symbol; no page errors."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-
-import pytest
+from typing import TYPE_CHECKING
 
 from .support import SYMBOLS, TOKEN, Served
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 
-def test_queue_a_backfill_from_the_page_and_watch_it_finish(served: Served, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_queue_a_backfill_from_the_page_and_watch_it_finish(
+    served: Served, chromium: Browser, tmp_path: Path
+) -> None:
     problems: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on(
-                "console",
-                lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
-            )
-            page.on(
-                "response",
-                lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None,
-            )
-            page.goto(served.url + "/")
-            assert page.title().startswith("barlake admin")
-            assert page.locator(f'#section-symbols tr[data-symbol="{SYMBOLS[0]}"]').count() == 1
+    page = chromium.new_page()
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on(
+        "console",
+        lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
+    )
+    page.on(
+        "response",
+        lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+    )
+    page.goto(served.url + "/")
+    assert page.title().startswith("barlake admin")
+    assert page.locator(f'#section-symbols tr[data-symbol="{SYMBOLS[0]}"]').count() == 1
 
-            page.fill("input[name=symbols]", ",".join(SYMBOLS[:3]))
-            page.fill("input[name=interval]", "1day")
-            page.fill("input[name=days]", "20")
-            page.click("#queue-it")  # no token yet: the page asks for it, nothing is sent
-            page.wait_for_selector("#notice.error")
-            assert "token" in page.inner_text("#notice")
-            assert served.lake.queue.list() == []
+    page.fill("input[name=symbols]", ",".join(SYMBOLS[:3]))
+    page.fill("input[name=interval]", "1day")
+    page.fill("input[name=days]", "20")
+    page.click("#queue-it")  # no token yet: the page asks for it, nothing is sent
+    page.wait_for_selector("#notice.error")
+    assert "token" in page.inner_text("#notice")
+    assert served.lake.queue.list() == []
 
-            page.fill("#token", TOKEN)
-            page.dispatch_event("#token", "change")
-            page.click("#preview")
-            page.wait_for_selector("#plan:not([hidden])")
-            assert "request(s)" in page.inner_text("#plan")
-            page.click("#queue-it")
-            page.wait_for_function("document.body.dataset.lastRequest !== undefined")
-            request = page.evaluate("document.body.dataset.lastRequest")
-            page.wait_for_selector(
-                f'tr[data-request="{request}"][data-state="done"]', timeout=60_000
-            )
-            job = served.client.get(f"/backfills/{request}").json()["job_id"]
-            page.wait_for_selector(f'tr[data-job="{job}"][data-status="done"]', timeout=60_000)
+    page.fill("#token", TOKEN)
+    page.dispatch_event("#token", "change")
+    page.click("#preview")
+    page.wait_for_selector("#plan:not([hidden])")
+    assert "request(s)" in page.inner_text("#plan")
+    page.click("#queue-it")
+    page.wait_for_function("document.body.dataset.lastRequest !== undefined")
+    request = page.evaluate("document.body.dataset.lastRequest")
+    page.wait_for_selector(f'tr[data-request="{request}"][data-state="done"]', timeout=60_000)
+    job = served.client.get(f"/backfills/{request}").json()["job_id"]
+    page.wait_for_selector(f'tr[data-job="{job}"][data-status="done"]', timeout=60_000)
 
-            promoted = SYMBOLS[3]
-            page.click(f'button[data-symbol="{promoted}"][data-layer="1"]')
-            page.wait_for_selector(f'button[data-symbol="{promoted}"][data-layer="0"]')
-            assert f"{promoted} now at layer 1" in page.inner_text("#notice")
-            assert "error" not in (page.get_attribute("#notice", "class") or "")
-            page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
-            assert page.evaluate("sessionStorage.getItem('lake-token')") == TOKEN
-        finally:
-            browser.close()
+    promoted = SYMBOLS[3]
+    page.click(f'button[data-symbol="{promoted}"][data-layer="1"]')
+    page.wait_for_selector(f'button[data-symbol="{promoted}"][data-layer="0"]')
+    assert f"{promoted} now at layer 1" in page.inner_text("#notice")
+    assert "error" not in (page.get_attribute("#notice", "class") or "")
+    page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
+    assert page.evaluate("sessionStorage.getItem('lake-token')") == TOKEN
     # The page's first click without a token was refused in the page itself, not by the API.
     assert problems == []
     assert (tmp_path / "admin.png").stat().st_size > 10_000

@@ -140,7 +140,7 @@ def test_planner_keeps_minute_requests_to_a_week(emulator, vendor_lake) -> None:
     assert (ranges[0].start, ranges[-1].end) == (date(2024, 6, 1), date(2024, 7, 1))
     # 1,440 bars a day in pages of 1,000: 6-day pieces fill 9 pages each, 45 calls in all,
     # the fewest whole-day pieces of at most a week can make (7-day pieces would take 47).
-    assert plan.total_pages == 45
+    assert plan.total_requests == 45
 
 
 def test_used_weight_is_tracked_and_a_full_minute_waits(emulator) -> None:
@@ -308,3 +308,15 @@ def test_real_pairs_such_as_bnbbtc_are_served_and_stored(emulator, vendor_lake) 
     got = stored(lake.root, "1day")
     assert got.group_by("symbol").len().sort("symbol").rows() == [("BNBBTC", 7), ("ETHBTC", 7)]
     assert lake.gaps(interval="1day", start=date(2024, 6, 3), end=date(2024, 6, 9)) == []
+
+
+@pytest.mark.parametrize("name", ["BTC/USDT", "BTC-USDT"])
+def test_a_pair_written_with_a_separator_is_sent_as_binance_spells_it(emulator, name) -> None:
+    em = emulator("binance")
+    asked = Request(
+        "binance", (name,), "1day", DateRange.inclusive(date(2024, 6, 3), date(2024, 6, 5))
+    )
+    bars, _ = fetch_all(provider(em), asked)
+    assert bars["symbol"].unique().to_list() == [name]
+    want = expected(["BTCUSDT"], "1day", date(2024, 6, 3), date(2024, 6, 5))
+    assert same_values(bars, want.with_columns(pl.lit(name).alias("symbol")), "binance")

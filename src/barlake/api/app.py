@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from barlake.api import problems
+from barlake.api.coalesce import Coalescer
 from barlake.api.limits import BodyLimits
 from barlake.api.pool import WorkerPool
 from barlake.api.responses import LakeJSON
@@ -62,6 +63,7 @@ def create_app(
     app.state.lake = lake
     app.state.guard = Guard(token, public_reads, lake.config.api.token_env)
     app.state.pool = pool
+    app.state.reads = Coalescer()
     problems.install(app)
     for module in (backfills, jobs, symbols, data, health, admin):
         app.include_router(module.router)

@@ -1,7 +1,13 @@
-"""What routes receive: the lake, the token checks, and a selection from query parameters."""
+"""What routes receive: the lake, the token checks, a selection from query parameters, and
+``shared`` for reads that identical requests arriving together answer once.
+
+The dependencies are coroutines: they do no I/O, and a plain function would cost each request a
+trip through the thread pool.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,7 +25,7 @@ if TYPE_CHECKING:
 _bearer = HTTPBearer(auto_error=False, description="The token in LAKE_API_TOKEN.")
 
 
-def _lake(request: Request) -> Lake:
+async def _lake(request: Request) -> Lake:
     lake: Lake = request.app.state.lake
     return lake
 
@@ -27,12 +33,12 @@ def _lake(request: Request) -> Lake:
 _Scheme = Annotated[Any, Security(_bearer)]
 
 
-def _may_read(request: Request) -> None:
+async def _may_read(request: Request) -> None:
     # Not declared in the document: reads are open on loopback, where the page runs.
     request.app.state.guard.allow_read(request.headers.get("authorization"))
 
 
-def _may_change(request: Request, _scheme: _Scheme) -> None:
+async def _may_change(request: Request, _scheme: _Scheme) -> None:
     request.app.state.guard.allow_change(request.headers.get("authorization"))
 
 
@@ -41,7 +47,7 @@ READ = [Depends(_may_read)]
 CHANGE = [Depends(_may_change)]
 
 
-def selection(
+async def selection(
     symbols: Annotated[str | None, Query(max_length=4000, description="Comma list.")] = None,
     interval: Annotated[str | None, Query(max_length=64, description="Comma list.")] = None,
     days: Annotated[int | None, Query(ge=1, le=36600)] = None,
@@ -63,3 +69,10 @@ def selection(
 
 
 SelectionDep = Annotated[dict[str, Any], Depends(selection)]
+
+
+async def shared(request: Request, compute: Callable[[], Any]) -> Any:
+    """``compute()`` run in the thread pool, once for all the identical reads (same path and
+    query) that arrive before it starts (``api.coalesce``)."""
+    key = (request.url.path, tuple(sorted(request.query_params.multi_items())))
+    return await request.app.state.reads.run(key, compute)

@@ -103,11 +103,16 @@ class PlanPreview(_Answer):
     """``lake plan --json``."""
 
     provider: str
+    #: Provider calls, one per page: the unit of ``lower_bound`` and of a job's requests.
     total_requests: int
+    total_ranges: int
     lower_bound: int
     estimated_bars: int
     estimated_seconds: float
-    requests: list[dict[str, Any]]
+    #: What the time estimate counts besides the rate limit: latency (and its source),
+    #: requests in flight, the window.
+    estimate: dict[str, Any]
+    ranges: list[dict[str, Any]]
 
 
 class BackfillRequest(_Answer):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, cached_property
@@ -23,6 +24,7 @@ import polars as pl
 
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
+from barlake.domain.resample import Period
 from barlake.errors import UsageError
 
 DEFAULT_CALENDAR = "XNYS"
@@ -153,6 +155,30 @@ class Calendar:
     def _shift_us(self) -> int:
         return self.day_shift // timedelta(microseconds=1)
 
+    @cached_property
+    def week_start(self) -> int:
+        """The weekday (0 Monday .. 6 Sunday) the exchange's week starts on: the one its
+        sessions most often resume on after two or more days without one. Monday for XNYS
+        (a holiday Monday does not move it), Sunday for a Sunday-to-Thursday exchange, Monday
+        for 24/7 trading, which has no weekend."""
+        days = self.sessions.astype("datetime64[D]").astype(np.int64)
+        resumed = days[1:][np.diff(days) >= 2]
+        if not len(resumed):
+            return 0
+        weekday = (resumed + 3) % 7  # 1970-01-01 was a Thursday
+        return int(np.bincount(weekday, minlength=7).argmax())
+
+    def period_firsts(self, period: Period) -> pl.DataFrame:
+        """Each exchange week or calendar month (``period``) of the calendar, keyed by its first
+        day (``period_key``), with its first session: columns ``key`` and ``first``, dates."""
+        days = pl.Series("first", self.sessions.astype("datetime64[D]")).cast(pl.Date)
+        return (
+            pl.DataFrame([days])
+            .group_by(period_key(pl.col("first"), period, self.week_start).alias("key"))
+            .agg(pl.col("first").min())
+            .sort("key")
+        )
+
     def closed_before(self, now: datetime, grace: timedelta = timedelta(0)) -> date | None:
         """The last session whose close plus ``grace`` is at or before ``now``."""
         cutoff = int((now - grace).timestamp() * 1_000_000)
@@ -180,8 +206,25 @@ def on_clock_grid(start: pl.Expr, step_us: int, shift_us: int) -> pl.Expr:
     return (start + shift_us) % step_us == 0
 
 
-def _clock_floor(micros: Any, step_us: int, shift_us: int) -> Any:
-    """``micros`` (an int or an array) down to the clock grid of ``step_us``."""
+def bar_start(ts: pl.Expr, step_us: int, shift_us: pl.Expr | int) -> pl.Expr:
+    """The start of the ``step_us`` bar of the exchange's clock grid (``shift_us``: its
+    ``Calendar.day_shift`` in microseconds) that each bar start ``ts`` (UTC) falls in: the
+    grid ``first_bar`` and ``bars_in_session`` count, which fetched bars are stamped on."""
+    floor: pl.Expr = _clock_floor(ts.dt.epoch("us"), step_us, shift_us)
+    return pl.from_epoch(floor, time_unit="us").dt.replace_time_zone("UTC")
+
+
+def period_key(day: pl.Expr, period: Period, week_start: int | pl.Expr) -> pl.Expr:
+    """The first day of the exchange week (starting on weekday ``week_start``, 0 Monday) or
+    calendar month that each date ``day`` falls in."""
+    if period == "1month":
+        return day.dt.truncate("1mo")
+    back = (day.dt.weekday().cast(pl.Int32) - 1 - week_start) % 7
+    return day - pl.duration(days=back)
+
+
+def _clock_floor(micros: Any, step_us: int, shift_us: Any) -> Any:
+    """``micros`` (an int, an array, an expression) down to the clock grid of ``step_us``."""
     return (micros + shift_us) // step_us * step_us - shift_us
 
 
@@ -215,10 +258,18 @@ def get_calendar(name: str = DEFAULT_CALENDAR) -> Calendar:
 def cache_dir() -> Path:
     """Where calendar caches live: ``$BARLAKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/barlake``,
     else ``~/.cache/barlake``."""
-    if os.environ.get("BARLAKE_CACHE_DIR"):
-        return Path(os.environ["BARLAKE_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "barlake"
+    return cache_dir_source()[0]
+
+
+def cache_dir_source(environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
+    """``cache_dir`` and where it comes from: ``env BARLAKE_CACHE_DIR``, ``env
+    XDG_CACHE_HOME`` or ``default``."""
+    env = os.environ if environ is None else environ
+    if env.get("BARLAKE_CACHE_DIR"):
+        return Path(env["BARLAKE_CACHE_DIR"]), "env BARLAKE_CACHE_DIR"
+    if env.get("XDG_CACHE_HOME"):
+        return Path(env["XDG_CACHE_HOME"]) / "barlake", "env XDG_CACHE_HOME"
+    return Path.home() / ".cache" / "barlake", "default"
 
 
 def _cache_file(name: str) -> Path | None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
+from barlake.catalog.repositories import Measured
 from barlake.errors import NotFoundError
 from barlake.liveness import LEASE, abandoned, owner_gone
 
@@ -156,6 +157,25 @@ class JobsTable:
                 "FROM backfill_progress WHERE status = 'failed' GROUP BY 1 ORDER BY 1"
             ),
         }
+
+    def latency(self: Connected, provider: str, jobs: int = 10) -> Measured | None:
+        """What the latest ``jobs`` jobs from ``provider`` that measured it say: the mean
+        seconds a request took to be answered (weighted by their requests) and a bar to be
+        written (by their bars); None when none did."""
+        found = self.rows(
+            "SELECT sum(latency_ms * requests_made) / sum(requests_made) AS ms, count(*) AS n, "
+            "sum(write_us_per_bar * bars_written) / nullif(sum(CASE WHEN write_us_per_bar "
+            "IS NULL THEN 0 ELSE bars_written END), 0) AS us "
+            "FROM (SELECT latency_ms, requests_made, write_us_per_bar, bars_written FROM jobs "
+            "WHERE provider = ? AND latency_ms IS NOT NULL AND requests_made > 0 "
+            "ORDER BY created_at DESC LIMIT ?)",
+            [provider, jobs],
+        )
+        if not found or not found[0]["n"]:
+            return None
+        row = found[0]
+        write = None if row["us"] is None else float(row["us"]) / 1e6
+        return Measured(float(row["ms"]) / 1000, write, int(row["n"]))
 
     def warnings(
         self: Connected, intervals: Sequence[str], names: Sequence[str]

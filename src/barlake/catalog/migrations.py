@@ -148,6 +148,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (symbol, provider)
     );
     """,
+    # Each job's mean milliseconds from sending a request to its answer, and microseconds it
+    # took to write a bar: `lake plan` estimates the next fill's time from recent jobs.
+    """
+    ALTER TABLE jobs ADD COLUMN latency_ms DOUBLE;
+    ALTER TABLE jobs ADD COLUMN write_us_per_bar DOUBLE;
+    """,
     # Corporate actions beside the raw bars: adjusted prices are computed from them on read.
     """
     CREATE TABLE actions (

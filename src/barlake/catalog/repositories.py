@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from barlake.domain.events import EventType
 from barlake.domain.ranges import DateRange
@@ -49,6 +49,15 @@ class LedgerRepository(Protocol):
     def trim_ledger(self, interval: str, cutoffs: dict[str, date | None]) -> None: ...
 
 
+class Measured(NamedTuple):
+    """A provider's pace as its latest jobs measured it: seconds from a request to its
+    answer, seconds to write a bar (None: no job wrote any), and how many jobs said so."""
+
+    latency_s: float
+    write_s_per_bar: float | None
+    jobs: int
+
+
 class JobRecorder(Protocol):
     """Where a running job's counters, progress rows, ledger rows and set-aside symbols go, in
     one transaction."""
@@ -74,6 +83,7 @@ class JobsRepository(JobRecorder, Protocol):
     def interrupt_stale(self) -> int: ...
     def totals(self) -> dict[str, list[dict[str, Any]]]: ...
     def warnings(self, intervals: Sequence[str], names: Sequence[str]) -> list[dict[str, Any]]: ...
+    def latency(self, provider: str, jobs: int = 10) -> Measured | None: ...
 
 
 class EventsRepository(Protocol):

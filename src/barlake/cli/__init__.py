@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from barlake import __version__
 from barlake.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, fail
 from barlake.cli.group import LazyGroup
 from barlake.cli.state import State
@@ -69,7 +70,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "report": (
         "barlake.cli.research:report",
-        "Write a self-contained HTML page: coverage map, gaps, recent jobs and their errors.",
+        "Write a self-contained HTML page: holdings per interval, coverage maps, gaps, jobs.",
     ),
     "serve": (
         "barlake.cli.serve:serve",
@@ -86,6 +87,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": (
         "barlake.cli.config:config",
         "Show the lake's effective configuration and where each value comes from.",
+    ),
+    "providers": (
+        "barlake.cli.providers:providers",
+        "List the providers: intervals, request sizes, rate limit, whether credentials are set.",
     ),
     "emulate": (
         "barlake.cli.emulate:emulate",
@@ -105,11 +110,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
     help="The lake directory (env LAKE_ROOT).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Only data and errors.")
+@click.version_option(
+    __version__, "--version", "-V", prog_name="lake", message="%(prog)s %(version)s"
+)
 @click.option("--verbose", "-v", is_flag=True, help="Tracebacks on errors.")
 @click.pass_context
 def cli(ctx: click.Context, root: Path, quiet: bool, verbose: bool) -> None:
     """barlake: a local market-data lake of Parquet bars, with gap-aware backfills."""
-    ctx.obj = State(root, quiet=quiet, verbose=verbose)
+    given = ctx.get_parameter_source("root")
+    source = "default"
+    if given is click.core.ParameterSource.COMMANDLINE:
+        source = "flag --lake"
+    elif given is click.core.ParameterSource.ENVIRONMENT:
+        source = "env LAKE_ROOT"
+    ctx.obj = State(root, quiet=quiet, verbose=verbose, root_source=source)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,6 +13,10 @@ from barlake.cli.exits import EXIT_INCOMPLETE, EXIT_OK, fail, handles_errors
 from barlake.cli.options import selected, selection
 from barlake.cli.output import emit_json, emit_table, short
 from barlake.cli.state import State
+
+if TYPE_CHECKING:
+    from barlake.planning.plan import Plan
+    from barlake.universe.members import Member
 
 
 @click.command()
@@ -51,8 +56,20 @@ def gaps(
 @click.pass_obj
 @handles_errors
 def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, **sel: Any) -> None:
-    """Show the requests a fill would make, with estimates; nothing is fetched."""
+    """Show the requests a fill would make, with estimates; nothing is fetched.
+
+    A request is one provider call (one page), as `lake fill` counts them; the table lists the
+    ranges asked for, each taking one request or more.
+
+    A symbol the lake does not track is an error: `lake fill SYMBOL --dry-run` shows the plan
+    of a fill that would track it.
+    """
     result = state.lake().plan(sel.pop("symbols"), **selected(intervals, sel))
+    show_plan(state, result, as_json=as_json, explain=explain)
+
+
+def show_plan(state: State, result: Plan, *, as_json: bool, explain: bool) -> None:
+    """A plan as ``lake plan`` prints it: JSON, or the tables and a summary line."""
     data = result.to_dict(explain=explain)
     if as_json:
         emit_json(data)
@@ -74,7 +91,7 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
         )
         click.echo()
     emit_table(
-        [{**r, "symbols": short(r["symbols"])} for r in data["requests"]],
+        [{**r, "symbols": short(r["symbols"])} for r in data["ranges"]],
         [
             "provider",
             "interval",
@@ -82,16 +99,28 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
             "end",
             "sessions",
             "estimated_bars",
-            "estimated_pages",
+            "estimated_requests",
             "symbols",
         ],
     )
     for s in data["skipped"]:
         click.echo(f"skipped {s['interval']} for {short(s['symbols'])}: {s['reason']}")
+    local: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in data["resampled"]:
+        local.setdefault((r["interval"], r["source"]), []).append(r)
+    for (interval, source), steps in local.items():
+        names = sorted({r["symbol"] for r in steps})
+        click.echo(
+            f"resampled {interval} from stored {source} bars (no request): "
+            f"{sum(r['sessions'] for r in steps)} session(s) of {short(names)}"
+        )
+    pace = data["estimate"]
     state.say(
-        f"{data['total_requests']} request(s), {data['total_pages']} call(s) with pages "
-        f"(lower bound {data['lower_bound']}), ~{data['estimated_bars']:,} bars, "
-        f"~{data['estimated_seconds']:.1f}s at {data['rate_limit_per_min']:g}/min"
+        f"{data['total_requests']} request(s) (provider calls, one per page; lower bound "
+        f"{data['lower_bound']}) over {data['total_ranges']} range(s), "
+        f"~{data['estimated_bars']:,} bars, ~{data['estimated_seconds']:.1f}s at "
+        f"{data['rate_limit_per_min']:g}/min, {pace['latency_s'] * 1000:.0f} ms a request "
+        f"({pace['latency_source']}), {pace['parallel']} in flight"
     )
 
 
@@ -111,6 +140,12 @@ def plan(state: State, /, as_json: bool, explain: bool, intervals: str | None, *
     help="Also fetch again the sessions `lake check` flags (bad values, duplicates, partial "
     "sessions, off-grid bars), replacing their stored bars.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (as `lake plan` does, new symbols included) and stop: nothing is "
+    "fetched or written.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the job result as JSON.")
 @click.pass_obj
 @handles_errors
@@ -121,25 +156,48 @@ def fill(
     events: bool,
     retry_failed: bool,
     repair: bool,
+    dry_run: bool,
     parallel: int | None,
     intervals: str | None,
     **sel: Any,
 ) -> None:
-    """Fetch what is missing and write it; exit 1 when some symbols failed."""
+    """Fetch what is missing and write it; exit 1 when some symbols failed.
+
+    A symbol the lake does not track yet (`lake fill AAPL --days 30`) is tracked first, as
+    `lake symbols add` would add it, and said so on stderr.
+    """
     from barlake.cli.progress import bar
 
     lake = state.lake()
     command = " ".join(["lake", *sys.argv[1:]])
     symbols = sel.pop("symbols")
+    if events:
+        chosen = {k: v for k, v in sel.items() if v is not None and k not in ("policy", "provider")}
+        if chosen or symbols or intervals or retry_failed:
+            fail("--events serves what the events say; drop the selection options")
+        if repair:
+            fail("--repair works on a selection; run it without --events")
+    if dry_run:
+        if repair:
+            fail("--dry-run cannot show a repair's plan; `lake check` lists what --repair fetches")
+        if events:
+            found = lake.plan_events(policy=sel["policy"], provider=sel["provider"])
+        else:
+            found = lake.plan(
+                symbols, track=True, retry_failed=retry_failed, **selected(intervals, sel)
+            )
+            new = lake.untracked(symbols) if symbols else []
+            if new:
+                state.say(f"would track new symbol(s): {short(new)} (dry run: nothing written)")
+        show_plan(state, found, as_json=as_json, explain=False)
+        return
+
+    def tracked(found: Sequence[Member]) -> None:
+        shown = ", ".join(f"{m.name} ({m.calendar.name})" for m in found)
+        state.say(f"tracking new symbol(s): {shown}")
+
     with bar(enabled=not state.quiet and sys.stderr.isatty()) as on_progress:
         if events:
-            chosen = {
-                k: v for k, v in sel.items() if v is not None and k not in ("policy", "provider")
-            }
-            if chosen or symbols or intervals or retry_failed:
-                fail("--events serves what the events say; drop the selection options")
-            if repair:
-                fail("--repair works on a selection; run it without --events")
             result = lake.fill_events(
                 policy=sel["policy"],
                 provider=sel["provider"],
@@ -155,6 +213,7 @@ def fill(
                 command=command,
                 retry_failed=retry_failed,
                 repair=repair,
+                on_track=tracked,
                 **selected(intervals, sel),
             )
     data = result.to_dict()
@@ -162,7 +221,8 @@ def fill(
         emit_json(data)
     else:
         state.say(
-            f"job {data['job_id']}: {data['status']}, {data['requests']} request(s), "
+            f"job {data['job_id']}: {data['status']}, {data['requests']} request(s) "
+            f"(provider calls, of {data['requests_planned']} planned), "
             f"{data['bars_written']:,} bars written in {data['duration_s']:.2f}s, "
             f"{data['symbols_done']} symbol(s) done, {data['symbols_failed']} failed"
         )

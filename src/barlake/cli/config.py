@@ -20,18 +20,31 @@ def config() -> None:
 @click.option(
     "--policy", help="Show this policy, as --policy would choose it (default: the lake's own)."
 )
+@click.option("--provider", help="Show the settings a fill with --provider NAME would use.")
+@click.option(
+    "--parallel", type=click.IntRange(min=1), help="Show them as with a fill's --parallel N."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handles_errors
-def config_show(state: State, /, policy: str | None, as_json: bool) -> None:
+def config_show(
+    state: State, /, policy: str | None, provider: str | None, parallel: int | None, as_json: bool
+) -> None:
     """Print every setting and the retention of each layer 0-3 with its source.
 
     Sources are a flag, an environment variable, lake.yaml (with the key where the roadmap's
-    spelling set it), a policy file, or the default. Secrets are printed as ***.
+    spelling set it), a policy file, or the default. Secrets are printed as ***; whether each
+    provider's credentials are set is `lake providers`.
     """
     from barlake.retention.effective import effective
 
-    found = effective(state.root, policy=policy)
+    found = effective(
+        state.root,
+        policy=policy,
+        root_source=state.root_source,
+        provider=provider,
+        parallel=parallel,
+    )
     data = found.to_dict()
     if as_json:
         emit_json(data)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import date
+from functools import wraps
 from typing import Any, TypeVar
 
 import click
 
-from barlake.domain.intervals import INTERVALS, parse_intervals
+from barlake.domain.intervals import ALIASES, INTERVALS, parse_intervals
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,16 +31,27 @@ def symbol_list(_ctx: Any, _param: click.Parameter, value: str | None) -> list[s
 
 
 def selection(func: F) -> F:
-    """The options plan, fill and gaps share."""
+    """The options plan, fill and gaps share, and their symbols as arguments: ``lake fill AAPL
+    MSFT`` is ``lake fill --symbols AAPL,MSFT`` (both together name the symbols of both)."""
+
+    @wraps(func)
+    def joined(*args: Any, names: tuple[str, ...], symbols: list[str] | None, **kw: Any) -> Any:
+        given = [*names, *(symbols or [])]
+        return func(*args, symbols=given if names or symbols is not None else None, **kw)
+
     options: Iterable[Callable[[F], F]] = (
+        click.argument("names", nargs=-1, metavar="[SYMBOLS]..."),
         click.option(
-            "--symbols", callback=symbol_list, help="Comma list, e.g. AAPL,MSFT (default: all)."
+            "--symbols",
+            callback=symbol_list,
+            help="Comma list, e.g. AAPL,MSFT, or the SYMBOLS arguments (default: all).",
         ),
         click.option("--layer", type=click.IntRange(0, 3), help="Only symbols of this layer."),
         click.option(
             "--interval",
             "intervals",
-            help=f"Comma list of: {' '.join(INTERVALS)} (default: the policy's, else 1day).",
+            help=f"Comma list of: {' '.join(INTERVALS)}, or {' '.join(ALIASES)} "
+            "(default: the policy's, else 1day).",
         ),
         click.option(
             "--policy",
@@ -49,9 +61,10 @@ def selection(func: F) -> F:
         click.option("--start", callback=iso_date, help="First date, inclusive (YYYY-MM-DD)."),
         click.option("--end", callback=iso_date, help="Last date, inclusive (default: today)."),
     )
+    wrapped: F = joined  # type: ignore[assignment]
     for option in reversed(list(options)):
-        func = option(func)
-    return func
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def selected(intervals: str | None, sel: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,8 @@ def draw_coverage(state: State, path: Path, intervals: str | None, sel: dict[str
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--symbols", callback=symbol_list, help="Comma list, e.g. AAPL,MSFT (default: all).")
 @click.option(
-    "--interval", default="1day", show_default=True, type=click.Choice(INTERVALS), help="Interval."
+    "--interval",
+    help=f"Comma list of {', '.join(INTERVALS)} (default: every interval the lake holds).",
 )
 @click.option("--days", type=click.IntRange(min=1), help="The N calendar days to today.")
 @click.option("--start", callback=iso_date, help="First date, inclusive (YYYY-MM-DD).")
@@ -35,7 +36,13 @@ def draw_coverage(state: State, path: Path, intervals: str | None, sel: dict[str
 @click.option("--jobs", default=10, show_default=True, help="How many recent jobs to show.")
 @click.pass_obj
 @handles_errors
-def report(state: State, /, file: Path, symbols: list[str] | None, **selection: Any) -> None:
-    """Write a self-contained HTML page: coverage map, gaps, recent jobs and their errors."""
-    path = state.lake().report(file, symbols, **selection)
+def report(
+    state: State, /, file: Path, symbols: list[str] | None, interval: str | None, **selection: Any
+) -> None:
+    """Write a self-contained HTML page: holdings per interval, coverage maps, gaps, jobs.
+
+    Holdings are each interval's bars, symbols, first and last bar, files and bytes on disk;
+    jobs are the recent ones with their errors."""
+    chosen = None if interval is None else parse_intervals(interval)
+    path = state.lake().report(file, symbols, interval=chosen, **selection)
     state.say(f"report written to {path}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import signal
-import socket
 from collections.abc import Iterator
 
 import click
@@ -43,17 +42,13 @@ def serve(state: State, /, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from barlake.api import create_app
+    from barlake.api.listener import listen
     from barlake.cli.service import log_lines
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        listener.bind((host, port))
+        listener = listen(host, port)  # from now on clients wait in the backlog
     except OSError as exc:
-        listener.close()
         fail(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port", EXIT_USAGE)
-    listener.listen(2048)  # from now on clients wait in the backlog until the app is up
     bound = listener.getsockname()[1]
     app = create_app(
         lake,

@@ -12,10 +12,14 @@ if TYPE_CHECKING:
 
 
 class State:
-    """``--lake``, ``--quiet`` and ``--verbose``, as the root command parsed them."""
+    """``--lake``, ``--quiet`` and ``--verbose``, as the root command parsed them, and where
+    the lake's path came from (``--lake``, ``env LAKE_ROOT`` or ``default``)."""
 
-    def __init__(self, root: Path, *, quiet: bool, verbose: bool) -> None:
+    def __init__(
+        self, root: Path, *, quiet: bool, verbose: bool, root_source: str = "default"
+    ) -> None:
         self.root, self.quiet, self.verbose = root, quiet, verbose
+        self.root_source = root_source
 
     def lake(self) -> Lake:
         """The lake at ``--lake``; the library loads with the first command that needs it."""

@@ -38,10 +38,18 @@ def symbols() -> None:
 @click.pass_obj
 @handles_errors
 def symbols_add(state: State, /, names: tuple[str, ...], **attributes: Any) -> None:
-    """Add symbols, space- or comma-separated: lake symbols add AAPL,MSFT BRK/B."""
+    """Add symbols, space- or comma-separated: lake symbols add AAPL,MSFT BRK/B.
+
+    Tickers are upper-cased (aapl is AAPL). A new crypto pair (BTCUSDT, ETH-USD, BTC/USDT) is
+    tracked as asset class crypto on the 24/7 calendar; one put on an exchange calendar is
+    warned about.
+    """
     given = {k: v for k, v in attributes.items() if v is not None}
-    count = state.lake().add_symbols(list(names), **given)
+    lake = state.lake()
+    count = lake.add_symbols(list(names), **given)
     state.say(f"{count} symbol(s) added or updated")
+    for line in lake.calendar_warnings(list(names)):
+        state.say(f"warning: {line}")
 
 
 @symbols.command("import")
@@ -49,9 +57,19 @@ def symbols_add(state: State, /, names: tuple[str, ...], **attributes: Any) -> N
 @click.pass_obj
 @handles_errors
 def symbols_import(state: State, file: Path) -> None:
-    """Add or update symbols from a CSV or Parquet file with a `symbol` column."""
-    count = state.lake().import_symbols(file)
+    """Add or update symbols from a CSV, Parquet or JSON file with a `symbol` column, or a
+    .txt list.
+
+    A .txt file lists one symbol a line; `#` starts a comment and blank lines are skipped.
+    """
+    lake = state.lake()
+    count = lake.import_symbols(file)
     state.say(f"{count} symbol(s) imported from {file}")
+    warnings = lake.calendar_warnings([str(r["symbol"]) for r in lake.symbol_rows()])
+    for line in warnings[:5]:
+        state.say(f"warning: {line}")
+    if len(warnings) > 5:
+        state.say(f"warning: {len(warnings) - 5} more crypto pair(s) on exchange calendars")
 
 
 @symbols.command("list")

@@ -24,7 +24,7 @@ code  name           meaning
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -76,9 +76,11 @@ def states(
 
 @dataclass(frozen=True)
 class Cells:
-    """Each symbol's expected sessions and their states, before they become one matrix."""
+    """Each symbol's expected sessions and their states, before they become one matrix, and
+    each symbol's layer (empty when unknown)."""
 
     interval: Interval
     symbols: tuple[str, ...]
     sessions: Days
     rows: dict[str, tuple[Days, States]]
+    layers: dict[str, int] = field(default_factory=dict)

@@ -46,17 +46,32 @@ SPECS: dict[Interval, IntervalSpec] = {
 }
 
 
+#: Other spellings of the intervals, as freqtrade, yfinance, ccxt and Binance write them (``1m``
+#: ``5m`` ``15m`` ``30m`` ``1h`` ``1d``). They are accepted wherever an interval is read
+#: (options, the API, policies, lake.yaml) and stored under the name they stand for. Case
+#: matters: in pandas' spelling ``1M`` is a month.
+ALIASES: dict[str, Interval] = {
+    name.replace("min", "m").replace("hour", "h").replace("day", "d"): name for name in INTERVALS
+}
+
+
 def spec(interval: str) -> IntervalSpec:
-    """The spec of ``interval``, or a UsageError naming the valid ones."""
+    """The spec of ``interval`` (a name or one of ``ALIASES``), or a UsageError naming the
+    valid ones."""
+    name: str = ALIASES.get(interval) or interval
     try:
-        return SPECS[interval]  # type: ignore[index]
+        return SPECS[name]  # type: ignore[index]
     except KeyError:
-        msg = f"unknown interval {interval!r}; use one of: {' '.join(INTERVALS)}"
+        msg = (
+            f"unknown interval {interval!r}; use one of: {' '.join(INTERVALS)} "
+            f"(or {' '.join(ALIASES)})"
+        )
         raise UsageError(msg) from None
 
 
 def parse_intervals(text: str) -> list[Interval]:
-    """Parse a comma list of intervals such as ``1day,1min``; UsageError when it names none."""
+    """Parse a comma list of intervals such as ``1day,1min`` (or ``1d,1m``) into their names;
+    UsageError when it names none."""
     names = [spec(part.strip()).name for part in text.split(",") if part.strip()]
     if not names:
         msg = f"--interval {text!r} is empty; give one or more of: {' '.join(INTERVALS)}"

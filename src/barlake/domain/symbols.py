@@ -72,15 +72,54 @@ def check_symbol(name: str) -> str:
     return symbol
 
 
+def normal_symbol(name: str) -> str:
+    """``name`` checked (``check_symbol``) and spelled as the lake stores it: in upper case.
+
+    Tickers are case-blind in every asset class the lake serves, and the vendors spell them in
+    upper case: an equity's ``aapl`` is ``AAPL`` and ``brk/b`` is ``BRK/B``, a crypto pair's
+    ``btcusdt`` is ``BTCUSDT`` and ``eth-usd`` is ``ETH-USD`` (its separator is kept: the
+    providers translate each spelling into their own)."""
+    return check_symbol(name).upper()
+
+
+#: Quote assets a crypto pair written without a separator ends with (Binance's ``BTCUSDT``,
+#: ``ETHBTC``, ``BNBBTC``): stablecoins and the coins pairs are commonly quoted in.
+CRYPTO_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH", "BNB")
+#: Currencies a crypto pair written with a separator may also be quoted in (Yahoo's and
+#: Coinbase's ``ETH-USD``, ccxt's ``BTC/EUR``).
+FIAT_QUOTES = ("USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "KRW", "TRY", "BRL")
+_PAIR = re.compile(r"^([A-Z0-9]{2,12})[-/]([A-Z0-9]{2,6})$")
+_BASE = re.compile(r"^[A-Z0-9]*[A-Z][A-Z0-9]*$")
+
+
+def is_crypto_pair(symbol: str) -> bool:
+    """Whether ``symbol`` (in any case) names a crypto pair: a base of two or more letters and
+    digits, then a quote asset, either written after ``-`` or ``/`` (``ETH-USD``,
+    ``BTC/USDT``; a quote of ``CRYPTO_QUOTES`` or ``FIAT_QUOTES``) or joined to it
+    (``BTCUSDT``; a quote of ``CRYPTO_QUOTES``). Share classes (``BRK/B``, ``BRK-B``) and
+    one-letter bases (``GBTC``, ``ABNB`` are equities) are not pairs."""
+    name = symbol.strip().upper()
+    pair = _PAIR.match(name)
+    if pair:
+        base, quote = pair.groups()
+        return bool(_BASE.match(base)) and quote in CRYPTO_QUOTES + FIAT_QUOTES
+    for quote in CRYPTO_QUOTES:
+        base = name.removesuffix(quote)
+        if base != name and len(base) >= 2 and _BASE.match(base):
+            return True
+    return False
+
+
 def split_symbols(values: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Symbols from comma- or space-separated text, checked, in order, without repeats;
-    UsageError when there are none (an empty ``--symbols`` or ``lake symbols add ''``)."""
+    """Symbols from comma- or space-separated text, checked and upper-cased
+    (``normal_symbol``), in order, without repeats; UsageError when there are none (an empty
+    ``--symbols`` or ``lake symbols add ''``)."""
     parts = [values] if isinstance(values, str) else list(values)
     out: dict[str, None] = {}
     for part in parts:
         # ASCII separators only: a no-break space inside a name is refused, not a separator.
         for name in filter(None, _SEPARATORS.split(part)):
-            out[check_symbol(name)] = None
+            out[normal_symbol(name)] = None
     if not out:
         given = ", ".join(map(repr, parts)) or "the arguments"
         msg = f"no symbol in {given}; give names such as AAPL,MSFT"

@@ -13,6 +13,7 @@ from barlake.calendars.calendar import Calendar
 from barlake.catalog.schema import SET_ASIDE
 from barlake.clock import Clock
 from barlake.domain.ranges import DateRange
+from barlake.domain.resample import RESAMPLED
 from barlake.errors import ProviderError
 from barlake.fetch import intake
 from barlake.fetch.job import WARNING, Answer, Fetched, Stage, SymbolErrors, Unit, add_error
@@ -94,7 +95,9 @@ class Books:
             if answer.closes:
                 unit.open_requests -= 1
             got = answer.got.get(s)
-            if got is not None and not got.answered and not (self.trusted or s in self.exists):
+            # Resampled sessions are settled at the finer interval: empty there, empty here.
+            trusted = self.trusted or s in self.exists or request.provider == RESAMPLED
+            if got is not None and not got.answered and not trusted:
                 self._warn(request, s, answer.windows[s])
             elif got is not None:
                 unit.records += got.bars

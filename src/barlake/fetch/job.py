@@ -3,7 +3,6 @@ and the result a fill returns."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,9 +11,13 @@ import numpy as np
 import numpy.typing as npt
 
 from barlake.domain.ranges import DateRange
+
+# Re-exported: callers type their progress callbacks from here.
+from barlake.fetch.progress import Progress as Progress
+from barlake.fetch.progress import ProgressCallback as ProgressCallback
 from barlake.providers.base import Request
 
-Stage = str  # one of: plan, fetch, validate, write
+Stage = str  # one of: plan, fetch, validate, write, resample
 #: A unit's status once its requests are over: ``done``, ``failed``, or ``warning`` (every
 #: session came back empty from a vendor that has not shown the symbol exists).
 WARNING = "warning"
@@ -152,6 +155,3 @@ class JobResult:
             "action_requests": self.action_requests,
             "actions": self.actions,
         }
-
-
-ProgressCallback = Callable[[int, int, int], None]  # requests done, requests planned, bars

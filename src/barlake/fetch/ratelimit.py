@@ -20,9 +20,12 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from barlake.config import RATE_MARGIN_S
 from barlake.errors import UsageError
+from barlake.fetch.progress import RATE_LIMIT, RETRY_AFTER
 from barlake.fetch.ratewindow import LocalWindow, Window, open_window
 
 # A waiter woken a rounding error early sleeps again; on a fake clock, a sleep shorter than the
@@ -46,6 +49,21 @@ class Waits:
 #: Every limiter of the process counts its waits here.
 WAITS = Waits()
 
+#: Told of each wait before it starts: its reason (``barlake.fetch.progress``) and seconds.
+OnWait = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The seconds clock a job reads and the sleep it waits with: wall time, or a test's fake
+    clock that moves only when someone sleeps."""
+
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+WALL = Timing()
+
 
 class RateLimiter:
     """At most ``per_minute`` acquisitions in any window of ``window_s`` seconds.
@@ -63,7 +81,7 @@ class RateLimiter:
         per_minute: float,
         *,
         window_s: float = 60.0,
-        margin_s: float = 1.0,
+        margin_s: float = RATE_MARGIN_S,
         share: str | None = None,
         directory: Path | None = None,
         clock: Callable[[], float] = time.time,
@@ -84,19 +102,32 @@ class RateLimiter:
         self._queue: asyncio.Lock | None = None
         self._queue_loop: asyncio.AbstractEventLoop | None = None
 
-    async def acquire(self) -> None:
+    async def acquire(self, on_wait: OnWait | None = None) -> None:
         """Wait for a free slot of the window, behind every task of this process that asked
-        earlier."""
+        earlier; ``on_wait`` hears of each sleep before it starts."""
         if self.unlimited:
             while (left := self.window.held(self._clock)) > 0:
-                WAITS.add(left)
+                self._waiting(on_wait, RETRY_AFTER, left)
                 await self._sleep(max(left, _MIN_SLEEP))
             return
-        span = self.window_s + self.margin_s
+        span = self.span
         async with self._lock():
             while (wait := self.window.take(self._clock, self.limit, span)) > 0:
-                WAITS.add(wait)
+                # A pause is a provider's "slow down" (answered to us or to another process).
+                paused = self.window.held(self._clock) > 0
+                self._waiting(on_wait, RETRY_AFTER if paused else RATE_LIMIT, wait)
                 await self._sleep(max(wait, _MIN_SLEEP))
+
+    @property
+    def span(self) -> float:
+        """Seconds each acquisition holds the window."""
+        return self.window_s + self.margin_s
+
+    @staticmethod
+    def _waiting(on_wait: OnWait | None, reason: str, seconds: float) -> None:
+        WAITS.add(seconds)
+        if on_wait is not None:
+            on_wait(reason, seconds)
 
     def pause(self, seconds: float) -> None:
         """Hold every acquisition, in every process sharing the window, until ``seconds`` from

@@ -8,7 +8,8 @@ that is written partition file by partition file when it grows large, or when ev
 an interval is done (each daily year file is rewritten once per flush, not once per symbol).
 Only after a flush are the ledger and the progress rows of the requests it covered updated, so
 the catalog never claims bars that are not durable. A reporter keeps the job row current for
-``lake status`` in other processes.
+``lake status`` in other processes, and ``on_progress`` hears of every call, wait and save
+(``barlake.fetch.progress``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import numpy as np
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
@@ -31,9 +33,11 @@ from barlake.catalog.repositories import JobRecorder
 from barlake.catalog.schema import LEDGER, PROGRESS_UPDATE
 from barlake.clock import Clock, system_clock
 from barlake.config import BackfillConfig
+from barlake.coverage.finder import Expected, span_of
 from barlake.domain import bars as bars_
 from barlake.domain.intervals import Interval
-from barlake.domain.ranges import DateRange
+from barlake.domain.ranges import DateRange, session_runs
+from barlake.domain.resample import RESAMPLED
 from barlake.errors import (
     AuthError,
     FileSystemError,
@@ -56,12 +60,17 @@ from barlake.fetch.job import (
     add_error,
 )
 from barlake.fetch.pages import Pager
-from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.progress import Progress, Waiting
+from barlake.fetch.ratelimit import WALL, RateLimiter, Timing
+from barlake.fetch.resample import Resampler
 from barlake.planning.plan import Plan, PlannedRequest
 from barlake.providers.base import Provider, Request
 from barlake.universe.tiers import request_tier
 
 REPORT_EVERY_S = 1.0
+#: Symbols resampled at once: their finer bars are read together (a few months of 1min bars
+#: of this many symbols fit in memory).
+RESAMPLE_SYMBOLS = 50
 FLUSH_EVERY_S = 15.0
 
 
@@ -90,6 +99,8 @@ class Scheduler:
         rng: random.Random | None = None,
         tiers: Mapping[str, str] | None = None,
         exists: Collection[str] = (),
+        resampler: Resampler | None = None,
+        timing: Timing = WALL,
     ) -> None:
         self.job_id, self.plan, self.provider, self.limiter = job_id, plan, provider, limiter
         # Tiers only gate concurrency: one semaphore per tier, none when tiers are off.
@@ -100,8 +111,19 @@ class Scheduler:
             else {}
         )
         self.sink, self.recorder, self.calendars = sink, recorder, calendars
+        self.resampler = resampler
         self.config, self.clock, self.on_progress = config, clock, on_progress
-        self.pages = Pager(provider, limiter, config, rng or random.Random())
+        self.timing = timing
+        self.pages = Pager(
+            provider,
+            limiter,
+            config,
+            rng or random.Random(),
+            timing=timing,
+            on_wait=self._waiting,
+            on_send=self._sending,
+            on_call=self._report,
+        )
         self.units: dict[tuple[str, str], Unit] = {}
         for g in plan.gaps:
             unit = self.units.get((g.symbol, g.interval))
@@ -120,7 +142,18 @@ class Scheduler:
             self._unfinished[p.request.interval] += 1
             for s in p.request.symbols:
                 self.units[(s, p.request.interval)].open_requests += 1
+        for r in plan.resampled:
+            self.units[(r.gap.symbol, r.gap.interval)].open_requests += 1
         self.bars_written = self.done_requests = 0
+        # For the progress reports: calls still expected (each unanswered request's planned
+        # pages, corrected as its answers come), what the latest save recorded, and the wait
+        # in progress.
+        self._calls_left = plan.total_requests
+        self._recorded = 0  # bars_written as the latest save recorded it
+        self._wait: tuple[str, float] | None = None  # why, and until when (timing's clock)
+        # Seconds spent writing bars, and how many: the next plans' estimate of a final write.
+        self._write_s, self._write_bars = 0.0, 0
+        self._started = timing.clock()
         self.books = Books(
             job_id=job_id,
             provider=plan.provider,
@@ -182,6 +215,9 @@ class Scheduler:
                 self._fatal = outcome
         # Synchronous from here: nothing can interrupt the final write and its records.
         ledger = self._flush(*self._take_buffer())
+        if self.plan.resampled and not self._interrupted and self._fatal is None:
+            found = [x for x in (ledger, self._resample()) if x is not None]
+            ledger = pl.concat(found) if found else None
         status = "failed" if self._fatal else "interrupted" if self._interrupted else "done"
         if status == "done" and any(u.status in ("failed", WARNING) for u in self.units.values()):
             status = "partial"
@@ -191,6 +227,7 @@ class Scheduler:
                     u.status, u.dirty = "interrupted", True
         job = {"status": status, "finished_at": self.clock(), **self._counters()}
         self._save(job=job, ledger=ledger)
+        self._report(saved=True, done=True)
         if self._fatal is not None:
             raise self._fatal
         if self._interrupted:
@@ -209,7 +246,7 @@ class Scheduler:
                 return
             try:
                 async with self._gate(planned.request):
-                    await self._serve(planned.request, queue)
+                    await self._serve(planned, queue)
             except AuthError as exc:
                 # Credentials are refused for everyone: stop the whole job at once.
                 self._fatal = exc
@@ -224,15 +261,27 @@ class Scheduler:
         tier = request_tier(request.symbols, self._tier_map, self.config.tiers)
         return self._tier_gates.get(tier) or contextlib.nullcontext()
 
-    async def _serve(self, request: Request, queue: asyncio.Queue[PlannedRequest]) -> None:
+    async def _serve(self, planned: PlannedRequest, queue: asyncio.Queue[PlannedRequest]) -> None:
+        request = planned.request
         try:
-            await self._serve_one(request, queue)
+            await self._serve_one(planned, queue)
         finally:
             self._unfinished[request.interval] -= 1
         if self._unfinished[request.interval] == 0 and not self._interrupted:
             self._early.append(asyncio.create_task(self._flush_interval(request.interval)))
 
-    async def _serve_one(self, request: Request, queue: asyncio.Queue[PlannedRequest]) -> None:
+    async def _serve_one(
+        self, planned: PlannedRequest, queue: asyncio.Queue[PlannedRequest]
+    ) -> None:
+        request = planned.request
+        left = planned.pages  # pages of this request still expected to be sent
+
+        def sent() -> None:  # a page went out: one fewer to come
+            nonlocal left
+            if left:
+                left -= 1
+                self._calls_left -= 1
+
         now = self.clock()
         for s in request.symbols:
             unit = self.units[(s, request.interval)]
@@ -242,13 +291,17 @@ class Scheduler:
         cursor: str | None = None
         try:
             while True:
-                page = await self.pages.fetch(request, cursor)
+                page = await self.pages.fetch(request, cursor, sent)
                 for s in request.symbols:
                     self.units[(s, request.interval)].requests += 1
                 pages.append(page.bars)
                 cursor = page.next_cursor
-                if cursor is None:
+                if cursor is None:  # pages the plan expected but the answer did not need
+                    self._calls_left -= left
                     break
+                if not left:  # one more page than the plan expected
+                    left = 1
+                    self._calls_left += 1
                 # A provider that computes its pages (demo) never waits: let a background
                 # flush get going between them.
                 await asyncio.sleep(0)
@@ -256,6 +309,8 @@ class Scheduler:
             self._keep_whole(request, pages)  # interrupted: the final flush saves them
             raise
         except LakeError as exc:
+            self._calls_left -= left  # this request makes no more calls
+            left = 0
             if exc.retryable:  # retries ran out in ``_page``
                 self._keep_whole(request, pages)
                 self.books.fail(request, request.symbols, f"gave up after retries: {exc}", "fetch")
@@ -327,6 +382,7 @@ class Scheduler:
                 sub = Request(request.provider, symbols, request.interval, request.range)
                 queue.put_nowait(PlannedRequest(sub, 0, 0, 1))
                 self._unfinished[request.interval] += 1
+                self._calls_left += 1
 
     def _validate(
         self, request: Request, frame: pl.DataFrame, windows: dict[str, DateRange]
@@ -371,6 +427,67 @@ class Scheduler:
         cal = self.calendars.get(request.symbols[0])
         return cal.day_shift if cal else timedelta(0)
 
+    def _resample(self) -> pl.DataFrame | None:
+        """Build the plan's resampled sessions from the stored finer bars (those this job
+        fetched are written by now), write them and return their ledger rows, a batch of
+        symbols at a time. A session whose finer bars are still missing (their fetch failed)
+        stays a gap, with an error."""
+        groups: dict[tuple[Interval, Interval], dict[str, list[DateRange]]] = {}
+        for step in self.plan.resampled:
+            key = (step.gap.interval, step.source)
+            groups.setdefault(key, {}).setdefault(step.gap.symbol, []).append(step.gap.range)
+        ledgers: list[pl.DataFrame] = []
+        for (interval, fine), ranges in groups.items():
+            names = sorted(ranges)
+            for i in range(0, len(names), RESAMPLE_SYMBOLS):
+                batch = {s: ranges[s] for s in names[i : i + RESAMPLE_SYMBOLS]}
+                self._resample_batch(interval, fine, batch)
+                ledger = self._flush(*self._take_buffer())
+                if ledger is not None:
+                    ledgers.append(ledger)
+        self._report()
+        return pl.concat(ledgers) if ledgers else None
+
+    def _resample_batch(
+        self, interval: Interval, fine: Interval, ranges: Mapping[str, list[DateRange]]
+    ) -> None:
+        """Buffer the ``interval`` bars of the sessions in ``ranges`` (per symbol) that the
+        stored ``fine`` bars settle, and the answers they make."""
+        assert self.resampler is not None
+        now = self.clock()
+        calendars = {s: self.calendars[s] for s in ranges}
+        spans = {s: span_of(r) for s, r in ranges.items()}
+        for s in ranges:
+            unit = self.units[(s, interval)]
+            unit.open_requests -= len(ranges[s])
+            if unit.status == "pending":
+                unit.status, unit.started_at, unit.dirty = "running", now, True
+        try:
+            expected = {s: Expected(calendars[s], w) for s, w in spans.items()}
+            settled = self.resampler.settled(fine, expected)
+            frame = self.resampler.bars(interval, fine, calendars, span_of(spans.values()))
+        except LakeError as exc:
+            for s, w in spans.items():
+                self.books.fail(Request(RESAMPLED, (s,), interval, w), [s], str(exc), "resample")
+            return
+        by_symbol = {str(k[0]): v for k, v in frame.partition_by("symbol", as_dict=True).items()}
+        for s, runs in ranges.items():
+            mine = by_symbol.get(s, frame.clear())
+            for whole in runs:
+                sessions = calendars[s].sessions_in(whole)
+                have = np.isin(sessions, settled.get(s, sessions[:0]))
+                for run in session_runs(sessions, have):
+                    part = Request(RESAMPLED, (s,), interval, run)
+                    self._keep(part, mine, {s: run}, closes=False)
+                if not have.all():
+                    message = (
+                        f"{int((~have).sum())} session(s) not resampled: their {fine} bars are "
+                        "missing (their fetch failed); the next fill resamples or fetches them"
+                    )
+                    self.books.fail(
+                        Request(RESAMPLED, (s,), interval, whole), [s], message, "resample"
+                    )
+
     # -- bookkeeping -------------------------------------------------------------------------
 
     def _request_closed(self, request: Request, *, flushed: bool = True) -> None:
@@ -378,8 +495,6 @@ class Scheduler:
         if flushed:
             for s in request.symbols:
                 self.units[(s, request.interval)].open_requests -= 1
-        if self.on_progress:
-            self.on_progress(self.done_requests, len(self.plan.requests), self.bars_written)
 
     def _take_buffer(self) -> tuple[list[tuple[Interval, pl.DataFrame]], list[Answer]]:
         buffer, fetched = self._buffer, self._fetched
@@ -409,6 +524,7 @@ class Scheduler:
             if buffer or fetched:
                 ledger = await asyncio.to_thread(self._flush, buffer, fetched)
                 await asyncio.to_thread(self._save, job=self._counters(), ledger=ledger)
+                self._report(saved=True)
 
     def _flush(
         self, buffer: list[tuple[Interval, pl.DataFrame]], fetched: list[Answer]
@@ -429,6 +545,7 @@ class Scheduler:
         for interval, frame in buffer:
             by_interval.setdefault(interval, []).append(frame)
         written = 0
+        started = time.perf_counter()
         try:
             for interval, frames in by_interval.items():
                 written += self.sink.write(interval, pl.concat(frames, how="vertical"))
@@ -445,14 +562,22 @@ class Scheduler:
                 self._fatal = exc
             return None
         self.bars_written += written
+        if written:
+            self._write_s += time.perf_counter() - started
+            self._write_bars += written
         ledger = self.books.saved(fetched)
         return pl.DataFrame(ledger, schema=LEDGER) if ledger else None
 
     def _counters(self) -> dict[str, Any]:
         units = self.units.values()
+        latency = self.pages.latency_s
         return {
             "requests_made": self.pages.calls,
             "bars_written": self.bars_written,
+            "latency_ms": None if latency is None else round(latency * 1000, 3),
+            "write_us_per_bar": (
+                round(self._write_s / self._write_bars * 1e6, 4) if self._write_bars else None
+            ),
             "symbols_done": len({u.symbol for u in units if u.status == "done"}),
             "symbols_failed": len({u.symbol for u in units if u.status == "failed"}),
             "heartbeat_at": datetime.now(UTC),  # liveness is wall time, whatever the lake clock
@@ -476,11 +601,49 @@ class Scheduler:
                 ledger=ledger,
                 set_aside=self.books.take_aside(),
             )
+            if "bars_written" in job:
+                self._recorded = job["bars_written"]
 
     async def _reporter(self) -> None:
         while True:
             await asyncio.sleep(REPORT_EVERY_S)
             await asyncio.to_thread(self._save, job=self._counters())
+            self._report(saved=True)
+
+    # -- progress reports --------------------------------------------------------------------
+
+    def _waiting(self, reason: str, seconds: float) -> None:
+        self._wait = (reason, self.timing.clock() + seconds)
+        self._report()
+
+    def _sending(self) -> None:
+        self._wait = None  # a call goes out: whatever held the job back is over
+
+    def _report(self, *, saved: bool = False, done: bool = False) -> None:
+        """Tell ``on_progress`` where the job stands. Bars written are those the latest save
+        recorded, so that a report never runs ahead of the catalog; a wait shows until a call
+        goes out, with the seconds it has left."""
+        if self.on_progress is None:
+            return
+        now = self.timing.clock()
+        calls = self.pages.calls
+        waiting = None
+        if self._wait is not None and not done:
+            waiting = Waiting(self._wait[0], max(0.0, self._wait[1] - now))
+        self.on_progress(
+            Progress(
+                requests=calls,
+                requests_expected=calls + (0 if done else max(0, self._calls_left)),
+                bars_fetched=self.pages.bars,
+                bars_written=self._recorded,
+                elapsed_s=max(0.0, now - self._started),
+                waiting=waiting,
+                limit=self.limiter.limit or None,
+                window_s=self.limiter.span,
+                saved=saved,
+                done=done,
+            )
+        )
 
     def _result(self, status: str, duration: float) -> JobResult:
         units = self.units.values()

@@ -13,12 +13,13 @@ import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Protocol
 
 import polars as pl
 
+from barlake.calendars.calendar import Calendar
 from barlake.catalog.repositories import Catalog
 from barlake.catalog.schema import LEDGER, PROGRESS_START
 from barlake.clock import Clock
@@ -27,15 +28,17 @@ from barlake.coverage.finder import Expected, GapFinder, span_of
 from barlake.coverage.gaps import Gap, with_sessions
 from barlake.coverage.matrix import Cells
 from barlake.domain.actions import frame as actions_frame
-from barlake.domain.intervals import Interval
+from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.errors import ProviderError
 from barlake.fetch import actions as fetching
 from barlake.fetch.job import JobResult, ProgressCallback
-from barlake.fetch.ratelimit import RateLimiter
+from barlake.fetch.ratelimit import WALL, RateLimiter, Timing
+from barlake.fetch.resample import Resampler
 from barlake.fetch.runner import Stop, run_blocking, run_until_signalled
 from barlake.fetch.scheduler import BarSink, Scheduler
 from barlake.liveness import HOST
+from barlake.planning.duration import WRITE_S_PER_BAR, Pace
 from barlake.planning.plan import (
     ActionRequest,
     Origin,
@@ -45,11 +48,12 @@ from barlake.planning.plan import (
     plan_actions,
     price,
 )
+from barlake.planning.resample import Resample, sessions_of, split
 from barlake.providers.base import Capabilities, Provider
 from barlake.retention.policy import Policies, Policy
 from barlake.retention.selection import Selection
 from barlake.retention.targets import Ask, Target, resolve
-from barlake.universe.members import Member
+from barlake.universe.members import Member, members
 from barlake.universe.registry import Registry
 from barlake.universe.tiers import tier_of
 
@@ -80,6 +84,13 @@ class RunOptions:
     command: str | None = None
     #: Ask again for the symbols set aside after the provider refused them as unknown.
     retry_failed: bool = False
+    #: The seconds clock and sleep of the rate limiter and the progress reports (a test's
+    #: fake clock; wall time by default).
+    timing: Timing = WALL
+    #: Track the selection's names the lake does not (``Backfill.resolve``'s ``track``).
+    track: bool = False
+    #: Told the members a job tracked, once it has tracked them (before it fetches).
+    on_track: Callable[[Sequence[Member]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,8 @@ class Resolved:
     skipped: list[tuple[str, str, str]]
     priority: dict[str, int]
     policy: Policy | None
+    #: The members the catalog does not track yet (``Backfill.resolve``'s ``track``).
+    new: tuple[Member, ...] = ()
 
 
 class Backfill:
@@ -108,10 +121,13 @@ class Backfill:
         config: LakeConfig,
         clock: Clock,
         fill_lock: Callable[[], AbstractContextManager[Any]],
+        resampler: Resampler | None = None,
     ) -> None:
         self.catalog, self.registry, self.finder = catalog, registry, finder
         self.policies, self.providers, self.bars = policies, providers, bars
         self.config, self.clock, self.fill_lock = config, clock, fill_lock
+        #: Builds bars from the lake's finer ones (lake.yaml ``backfill.resample``).
+        self.resampler = resampler
 
     # -- what is wanted ----------------------------------------------------------------------
 
@@ -136,15 +152,33 @@ class Backfill:
             respect_user=self.config.backfill.respect_user_overrides,
         )
 
-    def resolve(self, selection: Selection) -> Resolved:
-        """The selection's members (unknown names are errors) and their targets."""
+    def resolve(self, selection: Selection, *, track: bool = False) -> Resolved:
+        """The selection's members and their targets. A name the catalog does not track is an
+        error, unless ``track``: then it is a new member, described as ``lake symbols add``
+        would describe it (``Registry.newcomers``), and nothing is written (``track_new``
+        tracks it)."""
+        names, new = selection.names, []
         with self.catalog.session(read_only=True):
-            found = self.registry.members(selection.names, layer=selection.layer)
+            if track and names:
+                untracked = set(self.registry.untracked(names))
+                new = members(self.registry.newcomers([n for n in names if n in untracked]))
+                names = [n for n in names if n not in untracked]
+            found = self.registry.members(names, layer=selection.layer)
+        new = [m for m in new if selection.layer in (None, m.layer)]
+        found = sorted([*found, *new], key=lambda m: m.name)
         policy = self.policies.chosen(selection.policy)
         targets, skipped, priority = resolve(
             self.ask(selection, policy), found, self.clock().date()
         )
-        return Resolved(found, targets, skipped, priority, policy)
+        return Resolved(found, targets, skipped, priority, policy, tuple(new))
+
+    def track_new(self, wanted: Resolved, options: RunOptions) -> None:
+        """Track ``wanted``'s new members (as ``lake symbols add`` would) and say so."""
+        if not wanted.new:
+            return
+        self.registry.add([m.name for m in wanted.new], {}, ())
+        if options.on_track is not None:
+            options.on_track(wanted.new)
 
     # -- what is missing --------------------------------------------------------------------
 
@@ -165,13 +199,17 @@ class Backfill:
         windows = {t.symbol: t.window for t in wanted.targets}
         expected = self.finder.expected(wanted.members, windows)
         names = [m.name for m in wanted.members]
-        return self.finder.coverage(interval, names, expected, span_of(windows.values()))
+        cells = self.finder.coverage(interval, names, expected, span_of(windows.values()))
+        return replace(cells, layers={m.name: m.layer for m in wanted.members})
 
     # -- planning ----------------------------------------------------------------------------
 
-    def plan(self, selection: Selection, wanted: Resolved | None = None) -> Plan:
+    def plan(
+        self, selection: Selection, wanted: Resolved | None = None, *, retry_failed: bool = False
+    ) -> Plan:
         """What a fill of ``selection`` would fetch, request by request, and why (``wanted``:
-        the selection already resolved)."""
+        the selection already resolved; ``retry_failed``: as if the symbols set aside were
+        asked again)."""
         wanted = wanted or self.resolve(selection)
         return self.plan_targets(
             wanted.members,
@@ -180,6 +218,7 @@ class Backfill:
             skipped=wanted.skipped,
             priority=wanted.priority,
             parameters=selection.parameters(wanted.policy.name if wanted.policy else None),
+            retry_failed=retry_failed,
         )
 
     def plan_targets(
@@ -192,12 +231,15 @@ class Backfill:
         priority: dict[str, int] | None = None,
         parameters: dict[str, Any] | None = None,
         repair: Mapping[tuple[str, Interval], Sequence[date]] | None = None,
+        retry_failed: bool = False,
     ) -> Plan:
         """The plan that brings each target's symbol to its wanted range, fetching again the
-        sessions ``repair`` names (``jobs.repair``) as if they were gaps."""
+        sessions ``repair`` names (``jobs.repair``) as if they were gaps, and the symbols set
+        aside only with ``retry_failed``."""
         name = provider or self.config.default_provider
         caps = self.capabilities(name)
-        aside = {s for s, _ in self.catalog.set_aside(name, sorted({t.symbol for t in targets}))}
+        wanted = sorted({t.symbol for t in targets})
+        aside = set() if retry_failed else {s for s, _ in self.catalog.set_aside(name, wanted)}
         skips = [Skipped((s,), i, reason) for s, i, reason in skipped]
         skips += [Skipped((t.symbol,), t.interval, SET_ASIDE) for t in targets if t.symbol in aside]
         by_interval: dict[Interval, dict[str, Target]] = {}
@@ -206,8 +248,11 @@ class Backfill:
                 by_interval.setdefault(t.interval, {})[t.symbol] = t
         all_gaps: list[Gap] = []
         origins: list[Origin] = []
+        planned: dict[Interval, list[Gap]] = {}
+        calendars = {m.name: m.calendar for m in found}
         for interval, chosen in by_interval.items():
-            if interval not in caps.intervals:
+            local = self.resamples(interval)
+            if interval not in caps.intervals and local is None:
                 reason = f"{name} does not serve {interval} bars"
                 skips.append(Skipped(tuple(chosen), interval, reason))
                 continue
@@ -220,24 +265,30 @@ class Backfill:
                     gaps = [g for g in gaps if g.symbol != sym] + more
             gaps.sort(key=lambda g: (g.symbol, g.range))
             all_gaps += gaps
+            planned[interval] = gaps
             origins += _origins(chosen, expected, gaps)
+        fetched, resampled, unserved = self.split_resampled(planned, calendars, caps, name)
+        if resampled or unserved:
+            skips += unserved
+            all_gaps = fetched + [r.gap for r in resampled]
         listings = {m.name: (m.listed_on, m.delisted_on) for m in found}
-        calendars = {m.name: m.calendar for m in found}
         weight = self.config.backfill.reread_weight
-        planned, bound, timed_out = price(
-            name, caps, all_gaps, calendars, reread_weight=weight, listings=listings
+        requests, bound, timed_out = price(
+            name, caps, fetched, calendars, reread_weight=weight, listings=listings
         )
         return Plan(
             provider=name,
             rate_limit_per_min=self.rate_limit(name, caps),
             actions=tuple(self.plan_actions(name, caps, targets, aside)),
-            requests=tuple(order(planned, priority or {})),
+            requests=tuple(order(requests, priority or {})),
             gaps=tuple(all_gaps),
             origins=tuple(origins),
             skipped=tuple(_merge_skips(skips)),
             parameters={**(parameters or {}), "provider": name},
             lower_bound=bound,
             time_limit_reached=timed_out,
+            resampled=tuple(resampled),
+            pace=self.pace(name, caps),
         )
 
     def plan_actions(
@@ -320,6 +371,73 @@ class Backfill:
             self.catalog.add_ledger(pl.DataFrame(ledger, schema=LEDGER))
         return total
 
+    def pace(self, name: str, caps: Capabilities) -> Pace:
+        """What the time estimate of a fill from ``name`` counts besides its rate limit: the
+        latency its latest jobs measured (else the provider's typical one), the requests in
+        flight and the window its limit is counted over."""
+        measured = self.catalog.latency(name)
+        latency, write = caps.latency_s, WRITE_S_PER_BAR
+        source = f"{name}'s typical latency (no job measured it yet)"
+        if measured is not None:
+            latency, write = measured.latency_s, measured.write_s_per_bar or write
+            source = f"measured over the latest {measured.jobs} {name} job(s)"
+        return Pace(
+            window_s=self.config.provider(name).rate_limit_window_s,
+            latency_s=latency,
+            latency_source=source,
+            parallel=self.config.backfill.parallel_symbols,
+            write_s_per_bar=write,
+            flush_rows=self.config.backfill.flush_rows,
+        )
+
+    def resamples(self, interval: Interval) -> Interval | None:
+        """The finer interval lake.yaml's ``backfill.resample`` builds ``interval`` from, if
+        any (None too without a resampler)."""
+        return self.config.backfill.resample.get(interval) if self.resampler else None
+
+    def split_resampled(
+        self,
+        planned: Mapping[Interval, list[Gap]],
+        calendars: Mapping[str, Calendar],
+        caps: Capabilities,
+        provider: str,
+    ) -> tuple[list[Gap], list[Resample], list[Skipped]]:
+        """The gaps of ``planned`` (per interval) to fetch, the sessions to resample (finest
+        interval first), and what neither can close. A session is resampled when its finer
+        bars are settled, or when the same plan stores them (fetched, or resampled first);
+        otherwise it is fetched, where the provider serves the interval."""
+        if not any(self.resamples(i) for i in planned):
+            return [g for gaps in planned.values() for g in gaps], [], []
+        fetched: list[Gap] = []
+        local: list[Resample] = []
+        skips: list[Skipped] = []
+        stored: dict[Interval, list[Gap]] = {}  # what the plan stores, per interval
+        for interval in sorted(planned, key=lambda i: spec(i).seconds):
+            gaps, source = planned[interval], self.resamples(interval)
+            keep, mine = gaps, list[Resample]()
+            if source is not None and gaps and self.resampler is not None:
+                spans: dict[str, DateRange] = {}
+                for g in gaps:
+                    have = spans.get(g.symbol)
+                    spans[g.symbol] = span_of([have, g.range]) if have else g.range
+                expected = {s: Expected(calendars[s], w) for s, w in spans.items()}
+                settled = self.resampler.settled(source, expected)
+                later = sessions_of(stored.get(source, []), calendars)
+                keep, mine = split(gaps, source, settled, later, calendars)
+            local += mine
+            served = interval in caps.intervals
+            if served:
+                fetched += keep
+            elif keep:
+                reason = (
+                    f"{provider} does not serve {interval} bars, and the {source} bars they are "
+                    f"resampled from are not stored for {sum(g.sessions for g in keep)} "
+                    f"session(s): fill {source} first"
+                )
+                skips.append(Skipped(tuple(sorted({g.symbol for g in keep})), interval, reason))
+            stored[interval] = [*(keep if served else []), *(r.gap for r in mine)]
+        return fetched, local, skips
+
     def capabilities(self, name: str) -> Capabilities:
         return self.providers.open(name).capabilities
 
@@ -332,8 +450,9 @@ class Backfill:
         """Plan ``selection`` and run it as one job under the lake's fill lock.
 
         Bad input (symbols, dates, policy, provider, ``parallel``) is refused before the lock
-        is taken, so that it is reported as it is even while another fill runs."""
-        wanted = self.resolve(selection)
+        is taken, so that it is reported as it is even while another fill runs; with
+        ``options.track``, new names are tracked once the plan is made, and not on bad input."""
+        wanted = self.resolve(selection, track=options.track)
         self.capabilities(selection.provider or self.config.default_provider)
         self.job_config(options)
         with self.fill_lock():
@@ -342,7 +461,9 @@ class Backfill:
                 names = [m.name for m in wanted.members]
                 provider = selection.provider or self.config.default_provider
                 self.catalog.forget_set_aside(names, provider)
-            return self.execute(self.start(self.plan(selection, wanted), options))
+            plan = self.plan(selection, wanted)
+            self.track_new(wanted, options)
+            return self.execute(self.start(plan, options))
 
     def run(self, plan: Plan, options: RunOptions) -> JobResult:
         """Run an existing ``plan`` as a new job under the lake's fill lock."""
@@ -414,6 +535,8 @@ class Backfill:
                 plan.rate_limit_per_min,
                 window_s=source.rate_limit_window_s,
                 share=shared_as if config.shared_rate_limit else None,
+                clock=options.timing.clock,
+                sleep=options.timing.sleep,
             ),
             sink=sink or self.bars,
             recorder=self.catalog,
@@ -421,10 +544,12 @@ class Backfill:
             config=config,
             clock=self.clock,
             on_progress=options.on_progress,
+            timing=options.timing,
             tiers={m.name: tier_of(m.market_cap, tiers) for m in found}
             if config.use_symbol_tiers
             else None,
             exists=self.catalog.shown(plan.provider, [m.name for m in found]),
+            resampler=self.resampler,
         )
 
 

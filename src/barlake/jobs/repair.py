@@ -101,7 +101,7 @@ def repair(
     """Fill ``selection``'s gaps and fetch again the sessions a check flags, in one job."""
     with backfill.fill_lock():
         backfill.catalog.interrupt_stale()
-        wanted = backfill.resolve(selection)
+        wanted = backfill.resolve(selection, track=options.track)
         names = sorted({t.symbol for t in wanted.targets})
         for interval in sorted({t.interval for t in wanted.targets}):
             store.drop_keyless(interval, names)
@@ -118,6 +118,7 @@ def repair(
             },
             repair=bad,
         )
+        backfill.track_new(wanted, options)
         calendars = {m.name: m.calendar for m in wanted.members}
         sink = RepairSink(store, bad, calendars)
         return backfill.execute(backfill.start(plan, options, sink=sink))

@@ -26,7 +26,7 @@ from typing import Any
 from barlake.catalog.repositories import Catalog
 from barlake.config import WorkerConfig
 from barlake.errors import Interrupted, LakeError, LockError
-from barlake.fetch.job import error_rows
+from barlake.fetch.job import Progress, error_rows
 from barlake.fetch.runner import Stop
 from barlake.jobs.backfill import Backfill, RunOptions
 from barlake.jobs.queue import Queue, Request
@@ -59,6 +59,38 @@ class Outcome:
 
 
 _NAMES = itertools.count(1)
+
+#: Seconds of a job between two ``progress`` lines of the worker's log.
+PROGRESS_EVERY_S = 30.0
+
+
+class ProgressLog:
+    """A running job's ``progress`` lines in the worker's log: one every ``PROGRESS_EVERY_S``
+    seconds of the job, and one when a wait of a second or more starts for another reason
+    than the last one logged (the rate limit, a Retry-After, a backoff), so that a quiet
+    worker says why it is quiet."""
+
+    def __init__(self, log: Log, request: str) -> None:
+        self.log, self.request = log, request
+        self._next = PROGRESS_EVERY_S
+        self._said: str | None = None
+
+    def __call__(self, p: Progress) -> None:
+        wait = p.waiting if p.waiting is not None and p.waiting.seconds >= 1 else None
+        news = wait is not None and wait.reason != self._said
+        if p.done or not (news or p.elapsed_s >= self._next):
+            return
+        self._said = wait.reason if wait is not None else None
+        self._next = p.elapsed_s + PROGRESS_EVERY_S
+        fields: dict[str, Any] = {
+            "request": self.request,
+            "requests": p.requests,
+            "requests_expected": p.requests_expected,
+            "bars_written": p.bars_written,
+        }
+        if p.waiting is not None:
+            fields |= {"waiting_for": p.waiting.reason, "wait_s": round(p.waiting.seconds, 1)}
+        self.log("progress", fields)
 
 
 class Worker:
@@ -206,7 +238,9 @@ class Worker:
     def _fill(self, request: Request, stop: Stop) -> Outcome:
         plan = self.backfill.plan(request.to_selection())
         options = RunOptions(
-            parallel=self.concurrency, command=f"lake worker: request {request.id[:8]}"
+            parallel=self.concurrency,
+            on_progress=ProgressLog(self.log, request.id),
+            command=f"lake worker: request {request.id[:8]}",
         )
         scheduler = self.backfill.start(plan, options)
         self.catalog.attach_job(request.id, scheduler.job_id)

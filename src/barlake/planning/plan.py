@@ -2,13 +2,17 @@
 
 Pure logic: gaps in, requests out. ``barlake.planning.cost`` picks the request shapes (nearby gaps
 merged, alike symbols packed, grouped daily where cheaper, ranges cut to the provider's limits)
-and the lower bound they are measured against; estimates of bars, pages and time at the
-provider's rate limit come with the plan, and ``order`` decides who goes first.
+and the lower bound they are measured against; estimates of bars, requests and time (the
+provider's rate limit, latency and the fill's workers: ``barlake.planning.duration``) come with
+the plan, and ``order`` decides who goes first.
+
+A *request* is one call to the provider, one page of an answer, as ``lake fill`` counts them; a
+planned *range* (``PlannedRequest``) asks for some symbols over some sessions and takes as many
+requests as its answer has pages.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,13 +31,16 @@ from barlake.errors import UsageError
 from barlake.planning import exact
 from barlake.planning.bound import lower_bound
 from barlake.planning.cost import plan_shapes, total_cost
+from barlake.planning.duration import Pace, seconds
 from barlake.planning.pricing import Axis, Pricing, Shape
+from barlake.planning.resample import Resample
 from barlake.providers.base import Capabilities, Request
 
 
 @dataclass(frozen=True)
 class PlannedRequest:
-    """A request with what it is expected to bring."""
+    """A range to ask for (symbols over sessions) with what it is expected to bring: bars,
+    and ``pages``, the requests (provider calls) its answer takes."""
 
     request: Request
     sessions: int
@@ -50,7 +57,7 @@ class PlannedRequest:
             "end": r.range.last.isoformat(),
             "sessions": self.sessions,
             "estimated_bars": self.bars,
-            "estimated_pages": self.pages,
+            "estimated_requests": self.pages,
         }
 
 
@@ -146,14 +153,21 @@ class Plan:
     time_limit_reached: bool = False
     #: Corporate actions to fetch beside the bars (``backfill.fetch_actions``).
     actions: tuple[ActionRequest, ...] = ()
+    #: Missing sessions built from the lake's finer bars, after the requests: no request.
+    resampled: tuple[Resample, ...] = ()
+    #: What besides the rate limit sets the fill's pace (latency, workers, the window).
+    pace: Pace = field(default_factory=Pace)
 
     @property
     def total_requests(self) -> int:
-        return len(self.requests)
+        """Requests (provider calls, one per page) the plan expects to make: the unit of
+        ``lower_bound`` and of ``JobResult.requests``."""
+        return sum(r.pages for r in self.requests)
 
     @property
-    def total_pages(self) -> int:
-        return sum(r.pages for r in self.requests)
+    def total_ranges(self) -> int:
+        """Ranges asked for (``requests``), each taking one request or more."""
+        return len(self.requests)
 
     @property
     def estimated_bars(self) -> int:
@@ -161,13 +175,17 @@ class Plan:
 
     @property
     def estimated_seconds(self) -> float:
-        """Time the rate limit alone imposes on sending every page: a minute's quota goes out
-        at once, and each further quota a minute later."""
-        limit = self.rate_limit_per_min
-        pages = self.total_pages + len(self.actions)
-        if limit <= 0 or math.isinf(limit) or not pages:
+        """Seconds the fill is expected to take to send every request and hear every answer:
+        the rate limit's window (a window's quota goes out at once, each further quota a
+        window later), the provider's latency and the fill's workers, replayed in plan order
+        (``barlake.planning.duration``), and the write of the bars still buffered after the
+        last answer: those of the last interval fetched. Action requests count one page each."""
+        pages = [r.pages for r in self.requests] + [1] * len(self.actions)
+        if not pages:
             return 0.0
-        return float((pages - 1) // max(1, int(limit)) * 60)
+        last = self.requests[-1].request.interval if self.requests else None
+        tail = sum(r.bars for r in self.requests if r.request.interval == last)
+        return seconds(pages, self.rate_limit_per_min, self.pace, tail)
 
     def __add__(self, other: Plan) -> Plan:
         """One plan doing both: run several selections as one job.
@@ -189,24 +207,29 @@ class Plan:
             lower_bound=self.lower_bound + other.lower_bound,
             time_limit_reached=self.time_limit_reached or other.time_limit_reached,
             actions=self.actions + other.actions,
+            resampled=self.resampled + other.resampled,
+            pace=self.pace,
         )
 
     def to_dict(self, *, explain: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "provider": self.provider,
-            "requests": [r.to_dict() for r in self.requests],
+            "ranges": [r.to_dict() for r in self.requests],
+            "total_ranges": self.total_ranges,
             "total_requests": self.total_requests,
-            "total_pages": self.total_pages,
             "lower_bound": self.lower_bound,
             "estimated_bars": self.estimated_bars,
             "estimated_seconds": round(self.estimated_seconds, 3),
             "rate_limit_per_min": self.rate_limit_per_min,
+            "estimate": self.pace.to_dict(),
             "gaps": len(self.gaps),
             "missing_sessions": sum(g.sessions for g in self.gaps),
             "skipped": [s.to_dict() for s in self.skipped],
             "solver": {"time_limit_reached": self.time_limit_reached},
             "action_requests": [a.to_dict() for a in self.actions],
             "total_action_requests": len(self.actions),
+            "resampled": [r.to_dict() for r in self.resampled],
+            "resampled_sessions": sum(r.gap.sessions for r in self.resampled),
         }
         if explain:
             out["explain"] = [o.to_dict() for o in self.origins]

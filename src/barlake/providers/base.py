@@ -26,7 +26,11 @@ class Capabilities:
     bars_per_page: int
     rate_limit_per_min: float
     grouped_daily: bool = False
+    #: Environment variables that hold the API key, any one of them (Polygon's two names).
     auth_env: tuple[str, ...] = ()
+    #: Those that hold the secret that goes with the key, any one of them (Alpaca's); empty
+    #: when the key alone is enough.
+    auth_secret_env: tuple[str, ...] = ()
     #: Longest range (calendar days) one request may span, per interval; absent means no limit.
     max_days: dict[Interval, int] = field(default_factory=dict)
     #: Longest comma-joined, percent-encoded symbol list one request may carry (URL limits),
@@ -38,6 +42,9 @@ class Capabilities:
     #: entitlement, leave it False: their empty answer covers nothing until they have shown
     #: bars of the symbol.
     refuses_unknown: bool = False
+    #: Seconds a request typically takes to be answered, for ``lake plan``'s time estimate
+    #: until a job has measured the provider's latency (the catalog keeps each job's).
+    latency_s: float = 0.3
     #: Symbols one corporate-actions request may name; 0 when the provider serves none
     #: (``ActionSource``).
     action_symbols: int = 0

@@ -1,13 +1,14 @@
 """Binance spot klines.
 
-Public market data: no key. A request is ``GET /api/v3/klines`` for one symbol (``BTCUSDT``,
-no separator) with ``interval``, ``startTime``/``endTime`` (epoch ms, both inclusive, on open
-times) and ``limit`` (at most 1000 klines). Its pages advance ``startTime`` to the open of the
-kline after the last one received, and end with a short page or at ``endTime``; a kline
-opening outside the ``startTime``..``endTime`` it was asked for is dropped. Klines are
-positional arrays with decimal strings; the bar is labelled by its open time, daily klines
-by their UTC date (crypto trades on the ``24/7`` calendar). The vwap is quote-asset volume over
-volume; there are no adjustments.
+Public market data: no key. A request is ``GET /api/v3/klines`` for one symbol (``BTCUSDT``, no
+separator: the lake's ``BTC/USDT`` is sent as ``BTCUSDT``) with ``interval``,
+``startTime``/``endTime`` (epoch ms, both inclusive, on open times) and ``limit`` (at most 1000
+klines). Its pages advance ``startTime`` to the open of the kline after the last one received,
+and end with a short page or at ``endTime``; a kline opening outside the
+``startTime``..``endTime`` it was asked for is dropped. Klines are positional arrays with
+decimal strings; the bar is labelled by its open time, daily klines by their UTC date (crypto
+trades on the ``24/7`` calendar). The vwap is quote-asset volume over volume; there are no
+adjustments.
 
 Limits are per IP: 6,000 request weight a minute, 2 per klines call. Every answer's
 ``X-MBX-USED-WEIGHT-1M`` is kept, and a page that would pass ``weight_limit`` waits for the
@@ -62,6 +63,12 @@ WIRE: dict[Interval, str] = {
 MAX_DAYS: dict[Interval, int] = {"1min": 7, "5min": 31, "15min": 92, "30min": 183, "1hour": 366}
 
 
+def wire_symbol(symbol: str) -> str:
+    """A pair as Binance spells it, without a separator: ccxt's ``BTC/USDT`` and the dashed
+    ``BTC-USDT`` are ``BTCUSDT`` (the bars keep the lake's name)."""
+    return symbol.replace("/", "").replace("-", "")
+
+
 class BinanceOptions(BaseModel):
     """``providers.binance.options`` in lake.yaml."""
 
@@ -111,7 +118,7 @@ class BinanceProvider:
         data = await self._http.get_json(
             PATH,
             params={
-                "symbol": symbol,
+                "symbol": wire_symbol(symbol),
                 "interval": WIRE[request.interval],
                 "startTime": str(start),
                 "endTime": str(last),

@@ -16,13 +16,16 @@ its source, for ``lake config show``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from barlake.config import FILE_NAME, LakeConfig, LayerRetention, read
+from barlake.calendars.calendar import cache_dir_source
+from barlake.config import FILE_NAME, LakeConfig, LayerRetention, mask, read
 from barlake.errors import UsageError
+from barlake.providers import PROVIDERS
 from barlake.retention.policy import (
     LAYERS,
     TRADES,
@@ -140,10 +143,21 @@ class Effective:
 
 
 def effective(
-    root: Path, *, policy: str | None = None, environ: Mapping[str, str] | None = None
+    root: Path,
+    *,
+    policy: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    root_source: str = "argument",
+    provider: str | None = None,
+    parallel: int | None = None,
 ) -> Effective:
-    """The lake at ``root``'s settings (flags aside) and the policy a command would use with
-    ``--policy`` ``policy`` (None: the lake's own), each value with its source; secrets masked.
+    """The lake at ``root``'s settings and the policy a command would use with ``--policy``
+    ``policy`` (None: the lake's own), each value with its source; secrets masked.
+
+    Besides lake.yaml's settings: ``lake`` (the folder, from ``root_source``: ``--lake``,
+    ``env LAKE_ROOT`` or the default), ``cache_dir`` (calendar and rate-limit files) and
+    ``api.token`` (``***`` when its variable is set: the API then takes changes). ``provider``
+    and ``parallel`` are ``--provider`` and ``--parallel`` as a fill would take them.
 
     >>> effective(Path("lake")).policy_source  # doctest: +SKIP
     'lake.yaml data_retention'
@@ -152,9 +166,23 @@ def effective(
     if not root.is_dir():
         msg = f"no lake at {root}; run `lake init` there or pass --lake PATH"
         raise UsageError(msg)
-    loaded = read(root, environ)
-    settings = tuple(Setting(k, v, s) for k, v, s in loaded.settings())
+    env = os.environ if environ is None else environ
+    if provider is not None and provider not in PROVIDERS:
+        msg = f"unknown provider {provider!r}; use one of: {', '.join(PROVIDERS)}"
+        raise UsageError(msg)
+    loaded = read(root, env).with_flags(provider=provider, parallel=parallel)
     config = loaded.config
+    cache, cache_source = cache_dir_source(env)
+    settings = [
+        Setting("lake", str(root), root_source),
+        Setting("cache_dir", str(cache), cache_source),
+    ]
+    for key, value, source in loaded.settings():
+        settings.append(Setting(key, value, source))
+        if key == "api.token_env":
+            token = env.get(config.api.token_env)
+            shown = mask("api.token", token) if token else None
+            settings.append(Setting("api.token", shown, f"env {value}" if token else "default"))
     chosen, source = lake_policy(config)
     if policy is not None:
         chosen, source = policy, f"--policy {policy}"
@@ -170,7 +198,7 @@ def effective(
         from_file = read_policy(path)
         rules = _rules(from_file, lambda n, what: _file_source(from_file, where, n, what))
         name = from_file.name
-    return Effective(loaded.path, loaded.path.exists(), settings, name, source, tuple(rules))
+    return Effective(loaded.path, loaded.path.exists(), tuple(settings), name, source, tuple(rules))
 
 
 #: Where a value comes from, given the layer that defines it (None: the policy's liquidity

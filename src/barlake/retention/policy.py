@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from barlake.calendars.calendar import Calendar
 from barlake.config import parse, read_text
-from barlake.domain.intervals import SPECS, Interval
+from barlake.domain.intervals import ALIASES, SPECS, Interval
 from barlake.domain.ranges import ONE_DAY, DateRange
 from barlake.errors import ConfigError, UsageError
 
@@ -135,6 +135,23 @@ class LayerPolicy(_Strict):
     priority: Priority = Field(default="medium", description="Plans fill higher priorities first.")
     intervals: dict[Interval, Retention] = Field(default_factory=dict, description="Bars.")
     trades: Retention | None = Field(default=None, description="Tick data, when wanted.")
+
+    @field_validator("intervals", mode="before")
+    @classmethod
+    def _interval_names(cls, value: Any) -> Any:
+        """``1d: 30`` is ``1day: 30`` (``domain.intervals.ALIASES``); both spellings of one
+        interval are an error naming them."""
+        if not isinstance(value, dict):
+            return value
+        out: dict[Any, Any] = {}
+        spelled: dict[Any, Any] = {}
+        for key, retention in value.items():
+            name = ALIASES.get(key, key) if isinstance(key, str) else key
+            if name in out:
+                msg = f"{spelled[name]} and {key} are the same interval; keep one of them"
+                raise ValueError(msg)
+            out[name], spelled[name] = retention, key
+        return out
 
     def retention(self, interval: IntervalOrTrades) -> Retention | None:
         """The retention of ``interval`` (or of ``"trades"``), or None."""

@@ -1,15 +1,20 @@
-"""Reading bars as ``Lake.bars`` gives them: one lazy frame, sorted by (symbol, ts)."""
+"""Reading bars as ``Lake.bars`` gives them: one lazy frame, sorted by (symbol, ts); stored,
+or resampled from finer stored bars (``barlake.domain.resample``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 import polars as pl
 
+from barlake.calendars.calendar import Calendar, bar_start, period_key
+from barlake.domain import resample
 from barlake.domain.bars import KEY
 from barlake.domain.intervals import Interval, spec
-from barlake.domain.ranges import DateRange
+from barlake.domain.ranges import ONE_DAY, DateRange
+from barlake.domain.resample import PERIODS, Period
 from barlake.storage.store import Store
 
 
@@ -43,3 +48,58 @@ def bars(
             )
         )
     return pl.concat(parts).sort(KEY)
+
+
+def resampled(
+    store: Store,
+    interval: Interval | Period,
+    source: Interval,
+    names: list[str] | None,
+    window: DateRange | None,
+    calendars: Mapping[str, Calendar],
+    default: Calendar,
+) -> pl.LazyFrame:
+    """``interval`` bars of ``names`` (all stored when None) built from the stored ``source``
+    bars of the sessions in ``window`` (``resample.check`` has allowed the pair): intraday
+    bars on each symbol's exchange clock grid, as fetched ones are stamped; weeks and months
+    whole (every one ``window`` touches), stamped by their first session. ``calendars`` gives
+    each known symbol's calendar, ``default`` the others'."""
+    shifts = {s: c.day_shift for s, c in calendars.items()}
+    if interval not in PERIODS:
+        fine = bars(store, source, names, window, shifts, default.day_shift)
+        step = spec(interval).seconds * 1_000_000
+        shift = _per_symbol(calendars, default, lambda c: c.day_shift // timedelta(microseconds=1))
+        return resample.aggregate(fine, bar_start(pl.col("ts"), step, shift), source)
+    period: Period = interval
+    week_start = _per_symbol(calendars, default, lambda c: c.week_start)
+    wide = window and DateRange(window.start - _MONTH, window.end + _MONTH)
+    daily = bars(store, "1day", names, wide, shifts, default.day_shift)
+    key = period_key(pl.col("ts").dt.date(), period, week_start)
+    grouped = resample.aggregate(daily, key, source).with_columns(key=pl.col("ts").dt.date())
+    if window is not None:  # every period the window touches, whole
+        lo, hi = (period_key(pl.lit(d), period, week_start) for d in (window.start, window.last))
+        grouped = grouped.filter(pl.col("key").is_between(lo, hi))
+    used = {c.name: c for c in [default, *calendars.values()]}
+    firsts = pl.concat(
+        [c.period_firsts(period).with_columns(_cal=pl.lit(name)) for name, c in used.items()]
+    ).lazy()
+    stamp = pl.coalesce(pl.col("first"), pl.col("key")).cast(pl.Datetime("us", "UTC"))
+    out = (
+        grouped.with_columns(_cal=_per_symbol(calendars, default, lambda c: c.name))
+        .join(firsts, on=["_cal", "key"], how="left")
+        .with_columns(stamp.alias("ts"))
+        .drop("_cal", "key", "first")
+    )
+    return out.sort(KEY)
+
+
+#: More than any week or month: a period the window touches lies inside it widened by this.
+_MONTH = 32 * ONE_DAY
+
+
+def _per_symbol(
+    calendars: Mapping[str, Calendar], default: Calendar, value: Callable[[Calendar], Any]
+) -> pl.Expr:
+    """An expression of each row's ``value`` of its symbol's calendar."""
+    mapping = {s: value(c) for s, c in calendars.items()}
+    return pl.col("symbol").replace_strict(mapping, default=value(default))

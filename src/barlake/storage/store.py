@@ -31,11 +31,12 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from barlake.calendars.calendar import Days
 from barlake.domain import bars, symbols
-from barlake.domain.intervals import Interval, spec
+from barlake.domain.intervals import INTERVALS, Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.errors import StorageError
 from barlake.storage import dayindex
@@ -124,6 +125,20 @@ def latest(frame: pl.DataFrame) -> pl.DataFrame:
         pl.col("ts") == pl.col("ts").shift(-1)
     )
     return ordered.filter(~same_as_next.fill_null(value=False))
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What the lake holds at one interval: its files and their bytes, bars, symbols, and the
+    first and last bar's ``ts`` (None when the files have no rows)."""
+
+    interval: Interval
+    files: int
+    bytes: int
+    bars: int
+    symbols: int
+    first: datetime | None
+    last: datetime | None
 
 
 class Store:
@@ -293,6 +308,48 @@ class Store:
     ) -> list[Path]:
         """Existing files that may hold bars of ``symbols_`` (all when None) inside ``window``."""
         return [Path(p) for p in self._paths(interval, symbols_, window, checked=True)]
+
+    def holdings(self) -> list[Holding]:
+        """What each interval with files holds (in ``INTERVALS`` order), read from the files'
+        Parquet footers: no bar is read, except the daily files' ``symbol`` column."""
+        return [h for h in (self.holding(i) for i in INTERVALS) if h.files]
+
+    def holding(self, interval: Interval) -> Holding:
+        """What the lake holds at ``interval`` (zeros when it has no file of it)."""
+        files = self._paths(interval, None, None, checked=True)
+        size = bars_ = 0
+        names: set[str] = set()
+        firsts: list[datetime] = []
+        lasts: list[datetime] = []
+        for path in files:
+            with self.fs.open(path) as fh:
+                size += fh.seek(0, os.SEEK_END)
+                fh.seek(0)
+                parquet = pq.ParquetFile(fh)
+                meta = parquet.metadata
+                bars_ += meta.num_rows
+                found = _ts_range(meta)
+                if found is None and meta.num_rows:  # no statistics: read the column
+                    ts = parquet.read(columns=["ts"]).column("ts")
+                    found = (pc.min(ts).as_py(), pc.max(ts).as_py())
+                if found is not None:
+                    firsts.append(found[0])
+                    lasts.append(found[1])
+                symbol = _file_symbol(path)
+                if symbol is not None:
+                    names.add(symbol)
+                elif meta.num_rows:
+                    column = parquet.read(columns=["symbol"]).column("symbol")
+                    names.update(s for s in pc.unique(column).to_pylist() if s is not None)
+        return Holding(
+            interval,
+            len(files),
+            size,
+            bars_,
+            len(names),
+            min(firsts, default=None),
+            max(lasts, default=None),
+        )
 
     def _paths(
         self,
@@ -767,6 +824,28 @@ def _without(old: pl.DataFrame, replace: pl.DataFrame) -> pl.DataFrame:
         .get_column("_row")
     )
     return keyed.with_row_index("_row").filter(~pl.col("_row").is_in(hit.implode())).drop("_row")
+
+
+def _ts_range(meta: pq.FileMetaData) -> tuple[datetime, datetime] | None:
+    """The least and greatest ``ts`` by the row groups' statistics; None without them."""
+    if "ts" not in meta.schema.names:
+        return None
+    column = meta.schema.names.index("ts")
+    lows, highs = [], []
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        if not group.num_rows:
+            continue
+        stats = group.column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        lows.append(_utc(stats.min))
+        highs.append(_utc(stats.max))
+    return (min(lows), max(highs)) if lows else None
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _file_symbol(path: str) -> str | None:

@@ -26,12 +26,20 @@ class Coverage:
 
     ``sessions`` is the sorted union of the symbols' calendars' sessions in the range shown;
     ``states[i, j]`` is the state code of symbol ``i`` on session ``j`` (see ``STATES``).
+    ``groups`` names each symbol's group (``Lake.coverage``: its layer, "layer 3"), empty when
+    the symbols are not grouped: a map of many symbols draws one band per group.
     """
 
     interval: Interval
     symbols: tuple[str, ...]
     sessions: Days
     states: States
+    groups: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.groups and len(self.groups) != len(self.symbols):
+            msg = f"{len(self.groups)} group(s) for {len(self.symbols)} symbol(s)"
+            raise ValueError(msg)
 
     @property
     def gap_sessions(self) -> int:
@@ -106,8 +114,9 @@ class Coverage:
 
 
 def from_cells(cells: Cells) -> Coverage:
-    """The ``Coverage`` of the gap finder's ``cells``."""
-    return assemble(cells.interval, cells.symbols, cells.sessions, cells.rows)
+    """The ``Coverage`` of the gap finder's ``cells``, its symbols grouped by layer."""
+    groups = [f"layer {cells.layers[s]}" for s in cells.symbols] if cells.layers else ()
+    return assemble(cells.interval, cells.symbols, cells.sessions, cells.rows, groups)
 
 
 def assemble(
@@ -115,12 +124,13 @@ def assemble(
     symbols: Sequence[str],
     sessions: Days,
     rows: dict[str, tuple[Days, States]],
+    groups: Sequence[str] = (),
 ) -> Coverage:
     """A ``Coverage`` from each symbol's expected sessions and their states; sessions and
-    symbols without a state are NOT_EXPECTED."""
+    symbols without a state are NOT_EXPECTED. ``groups``: each symbol's group, or none."""
     grid = np.full((len(symbols), len(sessions)), NOT_EXPECTED, dtype=np.int8)
     for i, sym in enumerate(symbols):
         if sym in rows:
             days, row = rows[sym]
             grid[i, np.searchsorted(sessions, days)] = row
-    return Coverage(interval, tuple(symbols), sessions, grid)
+    return Coverage(interval, tuple(symbols), sessions, grid, tuple(groups))

@@ -1,18 +1,23 @@
-"""``lake report``: one self-contained HTML page with the coverage map, gaps, recent jobs and
-their per-symbol errors. The picture is inlined as a base64 PNG and the style sheet is inline, so
-the file can be mailed or opened offline; without matplotlib the page says how to get the map.
+"""``lake report``: one self-contained HTML page with what the lake holds at every interval
+(bars, symbols, first and last bar, files and bytes on disk), each interval's coverage map,
+coverage table and gaps, the recent jobs and their per-symbol errors.
+
+The page is rendered from the ``templates/report.html`` Jinja2 template, every value escaped.
+The pictures are inlined as base64 PNGs and the style sheet is inline, so the file can be mailed
+or opened offline; without matplotlib the page says how to get the maps.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from barlake.errors import UsageError
+from barlake.storage.store import Holding
+from barlake.views import pages
 from barlake.views.coverage import Coverage
 from barlake.views.files import write_output
 
@@ -33,14 +38,37 @@ ERROR_COLUMNS = ("job_id", "symbol", "interval", "stage", "timestamp", "error")
 GAP_COLUMNS = ("symbol", "interval", "first", "last", "sessions")
 SUMMARY_COLUMNS = ("symbol", "expected", "stored", "provisional", "empty", "missing", "covered")
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
-th { background: #f4f4f4; }
-img { max-width: 100%; border: 1px solid #ddd; }
-.note { color: #666; }
-"""
+_templates = pages.environment("barlake.views")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One interval of the page: what the lake holds of it (None: no file), its coverage,
+    the coverage map as PNG bytes (None without matplotlib) and its gaps."""
+
+    coverage: Coverage
+    png: bytes | None
+    gaps: list[dict[str, Any]]
+    holding: Holding | None = None
+
+    @property
+    def interval(self) -> str:
+        return self.coverage.interval
+
+    @property
+    def gap_sessions(self) -> int:
+        return sum(int(g["sessions"]) for g in self.gaps)
+
+    @property
+    def image(self) -> str | None:
+        """The map as a ``data:`` URL."""
+        if self.png is None:
+            return None
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+    def summary(self) -> list[dict[str, Any]]:
+        """The coverage table's rows, the least covered first."""
+        return self.coverage.summary().sort("covered", "symbol").to_dicts()
 
 
 @dataclass(frozen=True)
@@ -48,43 +76,27 @@ class Report:
     """What the page shows; ``render`` turns it into HTML."""
 
     title: str
-    coverage: Coverage
-    png: bytes | None
-    gaps: list[dict[str, Any]]
+    sections: list[Section]
     jobs: list[dict[str, Any]]
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def render(self) -> str:
         """The whole page as one HTML string."""
-        parts = [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{_esc(self.title)}</title><style>{_STYLE}</style></head><body>",
-            f"<h1>{_esc(self.title)}</h1>",
-            "<h2>Coverage</h2>",
-        ]
-        if self.png is not None:
-            data = base64.b64encode(self.png).decode("ascii")
-            parts.append(f'<img alt="coverage map" src="data:image/png;base64,{data}">')
-        else:
-            parts.append(
-                '<p class="note">The coverage map needs matplotlib: '
-                "<code>pip install 'barlake[plot]'</code>.</p>"
-            )
-        summary = self.coverage.summary().sort("covered", "symbol").to_dicts()
-        for row in summary:
-            row["covered"] = f"{row['covered']:.1%}"
-        parts += [
-            _table(summary, SUMMARY_COLUMNS),
-            f"<h2>Gaps ({sum(g['sessions'] for g in self.gaps):,} sessions)</h2>",
-            _table(self.gaps, GAP_COLUMNS, empty="no gaps"),
-            "<h2>Recent jobs</h2>",
-            _table(self.jobs, JOB_COLUMNS, empty="no jobs yet"),
-            "<h2>Errors of recent jobs</h2>",
-            _table(self.errors, ERROR_COLUMNS, empty="no errors"),
-            "</body></html>",
-        ]
-        return "\n".join(parts) + "\n"
+        page = _templates.get_template("report.html").render(
+            title=self.title,
+            sections=self.sections,
+            holdings=[s.holding for s in self.sections if s.holding is not None],
+            jobs=self.jobs,
+            errors=self.errors,
+            tabulate=_table,
+            columns={
+                "jobs": JOB_COLUMNS,
+                "errors": ERROR_COLUMNS,
+                "gaps": GAP_COLUMNS,
+                "summary": SUMMARY_COLUMNS,
+            },
+        )
+        return page.rstrip("\n") + "\n"
 
 
 def picture(coverage: Coverage) -> bytes | None:
@@ -102,22 +114,18 @@ def write(path: str | Path, page: Report) -> Path:
     return write_output(path, page.render().encode("utf-8"), "report")
 
 
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], empty: str = "none") -> str:
-    if not rows:
-        return f'<p class="note">{_esc(empty)}</p>'
-    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_esc(_cell(r.get(c)))}</td>" for c in columns) + "</tr>"
-        for r in rows[:MAX_ROWS]
-    )
-    more = len(rows) - MAX_ROWS
-    tail = f'<p class="note">and {more:,} more</p>' if more > 0 else ""
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{tail}"
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> dict[str, Any]:
+    """A table for the template: its columns, its first ``MAX_ROWS`` rows as cells (text and
+    whether it is a number, to align it right), and how many rows were left out."""
+    shown = [[_cell(c, r.get(c)) for c in columns] for r in rows[:MAX_ROWS]]
+    return {"columns": columns, "rows": shown, "more": max(len(rows) - MAX_ROWS, 0)}
 
 
-def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
+def _cell(column: str, value: Any) -> tuple[str, bool]:
+    if value is None:
+        return "", False
+    if column == "covered":
+        return pages.percent(value), True
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return pages.count(value) if isinstance(value, int) else str(value), True
+    return str(value), False

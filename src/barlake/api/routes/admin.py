@@ -7,25 +7,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Request
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
-from barlake.api.deps import READ, LakeDep
+from barlake.api.deps import READ, LakeDep, shared
 from barlake.domain.intervals import INTERVALS
 from barlake.errors import AuthError
+from barlake.views import pages
 
 if TYPE_CHECKING:
     from barlake.lake import Lake
 
 router = APIRouter(include_in_schema=False)
 
-_pages = Environment(
-    loader=PackageLoader("barlake.api", "templates"),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_pages = pages.environment("barlake.api")
 
 Section = Literal["queue", "jobs", "errors", "symbols", "findings"]
 
@@ -99,6 +94,6 @@ def page(lake: LakeDep, request: Request) -> HTMLResponse:
 
 
 @router.get("/admin/{section}", dependencies=READ)
-def section(lake: LakeDep, section: Section) -> HTMLResponse:
-    """One section of the page, for the script's refresh."""
-    return HTMLResponse(_fragment(section, lake))
+async def section(lake: LakeDep, request: Request, section: Section) -> HTMLResponse:
+    """One section of the page, for the script's refresh (every open page polls them)."""
+    return HTMLResponse(await shared(request, lambda: _fragment(section, lake)))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 
-from barlake.api.deps import CHANGE, READ, LakeDep, SelectionDep
+from barlake.api.deps import CHANGE, READ, LakeDep, SelectionDep, shared
 from barlake.api.responses import LakeJSON
 from barlake.api.schemas import BackfillAccepted, BackfillBody, BackfillRequest, PlanPreview
 
@@ -51,19 +51,21 @@ def preview(
 
 
 @router.get("/backfills", response_model=list[BackfillRequest], dependencies=READ)
-def list_backfills(
+async def list_backfills(
     lake: LakeDep,
+    request: Request,
     state: StateFilter | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LakeJSON:
     """Requests of the queue, newest first (``lake queue list --json``)."""
-    return LakeJSON([r.to_dict() for r in lake.queue.list(state, limit)])
+    found = await shared(request, lambda: [r.to_dict() for r in lake.queue.list(state, limit)])
+    return LakeJSON(found)
 
 
 @router.get("/backfills/{request_id}", response_model=BackfillRequest, dependencies=READ)
-def get_backfill(lake: LakeDep, request_id: str) -> LakeJSON:
+async def get_backfill(lake: LakeDep, request: Request, request_id: str) -> LakeJSON:
     """One request (a prefix of its id is enough)."""
-    return LakeJSON(lake.queue.get(request_id).to_dict())
+    return LakeJSON(await shared(request, lambda: lake.queue.get(request_id).to_dict()))
 
 
 @router.delete("/backfills/{request_id}", response_model=BackfillRequest, dependencies=CHANGE)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from barlake.api.deps import CHANGE, READ, LakeDep, SelectionDep
+from barlake.api.deps import CHANGE, READ, LakeDep, SelectionDep, shared
 from barlake.api.responses import LakeJSON
 from barlake.api.schemas import CheckSummary, CoverageMap, Event, Finding, Gap, Selected
 from barlake.errors import UsageError
@@ -17,9 +17,10 @@ router = APIRouter(tags=["data"])
 
 
 @router.get("/gaps", response_model=list[Gap], dependencies=READ)
-def gaps(lake: LakeDep, sel: SelectionDep) -> LakeJSON:
+async def gaps(lake: LakeDep, request: Request, sel: SelectionDep) -> LakeJSON:
     """Missing sessions per symbol and interval (``lake gaps --json``)."""
-    return LakeJSON([g.to_dict() for g in lake.gaps(sel.pop("symbols"), **sel)])
+    symbols = sel.pop("symbols")
+    return LakeJSON(await shared(request, lambda: [g.to_dict() for g in lake.gaps(symbols, **sel)]))
 
 
 @router.get(

@@ -7,7 +7,7 @@ import logging
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from barlake.api.deps import READ, LakeDep
+from barlake.api.deps import READ, LakeDep, shared
 from barlake.api.responses import LakeJSON
 from barlake.api.schemas import Health
 from barlake.errors import LakeError
@@ -21,12 +21,12 @@ STATES = ("queued", "claimed", "done", "failed", "cancelled")
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
-def health(lake: LakeDep, request: Request) -> LakeJSON:
+async def health(lake: LakeDep, request: Request) -> LakeJSON:
     """Catalog reachable, workers alive, queue depth; 503 when the catalog is not reachable or
     a worker died."""
     pool = request.app.state.pool
     try:
-        depth = {s: 0 for s in STATES} | lake.queue.depth()
+        depth = {s: 0 for s in STATES} | await shared(request, lake.queue.depth)
         reachable = True
     except LakeError as exc:
         log.warning("health: the catalog is not reachable: %s", exc)

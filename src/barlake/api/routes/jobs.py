@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from barlake.api.deps import READ, LakeDep
+from barlake.api.deps import READ, LakeDep, shared
 from barlake.api.responses import LakeJSON
 from barlake.api.schemas import Job, JobStatus, SymbolError
 
@@ -14,19 +14,25 @@ router = APIRouter(tags=["jobs"], dependencies=READ)
 
 
 @router.get("/jobs", response_model=list[Job])
-def list_jobs(lake: LakeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> LakeJSON:
+async def list_jobs(
+    lake: LakeDep, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> LakeJSON:
     """Recent jobs, newest first (``lake jobs --json``)."""
-    return LakeJSON(lake.jobs(limit).to_dicts())
+    return LakeJSON(await shared(request, lambda: lake.jobs(limit).to_dicts()))
 
 
 @router.get("/jobs/{job_id}", response_model=JobStatus)
-def job_status(lake: LakeDep, job_id: str) -> LakeJSON:
+async def job_status(lake: LakeDep, request: Request, job_id: str) -> LakeJSON:
     """A job's row and live progress counts (``lake status JOB --json``; a prefix is enough)."""
-    with lake.catalog.session(read_only=True):  # its three reads share one connection
-        return LakeJSON(lake.status(job_id))
+
+    def read() -> dict[str, object]:
+        with lake.catalog.session(read_only=True):  # its three reads share one connection
+            return lake.status(job_id)
+
+    return LakeJSON(await shared(request, read))
 
 
 @router.get("/jobs/{job_id}/errors", response_model=dict[str, list[SymbolError]])
-def job_errors(lake: LakeDep, job_id: str) -> LakeJSON:
+async def job_errors(lake: LakeDep, request: Request, job_id: str) -> LakeJSON:
     """A job's errors by symbol, one per failed interval and stage (``lake errors JOB --json``)."""
-    return LakeJSON(lake.errors(job_id))
+    return LakeJSON(await shared(request, lambda: lake.errors(job_id)))

@@ -88,6 +88,7 @@ class DemoProvider:
             auth_env=(),
             max_days={"1min": 31, "5min": 62, "15min": 62, "30min": 62, "1hour": 366},
             refuses_unknown=True,  # ``unknown_symbols`` are refused; any other it serves
+            latency_s=self.config.latency_ms / 1000,
             action_symbols=200,
         )
         self._faults = random.Random(self.config.seed)

@@ -18,7 +18,8 @@ import numpy as np
 
 from barlake.domain.actions import Action, split
 from barlake.domain.ranges import DateRange
-from barlake.providers.demo.names import LISTED, is_crypto
+from barlake.domain.symbols import is_crypto_pair
+from barlake.providers.demo.names import LISTED
 from barlake.providers.demo.series import NEVER, draws, frame_of, profile_of
 from barlake.providers.demo.splits import SPLITS, Split
 
@@ -58,7 +59,7 @@ def demo_splits(symbol: str, window: DateRange) -> list[Split]:
 def demo_dividends(symbol: str, window: DateRange) -> list[Dividend]:
     """The dividends of ``symbol`` whose ex-date is a session of it inside ``window``."""
     seed = profile_of(symbol).seed
-    drawn = not is_crypto(symbol) and (seed >> 48) % 5 < 2
+    drawn = not is_crypto_pair(symbol) and (seed >> 48) % 5 < 2
     if not (symbol in PAYERS if symbol in LISTED else drawn):
         return []
     phase, day, share = seed % 3, 10 + (seed >> 4) % 15, 0.002 + ((seed >> 52) % 8) * 0.0005

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from barlake.calendars.calendar import Calendar
-from barlake.domain import bars
+from barlake.calendars.calendar import Calendar, bar_start
 from barlake.domain.intervals import INTERVALS, Interval, spec
 from barlake.domain.ranges import DateRange
+from barlake.domain.resample import aggregate
 from barlake.providers.demo.series import generate, profile_of
 
 _US = 1_000_000
@@ -51,26 +51,7 @@ def _on_clock(
         return frame
     step = spec(interval).seconds * _US
     shift = cal.day_shift // timedelta(microseconds=1)
-    us = pl.col("ts").dt.epoch("us")
-    bucket = ((us + shift) // step * step - shift).alias("bucket")
-    weighted = (pl.col("vwap") * pl.col("volume")).sum() / pl.col("volume").sum()
-    hours = (
-        frame.sort("symbol", "ts")
-        .group_by("symbol", bucket, maintain_order=True)
-        .agg(
-            pl.col("open").first(),
-            pl.col("high").max(),
-            pl.col("low").min(),
-            pl.col("close").last(),
-            pl.col("volume").sum(),
-            weighted.alias("vwap"),
-            pl.col("trades").sum(),
-            pl.col("source").first(),
-        )
-    )
-    ts = pl.from_epoch(pl.col("bucket"), time_unit="us").dt.replace_time_zone("UTC")
-    vwap = pl.col("vwap").clip(pl.col("low"), pl.col("high"))
-    return hours.with_columns(ts.alias("ts"), vwap).select(list(bars.SCHEMA))
+    return aggregate(frame.lazy(), bar_start(pl.col("ts"), step, shift), None).collect()
 
 
 def _base(cal: Calendar, interval: Interval, window: DateRange) -> Interval:

@@ -1,5 +1,5 @@
-"""What a demo symbol's name says before any hashing: whether it is a crypto pair, and, for
-well-known tickers, when they really listed.
+"""What a demo symbol's name says before any hashing: for well-known tickers, when they really
+listed (whether a name is a crypto pair is ``domain.symbols.is_crypto_pair``).
 
 Other names draw a listing from their hash (one in ten lists in 2024-2025), which would make
 TSLA "list" on 2024-11-18; the tickers below keep their real first trading day instead (before
@@ -56,18 +56,3 @@ LISTED: dict[str, date] = {
     "BNBBTC": date(2017, 7, 14),
     "ETHBTC": date(2017, 7, 14),
 }
-
-#: Quote assets of the crypto pairs the demo trades 24/7 (``BTCUSDT``, ``BNBBTC``).
-QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH", "BNB")
-
-
-def is_crypto(symbol: str) -> bool:
-    """Whether ``symbol`` names a crypto pair: Yahoo's ``BTC-USD``, or a base of two or more
-    letters and digits followed by one of ``QUOTES`` (Binance's ``BNBBTC``)."""
-    if "-USD" in symbol:
-        return True
-    for quote in QUOTES:
-        base = symbol[: -len(quote)]
-        if symbol.endswith(quote) and len(base) >= 2 and base.isalnum() and base.isupper():
-            return True
-    return False

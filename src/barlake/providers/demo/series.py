@@ -27,7 +27,8 @@ from barlake.calendars.calendar import Calendar, get_calendar
 from barlake.domain import bars
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
-from barlake.providers.demo.names import LISTED, is_crypto
+from barlake.domain.symbols import is_crypto_pair
+from barlake.providers.demo.names import LISTED
 from barlake.providers.demo.noise import (
     F64,
     GAMMA,
@@ -82,8 +83,8 @@ def demo_halted(symbol: str, session: date) -> bool:
 
 
 def demo_calendar(symbol: str) -> Calendar:
-    """The calendar ``symbol`` trades on in the demo: ``24/7`` for crypto pairs (``…USDT``,
-    ``…-USD…``, ``BNBBTC``: ``names.is_crypto``), else XNYS."""
+    """The calendar ``symbol`` trades on in the demo: ``24/7`` for crypto pairs (``BTCUSDT``,
+    ``ETH-USD``, ``BTC/USDT``: ``domain.symbols.is_crypto_pair``), else XNYS."""
     return profile_of(symbol).calendar
 
 
@@ -118,7 +119,7 @@ def profile_of(symbol: str) -> _Profile:
     # the symbol's seed and the keys of its random streams.
     streams = struct.unpack("<8Q", hashlib.blake2b(symbol.encode()).digest())
     seed = streams[0]
-    calendar = get_calendar("24/7" if is_crypto(symbol) else "XNYS")
+    calendar = get_calendar("24/7" if is_crypto_pair(symbol) else "XNYS")
     listing: date | None = None
     halts = "random" if (seed >> 40) % 8 == 0 else "none"
     if symbol in LISTED:
