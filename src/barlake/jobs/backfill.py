@@ -318,9 +318,10 @@ class Backfill:
                 covered.setdefault(sym, []).append(DateRange(start, end))
         return plan_actions(wanted, covered, caps.action_symbols)
 
-    def fetch_actions(self, scheduler: Scheduler) -> fetching.Fetched:
+    def fetch_actions(self, scheduler: Scheduler, stop: Stop | None = None) -> fetching.Fetched:
         """Fetch and store the planned actions of a started job, through its rate limiter,
-        and record each request's range in the ledger (final up to yesterday)."""
+        and record each request's range in the ledger (final up to yesterday); ``stop``, once
+        asked, leaves the requests not yet made to the next fill."""
         plan = scheduler.plan
         if not plan.actions:
             return fetching.Fetched()
@@ -330,6 +331,8 @@ class Backfill:
             out = []
             try:
                 for req in plan.actions:
+                    if stop is not None and stop.asked:
+                        break
                     got = await fetching.fetch(
                         scheduler.provider, req.symbols, req.range, scheduler.limiter
                     )
@@ -481,11 +484,11 @@ class Backfill:
         )
         # After the bars: a refusal of the actions never costs the job its bars. A job that
         # failed (credentials refused) or was interrupted asks nothing more.
-        if result.status in ("failed", "interrupted"):
+        if result.status in ("failed", "interrupted") or (stop is not None and stop.asked):
             return result
         stamp = self.clock().isoformat()
         try:
-            fetched = self.fetch_actions(scheduler)
+            fetched = self.fetch_actions(scheduler, stop)
         except ProviderError as exc:
             names = sorted({s for a in scheduler.plan.actions for s in a.symbols})
             fetched = fetching.Fetched(errors=dict.fromkeys(names, str(exc)))
