@@ -38,7 +38,7 @@ from barlake.domain.ranges import DateRange
 CLOCK = datetime(2025, 1, 15, 22, tzinfo=UTC)
 LAST = date(2024, 12, 31)
 SIZES = {"full": {"symbols": 3000, "years": 10}, "quick": {"symbols": 300, "years": 2}}
-LAYOUT = 1  # bump when the synthetic lake changes, to rebuild cached copies
+LAYOUT = 2  # bump when the synthetic lake or the catalog changes, to rebuild cached copies
 TARGET = 1.5
 CHECKED = 5  # symbols whose adjusted closes are checked by hand
 
