@@ -322,3 +322,14 @@ def test_intraday_total_adjustment_without_daily_bars_uses_the_last_intraday_clo
         for t, c in zip(raw["ts"], raw["close"], strict=True)
     ]
     assert adjusted["close"].to_list() == pytest.approx(expected, rel=1e-12)
+
+
+def test_lake_plan_lists_the_action_requests(lake_root, lake):
+    lake.add_symbols("AAPL,MSFT")
+    shown = invoke(
+        lake_root, "plan", "AAPL", "MSFT", "--start", "2020-06-01", "--end", "2020-11-30"
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "corporate actions 2020-06-01..2020-11-30 of AAPL,MSFT" in shown.stdout
+    data = json.loads(invoke(lake_root, "plan", "AAPL", "--days", "5", "--json").stdout)
+    assert data["total_action_requests"] == 1 and data["action_requests"][0]["symbols"] == ["AAPL"]

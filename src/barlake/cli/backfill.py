@@ -114,6 +114,11 @@ def show_plan(state: State, result: Plan, *, as_json: bool, explain: bool) -> No
             f"resampled {interval} from stored {source} bars (no request): "
             f"{sum(r['sessions'] for r in steps)} session(s) of {short(names)}"
         )
+    for a in data["action_requests"]:
+        click.echo(
+            f"corporate actions {a['start']}..{a['end']} of {short(a['symbols'])} "
+            "(after the bars, at the same rate limit)"
+        )
     pace = data["estimate"]
     state.say(
         f"{data['total_requests']} request(s) (provider calls, one per page; lower bound "
