@@ -333,3 +333,23 @@ def test_lake_plan_lists_the_action_requests(lake_root, lake):
     assert "corporate actions 2020-06-01..2020-11-30 of AAPL,MSFT" in shown.stdout
     data = json.loads(invoke(lake_root, "plan", "AAPL", "--days", "5", "--json").stdout)
     assert data["total_action_requests"] == 1 and data["action_requests"][0]["symbols"] == ["AAPL"]
+
+
+def test_split_adjusted_rows_raise_no_action_without_a_jump(aapl):
+    raw = aapl.bars("AAPL").collect()
+    before = pl.col("ts").dt.date() < SPLIT_DAY
+    yahoo = raw.with_columns(
+        *(
+            pl.when(before).then(pl.col(c) / 4).otherwise(pl.col(c))
+            for c in ("open", "high", "low", "close", "vwap")
+        ),
+        source=pl.lit("yahoo"),
+    )
+    aapl.store.write("1day", yahoo)
+    result = aapl.check("AAPL", interval="1day", start=START, end=END)
+    rules = {f.rule for f in result.findings if f.symbol == "AAPL"}
+    assert "action_no_jump" not in rules and "jump" not in rules and "mixed_adjustment" not in rules
+    # Adjusted reads leave its splits alone: the closes are Yahoo's.
+    assert (
+        aapl.bars("AAPL", adjust="splits").collect()["close"].to_list() == yahoo["close"].to_list()
+    )

@@ -227,7 +227,9 @@ class Checker:
         if interval == "1day":
             splits = self._splits(symbols, span)
             out += quality.jump_rule(bars, splits) + quality.stale_rule(bars)
-            out += quality.action_rule(bars, splits)
+            # Split-adjusted rows show no jump at a split, by design: only raw rows tell.
+            raw = bars.filter(~pl.col("source").is_in(list(SPLIT_ADJUSTED_SOURCES)))
+            out += quality.action_rule(raw, splits)
         else:
             out += quality.partial_rule(bars, interval, calendars, self._closed(expected, span))
             daily = quality.sound(self.bars.scan("1day", symbols, span).collect())
