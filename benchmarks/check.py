@@ -26,21 +26,28 @@ from barlake.providers.demo import generate
 START, END = date(2020, 1, 1), date(2024, 12, 31)
 
 
+def daily_lake(root: Path, symbols: int) -> Lake:
+    """A lake of ``symbols`` symbols with the demo's daily bars from START to END, written
+    straight through the store (``info.py`` builds the same lake)."""
+    names = [f"C{i:04d}" for i in range(symbols)]
+    lake = Lake.init(root, clock=lambda: datetime(2025, 1, 15, 22, tzinfo=UTC))
+    lake.add_symbols(names)
+    window = DateRange.inclusive(START, END)
+    for i in range(0, len(names), 500):
+        lake.store.write("1day", generate(names[i : i + 500], "1day", window))
+    return lake
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="Print JSON (the default).")
     args = parser.parse_args()
-    names = [f"C{i:04d}" for i in range(args.symbols)]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "lake"
-        lake = Lake.init(root, clock=lambda: datetime(2025, 1, 15, 22, tzinfo=UTC))
-        lake.add_symbols(names)
         built = time.perf_counter()
-        window = DateRange.inclusive(START, END)
-        for i in range(0, len(names), 500):
-            lake.store.write("1day", generate(names[i : i + 500], "1day", window))
+        lake = daily_lake(root, args.symbols)
         bars = lake.store.scan("1day").select("symbol").collect().height
         build_s = time.perf_counter() - built
         times, findings = [], 0

@@ -380,6 +380,27 @@ CASES: dict[str, Case] = {
     "emulate unknown provider": Case(("emulate", "nope"), 2, "nope"),
     "unknown command": Case(("fil",), 2, "fill"),
     "unknown option": Case(("gaps", "--symbol", "AAPL"), 2, "--symbol"),
+    # -- info, show, export
+    "info unknown symbol": Case(("info", "--symbols", "AAPL,ZZZZ"), 2, "unknown symbol.*ZZZZ"),
+    "info bad interval": Case(("info", "--interval", "2min"), 2, "unknown interval '2min'"),
+    "show unknown symbol": Case(("show", "ZZZZ"), 2, "unknown symbol.*ZZZZ"),
+    "show bad interval": Case(("show", "AAPL", "--interval", "2min"), 2, "unknown interval"),
+    "show two symbols": Case(("show", "AAPL,MSFT"), 2, "one symbol, got 2"),
+    "show negative tail": Case(("show", "AAPL", "--tail", "-1"), 2, "--tail"),
+    "export unknown format": Case(
+        ("export", "--format", "xlsx", "--out", "{tmp}/bars.xlsx"), 2, "xlsx.*csv"
+    ),
+    "export no folder": Case(
+        ("export", "--format", "csv", "--out", "{tmp}/nowhere/bars.csv"), 2, "folder.*nowhere"
+    ),
+    "export to a folder": Case(("export", "--out", "{tmp}"), 2, "is a directory"),
+    "export unknown symbol": Case(
+        ("export", "--symbols", "ZZZZ", "--out", "{tmp}/bars.parquet"), 2, "unknown symbol.*ZZZZ"
+    ),
+    "export two intervals": Case(
+        ("export", "--interval", "1day,1min", "--out", "{tmp}/b.csv"), 2, "unknown interval"
+    ),
+    "export without out": Case(("export", "--format", "csv"), 2, "--out"),
 }
 
 

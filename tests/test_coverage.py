@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from tests.conftest import HOLES, JUNE, LISTED, write_daily, xnys
 
-from barlake.calendars.calendar import get_calendar
 from barlake.cli import cli
 from barlake.coverage.matrix import (
     EMPTY,
@@ -32,66 +31,6 @@ from barlake.views.coverage import assemble
 from barlake.views.plot import DEFAULT_SIZE, condense
 
 pytest.importorskip("matplotlib")
-
-JUNE = {"start": date(2024, 6, 3), "end": date(2024, 6, 28)}
-HOLES = (date(2024, 6, 6), date(2024, 6, 20))
-LISTED = date(2024, 6, 17)
-NOW = datetime(2025, 1, 15, 22, tzinfo=UTC)  # as conftest.py's clock
-# 15:00 UTC on 2024-06-28, while the session trades: bars fetched then are provisional.
-MIDDAY = datetime(2024, 6, 28, 15, tzinfo=UTC)
-
-
-def xnys(first: date, last: date) -> list[date]:
-    days = get_calendar("XNYS").sessions_in(DateRange.inclusive(first, last))
-    return [date.fromisoformat(str(d)) for d in days]
-
-
-def write_daily(lake: Lake, symbol: str, days: list[date]) -> None:
-    n = len(days)
-    lake.store.write(
-        "1day",
-        pl.DataFrame(
-            {
-                "symbol": [symbol] * n,
-                "ts": [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days],
-                "open": [10.0] * n,
-                "high": [11.0] * n,
-                "low": [9.0] * n,
-                "close": [10.5] * n,
-                "volume": [100.0] * n,
-            }
-        ),
-    )
-
-
-@pytest.fixture(scope="module")
-def planted_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """June 2024 with every kind of cell (built once, copied for each test):
-
-    FULL   filled by the demo after the close: all stored, final
-    HALT1  filled by the demo: halted sessions came back empty in a final range
-    HOLE   bars written directly, two sessions left out, nothing in the ledger
-    PROV   bars written directly to 06-21, the last week fetched at 15:00 UTC on 06-28
-    LATE   listed on 06-17 and never filled: not expected before, missing after
-    """
-    root = tmp_path_factory.mktemp("planted") / "lake"
-    lake = Lake.init(root, clock=lambda: NOW)
-    lake.add_symbols("FULL,HALT1,HOLE,PROV")
-    lake.add_symbols("LATE", listed_on=LISTED)
-    assert lake.fill("FULL,HALT1", provider="demo", **JUNE).ok
-    june = xnys(JUNE["start"], JUNE["end"])
-    write_daily(lake, "HOLE", [d for d in june if d not in HOLES])
-    write_daily(lake, "PROV", [d for d in june if d <= date(2024, 6, 21)])
-    midday = Lake.open(root, clock=lambda: MIDDAY)
-    assert midday.fill("PROV", provider="demo", start=date(2024, 6, 24), end=JUNE["end"]).ok
-    return root
-
-
-@pytest.fixture
-def planted(planted_template: Path, tmp_path: Path) -> Lake:
-    root = tmp_path / "lake"
-    shutil.copytree(planted_template, root)
-    return Lake.open(root, clock=lambda: NOW)
 
 
 def test_matrix_shows_planted_holes_provisional_and_empty_ranges(planted: Lake) -> None:

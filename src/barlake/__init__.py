@@ -33,11 +33,14 @@ if TYPE_CHECKING:
     from barlake.fetch.progress import Progress
     from barlake.lake import Lake
     from barlake.views.coverage import Coverage
+    from barlake.views.info import Info, Series
 
 #: Where each public name lives.
 _HOMES: dict[str, str] = {
     "Gap": "barlake.coverage.gaps",
     "Coverage": "barlake.views.coverage",
+    "Info": "barlake.views.info",
+    "Series": "barlake.views.info",
     "INTERVALS": "barlake.domain.intervals",
     "Interval": "barlake.domain.intervals",
     "DateRange": "barlake.domain.ranges",
@@ -69,6 +72,7 @@ __all__ = [
     "Coverage",
     "DateRange",
     "Gap",
+    "Info",
     "Interval",
     "Lake",
     "LakeError",
@@ -77,6 +81,7 @@ __all__ = [
     "Progress",
     "ProviderError",
     "RateLimitError",
+    "Series",
     "StorageError",
     "TransientError",
     "UnknownSymbolError",

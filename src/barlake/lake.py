@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from barlake.storage.store import Store
     from barlake.universe.members import Member
     from barlake.views.coverage import Coverage
+    from barlake.views.info import Info
     from barlake.wiring import Services
 
 # The library behind the methods loads with the first method that needs it: opening a lake
@@ -376,7 +377,11 @@ class Lake:
 
     def status(self, job: str | None = None) -> dict[str, Any]:
         """The job row (the latest job when ``job`` is None) with its progress counts."""
-        return history.status(self.catalog, job)
+        return self._statuses.status(job)
+
+    @cached_property
+    def _statuses(self) -> history.Statuses:
+        return history.Statuses(self.catalog)
 
     def jobs(self, limit: int = 20) -> pl.DataFrame:
         """Recent jobs, newest first."""
@@ -527,27 +532,43 @@ class Lake:
         >>> lake.bars("AAPL", interval="1week", start=date(2024, 1, 1))  # doctest: +SKIP
         >>> lake.bars("AAPL", adjust="total").collect()                 # doctest: +SKIP
         """
-        from barlake.calendars.calendar import calendar_for
-        from barlake.domain import resample
         from barlake.domain.actions import parse_adjust
-        from barlake.storage import reads
 
         how = parse_adjust(adjust)
         names = symbols_of(symbols)
-        window = Selection(days=days, start=start, end=end).window(self.today)
+        raw = self._read(
+            names, interval, resample_from=resample_from, days=days, start=start, end=end
+        )
+        return raw if how == "none" else self._adjusted(raw, str(interval), names, how)
+
+    def _read(
+        self,
+        names: list[str] | None,
+        interval: Interval | Period,
+        *,
+        resample_from: Interval | None = None,
+        file_column: str | None = None,
+        **dates: Any,
+    ) -> pl.LazyFrame:
+        """``bars`` of checked ``names`` (with ``file_column``, stored bars only: each bar's
+        file)."""
+        from barlake.calendars.calendar import calendar_for
+        from barlake.domain import resample
+        from barlake.storage import reads
+
+        window = Selection(**dates).window(self.today)
         if interval not in resample.PERIODS:
             interval = spec(interval).name  # an alias (``1h``) is the interval it names
         if resample_from is not None or interval in resample.PERIODS:
             source = resample.check(interval, resample_from or "1day")
             cals = self.services.registry.calendars(names)
-            raw = reads.resampled(
+            return reads.resampled(
                 self.store, interval, source, names, window, cals, calendar_for(None)
             )
-        else:
-            name = spec(interval).name
-            shifts = self.services.registry.day_shifts(names) if spec(name).intraday else {}
-            raw = reads.bars(self.store, name, names, window, shifts, calendar_for(None).day_shift)
-        return raw if how == "none" else self._adjusted(raw, interval, names, how)
+        name = spec(interval).name
+        shifts = self.services.registry.day_shifts(names) if spec(name).intraday else {}
+        default = calendar_for(None).day_shift
+        return reads.bars(self.store, name, names, window, shifts, default, file_column=file_column)
 
     def _adjusted(
         self, raw: pl.LazyFrame, interval: str, names: list[str] | None, how: Adjust
@@ -562,7 +583,7 @@ class Lake:
         if table.is_empty():
             return raw
         closes = None
-        if interval != "1day" and how == "total":
+        if interval not in ("1day", "1d") and how == "total":
             # A dividend's factor uses the close before it: the stored daily close, else the
             # session's last intraday close.
             daily = self.store.scan("1day", sorted(set(table["symbol"])))
@@ -575,6 +596,81 @@ class Lake:
                 .sort("symbol", "ts")
             )
         return adjusted(raw, table, how, closes=closes)
+
+    def info(self, symbols: Symbols = None, **chosen: Unpack[Chosen]) -> Info:
+        """What the lake holds per symbol and interval: the first and last bar, bars, expected
+        sessions and how many are stored, missing, provisional or empty, files and bytes on
+        disk, the last fill and its provider; ``.totals()`` sums them, ``.to_dict()`` is JSON.
+
+        Symbols, intervals and ranges are chosen as in ``gaps`` (the session counts are the
+        cells of ``coverage``); with no ``interval``, every interval the lake holds bars of and
+        those ``gaps`` would look at. Bar figures cover the dates given (``days`` or
+        ``start``/``end``, by session date as ``bars`` reads them), else all history.
+
+        >>> lake.info("AAPL", interval="1day", days=30).to_dict()["totals"]  # doctest: +SKIP
+        """
+        import polars as pl
+
+        from barlake.domain.intervals import INTERVALS
+        from barlake.views import info as info_
+
+        sel = Selection.of(symbols, **chosen)
+        intervals = sel.intervals
+        if intervals is None:
+            wanted = {t.interval for t in self.services.backfill.resolve(sel).targets}
+            held = {i for i in INTERVALS if self.store.files(i, None, None)}
+            intervals = tuple(i for i in INTERVALS if i in wanted | held) or ("1day",)
+        dates: dict[str, Any] = {"days": sel.days, "start": sel.start, "end": sel.end}
+        span = {**dates, "layer": sel.layer, "policy": sel.policy}
+        coverages, stored = [], {}
+        for interval in intervals:
+            cov = self.coverage(sel.names, interval=interval, **span)
+            coverages.append(cov)
+            if not cov.symbols:
+                continue
+            bars = self._read(list(cov.symbols), interval, file_column="file", **dates)
+            stored[interval] = (
+                bars.group_by("symbol", "file")
+                .agg(
+                    pl.len().alias("bars"),
+                    pl.col("ts").min().alias("first"),
+                    pl.col("ts").max().alias("last"),
+                )
+                .sort("symbol", "file")
+                .collect()
+            )
+        paths = {str(f) for frame in stored.values() for f in frame["file"]}
+        names = sorted({s for cov in coverages for s in cov.symbols})
+        fills = self.catalog.last_fills(names)
+        return info_.assemble(coverages, stored, self.store.file_stats(paths), fills)
+
+    def export(
+        self,
+        path: str | Path,
+        symbols: Symbols = None,
+        *,
+        format: str = "parquet",
+        interval: Interval = "1day",
+        layer: int | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        days: int | None = None,
+    ) -> int:
+        """Write the rows ``bars`` gives (of ``layer``'s symbols when given) to ``path`` as
+        ``csv``, ``parquet`` or ``json``; returns how many bars were written. Unknown symbols,
+        an unknown format or a folder that does not exist are UsageErrors, nothing written.
+
+        >>> lake.export("aapl.csv", "AAPL", format="csv", days=30)  # doctest: +SKIP
+        """
+        from barlake.views import export as export_
+
+        fmt = export_.format_of(format)
+        names = symbols_of(symbols)
+        if names is not None or layer is not None:
+            names = [m.name for m in self.services.registry.members(names, layer=layer)]
+        frame = self._read(names, interval, days=days, start=start, end=end).collect()
+        export_.export(frame, fmt, path)
+        return frame.height
 
     def coverage(
         self, symbols: Symbols = None, *, interval: Interval = "1day", **span: Unpack[Span]

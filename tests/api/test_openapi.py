@@ -32,6 +32,7 @@ OPERATIONS = {
     "POST /symbols",
     "PUT /symbols/{symbol}/layer",
     "POST /layers",
+    "GET /info",
     "GET /gaps",
     "GET /coverage",
     "GET /events",

@@ -3,6 +3,7 @@ app's worker, reported by ``/jobs``; promotions fetch what their new retention a
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def test_a_backfill_of_50_symbols_runs_once_and_a_repeat_asks_nothing(served: Se
     )
     asked = len(served.provider.asked)
     assert asked == queued["plan"]["total_requests"]
+    held = served.client.get("/info", params={"symbols": ",".join(SYMBOLS), "days": 30}).json()
+    assert held == json.loads(json.dumps(served.lake.info(SYMBOLS, days=30).to_dict()))
+    assert held["totals"]["bars"] == stored.height and held["totals"]["missing"] == 0
 
     again = served.client.post("/backfills", json=body, headers=served.auth).json()
     assert again["id"] != queued["id"]

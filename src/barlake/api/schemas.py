@@ -189,6 +189,52 @@ class Gap(_Answer):
     sessions: int
 
 
+class Counts(_Answer):
+    """Bars, expected sessions by state, files and bytes (``lake info``'s figures)."""
+
+    bars: int
+    expected: int
+    stored: int
+    missing: int
+    provisional: int
+    empty: int
+    files: int
+    bytes: int
+    first_bar: str | None
+    last_bar: str | None
+    last_fill: str | None
+    provider: str | None
+
+
+class InfoSeries(Counts):
+    """One symbol at one interval, as ``lake info --json`` lists it."""
+
+    symbol: str
+    interval: str
+    window_first: str | None
+    window_last: str | None
+    job_id: str | None
+
+
+class InfoTotals(Counts):
+    """The sums over the series (of one interval, or of all)."""
+
+    symbols: int
+    series: int
+
+
+class IntervalTotals(InfoTotals):
+    interval: str
+
+
+class LakeInfo(_Answer):
+    """``lake info --json``: every series, the totals of each interval and of all."""
+
+    series: list[InfoSeries]
+    intervals: list[IntervalTotals]
+    totals: InfoTotals
+
+
 class CoverageMap(_Answer):
     """``Coverage.to_dict()``: symbols x sessions of state codes."""
 

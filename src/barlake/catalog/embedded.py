@@ -21,7 +21,7 @@ import duckdb
 
 from barlake.catalog.actions import ActionsTable
 from barlake.catalog.aside import SetAsideTable
-from barlake.catalog.engine import open_file, transaction
+from barlake.catalog.engine import open_file, transaction, writes
 from barlake.catalog.jobs import JobsTable
 from barlake.catalog.migrations import MIGRATIONS
 from barlake.catalog.queue import QueueTable
@@ -112,6 +112,10 @@ class Catalog(JobsTable, QueueTable, SetAsideTable, ActionsTable):
         self._session = threading.local()
 
     # -- connections -------------------------------------------------------------------------
+
+    def writes(self) -> int:
+        """How many write blocks this process has ended on this catalog (``engine.writes``)."""
+        return writes(self.path)
 
     @contextmanager
     def session(self, *, read_only: bool = False) -> Iterator[None]:
@@ -289,6 +293,20 @@ class Catalog(JobsTable, QueueTable, SetAsideTable, ActionsTable):
             [provider, list(names)],
         )
         return {str(r["symbol"]) for r in found}
+
+    def last_fills(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Per symbol and interval of the ledger (``names`` only, unless None), the latest
+        fetch: ``symbol, interval, fetched_at, provider, job_id``."""
+        sql = (
+            "SELECT symbol, interval, max(fetched_at) AS fetched_at, "
+            "arg_max(provider, fetched_at) AS provider, arg_max(job_id, fetched_at) AS job_id "
+            "FROM ledger"
+        )
+        params: list[Any] = []
+        if names is not None:
+            sql += " WHERE symbol IN (SELECT unnest(?::VARCHAR[]))"
+            params.append(list(names))
+        return self.rows(sql + " GROUP BY symbol, interval ORDER BY symbol, interval", params)
 
     def add_ledger(self, frame: pl.DataFrame) -> None:
         """Record fetched ranges (columns as the ledger table)."""

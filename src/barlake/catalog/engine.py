@@ -90,6 +90,9 @@ def open_file(
                 yield cursor
             finally:
                 cursor.close()
+                if not read_only:
+                    with _ENGINE.changed:
+                        _ENGINE.writes[path] = _ENGINE.writes.get(path, 0) + 1
     finally:
         with _ENGINE.changed:
             held.users -= 1
@@ -100,6 +103,12 @@ def open_file(
                 del _ENGINE.attached[path]
                 _ENGINE.connection().execute(f"DETACH {held.alias}")
                 _ENGINE.changed.notify_all()
+
+
+def writes(path: Path) -> int:
+    """How many write blocks this process has ended on the catalog file at ``path``: a read
+    of rows that only this process writes is still current while this stays the same."""
+    return _ENGINE.writes.get(path, 0)
 
 
 def _attach(path: Path, *, read_only: bool, timeout: float) -> str:
@@ -163,6 +172,7 @@ class _Engine:
         self.names = itertools.count()
         self.attached: dict[Path, _Attachment] = {}
         self.writers_waiting: dict[Path, int] = {}
+        self.writes: dict[Path, int] = {}
         self._con: duckdb.DuckDBPyConnection | None = None
         self._pid = 0
 

@@ -68,6 +68,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "barlake.cli.actions:actions",
         "Fetch and list corporate actions (splits, dividends) used by adjusted reads.",
     ),
+    "info": (
+        "barlake.cli.info:info",
+        "Show what the lake holds per symbol and interval, with totals.",
+    ),
+    "show": (
+        "barlake.cli.info:show",
+        "Print a symbol's stored bars as a table (the last 20 unless --tail says otherwise).",
+    ),
+    "export": (
+        "barlake.cli.info:export",
+        "Write stored bars to a CSV, Parquet or JSON file: the rows `Lake.bars` gives.",
+    ),
     "report": (
         "barlake.cli.research:report",
         "Write a self-contained HTML page: holdings per interval, coverage maps, gaps, jobs.",

@@ -58,7 +58,5 @@ def actions_list(state: State, /, as_json: bool, **options: Any) -> None:
     rows = lake.actions(options.pop("symbols"), **options)
     if as_json:
         emit_json(rows)
-    elif rows:
-        emit_table(rows, COLUMNS)
     else:
-        state.say("no actions on record")
+        emit_table(state, rows, COLUMNS, empty="no actions on record")

@@ -11,8 +11,11 @@ import click
 
 from barlake.cli.exits import EXIT_INCOMPLETE, EXIT_OK, fail, handles_errors
 from barlake.cli.options import selected, selection
-from barlake.cli.output import emit_json, emit_table, short
+from barlake.cli.output import cell, emit_json, emit_table, short
 from barlake.cli.state import State
+
+#: What gaps and plan say when nothing is missing.
+UP_TO_DATE = "up to date: nothing missing"
 
 if TYPE_CHECKING:
     from barlake.planning.plan import Plan
@@ -41,10 +44,9 @@ def gaps(
     rows = [g.to_dict() for g in found]
     if as_json:
         emit_json(rows)
-    elif rows:
-        emit_table(rows, ["symbol", "interval", "first", "last", "sessions"])
     else:
-        state.say("no gaps")
+        columns = ["symbol", "interval", "first", "last", "sessions"]
+        emit_table(state, rows, columns, empty=UP_TO_DATE)
     sys.exit(EXIT_INCOMPLETE if rows else EXIT_OK)
 
 
@@ -76,6 +78,7 @@ def show_plan(state: State, result: Plan, *, as_json: bool, explain: bool) -> No
         return
     if explain:
         emit_table(
+            state,
             data["explain"],
             [
                 "symbol",
@@ -88,9 +91,13 @@ def show_plan(state: State, result: Plan, *, as_json: bool, explain: bool) -> No
                 "missing_sessions",
                 "note",
             ],
+            empty="nothing selected: no symbol has a range to explain",
         )
         click.echo()
+    # Requests, sessions resampled from stored bars, skipped intervals: up to date without any.
+    planned = data["ranges"] or data["resampled"] or data["skipped"] or data["action_requests"]
     emit_table(
+        state,
         [{**r, "symbols": short(r["symbols"])} for r in data["ranges"]],
         [
             "provider",
@@ -102,6 +109,7 @@ def show_plan(state: State, result: Plan, *, as_json: bool, explain: bool) -> No
             "estimated_requests",
             "symbols",
         ],
+        empty=None if planned else UP_TO_DATE,
     )
     for s in data["skipped"]:
         click.echo(f"skipped {s['interval']} for {short(s['symbols'])}: {s['reason']}")
@@ -119,6 +127,8 @@ def show_plan(state: State, result: Plan, *, as_json: bool, explain: bool) -> No
             f"corporate actions {a['start']}..{a['end']} of {short(a['symbols'])} "
             "(after the bars, at the same rate limit)"
         )
+    if not planned:
+        return
     pace = data["estimate"]
     state.say(
         f"{data['total_requests']} request(s) (provider calls, one per page; lower bound "
@@ -226,7 +236,7 @@ def fill(
         emit_json(data)
     else:
         state.say(
-            f"job {data['job_id']}: {data['status']}, {data['requests']} request(s) "
+            f"job {cell(data['job_id'])}: {data['status']}, {data['requests']} request(s) "
             f"(provider calls, of {data['requests_planned']} planned), "
             f"{data['bars_written']:,} bars written in {data['duration_s']:.2f}s, "
             f"{data['symbols_done']} symbol(s) done, {data['symbols_failed']} failed"

@@ -50,9 +50,8 @@ def config_show(
         emit_json(data)
         return
     state.say(f"{found.file}{'' if found.file_exists else ' (absent: defaults)'}")
-    emit_table(
-        [{**s, "value": _shown(s["value"])} for s in data["settings"]], ["key", "value", "source"]
-    )
+    settings = [{**s, "value": _shown(s["value"])} for s in data["settings"]]
+    emit_table(state, settings, ["key", "value", "source"], empty=None)
     click.echo()
     click.echo(f"policy: {found.policy or 'none'} (from {found.policy_source})")
     if found.rules:
@@ -60,7 +59,7 @@ def config_show(
             {**r, "layer": "all" if r["layer"] is None else r["layer"]}
             for r in data["policy"]["rules"]
         ]
-        emit_table(rows, ["layer", "what", "value", "source"])
+        emit_table(state, rows, ["layer", "what", "value", "source"], empty=None)
 
 
 def _shown(value: object) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from barlake.cli.exits import handles_errors
-from barlake.cli.output import emit_json, emit_table
+from barlake.cli.output import cell, emit_fields, emit_json, emit_table
 from barlake.cli.state import State
 
 
@@ -16,11 +16,13 @@ from barlake.cli.state import State
 @handles_errors
 def status(state: State, /, job: str | None, as_json: bool) -> None:
     """Show a job's live counts (the latest job when JOB is omitted; a prefix is enough)."""
-    row = state.lake().status(job)
+    from barlake.views.serialize import job_rows
+
+    (row,) = job_rows([state.lake().status(job)])
     if as_json:
         emit_json(row)
         return
-    for key in (
+    fields = [
         "job_id",
         "status",
         "created_at",
@@ -34,9 +36,9 @@ def status(state: State, /, job: str | None, as_json: bool) -> None:
         "symbols_done",
         "symbols_failed",
         "records_loaded",
-    ):
-        click.echo(f"{key:17} {'' if row.get(key) is None else row[key]}")
-    click.echo(f"{'progress':17} " + ", ".join(f"{k} {v}" for k, v in row["progress"].items()))
+    ]
+    progress = ", ".join(f"{k} {cell(v)}" for k, v in row["progress"].items())
+    emit_fields({**row, "progress": progress}, [*fields, "progress"])
 
 
 @click.command()
@@ -46,11 +48,14 @@ def status(state: State, /, job: str | None, as_json: bool) -> None:
 @handles_errors
 def jobs(state: State, /, limit: int, as_json: bool) -> None:
     """List recent jobs, newest first."""
-    rows = state.lake().jobs(limit).to_dicts()
+    from barlake.views.serialize import job_rows
+
+    rows = job_rows(state.lake().jobs(limit).to_dicts())
     if as_json:
         emit_json(rows)
     else:
         emit_table(
+            state,
             rows,
             [
                 "job_id",
@@ -62,6 +67,7 @@ def jobs(state: State, /, limit: int, as_json: bool) -> None:
                 "symbols_done",
                 "symbols_failed",
             ],
+            empty="no jobs yet: `lake fill` runs one",
         )
 
 
@@ -77,7 +83,6 @@ def errors(state: State, /, job: str | None, as_json: bool) -> None:
     found = state.lake().errors(job)
     if as_json:
         emit_json(found)
-    elif found:
-        emit_table(error_rows(found), ["symbol", "interval", "stage", "timestamp", "error"])
     else:
-        state.say("no errors")
+        columns = ["symbol", "interval", "stage", "timestamp", "error"]
+        emit_table(state, error_rows(found), columns, empty="no errors")

@@ -6,7 +6,6 @@ serves; pruning removes what fell out.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -74,17 +73,9 @@ def events(state: State, /, pending: bool, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
     else:
-        emit_table(
-            [
-                {
-                    **r,
-                    "payload": json.dumps(r["payload"]),
-                    "request_id": (r["request_id"] or "")[:8],
-                }
-                for r in rows
-            ],
-            ["id", "type", "payload", "created_at", "processed_at", "job_id", "request_id"],
-        )
+        columns = ["id", "type", "payload", "created_at", "processed_at", "job_id", "request_id"]
+        empty = "no pending events" if pending else "no events yet"
+        emit_table(state, rows, columns, empty=empty)
 
 
 @click.command()
@@ -102,8 +93,7 @@ def prune(
     if as_json:
         emit_json(report)
         return
-    if report["removed"]:
-        emit_table(report["removed"], ["symbol", "interval", "bars"])
+    emit_table(state, report["removed"], ["symbol", "interval", "bars"], empty=None)
     verb = "would remove" if dry_run else "removed"
     state.say(
         f"{verb} {report['bars_removed']:,} bars: {report['files_rewritten']} file(s) rewritten, "

@@ -39,4 +39,4 @@ def providers(state: State, /, as_json: bool) -> None:
         for p in found
     ]
     columns = ["name", "intervals", "symbols_per_request", "bars_per_page", "grouped_daily"]
-    emit_table(rows, [*columns, "rate_limit", "credentials"])
+    emit_table(state, rows, [*columns, "rate_limit", "credentials"], empty="no providers")

@@ -27,8 +27,9 @@ def check(
     rows = [f.to_dict() for f in result.findings]
     if as_json:
         emit_json(rows)
-    elif rows:
-        emit_table(rows, ["severity", "rule", "symbol", "interval", "first", "last", "message"])
+    else:
+        columns = ["severity", "rule", "symbol", "interval", "first", "last", "message"]
+        emit_table(state, rows, columns, empty=None)
     summary = result.summary()["by_severity"]
     state.say(
         f"checked {result.checked} series: {summary['error']} error(s), "

@@ -13,8 +13,9 @@ import click
 
 from barlake.cli.exits import EXIT_INTERRUPTED, EXIT_OK, handles_errors
 from barlake.cli.options import selected, selection
-from barlake.cli.output import emit_json, emit_table, short
+from barlake.cli.output import emit_fields, emit_json, emit_table, short
 from barlake.cli.state import State
+from barlake.views.serialize import dumps
 
 _COLUMNS = ["id", "state", "kind", "priority", "source", "provider", "what", "job_id", "created"]
 
@@ -104,10 +105,9 @@ def list_(state: State, /, only: str | None, limit: int, as_json: bool) -> None:
     rows = [r.to_dict() for r in state.lake().queue.list(only, limit)]
     if as_json:
         emit_json(rows)
-    elif rows:
-        emit_table([_line(r) for r in rows], _COLUMNS)
     else:
-        state.say("the queue is empty")
+        empty = f"no {only} requests" if only else "the queue is empty"
+        emit_table(state, [_line(r) for r in rows], _COLUMNS, empty=empty)
 
 
 @queue.command("show")
@@ -121,9 +121,7 @@ def show(state: State, /, request: str, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    for k, v in data.items():
-        shown = json.dumps(v, default=str) if isinstance(v, dict) else v
-        click.echo(f"{k:16} {'' if shown is None else shown}")
+    emit_fields(data)
 
 
 @queue.command("cancel")
@@ -186,7 +184,7 @@ def log_lines(*, json_logs: bool) -> Any:
     def log(event: str, fields: dict[str, Any]) -> None:
         ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if json_logs:
-            line = json.dumps({"ts": ts, "event": event, **fields}, default=str)
+            line = dumps({"ts": ts, "event": event, **fields}, indent=None)
         else:
             shown = " ".join(f"{k}={_short_id(k, v)}" for k, v in fields.items() if v is not None)
             line = f"{ts[:19]}Z {event} {shown}".rstrip()

@@ -83,7 +83,8 @@ def symbols_list(state: State, as_json: bool) -> None:
         emit_json(rows)
     else:
         columns = ["symbol", "layer", "calendar", "listed_on", "delisted_on", "active"]
-        emit_table(rows, [*columns, "set_aside"])
+        empty = "no symbols yet: add some with `lake symbols add`"
+        emit_table(state, rows, [*columns, "set_aside"], empty=empty)
 
 
 @symbols.command("remove")

@@ -3,6 +3,7 @@ or resampled from finer stored bars (``barlake.domain.resample``)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -25,28 +26,28 @@ def bars(
     window: DateRange | None,
     shifts: Mapping[str, timedelta],
     default: timedelta,
+    *,
+    file_column: str | None = None,
 ) -> pl.LazyFrame:
-    """The stored bars of ``names`` (all when None) whose session date is in ``window``.
+    """The stored bars of ``names`` (all when None) whose session date is in ``window``
+    (with ``file_column``: and the file each comes from, see ``Store.scan``).
 
     Intraday bars belong to the session date of their exchange: ``shifts`` gives each known
     symbol's day shift (``default`` for the others), and each shift is one scan.
     """
+    scan = functools.partial(store.scan, interval, file_column=file_column)
     if window is None or not spec(interval).intraday:
-        return store.scan(interval, names, window).sort(KEY)
+        return scan(names, window).sort(KEY)
     groups: dict[timedelta, list[str]] = {}
     for sym in names if names is not None else list(shifts):
         groups.setdefault(shifts.get(sym, default), []).append(sym)
     if names is None and set(groups) <= {default}:
-        return store.scan(interval, None, window, default).sort(KEY)
+        return scan(None, window, default).sort(KEY)
     if names is not None and len(groups) == 1:
-        return store.scan(interval, names, window, next(iter(groups))).sort(KEY)
-    parts = [store.scan(interval, syms, window, shift) for shift, syms in groups.items()]
+        return scan(names, window, next(iter(groups))).sort(KEY)
+    parts = [scan(syms, window, shift) for shift, syms in groups.items()]
     if names is None:  # stored symbols the catalog does not know: the default calendar
-        parts.append(
-            store.scan(interval, None, window, default).filter(
-                ~pl.col("symbol").is_in(list(shifts))
-            )
-        )
+        parts.append(scan(None, window, default).filter(~pl.col("symbol").is_in(list(shifts))))
     return pl.concat(parts).sort(KEY)
 
 

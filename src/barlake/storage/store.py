@@ -403,16 +403,27 @@ class Store:
         symbols_: list[str] | None = None,
         window: DateRange | None = None,
         day_shift: timedelta = timedelta(0),
+        *,
+        file_column: str | None = None,
     ) -> pl.LazyFrame:
-        """The stored bars of ``symbols_`` whose session date is in ``window`` (all when None)."""
+        """The stored bars of ``symbols_`` whose session date is in ``window`` (all when None);
+        with ``file_column``, a column of that name holds each bar's file (as ``file_stats``
+        takes it)."""
         files = self._paths(interval, symbols_, window, checked=True)
         if not files:
-            return bars.empty().lazy()
+            lf = bars.empty().lazy()
+            return lf if file_column is None else lf.with_columns(pl.lit("").alias(file_column))
         local = self._local(files)
         if local is not None:
-            lf = pl.scan_parquet(local, hive_partitioning=False)
-        else:
+            lf = pl.scan_parquet(local, hive_partitioning=False, include_file_paths=file_column)
+        elif file_column is None:
             lf = pl.DataFrame(self._read_table(files)).lazy()
+        else:
+            named = [
+                pl.DataFrame(self._read_table([f])).with_columns(pl.lit(str(f)).alias(file_column))
+                for f in files
+            ]
+            lf = pl.concat(named, how="diagonal_relaxed").lazy()
         if symbols_ is not None:
             lf = lf.filter(pl.col("symbol").is_in(symbols_))
         if window is not None:
@@ -573,6 +584,15 @@ class Store:
             yield name, []
         finally:
             con.unregister(name)
+
+    def file_stats(self, files: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """Each file's rows and bytes on disk, from its Parquet footer (no data is read)."""
+        out: dict[str, tuple[int, int]] = {}
+        for f in files:
+            with self.fs.open(f) as fh:
+                rows = pq.read_metadata(fh).num_rows
+                out[f] = (rows, fh.seek(0, os.SEEK_END))
+        return out
 
     def _local(self, files: Sequence[str | Path]) -> list[str] | None:
         """The local paths of ``files``, or None unless every one has one."""

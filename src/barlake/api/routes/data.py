@@ -1,4 +1,5 @@
-"""What the lake holds and what is wrong with it: gaps, coverage, events, findings, checks."""
+"""What the lake holds and what is wrong with it: info, gaps, coverage, events, findings,
+checks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from starlette.responses import Response
 
 from barlake.api.deps import CHANGE, READ, LakeDep, SelectionDep, shared
 from barlake.api.responses import LakeJSON
-from barlake.api.schemas import CheckSummary, CoverageMap, Event, Finding, Gap, Selected
+from barlake.api.schemas import (
+    CheckSummary,
+    CoverageMap,
+    Event,
+    Finding,
+    Gap,
+    LakeInfo,
+    Selected,
+)
 from barlake.errors import UsageError
 from barlake.views.serialize import event_rows
 
@@ -21,6 +30,13 @@ async def gaps(lake: LakeDep, request: Request, sel: SelectionDep) -> LakeJSON:
     """Missing sessions per symbol and interval (``lake gaps --json``)."""
     symbols = sel.pop("symbols")
     return LakeJSON(await shared(request, lambda: [g.to_dict() for g in lake.gaps(symbols, **sel)]))
+
+
+@router.get("/info", response_model=LakeInfo, dependencies=READ)
+async def info(lake: LakeDep, request: Request, sel: SelectionDep) -> LakeJSON:
+    """What the lake holds per symbol and interval, with totals (``lake info --json``)."""
+    symbols = sel.pop("symbols")
+    return LakeJSON(await shared(request, lambda: lake.info(symbols, **sel).to_dict()))
 
 
 @router.get(

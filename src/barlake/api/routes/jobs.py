@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from barlake.api.deps import READ, LakeDep, shared
 from barlake.api.responses import LakeJSON
 from barlake.api.schemas import Job, JobStatus, SymbolError
+from barlake.views.serialize import job_rows
 
 router = APIRouter(tags=["jobs"], dependencies=READ)
 
@@ -18,18 +19,13 @@ async def list_jobs(
     lake: LakeDep, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 20
 ) -> LakeJSON:
     """Recent jobs, newest first (``lake jobs --json``)."""
-    return LakeJSON(await shared(request, lambda: lake.jobs(limit).to_dicts()))
+    return LakeJSON(await shared(request, lambda: job_rows(lake.jobs(limit).to_dicts())))
 
 
 @router.get("/jobs/{job_id}", response_model=JobStatus)
 async def job_status(lake: LakeDep, request: Request, job_id: str) -> LakeJSON:
     """A job's row and live progress counts (``lake status JOB --json``; a prefix is enough)."""
-
-    def read() -> dict[str, object]:
-        with lake.catalog.session(read_only=True):  # its three reads share one connection
-            return lake.status(job_id)
-
-    return LakeJSON(await shared(request, read))
+    return LakeJSON(await shared(request, lambda: job_rows([lake.status(job_id)])[0]))
 
 
 @router.get("/jobs/{job_id}/errors", response_model=dict[str, list[SymbolError]])
