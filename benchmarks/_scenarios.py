@@ -433,7 +433,12 @@ def open_vendor(
 def configure(root: Path, scenario: Scenario, vendor: Vendor) -> None:
     """Point the lake at ``vendor``'s emulator, at the vendor's rate limit."""
     entry = {"base_url": vendor.url, "rate_limit_per_min": scenario.rate_per_min}
-    config = {"default_provider": scenario.provider, "providers": {scenario.provider: entry}}
+    config = {
+        "default_provider": scenario.provider,
+        "providers": {scenario.provider: entry},
+        # The scenarios measure bar requests; corporate actions are benchmarks/actions.py's.
+        "backfill": {"fetch_actions": False},
+    }
     (root / "lake.yaml").write_text(yaml.safe_dump(config))
 
 

@@ -146,6 +146,11 @@ class BackfillConfig(_Strict):
         ge=0,
         description="After a session's close, its bars stay provisional this long.",
     )
+    fetch_actions: bool = Field(
+        default=True,
+        description="A fill also fetches its symbols' splits and dividends where the provider "
+        "serves them (planned, rate-limited and in the ledger like bars).",
+    )
     max_attempts: int = Field(default=6, ge=1, description="Tries per page for retryable errors.")
     backoff_base_s: float = Field(default=0.2, gt=0, description="First backoff step.")
     backoff_cap_s: float = Field(default=30, gt=0, description="Longest backoff step.")

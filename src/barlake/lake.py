@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 
     from barlake.config import LakeConfig
     from barlake.coverage.gaps import Gap
+    from barlake.domain.actions import Adjust
     from barlake.domain.resample import Period
     from barlake.fetch.job import JobResult, ProgressCallback, SymbolErrors
+    from barlake.jobs.actions import ActionsFetched
     from barlake.jobs.queue import Queue
     from barlake.jobs.worker import Log, Worker
     from barlake.planning.plan import Plan
@@ -453,6 +455,35 @@ class Lake:
             log=log,
         )
 
+    # -- corporate actions ------------------------------------------------------------------
+
+    def fetch_actions(
+        self, symbols: Symbols = None, *, provider: str | None = None, **chosen: Unpack[Chosen]
+    ) -> ActionsFetched:
+        """Fetch the splits and dividends of ``symbols`` (every active symbol when None) from
+        ``provider`` (lake.yaml's default) and store them; the range is ``days`` or
+        ``start``/``end``, else the span of what ``plan`` would want for the symbols.
+        Adjusted reads (``bars(adjust=...)``) use them at once; no bar is fetched again.
+
+        >>> lake.fetch_actions("AAPL", start=date(2020, 1, 1)).to_dict()  # doctest: +SKIP
+        """
+        return self.services.actions.fetch(Selection.of(symbols, provider=provider, **chosen))
+
+    def actions(
+        self,
+        symbols: Symbols = None,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Stored corporate actions (of ``symbols``, ex-dates in [start, end], of ``types``:
+        ``split reverse_split cash_dividend stock_dividend``), ordered by symbol and ex_date.
+
+        >>> lake.actions("AAPL", types=["split"])  # doctest: +SKIP
+        """
+        return self.services.actions.rows(symbols_of(symbols), start=start, end=end, types=types)
+
     # -- providers ----------------------------------------------------------------------------
 
     def providers(self) -> list[ProviderInfo]:
@@ -477,6 +508,7 @@ class Lake:
         end: date | None = None,
         days: int | None = None,
         resample_from: Interval | None = None,
+        adjust: Adjust = "none",
     ) -> pl.LazyFrame:
         """The stored bars of ``symbols`` (every stored symbol when None) at ``interval``, sorted
         by (symbol, ts), in the lake's schema: the same rows as the README's reader one-liners.
@@ -490,14 +522,24 @@ class Lake:
         clock grid); ``1week`` and ``1month`` bars are always built from daily ones, whole
         periods, stamped by their first session.
 
+        ``adjust`` computes prices as of today from the catalog's actions (``lake actions``):
+        ``"splits"`` divides prices before a split by its ratio and multiplies volumes,
+        ``"total"`` also applies each cash dividend's ``1 - amount / close before``; the files
+        stay raw (``domain.actions``). Resampled bars are adjusted by their start.
+
         >>> lake.bars("AAPL,BRK/B", start=date(2024, 1, 2)).collect()  # doctest: +SKIP
         >>> lake.bars("AAPL", interval="5min", resample_from="1min", days=5)  # doctest: +SKIP
         >>> lake.bars("AAPL", interval="1week", start=date(2024, 1, 1))  # doctest: +SKIP
+        >>> lake.bars("AAPL", adjust="total").collect()                 # doctest: +SKIP
         """
+        from barlake.domain.actions import parse_adjust
+
+        how = parse_adjust(adjust)
         names = symbols_of(symbols)
-        return self._read(
+        raw = self._read(
             names, interval, resample_from=resample_from, days=days, start=start, end=end
         )
+        return raw if how == "none" else self._adjusted(raw, str(interval), names, how)
 
     def _read(
         self,
@@ -527,6 +569,33 @@ class Lake:
         shifts = self.services.registry.day_shifts(names) if spec(name).intraday else {}
         default = calendar_for(None).day_shift
         return reads.bars(self.store, name, names, window, shifts, default, file_column=file_column)
+
+    def _adjusted(
+        self, raw: pl.LazyFrame, interval: str, names: list[str] | None, how: Adjust
+    ) -> pl.LazyFrame:
+        """``raw`` adjusted ``how`` by the actions on record up to today (an announced action
+        adjusts nothing before its ex-date)."""
+        import polars as pl
+
+        from barlake.domain.actions import COLUMNS, adjusted
+
+        table = self.catalog.action_frame(names, end=self.today).cast(COLUMNS)  # type: ignore[arg-type]
+        if table.is_empty():
+            return raw
+        closes = None
+        if interval not in ("1day", "1d") and how == "total":
+            # A dividend's factor uses the close before it: the stored daily close, else the
+            # session's last intraday close.
+            daily = self.store.scan("1day", sorted(set(table["symbol"])))
+            last = raw.group_by("symbol", pl.col("ts").dt.truncate("1d")).agg(
+                pl.col("close").sort_by(pl.col("ts")).last()
+            )
+            closes = (
+                pl.concat([last, daily.select("symbol", "ts", "close")])
+                .unique(["symbol", "ts"], keep="last", maintain_order=True)
+                .sort("symbol", "ts")
+            )
+        return adjusted(raw, table, how, closes=closes)
 
     def info(self, symbols: Symbols = None, **chosen: Unpack[Chosen]) -> Info:
         """What the lake holds per symbol and interval: the first and last bar, bars, expected

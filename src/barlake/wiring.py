@@ -16,6 +16,7 @@ from barlake.clock import Clock
 from barlake.config import LakeConfig, load
 from barlake.coverage.finder import GapFinder
 from barlake.fetch.resample import Resampler
+from barlake.jobs.actions import Actions
 from barlake.jobs.backfill import Backfill
 from barlake.providers import open_provider
 from barlake.providers.base import Provider
@@ -59,6 +60,7 @@ class Services:
     providers: Providers
     backfill: Backfill
     checker: Checker
+    actions: Actions
 
 
 def wire(
@@ -102,4 +104,7 @@ def wire(
         clock=clock,
         grace=grace,
     )
-    return Services(config, store, catalog, registry, finder, policies, sources, backfill, checker)
+    actions = Actions(backfill, catalog, clock)
+    return Services(
+        config, store, catalog, registry, finder, policies, sources, backfill, checker, actions
+    )

@@ -25,7 +25,13 @@ CLOCK = datetime(2025, 1, 15, 22, tzinfo=UTC)
 KEY, SECRET = "pk-test-3f9a1c", "sk-test-77e0b2d4"
 #: Environment variables that could leak real credentials into a test.
 CREDENTIAL_ENV = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "POLYGON_API_KEY", "MASSIVE_API_KEY")
-QUICK = {"backoff_base_s": 0.01, "backoff_cap_s": 0.05, "max_attempts": 6}
+#: Fast retries; bar requests alone (the tests count them: actions have their own tests).
+QUICK = {
+    "backoff_base_s": 0.01,
+    "backoff_cap_s": 0.05,
+    "max_attempts": 6,
+    "fetch_actions": False,
+}
 
 
 def clock() -> datetime:

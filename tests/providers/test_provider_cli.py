@@ -24,6 +24,7 @@ from barlake.providers.demo import demo_listing_date
 from .support import (
     KEY,
     KEYLESS,
+    QUICK,
     SECRET,
     VENDORS,
     clock,
@@ -53,7 +54,7 @@ def make_lake(root: Path, vendor: str, em, symbols: list[str], **entry) -> Path:
     lake = Lake.init(root, clock=clock)
     lake.add_symbols(symbols, **symbol_attributes(vendor))
     config = {
-        "backfill": {"backoff_base_s": 0.01, "backoff_cap_s": 0.02, "max_attempts": 2},
+        "backfill": {**QUICK, "backoff_cap_s": 0.02, "max_attempts": 2},
         "providers": {vendor: {**provider_entry(vendor, em, credentials=False), **entry}},
     }
     (root / "lake.yaml").write_text(yaml.safe_dump(config))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from barlake.catalog.actions import ActionsTable
 from barlake.catalog.aside import SetAsideTable
 from barlake.catalog.engine import open_file, transaction, writes
 from barlake.catalog.jobs import JobsTable
@@ -102,7 +103,7 @@ def _require_tables(path: Path, tables: set[str], version: int) -> None:
         raise StorageError(msg)
 
 
-class Catalog(JobsTable, QueueTable, SetAsideTable):
+class Catalog(JobsTable, QueueTable, SetAsideTable, ActionsTable):
     """The catalog of one lake; every method is one short transaction."""
 
     def __init__(self, root: Path, *, lock_timeout: float = 30.0) -> None:

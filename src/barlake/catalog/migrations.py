@@ -154,4 +154,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN latency_ms DOUBLE;
     ALTER TABLE jobs ADD COLUMN write_us_per_bar DOUBLE;
     """,
+    # Corporate actions beside the raw bars: adjusted prices are computed from them on read.
+    """
+    CREATE TABLE actions (
+        symbol VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        ex_date DATE NOT NULL,
+        ratio DOUBLE,
+        amount DOUBLE,
+        currency VARCHAR,
+        record_date DATE,
+        pay_date DATE,
+        source VARCHAR NOT NULL,
+        vendor_id VARCHAR,
+        fetched_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (symbol, type, ex_date, source)
+    );
+    """,
 )

@@ -130,6 +130,18 @@ class FindingsRepository(Protocol):
     def findings(self) -> pl.DataFrame: ...
 
 
+class ActionsRepository(Protocol):
+    def record_actions(self, rows: pl.DataFrame) -> int: ...
+    def action_rows(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+
 class Catalog(
     UnitOfWork,
     SymbolsRepository,
@@ -138,6 +150,7 @@ class Catalog(
     EventsRepository,
     FindingsRepository,
     QueueRepository,
+    ActionsRepository,
     Protocol,
 ):
     """Every repository of one lake's catalog, with its unit of work."""

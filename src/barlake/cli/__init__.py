@@ -64,6 +64,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "barlake.cli.quality:check",
         "Check stored bars (gaps, OHLC, prices, timestamps, jumps, ...); exit 1 on errors.",
     ),
+    "actions": (
+        "barlake.cli.actions:actions",
+        "Fetch and list corporate actions (splits, dividends) used by adjusted reads.",
+    ),
     "info": (
         "barlake.cli.info:info",
         "Show what the lake holds per symbol and interval, with totals.",

@@ -95,7 +95,7 @@ def show_plan(state: State, result: Plan, *, as_json: bool, explain: bool) -> No
         )
         click.echo()
     # Requests, sessions resampled from stored bars, skipped intervals: up to date without any.
-    planned = data["ranges"] or data["resampled"] or data["skipped"]
+    planned = data["ranges"] or data["resampled"] or data["skipped"] or data["action_requests"]
     emit_table(
         state,
         [{**r, "symbols": short(r["symbols"])} for r in data["ranges"]],
@@ -121,6 +121,11 @@ def show_plan(state: State, result: Plan, *, as_json: bool, explain: bool) -> No
         click.echo(
             f"resampled {interval} from stored {source} bars (no request): "
             f"{sum(r['sessions'] for r in steps)} session(s) of {short(names)}"
+        )
+    for a in data["action_requests"]:
+        click.echo(
+            f"corporate actions {a['start']}..{a['end']} of {short(a['symbols'])} "
+            "(after the bars, at the same rate limit)"
         )
     if not planned:
         return

@@ -129,6 +129,9 @@ class JobResult:
     #: What was stored but looks wrong, by symbol: ``{warning, stage, interval, timestamp}``.
     symbol_warnings: SymbolErrors = field(default_factory=dict)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    #: Corporate-action requests made and actions received (``backfill.fetch_actions``).
+    action_requests: int = 0
+    actions: int = 0
 
     @property
     def ok(self) -> bool:
@@ -149,4 +152,6 @@ class JobResult:
             "symbol_errors": self.symbol_errors,
             "symbol_warnings": self.symbol_warnings,
             "skipped": self.skipped,
+            "action_requests": self.action_requests,
+            "actions": self.actions,
         }

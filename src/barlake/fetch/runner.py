@@ -1,15 +1,20 @@
-"""Running a job's scheduler to its end, with SIGINT and SIGTERM stopping it cleanly."""
+"""Running a job's scheduler to its end, with SIGINT and SIGTERM stopping it cleanly; running
+any coroutine from synchronous code (``run_blocking``)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import threading
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from barlake.fetch.job import JobResult
 from barlake.fetch.scheduler import Scheduler
 from barlake.providers.base import Provider
+
+T = TypeVar("T")
 
 
 class Stop:
@@ -91,3 +96,15 @@ def run_until_signalled(
             if loops:
                 loops[0].call_soon_threadsafe(scheduler.interrupt)
             return job.result()
+
+
+def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """The result of the coroutine ``make()`` returns, run to its end from synchronous code,
+    also inside a running event loop (a Jupyter cell): then on a loop of its own in a worker
+    thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="barlake-run") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()

@@ -14,29 +14,40 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Protocol
 
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
 from barlake.catalog.repositories import Catalog
-from barlake.catalog.schema import PROGRESS_START
+from barlake.catalog.schema import LEDGER, PROGRESS_START
 from barlake.clock import Clock
 from barlake.config import BackfillConfig, LakeConfig
 from barlake.coverage.finder import Expected, GapFinder, span_of
 from barlake.coverage.gaps import Gap, with_sessions
 from barlake.coverage.matrix import Cells
+from barlake.domain.actions import frame as actions_frame
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
+from barlake.errors import ProviderError
+from barlake.fetch import actions as fetching
 from barlake.fetch.job import JobResult, ProgressCallback
 from barlake.fetch.ratelimit import WALL, RateLimiter, Timing
 from barlake.fetch.resample import Resampler
-from barlake.fetch.runner import Stop, run_until_signalled
+from barlake.fetch.runner import Stop, run_blocking, run_until_signalled
 from barlake.fetch.scheduler import BarSink, Scheduler
 from barlake.liveness import HOST
 from barlake.planning.duration import WRITE_S_PER_BAR, Pace
-from barlake.planning.plan import Origin, Plan, Skipped, order, price
+from barlake.planning.plan import (
+    ActionRequest,
+    Origin,
+    Plan,
+    Skipped,
+    order,
+    plan_actions,
+    price,
+)
 from barlake.planning.resample import Resample, sessions_of, split
 from barlake.providers.base import Capabilities, Provider
 from barlake.retention.policy import Policies, Policy
@@ -45,6 +56,9 @@ from barlake.retention.targets import Ask, Target, resolve
 from barlake.universe.members import Member, members
 from barlake.universe.registry import Registry
 from barlake.universe.tiers import tier_of
+
+#: The ledger's ``interval`` of corporate-action fetches.
+ACTIONS_LEDGER = "actions"
 
 #: Why a plan leaves out a symbol its provider refused as unknown.
 SET_ASIDE = (
@@ -265,6 +279,7 @@ class Backfill:
         return Plan(
             provider=name,
             rate_limit_per_min=self.rate_limit(name, caps),
+            actions=tuple(self.plan_actions(name, caps, targets, aside)),
             requests=tuple(order(requests, priority or {})),
             gaps=tuple(all_gaps),
             origins=tuple(origins),
@@ -275,6 +290,89 @@ class Backfill:
             resampled=tuple(resampled),
             pace=self.pace(name, caps),
         )
+
+    def plan_actions(
+        self, name: str, caps: Capabilities, targets: Sequence[Target], aside: set[str]
+    ) -> list[ActionRequest]:
+        """The action requests of ``targets``: each symbol's wanted span (over its intervals,
+        up to today) less what the ledger holds as fetched from ``name``, when
+        ``backfill.fetch_actions`` and the provider serves actions."""
+        if not (self.config.backfill.fetch_actions and caps.action_symbols > 0) or not targets:
+            return []
+        today = self.clock().date()
+        wanted: dict[str, DateRange] = {}
+        for t in targets:
+            if t.symbol in aside or t.window.start > today:
+                continue
+            window = DateRange(t.window.start, min(t.window.end, today + timedelta(days=1)))
+            wanted[t.symbol] = span_of([wanted[t.symbol], window]) if t.symbol in wanted else window
+        if not wanted:
+            return []
+        span = span_of(wanted.values())
+        rows = self.catalog.ledger(ACTIONS_LEDGER, span, sorted(wanted))
+        covered: dict[str, list[DateRange]] = {}
+        for sym, start, end, final, provider in rows.select(
+            "symbol", "start_date", "end_date", "final", "provider"
+        ).iter_rows():
+            if final and provider == name:
+                covered.setdefault(sym, []).append(DateRange(start, end))
+        return plan_actions(wanted, covered, caps.action_symbols)
+
+    def fetch_actions(self, scheduler: Scheduler, stop: Stop | None = None) -> fetching.Fetched:
+        """Fetch and store the planned actions of a started job, through its rate limiter,
+        and record each request's range in the ledger (final up to yesterday); ``stop``, once
+        asked, leaves the requests not yet made to the next fill."""
+        plan = scheduler.plan
+        if not plan.actions:
+            return fetching.Fetched()
+        today, now = self.clock().date(), self.clock()
+
+        async def run() -> list[tuple[ActionRequest, fetching.Fetched]]:
+            out = []
+            try:
+                for req in plan.actions:
+                    if stop is not None and stop.asked:
+                        break
+                    got = await fetching.fetch(
+                        scheduler.provider, req.symbols, req.range, scheduler.limiter
+                    )
+                    out.append((req, got))
+            finally:
+                # Its connections belong to this event loop, which ends here.
+                await scheduler.provider.aclose()
+            return out
+
+        total = fetching.Fetched()
+        ledger = []
+        for req, got in run_blocking(run):
+            total.requests += got.requests
+            total.actions += got.actions
+            total.errors.update(got.errors)
+            counts: dict[str, int] = {}
+            for a in got.actions:
+                counts[a.symbol] = counts.get(a.symbol, 0) + 1
+            end = min(req.range.end, today)
+            if end <= req.range.start:
+                continue
+            ledger += [
+                {
+                    "provider": plan.provider,
+                    "symbol": sym,
+                    "interval": ACTIONS_LEDGER,
+                    "start_date": req.range.start,
+                    "end_date": end,
+                    "bars": counts.get(sym, 0),
+                    "fetched_at": now,
+                    "final": True,
+                    "job_id": scheduler.job_id,
+                }
+                for sym in req.symbols
+                if sym not in got.errors
+            ]
+        with self.catalog.session():
+            self.catalog.record_actions(actions_frame(total.actions, now))
+            self.catalog.add_ledger(pl.DataFrame(ledger, schema=LEDGER))
+        return total
 
     def pace(self, name: str, caps: Capabilities) -> Pace:
         """What the time estimate of a fill from ``name`` counts besides its rate limit: the
@@ -381,9 +479,24 @@ class Backfill:
         """Run a started job's scheduler to its end (SIGINT/SIGTERM stop it cleanly, or
         ``stop`` when given)."""
         owned = self.providers.owns(scheduler.plan.provider)
-        return run_until_signalled(
+        result = run_until_signalled(
             scheduler, scheduler.provider, close_provider=not owned, stop=stop
         )
+        # After the bars: a refusal of the actions never costs the job its bars. A job that
+        # failed (credentials refused) or was interrupted asks nothing more.
+        if result.status in ("failed", "interrupted") or (stop is not None and stop.asked):
+            return result
+        stamp = self.clock().isoformat()
+        try:
+            fetched = self.fetch_actions(scheduler, stop)
+        except ProviderError as exc:
+            names = sorted({s for a in scheduler.plan.actions for s in a.symbols})
+            fetched = fetching.Fetched(errors=dict.fromkeys(names, str(exc)))
+        result.action_requests, result.actions = fetched.requests, len(fetched.actions)
+        for sym, error in sorted(fetched.errors.items()):
+            warning = {"warning": error, "stage": "actions", "interval": "", "timestamp": stamp}
+            result.symbol_warnings.setdefault(sym, []).append(warning)
+        return result
 
     def job_config(self, options: RunOptions) -> BackfillConfig:
         """lake.yaml's backfill settings with ``options.parallel`` in place, validated as

@@ -26,7 +26,7 @@ from barlake.calendars.calendar import Calendar
 from barlake.config import REREAD_WEIGHT
 from barlake.coverage.gaps import Gap
 from barlake.domain.intervals import Interval
-from barlake.domain.ranges import DateRange
+from barlake.domain.ranges import DateRange, subtract
 from barlake.errors import UsageError
 from barlake.planning import exact
 from barlake.planning.bound import lower_bound
@@ -91,6 +91,39 @@ class Origin:
 
 
 @dataclass(frozen=True)
+class ActionRequest:
+    """Corporate actions of ``symbols`` with ex-dates in ``range``, from the plan's provider:
+    one batch, one request or a few pages."""
+
+    symbols: tuple[str, ...]
+    range: DateRange
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "symbols": list(self.symbols),
+            "start": self.range.start.isoformat(),
+            "end": self.range.last.isoformat(),
+        }
+
+
+def plan_actions(
+    wanted: Mapping[str, DateRange], covered: Mapping[str, Sequence[DateRange]], batch: int
+) -> list[ActionRequest]:
+    """The requests that bring each symbol's actions to its ``wanted`` range, ``covered``
+    (ranges fetched before, final) left out; symbols missing the same range share a request,
+    ``batch`` at most."""
+    missing: dict[DateRange, list[str]] = {}
+    for symbol, window in sorted(wanted.items()):
+        for hole in subtract([window], covered.get(symbol, ())):
+            missing.setdefault(hole, []).append(symbol)
+    return [
+        ActionRequest(tuple(names[i : i + batch]), hole)
+        for hole, names in sorted(missing.items(), key=lambda kv: kv[0].start)
+        for i in range(0, len(names), max(1, batch))
+    ]
+
+
+@dataclass(frozen=True)
 class Skipped:
     """Something the plan cannot fetch, with the reason."""
 
@@ -118,6 +151,8 @@ class Plan:
     #: The integer program stopped on its clock (``barlake.exact.SECONDS``), not its work
     #: budget: the plan and bound may differ on a faster or quieter machine.
     time_limit_reached: bool = False
+    #: Corporate actions to fetch beside the bars (``backfill.fetch_actions``).
+    actions: tuple[ActionRequest, ...] = ()
     #: Missing sessions built from the lake's finer bars, after the requests: no request.
     resampled: tuple[Resample, ...] = ()
     #: What besides the rate limit sets the fill's pace (latency, workers, the window).
@@ -144,11 +179,11 @@ class Plan:
         the rate limit's window (a window's quota goes out at once, each further quota a
         window later), the provider's latency and the fill's workers, replayed in plan order
         (``barlake.planning.duration``), and the write of the bars still buffered after the
-        last answer: those of the last interval fetched."""
-        pages = [r.pages for r in self.requests]
-        if not self.requests:
+        last answer: those of the last interval fetched. Action requests count one page each."""
+        pages = [r.pages for r in self.requests] + [1] * len(self.actions)
+        if not pages:
             return 0.0
-        last = self.requests[-1].request.interval
+        last = self.requests[-1].request.interval if self.requests else None
         tail = sum(r.bars for r in self.requests if r.request.interval == last)
         return seconds(pages, self.rate_limit_per_min, self.pace, tail)
 
@@ -171,6 +206,7 @@ class Plan:
             parameters={"plans": [self.parameters, other.parameters]},
             lower_bound=self.lower_bound + other.lower_bound,
             time_limit_reached=self.time_limit_reached or other.time_limit_reached,
+            actions=self.actions + other.actions,
             resampled=self.resampled + other.resampled,
             pace=self.pace,
         )
@@ -190,6 +226,8 @@ class Plan:
             "missing_sessions": sum(g.sessions for g in self.gaps),
             "skipped": [s.to_dict() for s in self.skipped],
             "solver": {"time_limit_reached": self.time_limit_reached},
+            "action_requests": [a.to_dict() for a in self.actions],
+            "total_action_requests": len(self.actions),
             "resampled": [r.to_dict() for r in self.resampled],
             "resampled_sessions": sum(r.gap.sessions for r in self.resampled),
         }

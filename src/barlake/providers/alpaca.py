@@ -28,10 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from barlake.calendars.calendar import get_calendar
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
+from barlake.domain.actions import Action, split
 from barlake.domain.intervals import INTERVALS, Interval, spec
+from barlake.domain.ranges import DateRange
 from barlake.errors import TransientError
 from barlake.providers import urls
-from barlake.providers.base import Capabilities, Page, Request
+from barlake.providers.base import ActionPage, Capabilities, Page, Request
 from barlake.providers.http import Credentials, HttpClient, credentials
 from barlake.providers.wire import to_sessions, wire_bars
 
@@ -40,6 +42,9 @@ BASE_URL = "https://data.alpaca.markets"
 KEY_ENV = ("APCA_API_KEY_ID",)
 SECRET_ENV = ("APCA_API_SECRET_KEY",)
 PATH = "/v2/stocks/bars"
+ACTIONS_PATH = "/v1/corporate-actions"
+#: The vendor's action types barlake stores.
+ACTION_TYPES = ("forward_split", "reverse_split", "cash_dividend", "stock_dividend")
 RESET_HEADER = "X-RateLimit-Reset"
 #: Room for the ``symbols`` parameter (``urls.url_chars``): URLs stay under 8 KB with the other
 #: parameters and a page token (Alpaca documents no cap, ``Request-URI Too Large``
@@ -74,6 +79,9 @@ class AlpacaOptions(BaseModel):
     page_limit: int = Field(
         default=10_000, ge=1, le=10_000, description="Bars per page, over all symbols."
     )
+    actions_page_limit: int = Field(
+        default=1000, ge=1, le=1000, description="Corporate actions per page, over all types."
+    )
     symbols_per_request: int = Field(
         default=200, ge=1, le=1000, description="Symbols per query; keeps URLs under 8 KB."
     )
@@ -102,6 +110,7 @@ class AlpacaProvider:
             auth_secret_env=SECRET_ENV,
             max_days=dict(MAX_DAYS),
             symbols_chars=SYMBOLS_CHARS,
+            action_symbols=self.options.symbols_per_request,
         )
         self.calendar = get_calendar("XNYS")
         self._http = HttpClient(name, config.base_url or BASE_URL, timeout_s=config.timeout_s)
@@ -125,6 +134,44 @@ class AlpacaProvider:
         symbols, objects, token = self._parse(data)
         frame = wire_bars(self.name, objects, symbols=symbols, source=self.name, stamps="rfc3339")
         return Page(to_sessions(frame, request.interval, self.calendar), token)
+
+    async def fetch_actions(
+        self, symbols: tuple[str, ...], window: DateRange, cursor: str | None = None
+    ) -> ActionPage:
+        """One page of ``GET /v1/corporate-actions``: forward and reverse splits (ratio
+        ``new_rate / old_rate``), cash and stock dividends of ``symbols`` in ``window``."""
+        creds = self._credentials()
+        params = {
+            "symbols": urls.joined(symbols),
+            "types": ",".join(ACTION_TYPES),
+            "start": window.start.isoformat(),
+            "end": window.last.isoformat(),
+            "limit": str(self.options.actions_page_limit),
+            "sort": "asc",
+        }
+        if cursor is not None:
+            params["page_token"] = cursor
+        data = await self._http.get_json(
+            ACTIONS_PATH,
+            params=params,
+            headers={"APCA-API-KEY-ID": creds.key, "APCA-API-SECRET-KEY": creds.secret or ""},
+            creds=creds,
+            symbol=symbols[0] if len(symbols) == 1 else None,
+            reset_header=RESET_HEADER,
+        )
+        groups = data.get("corporate_actions") if isinstance(data, dict) else None
+        token = data.get("next_page_token") if isinstance(data, dict) else None
+        if not isinstance(groups, dict) or not isinstance(token, str | None):
+            msg = f"{self.name} sent corporate actions without a `corporate_actions` object"
+            raise TransientError(msg)
+        try:
+            found = [
+                a for key, items in groups.items() for a in _actions(self.name, key, items or [])
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = f"{self.name} sent a corporate action barlake cannot read ({exc}); retry"
+            raise TransientError(msg) from None
+        return ActionPage(found, token or None)
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -191,6 +238,35 @@ def _flatten(bars: dict[str, Any], vendor: str) -> tuple[list[str], list[Any]]:
         symbols.extend(repeat(symbol, len(items)))
         objects.extend(items)
     return symbols, objects
+
+
+def _actions(source: str, key: str, items: list[dict[str, Any]]) -> list[Action]:
+    """The actions of one type list of Alpaca's answer (types barlake does not keep: none)."""
+    out: list[Action] = []
+    for item in items:
+        dates: dict[str, Any] = {
+            "record_date": _day(item.get("record_date")),
+            "pay_date": _day(item.get("payable_date")),
+            "vendor_id": item.get("id"),
+        }
+        ex = date.fromisoformat(item["ex_date"])
+        symbol = item["symbol"]
+        if key in ("forward_splits", "reverse_splits"):
+            new, old = float(item["new_rate"]), float(item["old_rate"])
+            out.append(split(symbol, ex, new, old, source, **dates))
+        elif key == "cash_dividends":
+            amount = float(item["rate"])
+            out.append(
+                Action(symbol, "cash_dividend", ex, source, amount=amount, currency="USD", **dates)
+            )
+        elif key == "stock_dividends":
+            ratio = 1 + float(item["rate"])
+            out.append(Action(symbol, "stock_dividend", ex, source, ratio=ratio, **dates))
+    return out
+
+
+def _day(text: Any) -> date | None:
+    return date.fromisoformat(text) if isinstance(text, str) and text else None
 
 
 def _rfc3339(moment: datetime) -> str:

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import polars as pl
 
+from barlake.domain.actions import Action
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 
@@ -44,6 +45,9 @@ class Capabilities:
     #: Seconds a request typically takes to be answered, for ``lake plan``'s time estimate
     #: until a job has measured the provider's latency (the catalog keeps each job's).
     latency_s: float = 0.3
+    #: Symbols one corporate-actions request may name; 0 when the provider serves none
+    #: (``ActionSource``).
+    action_symbols: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,14 @@ class Page:
     next_cursor: str | None = None
 
 
+@dataclass(frozen=True)
+class ActionPage:
+    """One corporate-actions response: the actions, and the cursor of the next page."""
+
+    actions: list[Action]
+    next_cursor: str | None = None
+
+
 class Provider(Protocol):
     """A source of bars. Implementations live in ``barlake.providers.<name>``."""
 
@@ -83,4 +95,15 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+        ...
+
+
+class ActionSource(Protocol):
+    """A provider that also serves corporate actions (``Capabilities.action_symbols`` > 0)."""
+
+    async def fetch_actions(
+        self, symbols: tuple[str, ...], window: DateRange, cursor: str | None = None
+    ) -> ActionPage:
+        """One page of the splits and dividends of ``symbols`` whose ex-dates are in
+        ``window``; raise a ``barlake.errors.ProviderError`` on failure."""
         ...

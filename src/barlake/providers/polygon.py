@@ -28,10 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from barlake.calendars.calendar import get_calendar
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
+from barlake.domain.actions import Action, split
 from barlake.domain.intervals import INTERVALS, Interval
+from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError, PermanentError, TransientError
 from barlake.providers import urls
-from barlake.providers.base import Capabilities, Page, Request
+from barlake.providers.base import ActionPage, Capabilities, Page, Request
 from barlake.providers.http import Credentials, HttpClient, credentials
 from barlake.providers.wire import to_sessions, wire_bars
 
@@ -65,6 +67,9 @@ class PolygonOptions(BaseModel):
         default="header", description="Send the key as `Authorization: Bearer` or `?apiKey=`."
     )
     page_limit: int = Field(default=50_000, ge=1, le=50_000, description="`limit` per page.")
+    actions_page_limit: int = Field(
+        default=1000, ge=1, le=1000, description="`limit` per page of splits and dividends."
+    )
     grouped_daily: bool = Field(
         default=True, description="Plan grouped-daily requests when they are cheaper."
     )
@@ -91,6 +96,7 @@ class PolygonProvider:
             grouped_daily=self.options.grouped_daily,
             auth_env=KEY_ENV if name == NAME else KEY_ENV[::-1],
             max_days=dict(MAX_DAYS),
+            action_symbols=1,
         )
         self.calendar = get_calendar("XNYS")
         self._http = HttpClient(name, config.base_url or BASE_URL, timeout_s=config.timeout_s)
@@ -130,6 +136,40 @@ class PolygonProvider:
         else:
             token = f"{index + 1}" if index + 1 < len(symbols) else None
         return Page(self._frame(results, symbol, request.interval), token)
+
+    async def fetch_actions(
+        self, symbols: tuple[str, ...], window: DateRange, cursor: str | None = None
+    ) -> ActionPage:
+        """One page of ``/v3/reference/splits`` (ratio ``split_to / split_from``), then of
+        ``/v3/reference/dividends`` (``cash_amount``), of the one symbol asked
+        (``action_symbols`` is 1: the endpoints filter by one ticker); the cursor is
+        ``"<endpoint> <next_url path>"``."""
+        creds = self._credentials()
+        (symbol,) = symbols
+        endpoint, _, path = (cursor or "splits").partition(" ")
+        field = "execution_date" if endpoint == "splits" else "ex_dividend_date"
+        params: dict[str, str] = {}
+        if not path:
+            path = f"/v3/reference/{endpoint}"
+            params = {
+                "ticker": symbol,
+                f"{field}.gte": window.start.isoformat(),
+                f"{field}.lte": window.last.isoformat(),
+                "limit": str(self.options.actions_page_limit),
+                "order": "asc",
+            }
+        data = await self._get(path, params, creds, symbol)
+        try:
+            found = [_action(self.name, endpoint, r) for r in _results(data, self.name)]
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = f"{self.name} sent a corporate action barlake cannot read ({exc}); retry"
+            raise TransientError(msg) from None
+        following = self._follow(data.get("next_url"))
+        if following is not None:
+            token: str | None = f"{endpoint} {following}"
+        else:
+            token = "dividends" if endpoint == "splits" else None
+        return ActionPage(found, token)
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -200,6 +240,27 @@ def _results(data: dict[str, Any], vendor: str) -> list[Any]:
         msg = f"{vendor} sent `results` that are not a list; retrying may help"
         raise TransientError(msg)
     return results
+
+
+def _action(source: str, endpoint: str, row: dict[str, Any]) -> Action:
+    """One result of the splits or dividends endpoint as an action."""
+    more: dict[str, Any] = {"vendor_id": None if row.get("id") is None else str(row["id"])}
+    if endpoint == "splits":
+        ex = date.fromisoformat(row["execution_date"])
+        return split(
+            row["ticker"], ex, float(row["split_to"]), float(row["split_from"]), source, **more
+        )
+    for ours, theirs in (("record_date", "record_date"), ("pay_date", "pay_date")):
+        more[ours] = date.fromisoformat(row[theirs]) if row.get(theirs) else None
+    return Action(
+        row["ticker"],
+        "cash_dividend",
+        date.fromisoformat(row["ex_dividend_date"]),
+        source,
+        amount=float(row["cash_amount"]),
+        currency=row.get("currency") or "USD",
+        **more,
+    )
 
 
 def _parse_cursor(cursor: str | None) -> tuple[int, str | None]:

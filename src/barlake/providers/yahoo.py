@@ -19,7 +19,10 @@ nulls for minutes without trades (dropped). Daily bars are keyed by their date i
 rows off the bars' grid are Yahoo's "live" row and are dropped, and so are intraday rows that
 do not overlap their day's regular session (``meta.tradingPeriods``): Yahoo's priced row at the
 close, volume 0, is no bar. A key seen twice keeps its first row.
-Prices are split-adjusted, as Yahoo serves them; there is no vwap and no trade count.
+Prices are split-adjusted, as Yahoo serves them, and stored so under ``source=yahoo``, which
+the lake knows as split-adjusted (``domain.actions.SPLIT_ADJUSTED_SOURCES``): adjusted reads
+apply only dividends to its rows and ``lake check`` reports a series mixing them with raw
+rows. There is no vwap and no trade count. ``fetch_actions`` reads the chart's ``events``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from barlake.calendars.calendar import in_session
 from barlake.clock import Clock, system_clock
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
+from barlake.domain.actions import Action, split
 from barlake.domain.intervals import INTERVALS, Interval, spec
+from barlake.domain.ranges import DateRange
 from barlake.errors import (
     AuthError,
     PermanentError,
@@ -48,7 +53,7 @@ from barlake.errors import (
     UnknownAtProviderError,
 )
 from barlake.providers import urls
-from barlake.providers.base import Capabilities, Page, Request
+from barlake.providers.base import ActionPage, Capabilities, Page, Request
 from barlake.providers.http import HttpClient
 from barlake.providers.wire import wire_columns
 
@@ -113,6 +118,7 @@ class YahooProvider:
             rate_limit_per_min=config.rate_limit_per_min or 60,  # undocumented: ~1-2 a second
             auth_env=(),
             max_days=dict(MAX_DAYS),
+            action_symbols=1,
         )
         #: "Now", which Yahoo's intraday retention windows are measured from.
         self.clock: Clock = clock or system_clock
@@ -138,6 +144,40 @@ class YahooProvider:
         )
         frame = self._frame(data, symbol, request, period1, period2)
         return Page(frame, str(index + 1) if index + 1 < len(request.symbols) else None)
+
+    async def fetch_actions(
+        self, symbols: tuple[str, ...], window: DateRange, cursor: str | None = None
+    ) -> ActionPage:
+        """The splits and dividends of one symbol in ``window``, from the chart's ``events``.
+
+        The chart is asked from the window's start to now, so that the answer names every
+        split after each dividend: Yahoo reports dividends in today's shares, and dividing
+        them back by the later splits gives the amount paid then, as the lake keeps it.
+        """
+        (symbol,) = symbols
+        start = datetime.combine(window.start, time(), UTC) - _PAD_DAILY
+        end = max(self.clock(), datetime.combine(window.end, time(), UTC)) + _PAD_DAILY
+        request = Request(self.name, symbols, "1day", window)
+        data = await self._http.get_json(
+            PATH.format(symbol=urls.segment(symbol)),
+            params={
+                "period1": str(int(start.timestamp())),
+                "period2": str(int(end.timestamp())),
+                "interval": WIRE["1day"],
+                "includePrePost": "false",
+                "events": "div,splits",
+            },
+            headers={"User-Agent": self.options.user_agent},
+            symbol=symbol,
+            on_response=lambda status, _, body: self._refusal(status, body, symbol, request),
+        )
+        result = _result(data, self.name)
+        try:
+            found = events(symbol, result, self.name)
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = f"{self.name} sent chart events barlake cannot read ({exc}); retry"
+            raise TransientError(msg) from None
+        return ActionPage([a for a in found if window.start <= a.ex_date < window.end])
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -243,6 +283,36 @@ class YahooProvider:
         if not step:
             frame = frame.with_columns(day.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
         return frame.unique(subset=["ts"], keep="first", maintain_order=True)
+
+
+def events(symbol: str, result: Mapping[str, Any], source: str) -> list[Action]:
+    """The splits and cash dividends of a chart answer's ``events`` (``{"<ts>": {"date": ts,
+    "numerator": 4, "denominator": 1}}``, ``{"<ts>": {"amount": 0.25, "date": ts}}``), each on
+    its date where the exchange is. Dividends come in today's shares; each is multiplied back
+    by the ratios of the answer's splits after it."""
+    found = result.get("events") or {}
+    given = result.get("meta")
+    meta: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    zone = meta.get("exchangeTimezoneName")
+    tz = ZoneInfo(zone) if isinstance(zone, str) and _known_zone(zone) else UTC
+
+    def day(item: Mapping[str, Any]) -> date:
+        return datetime.fromtimestamp(int(item["date"]), tz).date()
+
+    splits = [
+        split(symbol, day(s), float(s["numerator"]), float(s["denominator"]), source)
+        for s in (found.get("splits") or {}).values()
+    ]
+    dividends = []
+    for d in (found.get("dividends") or {}).values():
+        ex = day(d)
+        later = [s.ratio or 1.0 for s in splits if s.ex_date > ex]
+        amount = float(d["amount"]) * functools.reduce(operator.mul, later, 1.0)
+        currency = meta.get("currency") if isinstance(meta.get("currency"), str) else None
+        dividends.append(
+            Action(symbol, "cash_dividend", ex, source, amount=round(amount, 6), currency=currency)
+        )
+    return sorted(splits + dividends, key=lambda a: (a.ex_date, a.type))
 
 
 def _result(data: Any, vendor: str) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from barlake.catalog.schema import FINDINGS
 from barlake.clock import Clock
 from barlake.coverage.finder import Expected, GapFinder, span_of
 from barlake.coverage.gaps import Gap
+from barlake.domain.actions import COLUMNS as ACTION_COLUMNS
+from barlake.domain.actions import SHARE_TYPES, SPLIT_ADJUSTED_SOURCES
 from barlake.domain.events import EventType
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
@@ -220,9 +222,14 @@ class Checker:
         out += quality.duplicate_rule(bars, interval)
         out += quality.key_rule(self.bars.keyless(interval, symbols, span), interval)
         out += quality.timestamp_rule(bars, interval, calendars)
+        out += quality.mixed_rule(bars, interval, SPLIT_ADJUSTED_SOURCES)
         bars = quality.sound(bars)
         if interval == "1day":
-            out += quality.jump_rule(bars) + quality.stale_rule(bars)
+            splits = self._splits(symbols, span)
+            out += quality.jump_rule(bars, splits) + quality.stale_rule(bars)
+            # Split-adjusted rows show no jump at a split, by design: only raw rows tell.
+            raw = bars.filter(~pl.col("source").is_in(list(SPLIT_ADJUSTED_SOURCES)))
+            out += quality.action_rule(raw, splits)
         else:
             out += quality.partial_rule(bars, interval, calendars, self._closed(expected, span))
             daily = quality.sound(self.bars.scan("1day", symbols, span).collect())
@@ -242,6 +249,16 @@ class Checker:
                     )
                 )
         return out
+
+    def _splits(self, symbols: list[str], span: DateRange) -> pl.DataFrame:
+        """The share actions on record for ``symbols`` with ex-dates in ``span``."""
+        rows = self.catalog.action_rows(
+            symbols, start=span.start, end=span.last, types=list(SHARE_TYPES)
+        )
+        schema = {k: ACTION_COLUMNS[k] for k in ("symbol", "type", "ex_date", "ratio", "source")}
+        return pl.DataFrame([{k: r[k] for k in schema} for r in rows], schema=schema).unique(
+            ["symbol", "type", "ex_date"], keep="first", maintain_order=True
+        )
 
     def _gap_events(self, active: set[str], gaps: Sequence[Gap]) -> int:
         """Write a ``data.gap.detected`` event per gap of an active symbol not already pending."""

@@ -18,7 +18,11 @@ Pure functions: the lake reads the bars, runs the rules, stores the findings.
 |                 |          | their session (a 09:00 hour of a 09:30 open overlaps it), or     |
 |                 |          | outside sessions (a crypto pair left on an exchange calendar)    |
 | daily_intraday  | warning  | a daily bar disagreeing with its session's complete intraday bars|
-| jump            | warning  | a daily close-to-close move beyond x1.8 or /1.8 (unadjusted split?)|
+| jump            | warning  | a daily close-to-close move beyond x1.8 or /1.8 that no split on |
+|                 |          | record explains ("split-like jump, no corporate action on record")|
+| action_no_jump  | warning  | a split on record whose ex-date shows no matching jump in the raw |
+|                 |          | closes (a vendor error, or a wrong ratio)                        |
+| mixed_adjustment| warning  | one symbol's series mixing split-adjusted rows (Yahoo's) with raw |
 | stale           | warning  | five or more daily bars in a row with one flat, unchanged price  |
 | partial_session | warning  | an intraday session with under half the bars its calendar expects|
 | no_data         | warning  | the latest fetch of a series came back empty for every session,  |
@@ -200,15 +204,37 @@ def sound(bars: pl.DataFrame) -> pl.DataFrame:
     return bars.filter(~FLAWS["price"])
 
 
-def jump_rule(daily: pl.DataFrame) -> list[Finding]:
-    """Close-to-close moves beyond ``JUMP_RATIO`` either way: likely unadjusted splits."""
-    ratio = pl.col("close") / pl.col("close").shift(1).over("symbol")
-    moves = daily.with_columns(
-        ratio.alias("ratio"), pl.col("ts").shift(1).over("symbol").alias("prev")
-    )
-    hits = moves.filter((pl.col("ratio") > JUMP_RATIO) | (pl.col("ratio") < 1 / JUMP_RATIO)).select(
-        "symbol", "prev", "ts", "ratio"
-    )
+def _moves(daily: pl.DataFrame) -> pl.DataFrame:
+    """Each daily bar's close over the same symbol's previous one: symbol, prev, ts, ratio."""
+    ratio = pl.col("close") / _previous("close")
+    return daily.select(
+        "symbol", _previous("ts").alias("prev"), "ts", ratio.alias("ratio")
+    ).drop_nulls("ratio")
+
+
+def _explained(move: pl.Expr, split: pl.Expr) -> pl.Expr:
+    """Whether a close-to-close ``move`` is a split of ``split`` new shares per old one and a
+    session's ordinary move (within ``JUMP_RATIO`` once the split is undone)."""
+    undone = move * split
+    return (undone < JUMP_RATIO) & (undone > 1 / JUMP_RATIO)
+
+
+def jump_rule(daily: pl.DataFrame, splits: pl.DataFrame | None = None) -> list[Finding]:
+    """Close-to-close moves beyond ``JUMP_RATIO`` either way that no split on record explains.
+
+    ``splits`` has (symbol, ex_date, ratio) of the symbols' splits, reverse splits and stock
+    dividends (new shares per old one); a jump on an ex-date that its ratio accounts for is the
+    split, not a flaw of the bars.
+    """
+    moves = _moves(daily)
+    hits = moves.filter((pl.col("ratio") > JUMP_RATIO) | (pl.col("ratio") < 1 / JUMP_RATIO))
+    if splits is not None and not splits.is_empty():
+        known = splits.group_by("symbol", "ex_date").agg(pl.col("ratio").product().alias("r"))
+        hits = (
+            hits.with_columns(pl.col("ts").dt.date().alias("ex_date"))
+            .join(known, on=["symbol", "ex_date"], how="left")
+            .filter(pl.col("r").is_null() | ~_explained(pl.col("ratio"), pl.col("r")))
+        )
     return [
         Finding(
             "jump",
@@ -217,11 +243,70 @@ def jump_rule(daily: pl.DataFrame) -> list[Finding]:
             "1day",
             _iso(prev.date()),
             _iso(ts.date()),
-            f"close moved x{ratio:.2f} from {prev.date()} to {ts.date()}; likely an unadjusted "
-            f"split ({_split_hint(ratio)})",
+            f"close moved x{ratio:.2f} from {prev.date()} to {ts.date()}: split-like jump, no "
+            f"corporate action on record ({_split_hint(ratio)}); `lake actions fetch` or check "
+            "the bars",
         )
-        for sym, prev, ts, ratio in hits.iter_rows()
+        for sym, prev, ts, ratio in hits.select("symbol", "prev", "ts", "ratio").iter_rows()
     ]
+
+
+def action_rule(daily: pl.DataFrame, splits: pl.DataFrame) -> list[Finding]:
+    """Splits on record whose ex-date's raw close-to-close move does not match their ratio:
+    the vendor reported a split that did not happen, or a wrong ratio. Only splits with a
+    ratio beyond ``JUMP_RATIO`` either way are telling, and only ex-dates with bars on both
+    sides."""
+    if splits.is_empty():
+        return []
+    moves = _moves(daily).with_columns(pl.col("ts").dt.date().alias("ex_date"))
+    telling = splits.filter((pl.col("ratio") > JUMP_RATIO) | (pl.col("ratio") < 1 / JUMP_RATIO))
+    joined = telling.join(moves, on=["symbol", "ex_date"], how="inner")
+    bad = joined.filter(~_explained(pl.col("ratio_right"), pl.col("ratio")))
+    return [
+        Finding(
+            "action_no_jump",
+            "warning",
+            sym,
+            "1day",
+            _iso(prev.date()),
+            _iso(ex),
+            f"a {kind} of ratio {ratio:g} ({source}) is on record for {ex}, but the raw close "
+            f"moved x{move:.2f} from {prev.date()}: a vendor error or a wrong ratio",
+        )
+        for sym, ex, ratio, kind, source, prev, move in bad.select(
+            "symbol", "ex_date", "ratio", "type", "source", "prev", "ratio_right"
+        ).iter_rows()
+    ]
+
+
+def mixed_rule(
+    bars: pl.DataFrame, interval: str, adjusted_sources: frozenset[str]
+) -> list[Finding]:
+    """One finding per symbol whose series holds rows of a split-adjusting source (Yahoo's
+    chart) beside raw rows: its prices do not line up across the seam."""
+    sources = bars.group_by("symbol").agg(
+        pl.col("source").unique().sort().alias("sources"),
+        pl.col("ts").min().alias("first"),
+        pl.col("ts").max().alias("last"),
+    )
+    out = []
+    for sym, names, first, last in sources.sort("symbol").iter_rows():
+        adjusted = [n for n in names if n in adjusted_sources]
+        raw = [n for n in names if n is not None and n not in adjusted_sources]
+        if adjusted and raw:
+            out.append(
+                Finding(
+                    "mixed_adjustment",
+                    "warning",
+                    sym,
+                    interval,
+                    _stamp(first, interval),
+                    _stamp(last, interval),
+                    f"split-adjusted rows ({', '.join(adjusted)}) beside raw rows "
+                    f"({', '.join(raw)}) in one series; fetch it again from one provider",
+                )
+            )
+    return out
 
 
 def _split_hint(ratio: float) -> str:

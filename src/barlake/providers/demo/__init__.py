@@ -12,13 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from barlake.clock import Clock, system_clock
 from barlake.domain.intervals import INTERVALS
+from barlake.domain.ranges import DateRange
 from barlake.errors import (
     PermanentError,
     RateLimitError,
     TransientError,
     UnknownAtProviderError,
 )
-from barlake.providers.base import Capabilities, Page, Request
+from barlake.providers.base import ActionPage, Capabilities, Page, Request
+from barlake.providers.demo.actions import demo_actions
 from barlake.providers.demo.series import (
     NAME,
     NEW_LISTING,
@@ -87,6 +89,7 @@ class DemoProvider:
             max_days={"1min": 31, "5min": 62, "15min": 62, "30min": 62, "1hour": 366},
             refuses_unknown=True,  # ``unknown_symbols`` are refused; any other it serves
             latency_s=self.config.latency_ms / 1000,
+            action_symbols=200,
         )
         self._faults = random.Random(self.config.seed)
         self._served: deque[float] = deque()
@@ -120,6 +123,21 @@ class DemoProvider:
         page = frame_of(picked, request.interval).slice(first_offset, size)
         more = sum(counts[index:]) - offset > 0
         return Page(page, f"{index}:{offset}" if more else None)
+
+    async def fetch_actions(
+        self, symbols: tuple[str, ...], window: DateRange, cursor: str | None = None
+    ) -> ActionPage:
+        """The demo's splits and dividends (``demo.actions``) of ``symbols`` in ``window``,
+        in one page; ex-dates after "now" are announced already, as vendors do."""
+        if self.config.latency_ms > 0:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+        self._admit()
+        self._inject_faults()
+        for symbol in symbols:
+            if symbol in self.config.unknown_symbols:
+                msg = f"demo does not know symbol {symbol!r}"
+                raise UnknownAtProviderError(msg, symbol=symbol)
+        return ActionPage(demo_actions(symbols, window))
 
     async def aclose(self) -> None:
         """Nothing to release: the demo holds no connections."""

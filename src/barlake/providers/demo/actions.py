@@ -1,8 +1,9 @@
 """The demo's corporate actions: cash dividends and splits, for vendors that report them (Yahoo's
 ``events``; its ``adjclose`` is the close adjusted for the dividends since).
 
-The demo's prices are split-adjusted, as Yahoo's are: a split is an event, not a jump. Splits
-are the real ones of well-known tickers; dividends are quarterly for the well-known tickers
+The demo's bars are raw, as an exchange prints them: its prices jump by a split's ratio on
+the ex-date (``demo.splits``); Yahoo's emulator divides them back out. Splits are the real
+ones of well-known tickers; dividends are quarterly for the well-known tickers
 that pay them (``PAYERS``) and about two other stocks in five, their months, day and yield
 drawn from the name's hash, each paid on its ex-date's session at
 a share of the close before it. Crypto pairs pay none.
@@ -15,10 +16,22 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from barlake.domain.actions import Action, split
 from barlake.domain.ranges import DateRange
 from barlake.domain.symbols import is_crypto_pair
 from barlake.providers.demo.names import LISTED
 from barlake.providers.demo.series import NEVER, draws, frame_of, profile_of
+from barlake.providers.demo.splits import SPLITS, Split
+
+__all__ = [
+    "PAYERS",
+    "SPLITS",
+    "Dividend",
+    "Split",
+    "demo_actions",
+    "demo_dividends",
+    "demo_splits",
+]
 
 
 @dataclass(frozen=True)
@@ -29,27 +42,6 @@ class Dividend:
     session: date
     amount: float
     factor: float
-
-
-@dataclass(frozen=True)
-class Split:
-    """A split of ``numerator`` new shares for ``denominator`` old ones on ``session``."""
-
-    session: date
-    numerator: int
-    denominator: int
-
-
-#: Real splits of well-known tickers.
-SPLITS: dict[str, tuple[Split, ...]] = {
-    "AAPL": (Split(date(2014, 6, 9), 7, 1), Split(date(2020, 8, 31), 4, 1)),
-    "TSLA": (Split(date(2020, 8, 31), 5, 1), Split(date(2022, 8, 25), 3, 1)),
-    "NVDA": (Split(date(2021, 7, 20), 4, 1), Split(date(2024, 6, 10), 10, 1)),
-    "AMZN": (Split(date(2022, 6, 6), 20, 1),),
-    "GOOGL": (Split(date(2022, 7, 18), 20, 1),),
-    "GOOG": (Split(date(2022, 7, 18), 20, 1),),
-    "WMT": (Split(date(2024, 2, 26), 3, 1),),
-}
 
 
 #: The well-known tickers (``names.LISTED``) that pay dividends; the others pay none.
@@ -88,3 +80,20 @@ def demo_dividends(symbol: str, window: DateRange) -> list[Dividend]:
                 out.append(Dividend(ex, amount, 1 - amount / float(closes[i - 1])))
         month = (month + timedelta(days=32)).replace(day=1)
     return out
+
+
+def demo_actions(symbols: list[str] | tuple[str, ...], window: DateRange) -> list[Action]:
+    """The splits and dividends of ``symbols`` with ex-dates in ``window``, as actions of
+    source ``demo``, ordered by symbol, ex-date and type: what the demo provider serves and
+    the emulators translate into their vendors' answers."""
+    out: list[Action] = []
+    for symbol in sorted(set(symbols)):
+        out += [
+            split(symbol, s.session, s.numerator, s.denominator, "demo")
+            for s in demo_splits(symbol, window)
+        ]
+        out += [
+            Action(symbol, "cash_dividend", d.session, "demo", amount=d.amount, currency="USD")
+            for d in demo_dividends(symbol, window)
+        ]
+    return sorted(out, key=lambda a: (a.symbol, a.ex_date, a.type))

@@ -41,6 +41,7 @@ from barlake.providers.demo.noise import (
     stream_base,
     uniform,
 )
+from barlake.providers.demo.splits import split_factor
 
 NAME = "demo"
 NEW_LISTING = date(2024, 6, 3)
@@ -382,6 +383,8 @@ def _assemble(
     counts = [p.count for p in plans]
     names = pl.Series("symbol", [p.profile.symbol for p in plans], dtype=pl.String)
     trade_size = np.repeat(np.array([p.profile.trade_size for p in plans]), counts)
+    trades = np.maximum(1, np.round(volume / trade_size)).astype(np.int64)
+    open_, high, low, close, volume = _raw(plans, counts, ts, open_, high, low, close, volume)
     frame = pl.DataFrame(
         {
             "symbol": names.gather(np.repeat(np.arange(len(plans), dtype=np.uint32), counts)),
@@ -392,12 +395,29 @@ def _assemble(
             "close": close,
             "volume": volume,
             "vwap": np.clip((high + low + close) / 3, low, high),  # no rounding past the range
-            "trades": np.maximum(1, np.round(volume / trade_size)).astype(np.int64),
+            "trades": trades,
         }
     )
     return frame.with_columns(
         pl.col("ts").dt.replace_time_zone("UTC"), pl.lit(NAME, dtype=pl.String).alias("source")
     ).select(list(bars.SCHEMA))
+
+
+def _raw(plans: list[Draw], counts: list[int], ts: I64, *columns: F64) -> tuple[F64, ...]:
+    """The split-adjusted walk as raw prices and volumes: before each split of a symbol its
+    prices are the ratio higher and its volumes that much lower (``demo.splits``)."""
+    ends = np.cumsum(counts)
+    factor: F64 | None = None
+    for plan, end, count in zip(plans, ends, counts, strict=True):
+        part = split_factor(plan.profile.symbol, ts[end - count : end])
+        if part is not None:
+            if factor is None:
+                factor = np.ones(len(ts))
+            factor[end - count : end] = part
+    if factor is None:
+        return columns
+    *prices, volume = columns
+    return (*(p * factor for p in prices), _shares(volume / factor))
 
 
 def _cat(arrays: list[npt.NDArray[Any]], dtype: type[np.generic]) -> npt.NDArray[Any]:

@@ -5,23 +5,33 @@ Serves ``GET /v2/stocks/bars`` (``{"bars": {SYM: [...]}, "next_page_token": ...}
 Like the vendor it wants both ``APCA-API-KEY-ID`` and ``APCA-API-SECRET-KEY`` (else 401
 ``{"code": 40110000, "message": "request is not authorized"}``), validates ``timeframe``
 (422 ``invalid timeframe``), ``limit`` (1..10000), ``start``/``end`` (RFC-3339 or a date, both
-inclusive), ``feed``, ``sort`` and ``adjustment``; refuses ``feed=sip`` for the last 15
+inclusive), ``feed``, ``sort`` and ``adjustment`` (the demo's bars are raw; ``split`` and
+``all`` divide prices before each split by its ratio and multiply volumes, dividends are not
+applied); refuses ``feed=sip`` for the last 15
 minutes (403); sorts by symbol, then time, applies ``limit`` across symbols, omits symbols
 without bars, and pages with base64 tokens ``SYMBOL|unit|last t``. Every answer, a 401
 included, carries ``X-RateLimit-Limit/Remaining/Reset`` (``rate_limit`` a minute, by default
 the paid plan's 10,000); over the rate it is 429.
+``GET /v1/corporate-actions`` serves the demo's splits and dividends (``demo.actions``) as
+``{"corporate_actions": {"forward_splits": [...], "reverse_splits": [...], "cash_dividends":
+[...]}, "next_page_token": ...}``: ``symbols``, ``types``, ``start``/``end`` (dates, inclusive,
+default today, on the process date), ``limit`` (1..1000, default 100, over all types) and
+``page_token``; splits carry ``new_rate``/``old_rate``, dividends ``rate`` a share.
 Daily bars are stamped at midnight New York time; intraday bars at their start on the clock
 grid (1Hour bars at the top of the hour: a 09:30 open's first is 09:00), with one pre- and one
 post-market bar per session.
 
-[INFERRED] A full page always carries a token, even when nothing follows (the next page is
-then empty); the 401 body is the trading host's (the data host's is unrecorded); error codes
-other than 42210000 and 40110000 and the 400/404 texts are made up.
+[INFERRED] A full page always carries a token (bars and actions alike), even when nothing
+follows (the next page is then empty); the action ids, CUSIPs, record and payable dates and the
+process date equal to the ex-date are made up; the 401 body is the trading host's (the data
+host's is unrecorded); error codes other than 42210000 and 40110000 and the 400/404 texts are
+made up.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import re
 import time
@@ -34,8 +44,11 @@ from zoneinfo import ZoneInfo
 import orjson
 import polars as pl
 
+from barlake.domain.actions import Action
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
+from barlake.providers.demo.actions import demo_actions
+from barlake.providers.demo.splits import split_adjusted
 from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
 
 TZ = "America/New_York"
@@ -55,6 +68,14 @@ _SERVED: dict[tuple[int, str], Interval] = {
 }
 _FEEDS = ("sip", "iex", "otc", "boats", "overnight", "delayed_sip")
 _ADJUSTMENTS = ("raw", "split", "dividend", "spin-off", "all")
+MAX_ACTIONS = 1000
+#: The vendor's action types the emulator serves, and the key of each in the answer.
+_ACTION_KEYS = {
+    "forward_split": "forward_splits",
+    "reverse_split": "reverse_splits",
+    "cash_dividend": "cash_dividends",
+    "stock_dividend": "stock_dividends",
+}
 
 
 class AlpacaEmulator(Emulator):
@@ -96,6 +117,8 @@ class AlpacaEmulator(Emulator):
 
     def route(self, path: str, query: Mapping[str, str], faults: frozenset[str]) -> Reply:
         single = re.fullmatch(r"/v2/stocks/([^/]+)/bars", path)
+        if path == "/v1/corporate-actions":
+            return self.corporate_actions(query)
         if path == "/v2/stocks/bars":
             symbols = [s for s in query.get("symbols", "").split(",") if s]
             if not symbols:
@@ -107,9 +130,10 @@ class AlpacaEmulator(Emulator):
         parsed = self._params(query)
         if isinstance(parsed, Reply):
             return parsed
-        interval, unit, start, end, limit, descending = parsed
+        interval, unit, start, end, limit, descending, split = parsed
         window = DateRange(_ny(start).date() - timedelta(days=1), _ny(end).date() + timedelta(2))
-        frame = self.bars(symbols, interval, window).with_columns(_wire_t(interval))
+        frame = self.bars(symbols, interval, window)
+        frame = (split_adjusted(frame) if split else frame).with_columns(_wire_t(interval))
         frame = frame.filter(pl.col("t").is_between(start, end)).sort(
             "symbol", "t", descending=[False, descending]
         )
@@ -136,9 +160,50 @@ class AlpacaEmulator(Emulator):
         body = b'{"bars":{' + keyed + b'},"next_page_token":' + orjson.dumps(next_token) + b"}"
         return Reply(200, body)
 
+    def corporate_actions(self, query: Mapping[str, str]) -> Reply:
+        """The demo's actions of ``symbols`` processed in [start, end], by the vendor's types,
+        ``limit`` of them a page."""
+        symbols = [s for s in query.get("symbols", "").split(",") if s]
+        types = [t for t in query.get("types", "").split(",") if t] or list(_ACTION_KEYS)
+        if any(t not in _ACTION_KEYS for t in types):
+            return self.error(422, "invalid types", 42210000)
+        today = (self.now or datetime.now(UTC)).date()
+        start = parse_date(query["start"]) if query.get("start") else today
+        end = parse_date(query["end"]) if query.get("end") else today
+        if start is None or end is None or end < start:
+            return self.error(422, "invalid start or end", 42210000)
+        try:
+            limit = int(query.get("limit") or 100)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_ACTIONS:
+            return self.error(422, "invalid limit: must be in range 1-1000", 42210000)
+        if not symbols:
+            return self.error(422, "symbols are required by the emulator", 42210000)
+        found = [
+            (kind, a)
+            for a in demo_actions(symbols, DateRange(start, end + timedelta(days=1)))
+            if (kind := _alpaca_type(a.type)) in types
+        ]
+        found.sort(key=lambda pair: (pair[1].ex_date, pair[1].symbol, pair[0]))
+        offset = 0
+        if query.get("page_token"):
+            try:
+                offset = int(base64.b64decode(query["page_token"], validate=True).decode())
+            except (ValueError, UnicodeDecodeError):
+                return self.error(422, "invalid page token", 42210000)
+        page = found[offset : offset + limit]
+        token = None
+        if len(page) == limit:
+            token = base64.b64encode(str(offset + limit).encode()).decode()
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for kind, action in page:
+            grouped.setdefault(_ACTION_KEYS[kind], []).append(_alpaca_action(kind, action))
+        return Reply(200, {"corporate_actions": grouped, "next_page_token": token})
+
     def _params(
         self, query: Mapping[str, str]
-    ) -> Reply | tuple[Interval, str, datetime, datetime, int, bool]:
+    ) -> Reply | tuple[Interval, str, datetime, datetime, int, bool, bool]:
         """The validated query, or the vendor's refusal of it."""
         match = _TIMEFRAME.match(query.get("timeframe", ""))
         n = int(match[1]) if match else 0
@@ -172,7 +237,46 @@ class AlpacaEmulator(Emulator):
         if feed == "sip" and end > now - timedelta(minutes=15):
             message = "subscription does not permit querying recent SIP data"
             return self.error(403, message, 42210000)
-        return interval, _UNITS[match[2]], start, end, limit, sort == "desc"
+        split = bool({"split", "all"} & set(adjustments))
+        return interval, _UNITS[match[2]], start, end, limit, sort == "desc", split
+
+
+def _alpaca_type(kind: str) -> str:
+    return "forward_split" if kind == "split" else kind
+
+
+def _alpaca_action(kind: str, action: Action) -> dict[str, Any]:
+    """One action as Alpaca's corporate-actions endpoint writes it (dates ISO, the process
+    date the ex-date, a CUSIP and id made up from the symbol)."""
+    digest = hashlib.blake2b(f"{action.symbol}|{kind}|{action.ex_date}".encode()).hexdigest()
+    cusip = hashlib.blake2b(action.symbol.encode()).hexdigest()[:9].upper()
+    day = action.ex_date.isoformat()
+    out: dict[str, Any] = {
+        "id": f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}",
+        "symbol": action.symbol,
+    }
+    if kind == "reverse_split":
+        out |= {"old_cusip": cusip, "new_cusip": cusip[::-1]}
+    else:
+        out["cusip"] = cusip
+    if kind in ("forward_split", "reverse_split"):
+        new, old = _rates(action.ratio or 1.0)
+        out |= {"new_rate": new, "old_rate": old}
+    else:
+        out |= {"rate": action.amount, "special": False, "foreign": False}
+    payable = (action.ex_date + timedelta(days=14)).isoformat()
+    record = (action.ex_date + timedelta(days=1)).isoformat()
+    return out | {
+        "process_date": day,
+        "ex_date": day,
+        "record_date": record,
+        "payable_date": payable,
+    }
+
+
+def _rates(ratio: float) -> tuple[int, int]:
+    """Whole new and old share counts of a split ratio (4.0 -> 4, 1; 0.1 -> 1, 10)."""
+    return (round(ratio), 1) if ratio >= 1 else (1, round(1 / ratio))
 
 
 def _wire_t(interval: Interval) -> pl.Expr:

@@ -13,13 +13,22 @@ is 09:00); grouped daily ``t`` is 16:00 New York time and each
 result has ``T``. A ticker without bars gets ``resultsCount: 0`` and no ``results``. Over the
 rate it is 429 with the vendor's ERROR body and, unless ``retry_after=False``, ``Retry-After``.
 
-The grouped market is the emulator's ``symbols`` (else ``MARKET``). The demo bars carry no
-splits, so ``adjusted`` does not change values. [INFERRED] the 400 texts and Retry-After.
+``GET /v3/reference/splits`` and ``GET /v3/reference/dividends`` serve the demo's splits
+(``execution_date``, ``split_from``, ``split_to``) and cash dividends (``ex_dividend_date``,
+``cash_amount``, ``currency``, ``pay_date``, ...) of one ``ticker``, filtered by
+``execution_date``/``ex_dividend_date`` and their ``.gte .gt .lte .lt`` forms, ``limit``
+(1..1000, default 10) a page, ``next_url`` with a base64 ``cursor`` while more follow.
+
+The grouped market is the emulator's ``symbols`` (else ``MARKET``). The demo bars are raw:
+``adjusted=true`` (the default) divides prices before each split by its ratio and multiplies
+volumes. [INFERRED] the 400 texts, Retry-After, the action ids and the declaration, record and
+pay dates.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import re
 from collections.abc import Mapping
@@ -30,8 +39,11 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from barlake.domain.actions import Action
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
+from barlake.providers.demo.actions import demo_actions
+from barlake.providers.demo.splits import split_adjusted
 from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
 
 NY = ZoneInfo("America/New_York")
@@ -52,6 +64,12 @@ _SERVED: dict[tuple[int, str], Interval] = {
     (1, "day"): "1day",
 }
 _BASE_MINUTES = {"minute": 1, "hour": 60, "day": 1}
+MAX_REFERENCE = 1000
+#: The reference endpoints: each one's date field, and the demo action types it lists.
+_REFERENCE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "/v3/reference/splits": ("execution_date", ("split", "reverse_split")),
+    "/v3/reference/dividends": ("ex_dividend_date", ("cash_dividend",)),
+}
 _TOO_MANY = (
     "You've exceeded the maximum requests per minute, please wait or upgrade your "
     "subscription to continue. https://polygon.io/pricing"
@@ -96,7 +114,56 @@ class PolygonEmulator(Emulator):
             return self._aggs(unquote(ticker), mult, timespan, start, end, query, faults)
         if grouped:
             return self._grouped(grouped[1], query, faults)
+        if path in _REFERENCE:
+            return self._reference(path, query)
         return Reply(404, {"status": "NOT_FOUND", "request_id": self.request_id()})
+
+    def _reference(self, path: str, query: Mapping[str, str]) -> Reply:
+        """One page of splits or dividends: the demo's actions of ``ticker``."""
+        options = dict(query)
+        if query.get("cursor"):
+            try:
+                options = dict(parse_qsl(base64.urlsafe_b64decode(query["cursor"]).decode()))
+            except (ValueError, UnicodeDecodeError):
+                return self.error(400, "Invalid cursor")
+        field, kinds = _REFERENCE[path]
+        try:
+            limit = int(options.get("limit") or 10)
+            offset = int(options.get("offset") or 0)
+        except ValueError:
+            return self.error(400, "limit must be a number")
+        if not 1 <= limit <= MAX_REFERENCE:
+            return self.error(400, "limit must be between 1 and 1000")
+        # Half-open [low, high): each filter (``.gte .gt .lte .lt`` or equality) narrows it.
+        low, high = date(1900, 1, 1), date(2100, 1, 1)
+        bounds = (("gte", 0, True), ("gt", 1, True), ("lte", 1, False), ("lt", 0, False))
+        for op, shift, lower in (*bounds, ("", 0, True), ("", 1, False)):
+            key = f"{field}.{op}" if op else field
+            if key not in options:
+                continue
+            day = parse_date(options[key])
+            if day is None:
+                return self.error(400, f"{key} must be a date")
+            moved = day + timedelta(days=shift)
+            low, high = (max(low, moved), high) if lower else (low, min(high, moved))
+        tickers = [options["ticker"]] if options.get("ticker") else list(self.symbols or MARKET)
+        found = [
+            a for a in demo_actions(tickers, DateRange(low, max(low, high))) if a.type in kinds
+        ]
+        found.sort(key=lambda a: (a.ex_date, a.symbol), reverse=options.get("order") == "desc")
+        page = found[offset : offset + limit]
+        body: dict[str, Any] = {
+            "results": [_reference_row(a) for a in page],
+            "status": "OK",
+            "request_id": self.request_id(),
+        }
+        if offset + limit < len(found):
+            following = {**options, "offset": str(offset + limit)}
+            following.pop("cursor", None)
+            following.pop("apiKey", None)
+            cursor = base64.urlsafe_b64encode(urlencode(following).encode()).decode()
+            body["next_url"] = f"{self.url}{path}?cursor={cursor}"
+        return Reply(200, body)
 
     def _aggs(
         self,
@@ -135,7 +202,10 @@ class PolygonEmulator(Emulator):
         # Where the first page started: bars moved `outside` must precede the whole request.
         origin = int(options["origin"]) if options.get("origin", "").isdigit() else lo
         window = DateRange(_day(lo) - timedelta(days=1), _day(hi) + timedelta(days=2))
-        frame = self.bars([ticker], interval, window).with_columns(_wire_t(interval))
+        frame = self.bars([ticker], interval, window)
+        if adjusted == "true":
+            frame = split_adjusted(frame)
+        frame = frame.with_columns(_wire_t(interval))
         frame = frame.filter((pl.col("t") >= lo) & (pl.col("t") < hi))
         frame = frame.sort("t", descending=sort == "desc")
         size = max(1, limit // (int(mult) * _BASE_MINUTES[timespan]))
@@ -181,6 +251,8 @@ class PolygonEmulator(Emulator):
             return self.error(403, "Attempted to request today's data before end of day.")
         market = sorted(self.symbols) if self.symbols is not None else list(MARKET)
         frame = self.bars(market, "1day", DateRange(day, day + timedelta(days=1)))
+        if query.get("adjusted", "true") == "true":
+            frame = split_adjusted(frame)
         before = datetime(day.year, day.month, day.day, tzinfo=UTC)
         frame = self.corrupt(frame, faults, before).with_columns(_wire_t("1day", grouped=True))
         results = [{"T": row.pop("S"), **row} for row in _wire_rows(frame, ticker=True)]
@@ -243,3 +315,32 @@ def _wire_rows(page: pl.DataFrame, *, ticker: bool = False) -> list[dict[str, An
         "t",
         pl.col("trades").alias("n"),
     ).to_dicts()
+
+
+def _reference_row(action: Action) -> dict[str, Any]:
+    """A split or a dividend as the reference endpoints write it."""
+    digest = hashlib.blake2b(f"{action.symbol}|{action.type}|{action.ex_date}".encode())
+    ident = "E" + digest.hexdigest()[:63]
+    day = action.ex_date.isoformat()
+    if action.type in ("split", "reverse_split"):
+        ratio = action.ratio or 1.0
+        split_from, split_to = (1, round(ratio)) if ratio >= 1 else (round(1 / ratio), 1)
+        return {
+            "execution_date": day,
+            "id": ident,
+            "split_from": split_from,
+            "split_to": split_to,
+            "ticker": action.symbol,
+        }
+    return {
+        "cash_amount": action.amount,
+        "currency": action.currency or "USD",
+        "declaration_date": (action.ex_date - timedelta(days=30)).isoformat(),
+        "dividend_type": "CD",
+        "ex_dividend_date": day,
+        "frequency": 4,
+        "id": ident,
+        "pay_date": (action.ex_date + timedelta(days=14)).isoformat(),
+        "record_date": (action.ex_date + timedelta(days=1)).isoformat(),
+        "ticker": action.symbol,
+    }

@@ -1,15 +1,17 @@
 """Yahoo Finance's chart API, emulated.
 
-Serves ``GET /v8/finance/chart/{symbol}`` with ``period1`` and ``period2`` in epoch seconds
-(a bar starting at ``period2`` is answered too, as Yahoo does; yfinance drops it), ``interval``,
+Serves ``GET /v8/finance/chart/{symbol}`` with ``period1`` and ``period2`` in epoch seconds (a
+bar starting at ``period2`` is answered too, as Yahoo does; yfinance drops it), ``interval``,
 ``includePrePost`` and ``events`` (``div``/``split``: the demo's dividends and splits,
-``demo.actions``, keyed by their session's open). The answer is Yahoo's parallel arrays under
-``chart.result[0]``: ``timestamp`` (bar start; daily bars at the session's open), and
-``indicators.quote[0]`` (plus ``adjclose`` for daily bars: the close adjusted for the dividends
-since, up to now), with ``meta`` as Yahoo's: the exchange's time zone, ``firstTradeDate``,
-``regularMarketPrice``, ``chartPreviousClose``, ``currentTradingPeriod`` (pre, regular, post)
-and, intraday, ``tradingPeriods`` (each session's regular period, or all three with
-``includePrePost``). Crypto symbols (``BTC-USD``) trade 24/7 in UTC, others on XNYS.
+``demo.actions``, keyed by their session's open). As Yahoo's, prices and volumes are
+split-adjusted (the demo's raw bars divided by the splits after them) and so are dividends. The
+answer is Yahoo's parallel arrays under ``chart.result[0]``: ``timestamp`` (bar start; daily
+bars at the session's open), and ``indicators.quote[0]`` (plus ``adjclose`` for daily bars: the
+close adjusted for the dividends since, up to now), with ``meta`` as Yahoo's: the exchange's
+time zone, ``firstTradeDate``, ``regularMarketPrice``, ``chartPreviousClose``,
+``currentTradingPeriod`` (pre, regular, post) and, intraday, ``tradingPeriods`` (each session's
+regular period, or all three with ``includePrePost``). Crypto symbols (``BTC-USD``) trade 24/7
+in UTC, others on XNYS.
 
 Like the vendor it wants a ``User-Agent`` (else 429 ``Too Many Requests`` as plain text, also its
 answer over the rate limit, without ``Retry-After``); ignores a ``crumb``, or refuses every
@@ -43,6 +45,7 @@ from barlake.domain.ranges import DateRange
 from barlake.providers.demo import demo_calendar, demo_listing_date, generate
 from barlake.providers.demo.actions import demo_dividends, demo_splits
 from barlake.providers.demo.names import LISTED
+from barlake.providers.demo.splits import dividend_as_adjusted, split_adjusted
 from barlake.providers.emulators.base import Emulator, Quota, Reply
 
 DAY = 86_400
@@ -176,6 +179,7 @@ class YahooEmulator(Emulator):
             frame = self.bars([symbol], interval, window)
         else:
             frame = generate([symbol], interval, window, now=self.now)
+        frame = split_adjusted(frame)  # Yahoo's prices and volumes are split-adjusted
         t = _stamps(frame, interval, cal)
         # period2 is exclusive for yfinance, but Yahoo answers the bar starting there too.
         return frame.filter((t >= start) & (t <= end))
@@ -292,6 +296,7 @@ def _prices(symbol: str, cal: Calendar, start: int, now: datetime) -> dict[str, 
     before = datetime.fromtimestamp(start, UTC)
     daily = generate([symbol], "1day", DateRange(before.date() - timedelta(14), before.date()))
     recent = generate([symbol], "1day", DateRange(now.date() - timedelta(14), now.date()), now=now)
+    daily, recent = split_adjusted(daily), split_adjusted(recent)
     out: dict[str, Any] = {"firstTradeDate": first_trade}
     if recent.height:
         out["regularMarketPrice"] = recent["close"][-1]
@@ -315,7 +320,10 @@ def _events(symbol: str, cal: Calendar, window: DateRange, asked: str) -> dict[s
     out: dict[str, Any] = {}
     if "div" in asked:
         dividends = {
-            str(stamp(d.session)): {"amount": d.amount, "date": stamp(d.session)}
+            str(stamp(d.session)): {
+                "amount": dividend_as_adjusted(symbol, d.session, d.amount),
+                "date": stamp(d.session),
+            }
             for d in demo_dividends(symbol, window)
         }
         if dividends:
