@@ -184,13 +184,14 @@ class Backfill:
 
     def gaps(self, selection: Selection) -> list[Gap]:
         """Missing sessions of ``selection`` per symbol and interval."""
-        wanted = self.resolve(selection)
-        by_interval: dict[Interval, dict[str, DateRange]] = {}
-        for t in wanted.targets:
-            by_interval.setdefault(t.interval, {})[t.symbol] = t.window
-        out: list[Gap] = []
-        for interval, windows in by_interval.items():
-            out += self.finder.gaps(interval, self.finder.expected(wanted.members, windows))
+        with self.catalog.session(read_only=True):  # its reads share one connection
+            wanted = self.resolve(selection)
+            by_interval: dict[Interval, dict[str, DateRange]] = {}
+            for t in wanted.targets:
+                by_interval.setdefault(t.interval, {})[t.symbol] = t.window
+            out: list[Gap] = []
+            for interval, windows in by_interval.items():
+                out += self.finder.gaps(interval, self.finder.expected(wanted.members, windows))
         return sorted(out, key=lambda g: (g.symbol, g.interval, g.range))
 
     def coverage(self, selection: Selection, interval: Interval) -> Cells:

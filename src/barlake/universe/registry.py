@@ -162,11 +162,12 @@ class Registry:
 
     def require(self, names: Sequence[str] | None, *, layer: int | None = None) -> pl.DataFrame:
         """Catalog rows of ``names`` (all active symbols when None); unknown names are errors."""
-        if names is not None:
-            names = self.spelled(names)
         rows = self.repo.symbols(names, active_only=names is None)
-        if names is not None:
-            missing = sorted(set(names) - set(rows["symbol"].to_list()))
+        if names is not None and set(names) - set(rows["symbol"].to_list()):
+            # Only then look for other spellings (one read of every symbol).
+            spelled = self.spelled(names)
+            rows = self.repo.symbols(spelled)
+            missing = sorted(set(spelled) - set(rows["symbol"].to_list()))
             if missing:
                 raise UnknownSymbolError(not_tracked(missing))
         if layer is not None:
