@@ -36,8 +36,8 @@ import httpx
 
 TOKEN = "benchmark-token"
 SYMBOLS = [f"B{i:03d}" for i in range(100)]
-BACKFILL = {"symbols": SYMBOLS, "interval": ["1day", "1hour", "5min", "1min"], "days": 60}
-LATENCY_MS = 40
+BACKFILL = {"symbols": SYMBOLS, "interval": ["1day", "1hour", "5min", "1min"], "days": 180}
+LATENCY_MS = 300  # a vendor page of 10,000 bars takes about this long
 
 
 def _percentile(values: list[float], share: float) -> float:
