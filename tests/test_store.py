@@ -545,7 +545,7 @@ def test_prune_in_memory_removes_through_the_file_system(twins, tmp_path):
     assert layout == all_files(tmp_path / "disk")
 
 
-# -- outside readers (DESIGN.md one-liners) ----------------------------------------------------
+# -- outside readers (the README one-liners) --------------------------------------------------
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from barlake.providers.demo.grids import clock_bars
 from barlake.providers.emulators import EMULATORS, Emulator
 
 VENDORS = ["alpaca", "polygon", "yahoo", "binance"]
-#: Vendors whose market data needs no key (PROVIDERS.md 3.1, 5.1).
+#: Vendors whose market data needs no key (their documentation says so).
 KEYLESS = ("yahoo", "binance")
 CLOCK = datetime(2025, 1, 15, 22, tzinfo=UTC)
 KEY, SECRET = "pk-test-3f9a1c", "sk-test-77e0b2d4"

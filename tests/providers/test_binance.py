@@ -1,4 +1,4 @@
-"""Binance spot klines (PROVIDERS.md 5): the emulator's arrays, selection rules, errors, weight
+"""Binance spot klines: the emulator's arrays, selection rules, errors, weight
 headers, 429s and bans; the provider's pages across the 1000-kline limit, its own brake on the
 used weight, and refusals (ban, firewall, location) that wait or stop the job."""
 

@@ -1,4 +1,4 @@
-"""Hourly bars on the clock grid (PROVIDERS.md 1.7, 2.6): Alpaca and Polygon stamp hours at the
+"""Hourly bars on the clock grid: Alpaca and Polygon stamp hours at the
 top of the clock hour, so a 09:30 open's first hour is 09:00 and holds 09:30-10:00. The lake
 keeps a bar that overlaps its session, stamped as the vendor stamps it; requests, the expected
 count per session, gaps and the check agree on that rule."""

@@ -1,4 +1,4 @@
-"""The emulators speak their vendors' wire formats (PROVIDERS.md 1.8 and 2.7): auth, validation
+"""The emulators speak their vendors' wire formats as the vendors document them: auth, validation
 and its error bodies, pagination, rate-limit headers, and faults on demand. Yahoo's and
 Binance's emulators are tested in test_yahoo and test_binance."""
 

@@ -1,4 +1,4 @@
-"""Yahoo's chart API (PROVIDERS.md 3): the emulator's wire format and refusals, the intraday
+"""Yahoo's chart API: the emulator's wire format and refusals, the intraday
 range caps (cut by the planner, refused before sending, or mapped from Yahoo's 422), keying by
 exchange date, Yahoo's null and live rows, and refusals that stop a job."""
 
