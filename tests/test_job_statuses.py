@@ -103,3 +103,15 @@ def test_a_caller_changing_the_answer_does_not_change_the_next(catalog: Counting
     job = insert_job(catalog)
     statuses.status(job)["progress"]["done"] = 99
     assert "done" not in statuses.status(job)["progress"]
+
+
+def test_kept_answers_without_the_catalog_only_while_current(catalog: Counting) -> None:
+    statuses = Statuses(catalog)
+    job = insert_job(catalog)
+    assert statuses.kept(job) is None  # never read yet
+    read = statuses.status(job)
+    assert statuses.kept(job) == read
+    catalog.record(job, job={"requests_made": 2, "heartbeat_at": datetime.now(UTC)})
+    assert statuses.kept(job) is None  # this process wrote since: only a read can say
+    assert statuses.status(job)["requests_made"] == 2
+    assert catalog.reads == 2

@@ -379,6 +379,11 @@ class Lake:
         """The job row (the latest job when ``job`` is None) with its progress counts."""
         return self._statuses.status(job)
 
+    def kept_status(self, job: str) -> dict[str, Any] | None:
+        """``status(job)`` when it is known without reading the catalog (a finished job, or
+        one this process runs that has not changed since it was last read), else None."""
+        return self._statuses.kept(job)
+
     @cached_property
     def _statuses(self) -> history.Statuses:
         return history.Statuses(self.catalog)

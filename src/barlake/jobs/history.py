@@ -40,13 +40,19 @@ class Statuses:
         self._kept: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def kept(self, job: str) -> dict[str, Any] | None:
+        """The status of ``job`` if the one kept is still current (a copy), else None; never
+        reads the catalog, so an event loop may call it."""
+        with self._lock:
+            kept = self._kept.get(job)
+        if kept is not None and self._current(*kept):
+            return copy.deepcopy(kept[1])
+        return None
+
     def status(self, job: str | None = None) -> dict[str, Any]:
         """As ``status(jobs, job)``; a copy the caller may change."""
-        if job is not None:
-            with self._lock:
-                kept = self._kept.get(job)
-            if kept is not None and self._current(*kept):
-                return copy.deepcopy(kept[1])
+        if job is not None and (kept := self.kept(job)) is not None:
+            return kept
         writes = self._jobs.writes()  # before the read: a write during it makes it stale
         with self._jobs.session(read_only=True):  # its three reads share one connection
             row = status(self._jobs, job)

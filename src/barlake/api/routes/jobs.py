@@ -25,7 +25,9 @@ async def list_jobs(
 @router.get("/jobs/{job_id}", response_model=JobStatus)
 async def job_status(lake: LakeDep, request: Request, job_id: str) -> LakeJSON:
     """A job's row and live progress counts (``lake status JOB --json``; a prefix is enough)."""
-    return LakeJSON(await shared(request, lambda: job_rows([lake.status(job_id)])[0]))
+    kept = lake.kept_status(job_id)  # no catalog read: answered here, not in the thread pool
+    found = kept if kept is not None else await shared(request, lambda: lake.status(job_id))
+    return LakeJSON(job_rows([found])[0])
 
 
 @router.get("/jobs/{job_id}/errors", response_model=dict[str, list[SymbolError]])
