@@ -18,50 +18,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
-import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+from gaps import CLOCK, LAST, bars, cached, clock, say
 
 from barlake import Lake
 from barlake.calendars.calendar import get_calendar
 from barlake.domain.actions import COLUMNS
 from barlake.domain.ranges import DateRange
 
-CLOCK = datetime(2025, 1, 15, 22, tzinfo=UTC)
-LAST = date(2024, 12, 31)
 SIZES = {"full": {"symbols": 3000, "years": 10}, "quick": {"symbols": 300, "years": 2}}
-LAYOUT = 2  # bump when the synthetic lake or the catalog changes, to rebuild cached copies
+LAYOUT = 3  # bump when the synthetic lake or the catalog changes, to rebuild cached copies
 TARGET = 1.5
 CHECKED = 5  # symbols whose adjusted closes are checked by hand
 
 
-def clock() -> datetime:
-    return CLOCK
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def build(base: Path, size: str) -> dict[str, Any]:
     """The cached lake under ``base``, built when missing or stale; returns its description."""
-    params = {"layout": LAYOUT, "size": size, **SIZES[size]}
-    marker = base / "built.json"
-    if marker.exists():
-        built = json.loads(marker.read_text())
-        if built.get("params") == params:
-            return built
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
-    say(f"building the {size} benchmark lake under {base} (once)")
+    return cached(base, {"layout": LAYOUT, "size": size, **SIZES[size]}, lambda: make(base, size))
+
+
+def make(base: Path, size: str) -> dict[str, Any]:
     rng = np.random.default_rng(20250115)
     n, years = SIZES[size]["symbols"], SIZES[size]["years"]
     lake = Lake.init(base / "lake", clock=clock)
@@ -73,21 +57,8 @@ def build(base: Path, size: str) -> dict[str, Any]:
     years_of = days.astype("datetime64[Y]")
     for year in np.unique(years_of):
         cols = np.flatnonzero(years_of == year)
-        sym = np.repeat(names, len(cols))
-        ts = np.tile(days[cols], n).astype("datetime64[us]")
-        close = 50 + rng.random(len(ts)) * 100
-        frame = pl.DataFrame(
-            {
-                "symbol": sym,
-                "ts": ts,
-                "open": close,
-                "high": close + 1,
-                "low": close - 1,
-                "close": close,
-                "volume": rng.integers(1_000, 1_000_000, len(ts)).astype(np.float64),
-            }
-        ).with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
-        lake.store.write("1day", frame)
+        ts = np.tile(days[cols], n)
+        lake.store.write("1day", bars(np.repeat(names, len(cols)), ts, rng))
         say(f"  {year}: {len(ts):,} bars")
     rows: list[dict[str, Any]] = []
     quarters = days[np.searchsorted(days, np.arange(days[0], days[-1], 91))]
@@ -114,15 +85,12 @@ def build(base: Path, size: str) -> dict[str, Any]:
         ]
     )
     lake.catalog.record_actions(table)
-    built = {
-        "params": params,
+    return {
         "symbols": n,
         "sessions": len(sessions),
         "bars": n * len(sessions),
         "actions": table.height,
     }
-    marker.write_text(json.dumps(built))
-    return built
 
 
 def timed(lake: Lake, how: str) -> tuple[float, pl.DataFrame]:

@@ -185,28 +185,39 @@ def build_intraday(root: Path, n: int, count: int, rng: np.random.Generator) -> 
     }
 
 
-def build(base: Path, size: str) -> dict[str, Any]:
-    """The cached lakes under ``base``, built when missing or stale; returns their description."""
-    params = {"layout": LAYOUT, "size": size, **SIZES[size]}
+def cached(
+    base: Path, params: dict[str, Any], make: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """What ``make()`` built under ``base`` for ``params`` (its description, with ``params`` and
+    ``build_s``): built once, and again only when ``params`` change."""
     marker = base / "built.json"
     if marker.exists():
-        built = json.loads(marker.read_text())
+        built: dict[str, Any] = json.loads(marker.read_text())
         if built.get("params") == params:
             return built
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
-    say(f"building the {size} benchmark lakes under {base} (once)")
+    say(f"building the {params['size']} benchmark lake(s) under {base} (once)")
     started = time.perf_counter()
-    rng = np.random.default_rng(20250115)
-    sizes = SIZES[size]
-    daily = build_daily(base / "daily", sizes["daily_symbols"], sizes["years"], rng)
-    intraday = build_intraday(
-        base / "intraday", sizes["minute_symbols"], sizes["minute_sessions"], rng
-    )
-    built = {"params": params, "daily": daily, "intraday": intraday}
+    built = {"params": params, **make()}
     built["build_s"] = round(time.perf_counter() - started, 1)
     marker.write_text(json.dumps(built, indent=2))
     return built
+
+
+def build(base: Path, size: str) -> dict[str, Any]:
+    """The cached lakes under ``base``, built when missing or stale; returns their description."""
+    sizes = SIZES[size]
+
+    def make() -> dict[str, Any]:
+        rng = np.random.default_rng(20250115)
+        daily = build_daily(base / "daily", sizes["daily_symbols"], sizes["years"], rng)
+        intraday = build_intraday(
+            base / "intraday", sizes["minute_symbols"], sizes["minute_sessions"], rng
+        )
+        return {"daily": daily, "intraday": intraday}
+
+    return cached(base, {"layout": LAYOUT, "size": size, **sizes}, make)
 
 
 def median_time(call: Callable[[], list[Gap]], runs_: int) -> tuple[float, list[Gap]]:
