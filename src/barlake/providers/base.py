@@ -48,6 +48,11 @@ class Capabilities:
     #: Symbols one corporate-actions request may name; 0 when the provider serves none
     #: (``ActionSource``).
     action_symbols: int = 0
+    #: Symbols one trades request may name, and trades one page may carry (a total across the
+    #: symbols where the vendor counts it so); 0 when the provider serves no trades
+    #: (``TradeSource``).
+    trade_symbols: int = 0
+    trades_per_page: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,15 @@ class ActionPage:
     next_cursor: str | None = None
 
 
+@dataclass(frozen=True)
+class TradePage:
+    """One trades response: prints in the lake's trades schema (``barlake.domain.trades``),
+    and the cursor of the next page."""
+
+    trades: pl.DataFrame
+    next_cursor: str | None = None
+
+
 class Provider(Protocol):
     """A source of bars. Implementations live in ``barlake.providers.<name>``."""
 
@@ -106,4 +120,15 @@ class ActionSource(Protocol):
     ) -> ActionPage:
         """One page of the splits and dividends of ``symbols`` whose ex-dates are in
         ``window``; raise a ``barlake.errors.ProviderError`` on failure."""
+        ...
+
+
+class TradeSource(Protocol):
+    """A provider that also serves trades (``Capabilities.trades_per_page`` > 0)."""
+
+    async def fetch_trades(
+        self, symbols: tuple[str, ...], window: DateRange, cursor: str | None = None
+    ) -> TradePage:
+        """One page of the trades of ``symbols`` in the sessions of ``window`` (session dates,
+        half-open), oldest first; raise a ``barlake.errors.ProviderError`` on failure."""
         ...
