@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from barlake.catalog.embedded import Catalog
 from barlake.clock import Clock, system_clock
+from barlake.domain.datasets import bar_interval, bar_intervals
 from barlake.domain.intervals import Interval, spec
 from barlake.errors import UsageError
 from barlake.jobs import history
@@ -620,9 +621,11 @@ class Lake:
         from barlake.views import info as info_
 
         sel = Selection.of(symbols, **chosen)
-        intervals = sel.intervals
+        intervals = None if sel.intervals is None else tuple(map(bar_interval, sel.intervals))
         if intervals is None:
-            wanted = {t.interval for t in self.services.backfill.resolve(sel).targets}
+            wanted = set(
+                bar_intervals(t.interval for t in self.services.backfill.resolve(sel).targets)
+            )
             held = {i for i in INTERVALS if self.store.files(i, None, None)}
             intervals = tuple(i for i in INTERVALS if i in wanted | held) or ("1day",)
         dates: dict[str, Any] = {"days": sel.days, "start": sel.start, "end": sel.end}

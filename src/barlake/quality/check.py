@@ -19,6 +19,7 @@ from barlake.coverage.finder import Expected, GapFinder, span_of
 from barlake.coverage.gaps import Gap
 from barlake.domain.actions import COLUMNS as ACTION_COLUMNS
 from barlake.domain.actions import SHARE_TYPES, SPLIT_ADJUSTED_SOURCES
+from barlake.domain.datasets import TRADES
 from barlake.domain.events import EventType
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
@@ -275,7 +276,8 @@ class Checker:
 def _by_interval(targets: list[Target]) -> dict[Interval, dict[str, DateRange]]:
     by_interval: dict[Interval, dict[str, DateRange]] = {}
     for t in targets:
-        by_interval.setdefault(t.interval, {})[t.symbol] = t.window
+        if t.interval != TRADES:  # trades have their own rule (``trades_rule``)
+            by_interval.setdefault(t.interval, {})[t.symbol] = t.window
     return by_interval
 
 
