@@ -107,6 +107,7 @@ def wire(
         catalog=catalog,
         clock=clock,
         grace=grace,
+        trades=trades,
     )
     actions = Actions(backfill, catalog, clock)
     return Services(

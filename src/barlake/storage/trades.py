@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from barlake.calendars.calendar import Days
 from barlake.domain import symbols, trades
 from barlake.domain.ranges import DateRange
+from barlake.domain.tradebars import Conditions, session_bars
 from barlake.storage.filesystem import FileSystem, Sink, Staged
 
 FOLDER = "trades"
@@ -43,6 +44,8 @@ PARQUET_OPTIONS: dict[str, Any] = {
 #: Pages a session writer holds before the fetch waits for the disk (bounded memory).
 QUEUED_PAGES = 2
 _ARROW = trades.empty().to_arrow().schema
+_DICTIONARY = ["conditions.list.element"]
+_BAR_COLUMNS = ["symbol", "ts", "price", "size", "conditions"]
 
 
 class TradeStore:
@@ -140,6 +143,38 @@ class TradeStore:
                 return trades.conform(pl.read_parquet(fh, hive_partitioning=False))
         except FileNotFoundError:
             return None
+
+    def bars(
+        self,
+        names: Iterable[str] | None,
+        window: DateRange,
+        length: str | timedelta,
+        conditions: Conditions | None = None,
+    ) -> pl.DataFrame:
+        """Bars of ``length`` built from the stored prints of ``names`` (None: all) in the
+        sessions of ``window``, file by file (``domain.tradebars``), sorted by symbol and
+        time."""
+        parts = [
+            session_bars(self.arrow(self.path(sym, day), _BAR_COLUMNS), length, conditions)
+            for sym, days in sorted(self.stored(names, window).items())
+            for day in days
+        ]
+        return pl.concat(parts) if parts else session_bars(trades.empty().to_arrow(), length)
+
+    def arrow(self, path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+        """One session's file as Arrow, ``conditions`` read as a dictionary (a few distinct
+        lists repeat over millions of prints), or only ``columns``."""
+        local = self.fs.local_path(path)
+        with open(local, "rb") if local is not None else self.fs.open(path) as fh:
+            return pq.read_table(
+                fh, columns=list(columns) if columns else None, read_dictionary=_DICTIONARY
+            )
+
+    def count(self, path: str | Path) -> int:
+        """Prints in one file, from its footer."""
+        local = self.fs.local_path(path)
+        with open(local, "rb") if local is not None else self.fs.open(path) as fh:
+            return int(pq.ParquetFile(fh).metadata.num_rows)
 
     def batches(self, path: str | Path) -> Iterable[pl.DataFrame]:
         """One session's prints row group by row group (bounded memory for long sessions)."""

@@ -93,7 +93,8 @@ class SessionMinutes:
     def fit(self, first: int, room: int, stop: int) -> int:
         """The end of the longest run of whole minutes from ``first`` (before ``stop``) whose
         prints fit in ``room``; one minute at least, so that pages always advance."""
-        fits = int(np.searchsorted(self.starts, self.starts[first] + room, side="right")) - 1
+        ends = self.starts + self.counts
+        fits = int(np.searchsorted(ends, self.starts[first] + room, side="right"))
         return min(stop, max(first + 1, fits))
 
     def prints(self, first: int, stop: int) -> pl.DataFrame:
@@ -146,7 +147,8 @@ def _prints(m: SessionMinutes, first: int, stop: int) -> pl.DataFrame:
     miss = np.abs(vwap - vwap_f)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(miss > 0, 0.9 * room / miss, _FILLER_SHARE_MAX)
-    ratio = np.minimum(ratio, _FILLER_SHARE_MAX)
+    # A flat minute (high = low) takes any split: every print is at the one price.
+    ratio = np.where(span > 0, np.minimum(ratio, _FILLER_SHARE_MAX), _FILLER_SHARE_MAX)
     filler_volume = v * ratio / (1 + ratio)
     rest = v - filler_volume
     with np.errstate(divide="ignore", invalid="ignore"):
