@@ -149,11 +149,16 @@ class _Run:
         )
         flawed = checked.filter(pl.col("_flaw").is_not_null())
         if not flawed.is_empty():
+            # A print dated outside the request belongs to the session it came among.
+            inside = pl.when(pl.col("_day").is_between(window.start, window.last)).then("_day")
+            among = checked.select(inside.forward_fill().backward_fill())["_day"]
+            flawed = checked.with_columns(among.alias("_among")).filter(
+                pl.col("_flaw").is_not_null()
+            )
+            counted = flawed.group_by("_among", "_flaw", maintain_order=True).len()
             fallback = self.newest.get(sym, window.start)
-            counted = flawed.group_by("_day", "_flaw", maintain_order=True).len()
             for when, why, n in counted.iter_rows():
-                session = when if when is not None and when in window else fallback
-                await self._reject(sym, session, f"{n} print(s) with {why}")
+                await self._reject(sym, when or fallback, f"{n} print(s) with {why}")
         good = checked.filter(pl.col("_flaw").is_null())
         for (session,), part in good.partition_by(
             "_day", maintain_order=True, as_dict=True
