@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from barlake.catalog.repositories import Catalog
 from barlake.config import LakeConfig
-from barlake.domain.events import EventType
 from barlake.domain.datasets import dataset
+from barlake.domain.events import EventType
 from barlake.domain.intervals import Interval
 from barlake.errors import UsageError
 from barlake.jobs.backfill import Backfill
