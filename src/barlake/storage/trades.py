@@ -51,7 +51,7 @@ BAR_THREADS = 2
 QUEUED_PAGES = 2
 _ARROW = trades.empty().to_arrow().schema
 _DICTIONARY = ["conditions.list.element"]
-_BAR_COLUMNS = ["symbol", "ts", "price", "size", "conditions"]
+_BAR_COLUMNS = ["ts", "price", "size", "conditions"]
 
 
 class TradeStore:
@@ -161,13 +161,15 @@ class TradeStore:
         sessions of ``window``, file by file (``domain.tradebars``), sorted by symbol and
         time."""
         files = [
-            self.path(sym, day)
+            (sym, self.path(sym, day))
             for sym, days in sorted(self.stored(names, window).items())
             for day in days
         ]
 
-        def one(path: Path) -> pl.DataFrame:
-            return session_bars(self.arrow(path, _BAR_COLUMNS), length, conditions)
+        def one(file: tuple[str, Path]) -> pl.DataFrame:
+            sym, path = file
+            table = self.arrow(path, _BAR_COLUMNS)
+            return session_bars(table, length, conditions, symbol=sym)
 
         # Files are independent and their reads and numpy passes release the GIL: two at once.
         with ThreadPoolExecutor(max_workers=BAR_THREADS) as pool:
