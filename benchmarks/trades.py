@@ -50,7 +50,7 @@ def one_run(symbols: int, per_session: int) -> dict[str, float]:
         resample = time.perf_counter() - started
     return {
         "trades": result.trades_written,
-        "requests": result.requests,
+        "requests": result.trade_requests,
         "wall_s": wall,
         "trades_per_s": result.trades_written / wall,
         "peak_rss_mib": fill_rss,

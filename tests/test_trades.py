@@ -80,7 +80,7 @@ def test_fill_stores_each_session_whole_and_readers_read_it(tmp_path: Path) -> N
     # Covered: no gap, and a rerun asks nothing.
     assert lake.gaps("AAPL,MSFT", interval="trades", start=WEEK[0], end=WEEK[-1]) == []
     again = lake.fill("AAPL,MSFT", interval="trades", start=WEEK[0], end=WEEK[-1])
-    assert (again.requests, again.trades_written) == (0, 0)
+    assert (again.requests, again.trade_requests, again.trades_written) == (0, 0, 0)
     rows = lake.catalog.query(
         "SELECT symbol, data_type, interval, status, records_loaded FROM backfill_progress "
         f"WHERE job_id = '{result.job_id}' ORDER BY symbol"
