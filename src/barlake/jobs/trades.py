@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -117,7 +117,11 @@ def run_trades(
                 for sym, (error, stage) in sorted(got.errors.items()):
                     entry = {"error": error, "stage": stage, "interval": TRADES, "timestamp": stamp}
                     add_error(totals.errors, sym, entry)
-                await asyncio.to_thread(recorder.record, job.job_id, progress=progress, ledger=rows)
+                # Liveness is wall time, whatever the lake's clock: other hosts see the job alive.
+                beat = {"heartbeat_at": datetime.now(UTC)}
+                await asyncio.to_thread(
+                    recorder.record, job.job_id, job=beat, progress=progress, ledger=rows
+                )
 
         try:
             await asyncio.gather(*(one(r) for r in requests))
