@@ -1,4 +1,4 @@
-"""Polygon.io, now sold as Massive: aggregates and grouped daily bars.
+"""Polygon.io, now sold as Massive: aggregates and grouped daily bars, and trades.
 
 A one-symbol request is ``GET /v2/aggs/ticker/{T}/range/{mult}/{timespan}/{from}/{to}`` with
 the first and last session dates (both inclusive), ``adjusted=false`` (the lake stores raw
@@ -13,12 +13,23 @@ request for several symbols is served one symbol after the other, the cursor say
 
 ``t`` is epoch milliseconds: the window start for aggregates (midnight New York time for daily
 bars), 16:00 New York time for grouped daily; both map to the session date.
+
+Trades are ``GET /v3/trades/{ticker}``, one symbol and one session at a time:
+``timestamp.gte`` the open and ``timestamp.lt`` the close in nanoseconds, ``order=asc`` (the
+vendor answers newest first by default), ``sort=timestamp``, ``limit=50000``, following
+``next_url`` as for bars. ``sip_timestamp`` (nanoseconds) is the print's ``ts``. The vendor
+writes exchanges, conditions and tapes as numbers: exchange and condition ids are stored as
+their decimal text (``"11"``, ``["14", "37"]``: the vendor's ``/v3/reference/exchanges`` and
+``/v3/reference/conditions`` name them; no table is copied here, so nothing is lost or
+guessed), the tape number as its documented letter (1, 2, 3 = A, B, C), the trade ``id`` as it
+is. Prints are passed on as they came: duplicates, disorder and impossible values are the
+core's to drop or record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -33,14 +44,17 @@ from barlake.domain.intervals import INTERVALS, Interval
 from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError, PermanentError, TransientError
 from barlake.providers import urls
-from barlake.providers.base import ActionPage, Capabilities, Page, Request
+from barlake.providers.base import ActionPage, Capabilities, Page, Request, TradePage
 from barlake.providers.http import Credentials, HttpClient, credentials
-from barlake.providers.wire import to_sessions, wire_bars
+from barlake.providers.wire import to_sessions, wire_bars, wire_trades
 
 NAME = "polygon"
 BASE_URL = "https://api.massive.com"
 KEY_ENV = ("POLYGON_API_KEY", "MASSIVE_API_KEY")
 GROUPED = "/v2/aggs/grouped/locale/us/market/stocks/{date}"
+TRADES = "/v3/trades/{ticker}"
+#: The tape letter of each of the vendor's tape numbers ("1 = A, 2 = B, 3 = C").
+TAPES = {1: "A", 2: "B", 3: "C"}
 
 #: ``(multiplier, timespan)`` of each lake interval.
 SPANS: dict[Interval, tuple[int, str]] = {
@@ -73,6 +87,9 @@ class PolygonOptions(BaseModel):
     grouped_daily: bool = Field(
         default=True, description="Plan grouped-daily requests when they are cheaper."
     )
+    trades_page_limit: int = Field(
+        default=50_000, ge=1, le=50_000, description="`limit` per page of trades."
+    )
 
 
 class PolygonProvider:
@@ -97,6 +114,8 @@ class PolygonProvider:
             auth_env=KEY_ENV if name == NAME else KEY_ENV[::-1],
             max_days=dict(MAX_DAYS),
             action_symbols=1,
+            trade_symbols=1,
+            trades_per_page=self.options.trades_page_limit,
         )
         self.calendar = get_calendar("XNYS")
         self._http = HttpClient(name, config.base_url or BASE_URL, timeout_s=config.timeout_s)
@@ -170,6 +189,43 @@ class PolygonProvider:
         else:
             token = "dividends" if endpoint == "splits" else None
         return ActionPage(found, token)
+
+    async def fetch_trades(
+        self, symbols: tuple[str, ...], window: DateRange, cursor: str | None = None
+    ) -> TradePage:
+        """One page of ``GET /v3/trades/{ticker}``: one symbol's prints in one session of
+        ``window`` at a time (``timestamp.gte`` its open, ``timestamp.lt`` its close, in
+        nanoseconds), ``order=asc`` (the vendor's default is newest first), ``sort=timestamp``;
+        the cursor is ``"<symbol index> <session index> <next_url path>"``, or the two indices
+        alone for the next symbol or session's first page."""
+        creds = self._credentials()
+        sessions = self.calendar.sessions_in(window)
+        first, at, path = _trade_cursor(cursor)
+        if at >= len(sessions) or first >= len(symbols):
+            return TradePage(_trades(self.name, [], ""))
+        symbol = symbols[first]
+        params: dict[str, str] = {}
+        if path is None:
+            opened, closed = self.calendar.open_close(date.fromisoformat(str(sessions[at])))
+            path = TRADES.format(ticker=urls.segment(symbol))
+            params = {
+                "timestamp.gte": str(_ns(opened)),
+                "timestamp.lt": str(_ns(closed)),
+                "order": "asc",
+                "sort": "timestamp",
+                "limit": str(self.options.trades_page_limit),
+            }
+        data = await self._get(path, params, creds, symbol)
+        prints = _trades(self.name, _results(data, self.name), symbol)
+        following = self._follow(data.get("next_url"))
+        token: str | None
+        if following is not None:
+            token = f"{first} {at} {following}"
+        elif at + 1 < len(sessions):
+            token = f"{first} {at + 1}"
+        else:
+            token = f"{first + 1} 0" if first + 1 < len(symbols) else None
+        return TradePage(prints, token)
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -261,6 +317,33 @@ def _action(source: str, endpoint: str, row: dict[str, Any]) -> Action:
         currency=row.get("currency") or "USD",
         **more,
     )
+
+
+def _trades(source: str, results: list[Any], symbol: str) -> pl.DataFrame:
+    """The prints of one answer in the lake's trades schema, in the answer's order:
+    ``sip_timestamp`` is ``ts``; the vendor's exchange and condition ids are kept as their
+    decimal text ("11" is NYSE Arca, "37" an odd lot: the vendor's reference tables name
+    them), the tape number as its letter."""
+    if not set(map(type, results)) <= {dict}:
+        msg = f"{source} sent a trade that is not an object; retrying may help"
+        raise TransientError(msg)
+    keys = {"ts": "sip_timestamp", "price": "price", "size": "size", "exchange": "exchange"}
+    keys |= {"conditions": "conditions", "trade_id": "id", "tape": "tape"}
+    columns = {name: [r.get(key) for r in results] for name, key in keys.items()}
+    columns["tape"] = [TAPES.get(t, t) if isinstance(t, int) else t for t in columns["tape"]]
+    return wire_trades(columns, symbols=symbol, source=source, stamps="ns")
+
+
+def _trade_cursor(cursor: str | None) -> tuple[int, int, str | None]:
+    if cursor is None:
+        return 0, 0, None
+    first, at, *path = cursor.split(" ", 2)
+    return int(first), int(at), path[0] if path else None
+
+
+def _ns(moment: datetime) -> int:
+    whole = moment.replace(microsecond=0)
+    return int(whole.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
 def _parse_cursor(cursor: str | None) -> tuple[int, str | None]:

@@ -1,4 +1,5 @@
-"""Bars on the wire: vendors' bar objects and columns into the lake's bar schema, in bulk.
+"""Bars and trades on the wire: vendors' bar objects and columns into the lake's bar schema,
+and their print columns into the lake's trades schema (``wire_trades``), in bulk.
 
 Alpaca and Polygon spell a bar's fields alike (``WIRE_KEYS``); each column is converted once,
 value by value only where it holds odd values, and times are read as the vendor stamps them
@@ -15,6 +16,7 @@ import polars as pl
 
 from barlake.calendars.calendar import Calendar, in_session
 from barlake.domain import bars
+from barlake.domain import trades as trades_
 from barlake.domain.intervals import Interval, spec
 from barlake.errors import TransientError
 from barlake.providers.http import quoted
@@ -107,6 +109,52 @@ def wire_columns(
     return frame.select(list(bars.SCHEMA))
 
 
+def wire_trades(
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    symbols: str | Sequence[str],
+    source: str,
+    stamps: Literal["rfc3339", "ns"],
+) -> pl.DataFrame:
+    """Prints in the lake's trades schema from a page's columns of JSON values, keyed by the
+    lake's names (``ts``, ``price``, ``size``, ``exchange``, ``conditions``, ``trade_id``,
+    ``tape``; one left out is null), in the vendor's order.
+
+    ``ts`` holds RFC-3339 strings (up to nanoseconds) or epoch nanoseconds, as ``stamps``
+    says. Codes and ids may be numbers (Massive's): they become their decimal text. As for
+    bars, values of the wrong type become nulls rather than errors, so that an impossible
+    print reaches validation (and becomes its symbol's error) instead of failing the page;
+    nothing is dropped, sorted or deduplicated here. ``symbols`` is the page's one symbol, or
+    each print's.
+    """
+    height = len(columns["ts"])
+    if stamps == "rfc3339":
+        ts = _nano_times(_typed(columns["ts"], pl.String(), _TEXT, _text))
+    else:
+        epoch = _typed(columns["ts"], pl.Int64(), _WHOLE, _whole)
+        ts = epoch.cast(pl.Datetime("ns")).dt.replace_time_zone("UTC")
+
+    def given(name: str) -> Sequence[Any]:
+        return columns.get(name) or [None] * height
+
+    codes = [_codes(v) for v in given("conditions")]
+    frame = pl.DataFrame(
+        {
+            "symbol": pl.Series([symbols] * height if isinstance(symbols, str) else symbols),
+            "ts": ts,
+            "price": _typed(given("price"), pl.Float64(), _NUMBER, _number),
+            "size": _typed(given("size"), pl.Float64(), _NUMBER, _number),
+            "exchange": _typed(given("exchange"), pl.String(), _TEXT, _code),
+            "conditions": pl.Series(codes, dtype=trades_.SCHEMA["conditions"]),
+            "trade_id": _typed(given("trade_id"), pl.String(), _TEXT, _code),
+            "tape": _typed(given("tape"), pl.String(), _TEXT, _code),
+            "source": pl.Series([source] * height, dtype=pl.String),
+        },
+        schema=trades_.SCHEMA,
+    )
+    return frame
+
+
 def to_sessions(frame: pl.DataFrame, interval: Interval, calendar: Calendar) -> pl.DataFrame:
     """Vendor bars keyed as the lake keys them.
 
@@ -165,6 +213,35 @@ def _times(text: pl.Series) -> pl.Series:
         if fixed.null_count() == text.null_count():
             return fixed.dt.replace_time_zone("UTC")
     return text.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+
+
+def _nano_times(text: pl.Series) -> pl.Series:
+    """RFC-3339 strings, up to nanoseconds, as UTC instants in nanoseconds; null where
+    unreadable (UTC with any fraction in one fixed format, else polars finds the format)."""
+    fixed = text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", strict=False)
+    if fixed.null_count() == text.null_count():
+        return fixed.dt.replace_time_zone("UTC")
+    return text.str.to_datetime(time_unit="ns", time_zone="UTC", strict=False)
+
+
+def _code(value: Any) -> str | None:
+    """A vendor's code or id as text: strings as they are, whole numbers in decimal."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _codes(value: Any) -> list[str | None] | None:
+    """A list of condition codes as text (a bare code, Alpaca's old spelling, as a list of
+    one); anything else null."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [_code(v) for v in value]
+    code = _code(value)
+    return [code] if code is not None else None
 
 
 def _number(value: Any) -> float | None:

@@ -19,10 +19,23 @@ rate it is 429 with the vendor's ERROR body and, unless ``retry_after=False``, `
 ``execution_date``/``ex_dividend_date`` and their ``.gte .gt .lte .lt`` forms, ``limit``
 (1..1000, default 10) a page, ``next_url`` with a base64 ``cursor`` while more follow.
 
+``GET /v3/trades/{ticker}`` serves the emulator's trades (``emulators.trades``) as
+``{"results": [...], "status": "OK", "request_id", "next_url"?}``: ``timestamp`` and its
+``.gte .gt .lte .lt`` forms (a date, New York day, or epoch nanoseconds, or an RFC-3339
+instant), ``order`` (``desc`` by default: newest first, as the vendor documents), ``sort``
+(``timestamp``, the only one), ``limit`` (1..50000, default 1000). Each result has
+``sip_timestamp`` and ``participant_timestamp`` (ns), ``price``, ``size``, ``exchange`` (the
+vendor's id of the SIP participant: 10 NYSE, 11 NYSE Arca, 12 Nasdaq, ...), ``conditions``
+(the vendor's ids: 12 Form T, 14 intermarket sweep, 37 odd lot; absent on a regular sale),
+``id``, ``tape`` (1-3 for A-C) and ``sequence_number``. A full page carries ``next_url`` with a
+base64 ``cursor`` (filters, order, limit and the last print's time and sequence), never the
+key.
+
 The grouped market is the emulator's ``symbols`` (else ``MARKET``). The demo bars are raw:
 ``adjusted=true`` (the default) divides prices before each split by its ratio and multiplies
 volumes. [INFERRED] the 400 texts, Retry-After, the action ids and the declaration, record and
-pay dates.
+pay dates; a regular sale without conditions, a date filter as a New York day, the trades
+cursor's content, the participant time 150-210 µs before the SIP's, the sequence numbers.
 """
 
 from __future__ import annotations
@@ -45,6 +58,8 @@ from barlake.domain.ranges import DateRange
 from barlake.providers.demo.actions import demo_actions
 from barlake.providers.demo.splits import split_adjusted
 from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
+from barlake.providers.emulators.trades import corrupt as trade_faults
+from barlake.providers.emulators.trades import nanos
 
 NY = ZoneInfo("America/New_York")
 MAX_LIMIT = 50_000
@@ -64,6 +79,17 @@ _SERVED: dict[tuple[int, str], Interval] = {
     (1, "day"): "1day",
 }
 _BASE_MINUTES = {"minute": 1, "hour": 60, "day": 1}
+_TRADES = re.compile(r"/v3/trades/([^/]+)")
+#: Massive's exchange id of each SIP participant code (its ``/v3/reference/exchanges``; the
+#: lake's demo writes Nasdaq as Q, the vendor's table as T: both are 12).
+EXCHANGE_IDS = {
+    **{"A": 1, "B": 2, "C": 3, "D": 4, "E": 5, "I": 6, "J": 7, "K": 8, "M": 9, "N": 10},
+    **{"P": 11, "T": 12, "Q": 12, "S": 13, "L": 14, "V": 15, "W": 16, "X": 17, "Y": 18},
+    **{"Z": 19, "H": 20, "U": 21},
+}
+#: Massive's trade condition id of each SIP condition code the emulator serves (its
+#: ``/v3/reference/conditions``); a regular sale is listed with no condition.
+TRADE_CONDITIONS: dict[str, int | None] = {"@": None, "T": 12, "F": 14, "I": 37}
 MAX_REFERENCE = 1000
 #: The reference endpoints: each one's date field, and the demo action types it lists.
 _REFERENCE: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -116,16 +142,93 @@ class PolygonEmulator(Emulator):
             return self._grouped(grouped[1], query, faults)
         if path in _REFERENCE:
             return self._reference(path, query)
+        trades = _TRADES.fullmatch(path)
+        if trades:
+            return self._trades(unquote(trades[1]), query, faults)
         return Reply(404, {"status": "NOT_FOUND", "request_id": self.request_id()})
+
+    def _trades(self, ticker: str, query: Mapping[str, str], faults: frozenset[str]) -> Reply:
+        """One page of ``GET /v3/trades/{ticker}``: the prints in the ``timestamp`` filters,
+        newest first unless ``order=asc``, ``limit`` (1..50000, default 1000) of them."""
+        options = self._options(query)
+        if isinstance(options, Reply):
+            return options
+        try:
+            limit = int(options.get("limit") or 1000)
+        except ValueError:
+            limit = 0
+        order, sort = options.get("order", "desc"), options.get("sort", "timestamp")
+        if not 1 <= limit <= MAX_LIMIT:
+            return self.error(400, "limit must be between 1 and 50000")
+        if order not in ("asc", "desc") or sort != "timestamp":
+            return self.error(400, f"invalid {'sort' if sort != 'timestamp' else 'order'}")
+        # Inclusive nanosecond bounds: each filter (``.gte .gt .lte .lt`` or equality) narrows.
+        lo, hi = 0, 2**63 - 1
+        for key, value in options.items():
+            op = key.removeprefix("timestamp").lstrip(".")
+            if not key.startswith("timestamp") or op not in ("", "gte", "gt", "lte", "lt"):
+                continue
+            bounds = _ns_bounds(value)
+            if bounds is None:
+                return self.error(400, f"Could not parse {key}: use YYYY-MM-DD or nanoseconds")
+            first, last = bounds
+            if op in ("", "gte"):
+                lo = max(lo, first)
+            if op in ("", "lte"):
+                hi = min(hi, last)
+            if op == "gt":
+                lo = max(lo, last + 1)
+            if op == "lt":
+                hi = min(hi, first - 1)
+        descending = order == "desc"
+        frame = self.tape.between([ticker], lo, hi) if lo <= hi else self.tape.between([], 0, 0)
+        frame = frame.with_columns(pl.col("ts").dt.epoch("ns").alias("_ns"))
+        frame = frame.sort("_ns", "seq", descending=descending)
+        at, previous = 0, None
+        if "at" in options:
+            t, seq = int(options["at"]), int(options["seq"])
+            if descending:
+                later = (pl.col("_ns") < t) | ((pl.col("_ns") == t) & (pl.col("seq") < seq))
+            else:
+                later = (pl.col("_ns") > t) | ((pl.col("_ns") == t) & (pl.col("seq") > seq))
+            at = frame.height - int(frame.select(later.sum()).item())
+            previous = frame.slice(at - 1, 1) if at > 0 else None
+        page = frame.slice(at, limit)
+        body: dict[str, Any] = {"status": "OK", "request_id": self.request_id()}
+        if page.height == limit:
+            end = page.row(-1, named=True)
+            following = {
+                "limit": limit,
+                "order": order,
+                "sort": sort,
+                "timestamp.gte": lo,
+                "timestamp.lte": hi,
+                "at": end["_ns"],
+                "seq": end["seq"],
+            }
+            cursor = base64.urlsafe_b64encode(urlencode(following).encode()).decode()
+            body["next_url"] = f"{self.url}/v3/trades/{quote(ticker, safe='')}?cursor={cursor}"
+        origin = int(options.get("timestamp.gte", lo))
+        page = trade_faults(page, faults, self.faults.rng, start=origin, previous=previous)
+        results = _trade_rows(page)
+        if results:
+            body["results"] = results
+        return Reply(200, body)
+
+    def _options(self, query: Mapping[str, str]) -> dict[str, str] | Reply:
+        """The query of a first page, or the one a ``next_url``'s cursor carries."""
+        if not query.get("cursor"):
+            return dict(query)
+        try:
+            return dict(parse_qsl(base64.urlsafe_b64decode(query["cursor"]).decode()))
+        except (ValueError, UnicodeDecodeError):
+            return self.error(400, "Invalid cursor")
 
     def _reference(self, path: str, query: Mapping[str, str]) -> Reply:
         """One page of splits or dividends: the demo's actions of ``ticker``."""
-        options = dict(query)
-        if query.get("cursor"):
-            try:
-                options = dict(parse_qsl(base64.urlsafe_b64decode(query["cursor"]).decode()))
-            except (ValueError, UnicodeDecodeError):
-                return self.error(400, "Invalid cursor")
+        options = self._options(query)
+        if isinstance(options, Reply):
+            return options
         field, kinds = _REFERENCE[path]
         try:
             limit = int(options.get("limit") or 10)
@@ -266,6 +369,58 @@ class PolygonEmulator(Emulator):
         if results:
             body["results"] = results
         return Reply(200, body)
+
+
+def _ns_bounds(text: str) -> tuple[int, int] | None:
+    """The first and last nanosecond a ``timestamp`` filter value names: a date (New York
+    day), epoch nanoseconds, or an RFC-3339 instant."""
+    if text.isdigit():
+        return int(text), int(text)
+    day = parse_date(text)
+    if day is not None:
+        start = _midnight_ms(day) * 1_000_000
+        return start, _midnight_ms(day + timedelta(days=1)) * 1_000_000 - 1
+    ns = nanos(text)
+    return None if ns is None else (ns, ns)
+
+
+def _trade_rows(page: pl.DataFrame) -> list[dict[str, Any]]:
+    """Prints as ``/v3/trades`` writes them: Massive's exchange ids, condition ids (a regular
+    sale has none), tape 1-3, the SIP time, the participant's a little earlier."""
+    rows = page.select(
+        "conditions",
+        "exchange",
+        "trade_id",
+        "_ns",
+        "price",
+        "seq",
+        "size",
+        "tape",
+    ).to_dicts()
+    out = []
+    for r in rows:
+        try:
+            codes = [TRADE_CONDITIONS[c] for c in r["conditions"] or []]
+            exchange = EXCHANGE_IDS[r["exchange"]]
+        except KeyError as exc:
+            msg = f"no Massive code for {exc}"
+            raise ValueError(msg) from None
+        row: dict[str, Any] = {
+            "exchange": exchange,
+            "id": r["trade_id"],
+            "participant_timestamp": r["_ns"] - 150_000 - (r["seq"] % 7) * 10_000,
+            "price": r["price"],
+            "sequence_number": r["seq"] * 4 + 1,
+            "sip_timestamp": r["_ns"],
+            "size": r["size"],
+        }
+        listed = [c for c in codes if c is not None]
+        if listed:
+            row["conditions"] = listed
+        if r["tape"] is not None:
+            row["tape"] = "ABC".index(r["tape"]) + 1
+        out.append(dict(sorted(row.items())))
+    return out
 
 
 def _instant(text: str, *, end: bool) -> int | None:
