@@ -59,7 +59,7 @@ from barlake.providers.demo.actions import demo_actions
 from barlake.providers.demo.splits import split_adjusted
 from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
 from barlake.providers.emulators.trades import corrupt as trade_faults
-from barlake.providers.emulators.trades import nanos
+from barlake.providers.emulators.trades import epoch_ns, nanos
 
 NY = ZoneInfo("America/New_York")
 MAX_LIMIT = 50_000
@@ -180,6 +180,10 @@ class PolygonEmulator(Emulator):
                 lo = max(lo, last + 1)
             if op == "lt":
                 hi = min(hi, first - 1)
+        # Unbounded, the emulator serves up to now, and the week before when no start is given.
+        now = epoch_ns(self.now or datetime.now(UTC))
+        hi = min(hi, now)
+        lo = lo if lo > 0 else hi - 7 * 24 * 3600 * 1_000_000_000
         descending = order == "desc"
         frame = self.tape.between([ticker], lo, hi) if lo <= hi else self.tape.between([], 0, 0)
         frame = frame.with_columns(pl.col("ts").dt.epoch("ns").alias("_ns"))
@@ -387,16 +391,9 @@ def _ns_bounds(text: str) -> tuple[int, int] | None:
 def _trade_rows(page: pl.DataFrame) -> list[dict[str, Any]]:
     """Prints as ``/v3/trades`` writes them: Massive's exchange ids, condition ids (a regular
     sale has none), tape 1-3, the SIP time, the participant's a little earlier."""
-    rows = page.select(
-        "conditions",
-        "exchange",
-        "trade_id",
-        "_ns",
-        "price",
-        "seq",
-        "size",
-        "tape",
-    ).to_dicts()
+    stamp = pl.col("ts").dt.epoch("ns").alias("_ns")  # the faults may have moved a print
+    columns = ["conditions", "exchange", "trade_id", stamp, "price", "seq", "size", "tape"]
+    rows = page.select(columns).to_dicts()
     out = []
     for r in rows:
         try:

@@ -34,6 +34,8 @@ from barlake.providers.demo.trades import session_trades
 #: Truth: every print of a symbol in one session, in the trades schema.
 Truth = Callable[[str, date], pl.DataFrame]
 
+#: Longest span one request may cover (the emulator computes every session of it).
+MAX_DAYS = 100
 _HOUR_NS = 3_600_000_000_000
 _WEEK_NS = 7 * 24 * _HOUR_NS
 _DAY = timedelta(days=1)
@@ -60,10 +62,14 @@ class TradeBook:
     def between(self, symbols: Sequence[str], lo: int, hi: int) -> pl.DataFrame:
         """The prints of the known ``symbols`` with ``lo <= ts <= hi`` (epoch nanoseconds),
         extended hours included, sorted by symbol, time and ``seq``; columns of the trades
-        schema plus ``seq`` (Int64)."""
+        schema plus ``seq`` (Int64). ValueError beyond ``MAX_DAYS`` (the emulator answers 500:
+        it would compute every session)."""
         known = sorted(s for s in set(symbols) if self.symbols is None or s in self.symbols)
         first = _utc_date(lo) - _DAY  # a session's prints lie within a day of its date
         last = _utc_date(hi) + _DAY
+        if (last - first).days > MAX_DAYS:
+            msg = f"the emulator serves trades of {MAX_DAYS} days at most a request"
+            raise ValueError(msg)
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
         frames = [self._session(s, d) for s in known for d in days]
         if not frames:
