@@ -154,8 +154,11 @@ def nanos(text: str) -> int:
     return int(np.datetime64(text.rstrip("Z"), "ns").astype(np.int64))
 
 
-def codes(trade) -> list[str]:
-    return [str(c) for c in trade.conditions or []]
+def codes(trade, table: dict) -> list[str]:
+    """A print's condition ids as its SIP's codes (UTP on tape C, else CTA), by the table the
+    client read from the vendor's ``/v3/reference/conditions``."""
+    sip = "UTP" if trade.tape == 3 else "CTA"
+    return [getattr(table[c], sip) for c in trade.conditions or []]
 
 
 def test_alpaca_py_reads_the_trades_barlake_stores(emulator) -> None:
@@ -198,6 +201,9 @@ def test_massive_client_reads_the_trades_barlake_stores(emulator) -> None:
     opened, closed = get_calendar("XNYS").open_close(TRADE_DAY)
     client = massive.RESTClient(api_key=KEY, base=em.url, retries=0)
     tapes = {1: "A", 2: "B", 3: "C"}  # the vendor's documented tape numbers
+    conditions = client.list_conditions(asset_class="stocks", data_type="trade", limit=2)
+    table = {c.id: c.sip_mapping for c in conditions}
+    assert {table[37].CTA, table[14].UTP, table[12].CTA} == {"I", "F", "T"}
     rows = []
     for symbol in ("AAPL", "MSFT"):
         prints = client.list_trades(
@@ -210,7 +216,7 @@ def test_massive_client_reads_the_trades_barlake_stores(emulator) -> None:
                 t.price,
                 t.size,
                 str(t.exchange),
-                codes(t),
+                codes(t, table),
                 t.id,
                 tapes[t.tape],
             )

@@ -21,7 +21,7 @@ from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError, RateLimitError, TransientError
 from barlake.providers import open_provider
 from barlake.providers.demo.trades import session_trades
-from barlake.providers.emulators.polygon import EXCHANGE_IDS, TRADE_CONDITIONS
+from barlake.providers.emulators.polygon import EXCHANGE_IDS
 
 from .support import KEY, SECRET
 
@@ -69,17 +69,15 @@ def truth(symbols, days) -> pl.DataFrame:
 
 def as_vendor_writes(vendor: str, frame: pl.DataFrame) -> pl.DataFrame:
     """The demo's prints as ``vendor``'s provider stores them: Alpaca's as they are, Massive's
-    with the vendor's exchange and condition ids as text (a regular sale lists none)."""
+    with the vendor's exchange ids as text and no condition on a regular sale (the others
+    come back as their SIP codes)."""
     frame = frame.with_columns(pl.lit(vendor).alias("source"))
     if vendor == "alpaca":
         return frame
     exchanges = {k: str(v) for k, v in EXCHANGE_IDS.items()}
-    codes = {k: str(v) for k, v in TRADE_CONDITIONS.items() if v is not None}
     return frame.with_columns(
         pl.col("exchange").replace_strict(exchanges),
-        pl.col("conditions")
-        .list.eval(pl.element().replace(codes))
-        .list.eval(pl.element().filter(pl.element() != "@")),
+        pl.col("conditions").list.eval(pl.element().filter(pl.element() != "@")),
     )
 
 
@@ -116,9 +114,10 @@ def test_pages_of_every_shape_serve_the_demo_prints(
         assert [f.height for f in got][:2] == (
             [2 * SESSION, 2 * SESSION] if shape == "one page" else [limit, limit]
         )
-    else:  # one symbol and session a request
+    else:  # one symbol and session a request, after the vendor's table of conditions
         expected = {"one page": 4, "mid-symbol": 8, "exactly full": 12}[shape]
-    assert len(got) == em.requests == expected
+    assert len(got) == expected
+    assert em.requests == expected + (trading == "polygon")
     assert sum(f.height for f in got) == total
     if shape == "mid-symbol" and trading == "alpaca":
         assert got[1]["symbol"].unique(maintain_order=True).to_list() == ["AAPL", "MSFT"]
@@ -294,27 +293,22 @@ def test_values_of_the_wrong_type_become_nulls_for_validation() -> None:
     ]
     assert ours["ts"].dt.epoch("ns").to_list() == [1717421400000000001, None]
     assert ours["price"].to_list() == [None, 2.0] and ours["size"].to_list() == [100.0, None]
-    massive = polygon._trades(
-        "polygon",
-        [
-            {
-                "sip_timestamp": 1717421400000000001,
-                "price": 1.5,
-                "size": 10,
-                "exchange": 12,
-                "conditions": [14, 37],
-                "id": "52983525033527",
-                "tape": 3,
-            },
-            {"sip_timestamp": "soon", "price": None, "size": 1, "exchange": "?", "id": 9},
-        ],
-        "AAPL",
-    )
+    codes = {37: {"CTA": "I", "UTP": "I"}, 41: {"CTA": "1", "UTP": "X"}, 6: {"CTA": "I"}}
+    first = {"sip_timestamp": 1717421400000000001, "price": 1.5, "size": 10, "exchange": 12}
+    first |= {"conditions": [41, 37, 6, 99], "id": "52983525033527", "tape": 3}
+    second = {"sip_timestamp": "soon", "price": None, "size": 1, "exchange": "?", "id": 9}
+    second |= {"conditions": [41], "tape": 1}
+    third = {"sip_timestamp": 1, "price": 1, "size": 1, "exchange": 1, "id": "1", "tape": 9}
+    third |= {"conditions": "41"}
+    massive = polygon._trades("polygon", [first, second, third], "AAPL", codes)
+    # UTP's codes on tape C, CTA's on A, the other SIP's when that one has none, an id the
+    # vendor's table does not list as its text; a tape outside 1-3 and a bare code as text.
     assert massive.select("exchange", "conditions", "trade_id", "tape").rows() == [
-        ("12", ["14", "37"], "52983525033527", "C"),
-        ("?", [], "9", None),
+        ("12", ["X", "I", "I", "99"], "52983525033527", "C"),
+        ("?", ["1"], "9", "A"),
+        ("1", ["41"], "1", "9"),
     ]
-    assert massive["ts"].dt.epoch("ns").to_list() == [1717421400000000001, None]
+    assert massive["ts"].dt.epoch("ns").to_list() == [1717421400000000001, None, 1]
 
 
 def test_a_trade_that_is_no_object_fails_the_page() -> None:
@@ -325,7 +319,7 @@ def test_a_trade_that_is_no_object_fails_the_page() -> None:
     with pytest.raises(TransientError, match="not a list"):
         alpaca._trades("alpaca", {"AAPL": {"t": 1}})
     with pytest.raises(TransientError, match="not an object"):
-        polygon._trades("polygon", ["x"], "AAPL")
+        polygon._trades("polygon", ["x"], "AAPL", {})
 
 
 @pytest.mark.parametrize(
@@ -339,11 +333,52 @@ def test_transport_faults_map_onto_errors(trading, emulator, fault, error) -> No
 
 
 def test_refused_credentials_and_rate_limits_map_onto_errors(trading, emulator) -> None:
-    em = emulator(trading, trades_per_minute=PER_MINUTE, rate_limit=1)
+    # A minute's requests: one page (Massive's after its table of conditions).
+    em = emulator(trading, trades_per_minute=PER_MINUTE, rate_limit=1 + (trading == "polygon"))
     with pytest.raises(AuthError):
         pages(provider(trading, em, api_key="wrong"), ("AAPL",), one_day())
-    pages(provider(trading, em), ("AAPL",), one_day())  # the minute's one request
+    pages(provider(trading, em), ("AAPL",), one_day())
     with pytest.raises(RateLimitError) as caught:
         pages(provider(trading, em), ("AAPL",), one_day())
     assert caught.value.retry_after is not None and caught.value.retry_after > 0
     assert KEY not in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_massive_condition_ids_come_back_as_each_tapes_sip_codes(emulator) -> None:
+    # A truth of our own: an average-price print and a trade-through exemption on a NYSE
+    # stock (tape A, CTA's codes B and 1) and on a Nasdaq one (tape C, UTP's W and X), which
+    # the vendor writes with the same ids (2 and 41).
+    opened, closed = XNYS.open_close(MONDAY)
+    # Spanning the session, as the emulator's extended-hours prints (an hour before the first
+    # and after the last) assume.
+    stamps = [opened, opened + timedelta(seconds=1), closed - timedelta(seconds=2)]
+    stamps.append(closed - timedelta(seconds=1))
+
+    def truth(symbol: str, session: date) -> pl.DataFrame:
+        if session != MONDAY:
+            return trades_.empty()
+        tape, codes = ("A", ["B", "1"]) if symbol == "NYSE1" else ("C", ["W", "X"])
+        rows = [
+            (symbol, stamps[i], 10.0 + i, 100.0, "N", c, str(i + 1), tape)
+            for i, c in enumerate([["@"], codes, [codes[0]], ["I", "F"]])
+        ]
+        columns = [c for c in trades_.SCHEMA if c != "source"]
+        frame = pl.DataFrame(rows, schema={c: trades_.SCHEMA[c] for c in columns}, orient="row")
+        return frame.with_columns(pl.lit("test").alias("source"))
+
+    em = emulator("polygon", trades=truth)
+    got = pl.concat(pages(provider("polygon", em), ("NYSE1", "NASDAQ1"), one_day()))
+    assert got.select("symbol", "conditions").rows() == [
+        ("NYSE1", []),
+        ("NYSE1", ["B", "1"]),
+        ("NYSE1", ["B"]),
+        ("NYSE1", ["I", "F"]),
+        ("NASDAQ1", []),
+        ("NASDAQ1", ["W", "X"]),
+        ("NASDAQ1", ["W"]),
+        ("NASDAQ1", ["I", "F"]),
+    ]
+    assert got["exchange"].unique().to_list() == ["10"]
+    assert got["tape"].to_list()[::4] == ["A", "C"]
+    tables = [p for _, p in em.log if p == "/v3/reference/conditions"]
+    assert len(tables) == 1  # read once, for both symbols

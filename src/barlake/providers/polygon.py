@@ -18,19 +18,24 @@ Trades are ``GET /v3/trades/{ticker}``, one symbol and one session at a time:
 ``timestamp.gte`` the open and ``timestamp.lt`` the close in nanoseconds, ``order=asc`` (the
 vendor answers newest first by default), ``sort=timestamp``, ``limit=50000``, following
 ``next_url`` as for bars. ``sip_timestamp`` (nanoseconds) is the print's ``ts``. The vendor
-writes exchanges, conditions and tapes as numbers: exchange and condition ids are stored as
-their decimal text (``"11"``, ``["14", "37"]``: the vendor's ``/v3/reference/exchanges`` and
-``/v3/reference/conditions`` name them; no table is copied here, so nothing is lost or
-guessed), the tape number as its documented letter (1, 2, 3 = A, B, C), the trade ``id`` as it
-is. Prints are passed on as they came: duplicates, disorder and impossible values are the
-core's to drop or record.
+writes exchanges, conditions and tapes as numbers. Conditions are stored as the SIP codes
+Alpaca and the demo write (``"I"`` odd lot, ``"F"`` intermarket sweep, ``"T"`` Form T), so
+that the lake's condition filters read every source alike: the provider reads the vendor's own
+table, ``/v3/reference/conditions`` (once per provider, before its first trades request), and
+takes each id's code for the print's SIP (UTP for tape C, CTA for A and B); an id that table
+does not list is kept as its decimal text; a regular sale lists no condition. Exchange ids are
+stored as their decimal text (``"11"`` is NYSE Arca in the vendor's
+``/v3/reference/exchanges``): nothing in the lake reads them, and no table is guessed. The tape
+number becomes its documented letter (1, 2, 3 = A, B, C), the trade ``id`` stays as it is.
+Prints are passed on as they came: duplicates, disorder and impossible values are the core's to
+drop or record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import polars as pl
@@ -53,6 +58,9 @@ BASE_URL = "https://api.massive.com"
 KEY_ENV = ("POLYGON_API_KEY", "MASSIVE_API_KEY")
 GROUPED = "/v2/aggs/grouped/locale/us/market/stocks/{date}"
 TRADES = "/v3/trades/{ticker}"
+CONDITIONS = "/v3/reference/conditions"
+#: The vendor's condition ids and each one's code per SIP (``{37: {"CTA": "I", "UTP": "I"}}``).
+Codes: TypeAlias = dict[int, dict[str, str]]
 #: The tape letter of each of the vendor's tape numbers ("1 = A, 2 = B, 3 = C").
 TAPES = {1: "A", 2: "B", 3: "C"}
 
@@ -122,6 +130,7 @@ class PolygonProvider:
         self._prefix = urlsplit(self._http.base_url).path.rstrip("/")
         self._environ = environ
         self._creds: Credentials | None = None
+        self._codes: Codes | None = None
 
     async def fetch_page(self, request: Request, cursor: str | None = None) -> Page:
         """One page of ``request``; the cursor is ``"<symbol index> <next_url path>"``."""
@@ -202,7 +211,7 @@ class PolygonProvider:
         sessions = self.calendar.sessions_in(window)
         first, at, path = _trade_cursor(cursor)
         if at >= len(sessions) or first >= len(symbols):
-            return TradePage(_trades(self.name, [], ""))
+            return TradePage(_trades(self.name, [], "", {}))
         symbol = symbols[first]
         params: dict[str, str] = {}
         if path is None:
@@ -215,8 +224,9 @@ class PolygonProvider:
                 "sort": "timestamp",
                 "limit": str(self.options.trades_page_limit),
             }
+        codes = await self._condition_codes(creds)
         data = await self._get(path, params, creds, symbol)
-        prints = _trades(self.name, _results(data, self.name), symbol)
+        prints = _trades(self.name, _results(data, self.name), symbol, codes)
         following = self._follow(data.get("next_url"))
         token: str | None
         if following is not None:
@@ -230,6 +240,25 @@ class PolygonProvider:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
+
+    async def _condition_codes(self, creds: Credentials) -> Codes:
+        """The vendor's stock trade conditions, ``{id: {SIP: code}}``, read once from
+        ``/v3/reference/conditions`` (every page) and kept."""
+        if self._codes is not None:
+            return self._codes
+        codes: Codes = {}
+        path: str | None = CONDITIONS
+        params = {"asset_class": "stocks", "data_type": "trade", "limit": "1000"}
+        while path is not None:
+            data = await self._get(path, params, creds, None)
+            for row in _results(data, self.name):
+                ident = row.get("id") if isinstance(row, dict) else None
+                mapping = row.get("sip_mapping") if isinstance(row, dict) else None
+                if isinstance(ident, int) and isinstance(mapping, dict):
+                    codes[ident] = {k: v for k, v in mapping.items() if isinstance(v, str)}
+            path, params = self._follow(data.get("next_url")), {}
+        self._codes = codes
+        return codes
 
     async def _get(
         self, path: str, params: dict[str, str], creds: Credentials, symbol: str | None
@@ -319,11 +348,13 @@ def _action(source: str, endpoint: str, row: dict[str, Any]) -> Action:
     )
 
 
-def _trades(source: str, results: list[Any], symbol: str) -> pl.DataFrame:
+def _trades(source: str, results: list[Any], symbol: str, codes: Codes) -> pl.DataFrame:
     """The prints of one answer in the lake's trades schema, in the answer's order:
-    ``sip_timestamp`` is ``ts``; the vendor's exchange and condition ids are kept as their
-    decimal text ("11" is NYSE Arca, "37" an odd lot: the vendor's reference tables name
-    them), the tape number as its letter."""
+    ``sip_timestamp`` is ``ts``; the exchange id is kept as its decimal text ("11" is NYSE
+    Arca: the vendor's ``/v3/reference/exchanges`` names it), the tape number as its letter,
+    each condition id as its SIP's code in ``codes`` (UTP's on tape C, CTA's on A and B, the
+    other SIP's when that one has none; the id's decimal text when the vendor's table does not
+    list it)."""
     if not set(map(type, results)) <= {dict}:
         msg = f"{source} sent a trade that is not an object; retrying may help"
         raise TransientError(msg)
@@ -331,7 +362,25 @@ def _trades(source: str, results: list[Any], symbol: str) -> pl.DataFrame:
     keys |= {"conditions": "conditions", "trade_id": "id", "tape": "tape"}
     columns = {name: [r.get(key) for r in results] for name, key in keys.items()}
     columns["tape"] = [TAPES.get(t, t) if isinstance(t, int) else t for t in columns["tape"]]
+    columns["conditions"] = [
+        _sip_codes(c, codes, "UTP" if t == "C" else "CTA")
+        for c, t in zip(columns["conditions"], columns["tape"], strict=True)
+    ]
     return wire_trades(columns, symbols=symbol, source=source, stamps="ns")
+
+
+def _sip_codes(ids: Any, codes: Codes, sip: str) -> Any:
+    """A print's condition ids as ``sip``'s codes (anything but a list of ids as it is)."""
+    if not isinstance(ids, list):
+        return ids
+    out = []
+    for ident in ids:
+        known = codes.get(ident) if isinstance(ident, int) else None
+        if known:
+            out.append(known.get(sip) or next(iter(known.values())))
+        else:
+            out.append(ident)
+    return out
 
 
 def _trade_cursor(cursor: str | None) -> tuple[int, int, str | None]:

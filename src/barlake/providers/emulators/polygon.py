@@ -29,7 +29,9 @@ vendor's id of the SIP participant: 10 NYSE, 11 NYSE Arca, 12 Nasdaq, ...), ``co
 (the vendor's ids: 12 Form T, 14 intermarket sweep, 37 odd lot; absent on a regular sale),
 ``id``, ``tape`` (1-3 for A-C) and ``sequence_number``. A full page carries ``next_url`` with a
 base64 ``cursor`` (filters, order, limit and the last print's time and sequence), never the
-key.
+key. ``GET /v3/reference/conditions`` lists the condition ids with their SIP codes
+(``sip_mapping``: CTA's for tapes A and B, UTP's for C), ``asset_class``, ``data_type``, ``id``
+and ``sip`` filters, ``limit`` (1..1000, default 10) and ``next_url``.
 
 The grouped market is the emulator's ``symbols`` (else ``MARKET``). The demo bars are raw:
 ``adjusted=true`` (the default) divides prices before each split by its ratio and multiplies
@@ -87,9 +89,34 @@ EXCHANGE_IDS = {
     **{"P": 11, "T": 12, "Q": 12, "S": 13, "L": 14, "V": 15, "W": 16, "X": 17, "Y": 18},
     **{"Z": 19, "H": 20, "U": 21},
 }
-#: Massive's trade condition id of each SIP condition code the emulator serves (its
-#: ``/v3/reference/conditions``); a regular sale is listed with no condition.
-TRADE_CONDITIONS: dict[str, int | None] = {"@": None, "T": 12, "F": 14, "I": 37}
+#: The vendor's ``/v3/reference/conditions`` as the emulator serves it: the stock trade
+#: conditions it uses and a few more (an average-price trade, spelled differently by the two
+#: SIPs; a trade-through exemption, likewise), and one quote condition.
+_SALE = "sale_condition"
+CONDITIONS: tuple[dict[str, Any], ...] = tuple(
+    {"id": ident, "type": kind, "name": name, "sip_mapping": {"CTA": cta, "UTP": utp}}
+    for ident, kind, name, cta, utp in (
+        (2, _SALE, "Average Price Trade", "B", "W"),
+        (10, _SALE, "Derivatively Priced", "4", "4"),
+        (12, _SALE, "Form T", "T", "T"),
+        (14, _SALE, "Intermarket Sweep", "F", "F"),
+        (37, _SALE, "Odd Lot Trade", "I", "I"),
+        (41, "trade_thru_exempt", "Trade Thru Exempt", "1", "X"),
+    )
+)
+_QUOTE_CONDITION = {
+    "id": 1,
+    "type": "quote_condition",
+    "name": "Regular Two-Sided Open",
+    "asset_class": "stocks",
+    "sip_mapping": {"CTA": "R", "UTP": "R"},
+    "data_types": ["bbo", "nbbo"],
+}
+#: The condition id of each SIP code, per SIP (tapes A and B are CTA's, C is UTP's); a
+#: regular sale (``@``) is listed with no condition.
+TRADE_CONDITIONS: dict[str, dict[str, int]] = {
+    sip: {c["sip_mapping"][sip]: c["id"] for c in CONDITIONS} for sip in ("CTA", "UTP")
+}
 MAX_REFERENCE = 1000
 #: The reference endpoints: each one's date field, and the demo action types it lists.
 _REFERENCE: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -142,6 +169,8 @@ class PolygonEmulator(Emulator):
             return self._grouped(grouped[1], query, faults)
         if path in _REFERENCE:
             return self._reference(path, query)
+        if path == "/v3/reference/conditions":
+            return self._conditions(query)
         trades = _TRADES.fullmatch(path)
         if trades:
             return self._trades(unquote(trades[1]), query, faults)
@@ -219,6 +248,58 @@ class PolygonEmulator(Emulator):
             body["results"] = results
         return Reply(200, body)
 
+    def _conditions(self, query: Mapping[str, str]) -> Reply:
+        """One page of ``CONDITIONS`` (stock trades) and the quote condition, filtered by
+        ``asset_class``, ``data_type``, ``id`` and ``sip``, ``limit`` (1..1000, default 10)."""
+        paged = self._paged(query)
+        if isinstance(paged, Reply):
+            return paged
+        options, limit, offset = paged
+        trade = {"asset_class": "stocks", "data_types": ["trade"]}
+        found = [{**c, **trade} for c in CONDITIONS] + [_QUOTE_CONDITION]
+        wanted = {k: options[k] for k in ("asset_class", "data_type", "id", "sip") if k in options}
+        found = [
+            c
+            for c in found
+            if wanted.get("asset_class", c["asset_class"]) == c["asset_class"]
+            and wanted.get("data_type", c["data_types"][0]) in c["data_types"]
+            and wanted.get("id", str(c["id"])) == str(c["id"])
+            and ("sip" not in wanted or wanted["sip"] in c["sip_mapping"])
+        ]
+        page = found[offset : offset + limit]
+        body: dict[str, Any] = {
+            "results": page,
+            "status": "OK",
+            "request_id": self.request_id(),
+            "count": len(page),
+        }
+        if offset + limit < len(found):
+            body["next_url"] = self._next_url("/v3/reference/conditions", options, offset + limit)
+        return Reply(200, body)
+
+    def _paged(self, query: Mapping[str, str]) -> tuple[dict[str, str], int, int] | Reply:
+        """A reference endpoint's query (``_options``), ``limit`` (1..1000, default 10) and
+        ``offset``, or the refusal."""
+        options = self._options(query)
+        if isinstance(options, Reply):
+            return options
+        try:
+            limit = int(options.get("limit") or 10)
+            offset = int(options.get("offset") or 0)
+        except ValueError:
+            return self.error(400, "limit must be a number")
+        if not 1 <= limit <= MAX_REFERENCE:
+            return self.error(400, "limit must be between 1 and 1000")
+        return options, limit, offset
+
+    def _next_url(self, path: str, options: Mapping[str, str], offset: int) -> str:
+        """``path`` with a cursor holding ``options`` from ``offset`` on, never the key."""
+        following = {**options, "offset": str(offset)}
+        following.pop("cursor", None)
+        following.pop("apiKey", None)
+        cursor = base64.urlsafe_b64encode(urlencode(following).encode()).decode()
+        return f"{self.url}{path}?cursor={cursor}"
+
     def _options(self, query: Mapping[str, str]) -> dict[str, str] | Reply:
         """The query of a first page, or the one a ``next_url``'s cursor carries."""
         if not query.get("cursor"):
@@ -230,17 +311,11 @@ class PolygonEmulator(Emulator):
 
     def _reference(self, path: str, query: Mapping[str, str]) -> Reply:
         """One page of splits or dividends: the demo's actions of ``ticker``."""
-        options = self._options(query)
-        if isinstance(options, Reply):
-            return options
+        paged = self._paged(query)
+        if isinstance(paged, Reply):
+            return paged
+        options, limit, offset = paged
         field, kinds = _REFERENCE[path]
-        try:
-            limit = int(options.get("limit") or 10)
-            offset = int(options.get("offset") or 0)
-        except ValueError:
-            return self.error(400, "limit must be a number")
-        if not 1 <= limit <= MAX_REFERENCE:
-            return self.error(400, "limit must be between 1 and 1000")
         # Half-open [low, high): each filter (``.gte .gt .lte .lt`` or equality) narrows it.
         low, high = date(1900, 1, 1), date(2100, 1, 1)
         bounds = (("gte", 0, True), ("gt", 1, True), ("lte", 1, False), ("lt", 0, False))
@@ -265,11 +340,7 @@ class PolygonEmulator(Emulator):
             "request_id": self.request_id(),
         }
         if offset + limit < len(found):
-            following = {**options, "offset": str(offset + limit)}
-            following.pop("cursor", None)
-            following.pop("apiKey", None)
-            cursor = base64.urlsafe_b64encode(urlencode(following).encode()).decode()
-            body["next_url"] = f"{self.url}{path}?cursor={cursor}"
+            body["next_url"] = self._next_url(path, options, offset + limit)
         return Reply(200, body)
 
     def _aggs(
@@ -396,8 +467,9 @@ def _trade_rows(page: pl.DataFrame) -> list[dict[str, Any]]:
     rows = page.select(columns).to_dicts()
     out = []
     for r in rows:
+        sip = TRADE_CONDITIONS["UTP" if r["tape"] == "C" else "CTA"]
         try:
-            codes = [TRADE_CONDITIONS[c] for c in r["conditions"] or []]
+            codes = [sip[c] for c in r["conditions"] or [] if c != "@"]
             exchange = EXCHANGE_IDS[r["exchange"]]
         except KeyError as exc:
             msg = f"no Massive code for {exc}"
@@ -411,9 +483,8 @@ def _trade_rows(page: pl.DataFrame) -> list[dict[str, Any]]:
             "sip_timestamp": r["_ns"],
             "size": r["size"],
         }
-        listed = [c for c in codes if c is not None]
-        if listed:
-            row["conditions"] = listed
+        if codes:
+            row["conditions"] = codes
         if r["tape"] is not None:
             row["tape"] = "ABC".index(r["tape"]) + 1
         out.append(dict(sorted(row.items())))
