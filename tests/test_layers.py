@@ -135,8 +135,16 @@ def test_promotion_backfills_exactly_the_extra_ranges_then_prune_after_demotion(
     plan = lake.plan(policy="scanner_layers")  # what --events will do, seen from outside
     served = lake.fill_events(policy="scanner_layers")
     assert served.status == "done"
-    assert {s["interval"] for s in served.skipped} == {"trades"}
+    assert served.skipped == []
     assert served.requests_planned == plan.total_requests
+    # Layer 3 keeps 5 calendar days of trades: the three sessions of Jan 11-15, 2025.
+    trade_sessions = [date(2025, 1, 13), date(2025, 1, 14), date(2025, 1, 15)]
+    assert {t.symbols for t in plan.trades} == {tuple(promoted)}
+    assert served.trade_requests > 0 and served.trades_written > 0
+    files = lake.services.trades.files()
+    assert {(s, d) for s, d, _ in files} == {(s, d) for s in promoted for d in trade_sessions}
+    prints = {(s, d): lake.services.trades.count(p) for s, d, p in files}
+    assert served.trades_written == sum(prints.values())
     for p in plan.requests:
         r = p.request
         assert set(r.symbols) <= set(promoted)
@@ -153,7 +161,7 @@ def test_promotion_backfills_exactly_the_extra_ranges_then_prune_after_demotion(
     again = lake.fill_events(policy="scanner_layers")
     assert (again.requests, again.bars_written) == (0, 0)
     rerun = lake.fill(policy="scanner_layers")
-    assert (rerun.requests, rerun.bars_written) == (0, 0)
+    assert (rerun.requests, rerun.bars_written, rerun.trades_written) == (0, 0, 0)
 
     before = {i: stored(lake, i, SYMBOLS) for i in ("1day", "1hour", "5min", "1min")}
     lake.set_layers(SYMBOLS[:1], 0)
@@ -175,6 +183,11 @@ def test_promotion_backfills_exactly_the_extra_ranges_then_prune_after_demotion(
             .equals(before[interval].filter(pl.col("symbol") != SYMBOLS[0]))
         )
     assert report.bars_removed == sum(before[i].height - after[i].height for i in before)
+    # Layer 0 keeps no trades: the demoted symbol's files go, the others' stay.
+    kept_files = {(s, d) for s, d, _ in lake.services.trades.files()}
+    assert kept_files == {(s, d) for s in promoted[1:] for d in trade_sessions}
+    assert report.trades_removed == sum(n for (s, _), n in prints.items() if s == SYMBOLS[0])
+    assert lake.gaps(SYMBOLS[:1], interval="trades", days=5)
     # Pruned sessions are not claimed by the ledger any more: a wider policy would refetch them.
     assert lake.gaps(SYMBOLS[:1], interval="1day", days=120)
 
@@ -189,7 +202,7 @@ def test_user_days_always_win_over_a_layer_policy(tmp_path: Path) -> None:
     for origin in plan.origins:
         assert origin.requested == DateRange(days_back(10), TODAY + timedelta(days=1))
         assert origin.source.startswith("--days 10")
-    assert {o.interval for o in plan.origins} == {"1day", "1hour", "5min", "1min"}
+    assert {o.interval for o in plan.origins} == {"1day", "1hour", "5min", "1min", "trades"}
     # The policy alone would go back 120 days.
     assert min(p.request.range.start for p in lake.plan(policy="scanner_layers").requests) < (
         days_back(100)

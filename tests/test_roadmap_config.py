@@ -111,17 +111,19 @@ def planned(plan: dict[str, Any]) -> dict[int, dict[str, int]]:
     """layer -> interval -> calendar days, as ``lake plan --explain --json`` gives them."""
     out: dict[int, dict[str, int]] = {}
     for row in plan["explain"]:
-        out.setdefault(SYMBOLS.index(row["symbol"]), {})[row["interval"]] = days_of(row)
+        if row["interval"] != "trades":
+            out.setdefault(SYMBOLS.index(row["symbol"]), {})[row["interval"]] = days_of(row)
     return out
 
 
 def trades_wanted(plan: dict[str, Any]) -> dict[int, int]:
-    out = {}
-    for skip in plan["skipped"]:
-        if skip["interval"] == "trades":
-            days = int(skip["reason"].rsplit("; ", 1)[1].split()[0])
-            out |= {SYMBOLS.index(s): days for s in skip["symbols"]}
-    return out
+    """layer -> calendar days of trades planned (the demo serves them; nothing skips them)."""
+    assert all(skip["interval"] != "trades" for skip in plan["skipped"])
+    return {
+        SYMBOLS.index(row["symbol"]): days_of(row)
+        for row in plan["explain"]
+        if row["interval"] == "trades"
+    }
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

@@ -9,14 +9,16 @@ of the lake, built into one ``Selection`` and handed to a service (``barlake.wir
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
 from barlake.catalog.embedded import Catalog
 from barlake.clock import Clock, system_clock
+from barlake.domain.datasets import Dataset, bar_interval, bar_intervals
 from barlake.domain.intervals import Interval, spec
+from barlake.domain.ranges import DateRange
 from barlake.errors import UsageError
 from barlake.jobs import history
 from barlake.retention.selection import Chosen, Selection, Span, symbols_of
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from barlake.coverage.gaps import Gap
     from barlake.domain.actions import Adjust
     from barlake.domain.resample import Period
+    from barlake.domain.tradebars import Conditions
     from barlake.fetch.job import JobResult, ProgressCallback, SymbolErrors
     from barlake.jobs.actions import ActionsFetched
     from barlake.jobs.queue import Queue
@@ -336,11 +339,17 @@ class Lake:
     # -- retention and quality ---------------------------------------------------------------
 
     def prune(
-        self, policy: str | Policy | None = None, *, dry_run: bool = False, symbols: Symbols = None
+        self,
+        policy: str | Policy | None = None,
+        *,
+        dry_run: bool = False,
+        symbols: Symbols = None,
+        interval: Dataset | Sequence[Dataset] | None = None,
     ) -> Pruned:
-        """Remove bars older than each symbol's retention (the policy's keep range for its
-        layer); an interval its layer does not keep is removed whole. Symbols whose layer has
-        no rule in the policy are untouched.
+        """Remove bars and trades older than each symbol's retention (the policy's keep range
+        for its layer); an interval its layer does not keep (or trades) is removed whole.
+        Symbols whose layer has no rule in the policy are untouched; ``interval`` prunes only
+        those datasets (``"trades"`` the trades files).
 
         >>> lake.prune("scanner_layers", dry_run=True).to_dict()  # doctest: +SKIP
         """
@@ -350,8 +359,17 @@ class Lake:
         chosen = self.services.policies.required(policy)
         found = self.services.registry.members(symbols_of(symbols))
         lock = lambda: FillLock(self.root)  # noqa: E731
+        only = None if interval is None else Selection.of(interval=interval).intervals
         return prune_lake(
-            self.store, self.catalog, found, chosen, self.today, dry_run=dry_run, lock=lock
+            self.store,
+            self.catalog,
+            found,
+            chosen,
+            self.today,
+            dry_run=dry_run,
+            lock=lock,
+            trades=self.services.trades,
+            only=only,
         )
 
     def check(
@@ -602,6 +620,52 @@ class Lake:
             )
         return adjusted(raw, table, how, closes=closes)
 
+    def trades(
+        self,
+        symbols: Symbols = None,
+        *,
+        days: int | None = None,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> pl.DataFrame:
+        """The stored trades (one row per print, ``lake/README.md``'s trades columns) of
+        ``symbols`` (None: all) in the sessions of ``days`` or ``start``/``end`` (None: all),
+        sorted by symbol and time.
+
+        >>> lake.trades("AAPL", days=5).head()  # doctest: +SKIP
+        """
+        return self.services.trades.read(symbols_of(symbols), self._sessions(days, start, end))
+
+    def trade_bars(
+        self,
+        symbols: Symbols = None,
+        *,
+        every: str | timedelta = "1s",
+        days: int | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        conditions: Conditions | None = None,
+    ) -> pl.DataFrame:
+        """Bars of any intraday length (``1s``, ``10s``, ``1min``...) built from the stored
+        trades, with the vendors' condition filters (``Conditions()``: odd lots and other
+        prints that set no price stay out of open/high/low/close; ``Conditions.none()``
+        keeps every print). Columns as the bar files' but ``source``; ``ts`` is the bar's
+        UTC start. Sessions as in ``trades``.
+
+        A method of its own, not an interval of ``bars``: these lengths are no interval the
+        lake stores, fills or checks, and they take filters the stored bars do not.
+
+        >>> lake.trade_bars("AAPL", every="10s", days=1)  # doctest: +SKIP
+        """
+        window = self._sessions(days, start, end)
+        return self.services.trades.bars(symbols_of(symbols), window, every, conditions)
+
+    def _sessions(self, days: int | None, start: date | None, end: date | None) -> DateRange:
+        from barlake.retention.selection import requested_window
+
+        asked = requested_window(self.today, days=days, start=start, end=end)
+        return asked or DateRange(date(1900, 1, 1), self.today + timedelta(days=1))
+
     def info(self, symbols: Symbols = None, **chosen: Unpack[Chosen]) -> Info:
         """What the lake holds per symbol and interval: the first and last bar, bars, expected
         sessions and how many are stored, missing, provisional or empty, files and bytes on
@@ -620,9 +684,11 @@ class Lake:
         from barlake.views import info as info_
 
         sel = Selection.of(symbols, **chosen)
-        intervals = sel.intervals
+        intervals = None if sel.intervals is None else tuple(map(bar_interval, sel.intervals))
         if intervals is None:
-            wanted = {t.interval for t in self.services.backfill.resolve(sel).targets}
+            wanted = set(
+                bar_intervals(t.interval for t in self.services.backfill.resolve(sel).targets)
+            )
             held = {i for i in INTERVALS if self.store.files(i, None, None)}
             intervals = tuple(i for i in INTERVALS if i in wanted | held) or ("1day",)
         dates: dict[str, Any] = {"days": sel.days, "start": sel.start, "end": sel.end}

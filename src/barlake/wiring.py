@@ -25,6 +25,7 @@ from barlake.retention.effective import lake_policy
 from barlake.retention.policy import Policies
 from barlake.storage.lock import FillLock
 from barlake.storage.store import Store
+from barlake.storage.trades import TradeStore
 from barlake.universe.registry import Registry
 
 
@@ -61,6 +62,7 @@ class Services:
     backfill: Backfill
     checker: Checker
     actions: Actions
+    trades: TradeStore
 
 
 def wire(
@@ -76,6 +78,7 @@ def wire(
     config = config or load(root)
     registry = Registry(catalog)
     finder = GapFinder(store, catalog, clock)
+    trades = TradeStore(root, store.fs)
     # lake.yaml's retention sections, its default_policy, or scanner_layers by use_scanner_layers
     policies = Policies(root, lake_policy(config)[0])
     sources = Providers(config, clock, providers)
@@ -96,6 +99,7 @@ def wire(
         clock=clock,
         fill_lock=lock,
         resampler=Resampler(finder, store, clock, grace),
+        trades=trades,
     )
     checker = Checker(
         finder=finder,
@@ -103,8 +107,19 @@ def wire(
         catalog=catalog,
         clock=clock,
         grace=grace,
+        trades=trades,
     )
     actions = Actions(backfill, catalog, clock)
     return Services(
-        config, store, catalog, registry, finder, policies, sources, backfill, checker, actions
+        config,
+        store,
+        catalog,
+        registry,
+        finder,
+        policies,
+        sources,
+        backfill,
+        checker,
+        actions,
+        trades,
     )

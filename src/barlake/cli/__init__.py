@@ -80,6 +80,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "barlake.cli.info:export",
         "Write stored bars to a CSV, Parquet or JSON file: the rows `Lake.bars` gives.",
     ),
+    "resample": (
+        "barlake.cli.trades:resample",
+        "Build bars of any length (1s, 10s, ...) from the stored trades, with condition filters.",
+    ),
     "report": (
         "barlake.cli.research:report",
         "Write a self-contained HTML page: holdings per interval, coverage maps, gaps, jobs.",

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from barlake.cli.exits import handles_errors
-from barlake.cli.options import symbol_list
+from barlake.cli.options import selected, symbol_list
 from barlake.cli.output import emit_json, emit_table
 from barlake.cli.state import State
 
@@ -82,14 +82,25 @@ def events(state: State, /, pending: bool, as_json: bool) -> None:
 @click.option("--policy", help="Retention policy (default: lake.yaml's default_policy).")
 @click.option("--symbols", callback=symbol_list, help="Only these symbols.")
 @click.option("--dry-run", is_flag=True, help="Report what would go; remove nothing.")
+@click.option(
+    "--interval", "intervals", help="Only these datasets: a comma list of intervals and trades."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handles_errors
 def prune(
-    state: State, /, policy: str | None, symbols: list[str] | None, dry_run: bool, as_json: bool
+    state: State,
+    /,
+    policy: str | None,
+    symbols: list[str] | None,
+    dry_run: bool,
+    intervals: str | None,
+    as_json: bool,
 ) -> None:
     """Remove bars older than each symbol's retention, file by file, atomically."""
-    report = state.lake().prune(policy, dry_run=dry_run, symbols=symbols).to_dict()
+    chosen = selected(intervals, {})["interval"]
+    lake = state.lake()
+    report = lake.prune(policy, dry_run=dry_run, symbols=symbols, interval=chosen).to_dict()
     if as_json:
         emit_json(report)
         return
@@ -98,4 +109,5 @@ def prune(
     state.say(
         f"{verb} {report['bars_removed']:,} bars: {report['files_rewritten']} file(s) rewritten, "
         f"{report['files_deleted']} deleted"
+        + (f"; {report['trades_removed']:,} trades" if report["trades_removed"] else "")
     )

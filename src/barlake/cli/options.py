@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
-from barlake.domain.intervals import ALIASES, INTERVALS, parse_intervals
+from barlake.domain.datasets import parse_datasets
+from barlake.domain.intervals import ALIASES, INTERVALS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,7 +42,7 @@ SELECTION: dict[str, Callable[[Any], Any]] = {
     "intervals": click.option(
         "--interval",
         "intervals",
-        help=f"Comma list of: {' '.join(INTERVALS)}, or {' '.join(ALIASES)} "
+        help=f"Comma list of: {' '.join(INTERVALS)}, or {' '.join(ALIASES)}, and trades "
         "(default: the policy's, else 1day).",
     ),
     "policy": click.option(
@@ -94,4 +95,4 @@ def _with_symbols(func: F, options: Iterable[Callable[[Any], Any]]) -> F:
 
 def selected(intervals: str | None, sel: dict[str, Any]) -> dict[str, Any]:
     """The library's keyword arguments for a selection: ``--interval`` parsed into a list."""
-    return {**sel, "interval": None if intervals is None else parse_intervals(intervals)}
+    return {**sel, "interval": None if intervals is None else parse_datasets(intervals)}

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from barlake.calendars.calendar import Days
+from barlake.domain.datasets import Dataset
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import ONE_DAY, DateRange, runs
 
@@ -27,7 +28,7 @@ class Gap:
     """Consecutive missing sessions of one symbol at one interval."""
 
     symbol: str
-    interval: Interval
+    interval: Dataset
     range: DateRange
     sessions: int
 

@@ -5,9 +5,9 @@ failures and 429s retried with backoff, a refused batch reported per symbol."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TypeVar, cast
 
 from barlake.domain.actions import Action
 from barlake.domain.ranges import DateRange
@@ -20,6 +20,8 @@ from barlake.errors import (
 )
 from barlake.fetch.ratelimit import RateLimiter, backoff
 from barlake.providers.base import ActionPage, ActionSource, Provider
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -82,11 +84,29 @@ async def _page(
     attempts: int,
     out: Fetched,
 ) -> ActionPage:
+    def counted() -> None:
+        out.requests += 1
+
+    return await retried(
+        lambda: source.fetch_actions(batch, window, cursor), limiter, attempts, counted
+    )
+
+
+async def retried(
+    call: Callable[[], Awaitable[T]],
+    limiter: RateLimiter,
+    attempts: int,
+    sent: Callable[[], None] | None = None,
+) -> T:
+    """``call()`` through ``limiter``, again after a 429 (its ``Retry-After`` pauses the
+    limiter) or a transient failure (jittered backoff), ``attempts`` times at most; ``sent``
+    hears of every call made."""
     for attempt in range(attempts):
         await limiter.acquire()
-        out.requests += 1
+        if sent is not None:
+            sent()
         try:
-            return await source.fetch_actions(batch, window, cursor)
+            return await call()
         except RateLimitError as exc:
             if attempt == attempts - 1:
                 raise

@@ -132,6 +132,9 @@ class JobResult:
     #: Corporate-action requests made and actions received (``backfill.fetch_actions``).
     action_requests: int = 0
     actions: int = 0
+    #: Trades requests made (also counted in ``requests``) and prints stored.
+    trade_requests: int = 0
+    trades_written: int = 0
 
     @property
     def ok(self) -> bool:
@@ -154,4 +157,6 @@ class JobResult:
             "skipped": self.skipped,
             "action_requests": self.action_requests,
             "actions": self.actions,
+            "trade_requests": self.trade_requests,
+            "trades_written": self.trades_written,
         }

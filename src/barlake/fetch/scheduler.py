@@ -35,6 +35,7 @@ from barlake.clock import Clock, system_clock
 from barlake.config import BackfillConfig
 from barlake.coverage.finder import Expected, span_of
 from barlake.domain import bars as bars_
+from barlake.domain.datasets import bar_interval
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange, session_runs
 from barlake.domain.resample import RESAMPLED
@@ -434,7 +435,7 @@ class Scheduler:
         stays a gap, with an error."""
         groups: dict[tuple[Interval, Interval], dict[str, list[DateRange]]] = {}
         for step in self.plan.resampled:
-            key = (step.gap.interval, step.source)
+            key = (bar_interval(step.gap.interval), step.source)
             groups.setdefault(key, {}).setdefault(step.gap.symbol, []).append(step.gap.range)
         ledgers: list[pl.DataFrame] = []
         for (interval, fine), ranges in groups.items():

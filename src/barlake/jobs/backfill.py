@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import polars as pl
 
@@ -28,15 +28,17 @@ from barlake.coverage.finder import Expected, GapFinder, span_of
 from barlake.coverage.gaps import Gap, with_sessions
 from barlake.coverage.matrix import Cells
 from barlake.domain.actions import frame as actions_frame
+from barlake.domain.datasets import TRADES, Dataset
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
-from barlake.errors import ProviderError
+from barlake.errors import ProviderError, UsageError
 from barlake.fetch import actions as fetching
 from barlake.fetch.job import JobResult, ProgressCallback
 from barlake.fetch.ratelimit import WALL, RateLimiter, Timing
 from barlake.fetch.resample import Resampler
 from barlake.fetch.runner import Stop, run_blocking, run_until_signalled
 from barlake.fetch.scheduler import BarSink, Scheduler
+from barlake.jobs.trades import TradeTotals, run_trades
 from barlake.liveness import HOST
 from barlake.planning.duration import WRITE_S_PER_BAR, Pace
 from barlake.planning.plan import (
@@ -49,10 +51,12 @@ from barlake.planning.plan import (
     price,
 )
 from barlake.planning.resample import Resample, sessions_of, split
+from barlake.planning.trades import TradeRequest, plan_trades
 from barlake.providers.base import Capabilities, Provider
 from barlake.retention.policy import Policies, Policy
 from barlake.retention.selection import Selection
 from barlake.retention.targets import Ask, Target, resolve
+from barlake.storage.trades import TradeStore
 from barlake.universe.members import Member, members
 from barlake.universe.registry import Registry
 from barlake.universe.tiers import tier_of
@@ -122,12 +126,16 @@ class Backfill:
         clock: Clock,
         fill_lock: Callable[[], AbstractContextManager[Any]],
         resampler: Resampler | None = None,
+        trades: TradeStore | None = None,
     ) -> None:
         self.catalog, self.registry, self.finder = catalog, registry, finder
         self.policies, self.providers, self.bars = policies, providers, bars
         self.config, self.clock, self.fill_lock = config, clock, fill_lock
         #: Builds bars from the lake's finer ones (lake.yaml ``backfill.resample``).
         self.resampler = resampler
+        #: The trades files, and the gap finder that reads them with the same ledger rule.
+        self.trades = trades
+        self.trade_finder = GapFinder(trades, finder.ledger, clock) if trades else None
 
     # -- what is wanted ----------------------------------------------------------------------
 
@@ -186,12 +194,13 @@ class Backfill:
         """Missing sessions of ``selection`` per symbol and interval."""
         with self.catalog.session(read_only=True):  # its reads share one connection
             wanted = self.resolve(selection)
-            by_interval: dict[Interval, dict[str, DateRange]] = {}
+            by_interval: dict[Dataset, dict[str, DateRange]] = {}
             for t in wanted.targets:
                 by_interval.setdefault(t.interval, {})[t.symbol] = t.window
             out: list[Gap] = []
             for interval, windows in by_interval.items():
-                out += self.finder.gaps(interval, self.finder.expected(wanted.members, windows))
+                finder = self.finder_of(interval)
+                out += finder.gaps(_as_key(interval), finder.expected(wanted.members, windows))
         return sorted(out, key=lambda g: (g.symbol, g.interval, g.range))
 
     def coverage(self, selection: Selection, interval: Interval) -> Cells:
@@ -245,8 +254,11 @@ class Backfill:
         skips += [Skipped((t.symbol,), t.interval, SET_ASIDE) for t in targets if t.symbol in aside]
         by_interval: dict[Interval, dict[str, Target]] = {}
         for t in targets:
-            if t.symbol not in aside:
+            if t.symbol not in aside and t.interval != TRADES:
                 by_interval.setdefault(t.interval, {})[t.symbol] = t
+        trade_targets = {
+            t.symbol: t for t in targets if t.interval == TRADES and t.symbol not in aside
+        }
         all_gaps: list[Gap] = []
         origins: list[Origin] = []
         planned: dict[Interval, list[Gap]] = {}
@@ -268,10 +280,22 @@ class Backfill:
             all_gaps += gaps
             planned[interval] = gaps
             origins += _origins(chosen, expected, gaps)
+        trade_requests: list[TradeRequest] = []
+        if trade_targets:
+            trade_gaps, trade_origins, unserved_trades = self.plan_trades(
+                name, caps, found, trade_targets
+            )
+            origins += trade_origins
+            skips += unserved_trades
+            trade_requests = plan_trades(trade_gaps, caps.trade_symbols, caps.trades_per_page)
+            if trade_requests:
+                all_gaps += trade_gaps
         fetched, resampled, unserved = self.split_resampled(planned, calendars, caps, name)
         if resampled or unserved:
             skips += unserved
-            all_gaps = fetched + [r.gap for r in resampled]
+            all_gaps = (
+                fetched + [r.gap for r in resampled] + [g for g in all_gaps if g.interval == TRADES]
+            )
         listings = {m.name: (m.listed_on, m.delisted_on) for m in found}
         weight = self.config.backfill.reread_weight
         requests, bound, timed_out = price(
@@ -290,7 +314,31 @@ class Backfill:
             time_limit_reached=timed_out,
             resampled=tuple(resampled),
             pace=self.pace(name, caps),
+            trades=tuple(trade_requests),
         )
+
+    def finder_of(self, interval: Dataset) -> GapFinder:
+        """The gap finder of ``interval``'s files (the trades' for ``trades``)."""
+        if interval == TRADES:
+            if self.trade_finder is None:
+                msg = "this lake was opened without its trades files"
+                raise UsageError(msg)
+            return self.trade_finder
+        return self.finder
+
+    def plan_trades(
+        self, name: str, caps: Capabilities, found: Sequence[Member], chosen: dict[str, Target]
+    ) -> tuple[list[Gap], list[Origin], list[Skipped]]:
+        """The trade gaps of ``chosen`` targets and why each range is wanted; nothing to fetch
+        (a skip saying so) when provider ``name`` serves no trades."""
+        finder = self.finder_of(TRADES)
+        expected = finder.expected(found, {s: t.window for s, t in chosen.items()})
+        gaps = finder.gaps(_as_key(TRADES), expected)
+        origins = _origins(chosen, expected, gaps)
+        if caps.trades_per_page <= 0:
+            reason = f"{name} serves no trades (tick data); fill them from a provider that does"
+            return [], origins, [Skipped(tuple(sorted(chosen)), TRADES, reason)]
+        return gaps, origins, []
 
     def plan_actions(
         self, name: str, caps: Capabilities, targets: Sequence[Target], aside: set[str]
@@ -480,9 +528,23 @@ class Backfill:
         """Run a started job's scheduler to its end (SIGINT/SIGTERM stop it cleanly, or
         ``stop`` when given)."""
         owned = self.providers.owns(scheduler.plan.provider)
+        # Trades first: the job stays running (and its bars pending) until they are in, so a
+        # process killed meanwhile leaves a job the next fill marks interrupted.
+        trades = TradeTotals()
+        if scheduler.plan.trades and self.trades is not None:
+            trades = run_trades(
+                scheduler.plan.trades,
+                scheduler,
+                self.trades,
+                self.catalog,
+                self.clock,
+                parallel=scheduler.config.parallel_symbols,
+                stop=stop,
+            )
         result = run_until_signalled(
             scheduler, scheduler.provider, close_provider=not owned, stop=stop
         )
+        trades.apply(result, scheduler, self.catalog)
         # After the bars: a refusal of the actions never costs the job its bars. A job that
         # failed (credentials refused) or was interrupted asks nothing more.
         if result.status in ("failed", "interrupted") or (stop is not None and stop.asked):
@@ -557,6 +619,12 @@ class Backfill:
         )
 
 
+def _as_key(interval: Dataset) -> Interval:
+    """``interval`` as the gap finder's key: the trades finder's store has one dataset, so
+    it reads the key only to label the gaps and the ledger rows it asks for."""
+    return cast(Interval, interval)
+
+
 def _origins(
     chosen: Mapping[str, Target], expected: Mapping[str, Expected], found: Sequence[Gap]
 ) -> list[Origin]:
@@ -614,7 +682,7 @@ def progress_rows(plan: Plan) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "symbol": [k[0] for k in spans],
-            "data_type": ["bars"] * len(spans),
+            "data_type": ["trades" if k[1] == TRADES else "bars" for k in spans],
             "interval": [k[1] for k in spans],
             "start_date": [r.start for r in spans.values()],
             "end_date": [r.last for r in spans.values()],

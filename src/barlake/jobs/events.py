@@ -8,8 +8,8 @@ from datetime import date
 
 import polars as pl
 
+from barlake.domain.datasets import dataset
 from barlake.domain.events import EventType
-from barlake.domain.intervals import spec
 from barlake.domain.ranges import DateRange
 from barlake.fetch.job import JobResult
 from barlake.jobs.backfill import Backfill, RunOptions
@@ -59,9 +59,7 @@ def plan_events(
             first, last = date.fromisoformat(data["first"]), date.fromisoformat(data["last"])
             window = DateRange.inclusive(first, last)
             explicit.append(
-                Target(
-                    symbol, spec(data["interval"]).name, window, f"event {event_id}: gap detected"
-                )
+                Target(symbol, dataset(data["interval"]), window, f"event {event_id}: gap detected")
             )
     wanted = sorted(by_policy | {t.symbol for t in explicit})
     with backfill.catalog.session(read_only=True):

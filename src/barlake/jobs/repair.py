@@ -15,6 +15,7 @@ from typing import Protocol
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
+from barlake.domain.datasets import bar_intervals
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import ONE_DAY, DateRange
 from barlake.fetch.job import JobResult
@@ -103,7 +104,7 @@ def repair(
         backfill.catalog.interrupt_stale()
         wanted = backfill.resolve(selection, track=options.track)
         names = sorted({t.symbol for t in wanted.targets})
-        for interval in sorted({t.interval for t in wanted.targets}):
+        for interval in sorted(set(bar_intervals(t.interval for t in wanted.targets))):
             store.drop_keyless(interval, names)
         bad = flagged.bad_sessions(wanted.targets, wanted.members)
         plan = backfill.plan_targets(

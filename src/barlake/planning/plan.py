@@ -25,6 +25,7 @@ import numpy.typing as npt
 from barlake.calendars.calendar import Calendar
 from barlake.config import REREAD_WEIGHT
 from barlake.coverage.gaps import Gap
+from barlake.domain.datasets import Dataset, bar_interval
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange, subtract
 from barlake.errors import UsageError
@@ -34,6 +35,7 @@ from barlake.planning.cost import plan_shapes, total_cost
 from barlake.planning.duration import Pace, seconds
 from barlake.planning.pricing import Axis, Pricing, Shape
 from barlake.planning.resample import Resample
+from barlake.planning.trades import TradeRequest
 from barlake.providers.base import Capabilities, Request
 
 
@@ -66,7 +68,7 @@ class Origin:
     """Why a symbol's range at an interval is what it is (for ``lake plan --explain``)."""
 
     symbol: str
-    interval: Interval
+    interval: Dataset
     requested: DateRange | None
     source: str
     note: str = ""
@@ -157,6 +159,13 @@ class Plan:
     resampled: tuple[Resample, ...] = ()
     #: What besides the rate limit sets the fill's pace (latency, workers, the window).
     pace: Pace = field(default_factory=Pace)
+    #: Trades to fetch after the bars (``planning.trades``); their gaps are in ``gaps``.
+    trades: tuple[TradeRequest, ...] = ()
+
+    @property
+    def total_trade_requests(self) -> int:
+        """Requests the trades are expected to take (a guess: see ``planning.trades``)."""
+        return sum(t.pages for t in self.trades)
 
     @property
     def total_requests(self) -> int:
@@ -209,6 +218,7 @@ class Plan:
             actions=self.actions + other.actions,
             resampled=self.resampled + other.resampled,
             pace=self.pace,
+            trades=self.trades + other.trades,
         )
 
     def to_dict(self, *, explain: bool = False) -> dict[str, Any]:
@@ -230,6 +240,8 @@ class Plan:
             "total_action_requests": len(self.actions),
             "resampled": [r.to_dict() for r in self.resampled],
             "resampled_sessions": sum(r.gap.sessions for r in self.resampled),
+            "trade_requests": [t.to_dict() for t in self.trades],
+            "total_trade_requests": self.total_trade_requests,
         }
         if explain:
             out["explain"] = [o.to_dict() for o in self.origins]
@@ -357,7 +369,7 @@ def _cells(
         )
         name = cal.name if cal is not None else ""
         cals[name] = cal
-        groups[(g.interval, name)].append(g)
+        groups[(bar_interval(g.interval), name)].append(g)
     out: dict[tuple[Interval, Axis], Cells] = {}
     for (interval, name), members in groups.items():
         span = DateRange(min(g.range.start for g in members), max(g.range.end for g in members))

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import polars as pl
 
@@ -19,12 +19,15 @@ from barlake.coverage.finder import Expected, GapFinder, span_of
 from barlake.coverage.gaps import Gap
 from barlake.domain.actions import COLUMNS as ACTION_COLUMNS
 from barlake.domain.actions import SHARE_TYPES, SPLIT_ADJUSTED_SOURCES
+from barlake.domain.datasets import TRADES
 from barlake.domain.events import EventType
 from barlake.domain.intervals import Interval
 from barlake.domain.ranges import DateRange
 from barlake.quality import repair
 from barlake.quality import rules as quality
 from barlake.quality.rules import Finding
+from barlake.quality.tradecheck import trades_vs_bars
+from barlake.storage.trades import TradeStore
 from barlake.universe.members import Member
 
 if TYPE_CHECKING:
@@ -92,9 +95,12 @@ class Checker:
         catalog: Catalog,
         clock: Clock,
         grace: timedelta,
+        trades: TradeStore | None = None,
     ) -> None:
         self.finder, self.bars, self.catalog = finder, bars, catalog
         self.clock, self.grace = clock, grace
+        #: The trades files: their gaps, and the rule comparing them with the minute bars.
+        self.trades = trades
 
     def check(
         self, targets: list[Target], found: Sequence[Member], *, webhook: str | None
@@ -117,9 +123,40 @@ class Checker:
             gaps += here
             findings += [_gap_finding(g) for g in here]
             findings += self._rules(interval, expected, calendars)
+        trade_gaps, trade_findings = self._trades(targets, found)
+        gaps += trade_gaps
+        findings += trade_findings
         findings += self._unanswered(targets)
         ranked = sorted(findings, key=lambda f: (_rank(f), f.symbol, f.interval, f.rule, f.first))
         return ranked, gaps
+
+    def _trades(
+        self, targets: list[Target], found: Sequence[Member]
+    ) -> tuple[list[Gap], list[Finding]]:
+        """The trades targets' gaps, and where stored 1min bars exist for sessions with
+        trades, the comparison of both (``quality.tradecheck``)."""
+        windows = {t.symbol: t.window for t in targets if t.interval == TRADES}
+        if not windows or self.trades is None:
+            return [], []
+        finder = GapFinder(self.trades, self.catalog, self.clock)
+        expected = finder.expected(found, windows)
+        gaps = finder.gaps(cast(Interval, TRADES), expected)
+        findings = [_gap_finding(g) for g in gaps]
+        for sym, e in sorted(expected.items()):
+            sessions = self.trades.stored([sym], e.window).get(sym, [])
+            if not sessions:
+                continue
+            shift = e.calendar.day_shift
+            bars = (
+                self.bars.scan("1min", [sym], e.window, shift)
+                .filter((pl.col("ts") + shift).dt.date().is_in(sessions))
+                .collect()
+            )
+            if bars.is_empty():
+                continue  # no minute bars to compare with
+            built = self.trades.bars([sym], e.window, "1min")
+            findings += trades_vs_bars(sym, bars.sort("ts"), built)
+        return gaps, findings
 
     def _unanswered(self, targets: list[Target]) -> list[Finding]:
         """A warning for each series whose latest fetch came back empty for every session
@@ -275,7 +312,8 @@ class Checker:
 def _by_interval(targets: list[Target]) -> dict[Interval, dict[str, DateRange]]:
     by_interval: dict[Interval, dict[str, DateRange]] = {}
     for t in targets:
-        by_interval.setdefault(t.interval, {})[t.symbol] = t.window
+        if t.interval != TRADES:  # trades have their own rule (``trades_rule``)
+            by_interval.setdefault(t.interval, {})[t.symbol] = t.window
     return by_interval
 
 

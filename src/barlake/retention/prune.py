@@ -16,8 +16,10 @@ from typing import Any
 import polars as pl
 
 from barlake.domain import symbols as symbols_
+from barlake.domain.datasets import TRADES
 from barlake.domain.intervals import Interval, spec
 from barlake.storage.store import Store
+from barlake.storage.trades import TradeStore
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Pruned:
     files_rewritten: int = 0
     files_deleted: int = 0
     bars_removed: int = 0
+    #: Prints in the trades files deleted (``by_symbol`` counts them under ``trades``).
+    trades_removed: int = 0
     by_symbol: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -36,6 +40,7 @@ class Pruned:
             "files_rewritten": self.files_rewritten,
             "files_deleted": self.files_deleted,
             "bars_removed": self.bars_removed,
+            "trades_removed": self.trades_removed,
             "removed": [
                 {"symbol": s, "interval": i, "bars": n}
                 for (s, i), n in sorted(self.by_symbol.items())
@@ -57,6 +62,24 @@ def prune(
     names = list(cutoffs) if by_symbol else None
     for path in store.files(interval, names, None):
         _prune_file(store, interval, path, cutoffs, day_shift, report)
+
+
+def prune_trades(store: TradeStore, cutoffs: Mapping[str, date | None], report: Pruned) -> None:
+    """Delete the trades files of sessions before each symbol's cutoff (all its files for
+    None), each removal atomic and durable; symbols without a cutoff are not touched."""
+    if not cutoffs:
+        return
+    for sym, session, path in store.files(list(cutoffs)):
+        cutoff = cutoffs[sym]
+        if cutoff is not None and session >= cutoff:
+            continue
+        prints = store.count(path)
+        key = (sym, TRADES)
+        report.by_symbol[key] = report.by_symbol.get(key, 0) + prints
+        report.trades_removed += prints
+        report.files_deleted += 1
+        if not report.dry_run:
+            store.remove(sym, session)
 
 
 def _prune_file(

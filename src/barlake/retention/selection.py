@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from barlake.domain.intervals import Interval, spec
+from barlake.domain.datasets import Dataset, dataset
 from barlake.domain.ranges import ONE_DAY, DateRange
 from barlake.domain.symbols import split_symbols
 from barlake.errors import UsageError
@@ -33,7 +33,7 @@ class Span(TypedDict, total=False):
 class Chosen(Span, total=False):
     """``Span`` and the intervals."""
 
-    interval: Interval | Sequence[Interval] | None
+    interval: Dataset | Sequence[Dataset] | None
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Selection:
     (a name, a path or a loaded ``Policy``; None: lake.yaml's default) and a provider."""
 
     symbols: tuple[str, ...] | None = None
-    intervals: tuple[Interval, ...] | None = None
+    intervals: tuple[Dataset, ...] | None = None
     days: int | None = None
     start: date | None = None
     end: date | None = None
@@ -56,7 +56,7 @@ class Selection:
         cls,
         symbols: str | Sequence[str] | None = None,
         *,
-        interval: Interval | Sequence[Interval] | None = None,
+        interval: Dataset | Sequence[Dataset] | None = None,
         **fields: Any,
     ) -> Selection:
         """A selection from the keyword arguments ``Lake`` methods take (names are split,
@@ -65,7 +65,7 @@ class Selection:
         intervals = None
         if interval is not None:
             given = [interval] if isinstance(interval, str) else list(interval)
-            intervals = tuple(spec(i).name for i in given)
+            intervals = tuple(dataset(i) for i in given)
         return cls(tuple(names) if names is not None else None, intervals, **fields)
 
     @property

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Protocol
 
 from barlake.calendars.calendar import Calendar
-from barlake.domain.intervals import Interval
+from barlake.domain.datasets import Dataset
 from barlake.domain.ranges import DateRange
 from barlake.retention.policy import TRADES, Policy, Retention, priority_rank
 
@@ -23,7 +23,7 @@ class Target:
     """One symbol's wanted range at one interval, and why."""
 
     symbol: str
-    interval: Interval
+    interval: Dataset
     window: DateRange
     source: str
 
@@ -32,7 +32,7 @@ class Target:
 class Ask:
     """What the user asked for: intervals (None: the policy's), dates, and a policy."""
 
-    intervals: Sequence[Interval] | None
+    intervals: Sequence[Dataset] | None
     window: DateRange | None
     flag: str
     policy: Policy | None
@@ -76,24 +76,26 @@ def resolve(
                 skipped.append((sym.name, interval, reason))
             continue
         priority[sym.name] = priority_rank(layer_policy.priority) * 10 + sym.layer
-        wanted = list(asked.intervals) if asked.intervals else policy.intervals_for(sym.layer)
+        wanted: list[Dataset] = (
+            list(asked.intervals) if asked.intervals else [*policy.intervals_for(sym.layer)]
+        )
+        if layer_policy.trades is not None and not asked.intervals:
+            wanted.append(TRADES)
         for interval in wanted:
             rule = layer_policy.retention(interval)
             where = f"policy {policy.name}, layer {sym.layer} ({layer_policy.priority})"
             if rule is None and asked.window is None:
-                skipped.append((sym.name, interval, f"{where} keeps no {interval} bars"))
+                what = "trades" if interval == TRADES else f"{interval} bars"
+                skipped.append((sym.name, interval, f"{where} keeps no {what}"))
                 continue
             target = _target(asked, sym, interval, rule, where, today)
             if target is not None:
                 targets.append(target)
-        if layer_policy.trades is not None and not asked.intervals:
-            reason = "no provider serves trades (tick data) yet"
-            skipped.append((sym.name, TRADES, f"{reason}; {describe(layer_policy.trades)} wanted"))
     return targets, skipped, priority
 
 
 def _target(
-    asked: Ask, sym: Symbol, interval: Interval, rule: Retention | None, where: str, today: date
+    asked: Ask, sym: Symbol, interval: Dataset, rule: Retention | None, where: str, today: date
 ) -> Target | None:
     own = rule.window(today, sym.calendar) if rule is not None else None
     if asked.window is None:

@@ -7,10 +7,13 @@ import asyncio
 import random
 import time
 from collections import deque
+from datetime import date
 
+import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from barlake.clock import Clock, system_clock
+from barlake.domain import trades
 from barlake.domain.intervals import INTERVALS
 from barlake.domain.ranges import DateRange
 from barlake.errors import (
@@ -19,7 +22,7 @@ from barlake.errors import (
     TransientError,
     UnknownAtProviderError,
 )
-from barlake.providers.base import ActionPage, Capabilities, Page, Request
+from barlake.providers.base import ActionPage, Capabilities, Page, Request, TradePage
 from barlake.providers.demo.actions import demo_actions
 from barlake.providers.demo.series import (
     NAME,
@@ -34,6 +37,7 @@ from barlake.providers.demo.series import (
     generate,
     micros,
 )
+from barlake.providers.demo.trades import SessionMinutes
 
 __all__ = [
     "NAME",
@@ -68,6 +72,12 @@ class DemoConfig(BaseModel):
         default=(), description="Symbols the demo refuses with a PermanentError."
     )
     seed: int = Field(default=0, description="Seeds the fault injection only, never the bars.")
+    trades_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        description="Prints per minute of every session (default: each bar's trade count).",
+    )
+    trades_per_page: int = Field(default=100_000, ge=1, description="Prints per trades page.")
 
 
 class DemoProvider:
@@ -90,6 +100,8 @@ class DemoProvider:
             refuses_unknown=True,  # ``unknown_symbols`` are refused; any other it serves
             latency_s=self.config.latency_ms / 1000,
             action_symbols=200,
+            trade_symbols=200,
+            trades_per_page=self.config.trades_per_page,
         )
         self._faults = random.Random(self.config.seed)
         self._served: deque[float] = deque()
@@ -129,6 +141,51 @@ class DemoProvider:
     ) -> ActionPage:
         """The demo's splits and dividends (``demo.actions``) of ``symbols`` in ``window``,
         in one page; ex-dates after "now" are announced already, as vendors do."""
+        await self._serve(symbols)
+        return ActionPage(demo_actions(symbols, window))
+
+    async def fetch_trades(
+        self, symbols: tuple[str, ...], window: DateRange, cursor: str | None = None
+    ) -> TradePage:
+        """One page of the demo's prints (``demo.trades``) of ``symbols`` in ``window``,
+        symbol by symbol, oldest first, at most ``trades_per_page`` prints but always whole
+        minutes; the cursor is ``symbol_index:session:minute``. A session in progress has the
+        prints made before "now"."""
+        await self._serve(symbols)
+        names = sorted(set(symbols))
+        now = self.clock()
+        index, after, minute = _parse_trades_cursor(cursor, len(names))
+        while index < len(names):
+            sessions = [
+                d
+                for d in demo_sessions(names[index], window)
+                if (after is None or d >= after)
+                and demo_calendar(names[index]).open_close(d)[0] <= now
+            ]
+            for n, day in enumerate(sessions):
+                minutes = SessionMinutes.of(names[index], day, self.config.trades_per_minute)
+                begun = minutes.begun(now)
+                start = minute if day == after else 0
+                if start >= begun:
+                    continue
+                stop = minutes.fit(start, self.capabilities.trades_per_page, begun)
+                prints = minutes.prints(start, stop).filter(pl.col("ts") < now)
+                more = stop < begun or n + 1 < len(sessions) or index + 1 < len(names)
+                following = f"{index}:{day.isoformat()}:{stop}" if stop < begun else None
+                if following is None and n + 1 < len(sessions):
+                    following = f"{index}:{sessions[n + 1].isoformat()}:0"
+                if following is None and more:
+                    following = f"{index + 1}::0"
+                return TradePage(prints, following)
+            index, after, minute = index + 1, None, 0
+        return TradePage(trades.empty())
+
+    async def aclose(self) -> None:
+        """Nothing to release: the demo holds no connections."""
+
+    async def _serve(self, symbols: tuple[str, ...]) -> None:
+        """What every actions and trades call goes through: latency, the rate limit, faults,
+        and the symbols the demo refuses."""
         if self.config.latency_ms > 0:
             await asyncio.sleep(self.config.latency_ms / 1000)
         self._admit()
@@ -137,10 +194,6 @@ class DemoProvider:
             if symbol in self.config.unknown_symbols:
                 msg = f"demo does not know symbol {symbol!r}"
                 raise UnknownAtProviderError(msg, symbol=symbol)
-        return ActionPage(demo_actions(symbols, window))
-
-    async def aclose(self) -> None:
-        """Nothing to release: the demo holds no connections."""
 
     def _admit(self) -> None:
         """Enforce the demo's own sliding-minute limit, as a real server would."""
@@ -190,6 +243,20 @@ class DemoProvider:
             if symbol in self.config.unknown_symbols:
                 msg = f"demo does not know symbol {symbol!r}"
                 raise UnknownAtProviderError(msg, symbol=symbol)
+
+
+def _parse_trades_cursor(cursor: str | None, symbols: int) -> tuple[int, date | None, int]:
+    if cursor is None:
+        return 0, None, 0
+    try:
+        index, day, minute = cursor.split(":")
+        parsed = (int(index), date.fromisoformat(day) if day else None, int(minute))
+    except ValueError:
+        parsed = (-1, None, -1)
+    if not (0 <= parsed[0] <= symbols and parsed[2] >= 0):
+        msg = f"demo cannot read cursor {cursor!r}; restart the request without a cursor"
+        raise PermanentError(msg)
+    return parsed
 
 
 def _parse_cursor(cursor: str | None, symbols: int) -> tuple[int, int]:
