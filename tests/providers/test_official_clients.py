@@ -4,7 +4,6 @@ Polygon's) ``RESTClient``."""
 
 from __future__ import annotations
 
-import asyncio
 import warnings
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,12 +13,9 @@ import polars as pl
 import pytest
 
 from barlake.calendars.calendar import get_calendar
-from barlake.config import ProviderConfig
 from barlake.domain import trades as trades_
-from barlake.domain.ranges import DateRange
-from barlake.providers import open_provider
 
-from .support import KEY, SECRET, stored
+from .support import KEY, SECRET, stored, stored_trades
 
 NY = ZoneInfo("America/New_York")
 SYMBOLS = ["AAPL", "MSFT", "NEWCO"]
@@ -121,25 +117,13 @@ TRADE_DAY = date(2024, 6, 3)
 TRADE_COLUMNS = ["symbol", "ts", "price", "size", "exchange", "conditions", "trade_id", "tape"]
 
 
-def lake_trades(vendor: str, emulator, limit: int) -> tuple[object, pl.DataFrame]:
-    """What the provider hands the lake for AAPL and MSFT on ``TRADE_DAY``, every page."""
+def lake_trades(vendor: str, emulator, vendor_lake, limit: int) -> tuple[object, pl.DataFrame]:
+    """The trades a fill stores of AAPL and MSFT on ``TRADE_DAY``."""
     em = emulator(vendor, trades_per_minute=6)
-    options = {"api_key": KEY, "trades_page_limit": limit}
-    if vendor == "alpaca":
-        options["api_secret"] = SECRET
-    provider = open_provider(vendor, ProviderConfig(base_url=em.url, options=options))
-
-    async def run() -> pl.DataFrame:
-        frames, cursor = [], None
-        window = DateRange.inclusive(TRADE_DAY, TRADE_DAY)
-        while True:
-            page = await provider.fetch_trades(("AAPL", "MSFT"), window, cursor)
-            frames.append(page.trades)
-            if (cursor := page.next_cursor) is None:
-                await provider.aclose()
-                return pl.concat(frames)
-
-    return em, asyncio.run(run()).select(TRADE_COLUMNS).sort("symbol", "ts")
+    lake = vendor_lake(vendor, em, ["AAPL", "MSFT"], trades_page_limit=limit)
+    result = lake.fill("AAPL,MSFT", interval="trades", start=TRADE_DAY, end=TRADE_DAY)
+    assert (result.status, result.symbol_errors) == ("done", {})
+    return em, stored_trades(lake.root).select(TRADE_COLUMNS)
 
 
 def trade_frame(rows: list[tuple]) -> pl.DataFrame:
@@ -161,8 +145,8 @@ def codes(trade, table: dict) -> list[str]:
     return [getattr(table[c], sip) for c in trade.conditions or []]
 
 
-def test_alpaca_py_reads_the_trades_barlake_stores(emulator) -> None:
-    em, ours = lake_trades("alpaca", emulator, limit=1000)
+def test_alpaca_py_reads_the_trades_barlake_stores(emulator, vendor_lake) -> None:
+    em, ours = lake_trades("alpaca", emulator, vendor_lake, limit=1000)
     opened, closed = get_calendar("XNYS").open_close(TRADE_DAY)
     request = alpaca_requests.StockTradesRequest(
         symbol_or_symbols=["AAPL", "MSFT"],
@@ -196,8 +180,8 @@ def test_alpaca_py_reads_the_trades_barlake_stores(emulator) -> None:
         assert theirs == mine.select(*columns, cut).rows()
 
 
-def test_massive_client_reads_the_trades_barlake_stores(emulator) -> None:
-    em, ours = lake_trades("polygon", emulator, limit=1000)
+def test_massive_client_reads_the_trades_barlake_stores(emulator, vendor_lake) -> None:
+    em, ours = lake_trades("polygon", emulator, vendor_lake, limit=1000)
     opened, closed = get_calendar("XNYS").open_close(TRADE_DAY)
     client = massive.RESTClient(api_key=KEY, base=em.url, retries=0)
     tapes = {1: "A", 2: "B", 3: "C"}  # the vendor's documented tape numbers

@@ -20,10 +20,8 @@ from barlake.domain import trades as trades_
 from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError, RateLimitError, TransientError
 from barlake.providers import open_provider
-from barlake.providers.demo.trades import session_trades
-from barlake.providers.emulators.polygon import EXCHANGE_IDS
 
-from .support import KEY, SECRET
+from .support import KEY, SECRET, as_vendor_writes, trade_truth
 
 TRADING = ["alpaca", "polygon"]
 SYMBOLS = ("AAPL", "MSFT")
@@ -63,22 +61,7 @@ def pages(p, symbols, window, *, before_page=None) -> list[pl.DataFrame]:
 
 
 def truth(symbols, days) -> pl.DataFrame:
-    frames = [session_trades(s, d, per_minute=PER_MINUTE) for s in symbols for d in days]
-    return pl.concat(frames).sort("symbol", "ts")
-
-
-def as_vendor_writes(vendor: str, frame: pl.DataFrame) -> pl.DataFrame:
-    """The demo's prints as ``vendor``'s provider stores them: Alpaca's as they are, Massive's
-    with the vendor's exchange ids as text and no condition on a regular sale (the others
-    come back as their SIP codes)."""
-    frame = frame.with_columns(pl.lit(vendor).alias("source"))
-    if vendor == "alpaca":
-        return frame
-    exchanges = {k: str(v) for k, v in EXCHANGE_IDS.items()}
-    return frame.with_columns(
-        pl.col("exchange").replace_strict(exchanges),
-        pl.col("conditions").list.eval(pl.element().filter(pl.element() != "@")),
-    )
+    return trade_truth(symbols, days, PER_MINUTE)
 
 
 @pytest.fixture(params=TRADING)

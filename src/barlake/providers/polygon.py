@@ -33,6 +33,7 @@ drop or record.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Literal, TypeAlias
@@ -131,6 +132,7 @@ class PolygonProvider:
         self._environ = environ
         self._creds: Credentials | None = None
         self._codes: Codes | None = None
+        self._reading: asyncio.Task[Codes] | None = None
 
     async def fetch_page(self, request: Request, cursor: str | None = None) -> Page:
         """One page of ``request``; the cursor is ``"<symbol index> <next_url path>"``."""
@@ -243,9 +245,23 @@ class PolygonProvider:
 
     async def _condition_codes(self, creds: Credentials) -> Codes:
         """The vendor's stock trade conditions, ``{id: {SIP: code}}``, read once from
-        ``/v3/reference/conditions`` (every page) and kept."""
+        ``/v3/reference/conditions`` and kept; requests running side by side wait for the same
+        reading (a failed one is tried again by the next request)."""
         if self._codes is not None:
             return self._codes
+        loop = asyncio.get_running_loop()
+        task = self._reading
+        if task is None or task.get_loop() is not loop:
+            task = self._reading = loop.create_task(self._read_codes(creds))
+        try:
+            self._codes = await asyncio.shield(task)
+        finally:
+            if task.done() and (task.cancelled() or task.exception() is not None):
+                self._reading = None
+        return self._codes
+
+    async def _read_codes(self, creds: Credentials) -> Codes:
+        """Every page of the vendor's table of stock trade conditions."""
         codes: Codes = {}
         path: str | None = CONDITIONS
         params = {"asset_class": "stocks", "data_type": "trade", "limit": "1000"}
@@ -257,7 +273,6 @@ class PolygonProvider:
                 if isinstance(ident, int) and isinstance(mapping, dict):
                     codes[ident] = {k: v for k, v in mapping.items() if isinstance(v, str)}
             path, params = self._follow(data.get("next_url")), {}
-        self._codes = codes
         return codes
 
     async def _get(
