@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from barlake.calendars.calendar import get_calendar
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
+from barlake.domain import trades as trades_
 from barlake.domain.actions import Action, split
 from barlake.domain.intervals import INTERVALS, Interval
 from barlake.domain.ranges import DateRange
@@ -52,7 +53,7 @@ from barlake.errors import AuthError, PermanentError, TransientError
 from barlake.providers import urls
 from barlake.providers.base import ActionPage, Capabilities, Page, Request, TradePage
 from barlake.providers.http import Credentials, HttpClient, credentials
-from barlake.providers.wire import to_sessions, wire_bars, wire_trades
+from barlake.providers.wire import recoded, to_sessions, wire_bars, wire_trades
 
 NAME = "polygon"
 BASE_URL = "https://api.massive.com"
@@ -377,25 +378,19 @@ def _trades(source: str, results: list[Any], symbol: str, codes: Codes) -> pl.Da
     keys |= {"conditions": "conditions", "trade_id": "id", "tape": "tape"}
     columns = {name: [r.get(key) for r in results] for name, key in keys.items()}
     columns["tape"] = [TAPES.get(t, t) if isinstance(t, int) else t for t in columns["tape"]]
-    columns["conditions"] = [
-        _sip_codes(c, codes, "UTP" if t == "C" else "CTA")
-        for c, t in zip(columns["conditions"], columns["tape"], strict=True)
-    ]
-    return wire_trades(columns, symbols=symbol, source=source, stamps="ns")
+    frame = wire_trades(columns, symbols=symbol, source=source, stamps="ns")
+    if not codes or frame.is_empty():
+        return frame
+    by_sip = {
+        sip: {str(i): c.get(sip) or next(iter(c.values())) for i, c in codes.items() if c}
+        for sip in ("CTA", "UTP")
+    }
 
+    def recode(ids: list[Any] | None, sip: str) -> list[Any] | None:
+        return None if ids is None else [by_sip[sip].get(i, i) for i in ids]
 
-def _sip_codes(ids: Any, codes: Codes, sip: str) -> Any:
-    """A print's condition ids as ``sip``'s codes (anything but a list of ids as it is)."""
-    if not isinstance(ids, list):
-        return ids
-    out = []
-    for ident in ids:
-        known = codes.get(ident) if isinstance(ident, int) else None
-        if known:
-            out.append(known.get(sip) or next(iter(known.values())))
-        else:
-            out.append(ident)
-    return out
+    sip = pl.when(pl.col("tape") == "C").then(pl.lit("UTP")).otherwise(pl.lit("CTA"))
+    return frame.with_columns(recoded(frame, sip, recode, trades_.SCHEMA["conditions"]))
 
 
 def _trade_cursor(cursor: str | None) -> tuple[int, int, str | None]:

@@ -61,7 +61,7 @@ from barlake.providers.demo.actions import demo_actions
 from barlake.providers.demo.splits import split_adjusted
 from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
 from barlake.providers.emulators.trades import corrupt as trade_faults
-from barlake.providers.emulators.trades import epoch_ns, nanos
+from barlake.providers.emulators.trades import epoch_ns, json_rows, nanos
 
 TZ = "America/New_York"
 MAX_LIMIT = 10_000
@@ -226,14 +226,18 @@ class AlpacaEmulator(Emulator):
             token = _encode_trade_token(last["symbol"], last["_ns"], last["seq"])
         page = trade_faults(page, faults, self.faults.rng, start=start, previous=previous)
         wire = [pl.col(column).alias(key) for key, column in _TRADE_KEYS.items()]
-        rows = page.select("symbol", _wire_trade_t().alias("t"), *wire).to_dicts()
+        page = page.select("symbol", _wire_trade_t().alias("t"), *wire)
+        tail = b',"next_page_token":' + orjson.dumps(token) + b"}"
         if single:
-            listed = [{k: v for k, v in r.items() if k != "symbol"} for r in rows]
-            return Reply(200, {"trades": listed, "symbol": single, "next_page_token": token})
-        grouped: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            grouped.setdefault(r.pop("symbol"), []).append(r)
-        return Reply(200, {"trades": grouped, "next_page_token": token})
+            listed = json_rows(page.drop("symbol"), faults)
+            return Reply(200, b'{"trades":' + listed + b',"symbol":' + orjson.dumps(single) + tail)
+        keyed = [
+            orjson.dumps(sym) + b":" + json_rows(part.drop("symbol"), faults)
+            for (sym,), part in page.partition_by(
+                "symbol", maintain_order=True, as_dict=True
+            ).items()
+        ]
+        return Reply(200, b'{"trades":{' + b",".join(keyed) + b"}" + tail)
 
     def corporate_actions(self, query: Mapping[str, str]) -> Reply:
         """The demo's actions of ``symbols`` processed in [start, end], by the vendor's types,

@@ -26,7 +26,7 @@ instant), ``order`` (``desc`` by default: newest first, as the vendor documents)
 (``timestamp``, the only one), ``limit`` (1..50000, default 1000). Each result has
 ``sip_timestamp`` and ``participant_timestamp`` (ns), ``price``, ``size``, ``exchange`` (the
 vendor's id of the SIP participant: 10 NYSE, 11 NYSE Arca, 12 Nasdaq, ...), ``conditions``
-(the vendor's ids: 12 Form T, 14 intermarket sweep, 37 odd lot; absent on a regular sale),
+(the vendor's ids: 12 Form T, 14 intermarket sweep, 37 odd lot; none on a regular sale),
 ``id``, ``tape`` (1-3 for A-C) and ``sequence_number``. A full page carries ``next_url`` with a
 base64 ``cursor`` (filters, order, limit and the last print's time and sequence), never the
 key. ``GET /v3/reference/conditions`` lists the condition ids with their SIP codes
@@ -52,6 +52,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 from zoneinfo import ZoneInfo
 
+import orjson
 import polars as pl
 
 from barlake.domain.actions import Action
@@ -61,7 +62,8 @@ from barlake.providers.demo.actions import demo_actions
 from barlake.providers.demo.splits import split_adjusted
 from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
 from barlake.providers.emulators.trades import corrupt as trade_faults
-from barlake.providers.emulators.trades import epoch_ns, nanos
+from barlake.providers.emulators.trades import epoch_ns, json_rows, nanos
+from barlake.providers.wire import recoded
 
 NY = ZoneInfo("America/New_York")
 MAX_LIMIT = 50_000
@@ -243,10 +245,10 @@ class PolygonEmulator(Emulator):
             body["next_url"] = f"{self.url}/v3/trades/{quote(ticker, safe='')}?cursor={cursor}"
         origin = int(options.get("timestamp.gte", lo))
         page = trade_faults(page, faults, self.faults.rng, start=origin, previous=previous)
-        results = _trade_rows(page)
-        if results:
-            body["results"] = results
-        return Reply(200, body)
+        if page.is_empty():
+            return Reply(200, body)
+        rows = json_rows(_trade_rows(page), faults)
+        return Reply(200, b'{"results":' + rows + orjson.dumps(body).replace(b"{", b",", 1))
 
     def _conditions(self, query: Mapping[str, str]) -> Reply:
         """One page of ``CONDITIONS`` (stock trades) and the quote condition, filtered by
@@ -459,36 +461,34 @@ def _ns_bounds(text: str) -> tuple[int, int] | None:
     return None if ns is None else (ns, ns)
 
 
-def _trade_rows(page: pl.DataFrame) -> list[dict[str, Any]]:
-    """Prints as ``/v3/trades`` writes them: Massive's exchange ids, condition ids (a regular
-    sale has none), tape 1-3, the SIP time, the participant's a little earlier."""
-    stamp = pl.col("ts").dt.epoch("ns").alias("_ns")  # the faults may have moved a print
-    columns = ["conditions", "exchange", "trade_id", stamp, "price", "seq", "size", "tape"]
-    rows = page.select(columns).to_dicts()
-    out = []
-    for r in rows:
-        sip = TRADE_CONDITIONS["UTP" if r["tape"] == "C" else "CTA"]
-        try:
-            codes = [sip[c] for c in r["conditions"] or [] if c != "@"]
-            exchange = EXCHANGE_IDS[r["exchange"]]
-        except KeyError as exc:
-            msg = f"no Massive code for {exc}"
-            raise ValueError(msg) from None
-        row: dict[str, Any] = {
-            "exchange": exchange,
-            "id": r["trade_id"],
-            "participant_timestamp": r["_ns"] - 150_000 - (r["seq"] % 7) * 10_000,
-            "price": r["price"],
-            "sequence_number": r["seq"] * 4 + 1,
-            "sip_timestamp": r["_ns"],
-            "size": r["size"],
-        }
-        if codes:
-            row["conditions"] = codes
-        if r["tape"] is not None:
-            row["tape"] = "ABC".index(r["tape"]) + 1
-        out.append(dict(sorted(row.items())))
-    return out
+def _trade_rows(page: pl.DataFrame) -> pl.DataFrame:
+    """Prints as ``/v3/trades`` writes them: Massive's exchange ids, condition ids (none on a
+    regular sale), tape 1-3, the SIP time, the participant's a little earlier; columns in the
+    vendor's (alphabetical) order. ValueError naming an exchange or condition code Massive has
+    no id for."""
+    unknown = set(page["exchange"].drop_nulls().unique()) - set(EXCHANGE_IDS)
+    letters = set(page["conditions"].explode().drop_nulls().unique()) - {"@"}
+    unknown |= letters - set(TRADE_CONDITIONS["CTA"]) - set(TRADE_CONDITIONS["UTP"])
+    if unknown:
+        msg = f"no Massive code for {sorted(unknown)}"
+        raise ValueError(msg)
+    ns = pl.col("ts").dt.epoch("ns")  # the faults may have moved a print: not ``_ns``
+
+    def recode(codes: list[Any] | None, sip: str) -> list[Any]:
+        return [TRADE_CONDITIONS[sip][c] for c in codes or [] if c != "@"]
+
+    sip = pl.when(pl.col("tape") == "C").then(pl.lit("UTP")).otherwise(pl.lit("CTA"))
+    return page.select(
+        recoded(page, sip, recode, pl.List(pl.Int64())),
+        pl.col("exchange").replace_strict(EXCHANGE_IDS, return_dtype=pl.Int64).alias("exchange"),
+        pl.col("trade_id").alias("id"),
+        (ns - 150_000 - pl.col("seq") % 7 * 10_000).alias("participant_timestamp"),
+        "price",
+        (pl.col("seq") * 4 + 1).alias("sequence_number"),
+        ns.alias("sip_timestamp"),
+        "size",
+        pl.col("tape").replace_strict({"A": 1, "B": 2, "C": 3}, return_dtype=pl.Int64),
+    )
 
 
 def _instant(text: str, *, end: bool) -> int | None:

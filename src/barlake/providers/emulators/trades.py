@@ -19,6 +19,7 @@ start, the same day's pre-market when the request starts at the open, or whole w
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -128,6 +129,15 @@ def corrupt(
     if "unordered" in faults and page.height > 1:
         page = page.reverse()
     return page
+
+
+def json_rows(frame: pl.DataFrame, faults: frozenset[str]) -> bytes:
+    """``frame`` as a JSON array of objects, written by polars (ten times faster than Python
+    dicts on a page of 50,000 prints), except under a ``nan`` fault: polars writes NaN as
+    null, and that fault must reach the wire as the bare NaN a sloppy vendor sends."""
+    if "nan" in faults:
+        return json.dumps(frame.to_dicts()).encode()
+    return frame.write_json().encode()
 
 
 def nanos(text: str) -> int | None:
