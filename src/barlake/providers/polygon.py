@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from datetime import date, datetime
+from itertools import repeat
 from typing import Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -376,7 +377,7 @@ def _trades(source: str, results: list[Any], symbol: str, codes: Codes) -> pl.Da
         raise TransientError(msg)
     keys = {"ts": "sip_timestamp", "price": "price", "size": "size", "exchange": "exchange"}
     keys |= {"conditions": "conditions", "trade_id": "id", "tape": "tape"}
-    columns = {name: [r.get(key) for r in results] for name, key in keys.items()}
+    columns = {name: list(map(dict.get, results, repeat(key))) for name, key in keys.items()}
     columns["tape"] = [TAPES.get(t, t) if isinstance(t, int) else t for t in columns["tape"]]
     frame = wire_trades(columns, symbols=symbol, source=source, stamps="ns")
     if not codes or frame.is_empty():
