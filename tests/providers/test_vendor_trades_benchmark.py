@@ -15,15 +15,8 @@ def test_the_vendor_trades_benchmark_prints_its_figures() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     script = str(ROOT / "benchmarks" / "vendor_trades.py")
     args = ["--quick", "--runs", "1", "--symbols", "1", "--sessions", "1", "--json"]
-    out = subprocess.run(
-        [sys.executable, script, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=600,
-    )
-    figures = json.loads(out.stdout)
+    out = subprocess.check_output([sys.executable, script, *args], env=env, timeout=600)
+    figures = json.loads(out)
     for vendor, pages in (("alpaca", 5), ("polygon", 1)):
         got = figures[vendor]
         assert got["prints"] == 390 * 128, vendor  # one session of the demo's prints
