@@ -373,3 +373,72 @@ def test_massive_condition_ids_come_back_as_each_tapes_sip_codes(emulator) -> No
     assert got["tape"].to_list()[::4] == ["A", "C"]
     tables = [p for _, p in em.log if p == "/v3/reference/conditions"]
     assert len(tables) == 1  # read once, for both symbols
+
+
+# -- the emulators' own rules ---------------------------------------------------------------
+
+
+def test_the_alpaca_emulator_validates_its_trades_query_as_the_vendor(emulator) -> None:
+    import httpx
+
+    em = emulator("alpaca", trades_per_minute=PER_MINUTE, now=datetime(2024, 6, 3, 15, tzinfo=UTC))
+    headers = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
+
+    def get(path: str, **params: Any) -> httpx.Response:
+        return httpx.get(f"{em.url}{path}", params=params, headers=headers)
+
+    day = {"start": "2024-05-31", "end": "2024-05-31T23:59:59Z", "feed": "iex"}
+    assert get("/v2/stocks/trades", **day).status_code == 400  # no symbols
+    assert get("/v2/stocks/trades", symbols="AAPL", limit=10_001, **day).status_code == 422
+    assert get("/v2/stocks/trades", symbols="AAPL", **{**day, "start": "soon"}).status_code == 422
+    assert get("/v2/stocks/trades", symbols="AAPL", **{**day, "sort": "up"}).status_code == 422
+    recent = {"start": "2024-06-03T14:00:00Z", "feed": "sip"}  # now is 15:00: SIP refused
+    assert get("/v2/stocks/trades", symbols="AAPL", **recent).status_code == 403
+    # Nanosecond bounds, both inclusive; the single-symbol endpoint's own shape.
+    first = get("/v2/stocks/AAPL/trades", limit=2, **day).json()
+    assert set(first) == {"trades", "symbol", "next_page_token"} and len(first["trades"]) == 2
+    t = first["trades"][1]["t"]
+    again = get("/v2/stocks/AAPL/trades", **{**day, "start": t, "end": t}).json()
+    assert [p["t"] for p in again["trades"]] == [t] and again["next_page_token"] is None
+    unknown = get("/v2/stocks/trades", symbols="AAPL,NOPE", limit=1, **day).json()
+    assert list(unknown["trades"]) == ["AAPL"]
+    em_known = emulator("alpaca", symbols=["AAPL"], trades_per_minute=PER_MINUTE)
+    answer = httpx.get(
+        f"{em_known.url}/v2/stocks/trades",
+        params={"symbols": "MSFT", **day},
+        headers=headers,
+    ).json()
+    assert answer == {"trades": {}, "next_page_token": None}  # symbols without prints omitted
+
+
+def test_the_massive_emulator_validates_its_trades_query_as_the_vendor(emulator) -> None:
+    import httpx
+
+    em = emulator("polygon", trades_per_minute=PER_MINUTE)
+
+    def get(**params: Any) -> httpx.Response:
+        return httpx.get(f"{em.url}/v3/trades/AAPL", params={"apiKey": KEY, **params})
+
+    assert get(timestamp="2024-06-03", limit=50_001).status_code == 400
+    assert get(timestamp="2024-06-03", order="up").status_code == 400
+    assert get(timestamp="2024-06-03", sort="price").status_code == 400
+    assert get(timestamp="June").status_code == 400
+    whole = get(timestamp="2024-06-03", limit=50_000, order="asc").json()["results"]
+    assert len(whole) == SESSION + 2  # the New York day: the session and its extended hours
+    assert "next_url" not in get(timestamp="2024-06-03", limit=50_000).json()
+    stamps = [r["sip_timestamp"] for r in whole]
+    gt = get(**{"timestamp.gt": stamps[1], "timestamp.lte": stamps[3], "order": "asc"})
+    assert [r["sip_timestamp"] for r in gt.json()["results"]] == stamps[2:4]
+    # A date bound is a New York day: .lt the day after keeps the whole day.
+    lt = get(**{"timestamp.gte": "2024-06-03", "timestamp.lt": "2024-06-04", "limit": 50_000})
+    assert len(lt.json()["results"]) == len(whole)
+    assert get(timestamp="2024-06-01").json() == {"status": "OK", "request_id": ANY}
+    assert "apiKey" not in get(timestamp="2024-06-03", limit=5).json()["next_url"]
+
+
+class _Any:
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+ANY = _Any()

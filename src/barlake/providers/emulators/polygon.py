@@ -22,7 +22,8 @@ rate it is 429 with the vendor's ERROR body and, unless ``retry_after=False``, `
 ``GET /v3/trades/{ticker}`` serves the emulator's trades (``emulators.trades``) as
 ``{"results": [...], "status": "OK", "request_id", "next_url"?}``: ``timestamp`` and its
 ``.gte .gt .lte .lt`` forms (a date, New York day, or epoch nanoseconds, or an RFC-3339
-instant), ``order`` (``desc`` by default: newest first, as the vendor documents), ``sort``
+instant; with one bound only, a week from it, or up to now), ``order`` (``desc`` by default:
+newest first, as the vendor documents), ``sort``
 (``timestamp``, the only one), ``limit`` (1..50000, default 1000). Each result has
 ``sip_timestamp`` and ``participant_timestamp`` (ns), ``price``, ``size``, ``exchange`` (the
 vendor's id of the SIP participant: 10 NYSE, 11 NYSE Arca, 12 Nasdaq, ...), ``conditions``
@@ -84,6 +85,7 @@ _SERVED: dict[tuple[int, str], Interval] = {
 }
 _BASE_MINUTES = {"minute": 1, "hour": 60, "day": 1}
 _TRADES = re.compile(r"/v3/trades/([^/]+)")
+_NO_END = 2**63 - 1
 #: Massive's exchange id of each SIP participant code (its ``/v3/reference/exchanges``; the
 #: lake's demo writes Nasdaq as Q, the vendor's table as T: both are 12).
 EXCHANGE_IDS = {
@@ -194,7 +196,7 @@ class PolygonEmulator(Emulator):
         if order not in ("asc", "desc") or sort != "timestamp":
             return self.error(400, f"invalid {'sort' if sort != 'timestamp' else 'order'}")
         # Inclusive nanosecond bounds: each filter (``.gte .gt .lte .lt`` or equality) narrows.
-        lo, hi = 0, 2**63 - 1
+        lo, hi = 0, _NO_END
         for key, value in options.items():
             op = key.removeprefix("timestamp").lstrip(".")
             if not key.startswith("timestamp") or op not in ("", "gte", "gt", "lte", "lt"):
@@ -211,10 +213,12 @@ class PolygonEmulator(Emulator):
                 lo = max(lo, last + 1)
             if op == "lt":
                 hi = min(hi, first - 1)
-        # Unbounded, the emulator serves up to now, and the week before when no start is given.
+        # Half bounded, the emulator serves a week (up to now): it computes every session.
+        week = 7 * 24 * 3600 * 1_000_000_000
         now = epoch_ns(self.now or datetime.now(UTC))
-        hi = min(hi, now)
-        lo = lo if lo > 0 else hi - 7 * 24 * 3600 * 1_000_000_000
+        if hi == _NO_END:
+            hi = min(now, lo + week) if lo > 0 else now
+        lo = lo if lo > 0 else hi - week
         descending = order == "desc"
         frame = self.tape.between([ticker], lo, hi) if lo <= hi else self.tape.between([], 0, 0)
         frame = frame.with_columns(pl.col("ts").dt.epoch("ns").alias("_ns"))
@@ -243,8 +247,7 @@ class PolygonEmulator(Emulator):
             }
             cursor = base64.urlsafe_b64encode(urlencode(following).encode()).decode()
             body["next_url"] = f"{self.url}/v3/trades/{quote(ticker, safe='')}?cursor={cursor}"
-        origin = int(options.get("timestamp.gte", lo))
-        page = trade_faults(page, faults, self.faults.rng, start=origin, previous=previous)
+        page = trade_faults(page, faults, self.faults.rng, start=lo, previous=previous)
         if page.is_empty():
             return Reply(200, body)
         rows = json_rows(_trade_rows(page), faults)
