@@ -159,9 +159,10 @@ def test_promotion_backfills_exactly_the_extra_ranges_then_prune_after_demotion(
     assert events["processed_at"].null_count() == 0
     assert set(events["job_id"].to_list()) == {served.job_id}
     again = lake.fill_events(policy="scanner_layers")
-    assert (again.requests, again.bars_written) == (0, 0)
+    assert (again.requests, again.bars_written, again.trade_requests) == (0, 0, 0)
     rerun = lake.fill(policy="scanner_layers")
-    assert (rerun.requests, rerun.bars_written, rerun.trades_written) == (0, 0, 0)
+    assert (rerun.requests, rerun.bars_written) == (0, 0)
+    assert (rerun.trade_requests, rerun.trades_written) == (0, 0)
 
     before = {i: stored(lake, i, SYMBOLS) for i in ("1day", "1hour", "5min", "1min")}
     lake.set_layers(SYMBOLS[:1], 0)

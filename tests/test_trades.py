@@ -80,7 +80,7 @@ def test_fill_stores_each_session_whole_and_readers_read_it(tmp_path: Path) -> N
     # Covered: no gap, and a rerun asks nothing.
     assert lake.gaps("AAPL,MSFT", interval="trades", start=WEEK[0], end=WEEK[-1]) == []
     again = lake.fill("AAPL,MSFT", interval="trades", start=WEEK[0], end=WEEK[-1])
-    assert (again.requests, again.trades_written) == (0, 0)
+    assert (again.requests, again.trade_requests, again.trades_written) == (0, 0, 0)
     rows = lake.catalog.query(
         "SELECT symbol, data_type, interval, status, records_loaded FROM backfill_progress "
         f"WHERE job_id = '{result.job_id}' ORDER BY symbol"
@@ -415,3 +415,31 @@ def test_demo_pages_are_the_sessions_rows_in_order() -> None:
         pl.concat(got), pl.concat([truth("AAPL", WEEK[:2]), truth("MSFT", WEEK[:2])])
     )
     assert replace(provider.capabilities).trades_per_page == 2_500
+
+
+def test_trades_are_selected_as_an_interval_on_every_command(tmp_path: Path) -> None:
+    lake = open_lake(tmp_path)
+    lake.fill("AAPL", interval=["1day", "trades"], start=WEEK[0], end=WEEK[1])
+
+    def run(*argv: str) -> tuple[int, str]:
+        res = CliRunner().invoke(cli, ["--lake", str(tmp_path), *argv])
+        return res.exit_code, res.stdout
+
+    span = ["--start", "2025-02-24", "--end", "2025-03-04"]
+    code, out = run("gaps", "AAPL", "--interval", "trades", *span, "--json")
+    assert code == 1
+    assert {(g["interval"], g["first"], g["last"]) for g in json.loads(out)} == {
+        ("trades", "2025-02-24", "2025-02-28")
+    }
+    code, out = run("check", "AAPL", "--interval", "trades", *span, "--json")
+    assert code == 1, out  # the gap is an error finding
+    assert {f["rule"] for f in json.loads(out)} == {"gap"}
+    # Layer 0 of scanner_layers keeps no trades: prune removes them all, and no bar.
+    code, out = run("prune", "--policy", "scanner_layers", "--interval", "trades", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["trades_removed"] == truth("AAPL", WEEK[:2]).height
+    assert report["bars_removed"] == 0 and report["files_deleted"] == 2
+    assert not list((tmp_path / "trades").rglob("*.parquet"))
+    assert lake.bars("AAPL", start=WEEK[0], end=WEEK[1]).collect().height == 2
+    assert lake.gaps("AAPL", interval="trades", start=WEEK[0], end=WEEK[1])  # ledger trimmed

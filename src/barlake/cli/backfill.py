@@ -95,7 +95,13 @@ def show_plan(state: State, result: Plan, *, as_json: bool, explain: bool) -> No
         )
         click.echo()
     # Requests, sessions resampled from stored bars, skipped intervals: up to date without any.
-    planned = data["ranges"] or data["resampled"] or data["skipped"] or data["action_requests"]
+    planned = (
+        data["ranges"]
+        or data["resampled"]
+        or data["skipped"]
+        or data["action_requests"]
+        or data["trade_requests"]
+    )
     emit_table(
         state,
         [{**r, "symbols": short(r["symbols"])} for r in data["ranges"]],
@@ -126,6 +132,11 @@ def show_plan(state: State, result: Plan, *, as_json: bool, explain: bool) -> No
         click.echo(
             f"corporate actions {a['start']}..{a['end']} of {short(a['symbols'])} "
             "(after the bars, at the same rate limit)"
+        )
+    for t in data["trade_requests"]:
+        click.echo(
+            f"trades {t['start']}..{t['end']} of {short(t['symbols'])}: {t['sessions']} "
+            f"session(s), ~{t['estimated_requests']} request(s) (before the bars)"
         )
     if not planned:
         return
@@ -241,6 +252,11 @@ def fill(
             f"{data['bars_written']:,} bars written in {data['duration_s']:.2f}s, "
             f"{data['symbols_done']} symbol(s) done, {data['symbols_failed']} failed"
         )
+        if data["trade_requests"]:
+            state.say(
+                f"  trades: {data['trades_written']:,} written in {data['trade_requests']} "
+                "request(s)"
+            )
         from barlake.fetch.job import error_rows
 
         for err in error_rows(result.symbol_errors):

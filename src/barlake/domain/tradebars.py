@@ -78,24 +78,37 @@ _UNITS |= {"h": 36 * 10**8, "hour": 36 * 10**8}
 
 
 def excluded(
-    conditions: pa.Array | pa.ChunkedArray, flags: frozenset[str]
-) -> npt.NDArray[np.bool_]:
-    """For each print's condition list, whether one of ``flags`` is in it. The lists' values
-    are matched once per distinct value (a dictionary: trades files are read with one), then
-    gathered, so a million prints take a few integer passes."""
+    conditions: pa.Array | pa.ChunkedArray, *flags: frozenset[str]
+) -> list[npt.NDArray[np.bool_]]:
+    """For each set of ``flags``, for each print's condition list, whether one of them is in
+    it. The lists' values are matched once per distinct value (a dictionary: trades files are
+    read with one), then gathered, so a million prints take a few integer passes; a set no
+    value matches costs nothing more."""
     lists = conditions.combine_chunks() if isinstance(conditions, pa.ChunkedArray) else conditions
     n = len(lists)
-    if not flags or n == 0:
-        return np.zeros(n, dtype=np.bool_)
+    none = np.zeros(n, dtype=np.bool_)
+    if n == 0 or not any(flags):
+        return [none for _ in flags]
     values = pc.list_flatten(lists)
     if not pa.types.is_dictionary(values.type):
         values = pc.dictionary_encode(values)
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    known = pc.is_in(values.dictionary, value_set=pa.array(sorted(flags), values.dictionary.type))
-    hit = known.to_numpy(zero_copy_only=False)[values.indices.fill_null(0).to_numpy()]
-    owner = pc.list_parent_indices(lists).to_numpy()
-    return np.bincount(owner, weights=hit, minlength=n) > 0
+    indices: npt.NDArray[Any] | None = None
+    owner: npt.NDArray[Any] | None = None
+    out = []
+    for chosen in flags:
+        kind = values.dictionary.type
+        known = pc.is_in(values.dictionary, value_set=pa.array(sorted(chosen), kind))
+        matched = known.to_numpy(zero_copy_only=False)
+        if not chosen or not matched.any():
+            out.append(none)
+            continue
+        if indices is None or owner is None:
+            indices = values.indices.fill_null(0).to_numpy()
+            owner = pc.list_parent_indices(lists).to_numpy()
+        out.append(np.bincount(owner, weights=matched[indices], minlength=n) > 0)
+    return out
 
 
 def bars_from_trades(
@@ -142,14 +155,19 @@ def _ts_sorted_within(frame: pl.DataFrame) -> bool:
 
 
 def session_bars(
-    table: pa.Table, length: str | timedelta, conditions: Conditions | None = None
+    table: pa.Table,
+    length: str | timedelta,
+    conditions: Conditions | None = None,
+    *,
+    symbol: str | None = None,
 ) -> pl.DataFrame:
     """``bars_from_trades`` of one trades file as Arrow read it (one symbol, sorted by time;
-    ``conditions`` best read as a dictionary: ``storage.trades.TradeStore.arrow``)."""
+    ``conditions`` best read as a dictionary: ``storage.trades.TradeStore.arrow``); the
+    ``symbol`` column may be left unread when ``symbol`` says whose prints they are."""
     if table.num_rows == 0:
         return pl.DataFrame(schema=_SCHEMA)
     step = int(every(length).removesuffix("us")) * 1000
-    return _aggregate(table, step, conditions or Conditions())
+    return _aggregate(table, step, conditions or Conditions(), symbol)
 
 
 def _numbers(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[Any]:
@@ -158,14 +176,16 @@ def _numbers(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[Any]:
     return np.asarray(column.to_numpy(zero_copy_only=False))
 
 
-def _aggregate(part: pa.Table, step: int, rules: Conditions) -> pl.DataFrame:
+def _aggregate(
+    part: pa.Table, step: int, rules: Conditions, symbol: str | None = None
+) -> pl.DataFrame:
     ts = _numbers(part["ts"].cast(pa.int64()))
     price = _numbers(part["price"])
     size = _numbers(part["size"])
     bucket = ts // step
     lists = part["conditions"]
-    sets = ~excluded(lists, rules.ohlc_exclude)
-    counts = ~excluded(lists, rules.volume_exclude)
+    no_price, no_volume = excluded(lists, rules.ohlc_exclude, rules.volume_exclude)
+    sets, counts = ~no_price, ~no_volume
 
     b_p, p = bucket[sets], price[sets]
     starts = _starts(b_p)
@@ -189,7 +209,8 @@ def _aggregate(part: pa.Table, step: int, rules: Conditions) -> pl.DataFrame:
         trades[known] = sizes[where[known]]
     with np.errstate(divide="ignore", invalid="ignore"):
         vwap = np.where(volume > 0, notional / volume, np.nan)
-    symbol = part["symbol"][0].as_py()
+    if symbol is None:
+        symbol = part["symbol"][0].as_py()
     return pl.DataFrame(
         {
             "symbol": pl.Series([symbol], dtype=pl.String).gather(np.zeros(len(keys), np.int64)),

@@ -132,7 +132,8 @@ class JobResult:
     #: Corporate-action requests made and actions received (``backfill.fetch_actions``).
     action_requests: int = 0
     actions: int = 0
-    #: Trades requests made (also counted in ``requests``) and prints stored.
+    #: Trades requests made (not counted in ``requests``, as action requests are not) and
+    #: prints stored.
     trade_requests: int = 0
     trades_written: int = 0
 

@@ -12,11 +12,14 @@ come older than the one before it (the session is sorted once complete).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import cast
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
@@ -111,6 +114,7 @@ class _Run:
         self.done: set[tuple[str, date]] = set()
         self.bad: dict[tuple[str, date], str] = {}
         self.newest: dict[str, date] = {}
+        self.bounds: dict[str, tuple[list[date], npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
 
     async def take(self, page: pl.DataFrame) -> None:
         """Check ``page`` and hand its prints to their sessions' writers."""
@@ -133,37 +137,28 @@ class _Run:
                 await self._close(key)
 
     async def _take_symbol(self, sym: str, prints: pl.DataFrame) -> None:
-        cal = self.fetcher.calendars[sym]
-        bounds = cal.bar_sessions(prints["ts"])
-        day = (pl.col("ts") + cal.day_shift).dt.date()
-        window = self.request.range
-        checked = prints.with_columns(
-            _day=day,
-            _open=pl.from_epoch(bounds["open"], "us").dt.replace_time_zone("UTC"),
-            _close=pl.from_epoch(bounds["close"], "us").dt.replace_time_zone("UTC"),
-        ).with_columns(
-            _flaw=trades.flaw(
-                pl.when(pl.col("_day").is_between(window.start, window.last)).then(pl.col("_open")),
-                pl.col("_close"),
-            )
-        )
-        flawed = checked.filter(pl.col("_flaw").is_not_null())
-        if not flawed.is_empty():
-            # A print dated outside the request belongs to the session it came among.
-            inside = pl.when(pl.col("_day").is_between(window.start, window.last)).then("_day")
-            among = checked.select(inside.forward_fill().backward_fill())["_day"]
-            flawed = checked.with_columns(among.alias("_among")).filter(
-                pl.col("_flaw").is_not_null()
-            )
-            counted = flawed.group_by("_among", "_flaw", maintain_order=True).len()
-            fallback = self.newest.get(sym, window.start)
-            for when, why, n in counted.iter_rows():
-                await self._reject(sym, when or fallback, f"{n} print(s) with {why}")
-        good = checked.filter(pl.col("_flaw").is_null())
-        for (session,), part in good.partition_by(
-            "_day", maintain_order=True, as_dict=True
-        ).items():
-            key = (sym, cast(date, session))
+        days, opens, closes = self._sessions(sym)
+        ts = prints["ts"].dt.epoch("ns").fill_null(-1).to_numpy()
+        price, size = prints["price"].to_numpy(), prints["size"].to_numpy()
+        # Each print's session: the last open at or before it; inside it when before its close.
+        at = np.searchsorted(opens, ts, side="right") - 1
+        if len(opens):
+            ok = (at >= 0) & (ts < closes[np.maximum(at, 0)]) & (price > 0) & (size > 0)
+        else:  # the request holds no session of the symbol
+            ok = np.zeros(len(ts), dtype=np.bool_)
+        ok &= prints["trade_id"].is_not_null().to_numpy()
+        if not bool(ok.all()):
+            await self._flawed(sym, prints)
+            prints, at = prints.filter(pl.Series(ok)), at[ok]
+        if prints.is_empty():
+            return
+        # Sessions come in order within a symbol's pages: cut the page where the session changes.
+        if len(at) > 1 and not bool((at[1:] >= at[:-1]).all()):
+            order = np.argsort(at, kind="stable")
+            prints, at = prints[order], at[order]
+        cuts = [0, *(np.flatnonzero(at[1:] != at[:-1]) + 1).tolist(), len(at)]
+        for lo, hi in itertools.pairwise(cuts):
+            key = (sym, days[int(at[lo])])
             if key in self.bad:
                 continue
             if key in self.done:
@@ -172,8 +167,46 @@ class _Run:
             writer = self.writers.get(key)
             if writer is None:
                 writer = self.writers[key] = self.fetcher.store.writer(sym, key[1])
-            await writer.add(part.select(list(trades.SCHEMA)))
+            await writer.add(prints.slice(lo, hi - lo))
             self.newest[sym] = max(self.newest.get(sym, key[1]), key[1])
+
+    def _sessions(
+        self, sym: str
+    ) -> tuple[list[date], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The request's sessions of ``sym``: dates, opens and closes (epoch nanoseconds)."""
+        found = self.bounds.get(sym)
+        if found is None:
+            cal = self.fetcher.calendars[sym]
+            i, j = np.searchsorted(
+                cal.sessions,
+                np.array([self.request.range.start, self.request.range.end], "datetime64[D]"),
+            )
+            days = [date.fromisoformat(str(d)) for d in cal.sessions[i:j]]
+            found = (days, cal.opens[i:j] * 1000, cal.closes[i:j] * 1000)
+            self.bounds[sym] = found
+        return found
+
+    async def _flawed(self, sym: str, prints: pl.DataFrame) -> None:
+        """Reject the sessions of the prints of ``prints`` that ``trades.flaw`` finds."""
+        cal = self.fetcher.calendars[sym]
+        bounds = cal.bar_sessions(prints["ts"])
+        window = self.request.range
+        checked = prints.with_columns(
+            _day=(pl.col("ts") + cal.day_shift).dt.date(),
+            _open=pl.from_epoch(bounds["open"], "us").dt.replace_time_zone("UTC"),
+            _close=pl.from_epoch(bounds["close"], "us").dt.replace_time_zone("UTC"),
+        )
+        inside = pl.col("_day").is_between(window.start, window.last)
+        checked = checked.with_columns(
+            _flaw=trades.flaw(pl.when(inside).then(pl.col("_open")), pl.col("_close")),
+            # A print dated outside the request belongs to the session it came among.
+            _among=pl.when(inside).then("_day").forward_fill().backward_fill(),
+        )
+        flawed = checked.filter(pl.col("_flaw").is_not_null())
+        counted = flawed.group_by("_among", "_flaw", maintain_order=True).len()
+        fallback = self.newest.get(sym, window.start)
+        for when, why, n in counted.iter_rows():
+            await self._reject(sym, when or fallback, f"{n} print(s) with {why}")
 
     async def _reject(self, sym: str, session: date, why: str) -> None:
         key = (sym, session)

@@ -206,7 +206,7 @@ class Backfill:
     def coverage(self, selection: Selection, interval: Interval) -> Cells:
         """The cells of the coverage matrix of ``selection`` at ``interval``."""
         wanted = self.resolve(selection)
-        windows = {t.symbol: t.window for t in wanted.targets}
+        windows = {t.symbol: t.window for t in wanted.targets if t.interval != TRADES}
         expected = self.finder.expected(wanted.members, windows)
         names = [m.name for m in wanted.members]
         cells = self.finder.coverage(interval, names, expected, span_of(windows.values()))

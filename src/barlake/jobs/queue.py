@@ -24,8 +24,9 @@ from typing import Any, Literal
 
 from barlake.catalog.repositories import Catalog
 from barlake.config import LakeConfig
+from barlake.domain.datasets import dataset
 from barlake.domain.events import EventType
-from barlake.domain.intervals import Interval, spec
+from barlake.domain.intervals import Interval
 from barlake.errors import UsageError
 from barlake.jobs.backfill import Backfill
 from barlake.retention.policy import Policy
@@ -289,7 +290,7 @@ class Queue:
     def _gap_request(self, symbol: str, data: dict[str, Any]) -> Request:
         gap = Selection(
             symbols=(symbol,),
-            intervals=(spec(str(data["interval"])).name,),
+            intervals=(dataset(str(data["interval"])),),
             start=date.fromisoformat(data["first"]),
             end=date.fromisoformat(data["last"]),
         ).parameters(None)

@@ -1,6 +1,7 @@
-"""The trades phase of a fill: after the bars, the plan's trade requests run through the same
-provider and rate limiter, and each request's outcome is recorded at once: its progress rows
-(``data_type = trades``), its ledger ranges and the job's counters, in one transaction.
+"""The trades phase of a fill: before the bars (the job stays running until both are done), the
+plan's trade requests run through the same provider and rate limiter, ``parallel`` at a time,
+and each request's outcome is recorded as it ends: its progress rows (``data_type = trades``)
+and its ledger ranges, in one transaction; the job's status and counters once the bars are in.
 
 The ledger gets, per symbol, the range asked with the prints stored (final once every session
 of it had closed when it was fetched; else provisional, so the session in progress is fetched
@@ -65,7 +66,6 @@ class TradeTotals:
         if not (self.requests or self.prints or self.errors):
             return
         result.trade_requests += self.requests
-        result.requests += self.requests
         result.trades_written += self.prints
         for sym, entries in self.errors.items():
             for entry in entries:
@@ -74,8 +74,7 @@ class TradeTotals:
         if self.errors and result.status == "done":
             result.status = "partial"
         result.symbols_failed = len(failed)
-        update = {"status": result.status, "requests_made": result.requests}
-        recorder.record(job.job_id, job={**update, "symbols_failed": len(failed)})
+        recorder.record(job.job_id, job={"status": result.status, "symbols_failed": len(failed)})
 
 
 def run_trades(
