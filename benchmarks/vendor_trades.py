@@ -121,7 +121,7 @@ def measure(vendor: str, args: argparse.Namespace, base: Path) -> dict[str, Any]
     seconds = statistics.median(times)
     return {
         "prints": result.trades_written,
-        "requests": result.requests,
+        "requests": result.trade_requests,
         "fill_s": round(seconds, 3),
         "prints_per_s": round(result.trades_written / seconds),
         "emulator_cpu_s": round(statistics.median(cpu), 3),

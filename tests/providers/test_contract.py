@@ -272,9 +272,13 @@ def test_trades_fill_stores_the_demo_prints_then_asks_nothing(vendor, emulator, 
     want = as_vendor_writes(vendor, trade_truth(symbols, TRADE_SESSIONS, 4))
     assert stored_trades(lake.root).equals(want)
     assert result.trades_written == want.height == 2 * 2 * 390 * 4
+    # 3,120 prints a session over both symbols in pages of 1,000 (Alpaca), or 1,560 a symbol
+    # and session (Massive, plus its table of conditions): 8 pages either way.
+    assert result.trade_requests == 8 and em.requests == 8 + (vendor == "polygon")
     served = em.requests
     again = fill_trades(lake)
-    assert (again.requests, again.trades_written) == (0, 0) and em.requests == served
+    assert (again.requests, again.trade_requests, again.trades_written) == (0, 0, 0)
+    assert em.requests == served
 
 
 @pytest.mark.parametrize("fault", ["duplicate", "unordered", "5xx", "truncated", "slow"])
