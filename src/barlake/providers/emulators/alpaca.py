@@ -202,10 +202,7 @@ class AlpacaEmulator(Emulator):
         descending = self._descending(query, recent=recent)
         if isinstance(descending, Reply):
             return descending
-        frame = self.tape.between(symbols, start, end).with_columns(
-            pl.col("ts").dt.epoch("ns").alias("_ns")
-        )
-        frame = frame.sort("symbol", "_ns", "seq", descending=[False, descending, descending])
+        frame = self.tape.ordered(symbols, start, end, descending=descending)
         at, previous = 0, None
         if query.get("page_token"):
             after = _decode_trade_token(query["page_token"])

@@ -220,9 +220,7 @@ class PolygonEmulator(Emulator):
             hi = min(now, lo + week) if lo > 0 else now
         lo = lo if lo > 0 else hi - week
         descending = order == "desc"
-        frame = self.tape.between([ticker], lo, hi) if lo <= hi else self.tape.between([], 0, 0)
-        frame = frame.with_columns(pl.col("ts").dt.epoch("ns").alias("_ns"))
-        frame = frame.sort("_ns", "seq", descending=descending)
+        frame = self.tape.ordered([ticker] if lo <= hi else [], lo, hi, descending=descending)
         at, previous = 0, None
         if "at" in options:
             t, seq = int(options["at"]), int(options["seq"])

@@ -58,6 +58,7 @@ class TradeBook:
     def __init__(self, truth: Truth, symbols: frozenset[str] | None, *, keep: int = 64) -> None:
         self.truth, self.symbols, self.keep = truth, symbols, keep
         self._cache: dict[tuple[str, date], pl.DataFrame] = {}
+        self._answers: dict[tuple[tuple[str, ...], int, int, bool], pl.DataFrame] = {}
         self._lock = threading.Lock()
 
     def between(self, symbols: Sequence[str], lo: int, hi: int) -> pl.DataFrame:
@@ -77,6 +78,25 @@ class TradeBook:
             return _with_seq(trades_.empty())
         ns = pl.col("ts").dt.epoch("ns")
         return pl.concat(frames).filter(ns.is_between(lo, hi)).sort("symbol", "ts", "seq")
+
+    def ordered(
+        self, symbols: Sequence[str], lo: int, hi: int, *, descending: bool
+    ) -> pl.DataFrame:
+        """``between``, with ``_ns`` (the time in epoch ns), by symbol then time and ``seq``,
+        ascending or descending in time; kept for the next pages of the same query (each
+        page would otherwise sort the whole answer again)."""
+        key = (tuple(sorted(set(symbols))), lo, hi, descending)
+        with self._lock:
+            cached = self._answers.get(key)
+        if cached is not None:
+            return cached
+        frame = self.between(symbols, lo, hi).with_columns(pl.col("ts").dt.epoch("ns").alias("_ns"))
+        frame = frame.sort("symbol", "_ns", "seq", descending=[False, descending, descending])
+        with self._lock:
+            if len(self._answers) >= 8:
+                self._answers.clear()
+            self._answers[key] = frame
+        return frame
 
     def _session(self, symbol: str, day: date) -> pl.DataFrame:
         key = (symbol, day)
