@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from barlake.domain.ranges import DateRange
 from barlake.providers.base import Provider, Request
 from barlake.providers.demo import generate
 from barlake.providers.demo.grids import clock_bars
+from barlake.providers.demo.trades import session_trades
 from barlake.providers.emulators import EMULATORS, Emulator
+from barlake.providers.emulators.polygon import EXCHANGE_IDS
 
 VENDORS = ["alpaca", "polygon", "yahoo", "binance"]
 #: Vendors whose market data needs no key (their documentation says so).
@@ -60,6 +63,36 @@ def stored(root: Path, interval: str) -> pl.DataFrame:
     if not files:
         return pl.DataFrame()
     return pl.concat([pl.read_parquet(f) for f in files]).sort("symbol", "ts")
+
+
+def stored_trades(root: Path) -> pl.DataFrame:
+    """Every print in the lake's trades files, sorted."""
+    files = sorted((root / "trades").rglob("*.parquet"))
+    if not files:
+        return pl.DataFrame()
+    return pl.concat([pl.read_parquet(f, hive_partitioning=False) for f in files]).sort(
+        "symbol", "ts"
+    )
+
+
+def trade_truth(symbols: Sequence[str], days: Sequence[date], per_minute: int) -> pl.DataFrame:
+    """The demo's prints, which the emulators serve (``per_minute`` of them a minute)."""
+    frames = [session_trades(s, d, per_minute=per_minute) for s in symbols for d in days]
+    return pl.concat(frames).sort("symbol", "ts")
+
+
+def as_vendor_writes(vendor: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """The demo's prints as ``vendor``'s provider hands them on: Alpaca's as they are,
+    Massive's with the vendor's exchange ids as text and no condition on a regular sale (its
+    other condition ids come back as their SIP codes)."""
+    frame = frame.with_columns(pl.lit(vendor).alias("source"))
+    if vendor == "alpaca":
+        return frame
+    exchanges = {k: str(v) for k, v in EXCHANGE_IDS.items()}
+    return frame.with_columns(
+        pl.col("exchange").replace_strict(exchanges),
+        pl.col("conditions").list.eval(pl.element().filter(pl.element() != "@")),
+    )
 
 
 def names(vendor: str, symbols: list[str]) -> list[str]:

@@ -19,12 +19,15 @@ from barlake.providers.emulators import FAULTS
 
 from .support import (
     KEYLESS,
+    as_vendor_writes,
     compared_columns,
     expected,
     names,
     page_options,
     same_values,
     stored,
+    stored_trades,
+    trade_truth,
 )
 
 FIRST, LAST = date(2024, 6, 3), date(2024, 6, 14)  # 10 sessions, 12 days
@@ -231,3 +234,77 @@ def assert_only_true_bars(got: pl.DataFrame, want: pl.DataFrame, vendor: str) ->
     assert joined["open_want"].null_count() == 0, "a bar outside the generator's bars was stored"
     for column in compared_columns(vendor)[2:]:
         assert (joined[column] == joined[f"{column}_want"]).all(), column
+
+
+# -- trades ---------------------------------------------------------------------------------
+
+TRADE_SESSIONS = [date(2024, 6, 3), date(2024, 6, 4)]
+TRADING = ("alpaca", "polygon")
+
+
+def faulty(emulator, vendor: str, fault: str, times: int = 1, seed: int = 0):
+    """An emulator whose next ``times`` trades pages suffer ``fault`` (Massive's provider asks
+    for the vendor's table of conditions first: that answer is only slowed)."""
+    em = emulator(vendor, trades_per_minute=4, seed=seed, slow_s=0.01)
+    if vendor == "polygon":
+        em.faults.force("slow")
+    em.faults.force(fault, times)
+    return em
+
+
+def fill_trades(lake, symbols=("AAPL", "MSFT")):
+    first, last = TRADE_SESSIONS[0], TRADE_SESSIONS[-1]
+    return lake.fill(",".join(symbols), interval="trades", start=first, end=last)
+
+
+def test_trades_fill_stores_the_demo_prints_then_asks_nothing(vendor, emulator, vendor_lake):
+    em = emulator(vendor, trades_per_minute=4)
+    symbols = names(vendor, ["AAPL", "MSFT"])
+    pages = {"trades_page_limit": 1000} if vendor in TRADING else {}
+    lake = vendor_lake(vendor, em, symbols, **pages)
+    if vendor not in TRADING:  # Yahoo and Binance serve no trades: plans say so
+        plan = lake.plan(symbols, interval="trades", start=FIRST, end=LAST)
+        [skip] = [s for s in plan.skipped if s.interval == "trades"]
+        assert f"{vendor} serves no trades" in skip.reason and plan.trades == ()
+        return
+    result = fill_trades(lake)
+    assert (result.status, result.symbol_errors) == ("done", {})
+    want = as_vendor_writes(vendor, trade_truth(symbols, TRADE_SESSIONS, 4))
+    assert stored_trades(lake.root).equals(want)
+    assert result.trades_written == want.height == 2 * 2 * 390 * 4
+    # 3,120 prints a session over both symbols in pages of 1,000 (Alpaca), or 1,560 a symbol
+    # and session (Massive, plus its table of conditions): 8 pages either way.
+    assert result.trade_requests == 8 and em.requests == 8 + (vendor == "polygon")
+    served = em.requests
+    again = fill_trades(lake)
+    assert (again.requests, again.trade_requests, again.trades_written) == (0, 0, 0)
+    assert em.requests == served
+
+
+@pytest.mark.parametrize("fault", ["duplicate", "unordered", "5xx", "truncated", "slow"])
+def test_trade_pages_repeated_reordered_or_lost_are_recovered(emulator, vendor_lake, fault):
+    for vendor in TRADING:
+        em = faulty(emulator, vendor, fault, 2, seed=2)
+        lake = vendor_lake(vendor, em, ["AAPL", "MSFT"], trades_page_limit=700)
+        result = fill_trades(lake)
+        assert (result.status, result.symbol_errors) == ("done", {}), vendor
+        assert em.faults.injected[fault] == 2 + (fault == "slow" and vendor == "polygon")
+        want = as_vendor_writes(vendor, trade_truth(["AAPL", "MSFT"], TRADE_SESSIONS, 4))
+        assert stored_trades(lake.root).equals(want), vendor
+
+
+@pytest.mark.parametrize("fault", ["nan", "negative", "zero", "outside"])
+def test_impossible_prints_reject_their_session_at_validation(emulator, vendor_lake, fault):
+    for vendor in TRADING:
+        em = faulty(emulator, vendor, fault, seed=4)  # the first page: the first session's
+        lake = vendor_lake(vendor, em, ["AAPL"], trades_page_limit=700)
+        result = fill_trades(lake, ["AAPL"])
+        assert result.status == "partial", vendor
+        [entry] = result.symbol_errors["AAPL"]
+        assert (entry["stage"], entry["interval"]) == ("validate", "trades")
+        assert str(TRADE_SESSIONS[0]) in entry["error"], entry["error"]
+        # Never stored: the spoiled session stays a gap, the next one is whole.
+        want = as_vendor_writes(vendor, trade_truth(["AAPL"], TRADE_SESSIONS[1:], 4))
+        assert stored_trades(lake.root).equals(want), vendor
+        gaps = lake.gaps("AAPL", interval="trades", start=TRADE_SESSIONS[0], end=LAST)
+        assert gaps and gaps[0].range.start == TRADE_SESSIONS[0]

@@ -1,16 +1,21 @@
-"""The vendors' own SDKs parse the emulators and see the very bars barlake stores: alpaca-py's
-``StockHistoricalDataClient`` and Massive's (formerly Polygon's) ``RESTClient``."""
+"""The vendors' own SDKs parse the emulators and see the very bars barlake stores, and the very
+trades its providers hand on: alpaca-py's ``StockHistoricalDataClient`` and Massive's (formerly
+Polygon's) ``RESTClient``."""
 
 from __future__ import annotations
 
 import warnings
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import polars as pl
 import pytest
 
-from .support import KEY, SECRET, stored
+from barlake.calendars.calendar import get_calendar
+from barlake.domain import trades as trades_
+
+from .support import KEY, SECRET, stored, stored_trades
 
 NY = ZoneInfo("America/New_York")
 SYMBOLS = ["AAPL", "MSFT", "NEWCO"]
@@ -104,3 +109,108 @@ def test_massive_client_reads_what_barlake_stores(emulator, vendor_lake) -> None
     grouped = client.get_grouped_daily_aggs(date(2024, 6, 3), adjusted=False)
     from_grouped = frame([row(g.ticker, ms_day(g.timestamp), g, g.transactions) for g in grouped])
     assert from_grouped.equals(ours.filter(pl.col("ts") == datetime(2024, 6, 3, tzinfo=UTC)))
+
+
+# -- trades -----------------------------------------------------------------------------------
+
+TRADE_DAY = date(2024, 6, 3)
+TRADE_COLUMNS = ["symbol", "ts", "price", "size", "exchange", "conditions", "trade_id", "tape"]
+
+
+def lake_trades(vendor: str, emulator, vendor_lake, limit: int) -> tuple[object, pl.DataFrame]:
+    """The trades a fill stores of AAPL and MSFT on ``TRADE_DAY``."""
+    em = emulator(vendor, trades_per_minute=6)
+    lake = vendor_lake(vendor, em, ["AAPL", "MSFT"], trades_page_limit=limit)
+    result = lake.fill("AAPL,MSFT", interval="trades", start=TRADE_DAY, end=TRADE_DAY)
+    assert (result.status, result.symbol_errors) == ("done", {})
+    return em, stored_trades(lake.root).select(TRADE_COLUMNS)
+
+
+def trade_frame(rows: list[tuple]) -> pl.DataFrame:
+    """Rows of the lake's trade columns, ``ts`` given in epoch nanoseconds."""
+    schema = {c: trades_.SCHEMA[c] for c in TRADE_COLUMNS} | {"ts": pl.Int64()}
+    frame = pl.DataFrame(rows, schema=schema, orient="row")
+    ts = pl.col("ts").cast(pl.Datetime("ns")).dt.replace_time_zone("UTC")
+    return frame.with_columns(ts).sort("symbol", "ts")
+
+
+def nanos(text: str) -> int:
+    return int(np.datetime64(text.rstrip("Z"), "ns").astype(np.int64))
+
+
+def codes(trade, table: dict) -> list[str]:
+    """A print's condition ids as its SIP's codes (UTP on tape C, else CTA), by the table the
+    client read from the vendor's ``/v3/reference/conditions``."""
+    sip = "UTP" if trade.tape == 3 else "CTA"
+    return [getattr(table[c], sip) for c in trade.conditions or []]
+
+
+def test_alpaca_py_reads_the_trades_barlake_stores(emulator, vendor_lake) -> None:
+    em, ours = lake_trades("alpaca", emulator, vendor_lake, limit=1000)
+    opened, closed = get_calendar("XNYS").open_close(TRADE_DAY)
+    request = alpaca_requests.StockTradesRequest(
+        symbol_or_symbols=["AAPL", "MSFT"],
+        start=opened,
+        end=closed - timedelta(microseconds=1),
+        feed=alpaca_enums.DataFeed.IEX,
+    )
+    raw = alpaca_historical.StockHistoricalDataClient(
+        KEY, SECRET, url_override=em.url, raw_data=True
+    ).get_stock_trades(request)
+    # numpy reads the nanoseconds of `t` on its own: no barlake parser on this side.
+    rows = [
+        (s, nanos(t["t"]), t["p"], t["s"], t["x"], t["c"], str(t["i"]), t["z"])
+        for s, prints in raw.items()
+        for t in prints
+    ]
+    assert len(rows) == 2 * 390 * 6
+    assert trade_frame(rows).equals(ours)
+    # The SDK's models hold the same values (their timestamps to the microsecond).
+    models = alpaca_historical.StockHistoricalDataClient(
+        KEY, SECRET, url_override=em.url
+    ).get_stock_trades(request)
+    for symbol, prints in models.data.items():
+        mine = ours.filter(pl.col("symbol") == symbol)
+        theirs = [
+            (t.price, t.size, t.exchange, t.conditions, str(t.id), t.tape, t.timestamp)
+            for t in prints
+        ]
+        cut = pl.col("ts").dt.cast_time_unit("us")
+        columns = ["price", "size", "exchange", "conditions", "trade_id", "tape"]
+        assert theirs == mine.select(*columns, cut).rows()
+
+
+def test_massive_client_reads_the_trades_barlake_stores(emulator, vendor_lake) -> None:
+    em, ours = lake_trades("polygon", emulator, vendor_lake, limit=1000)
+    opened, closed = get_calendar("XNYS").open_close(TRADE_DAY)
+    client = massive.RESTClient(api_key=KEY, base=em.url, retries=0)
+    tapes = {1: "A", 2: "B", 3: "C"}  # the vendor's documented tape numbers
+    conditions = client.list_conditions(asset_class="stocks", data_type="trade", limit=2)
+    table = {c.id: c.sip_mapping for c in conditions}
+    assert {table[37].CTA, table[14].UTP, table[12].CTA} == {"I", "F", "T"}
+    rows = []
+    for symbol in ("AAPL", "MSFT"):
+        prints = client.list_trades(
+            symbol, timestamp_gte=opened, timestamp_lt=closed, order="asc", limit=1000
+        )
+        rows += [
+            (
+                symbol,
+                t.sip_timestamp,
+                t.price,
+                t.size,
+                str(t.exchange),
+                codes(t, table),
+                t.id,
+                tapes[t.tape],
+            )
+            for t in prints
+        ]
+    assert len(rows) == 2 * 390 * 6
+    assert trade_frame(rows).equals(ours)
+    assert sum(1 for _, path in em.log if path == "/v3/trades/AAPL") > 4  # next_url pages
+    # Without order=asc the vendor (and its client) answer newest first.
+    newest = client.list_trades("AAPL", timestamp_gte=opened, timestamp_lt=closed, limit=1000)
+    stamps = [t.sip_timestamp for t in newest]
+    assert stamps == sorted(stamps, reverse=True)
+    assert stamps[::-1] == ours.filter(pl.col("symbol") == "AAPL")["ts"].dt.epoch("ns").to_list()

@@ -1,4 +1,5 @@
-"""Bars on the wire: vendors' bar objects and columns into the lake's bar schema, in bulk.
+"""Bars and trades on the wire: vendors' bar objects and columns into the lake's bar schema,
+and their print columns into the lake's trades schema (``wire_trades``), in bulk.
 
 Alpaca and Polygon spell a bar's fields alike (``WIRE_KEYS``); each column is converted once,
 value by value only where it holds odd values, and times are read as the vendor stamps them
@@ -8,13 +9,15 @@ value by value only where it holds odd values, and times are read as the vendor 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from itertools import repeat
+from itertools import accumulate, chain, repeat
 from typing import Any, Literal, TypeAlias
 
 import polars as pl
+import pyarrow as pa
 
 from barlake.calendars.calendar import Calendar, in_session
 from barlake.domain import bars
+from barlake.domain import trades as trades_
 from barlake.domain.intervals import Interval, spec
 from barlake.errors import TransientError
 from barlake.providers.http import quoted
@@ -107,6 +110,79 @@ def wire_columns(
     return frame.select(list(bars.SCHEMA))
 
 
+def wire_trades(
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    symbols: str | Sequence[str],
+    source: str,
+    stamps: Literal["rfc3339", "ns"],
+) -> pl.DataFrame:
+    """Prints in the lake's trades schema from a page's columns of JSON values, keyed by the
+    lake's names (``ts``, ``price``, ``size``, ``exchange``, ``conditions``, ``trade_id``,
+    ``tape``; one left out is null), in the vendor's order.
+
+    ``ts`` holds RFC-3339 strings (up to nanoseconds) or epoch nanoseconds, as ``stamps``
+    says. Codes and ids may be numbers (Massive's): they become their decimal text. As for
+    bars, values of the wrong type become nulls rather than errors, so that an impossible
+    print reaches validation (and becomes its symbol's error) instead of failing the page;
+    nothing is dropped, sorted or deduplicated here. ``symbols`` is the page's one symbol, or
+    each print's.
+    """
+    height = len(columns["ts"])
+    if stamps == "rfc3339":
+        ts = _nano_times(_typed(columns["ts"], pl.String(), _TEXT, _text))
+    else:
+        epoch = _typed(columns["ts"], pl.Int64(), _WHOLE, _whole)
+        ts = epoch.cast(pl.Datetime("ns")).dt.replace_time_zone("UTC")
+
+    def given(name: str) -> Sequence[Any]:
+        return columns.get(name) or [None] * height
+
+    frame = pl.DataFrame(
+        {
+            "symbol": pl.Series([symbols] * height if isinstance(symbols, str) else symbols),
+            "ts": ts,
+            "price": _typed(given("price"), pl.Float64(), _NUMBER, _number),
+            "size": _typed(given("size"), pl.Float64(), _NUMBER, _number),
+            "exchange": _texts(given("exchange")),
+            "conditions": _code_lists(given("conditions")),
+            "trade_id": _texts(given("trade_id")),
+            "tape": _texts(given("tape")),
+            "source": pl.Series([source] * height, dtype=pl.String),
+        },
+        schema=trades_.SCHEMA,
+    )
+    return frame
+
+
+def recoded(
+    frame: pl.DataFrame,
+    by: pl.Expr,
+    recode: Callable[[list[Any] | None, Any], list[Any] | None],
+    dtype: pl.DataType,
+) -> pl.Series:
+    """``frame``'s ``conditions`` with each list replaced by ``recode(list, key)``, ``key``
+    the value of ``by`` on its row (a print's SIP, say): computed once per distinct pair and
+    joined back (a page holds a handful of distinct lists; ``list.eval`` with ``replace`` is
+    a hundred times slower on a page of 50,000 prints)."""
+    pairs = frame.select(pl.col("conditions"), by.alias("_by"), pl.int_range(pl.len()).alias("_i"))
+    text = pl.col("conditions").list.join("\x1f")  # list as a join key (no code holds it)
+    keyed = pairs.with_columns(text.alias("_k"), pl.col("conditions").is_null().alias("_null"))
+    distinct = keyed.unique(["_k", "_null", "_by"], keep="first", maintain_order=True)
+    table = distinct.select(
+        "_k",
+        "_null",
+        "_by",
+        pl.Series(
+            "_new",
+            [recode(c, b) for c, b in distinct.select("conditions", "_by").iter_rows()],
+            dtype=dtype,
+        ),
+    )
+    joined = keyed.join(table, on=["_k", "_null", "_by"], how="left", nulls_equal=True)
+    return joined.sort("_i")["_new"].alias("conditions")
+
+
 def to_sessions(frame: pl.DataFrame, interval: Interval, calendar: Calendar) -> pl.DataFrame:
     """Vendor bars keyed as the lake keys them.
 
@@ -165,6 +241,59 @@ def _times(text: pl.Series) -> pl.Series:
         if fixed.null_count() == text.null_count():
             return fixed.dt.replace_time_zone("UTC")
     return text.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+
+
+def _nano_times(text: pl.Series) -> pl.Series:
+    """RFC-3339 strings, up to nanoseconds, as UTC instants in nanoseconds; null where
+    unreadable (UTC with any fraction in one fixed format, else polars finds the format)."""
+    fixed = text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", strict=False)
+    if fixed.null_count() == text.null_count():
+        return fixed.dt.replace_time_zone("UTC")
+    return text.str.to_datetime(time_unit="ns", time_zone="UTC", strict=False)
+
+
+def _texts(values: Sequence[Any]) -> pl.Series:
+    """Codes or ids as text (``_code``): in one go when all are text, or all whole numbers
+    (Massive's exchange and condition ids), else value by value."""
+    kinds = set(map(type, values))
+    if kinds <= _TEXT:
+        return pl.Series(values=values, dtype=pl.String)
+    if kinds <= _WHOLE:
+        return pl.Series(values=values, dtype=pl.Int64).cast(pl.String)
+    return pl.Series(values=[_code(v) for v in values], dtype=pl.String)
+
+
+def _code(value: Any) -> str | None:
+    """A vendor's code or id as text: strings as they are, whole numbers in decimal."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _code_lists(values: Sequence[Any]) -> pl.Series:
+    """Lists of condition codes as a list column of text, built flat (polars builds a list of
+    lists one list at a time, 50 times slower on a page of 50,000 prints): a missing list is
+    empty, a bare code (Alpaca's old spelling) a list of one, anything else null; codes that
+    are neither text nor whole numbers are null inside their list."""
+    lists: list[list[Any]] = []
+    invalid: list[bool] = []
+    for value in values:
+        if isinstance(value, list):
+            lists.append(value)
+            invalid.append(False)
+        elif value is None or _code(value) is not None:
+            lists.append([] if value is None else [value])
+            invalid.append(False)
+        else:
+            lists.append([])
+            invalid.append(True)
+    offsets = pa.array([0, *accumulate(map(len, lists))], pa.int32())
+    mask = pa.array(invalid, pa.bool_()) if any(invalid) else None
+    flat = _texts(list(chain.from_iterable(lists))).to_arrow()
+    listed = pa.ListArray.from_arrays(offsets, flat.cast(pa.string()), mask=mask)
+    return pl.Series("conditions", listed).cast(trades_.SCHEMA["conditions"])
 
 
 def _number(value: Any) -> float | None:

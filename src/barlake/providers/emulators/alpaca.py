@@ -17,15 +17,25 @@ the paid plan's 10,000); over the rate it is 429.
 [...]}, "next_page_token": ...}``: ``symbols``, ``types``, ``start``/``end`` (dates, inclusive,
 default today, on the process date), ``limit`` (1..1000, default 100, over all types) and
 ``page_token``; splits carry ``new_rate``/``old_rate``, dividends ``rate`` a share.
+``GET /v2/stocks/trades`` serves the emulator's trades (``emulators.trades``) as ``{"trades":
+{SYM: [{"t", "x", "p", "s", "c", "i", "z"}, ...]}, "next_page_token": ...}`` (and
+``/v2/stocks/{symbol}/trades`` as ``{"trades": [...], "symbol": ..., ...}``): ``symbols``,
+``start``/``end`` (RFC-3339 with up to nanoseconds, or a date; both inclusive; by default today
+and now), ``limit`` (1..10000, default 1000, over all symbols), ``feed`` (``sip`` refused for
+the last 15 minutes, as for bars), ``sort`` (by symbol, then time ascending or descending) and
+``page_token``; ``t`` is written as Go's RFC3339Nano (fraction without trailing zeros), ``i``
+is a number, pre- and post-market prints are included, symbols without prints are omitted, and
+the data faults spoil pages of prints as ``emulators.trades`` says.
 Daily bars are stamped at midnight New York time; intraday bars at their start on the clock
 grid (1Hour bars at the top of the hour: a 09:30 open's first is 09:00), with one pre- and one
 post-market bar per session.
 
-[INFERRED] A full page always carries a token (bars and actions alike), even when nothing
-follows (the next page is then empty); the action ids, CUSIPs, record and payable dates and the
-process date equal to the ex-date are made up; the 401 body is the trading host's (the data
-host's is unrecorded); error codes other than 42210000 and 40110000 and the 400/404 texts are
-made up.
+[INFERRED] A full page always carries a token (bars, trades and actions alike), even when
+nothing follows (the next page is then empty); the action ids, CUSIPs, record and payable dates
+and the process date equal to the ex-date are made up; trade sizes are written as the truth
+holds them (the demo's are fractional; the vendor's are whole shares); the trades page token is
+made up; the 401 body is the trading host's (the data host's is unrecorded); error codes other
+than 42210000 and 40110000 and the 400/404 texts are made up.
 """
 
 from __future__ import annotations
@@ -35,9 +45,9 @@ import hashlib
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
@@ -50,6 +60,8 @@ from barlake.domain.ranges import DateRange
 from barlake.providers.demo.actions import demo_actions
 from barlake.providers.demo.splits import split_adjusted
 from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
+from barlake.providers.emulators.trades import corrupt as trade_faults
+from barlake.providers.emulators.trades import epoch_ns, json_rows, nanos
 
 TZ = "America/New_York"
 MAX_LIMIT = 10_000
@@ -66,6 +78,17 @@ _SERVED: dict[tuple[int, str], Interval] = {
     (1, "H"): "1hour",
     (1, "D"): "1day",
 }
+#: A print's keys on the wire, and the column of each (``t`` aside).
+_TRADE_KEYS = {
+    "x": "exchange",
+    "p": "price",
+    "s": "size",
+    "c": "conditions",
+    "i": "seq",
+    "z": "tape",
+}
+#: A time as the emulator reads a query's: a datetime for bars, epoch nanoseconds for trades.
+_Moment = TypeVar("_Moment", datetime, int)
 _FEEDS = ("sip", "iex", "otc", "boats", "overnight", "delayed_sip")
 _ADJUSTMENTS = ("raw", "split", "dividend", "spin-off", "all")
 MAX_ACTIONS = 1000
@@ -119,6 +142,9 @@ class AlpacaEmulator(Emulator):
         single = re.fullmatch(r"/v2/stocks/([^/]+)/bars", path)
         if path == "/v1/corporate-actions":
             return self.corporate_actions(query)
+        one = re.fullmatch(r"/v2/stocks/([^/]+)/trades", path)
+        if path == "/v2/stocks/trades" or one:
+            return self.trades(query, faults, unquote(one[1]) if one else None)
         if path == "/v2/stocks/bars":
             symbols = [s for s in query.get("symbols", "").split(",") if s]
             if not symbols:
@@ -159,6 +185,56 @@ class AlpacaEmulator(Emulator):
         keyed = b",".join(orjson.dumps(s) + b":" + a for s, a in arrays.items())
         body = b'{"bars":{' + keyed + b'},"next_page_token":' + orjson.dumps(next_token) + b"}"
         return Reply(200, body)
+
+    def trades(self, query: Mapping[str, str], faults: frozenset[str], single: str | None) -> Reply:
+        """One page of ``GET /v2/stocks/trades`` (or of one symbol's ``/v2/stocks/{symbol}/
+        trades``): the prints of ``symbols`` in [start, end] (both inclusive, nanoseconds), by
+        symbol then time, ``limit`` (1..10000, default 1000) of them over all symbols."""
+        symbols = [single] if single else [s for s in query.get("symbols", "").split(",") if s]
+        if not symbols:
+            return self.error(400, "missing symbols", 40010001)
+        limit = self._limit(query)
+        span = self._span(query, _nanos, epoch_ns)
+        if isinstance(limit, Reply) or isinstance(span, Reply):
+            return limit if isinstance(limit, Reply) else cast(Reply, span)
+        start, end = span
+        recent = epoch_ns(self._now() - timedelta(minutes=15)) < end
+        descending = self._descending(query, recent=recent)
+        if isinstance(descending, Reply):
+            return descending
+        frame = self.tape.ordered(symbols, start, end, descending=descending)
+        at, previous = 0, None
+        if query.get("page_token"):
+            after = _decode_trade_token(query["page_token"])
+            if after is None:
+                return self.error(422, "invalid page token", 42210000)
+            sym, t, seq = after
+            if descending:
+                later = (pl.col("_ns") < t) | ((pl.col("_ns") == t) & (pl.col("seq") < seq))
+            else:
+                later = (pl.col("_ns") > t) | ((pl.col("_ns") == t) & (pl.col("seq") > seq))
+            mask = (pl.col("symbol") > sym) | ((pl.col("symbol") == sym) & later)
+            at = frame.height - int(frame.select(mask.sum()).item())
+            previous = frame.slice(at - 1, 1) if at > 0 else None
+        page = frame.slice(at, limit)
+        token = None
+        if page.height == limit:
+            last = page.row(-1, named=True)
+            token = _encode_trade_token(last["symbol"], last["_ns"], last["seq"])
+        page = trade_faults(page, faults, self.faults.rng, start=start, previous=previous)
+        wire = [pl.col(column).alias(key) for key, column in _TRADE_KEYS.items()]
+        page = page.select("symbol", _wire_trade_t().alias("t"), *wire)
+        tail = b',"next_page_token":' + orjson.dumps(token) + b"}"
+        if single:
+            listed = json_rows(page.drop("symbol"), faults)
+            return Reply(200, b'{"trades":' + listed + b',"symbol":' + orjson.dumps(single) + tail)
+        keyed = [
+            orjson.dumps(sym) + b":" + json_rows(part.drop("symbol"), faults)
+            for (sym,), part in page.partition_by(
+                "symbol", maintain_order=True, as_dict=True
+            ).items()
+        ]
+        return Reply(200, b'{"trades":{' + b",".join(keyed) + b"}" + tail)
 
     def corporate_actions(self, query: Mapping[str, str]) -> Reply:
         """The demo's actions of ``symbols`` processed in [start, end], by the vendor's types,
@@ -213,32 +289,63 @@ class AlpacaEmulator(Emulator):
         if interval is None:
             served = "1Min, 5Min, 15Min, 30Min, 1Hour, 1Day"
             return self.error(422, f"the emulator serves only {served}", 42210000)
+        limit = self._limit(query)
+        span = self._span(query, _time, lambda moment: moment)
+        if isinstance(limit, Reply) or isinstance(span, Reply):
+            return limit if isinstance(limit, Reply) else cast(Reply, span)
+        start, end = span
+        descending = self._descending(query, recent=self._now() - timedelta(minutes=15) < end)
+        if isinstance(descending, Reply):
+            return descending
+        adjustments = query.get("adjustment", "raw").split(",")
+        if any(a not in _ADJUSTMENTS for a in adjustments):
+            return self.error(422, "invalid adjustment", 42210000)
+        split = bool({"split", "all"} & set(adjustments))
+        return interval, _UNITS[match[2]], start, end, limit, descending, split
+
+    def _now(self) -> datetime:
+        return self.now or datetime.now(UTC)
+
+    def _limit(self, query: Mapping[str, str]) -> int | Reply:
+        """``limit`` (bars or trades over all symbols: 1..10000, default 1000), or the
+        refusal."""
         try:
             limit = int(query.get("limit") or 1000)
         except ValueError:
             limit = 0
         if not 1 <= limit <= MAX_LIMIT:
             return self.error(422, "invalid limit: must be in range 1-10000", 42210000)
-        now = self.now or datetime.now(UTC)
+        return limit
+
+    def _span(
+        self,
+        query: Mapping[str, str],
+        read: Callable[[str], _Moment | None],
+        stamp: Callable[[datetime], _Moment],
+    ) -> tuple[_Moment, _Moment] | Reply:
+        """``start`` and ``end`` as ``read`` reads them (by default the start of today and
+        now, as ``stamp`` writes those), or the refusal."""
+        now = self._now()
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        start = _time(query.get("start")) if query.get("start") else midnight
-        end = _time(query.get("end")) if query.get("end") else now
+        start = read(query["start"]) if query.get("start") else stamp(midnight)
+        end = read(query["end"]) if query.get("end") else stamp(now)
         if start is None or end is None:
             which = "start" if start is None else "end"
             return self.error(422, f"invalid {which}", 42210000)
         if end < start:
             return self.error(422, "end should not be before start", 42210000)
+        return start, end
+
+    def _descending(self, query: Mapping[str, str], *, recent: bool) -> bool | Reply:
+        """Whether ``sort`` is ``desc``, or the refusal of the ``feed`` or ``sort`` (``sip``
+        within the last 15 minutes, ``recent``, is refused as without a subscription)."""
         feed, sort = query.get("feed", "sip"), query.get("sort", "asc")
-        adjustments = query.get("adjustment", "raw").split(",")
         if feed not in _FEEDS or sort not in ("asc", "desc"):
             return self.error(422, f"invalid {'feed' if feed not in _FEEDS else 'sort'}", 42210000)
-        if any(a not in _ADJUSTMENTS for a in adjustments):
-            return self.error(422, "invalid adjustment", 42210000)
-        if feed == "sip" and end > now - timedelta(minutes=15):
+        if feed == "sip" and recent:
             message = "subscription does not permit querying recent SIP data"
             return self.error(403, message, 42210000)
-        split = bool({"split", "all"} & set(adjustments))
-        return interval, _UNITS[match[2]], start, end, limit, sort == "desc", split
+        return sort == "desc"
 
 
 def _alpaca_type(kind: str) -> str:
@@ -325,6 +432,35 @@ def _time(text: str | None) -> datetime | None:
     except ValueError:
         return None
     return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
+
+
+def _nanos(text: str) -> int | None:
+    """An RFC-3339 instant (up to nanoseconds) or a date (midnight UTC) in epoch nanoseconds."""
+    day = parse_date(text)
+    if day is not None:
+        return epoch_ns(datetime(day.year, day.month, day.day, tzinfo=UTC))
+    return nanos(text)
+
+
+def _wire_trade_t() -> pl.Expr:
+    """A print's ``t`` as the vendor writes it (Go's RFC3339Nano): UTC, the fraction of a
+    second without trailing zeros, none at all on a whole second."""
+    fraction = pl.col("ts").dt.nanosecond().cast(pl.String).str.zfill(9).str.strip_chars_end("0")
+    point = pl.concat_str(pl.lit("."), fraction)
+    dotted = pl.when(fraction == "").then(pl.lit("")).otherwise(point)
+    return pl.concat_str(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S"), dotted, pl.lit("Z"))
+
+
+def _encode_trade_token(symbol: str, ns: int, seq: int) -> str:
+    return base64.b64encode(f"{symbol}|{ns}|{seq}".encode()).decode()
+
+
+def _decode_trade_token(token: str) -> tuple[str, int, int] | None:
+    try:
+        symbol, ns, seq = base64.b64decode(token, validate=True).decode().split("|")
+        return symbol, int(ns), int(seq)
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _ny(moment: datetime) -> datetime:

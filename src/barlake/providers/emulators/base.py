@@ -4,7 +4,8 @@ limit, fault injection, and the demo generator's bars.
 A vendor emulator (``alpaca``, ``polygon``) subclasses ``Emulator`` and says how its vendor
 checks credentials, words errors and routes paths; the base runs each request through the same
 steps: credentials, rate limit, faults drawn, route, reply. Bars always come from
-``barlake.providers.demo.generate``, so every provider serves the same values.
+``barlake.providers.demo.generate``, so every provider serves the same values; trades from
+``emulators.trades`` (the demo's prints unless a truth is given).
 
 ``latency_s`` holds every answer back that long, as a vendor's network and servers would; the
 server answers each connection in its own thread, so concurrent requests wait side by side.
@@ -36,6 +37,7 @@ from barlake.domain.ranges import DateRange
 from barlake.providers.demo import generate
 from barlake.providers.demo.grids import clock_bars
 from barlake.providers.emulators.faults import Faults, corrupt
+from barlake.providers.emulators.trades import TradeBook, Truth, demo_truth
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class Emulator(ABC):
         hang_s: float = 3.0,
         latency_s: float = 0.0,
         port: int = 0,
+        trades: Truth | None = None,
+        trades_per_minute: int | None = None,
     ) -> None:
         self.api_key, self.api_secret = api_key, api_secret
         self.rate = RateLimit(rate_limit, window_s=window_s)
@@ -127,6 +131,9 @@ class Emulator(ABC):
         self._thread: threading.Thread | None = None
         self._cache: dict[tuple[Any, ...], pl.DataFrame] = {}
         self._cache_lock = threading.Lock()
+        #: The prints the trades endpoints serve (``emulators.trades``): ``trades`` when given,
+        #: else the demo's, ``trades_per_minute`` a minute when given.
+        self.tape = TradeBook(trades or demo_truth(trades_per_minute), self.symbols)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

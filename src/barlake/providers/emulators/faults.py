@@ -9,15 +9,17 @@ slow       the answer comes after ``slow_s`` seconds (less than a client's timeo
 timeout    the answer comes after ``hang_s`` seconds (more than a client's timeout)
 truncated  the body is cut in half after announcing its full length; the connection closes
 malformed  the body is cut in half (with a matching length): invalid JSON
-duplicate  one bar of the page is sent twice
+duplicate  one bar of the page is sent twice (a print: the previous page's last again)
 unordered  the page's bars come in reverse order
 outside    a copy of a bar, moved whole weeks back to before the requested range, is added
+           (a print: see ``emulators.trades``)
 nan        one bar's close is NaN
-negative   one bar's volume (or low) is negative
+negative   one bar's volume (or low) is negative; one print's price
+zero       one print's size is zero (trades only; bars ignore it)
 ========== ==================================================================================
 
 Transport faults are applied by the server as it answers; data faults by ``corrupt``, to one
-page of bars before the vendor's encoding.
+page of bars before the vendor's encoding (``emulators.trades.corrupt`` to a page of trades).
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from barlake.errors import UsageError
 
 TRANSPORT_FAULTS = ("5xx", "echo", "slow", "timeout", "truncated", "malformed")
 DATA_FAULTS = ("duplicate", "unordered", "outside", "nan", "negative")
-FAULTS: tuple[str, ...] = TRANSPORT_FAULTS + DATA_FAULTS
+#: Faults only a page of trades can suffer.
+TRADE_FAULTS = ("zero",)
+FAULTS: tuple[str, ...] = TRANSPORT_FAULTS + DATA_FAULTS + TRADE_FAULTS
 
 _SPEC_ITEM = re.compile(r"^\s*([a-z0-9]+)\s*=\s*([0-9.eE+-]+)\s*$")
 
@@ -91,9 +95,11 @@ class Faults:
             if self._forced:
                 chosen = {self._forced.popleft()}
             else:
-                # Every rate is drawn every time, so one rate never shifts another's sequence.
-                draws = {f: self.rng.random() for f in FAULTS}
-                chosen = {f for f in FAULTS if draws[f] < self.rates.get(f, 0)}
+                # Every rate is drawn every time, so one rate never shifts another's sequence;
+                # the trades-only ones only when asked, so that bar sequences stay as seeded.
+                drawn = [f for f in FAULTS if f not in TRADE_FAULTS or f in self.rates]
+                draws = {f: self.rng.random() for f in drawn}
+                chosen = {f for f in drawn if draws[f] < self.rates.get(f, 0)}
             self.injected.update(chosen)
             return frozenset(chosen)
 

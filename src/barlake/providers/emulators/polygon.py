@@ -19,10 +19,26 @@ rate it is 429 with the vendor's ERROR body and, unless ``retry_after=False``, `
 ``execution_date``/``ex_dividend_date`` and their ``.gte .gt .lte .lt`` forms, ``limit``
 (1..1000, default 10) a page, ``next_url`` with a base64 ``cursor`` while more follow.
 
+``GET /v3/trades/{ticker}`` serves the emulator's trades (``emulators.trades``) as
+``{"results": [...], "status": "OK", "request_id", "next_url"?}``: ``timestamp`` and its
+``.gte .gt .lte .lt`` forms (a date, New York day, or epoch nanoseconds, or an RFC-3339
+instant; with one bound only, a week from it, or up to now), ``order`` (``desc`` by default:
+newest first, as the vendor documents), ``sort``
+(``timestamp``, the only one), ``limit`` (1..50000, default 1000). Each result has
+``sip_timestamp`` and ``participant_timestamp`` (ns), ``price``, ``size``, ``exchange`` (the
+vendor's id of the SIP participant: 10 NYSE, 11 NYSE Arca, 12 Nasdaq, ...), ``conditions``
+(the vendor's ids: 12 Form T, 14 intermarket sweep, 37 odd lot; none on a regular sale),
+``id``, ``tape`` (1-3 for A-C) and ``sequence_number``. A full page carries ``next_url`` with a
+base64 ``cursor`` (filters, order, limit and the last print's time and sequence), never the
+key. ``GET /v3/reference/conditions`` lists the condition ids with their SIP codes
+(``sip_mapping``: CTA's for tapes A and B, UTP's for C), ``asset_class``, ``data_type``, ``id``
+and ``sip`` filters, ``limit`` (1..1000, default 10) and ``next_url``.
+
 The grouped market is the emulator's ``symbols`` (else ``MARKET``). The demo bars are raw:
 ``adjusted=true`` (the default) divides prices before each split by its ratio and multiplies
 volumes. [INFERRED] the 400 texts, Retry-After, the action ids and the declaration, record and
-pay dates.
+pay dates; a regular sale without conditions, a date filter as a New York day, the trades
+cursor's content, the participant time 150-210 µs before the SIP's, the sequence numbers.
 """
 
 from __future__ import annotations
@@ -37,6 +53,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 from zoneinfo import ZoneInfo
 
+import orjson
 import polars as pl
 
 from barlake.domain.actions import Action
@@ -45,6 +62,9 @@ from barlake.domain.ranges import DateRange
 from barlake.providers.demo.actions import demo_actions
 from barlake.providers.demo.splits import split_adjusted
 from barlake.providers.emulators.base import Emulator, Quota, Reply, parse_date
+from barlake.providers.emulators.trades import corrupt as trade_faults
+from barlake.providers.emulators.trades import epoch_ns, json_rows, nanos
+from barlake.providers.wire import recoded
 
 NY = ZoneInfo("America/New_York")
 MAX_LIMIT = 50_000
@@ -64,6 +84,43 @@ _SERVED: dict[tuple[int, str], Interval] = {
     (1, "day"): "1day",
 }
 _BASE_MINUTES = {"minute": 1, "hour": 60, "day": 1}
+_TRADES = re.compile(r"/v3/trades/([^/]+)")
+_NO_END = 2**63 - 1
+#: Massive's exchange id of each SIP participant code (its ``/v3/reference/exchanges``; the
+#: lake's demo writes Nasdaq as Q, the vendor's table as T: both are 12).
+EXCHANGE_IDS = {
+    **{"A": 1, "B": 2, "C": 3, "D": 4, "E": 5, "I": 6, "J": 7, "K": 8, "M": 9, "N": 10},
+    **{"P": 11, "T": 12, "Q": 12, "S": 13, "L": 14, "V": 15, "W": 16, "X": 17, "Y": 18},
+    **{"Z": 19, "H": 20, "U": 21},
+}
+#: The vendor's ``/v3/reference/conditions`` as the emulator serves it: the stock trade
+#: conditions it uses and a few more (an average-price trade, spelled differently by the two
+#: SIPs; a trade-through exemption, likewise), and one quote condition.
+_SALE = "sale_condition"
+CONDITIONS: tuple[dict[str, Any], ...] = tuple(
+    {"id": ident, "type": kind, "name": name, "sip_mapping": {"CTA": cta, "UTP": utp}}
+    for ident, kind, name, cta, utp in (
+        (2, _SALE, "Average Price Trade", "B", "W"),
+        (10, _SALE, "Derivatively Priced", "4", "4"),
+        (12, _SALE, "Form T", "T", "T"),
+        (14, _SALE, "Intermarket Sweep", "F", "F"),
+        (37, _SALE, "Odd Lot Trade", "I", "I"),
+        (41, "trade_thru_exempt", "Trade Thru Exempt", "1", "X"),
+    )
+)
+_QUOTE_CONDITION = {
+    "id": 1,
+    "type": "quote_condition",
+    "name": "Regular Two-Sided Open",
+    "asset_class": "stocks",
+    "sip_mapping": {"CTA": "R", "UTP": "R"},
+    "data_types": ["bbo", "nbbo"],
+}
+#: The condition id of each SIP code, per SIP (tapes A and B are CTA's, C is UTP's); a
+#: regular sale (``@``) is listed with no condition.
+TRADE_CONDITIONS: dict[str, dict[str, int]] = {
+    sip: {c["sip_mapping"][sip]: c["id"] for c in CONDITIONS} for sip in ("CTA", "UTP")
+}
 MAX_REFERENCE = 1000
 #: The reference endpoints: each one's date field, and the demo action types it lists.
 _REFERENCE: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -116,17 +173,119 @@ class PolygonEmulator(Emulator):
             return self._grouped(grouped[1], query, faults)
         if path in _REFERENCE:
             return self._reference(path, query)
+        if path == "/v3/reference/conditions":
+            return self._conditions(query)
+        trades = _TRADES.fullmatch(path)
+        if trades:
+            return self._trades(unquote(trades[1]), query, faults)
         return Reply(404, {"status": "NOT_FOUND", "request_id": self.request_id()})
 
-    def _reference(self, path: str, query: Mapping[str, str]) -> Reply:
-        """One page of splits or dividends: the demo's actions of ``ticker``."""
-        options = dict(query)
-        if query.get("cursor"):
-            try:
-                options = dict(parse_qsl(base64.urlsafe_b64decode(query["cursor"]).decode()))
-            except (ValueError, UnicodeDecodeError):
-                return self.error(400, "Invalid cursor")
-        field, kinds = _REFERENCE[path]
+    def _trades(self, ticker: str, query: Mapping[str, str], faults: frozenset[str]) -> Reply:
+        """One page of ``GET /v3/trades/{ticker}``: the prints in the ``timestamp`` filters,
+        newest first unless ``order=asc``, ``limit`` (1..50000, default 1000) of them."""
+        options = self._options(query)
+        if isinstance(options, Reply):
+            return options
+        try:
+            limit = int(options.get("limit") or 1000)
+        except ValueError:
+            limit = 0
+        order, sort = options.get("order", "desc"), options.get("sort", "timestamp")
+        if not 1 <= limit <= MAX_LIMIT:
+            return self.error(400, "limit must be between 1 and 50000")
+        if order not in ("asc", "desc") or sort != "timestamp":
+            return self.error(400, f"invalid {'sort' if sort != 'timestamp' else 'order'}")
+        # Inclusive nanosecond bounds: each filter (``.gte .gt .lte .lt`` or equality) narrows.
+        lo, hi = 0, _NO_END
+        for key, value in options.items():
+            op = key.removeprefix("timestamp").lstrip(".")
+            if not key.startswith("timestamp") or op not in ("", "gte", "gt", "lte", "lt"):
+                continue
+            bounds = _ns_bounds(value)
+            if bounds is None:
+                return self.error(400, f"Could not parse {key}: use YYYY-MM-DD or nanoseconds")
+            first, last = bounds
+            if op in ("", "gte"):
+                lo = max(lo, first)
+            if op in ("", "lte"):
+                hi = min(hi, last)
+            if op == "gt":
+                lo = max(lo, last + 1)
+            if op == "lt":
+                hi = min(hi, first - 1)
+        # Half bounded, the emulator serves a week (up to now): it computes every session.
+        week = 7 * 24 * 3600 * 1_000_000_000
+        now = epoch_ns(self.now or datetime.now(UTC))
+        if hi == _NO_END:
+            hi = min(now, lo + week) if lo > 0 else now
+        lo = lo if lo > 0 else hi - week
+        descending = order == "desc"
+        frame = self.tape.ordered([ticker] if lo <= hi else [], lo, hi, descending=descending)
+        at, previous = 0, None
+        if "at" in options:
+            t, seq = int(options["at"]), int(options["seq"])
+            if descending:
+                later = (pl.col("_ns") < t) | ((pl.col("_ns") == t) & (pl.col("seq") < seq))
+            else:
+                later = (pl.col("_ns") > t) | ((pl.col("_ns") == t) & (pl.col("seq") > seq))
+            at = frame.height - int(frame.select(later.sum()).item())
+            previous = frame.slice(at - 1, 1) if at > 0 else None
+        page = frame.slice(at, limit)
+        body: dict[str, Any] = {"status": "OK", "request_id": self.request_id()}
+        if page.height == limit:
+            end = page.row(-1, named=True)
+            following = {
+                "limit": limit,
+                "order": order,
+                "sort": sort,
+                "timestamp.gte": lo,
+                "timestamp.lte": hi,
+                "at": end["_ns"],
+                "seq": end["seq"],
+            }
+            cursor = base64.urlsafe_b64encode(urlencode(following).encode()).decode()
+            body["next_url"] = f"{self.url}/v3/trades/{quote(ticker, safe='')}?cursor={cursor}"
+        page = trade_faults(page, faults, self.faults.rng, start=lo, previous=previous)
+        if page.is_empty():
+            return Reply(200, body)
+        rows = json_rows(_trade_rows(page), faults)
+        return Reply(200, b'{"results":' + rows + orjson.dumps(body).replace(b"{", b",", 1))
+
+    def _conditions(self, query: Mapping[str, str]) -> Reply:
+        """One page of ``CONDITIONS`` (stock trades) and the quote condition, filtered by
+        ``asset_class``, ``data_type``, ``id`` and ``sip``, ``limit`` (1..1000, default 10)."""
+        paged = self._paged(query)
+        if isinstance(paged, Reply):
+            return paged
+        options, limit, offset = paged
+        trade = {"asset_class": "stocks", "data_types": ["trade"]}
+        found = [{**c, **trade} for c in CONDITIONS] + [_QUOTE_CONDITION]
+        wanted = {k: options[k] for k in ("asset_class", "data_type", "id", "sip") if k in options}
+        found = [
+            c
+            for c in found
+            if wanted.get("asset_class", c["asset_class"]) == c["asset_class"]
+            and wanted.get("data_type", c["data_types"][0]) in c["data_types"]
+            and wanted.get("id", str(c["id"])) == str(c["id"])
+            and ("sip" not in wanted or wanted["sip"] in c["sip_mapping"])
+        ]
+        page = found[offset : offset + limit]
+        body: dict[str, Any] = {
+            "results": page,
+            "status": "OK",
+            "request_id": self.request_id(),
+            "count": len(page),
+        }
+        if offset + limit < len(found):
+            body["next_url"] = self._next_url("/v3/reference/conditions", options, offset + limit)
+        return Reply(200, body)
+
+    def _paged(self, query: Mapping[str, str]) -> tuple[dict[str, str], int, int] | Reply:
+        """A reference endpoint's query (``_options``), ``limit`` (1..1000, default 10) and
+        ``offset``, or the refusal."""
+        options = self._options(query)
+        if isinstance(options, Reply):
+            return options
         try:
             limit = int(options.get("limit") or 10)
             offset = int(options.get("offset") or 0)
@@ -134,6 +293,32 @@ class PolygonEmulator(Emulator):
             return self.error(400, "limit must be a number")
         if not 1 <= limit <= MAX_REFERENCE:
             return self.error(400, "limit must be between 1 and 1000")
+        return options, limit, offset
+
+    def _next_url(self, path: str, options: Mapping[str, str], offset: int) -> str:
+        """``path`` with a cursor holding ``options`` from ``offset`` on, never the key."""
+        following = {**options, "offset": str(offset)}
+        following.pop("cursor", None)
+        following.pop("apiKey", None)
+        cursor = base64.urlsafe_b64encode(urlencode(following).encode()).decode()
+        return f"{self.url}{path}?cursor={cursor}"
+
+    def _options(self, query: Mapping[str, str]) -> dict[str, str] | Reply:
+        """The query of a first page, or the one a ``next_url``'s cursor carries."""
+        if not query.get("cursor"):
+            return dict(query)
+        try:
+            return dict(parse_qsl(base64.urlsafe_b64decode(query["cursor"]).decode()))
+        except (ValueError, UnicodeDecodeError):
+            return self.error(400, "Invalid cursor")
+
+    def _reference(self, path: str, query: Mapping[str, str]) -> Reply:
+        """One page of splits or dividends: the demo's actions of ``ticker``."""
+        paged = self._paged(query)
+        if isinstance(paged, Reply):
+            return paged
+        options, limit, offset = paged
+        field, kinds = _REFERENCE[path]
         # Half-open [low, high): each filter (``.gte .gt .lte .lt`` or equality) narrows it.
         low, high = date(1900, 1, 1), date(2100, 1, 1)
         bounds = (("gte", 0, True), ("gt", 1, True), ("lte", 1, False), ("lt", 0, False))
@@ -158,11 +343,7 @@ class PolygonEmulator(Emulator):
             "request_id": self.request_id(),
         }
         if offset + limit < len(found):
-            following = {**options, "offset": str(offset + limit)}
-            following.pop("cursor", None)
-            following.pop("apiKey", None)
-            cursor = base64.urlsafe_b64encode(urlencode(following).encode()).decode()
-            body["next_url"] = f"{self.url}{path}?cursor={cursor}"
+            body["next_url"] = self._next_url(path, options, offset + limit)
         return Reply(200, body)
 
     def _aggs(
@@ -266,6 +447,49 @@ class PolygonEmulator(Emulator):
         if results:
             body["results"] = results
         return Reply(200, body)
+
+
+def _ns_bounds(text: str) -> tuple[int, int] | None:
+    """The first and last nanosecond a ``timestamp`` filter value names: a date (New York
+    day), epoch nanoseconds, or an RFC-3339 instant."""
+    if text.isdigit():
+        return int(text), int(text)
+    day = parse_date(text)
+    if day is not None:
+        start = _midnight_ms(day) * 1_000_000
+        return start, _midnight_ms(day + timedelta(days=1)) * 1_000_000 - 1
+    ns = nanos(text)
+    return None if ns is None else (ns, ns)
+
+
+def _trade_rows(page: pl.DataFrame) -> pl.DataFrame:
+    """Prints as ``/v3/trades`` writes them: Massive's exchange ids, condition ids (none on a
+    regular sale), tape 1-3, the SIP time, the participant's a little earlier; columns in the
+    vendor's (alphabetical) order. ValueError naming an exchange or condition code Massive has
+    no id for."""
+    unknown = set(page["exchange"].drop_nulls().unique()) - set(EXCHANGE_IDS)
+    letters = set(page["conditions"].explode().drop_nulls().unique()) - {"@"}
+    unknown |= letters - set(TRADE_CONDITIONS["CTA"]) - set(TRADE_CONDITIONS["UTP"])
+    if unknown:
+        msg = f"no Massive code for {sorted(unknown)}"
+        raise ValueError(msg)
+    ns = pl.col("ts").dt.epoch("ns")  # the faults may have moved a print: not ``_ns``
+
+    def recode(codes: list[Any] | None, sip: str) -> list[Any]:
+        return [TRADE_CONDITIONS[sip][c] for c in codes or [] if c != "@"]
+
+    sip = pl.when(pl.col("tape") == "C").then(pl.lit("UTP")).otherwise(pl.lit("CTA"))
+    return page.select(
+        recoded(page, sip, recode, pl.List(pl.Int64())),
+        pl.col("exchange").replace_strict(EXCHANGE_IDS, return_dtype=pl.Int64).alias("exchange"),
+        pl.col("trade_id").alias("id"),
+        (ns - 150_000 - pl.col("seq") % 7 * 10_000).alias("participant_timestamp"),
+        "price",
+        (pl.col("seq") * 4 + 1).alias("sequence_number"),
+        ns.alias("sip_timestamp"),
+        "size",
+        pl.col("tape").replace_strict({"A": 1, "B": 2, "C": 3}, return_dtype=pl.Int64),
+    )
 
 
 def _instant(text: str, *, end: bool) -> int | None:
