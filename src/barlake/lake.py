@@ -74,9 +74,17 @@ class Lake:
     @cached_property
     def store(self) -> Store:
         """The Parquet files of the lake."""
+        from barlake import wiring
         from barlake.storage.store import Store
 
-        return Store(self.root, day_index=True)
+        fs = wiring.file_system(self.root, self._config)
+        return Store(self.root, fs=fs, day_index=True)
+
+    @cached_property
+    def _config(self) -> LakeConfig:
+        from barlake.config import load
+
+        return load(self.root)
 
     @cached_property
     def services(self) -> Services:
@@ -88,6 +96,7 @@ class Lake:
             store=self.store,
             catalog=self.catalog,
             providers=self._providers,
+            config=self._config,
         )
 
     @classmethod

@@ -23,9 +23,20 @@ from barlake.providers.base import Provider
 from barlake.quality.check import Checker
 from barlake.retention.effective import lake_policy
 from barlake.retention.policy import Policies
+from barlake.storage.filesystem import FileSystem, LocalFileSystem
 from barlake.storage.lock import FillLock
+from barlake.storage.objectstore import ObjectStore
 from barlake.storage.store import Store
 from barlake.universe.registry import Registry
+
+
+def file_system(root: Path, config: LakeConfig) -> FileSystem:
+    """Where the lake at ``root`` keeps its bar files: lake.yaml's ``storage.url`` (a bucket),
+    else the lake folder itself."""
+    storage = config.storage
+    if storage.url is None:
+        return LocalFileSystem()
+    return ObjectStore(storage.url, root, endpoint_url=storage.endpoint_url, region=storage.region)
 
 
 class Providers:
