@@ -90,7 +90,7 @@ class Bucket:
     def yaml(self) -> str:
         return f"storage:\n  url: {self.url}\n  endpoint_url: {self.server.endpoint}\n"
 
-    def keys(self, under: str = "") -> list[str]:
+    def listing(self, under: str = "") -> list[str]:
         """The keys below the lake's prefix (relative to it)."""
         prefix = f"{self.prefix}/{under}"
         return [k[len(self.prefix) + 1 :] for k in self.server.keys(self.name, prefix)]

@@ -279,7 +279,8 @@ class StorageConfig(_Strict):
     def _no_credentials(self) -> StorageConfig:
         # The messages never repeat a value: a URL with credentials in it must not be printed.
         for name, value in (("url", self.url), ("endpoint_url", self.endpoint_url)):
-            if value is not None and "@" in value.partition("://")[2].partition("/")[0]:
+            # Anywhere in it: a secret key may hold a "/", which would end the host early.
+            if value is not None and "@" in value:
                 msg = (
                     f"storage.{name} must not hold credentials; set AWS_ACCESS_KEY_ID and "
                     "AWS_SECRET_ACCESS_KEY in the environment instead"

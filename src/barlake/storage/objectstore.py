@@ -89,7 +89,7 @@ class Location:
         if parts.scheme != "s3":
             msg = f"storage.url must be s3://BUCKET/PREFIX, not {_safe_url(url)}"
             raise StorageError(msg)
-        if "@" in parts.netloc or parts.password or parts.username:
+        if "@" in url:  # anywhere: a secret key may hold a "/", which ends the host early
             msg = (
                 "storage.url must not hold credentials: set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY in the environment instead"
