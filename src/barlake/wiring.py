@@ -13,7 +13,7 @@ from pathlib import Path
 
 from barlake.catalog.embedded import Catalog
 from barlake.clock import Clock
-from barlake.config import LakeConfig, load
+from barlake.config import LakeConfig, StorageConfig, load
 from barlake.coverage.finder import GapFinder
 from barlake.fetch.resample import Resampler
 from barlake.jobs.actions import Actions
@@ -30,10 +30,9 @@ from barlake.storage.store import Store
 from barlake.universe.registry import Registry
 
 
-def file_system(root: Path, config: LakeConfig) -> FileSystem:
-    """Where the lake at ``root`` keeps its bar files: lake.yaml's ``storage.url`` (a bucket),
-    else the lake folder itself."""
-    storage = config.storage
+def file_system(root: Path, storage: StorageConfig) -> FileSystem:
+    """Where the lake at ``root`` keeps its bar files: ``storage.url`` (a bucket), else the
+    lake folder itself."""
     if storage.url is None:
         return LocalFileSystem()
     return ObjectStore(storage.url, root, endpoint_url=storage.endpoint_url, region=storage.region)
