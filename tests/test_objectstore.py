@@ -27,7 +27,8 @@ from tests.s3support import ACCESS_KEY, SECRET_KEY, Bucket, S3Server, configure
 
 from barlake.errors import StorageError
 from barlake.lake import Lake
-from barlake.storage.filesystem import MemoryFileSystem, Staged
+from barlake.retention.prune import Pruned, prune
+from barlake.storage.filesystem import MemoryFileSystem, Staged, WriteConflict
 from barlake.storage.objectstore import ObjectStore, scrub, secrets
 from barlake.storage.store import Store
 
@@ -122,6 +123,23 @@ def test_a_writer_that_keeps_losing_gives_up_with_one_line(two_machines, monkeyp
         Store(root, fs=racing).write("1day", daily("AAPL", [3]))  # type: ignore[arg-type]
     assert racing.commits == 3
     assert "AAPL" not in Store(root, fs=new_fs()).read("1day")["symbol"].to_list()
+
+
+def test_a_prune_that_races_a_writer_fails_without_losing_its_rows(two_machines) -> None:
+    new_fs, root = two_machines
+    Store(root, fs=new_fs()).write("1day", daily("AAPL", [3, 4, 5]))
+    other = Store(root, fs=new_fs())
+    racing = Interleaved(new_fs(), lambda: other.write("1day", daily("MSFT", [4])))
+    pruning = Store(root, fs=racing)  # type: ignore[arg-type]
+    cutoffs = {"AAPL": date(2024, 6, 5)}
+    with pytest.raises(WriteConflict):
+        prune(pruning, "1day", cutoffs, {}, Pruned(dry_run=False))
+    stored = Store(root, fs=new_fs()).read("1day")
+    assert stored.group_by("symbol").len().sort("symbol").rows() == [("AAPL", 3), ("MSFT", 1)]
+    prune(pruning, "1day", cutoffs, {}, report := Pruned(dry_run=False))  # run again: done
+    assert report.bars_removed == 2
+    stored = Store(root, fs=new_fs()).read("1day")
+    assert stored.group_by("symbol").len().sort("symbol").rows() == [("AAPL", 1), ("MSFT", 1)]
 
 
 def _june():

@@ -67,6 +67,9 @@ def _prune_file(
     day_shift: Mapping[str, timedelta],
     report: Pruned,
 ) -> None:
+    # Read before the file: a writer that replaces it meanwhile (another machine's, on object
+    # storage) makes the rewrite fail instead of losing that writer's rows.
+    base = store.version(path)
     frame = store.read_file(path)
     if frame is None or frame.is_empty():
         return
@@ -97,4 +100,4 @@ def _prune_file(
         return
     report.files_rewritten += 1
     if not report.dry_run:
-        store.replace_file(path, interval, kept)
+        store.replace_file(path, interval, kept, base=base)

@@ -275,7 +275,7 @@ class Store:
         """``new`` merged into its file's content (less what it ``replace``-s), staged."""
         path = self.path(partition)
         # The version before the read: if the file changes in between, the commit refuses.
-        base = self._version(path)
+        base = self.version(path)
         old = self.read_file(path)
         if old is not None and replace is not None:
             old = _without(old, replace)
@@ -285,7 +285,9 @@ class Store:
             table = None
         return self._stage_file(path, partition.interval, merged, table, new.height, base)
 
-    def _version(self, path: Path) -> Version | None:
+    def version(self, path: Path) -> Version | None:
+        """The version of the file ``path`` (None when there is none): read it before the file,
+        to hand ``replace_file`` as the version the new content replaces."""
         try:
             return self.fs.version(path)
         except FileNotFoundError:
@@ -314,9 +316,13 @@ class Store:
             self.index.record(path, staged.version, interval, frame)
         return _Staged(staged, rows)
 
-    def replace_file(self, path: Path, interval: Interval, frame: pl.DataFrame) -> None:
-        """Replace the data file ``path`` (of ``interval``) with ``frame`` atomically."""
-        self._commit([self._stage_file(path, interval, frame, None, frame.height)])
+    def replace_file(
+        self, path: Path, interval: Interval, frame: pl.DataFrame, *, base: Version | None = ANY
+    ) -> None:
+        """Replace the data file ``path`` (of ``interval``) with ``frame`` atomically; with
+        ``base``, only that version of it (``WriteConflict`` when another writer replaced it
+        meanwhile, whose rows are then kept)."""
+        self._commit([self._stage_file(path, interval, frame, None, frame.height, base)])
 
     def remove_file(self, path: Path) -> None:
         """Delete the data file ``path`` (durably), the folders it leaves empty, and its index
@@ -511,10 +517,11 @@ class Store:
         found = self.keyless(interval, symbols_, window)
         for name in found.get_column("file").unique().sort().to_list():
             path = self.root.parent / name
+            base = self.version(path)
             frame = self.read_file(path)
             if frame is not None:
                 kept = frame.filter(pl.col("symbol").is_not_null() & pl.col("ts").is_not_null())
-                self.replace_file(path, interval, kept)
+                self.replace_file(path, interval, kept, base=base)
         return int(found.get_column("rows").sum())
 
     def read(
