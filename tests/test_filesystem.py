@@ -216,6 +216,12 @@ def test_a_write_based_on_a_stale_read_is_refused_and_named(fs, root):
         fs.commit([fs.stage(other, writer(b"again"), base=None)])
     fs.commit([fs.stage(path, writer(b"merged"), base=fs.version(path))])
     assert read(fs, path) == b"merged"
+    with pytest.raises(WriteConflict):  # a delete of the version read, and it was replaced
+        fs.remove(path, base=read_by_both)
+    assert read(fs, path) == b"merged"
+    fs.remove(path, base=fs.version(path))
+    assert not fs.exists(path)
+    fs.remove(path, base=read_by_both)  # gone already: nothing to do
 
 
 def test_put_replaces_a_file_whole(fs, root):

@@ -142,6 +142,23 @@ def test_a_prune_that_races_a_writer_fails_without_losing_its_rows(two_machines)
     assert stored.group_by("symbol").len().sort("symbol").rows() == [("AAPL", 1), ("MSFT", 1)]
 
 
+def test_a_prune_that_would_delete_a_file_another_writer_filled_keeps_it(two_machines) -> None:
+    new_fs, root = two_machines
+    Store(root, fs=new_fs()).write("1day", daily("AAPL", [3, 4]))
+    other = Store(root, fs=new_fs())
+
+    class LateDelete(Interleaved):
+        def remove(self, path: str, **kw: object) -> None:
+            self.before()  # MSFT lands after the prune read the file (AAPL only)
+            self.fs.remove(path, **kw)  # type: ignore[arg-type]
+
+    racing = LateDelete(new_fs(), lambda: other.write("1day", daily("MSFT", [4])))
+    with pytest.raises(WriteConflict):
+        prune(Store(root, fs=racing), "1day", {"AAPL": None}, {}, Pruned(dry_run=False))  # type: ignore[arg-type]
+    stored = Store(root, fs=new_fs()).read("1day")
+    assert stored.group_by("symbol").len().sort("symbol").rows() == [("AAPL", 2), ("MSFT", 1)]
+
+
 def _june():
     from barlake.domain.ranges import DateRange
 

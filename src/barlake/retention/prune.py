@@ -96,7 +96,7 @@ def _prune_file(
     if kept.is_empty():
         report.files_deleted += 1
         if not report.dry_run:
-            store.remove_file(path)  # and the folders it leaves empty
+            store.remove_file(path, base=base)  # and the folders it leaves empty
         return
     report.files_rewritten += 1
     if not report.dry_run:

@@ -100,9 +100,10 @@ class FileSystem(Protocol):
         """Replace ``path`` with ``data`` atomically, not necessarily durably: for caches that
         readers check (a lost or stale file is rebuilt, never trusted)."""
 
-    def remove(self, path: FilePath, *, up_to: FilePath | None = None) -> None:
+    def remove(self, path: FilePath, *, up_to: FilePath | None = None, base: Version = ANY) -> None:
         """Delete ``path`` if it exists (durably), and the folders below ``up_to`` it leaves
-        empty where the file system has folders."""
+        empty where the file system has folders; with ``base``, only that version of it
+        (``WriteConflict`` when another writer replaced it, as for ``commit``)."""
 
     def open(self, path: FilePath) -> BinaryIO:
         """The content of ``path`` for reading; FileNotFoundError when it does not exist."""
@@ -260,9 +261,9 @@ class LocalFileSystem:
                 tmp.unlink()
             raise write_error(path, exc) from exc
 
-    def remove(self, path: FilePath, *, up_to: FilePath | None = None) -> None:
+    def remove(self, path: FilePath, *, up_to: FilePath | None = None, base: Version = ANY) -> None:
         """Delete ``path`` if it exists (durably), then the folders it leaves empty below
-        ``up_to`` (``up_to`` itself stays)."""
+        ``up_to`` (``up_to`` itself stays). ``base`` is not checked, as in ``stage``."""
         target = Path(path)
         with contextlib.suppress(FileNotFoundError):
             target.unlink()
@@ -382,8 +383,11 @@ class MemoryFileSystem:
         with self._lock:
             self._files[_key(path)] = (bytes(data), (next(self._versions),))
 
-    def remove(self, path: FilePath, *, up_to: FilePath | None = None) -> None:
+    def remove(self, path: FilePath, *, up_to: FilePath | None = None, base: Version = ANY) -> None:
         with self._lock:
+            now = self._files.get(_key(path))
+            if now is not None and base != ANY and now[1] != base:
+                raise WriteConflict([_key(path)])
             self._files.pop(_key(path), None)
 
     def open(self, path: FilePath) -> BinaryIO:

@@ -189,10 +189,20 @@ class ObjectStore:
             "write", key, lambda c: c.put_object(Bucket=self.location.bucket, Key=key, Body=data)
         )
 
-    def remove(self, path: FilePath, *, up_to: FilePath | None = None) -> None:
-        """Delete the object (folders are only key prefixes: nothing else to remove)."""
+    def remove(self, path: FilePath, *, up_to: FilePath | None = None, base: Version = ANY) -> None:
+        """Delete the object (folders are only key prefixes: nothing else to remove); with
+        ``base``, by a DELETE conditional on that ETag."""
         key = self._key(path)
-        self._call("delete", key, lambda c: c.delete_object(Bucket=self.location.bucket, Key=key))
+        condition = {} if base == ANY else {"IfMatch": f'"{base[0]}"'}
+        try:
+            self.client.delete_object(Bucket=self.location.bucket, Key=key, **condition)
+        except Exception as exc:
+            code = _code(exc)
+            if condition and code in _MISSING:
+                return  # gone already
+            if condition and code in _LOST:
+                raise WriteConflict([os.fspath(path)]) from None
+            raise self._error(exc, "delete", key) from None
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -324,10 +324,10 @@ class Store:
         meanwhile, whose rows are then kept)."""
         self._commit([self._stage_file(path, interval, frame, None, frame.height, base)])
 
-    def remove_file(self, path: Path) -> None:
+    def remove_file(self, path: Path, *, base: Version | None = ANY) -> None:
         """Delete the data file ``path`` (durably), the folders it leaves empty, and its index
-        entry."""
-        self.fs.remove(path, up_to=self.root)
+        entry; with ``base``, only that version of it (as ``replace_file``)."""
+        self.fs.remove(path, up_to=self.root, base=ANY if base is None else base)
         if self.index is not None:
             self.index.drop(path)
 
