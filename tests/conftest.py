@@ -136,3 +136,15 @@ def lake_root(tmp_path, lake_template):
 @pytest.fixture
 def lake(lake_root):
     return Lake.open(lake_root, clock=clock)
+
+
+# -- object storage ---------------------------------------------------------------------------
+
+from tests.s3support import bucket, s3_server  # noqa: E402, F401  (fixtures for every test)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the S3 server are marked ``s3`` (``-m s3`` runs them alone)."""
+    for item in items:
+        if "s3_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.s3)

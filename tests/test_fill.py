@@ -169,13 +169,12 @@ backfill:
     assert len(listed) >= 25
 
 
-def test_status_from_another_process_shows_live_counts(tmp_path: Path) -> None:
-    config = "providers:\n  demo:\n    options:\n      latency_ms: 700\n"
-    root = make_lake(tmp_path / "lake", "AAA,BBB,CCC,DDD,EEE,FFF", config)
-    lake(root, "symbols", "add", "GGG", "--listed-on", "2024-02-01", check=True)
-    # About 60 pages at 0.7 s each, one at a time: far longer than the test needs.
-    fill = spawn(root, "fill", "--start", "2024-01-02", "--end", "2024-06-28",
-                 "--interval", "1min", "--parallel", "1")  # fmt: skip
+def statuses_until_running(
+    root: Path, fill: subprocess.Popen[str]
+) -> tuple[list[tuple[str, int]], str]:
+    """``lake status`` of the lake at ``root`` (status, requests made), polled until ``fill``
+    has made a request or a minute has passed; then ``fill`` is sent SIGTERM. Returns what
+    was seen and ``fill``'s stderr."""
     seen = []
     try:
         deadline = time.monotonic() + 60
@@ -190,6 +189,17 @@ def test_status_from_another_process_shows_live_counts(tmp_path: Path) -> None:
     finally:
         fill.send_signal(signal.SIGTERM)
         _, err = fill.communicate(timeout=60)
+    return seen, err
+
+
+def test_status_from_another_process_shows_live_counts(tmp_path: Path) -> None:
+    config = "providers:\n  demo:\n    options:\n      latency_ms: 700\n"
+    root = make_lake(tmp_path / "lake", "AAA,BBB,CCC,DDD,EEE,FFF", config)
+    lake(root, "symbols", "add", "GGG", "--listed-on", "2024-02-01", check=True)
+    # About 60 pages at 0.7 s each, one at a time: far longer than the test needs.
+    fill = spawn(root, "fill", "--start", "2024-01-02", "--end", "2024-06-28",
+                 "--interval", "1min", "--parallel", "1")  # fmt: skip
+    seen, err = statuses_until_running(root, fill)
     assert any(s == "running" and n > 0 for s, n in seen), seen
     assert fill.returncode == 130, err
     assert "interrupted" in err and "Run the same fill again" in err

@@ -257,6 +257,44 @@ class ApiConfig(_Strict):
     )
 
 
+#: An S3 URL: a bucket name as S3 allows it (3 to 63 characters), then an optional key prefix.
+_S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[^?#]*)?")
+
+
+class StorageConfig(_Strict):
+    url: str | None = Field(
+        default=None,
+        description="Where the bar files live: s3://BUCKET/PREFIX on S3-compatible object "
+        "storage (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, never here); "
+        "none: the lake folder.",
+    )
+    endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible server instead of AWS (MinIO, Ceph, ...)."
+    )
+    region: str | None = Field(
+        default=None, description="The bucket's region (default: AWS_REGION, else us-east-1)."
+    )
+
+    @model_validator(mode="after")
+    def _no_credentials(self) -> StorageConfig:
+        # The messages never repeat a value: a URL with credentials in it must not be printed.
+        for name, value in (("url", self.url), ("endpoint_url", self.endpoint_url)):
+            # Anywhere in it: a secret key may hold a "/", which would end the host early.
+            if value is not None and "@" in value:
+                msg = (
+                    f"storage.{name} must not hold credentials; set AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY in the environment instead"
+                )
+                raise KeyedError(msg)
+        if self.url is not None and not _S3_URL.fullmatch(self.url):
+            msg = "storage.url must be s3://BUCKET/PREFIX (a bucket name: a-z, 0-9, '.', '-')"
+            raise KeyedError(msg)
+        if self.endpoint_url is not None and not re.match(r"https?://[^/]", self.endpoint_url):
+            msg = "storage.endpoint_url must be an http:// or https:// URL"
+            raise KeyedError(msg)
+        return self
+
+
 class WorkerConfig(_Strict):
     lease_s: float = Field(
         default=60,
@@ -458,6 +496,7 @@ class LakeConfig(_Strict):
     backfill: BackfillConfig = BackfillConfig()
     alerts: AlertsConfig = AlertsConfig()
     api: ApiConfig = ApiConfig()
+    storage: StorageConfig = StorageConfig()
     worker: WorkerConfig = WorkerConfig()
     schedule: list[ScheduleEntry] = Field(
         default_factory=list, description="Upkeep the worker queues: updates, checks, prunes."
@@ -847,3 +886,19 @@ def _nearest(word: str, choices: list[str]) -> str | None:
         return match[0]
     inside = [c for c in choices if c and c in word]
     return max(inside, key=len) if inside else None
+
+
+def add_section(root: Path, name: str, values: Mapping[str, Any]) -> None:
+    """Append the top-level section ``name`` to the lake's lake.yaml (made if absent), keeping
+    the file's text and comments; ConfigError when the file has that section already. The
+    file is replaced atomically: a reader sees it before or after, never half-written."""
+    path = Path(root) / FILE_NAME
+    text = read_text(path, "lake settings") if path.exists() else ""
+    data = yaml.safe_load(text) if text.strip() else {}
+    if isinstance(data, dict) and name in data:
+        msg = f"{path} has a {name} section already; edit it there instead"
+        raise ConfigError(msg)
+    section = yaml.safe_dump({name: dict(values)}, default_flow_style=False, sort_keys=False)
+    tmp = path.with_name(f".{FILE_NAME}.tmp-{os.getpid()}")
+    tmp.write_text(text + ("\n" if text and not text.endswith("\n") else "") + section)
+    os.replace(tmp, path)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from barlake.quality.check import CheckResult
     from barlake.retention.policy import Policy
     from barlake.retention.prune import Pruned
+    from barlake.storage.migration import Moved
     from barlake.storage.store import Store
     from barlake.universe.members import Member
     from barlake.views.coverage import Coverage
@@ -77,9 +78,17 @@ class Lake:
     @cached_property
     def store(self) -> Store:
         """The Parquet files of the lake."""
+        from barlake import wiring
         from barlake.storage.store import Store
 
-        return Store(self.root, day_index=True)
+        fs = wiring.file_system(self.root, self._config.storage)
+        return Store(self.root, fs=fs, day_index=True)
+
+    @cached_property
+    def _config(self) -> LakeConfig:
+        from barlake.config import load
+
+        return load(self.root)
 
     @cached_property
     def services(self) -> Services:
@@ -91,6 +100,7 @@ class Lake:
             store=self.store,
             catalog=self.catalog,
             providers=self._providers,
+            config=self._config,
         )
 
     @classmethod
@@ -714,6 +724,35 @@ class Lake:
         names = sorted({s for cov in coverages for s in cov.symbols})
         fills = self.catalog.last_fills(names)
         return info_.assemble(coverages, stored, self.store.file_stats(paths), fills)
+
+    def move_storage(
+        self, url: str, *, endpoint_url: str | None = None, region: str | None = None
+    ) -> Moved:
+        """Copy the lake's bar files into the bucket at ``url`` (``s3://BUCKET/PREFIX``, empty),
+        verify each (rows and SHA-256 read back), then add the ``storage`` section to
+        lake.yaml so that the lake reads and writes there from now on. The local files are left
+        as they were; on any failure lake.yaml is not changed and the lake reads them still.
+
+        >>> lake.move_storage("s3://research-bars/lake")              # doctest: +SKIP
+        """
+        from barlake import config as config_
+        from barlake import wiring
+        from barlake.storage import migration
+        from barlake.storage.lock import FillLock
+
+        if self._config.storage.url is not None:
+            msg = f"{self.root} keeps its bars at {self._config.storage.url} already"
+            raise UsageError(msg)
+        given = {"url": url, "endpoint_url": endpoint_url, "region": region}
+        section = {k: v for k, v in given.items() if v is not None}
+        storage = config_.parse(config_.StorageConfig, section, "--storage")
+        target = wiring.file_system(self.root, storage)
+        with FillLock(self.root):  # no fill writes a file while it is copied
+            moved = migration.move(self.store.fs, target, self.root)
+            config_.add_section(self.root, "storage", section)
+        for name in ("store", "services", "_config"):  # the next call reads the bucket
+            self.__dict__.pop(name, None)
+        return moved
 
     def export(
         self,

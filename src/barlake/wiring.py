@@ -13,7 +13,7 @@ from pathlib import Path
 
 from barlake.catalog.embedded import Catalog
 from barlake.clock import Clock
-from barlake.config import LakeConfig, load
+from barlake.config import LakeConfig, StorageConfig, load
 from barlake.coverage.finder import GapFinder
 from barlake.fetch.resample import Resampler
 from barlake.jobs.actions import Actions
@@ -23,10 +23,20 @@ from barlake.providers.base import Provider
 from barlake.quality.check import Checker
 from barlake.retention.effective import lake_policy
 from barlake.retention.policy import Policies
+from barlake.storage.filesystem import FileSystem, LocalFileSystem
 from barlake.storage.lock import FillLock
+from barlake.storage.objectstore import ObjectStore
 from barlake.storage.store import Store
 from barlake.storage.trades import TradeStore
 from barlake.universe.registry import Registry
+
+
+def file_system(root: Path, storage: StorageConfig) -> FileSystem:
+    """Where the lake at ``root`` keeps its bar files: ``storage.url`` (a bucket), else the
+    lake folder itself."""
+    if storage.url is None:
+        return LocalFileSystem()
+    return ObjectStore(storage.url, root, endpoint_url=storage.endpoint_url, region=storage.region)
 
 
 class Providers:

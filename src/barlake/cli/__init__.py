@@ -108,6 +108,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "barlake.cli.providers:providers",
         "List the providers: intervals, request sizes, rate limit, whether credentials are set.",
     ),
+    "migrate": (
+        "barlake.cli.migrate:migrate",
+        "Move the lake's bar files into an S3 bucket, verified file by file.",
+    ),
     "emulate": (
         "barlake.cli.emulate:emulate",
         "Serve a provider's HTTP emulator on 127.0.0.1 (its URL on stdout) until Ctrl-C.",

@@ -90,6 +90,9 @@ def _prune_file(
     day_shift: Mapping[str, timedelta],
     report: Pruned,
 ) -> None:
+    # Read before the file: a writer that replaces it meanwhile (another machine's, on object
+    # storage) makes the rewrite fail instead of losing that writer's rows.
+    base = store.version(path)
     frame = store.read_file(path)
     if frame is None or frame.is_empty():
         return
@@ -116,8 +119,8 @@ def _prune_file(
     if kept.is_empty():
         report.files_deleted += 1
         if not report.dry_run:
-            store.remove_file(path)  # and the folders it leaves empty
+            store.remove_file(path, base=base)  # and the folders it leaves empty
         return
     report.files_rewritten += 1
     if not report.dry_run:
-        store.replace_file(path, interval, kept)
+        store.replace_file(path, interval, kept, base=base)

@@ -1,13 +1,18 @@
 """Where the lake's files live: the ``FileSystem`` seam, on local disk or in memory.
 
 The store and the day index reach their files only through a ``FileSystem``, so that the same
-layout can live elsewhere (object storage next). Every write replaces a whole file atomically:
-the new content is staged beside the target, not yet visible, and a commit makes it durable and
-visible. Readers see the old file or the new one, never a partial one.
+layout can live elsewhere (in a bucket: ``barlake.storage.objectstore``). Every write replaces a
+whole file atomically: the new content is staged beside the target, not yet visible, and a
+commit makes it durable and visible. Readers see the old file or the new one, never a partial one.
 
 On local disk a staged file is a temporary file beside the target, flushed to disk and renamed
 over it; a crash leaves at worst a stray temporary file that the next write of the same file
 removes. ``MemoryFileSystem`` keeps files in a dict, for tests of everything above the seam.
+
+A write may name the version it read (``base``): then it replaces only that version, and a
+commit that finds another writer's file in its place leaves that file alone and says so
+(``WriteConflict``), so that the writer reads it again and merges. File systems whose writers
+cannot race (local disk, where one fill lock per lake serialises them) may ignore ``base``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ FilePath = str | PurePath
 Version = tuple[int | str, ...]
 #: Where a ``stage`` writer puts the content: a local path, or a binary file to write into.
 Sink = str | BinaryIO
+#: ``stage``'s ``base`` for a write that replaces whatever the file holds: no version is empty.
+ANY: Version = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,22 @@ class Staged:
     handle: str
     #: The version ``path`` has once this is committed.
     version: Version
+    #: The version the commit replaces: None when ``path`` must not exist yet, ``ANY`` for
+    #: whatever is there.
+    base: Version | None = ANY
+
+
+class WriteConflict(StorageError):
+    """Another writer replaced (or created) files since they were read: those ``paths`` were
+    left as the other writer made them; the rest of the commit went through."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = list(paths)
+        msg = (
+            f"another writer kept replacing {self.paths[0]} while this one merged into it; "
+            "run the command again (what was written before is kept)"
+        )
+        super().__init__(msg)
 
 
 class FileSystem(Protocol):
@@ -59,12 +82,16 @@ class FileSystem(Protocol):
     ``OSError`` pass through as they are); reads of a missing file raise ``FileNotFoundError``.
     """
 
-    def stage(self, path: FilePath, write: Callable[[Sink], None]) -> Staged:
-        """Write a new version of ``path`` through ``write(sink)``, not yet visible."""
+    def stage(
+        self, path: FilePath, write: Callable[[Sink], None], *, base: Version | None = ANY
+    ) -> Staged:
+        """Write a new version of ``path`` through ``write(sink)``, not yet visible; once
+        committed it replaces version ``base`` of ``path`` (None: no file yet; ``ANY``: any)."""
 
     def commit(self, staged: Sequence[Staged]) -> None:
         """Make ``staged`` files durable and visible, each atomically; the staged files are
-        gone afterwards, committed or (on failure) not."""
+        gone afterwards, committed or (on failure) not. ``WriteConflict`` names those whose
+        ``base`` was no longer the file's version, after the others are committed."""
 
     def discard(self, staged: Sequence[Staged]) -> None:
         """Drop staged files that will not be committed."""
@@ -73,9 +100,10 @@ class FileSystem(Protocol):
         """Replace ``path`` with ``data`` atomically, not necessarily durably: for caches that
         readers check (a lost or stale file is rebuilt, never trusted)."""
 
-    def remove(self, path: FilePath, *, up_to: FilePath | None = None) -> None:
+    def remove(self, path: FilePath, *, up_to: FilePath | None = None, base: Version = ANY) -> None:
         """Delete ``path`` if it exists (durably), and the folders below ``up_to`` it leaves
-        empty where the file system has folders."""
+        empty where the file system has folders; with ``base``, only that version of it
+        (``WriteConflict`` when another writer replaced it, as for ``commit``)."""
 
     def open(self, path: FilePath) -> BinaryIO:
         """The content of ``path`` for reading; FileNotFoundError when it does not exist."""
@@ -122,6 +150,17 @@ def write_error(path: FilePath, exc: OSError) -> StorageError:
     return FileSystemError(msg)
 
 
+def written(path: FilePath, write: Callable[[Sink], None]) -> bytes:
+    """What ``write`` writes into a buffer: the content of ``path`` for file systems that
+    stage in memory."""
+    buffer = io.BytesIO()
+    try:
+        write(buffer)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    return buffer.getvalue()
+
+
 def mount_point(path: FilePath) -> str:
     """The mount point of the file system holding ``path``: the longest mount in the kernel's
     table that contains it, else the nearest folder up that is a mount."""
@@ -143,12 +182,16 @@ def mount_point(path: FilePath) -> str:
 class LocalFileSystem:
     """Atomic whole-file writes on a local directory tree."""
 
-    def stage(self, path: FilePath, write: Callable[[Sink], None]) -> Staged:
+    def stage(
+        self, path: FilePath, write: Callable[[Sink], None], *, base: Version | None = ANY
+    ) -> Staged:
         """Write the content of ``path`` through ``write(tmp_path)`` into a temporary file
         beside it, not yet durable nor in place: ``commit`` does both for many files at once.
 
         The version is taken from the temporary file; the rename keeps it (size, mtime and
-        inode), so it names exactly this content whatever replaces the file later.
+        inode), so it names exactly this content whatever replaces the file later. ``base`` is
+        not checked: a rename cannot be made conditional, and the lake's fill lock already
+        keeps a second writer of the same folder out.
         """
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -218,9 +261,9 @@ class LocalFileSystem:
                 tmp.unlink()
             raise write_error(path, exc) from exc
 
-    def remove(self, path: FilePath, *, up_to: FilePath | None = None) -> None:
+    def remove(self, path: FilePath, *, up_to: FilePath | None = None, base: Version = ANY) -> None:
         """Delete ``path`` if it exists (durably), then the folders it leaves empty below
-        ``up_to`` (``up_to`` itself stays)."""
+        ``up_to`` (``up_to`` itself stays). ``base`` is not checked, as in ``stage``."""
         target = Path(path)
         with contextlib.suppress(FileNotFoundError):
             target.unlink()
@@ -301,17 +344,15 @@ class MemoryFileSystem:
         self._versions = itertools.count(1)
         self._lock = threading.Lock()
 
-    def stage(self, path: FilePath, write: Callable[[Sink], None]) -> Staged:
-        buffer = io.BytesIO()
-        try:
-            write(buffer)
-        except OSError as exc:
-            raise write_error(path, exc) from exc
+    def stage(
+        self, path: FilePath, write: Callable[[Sink], None], *, base: Version | None = ANY
+    ) -> Staged:
+        data = written(path, write)
         with self._lock:
             version: Version = (next(self._versions),)
             handle = f"{_key(path)}{TMP_MARK}{uuid.uuid4().hex}"
-            self._staged[handle] = (buffer.getvalue(), version)
-        return Staged(_key(path), handle, version)
+            self._staged[handle] = (data, version)
+        return Staged(_key(path), handle, version, base)
 
     def commit(self, staged: Sequence[Staged]) -> None:
         with self._lock:
@@ -323,8 +364,15 @@ class MemoryFileSystem:
             finally:
                 for s in staged:
                     self._staged.pop(s.handle, None)
+            lost = []
             for s, c in zip(staged, content, strict=True):
-                self._files[s.path] = c
+                now = self._files.get(s.path)
+                if s.base != ANY and s.base != (None if now is None else now[1]):
+                    lost.append(s.path)
+                else:
+                    self._files[s.path] = c
+        if lost:
+            raise WriteConflict(lost)
 
     def discard(self, staged: Sequence[Staged]) -> None:
         with self._lock:
@@ -335,8 +383,11 @@ class MemoryFileSystem:
         with self._lock:
             self._files[_key(path)] = (bytes(data), (next(self._versions),))
 
-    def remove(self, path: FilePath, *, up_to: FilePath | None = None) -> None:
+    def remove(self, path: FilePath, *, up_to: FilePath | None = None, base: Version = ANY) -> None:
         with self._lock:
+            now = self._files.get(_key(path))
+            if now is not None and base != ANY and now[1] != base:
+                raise WriteConflict([_key(path)])
             self._files.pop(_key(path), None)
 
     def open(self, path: FilePath) -> BinaryIO:
@@ -356,7 +407,7 @@ class MemoryFileSystem:
         return [
             key
             for key in keys
-            if key.startswith(prefix) and _matches(key[len(prefix) :].split("/"), wanted)
+            if key.startswith(prefix) and matches(key[len(prefix) :].split("/"), wanted)
         ]
 
     def listdir(self, folder: FilePath) -> list[str]:
@@ -384,7 +435,7 @@ def _key(path: FilePath) -> str:
     return str(PurePath(path))
 
 
-def _matches(parts: list[str], pattern: list[str]) -> bool:
+def matches(parts: list[str], pattern: list[str]) -> bool:
     return len(parts) == len(pattern) and all(
         fnmatch.fnmatchcase(part, want) for part, want in zip(parts, pattern, strict=True)
     )

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import sleep
 from typing import Any
 
 import duckdb
@@ -42,10 +44,20 @@ from barlake.errors import StorageError
 from barlake.storage import dayindex
 from barlake.storage.conformance import Conformance
 from barlake.storage.dayindex import DayIndex
-from barlake.storage.filesystem import FileSystem, LocalFileSystem, Sink, Staged
+from barlake.storage.filesystem import (
+    ANY,
+    FileSystem,
+    LocalFileSystem,
+    Sink,
+    Staged,
+    Version,
+    WriteConflict,
+)
 
 FILE_NAME = "data.parquet"
 WRITE_THREADS = 4
+#: Reads and merges of a file before a writer gives up on it (other writers kept replacing it).
+MERGE_ATTEMPTS = 8
 # Dictionary encoding only pays on the repetitive string columns; on prices it wastes time.
 # No stored Arrow schema: readers then take the Parquet types, so ``symbol`` reads as a plain
 # string, which pyarrow's hive datasets can merge with the ``symbol=`` partition key (polars
@@ -83,6 +95,11 @@ class Partition:
         key = "month" if s.partitioning == "symbol_month" else "year"
         parts += [f"{key}={self.period}", FILE_NAME]
         return Path(*parts)
+
+
+#: One file's share of a write: its partition, its new rows (and them as Arrow when known),
+#: and the stored rows they replace.
+_Job = tuple[Partition, pl.DataFrame, pa.Table | None, pl.DataFrame | None]
 
 
 def periods(interval: Interval, window: DateRange) -> list[str]:
@@ -203,7 +220,7 @@ class Store:
         # One conversion to Arrow for the whole batch; files take zero-copy slices of it.
         table = frame.to_arrow()
         period = frame.select(_period_expr(interval)).to_series()
-        jobs = []
+        jobs: list[_Job] = []
         for partition, start, length in self._runs(interval, frame):
             if length < 0:  # a daily year that is not one run: select its rows
                 mask = period == int(partition.period)
@@ -211,8 +228,26 @@ class Store:
             else:
                 part = frame.slice(start, length)
                 jobs.append((partition, part, table.slice(start, length), replace))
+        # A file that another writer replaced between our read and our commit (object
+        # storage, where writers on other machines share files) is read and merged again.
+        written, attempts = 0, 1
+        while True:
+            staged = self._stage_jobs(jobs)
+            try:
+                return written + self._commit(staged)
+            except WriteConflict as exc:
+                if attempts == MERGE_ATTEMPTS:
+                    raise
+                lost = set(exc.paths)
+                written += sum(s.rows for s in staged if s.file.path not in lost)
+                jobs = [j for j, s in zip(jobs, staged, strict=True) if s.file.path in lost]
+                sleep(random.uniform(0, 0.02 * attempts))  # let the other writer finish
+                attempts += 1
+
+    def _stage_jobs(self, jobs: list[_Job]) -> list[_Staged]:
+        """Each job's file merged and staged, in the order of ``jobs``."""
         if len(jobs) == 1:
-            return self._merge_into(*jobs[0])
+            return [self._stage(*jobs[0])]
         # Every file is merged and written beside its target in parallel, then all are made
         # durable and moved into place together (see ``LocalFileSystem.commit``).
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
@@ -223,7 +258,7 @@ class Store:
             if failed is not None:
                 self.fs.discard([s.file for s in staged])
                 raise failed
-            return self._commit(staged)
+            return staged
 
     def _commit(self, staged: list[_Staged]) -> int:
         """Move ``staged`` files into place durably; returns their new rows."""
@@ -239,6 +274,8 @@ class Store:
     ) -> _Staged:
         """``new`` merged into its file's content (less what it ``replace``-s), staged."""
         path = self.path(partition)
+        # The version before the read: if the file changes in between, the commit refuses.
+        base = self.version(path)
         old = self.read_file(path)
         if old is not None and replace is not None:
             old = _without(old, replace)
@@ -246,7 +283,15 @@ class Store:
         if old is not None and old.height:
             merged = latest(pl.concat([old, new], how="vertical"))
             table = None
-        return self._stage_file(path, partition.interval, merged, table, new.height)
+        return self._stage_file(path, partition.interval, merged, table, new.height, base)
+
+    def version(self, path: Path) -> Version | None:
+        """The version of the file ``path`` (None when there is none): read it before the file,
+        to hand ``replace_file`` as the version the new content replaces."""
+        try:
+            return self.fs.version(path)
+        except FileNotFoundError:
+            return None
 
     def _stage_file(
         self,
@@ -255,6 +300,7 @@ class Store:
         frame: pl.DataFrame,
         table: pa.Table | None,
         rows: int,
+        base: Version | None = ANY,
     ) -> _Staged:
         """``frame`` (``table`` is it as Arrow when known) as Parquet staged for ``path``, and
         its day-index entry, stamped with the version the staged file has once in place: saved
@@ -265,29 +311,23 @@ class Store:
         def write(sink: Sink) -> None:
             pq.write_table(content, sink, **PARQUET_OPTIONS)
 
-        staged = self.fs.stage(path, write)
+        staged = self.fs.stage(path, write, base=base)
         if self.index is not None:
             self.index.record(path, staged.version, interval, frame)
         return _Staged(staged, rows)
 
-    def _merge_into(
-        self,
-        partition: Partition,
-        new: pl.DataFrame,
-        table: pa.Table | None,
-        replace: pl.DataFrame | None = None,
-    ) -> int:
-        """Merge ``new`` (sorted, unique; ``table`` is it as Arrow when known) into its file."""
-        return self._commit([self._stage(partition, new, table, replace)])
+    def replace_file(
+        self, path: Path, interval: Interval, frame: pl.DataFrame, *, base: Version | None = ANY
+    ) -> None:
+        """Replace the data file ``path`` (of ``interval``) with ``frame`` atomically; with
+        ``base``, only that version of it (``WriteConflict`` when another writer replaced it
+        meanwhile, whose rows are then kept)."""
+        self._commit([self._stage_file(path, interval, frame, None, frame.height, base)])
 
-    def replace_file(self, path: Path, interval: Interval, frame: pl.DataFrame) -> None:
-        """Replace the data file ``path`` (of ``interval``) with ``frame`` atomically."""
-        self._commit([self._stage_file(path, interval, frame, None, frame.height)])
-
-    def remove_file(self, path: Path) -> None:
+    def remove_file(self, path: Path, *, base: Version | None = ANY) -> None:
         """Delete the data file ``path`` (durably), the folders it leaves empty, and its index
-        entry."""
-        self.fs.remove(path, up_to=self.root)
+        entry; with ``base``, only that version of it (as ``replace_file``)."""
+        self.fs.remove(path, up_to=self.root, base=ANY if base is None else base)
         if self.index is not None:
             self.index.drop(path)
 
@@ -477,10 +517,11 @@ class Store:
         found = self.keyless(interval, symbols_, window)
         for name in found.get_column("file").unique().sort().to_list():
             path = self.root.parent / name
+            base = self.version(path)
             frame = self.read_file(path)
             if frame is not None:
                 kept = frame.filter(pl.col("symbol").is_not_null() & pl.col("ts").is_not_null())
-                self.replace_file(path, interval, kept)
+                self.replace_file(path, interval, kept, base=base)
         return int(found.get_column("rows").sum())
 
     def read(

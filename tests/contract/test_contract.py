@@ -1,0 +1,131 @@
+"""What a lake does, whatever holds its files: fill, a rerun that makes no request, gaps, the
+status of a running fill, layers and events, check, prune. Each test runs on every storage
+backend of ``conftest.storage``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+from tests.conftest import CLOCK, clock, write_daily, xnys
+from tests.test_fill import lake as run
+from tests.test_fill import spawn, statuses_until_running
+
+from barlake.lake import Lake
+from barlake.providers.demo import demo_listing_date
+
+JUNE = {"start": date(2024, 6, 3), "end": date(2024, 6, 28)}
+SYMBOLS = [s for s in (f"K{i:02d}" for i in range(30)) if demo_listing_date(s) is None][:6]
+TODAY = CLOCK.date()
+LAKE = [sys.executable, "-m", "barlake"]
+
+
+def assert_sound(storage, root, interval: str) -> pl.DataFrame:
+    """Every file of ``interval`` sorted and unique on (symbol, ts), read where it lives."""
+    frames = storage.frames(root, interval)
+    assert frames, interval
+    for frame in frames:
+        assert frame.equals(frame.sort("symbol", "ts"))
+    keys = pl.concat([f.select("symbol", "ts") for f in frames])
+    assert keys.is_duplicated().sum() == 0
+    return pl.concat(frames)
+
+
+def test_fill_reads_back_and_a_rerun_makes_no_request(storage, new_lake) -> None:
+    lake = new_lake()
+    lake.add_symbols("AAPL,MSFT,BRK/B")
+    first = lake.fill(interval=["1day", "15min"], **JUNE)
+    assert first.ok and first.requests > 0 and first.bars_written > 0
+    daily = assert_sound(storage, lake.root, "1day")
+    sessions = len(xnys(JUNE["start"], JUNE["end"]))
+    assert dict(daily.group_by("symbol").len().iter_rows()) == dict.fromkeys(
+        ["AAPL", "MSFT", "BRK/B"], sessions
+    )
+    intraday = assert_sound(storage, lake.root, "15min")
+    assert intraday.group_by("symbol", pl.col("ts").dt.date()).len()["len"].max() == 26
+    read = lake.bars("AAPL,MSFT,BRK/B", interval="1day", **JUNE).collect()
+    assert read.sort("symbol", "ts").equals(daily.sort("symbol", "ts").select(read.columns))
+    before = storage.versions(lake.root)
+    assert any("symbol=BRK%2FB" in k for k in before)
+
+    again = Lake.open(lake.root, clock=clock).fill(interval=["1day", "15min"], **JUNE)
+    assert (again.requests, again.bars_written, again.requests_planned) == (0, 0, 0)
+    assert storage.versions(lake.root) == before  # not one file written again
+    assert lake.gaps(interval="1day", **JUNE) == []
+
+
+def test_gaps_name_the_sessions_left_out(storage, new_lake) -> None:
+    lake = new_lake()
+    lake.add_symbols("HOLE,FULL")
+    june = xnys(JUNE["start"], JUNE["end"])
+    holes = [date(2024, 6, 6), date(2024, 6, 20)]
+    write_daily(lake, "HOLE", [d for d in june if d not in holes])
+    write_daily(lake, "FULL", june)
+    gaps = Lake.open(lake.root, clock=clock).gaps(interval="1day", **JUNE)
+    assert [(g.symbol, g.range.start, g.sessions) for g in gaps] == [("HOLE", d, 1) for d in holes]
+    assert lake.fill("HOLE", interval="1day", **JUNE).ok
+    assert lake.gaps(interval="1day", **JUNE) == []
+
+
+def test_status_of_a_running_fill_from_another_process(storage, new_lake) -> None:
+    lake = new_lake("providers:\n  demo:\n    options:\n      latency_ms: 500\n")
+    lake.add_symbols("AAA,BBB,CCC,DDD")
+    fill = spawn(lake.root, "fill", "--start", "2024-01-02", "--end", "2024-06-28",
+                 "--interval", "1min", "--parallel", "1")  # fmt: skip
+    seen, err = statuses_until_running(lake.root, fill)
+    assert any(s == "running" and n > 0 for s, n in seen), seen
+    assert fill.returncode == 130, err
+    assert json.loads(run(lake.root, "status", "--json").stdout)["status"] == "interrupted"
+    assert_sound(storage, lake.root, "1min")  # what it saved before the signal is whole
+
+
+def test_layers_events_and_prune(storage, new_lake) -> None:
+    lake = new_lake()
+    lake.add_symbols(SYMBOLS)
+    assert lake.fill(policy="scanner_layers").status == "done"
+    promoted = SYMBOLS[:2]
+    counts = lake.set_layers(promoted, 2)
+    assert counts["promoted"] == 2
+    kinds = [(e["type"], json.loads(e["payload"])) for e in lake.events().to_dicts()]
+    assert ("layer.promoted", {"symbol": promoted[0], "from": 0, "to": 2}) in kinds
+    served = lake.fill_events(policy="scanner_layers")
+    assert served.status == "done" and served.requests > 0
+    assert lake.events()["processed_at"].null_count() == 0
+    again = lake.fill_events(policy="scanner_layers")
+    assert (again.requests, again.bars_written) == (0, 0)
+    hourly = lake.store.read("1hour", SYMBOLS)
+    assert set(hourly["symbol"].unique()) == set(promoted)
+
+    held = sorted((h.interval for h in lake.store.holdings()), key=lambda i: i != "1day")
+    assert held[0] == "1day" and "1hour" in held
+    before = {i: lake.store.read(i, SYMBOLS) for i in held}
+    lake.set_layers(promoted[:1], 0)
+    report = lake.prune("scanner_layers")
+    after = {i: lake.store.read(i, SYMBOLS) for i in held}
+    keep = TODAY - timedelta(days=29)
+    gone = before["1day"].join(after["1day"], on=["symbol", "ts"], how="anti")
+    assert set(gone["symbol"].unique()) == {promoted[0]}
+    assert gone["ts"].max().date() < keep
+    for intraday in held[1:]:
+        assert set(after[intraday]["symbol"].unique()) == {promoted[1]}
+    assert report.bars_removed == sum(before[i].height - after[i].height for i in before)
+    assert assert_sound(storage, lake.root, "1day").height == after["1day"].height
+    assert lake.gaps(promoted[:1], interval="1day", days=120)  # the ledger forgot them too
+
+
+def test_check_finds_a_planted_fault_and_records_it(storage, new_lake) -> None:
+    lake = new_lake()
+    lake.add_symbols(SYMBOLS[:3])
+    assert lake.fill(SYMBOLS[:3], interval="1day", **JUNE).ok
+    clean = lake.check(SYMBOLS[:3], interval="1day", **JUNE)
+    assert [f for f in clean.findings if f.severity == "error"] == []
+    bad = lake.store.read("1day", SYMBOLS[:1]).filter(
+        pl.col("ts") == datetime(2024, 6, 5, tzinfo=UTC)
+    )
+    lake.store.write("1day", bad.with_columns(high=pl.col("low") * 0.5))
+    found = lake.check(SYMBOLS[:3], interval="1day", **JUNE)
+    ohlc = [f for f in found.findings if f.rule == "ohlc"]
+    assert [(f.symbol, f.first[:10]) for f in ohlc] == [(SYMBOLS[0], "2024-06-05")]
+    assert SYMBOLS[0] in lake.findings()["symbol"].to_list()
