@@ -169,11 +169,11 @@ backfill:
     assert len(listed) >= 25
 
 
-def test_status_from_another_process_shows_live_counts(tmp_path: Path) -> None:
-    config = "providers:\n  demo:\n    options:\n      latency_ms: 700\n"
-    root = make_lake(tmp_path / "lake", "AAA,BBB,CCC,DDD,EEE,FFF", config)
-    lake(root, "symbols", "add", "GGG", "--listed-on", "2024-02-01", check=True)
-    # About 60 pages at 0.7 s each, one at a time: far longer than the test needs.
+def status_during_a_fill(root: Path) -> tuple[list[tuple[str, int]], subprocess.Popen[str], str]:
+    """``lake status --json`` from another process while a long fill of ``root`` runs, until
+    it shows requests made; then the fill is stopped with SIGTERM. Returns the (status,
+    requests_made) seen, the fill's process and its stderr."""
+    # About 60 pages at the demo's latency, one at a time: far longer than the test needs.
     fill = spawn(root, "fill", "--start", "2024-01-02", "--end", "2024-06-28",
                  "--interval", "1min", "--parallel", "1")  # fmt: skip
     seen = []
@@ -190,6 +190,14 @@ def test_status_from_another_process_shows_live_counts(tmp_path: Path) -> None:
     finally:
         fill.send_signal(signal.SIGTERM)
         _, err = fill.communicate(timeout=60)
+    return seen, fill, err
+
+
+def test_status_from_another_process_shows_live_counts(tmp_path: Path) -> None:
+    config = "providers:\n  demo:\n    options:\n      latency_ms: 700\n"
+    root = make_lake(tmp_path / "lake", "AAA,BBB,CCC,DDD,EEE,FFF", config)
+    lake(root, "symbols", "add", "GGG", "--listed-on", "2024-02-01", check=True)
+    seen, fill, err = status_during_a_fill(root)
     assert any(s == "running" and n > 0 for s, n in seen), seen
     assert fill.returncode == 130, err
     assert "interrupted" in err and "Run the same fill again" in err
