@@ -148,3 +148,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "s3_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.s3)
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server's superuser URL (``tests/pgserver.py``); the tests that use it are
+    skipped with the reason where none can be had, and fail instead in CI."""
+    import os
+
+    import pgserver
+
+    why = pgserver.missing()
+    if why is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the PostgreSQL tests: {why}")
+        pytest.skip(why)
+    with pgserver.cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a new empty database for this test (dropped after it)."""
+    import pgserver
+
+    with pgserver.database(postgres_server) as url:
+        yield url

@@ -192,6 +192,15 @@ def statuses_until_running(
     return seen, err
 
 
+def status_during_a_fill(root: Path) -> tuple[list[tuple[str, int]], subprocess.Popen[str], str]:
+    """``statuses_until_running`` of a long fill of ``root`` (about 60 pages at the demo's
+    latency, one at a time: far longer than a test needs); returns the fill's process too."""
+    fill = spawn(root, "fill", "--start", "2024-01-02", "--end", "2024-06-28",
+                 "--interval", "1min", "--parallel", "1")  # fmt: skip
+    seen, err = statuses_until_running(root, fill)
+    return seen, fill, err
+
+
 def test_status_from_another_process_shows_live_counts(tmp_path: Path) -> None:
     config = "providers:\n  demo:\n    options:\n      latency_ms: 700\n"
     root = make_lake(tmp_path / "lake", "AAA,BBB,CCC,DDD,EEE,FFF", config)

@@ -295,6 +295,16 @@ class StorageConfig(_Strict):
         return self
 
 
+class CatalogConfig(_Strict):
+    url: str | None = Field(
+        default=None,
+        pattern=r"^postgres(ql)?://",
+        description="A PostgreSQL database for the catalog and queue that a team's machines "
+        "share (postgresql://user:password@host:port/db; or env LAKE_CATALOG_URL); unset: "
+        "the DuckDB file catalog.duckdb in the lake's folder.",
+    )
+
+
 class WorkerConfig(_Strict):
     lease_s: float = Field(
         default=60,
@@ -498,6 +508,7 @@ class LakeConfig(_Strict):
     api: ApiConfig = ApiConfig()
     storage: StorageConfig = StorageConfig()
     worker: WorkerConfig = WorkerConfig()
+    catalog: CatalogConfig = CatalogConfig()
     schedule: list[ScheduleEntry] = Field(
         default_factory=list, description="Upkeep the worker queues: updates, checks, prunes."
     )
@@ -703,6 +714,10 @@ def _flat(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]
             yield f"{prefix}{key}", value
 
 
+#: The environment variable that puts a lake's catalog on a PostgreSQL server.
+CATALOG_URL_ENV = "LAKE_CATALOG_URL"
+
+
 def load(root: Path, environ: Mapping[str, str] | None = None) -> LakeConfig:
     """The configuration of the lake at ``root``: file, then environment on top."""
     return read(root, environ).config
@@ -790,6 +805,9 @@ def _with_environment(
     if "LAKE_PARALLEL_SYMBOLS" in env:
         data["backfill"]["parallel_symbols"] = env["LAKE_PARALLEL_SYMBOLS"]
         used["backfill.parallel_symbols"] = "LAKE_PARALLEL_SYMBOLS"
+    if env.get(CATALOG_URL_ENV):
+        data["catalog"] = {**(data.get("catalog") or {}), "url": env[CATALOG_URL_ENV]}
+        used["catalog.url"] = CATALOG_URL_ENV
     providers = {k: dict(v or {}) for k, v in (data.get("providers") or {}).items()}
     for key, value in env.items():
         if not key.startswith("LAKE_"):

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
-from barlake.catalog.embedded import Catalog
+from barlake.catalog import catalog_url, open_catalog
 from barlake.clock import Clock, system_clock
 from barlake.domain.datasets import Dataset, bar_interval, bar_intervals
 from barlake.domain.intervals import Interval, spec
@@ -27,6 +27,7 @@ from barlake.storage import layout
 if TYPE_CHECKING:
     import polars as pl
 
+    from barlake.catalog.embedded import Tables
     from barlake.config import LakeConfig
     from barlake.coverage.gaps import Gap
     from barlake.domain.actions import Adjust
@@ -72,7 +73,7 @@ class Lake:
     ) -> None:
         self.root = Path(root)
         self.clock: Clock = clock or system_clock
-        self.catalog = Catalog(self.root)
+        self.catalog: Tables = open_catalog(self.root, catalog_url(self.root))
         self._providers = dict(providers or {})
 
     @cached_property
@@ -115,7 +116,7 @@ class Lake:
         """Open the existing lake at ``root``."""
         lake = cls(root, **kwargs)
         layout.must_be_a_folder(lake.root)
-        if not lake.catalog.path.exists():
+        if not lake.catalog.exists():
             msg = f"no lake at {lake.root}; run `lake init` there or pass --lake PATH"
             raise UsageError(msg)
         layout.check(lake.root, lake.catalog.verify().get("layout_version"))

@@ -6,15 +6,16 @@ the providers, hands every part the one clock, and wires the use cases together.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from barlake.catalog.embedded import Catalog
+from barlake.catalog.embedded import Tables
 from barlake.clock import Clock
 from barlake.config import LakeConfig, StorageConfig, load
 from barlake.coverage.finder import GapFinder
+from barlake.fetch.ratewindow import Window
 from barlake.fetch.resample import Resampler
 from barlake.jobs.actions import Actions
 from barlake.jobs.backfill import Backfill
@@ -64,7 +65,7 @@ class Services:
 
     config: LakeConfig
     store: Store
-    catalog: Catalog
+    catalog: Tables
     registry: Registry
     finder: GapFinder
     policies: Policies
@@ -75,12 +76,27 @@ class Services:
     trades: TradeStore
 
 
+def windows_of(catalog: Tables) -> Callable[[str, int], Window] | None:
+    """Where rate-limit windows live: in a PostgreSQL catalog, which every machine of a team
+    shares; None for the DuckDB file's lake (files in the cache directory, this machine's)."""
+    if catalog.dialect != "postgres":
+        return None
+    from barlake.catalog.postgres import PostgresCatalog, PostgresWindow
+
+    assert isinstance(catalog, PostgresCatalog)
+
+    def window(key: str, limit: int) -> Window:
+        return PostgresWindow(catalog, key)
+
+    return window
+
+
 def wire(
     root: Path,
     *,
     clock: Clock,
     store: Store,
-    catalog: Catalog,
+    catalog: Tables,
     providers: Mapping[str, Provider] | None = None,
     config: LakeConfig | None = None,
 ) -> Services:
@@ -99,6 +115,7 @@ def wire(
     grace = timedelta(minutes=config.backfill.provisional_grace_minutes)
 
     backfill = Backfill(
+        windows=windows_of(catalog),
         catalog=catalog,
         registry=registry,
         finder=finder,

@@ -17,6 +17,12 @@ _COLUMNS = (
     "symbol, type, ex_date, ratio, amount, currency, record_date, pay_date, source, vendor_id, "
     "fetched_at"
 )
+#: A row reported again replaces the stored one's values.
+_REPLACED = ", ".join(
+    f"{c} = excluded.{c}"
+    for c in (c.strip() for c in _COLUMNS.split(","))
+    if c not in {"symbol", "type", "ex_date", "source"}
+)
 
 
 class ActionsTable:
@@ -31,7 +37,8 @@ class ActionsTable:
             con.register("action_rows", rows.to_arrow())
             before = con.execute("SELECT count(*) FROM actions").fetchone()
             con.execute(
-                f"INSERT OR REPLACE INTO actions ({_COLUMNS}) SELECT {_COLUMNS} FROM action_rows"
+                f"INSERT INTO actions ({_COLUMNS}) SELECT {_COLUMNS} FROM action_rows "
+                f"ON CONFLICT (symbol, type, ex_date, source) DO UPDATE SET {_REPLACED}"
             )
             after = con.execute("SELECT count(*) FROM actions").fetchone()
         return int(after[0] if after else 0) - int(before[0] if before else 0)
@@ -53,12 +60,7 @@ class ActionsTable:
     ) -> pl.DataFrame:
         """``action_rows`` as a frame with ``domain.actions.COLUMNS``: what adjusted reads
         join, cheap for a hundred thousand rows."""
-        import polars as pl
-
-        with self.connect(read_only=True) as con:
-            sql, params = _select(names, None, end, None)
-            table = con.sql(sql, params=params).to_arrow_table()
-        return pl.from_arrow(table)  # type: ignore[return-value]
+        return self.query(*_select(names, None, end, None))
 
 
 def _select(

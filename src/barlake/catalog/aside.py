@@ -12,8 +12,10 @@ from barlake.catalog.jobs import Connected
 
 #: ``record``'s statement for new rows: a symbol refused again keeps only its latest refusal.
 RECORD = (
-    "INSERT OR REPLACE INTO set_aside (symbol, provider, error, job_id, set_at) "
-    "SELECT symbol, provider, error, job_id, set_at FROM aside_rows"
+    "INSERT INTO set_aside (symbol, provider, error, job_id, set_at) "
+    "SELECT symbol, provider, error, job_id, set_at FROM aside_rows "
+    "ON CONFLICT (symbol, provider) DO UPDATE SET error = excluded.error, "
+    "job_id = excluded.job_id, set_at = excluded.set_at"
 )
 
 

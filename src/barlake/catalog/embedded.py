@@ -3,6 +3,10 @@
 All catalog access goes through ``Catalog``. Every method opens a connection, runs one short
 transaction and closes it, so other processes (``lake status`` beside a running ``lake fill``)
 get their turn; opening retries while another process holds the file.
+
+The repositories' SQL lives in ``Tables``, written so that DuckDB and PostgreSQL both run it: a
+backend subclasses it with its connections (``Catalog`` here, ``catalog.postgres`` for a team's
+server), so a query changed here changes on both.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +26,8 @@ import duckdb
 from barlake.catalog.actions import ActionsTable
 from barlake.catalog.aside import SetAsideTable
 from barlake.catalog.engine import open_file, transaction, writes
-from barlake.catalog.jobs import JobsTable
-from barlake.catalog.migrations import MIGRATIONS
+from barlake.catalog.jobs import Connection, JobsTable
+from barlake.catalog.migrations import MIGRATIONS, Dialect, script
 from barlake.catalog.queue import QueueTable
 from barlake.domain.events import EventType
 from barlake.domain.ranges import DateRange
@@ -33,6 +37,12 @@ from barlake.errors import StorageError, UsageError
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
+
+#: The upsert both engines run (``INSERT OR REPLACE`` is DuckDB's alone).
+SET_META = (
+    "INSERT INTO meta (key, value) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 
 FILE_NAME = "catalog.duckdb"
 
@@ -56,14 +66,7 @@ def _symbols_sql(names: Sequence[str] | None, *, active_only: bool) -> tuple[str
 TABLES = tuple(re.findall(r"CREATE TABLE (\w+)", "\n".join(MIGRATIONS)))
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-    ).fetchall()
-    return {str(r[0]) for r in rows}
-
-
-def _meta(con: duckdb.DuckDBPyConnection, path: Path, tables: set[str]) -> dict[str, str]:
+def _meta(con: Connection, path: str, tables: set[str]) -> dict[str, str]:
     if "meta" not in tables:
         msg = (
             f"the catalog {path} has no meta table: it is not a barlake catalog, or it is "
@@ -73,13 +76,13 @@ def _meta(con: duckdb.DuckDBPyConnection, path: Path, tables: set[str]) -> dict[
     return {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta").fetchall()}
 
 
-def _schema_version(path: Path, meta: dict[str, str]) -> int:
+def _schema_version(path: str, meta: dict[str, str]) -> int:
     """The catalog's schema version; StorageError unless this barlake knows it."""
     text = meta.get("schema_version", "0")
     if not text.isdigit():
         msg = (
             f"the catalog {path} has schema version {text!r}, which is not a number: its "
-            "meta table is damaged; restore catalog.duckdb from a backup"
+            "meta table is damaged; restore the catalog from a backup"
         )
         raise StorageError(msg)
     if int(text) > len(MIGRATIONS):
@@ -91,7 +94,7 @@ def _schema_version(path: Path, meta: dict[str, str]) -> int:
     return int(text)
 
 
-def _require_tables(path: Path, tables: set[str], version: int) -> None:
+def _require_tables(path: str, tables: set[str], version: int) -> None:
     """StorageError naming the first table that schema ``version`` should have and lacks."""
     made = "\n".join(MIGRATIONS[:version])
     missing = [t for t in TABLES if t not in tables and f"CREATE TABLE {t}" in made]
@@ -103,111 +106,34 @@ def _require_tables(path: Path, tables: set[str], version: int) -> None:
         raise StorageError(msg)
 
 
-class Catalog(JobsTable, QueueTable, SetAsideTable, ActionsTable):
-    """The catalog of one lake; every method is one short transaction."""
+class Tables(JobsTable, QueueTable, SetAsideTable, ActionsTable):
+    """The catalog's repositories over a backend's connections; every method is one short
+    transaction. A backend provides ``connect``, ``query``, ``rows``, ``execute``, what its
+    messages call the catalog (``where``) and the names of its tables (``table_names``)."""
 
-    def __init__(self, root: Path, *, lock_timeout: float = 30.0) -> None:
-        self.path = Path(root) / FILE_NAME
-        self.lock_timeout = lock_timeout
-        self._session = threading.local()
+    dialect: Dialect = "duckdb"
 
-    # -- connections -------------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        raise NotImplementedError
+
+    def connect(self, *, read_only: bool = False) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def session(self, *, read_only: bool = False) -> AbstractContextManager[None]:
+        raise NotImplementedError
 
     def writes(self) -> int:
-        """How many write blocks this process has ended on this catalog (``engine.writes``)."""
-        return writes(self.path)
+        raise NotImplementedError
 
-    @contextmanager
-    def session(self, *, read_only: bool = False) -> Iterator[None]:
-        """Share one connection among the calls inside the block (opening one costs tens of
-        milliseconds); keep the block short, other processes wait while it is open."""
-        if getattr(self._session, "con", None) is not None:
-            yield
-            return
-        with open_file(self.path, read_only=read_only, timeout=self.lock_timeout) as con:
-            self._session.con = con
-            try:
-                yield
-            finally:
-                self._session.con = None
-
-    @contextmanager
-    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection held only for the ``with`` block, retried while the file is locked;
-        writes inside the block form one transaction."""
-        shared = getattr(self._session, "con", None)
-        if shared is not None:
-            with transaction(shared, read_only=read_only):
-                yield shared
-            return
-        opened = open_file(self.path, read_only=read_only, timeout=self.lock_timeout)
-        with opened as con, transaction(con, read_only=read_only):
-            yield con
+    def exists(self) -> bool:
+        raise NotImplementedError
 
     def create(self) -> bool:
-        """Create or migrate the catalog; returns True when it did not exist."""
-        new = not self.path.exists()
-        if new:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            duckdb.connect(str(self.path)).close()
-        with self.connect() as con:
-            tables = _tables(con)
-            version = 0
-            if tables:
-                version = _schema_version(self.path, _meta(con, self.path, tables))
-                _require_tables(self.path, tables, version)
-            for script in MIGRATIONS[version:]:
-                con.execute(script)
-            con.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(len(MIGRATIONS))]
-            )
-        return new
-
-    def verify(self) -> dict[str, str]:
-        """The ``meta`` settings of a catalog this barlake can use; StorageError when a table
-        is missing or the schema is older (run ``lake init``) or newer (upgrade barlake)."""
-        with self.connect(read_only=True) as con:
-            tables = _tables(con)
-            meta = _meta(con, self.path, tables)
-        version = _schema_version(self.path, meta)
-        if version < len(MIGRATIONS):
-            msg = (
-                f"the catalog {self.path} has schema version {version}, this barlake uses "
-                f"{len(MIGRATIONS)}; run `lake init` to bring it up to date"
-            )
-            raise StorageError(msg)
-        _require_tables(self.path, tables, version)
-        return meta
-
-    def schema_version(self) -> int:
-        return int(self.meta("schema_version") or 0)
-
-    def meta(self, key: str) -> str | None:
-        with self.connect(read_only=True) as con:
-            row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self.connect() as con:
-            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+        raise NotImplementedError
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
-        """Run a read-only query and return its rows."""
-        import polars as pl
-
-        with self.connect(read_only=True) as con:
-            return pl.from_arrow(con.sql(sql, params=list(params)).to_arrow_table())  # type: ignore[return-value]
-
-    def execute(
-        self, sql: str, params: Sequence[Any] = (), **tables: pa.Table | pl.DataFrame
-    ) -> None:
-        """Run one writing statement, with ``tables`` visible to it by name."""
-        import polars as pl
-
-        with self.connect() as con:
-            for name, table in tables.items():
-                con.register(name, table.to_arrow() if isinstance(table, pl.DataFrame) else table)
-            con.execute(sql, list(params))
+        raise NotImplementedError
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run a read-only query and return its rows as dicts (uuids as strings): the cheap
@@ -222,6 +148,53 @@ class Catalog(JobsTable, QueueTable, SetAsideTable, ActionsTable):
                 }
                 for r in cursor.fetchall()
             ]
+
+    def execute(
+        self, sql: str, params: Sequence[Any] = (), **tables: pa.Table | pl.DataFrame
+    ) -> None:
+        raise NotImplementedError
+
+    def table_names(self, con: Connection) -> set[str]:
+        raise NotImplementedError
+
+    def migrate(self, con: Connection) -> None:
+        """Run the migrations this catalog has not run yet, inside the caller's transaction."""
+        tables = self.table_names(con)
+        version = 0
+        if tables:
+            version = _schema_version(self.where, _meta(con, self.where, tables))
+            _require_tables(self.where, tables, version)
+        for index in range(version, len(MIGRATIONS)):
+            con.execute(script(index, self.dialect))
+        con.execute(SET_META, ["schema_version", str(len(MIGRATIONS))])
+
+    def verify(self) -> dict[str, str]:
+        """The ``meta`` settings of a catalog this barlake can use; StorageError when a table
+        is missing or the schema is older (run ``lake init``) or newer (upgrade barlake)."""
+        with self.connect(read_only=True) as con:
+            tables = self.table_names(con)
+            meta = _meta(con, self.where, tables)
+        version = _schema_version(self.where, meta)
+        if version < len(MIGRATIONS):
+            msg = (
+                f"the catalog {self.where} has schema version {version}, this barlake uses "
+                f"{len(MIGRATIONS)}; run `lake init` to bring it up to date"
+            )
+            raise StorageError(msg)
+        _require_tables(self.where, tables, version)
+        return meta
+
+    def schema_version(self) -> int:
+        return int(self.meta("schema_version") or 0)
+
+    def meta(self, key: str) -> str | None:
+        with self.connect(read_only=True) as con:
+            row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.connect() as con:
+            con.execute(SET_META, [key, value])
 
     # -- symbols -----------------------------------------------------------------------------
 
@@ -298,15 +271,14 @@ class Catalog(JobsTable, QueueTable, SetAsideTable, ActionsTable):
         """Per symbol and interval of the ledger (``names`` only, unless None), the latest
         fetch: ``symbol, interval, fetched_at, provider, job_id``."""
         sql = (
-            "SELECT symbol, interval, max(fetched_at) AS fetched_at, "
-            "arg_max(provider, fetched_at) AS provider, arg_max(job_id, fetched_at) AS job_id "
-            "FROM ledger"
+            "SELECT DISTINCT ON (symbol, interval) symbol, interval, fetched_at, provider, "
+            "job_id FROM ledger"
         )
         params: list[Any] = []
         if names is not None:
             sql += " WHERE symbol IN (SELECT unnest(?::VARCHAR[]))"
             params.append(list(names))
-        return self.rows(sql + " GROUP BY symbol, interval ORDER BY symbol, interval", params)
+        return self.rows(sql + " ORDER BY symbol, interval, fetched_at DESC", params)
 
     def add_ledger(self, frame: pl.DataFrame) -> None:
         """Record fetched ranges (columns as the ledger table)."""
@@ -327,10 +299,16 @@ class Catalog(JobsTable, QueueTable, SetAsideTable, ActionsTable):
             f"CASE WHEN {new['layer3_qualified']} THEN 3 WHEN {new['layer2_qualified']} THEN 2 "
             f"WHEN {new['layer1_qualified']} THEN 1 ELSE 0 END"
         )
+        # (PostgreSQL stages ``updates`` with the table's types; DuckDB casts on assignment)
+        score = "CAST({} AS DECIMAL(10, 2))".format(
+            "u.liquidity_score" if "liquidity_score" in updates.columns else "NULL"
+        )
+        json_object = "json_build_object" if self.dialect == "postgres" else "json_object"
         with self.connect() as con:
             con.register("updates", updates.to_arrow())
             unknown = con.execute(
-                "SELECT u.symbol FROM updates u ANTI JOIN symbols s USING (symbol) LIMIT 5"
+                "SELECT u.symbol FROM updates u WHERE NOT EXISTS "
+                "(SELECT 1 FROM symbols s WHERE s.symbol = u.symbol) ORDER BY u.symbol LIMIT 5"
             ).fetchall()
             if unknown:
                 names = ", ".join(r[0] for r in unknown)
@@ -340,7 +318,7 @@ class Catalog(JobsTable, QueueTable, SetAsideTable, ActionsTable):
                 CREATE TEMP TABLE changes AS
                 SELECT s.symbol, s.layer AS old_layer, {effective} AS new_layer,
                        {", ".join(f"s.{f} AS old_{f}, {new[f]} AS new_{f}" for f in LAYER_FLAGS)},
-                       {"u.liquidity_score" if "liquidity_score" in updates.columns else "NULL"}
+                       {score}
                            AS score
                 FROM symbols s JOIN updates u USING (symbol)
             """)
@@ -348,7 +326,7 @@ class Catalog(JobsTable, QueueTable, SetAsideTable, ActionsTable):
                 con.execute(
                     f"""
                     INSERT INTO events (type, payload)
-                    SELECT ?, json_object('symbol', symbol, 'layer', {n})
+                    SELECT ?, {json_object}('symbol', symbol, 'layer', {n})
                     FROM changes WHERE new_{f} AND NOT old_{f} ORDER BY symbol
                     """,
                     [EventType.SYMBOL_QUALIFIED.value],
@@ -357,7 +335,7 @@ class Catalog(JobsTable, QueueTable, SetAsideTable, ActionsTable):
                 con.execute(
                     f"""
                     INSERT INTO events (type, payload)
-                    SELECT ?, json_object('symbol', symbol, 'from', old_layer, 'to', new_layer)
+                    SELECT ?, {json_object}('symbol', symbol, 'from', old_layer, 'to', new_layer)
                     FROM changes WHERE new_layer {op} old_layer ORDER BY symbol
                     """,
                     [kind.value],
@@ -457,7 +435,8 @@ class Catalog(JobsTable, QueueTable, SetAsideTable, ActionsTable):
                 con.register("found", findings.to_arrow())
                 cols = ", ".join(findings.columns)
                 con.execute(
-                    f"INSERT INTO quality_issues (check_id, {cols}) SELECT ?, {cols} FROM found",
+                    f"INSERT INTO quality_issues (check_id, {cols}) "
+                    f"SELECT CAST(? AS UUID), {cols} FROM found",
                     [check_id],
                 )
 
@@ -472,8 +451,93 @@ class Catalog(JobsTable, QueueTable, SetAsideTable, ActionsTable):
     def pending_gap_events(self) -> set[tuple[str, str, str, str]]:
         """(symbol, interval, first, last) of gap events not yet served."""
         rows = self.query(
-            "SELECT payload->>'symbol', payload->>'interval', payload->>'first', "
-            "payload->>'last' FROM events WHERE type = ? AND processed_at IS NULL",
+            "SELECT payload->>'symbol' AS symbol, payload->>'interval' AS interval, "
+            "payload->>'first' AS first, payload->>'last' AS last "
+            "FROM events WHERE type = ? AND processed_at IS NULL",
             [EventType.GAP_DETECTED.value],
         )
         return {(str(a), str(b), str(c), str(d)) for a, b, c, d in rows.iter_rows()}
+
+
+class Catalog(Tables):
+    """The catalog of one lake in its DuckDB file."""
+
+    def __init__(self, root: Path, *, lock_timeout: float = 30.0) -> None:
+        self.path = Path(root) / FILE_NAME
+        self.lock_timeout = lock_timeout
+        self._session = threading.local()
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def writes(self) -> int:
+        """How many write blocks this process has ended on this catalog (``engine.writes``)."""
+        return writes(self.path)
+
+    @contextmanager
+    def session(self, *, read_only: bool = False) -> Iterator[None]:
+        """Share one connection among the calls inside the block (opening one costs tens of
+        milliseconds); keep the block short, other processes wait while it is open."""
+        if getattr(self._session, "con", None) is not None:
+            yield
+            return
+        with open_file(self.path, read_only=read_only, timeout=self.lock_timeout) as con:
+            self._session.con = con
+            try:
+                yield
+            finally:
+                self._session.con = None
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection held only for the ``with`` block, retried while the file is locked;
+        writes inside the block form one transaction."""
+        shared = getattr(self._session, "con", None)
+        if shared is not None:
+            with transaction(shared, read_only=read_only):
+                yield shared
+            return
+        opened = open_file(self.path, read_only=read_only, timeout=self.lock_timeout)
+        with opened as con, transaction(con, read_only=read_only):
+            yield con
+
+    def exists(self) -> bool:
+        """Whether the catalog file is there (``lake init`` makes it)."""
+        return self.path.exists()
+
+    def create(self) -> bool:
+        """Create or migrate the catalog; returns True when it did not exist."""
+        new = not self.path.exists()
+        if new:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            duckdb.connect(str(self.path)).close()
+        with self.connect() as con:
+            self.migrate(con)
+        return new
+
+    def table_names(self, con: Connection) -> set[str]:
+        rows = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        """Run a read-only query and return its rows."""
+        import polars as pl
+
+        with self.connect(read_only=True) as con:
+            return pl.from_arrow(con.sql(sql, params=list(params)).to_arrow_table())  # type: ignore[return-value]
+
+    def execute(
+        self, sql: str, params: Sequence[Any] = (), **tables: pa.Table | pl.DataFrame
+    ) -> None:
+        """Run one writing statement, with ``tables`` visible to it by name."""
+        import polars as pl
+
+        with self.connect() as con:
+            for name, table in tables.items():
+                con.register(name, table.to_arrow() if isinstance(table, pl.DataFrame) else table)
+            con.execute(sql, list(params))

@@ -8,9 +8,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-import duckdb
-
-from barlake.catalog.repositories import Measured
+from barlake.catalog.repositories import Claim, Measured
 from barlake.errors import NotFoundError
 from barlake.liveness import LEASE, abandoned, owner_gone
 
@@ -18,18 +16,51 @@ if TYPE_CHECKING:
     import polars as pl
 
 
+class Cursor(Protocol):
+    """A statement's result, as DuckDB's connection and psycopg's cursor both give it."""
+
+    @property
+    def description(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def fetchone(self) -> Any: ...
+
+
+class Connection(Protocol):
+    """What the table methods run SQL on: ``?`` placeholders, and frames (or Arrow tables)
+    registered by name for the statements after."""
+
+    def execute(self, query: str, parameters: Any = None) -> Cursor: ...
+    def register(self, view_name: str, python_object: Any) -> Any: ...
+
+
+#: The condition that a claim is still ``worker``'s, at ``attempt`` when one is given: a
+#: worker whose lease ran out, and whose request was claimed again, can no longer act on it.
+HELD = (
+    "request_id = ? AND worker = ? AND state = 'claimed' "
+    "AND (CAST(? AS INTEGER) IS NULL OR attempts = ?)"
+)
+
+
 class Connected(Protocol):
     """What the table methods use of ``Catalog``: its connections and its two reads."""
 
-    def connect(
-        self, *, read_only: bool = False
-    ) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
+    def connect(self, *, read_only: bool = False) -> AbstractContextManager[Connection]: ...
     def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame: ...
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
 
 
+class Fenced(Connected, Protocol):
+    """A catalog that records a job only while its claim holds: how it locks the claim."""
+
+    lock_row: str
+
+
 class JobsTable:
     """Jobs and their progress rows, over the catalog's connections (mixed into ``Catalog``)."""
+
+    #: How ``record`` locks the claim it checks (PostgreSQL; DuckDB writes one transaction
+    #: at a time).
+    lock_row = ""
 
     # -- jobs and progress -------------------------------------------------------------------
 
@@ -50,24 +81,37 @@ class JobsTable:
                 con.execute(f"INSERT INTO backfill_progress ({names}) SELECT {names} FROM rows")
 
     def record(
-        self: Connected,
+        self: Fenced,
         job_id: str,
         *,
         job: dict[str, Any] | None = None,
         progress: pl.DataFrame | None = None,
         ledger: pl.DataFrame | None = None,
         set_aside: pl.DataFrame | None = None,
+        claim: Claim | None = None,
     ) -> None:
         """Update the job row, progress rows (keyed by symbol, interval) and add ledger rows
         and set-aside symbols, all in one transaction, so progress never runs ahead of the
-        ledger."""
+        ledger. Given the ``claim`` the job serves, the ledger and set-aside rows (what
+        other jobs plan from) are written only while the request is still this delivery's
+        (the row stays locked until the transaction ends): once its lease ran out and the
+        request went back to the queue, or to another worker, the worker that serves it now
+        records that work instead. A cancelled request keeps what its job fetched."""
         with self.connect() as con:
-            if set_aside is not None and not set_aside.is_empty():
+            shared = True
+            if claim is not None:
+                held = con.execute(
+                    "SELECT request_id FROM backfill_requests "
+                    f"WHERE request_id = ? AND worker = ? AND attempts = ?{self.lock_row}",
+                    [claim.request_id, claim.worker, claim.attempt],
+                ).fetchall()
+                shared = bool(held)
+            if shared and set_aside is not None and not set_aside.is_empty():
                 from barlake.catalog.aside import RECORD
 
                 con.register("aside_rows", set_aside.to_arrow())
                 con.execute(RECORD)
-            if ledger is not None and not ledger.is_empty():
+            if shared and ledger is not None and not ledger.is_empty():
                 con.register("ledger_rows", ledger.to_arrow())
                 cols = ", ".join(ledger.columns)
                 con.execute(f"INSERT INTO ledger ({cols}) SELECT {cols} FROM ledger_rows")
@@ -112,7 +156,8 @@ class JobsTable:
     def progress_counts(self: Connected, job_id: str) -> tuple[dict[str, int], int]:
         """How many of a job's progress rows are in each status, and the bars they loaded."""
         found = self.rows(
-            "SELECT status, count(*) AS n, sum(records_loaded) AS bars FROM backfill_progress "
+            "SELECT status, count(*) AS n, CAST(sum(records_loaded) AS BIGINT) AS bars "
+            "FROM backfill_progress "
             "WHERE job_id = ? GROUP BY status ORDER BY status",
             [job_id],
         )
@@ -149,8 +194,9 @@ class JobsTable:
         """Sums over every job: requests and bars by provider, failed progress rows by stage."""
         return {
             "providers": self.rows(
-                "SELECT coalesce(provider, 'none') AS provider, sum(requests_made) AS requests, "
-                "sum(bars_written) AS bars FROM jobs GROUP BY 1 ORDER BY 1"
+                "SELECT coalesce(provider, 'none') AS provider, "
+                "CAST(sum(requests_made) AS BIGINT) AS requests, "
+                "CAST(sum(bars_written) AS BIGINT) AS bars FROM jobs GROUP BY 1 ORDER BY 1"
             ),
             "errors": self.rows(
                 "SELECT coalesce(stage, 'unknown') AS stage, count(*) AS errors "
@@ -168,7 +214,7 @@ class JobsTable:
             "IS NULL THEN 0 ELSE bars_written END), 0) AS us "
             "FROM (SELECT latency_ms, requests_made, write_us_per_bar, bars_written FROM jobs "
             "WHERE provider = ? AND latency_ms IS NOT NULL AND requests_made > 0 "
-            "ORDER BY created_at DESC LIMIT ?)",
+            "ORDER BY created_at DESC LIMIT ?) AS recent",
             [provider, jobs],
         )
         if not found or not found[0]["n"]:
@@ -194,7 +240,7 @@ class JobsTable:
                 WHERE p.status IN ('done', 'failed', 'warning')
                   AND p.interval IN (SELECT unnest(?::VARCHAR[]))
                   AND p.symbol IN (SELECT unnest(?::VARCHAR[]))
-            ) WHERE latest = 1 AND status = 'warning' ORDER BY symbol, interval
+            ) AS latest_rows WHERE latest = 1 AND status = 'warning' ORDER BY symbol, interval
             """,
             [list(intervals), list(names)],
         )

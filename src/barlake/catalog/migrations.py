@@ -1,11 +1,46 @@
 """The catalog's schema, one script per version: a catalog at version N runs scripts N and on.
 
-A shipped script never changes: a new column or table is a new script at the end. The DuckDB
-catalog applies them (``catalog.embedded.Catalog.create``); ``meta.schema_version`` records how
-many ran.
+A shipped script never changes: a new column or table is a new script at the end. Both
+catalogs apply the same scripts (``catalog.embedded.Catalog.create``, and PostgreSQL's in
+``catalog.postgres``), each in its own dialect (``script``); ``meta.schema_version`` records how
+many ran. Write them in the types both engines know: VARCHAR, INTEGER, BIGINT, BOOLEAN, DATE,
+TIMESTAMPTZ, JSON, UUID, DOUBLE, DECIMAL(p, s).
 """
 
 from __future__ import annotations
+
+import re
+from typing import Literal
+
+Dialect = Literal["duckdb", "postgres"]
+
+#: What PostgreSQL calls the types whose DuckDB names it does not know.
+_POSTGRES_TYPES = ((re.compile(r"\bDOUBLE\b(?!\s+PRECISION)"), "DOUBLE PRECISION"),)
+
+
+def script(index: int, dialect: Dialect) -> str:
+    """Migration ``index`` (0-based) as ``dialect`` runs it."""
+    sql = MIGRATIONS[index]
+    if dialect == "postgres":
+        for pattern, name in _POSTGRES_TYPES:
+            sql = pattern.sub(name, sql)
+    return sql
+
+
+def column_types() -> dict[str, str]:
+    """Each column name the migrations give one type to, with that type: what a frame's
+    column of that name is staged as before it joins a table."""
+    found: dict[str, set[str]] = {}
+    body = "\n".join(MIGRATIONS)
+    for name, kind in re.findall(
+        r"(?:^|,|\(|ADD COLUMN)\s*(\w+)\s+(VARCHAR|INTEGER|BIGINT|BOOLEAN|DATE|TIMESTAMPTZ|"
+        r"JSON|UUID|DOUBLE|DECIMAL\(\d+,\s*\d+\))",
+        body,
+        flags=re.MULTILINE,
+    ):
+        found.setdefault(name, set()).add(kind)
+    return {name: kinds.pop() for name, kinds in found.items() if len(kinds) == 1}
+
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -169,6 +204,19 @@ MIGRATIONS: tuple[str, ...] = (
         vendor_id VARCHAR,
         fetched_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (symbol, type, ex_date, source)
+    );
+    """,
+    # Rate-limit windows that workers on many machines share through a PostgreSQL catalog:
+    # each window's pause (a Retry-After) and its latest acquisitions, in wall-clock seconds.
+    """
+    CREATE TABLE rate_windows (
+        window_key VARCHAR PRIMARY KEY,
+        pause_set DOUBLE NOT NULL DEFAULT 0,
+        pause_until DOUBLE NOT NULL DEFAULT 0
+    );
+    CREATE TABLE rate_takes (
+        window_key VARCHAR NOT NULL,
+        taken_at DOUBLE NOT NULL
     );
     """,
 )

@@ -13,9 +13,9 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from barlake.catalog.jobs import Connected
+from barlake.catalog.jobs import HELD, Connected
 from barlake.errors import NotFoundError
 from barlake.liveness import abandoned
 
@@ -30,6 +30,12 @@ _COLUMNS = (
 )
 
 
+class Claims(Connected, Protocol):
+    """A catalog that claims requests: its connections, and how its claim locks a row."""
+
+    skip_locked: str
+
+
 def _row(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in row.items()}
     for key in ("selection", "summary"):
@@ -40,6 +46,10 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
 
 class QueueTable:
     """Backfill requests over the catalog's connections (mixed into ``Catalog``)."""
+
+    #: How the claim's subquery locks the row it picks (PostgreSQL: skip those other
+    #: workers are claiming; DuckDB writes one transaction at a time).
+    skip_locked = ""
 
     def enqueue(self: Connected, request: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Insert ``request`` unless one like it is waiting: the same ``idempotency_key`` in any
@@ -107,7 +117,7 @@ class QueueTable:
         return counts
 
     def claim(
-        self: Connected, worker: str, host: str, pid: int, *, provider: str | None = None
+        self: Claims, worker: str, host: str, pid: int, *, provider: str | None = None
     ) -> dict[str, Any] | None:
         """Claim the queued request of highest priority (oldest first) for ``worker``."""
         where = "state = 'queued' AND (not_before IS NULL OR not_before <= now())"
@@ -120,7 +130,8 @@ class QueueTable:
                     "UPDATE backfill_requests SET state = 'claimed', worker = ?, host = ?, "
                     "pid = ?, claimed_at = now(), heartbeat_at = now(), attempts = attempts + 1, "
                     "error = NULL WHERE request_id = (SELECT request_id FROM backfill_requests "
-                    f"WHERE {where} ORDER BY priority DESC, created_at, request_id LIMIT 1) "
+                    f"WHERE {where} ORDER BY priority DESC, created_at, request_id LIMIT 1"
+                    f"{self.skip_locked}) "
                     "RETURNING request_id",
                     [*params, *([provider] if provider is not None else [])],
                 )
@@ -133,14 +144,17 @@ class QueueTable:
             )
             return _fetch(row)[0]
 
-    def heartbeat(self: Connected, request_id: str, worker: str) -> bool:
-        """Extend ``worker``'s lease on a request; False when the request is no longer its
-        claim (cancelled, or taken over after the lease ran out)."""
+    def heartbeat(
+        self: Connected, request_id: str, worker: str, *, attempt: int | None = None
+    ) -> bool:
+        """Extend ``worker``'s lease on a request (its claim number ``attempt``, when given);
+        False when the request is no longer its claim (cancelled, or taken over after the
+        lease ran out)."""
         with self.connect() as con:
             beat = con.execute(
-                "UPDATE backfill_requests SET heartbeat_at = now() "
-                "WHERE request_id = ? AND worker = ? AND state = 'claimed' RETURNING request_id",
-                [request_id, worker],
+                f"UPDATE backfill_requests SET heartbeat_at = now() WHERE {HELD} "
+                "RETURNING request_id",
+                [request_id, worker, attempt, attempt],
             ).fetchall()
         return bool(beat)
 
@@ -162,9 +176,11 @@ class QueueTable:
         error: str | None = None,
         summary: dict[str, Any] | None = None,
         retry_in: timedelta | None = None,
+        attempt: int | None = None,
     ) -> bool:
-        """End ``worker``'s claim: ``done``, ``failed`` or ``queued`` again (released, to be
-        claimed after ``retry_in`` when given). False when the claim was no longer its own."""
+        """End ``worker``'s claim (number ``attempt``, when given): ``done``, ``failed`` or
+        ``queued`` again (released, to be claimed after ``retry_in`` when given). False when
+        the claim was no longer its own."""
         assert state in ("done", "failed", "queued")
         released = state == "queued"
         not_before = datetime.now(UTC) + retry_in if retry_in is not None else None
@@ -173,7 +189,7 @@ class QueueTable:
                 "UPDATE backfill_requests SET state = ?, error = ?, summary = ?, "
                 "finished_at = CASE WHEN ? THEN NULL ELSE now() END, "
                 "worker = CASE WHEN ? THEN NULL ELSE worker END, not_before = ? "
-                "WHERE request_id = ? AND worker = ? AND state = 'claimed' RETURNING request_id",
+                f"WHERE {HELD} RETURNING request_id",
                 [
                     state,
                     error,
@@ -183,6 +199,8 @@ class QueueTable:
                     not_before,
                     request_id,
                     worker,
+                    attempt,
+                    attempt,
                 ],
             ).fetchall()
         return bool(ended)
@@ -235,7 +253,12 @@ class QueueTable:
 
     def record_schedule_run(self: Connected, entry: str, at: datetime, key: str | None) -> None:
         with self.connect() as con:
-            con.execute("INSERT OR REPLACE INTO schedule_runs VALUES (?, ?, ?)", [entry, at, key])
+            con.execute(
+                "INSERT INTO schedule_runs (entry, last_run_at, last_key) VALUES (?, ?, ?) "
+                "ON CONFLICT (entry) DO UPDATE SET last_run_at = excluded.last_run_at, "
+                "last_key = excluded.last_key",
+                [entry, at, key],
+            )
 
 
 def _fetch(result: Any) -> list[dict[str, Any]]:

@@ -58,6 +58,15 @@ class Measured(NamedTuple):
     jobs: int
 
 
+class Claim(NamedTuple):
+    """A worker's claim on a queued request: its id, the worker, and which claim of it this
+    is (the request's ``attempts`` when the worker claimed it)."""
+
+    request_id: str
+    worker: str
+    attempt: int
+
+
 class JobRecorder(Protocol):
     """Where a running job's counters, progress rows, ledger rows and set-aside symbols go, in
     one transaction."""
@@ -70,6 +79,7 @@ class JobRecorder(Protocol):
         progress: pl.DataFrame | None = None,
         ledger: pl.DataFrame | None = None,
         set_aside: pl.DataFrame | None = None,
+        claim: Claim | None = None,
     ) -> None: ...
 
 
@@ -104,7 +114,7 @@ class QueueRepository(Protocol):
     def claim(
         self, worker: str, host: str, pid: int, *, provider: str | None = None
     ) -> dict[str, Any] | None: ...
-    def heartbeat(self, request_id: str, worker: str) -> bool: ...
+    def heartbeat(self, request_id: str, worker: str, *, attempt: int | None = None) -> bool: ...
     def attach_job(self, request_id: str, job_id: str) -> None: ...
     def finish(
         self,
@@ -115,6 +125,7 @@ class QueueRepository(Protocol):
         error: str | None = None,
         summary: dict[str, Any] | None = None,
         retry_in: timedelta | None = None,
+        attempt: int | None = None,
     ) -> bool: ...
     def cancel_request(self, request_id: str) -> bool: ...
     def requeue_abandoned(self, lease: timedelta) -> list[str]: ...
@@ -155,5 +166,8 @@ class Catalog(
 ):
     """Every repository of one lake's catalog, with its unit of work."""
 
+    def exists(self) -> bool: ...
+    def create(self) -> bool: ...
+    def verify(self) -> dict[str, str]: ...
     def meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...

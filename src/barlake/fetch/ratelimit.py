@@ -73,7 +73,9 @@ class RateLimiter:
     below one stretches the window instead (0.5 a minute: one per 120 s); a fractional limit
     above one rounds down. ``per_minute`` <= 0 or infinite means unlimited, though ``pause``
     still holds everyone back. ``share`` names a window that every process shares (see
-    ``ratewindow.window_path``); ``directory`` overrides where its file lives.
+    ``ratewindow.window_path``); ``directory`` overrides where its file lives, and
+    ``windows`` where the window lives instead of a file (a team's catalog database, which
+    every machine shares).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class RateLimiter:
         margin_s: float = RATE_MARGIN_S,
         share: str | None = None,
         directory: Path | None = None,
+        windows: Callable[[str, int], Window] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -94,9 +97,10 @@ class RateLimiter:
         self.limit = 0 if self.unlimited else max(1, int(per_minute))
         self.window_s = window_s if self.unlimited or per_minute >= 1 else window_s / per_minute
         self.margin_s = margin_s
-        self.window: Window = (
-            open_window(share, self.limit, directory) if share is not None else LocalWindow()
-        )
+        self.window: Window = LocalWindow()
+        if share is not None:
+            opened = windows(share, self.limit) if windows is not None else None
+            self.window = opened or open_window(share, self.limit, directory)
         self._clock = clock
         self._sleep = sleep
         self._queue: asyncio.Lock | None = None

@@ -20,7 +20,7 @@ from typing import Any, Protocol, cast
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
-from barlake.catalog.repositories import Catalog
+from barlake.catalog.repositories import Catalog, Claim, JobRecorder
 from barlake.catalog.schema import LEDGER, PROGRESS_START
 from barlake.clock import Clock
 from barlake.config import BackfillConfig, LakeConfig
@@ -35,6 +35,7 @@ from barlake.errors import ProviderError, UsageError
 from barlake.fetch import actions as fetching
 from barlake.fetch.job import JobResult, ProgressCallback
 from barlake.fetch.ratelimit import WALL, RateLimiter, Timing
+from barlake.fetch.ratewindow import Window
 from barlake.fetch.resample import Resampler
 from barlake.fetch.runner import Stop, run_blocking, run_until_signalled
 from barlake.fetch.scheduler import BarSink, Scheduler
@@ -98,6 +99,19 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class Fenced:
+    """A job's recorder while it serves a queued request: each record checks, in its own
+    transaction, that the request is still this delivery's, and adds no ledger rows once it
+    is not (the worker that took the request over records that work itself)."""
+
+    catalog: JobRecorder
+    claim: Claim
+
+    def record(self, job_id: str, **parts: Any) -> None:
+        self.catalog.record(job_id, **{**parts, "claim": self.claim})
+
+
+@dataclass(frozen=True)
 class Resolved:
     """A selection's members and each one's wanted range per interval."""
 
@@ -127,8 +141,12 @@ class Backfill:
         fill_lock: Callable[[], AbstractContextManager[Any]],
         resampler: Resampler | None = None,
         trades: TradeStore | None = None,
+        windows: Callable[[str, int], Window] | None = None,
     ) -> None:
         self.catalog, self.registry, self.finder = catalog, registry, finder
+        #: Where the rate-limit windows of every process live (None: files in the cache
+        #: directory, shared by this machine's processes).
+        self.windows = windows
         self.policies, self.providers, self.bars = policies, providers, bars
         self.config, self.clock, self.fill_lock = config, clock, fill_lock
         #: Builds bars from the lake's finer ones (lake.yaml ``backfill.resample``).
@@ -569,9 +587,17 @@ class Backfill:
             return config
         return config.overridden("parallel_symbols", options.parallel, "--parallel")
 
-    def start(self, plan: Plan, options: RunOptions, *, sink: BarSink | None = None) -> Scheduler:
+    def start(
+        self,
+        plan: Plan,
+        options: RunOptions,
+        *,
+        sink: BarSink | None = None,
+        claim: Claim | None = None,
+    ) -> Scheduler:
         """Record a new running job for ``plan`` and the scheduler that runs it (writing to
-        ``sink``, the lake's bars by default)."""
+        ``sink``, the lake's bars by default). A job that serves a queued request's ``claim``
+        records nothing once the claim is no longer held."""
         job_id = str(uuid.uuid4())
         config = self.job_config(options)
         with self.catalog.session(read_only=True):
@@ -601,11 +627,12 @@ class Backfill:
                 plan.rate_limit_per_min,
                 window_s=source.rate_limit_window_s,
                 share=shared_as if config.shared_rate_limit else None,
+                windows=self.windows,
                 clock=options.timing.clock,
                 sleep=options.timing.sleep,
             ),
             sink=sink or self.bars,
-            recorder=self.catalog,
+            recorder=self.catalog if claim is None else Fenced(self.catalog, claim),
             calendars={m.name: m.calendar for m in found},
             config=config,
             clock=self.clock,

@@ -23,7 +23,7 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any
 
-from barlake.catalog.repositories import Catalog
+from barlake.catalog.repositories import Catalog, Claim
 from barlake.config import WorkerConfig
 from barlake.errors import Interrupted, LakeError, LockError
 from barlake.fetch.job import Progress, error_rows
@@ -213,6 +213,7 @@ class Worker:
             error=outcome.error,
             summary=outcome.summary,
             retry_in=outcome.retry_in,
+            attempt=request.attempts,
         )
         event = {"done": "done", "failed": "failed", "queued": "released"}[outcome.state]
         if not kept:  # cancelled, or taken over after the lease ran out
@@ -244,7 +245,8 @@ class Worker:
             on_progress=ProgressLog(self.log, request.id),
             command=f"lake worker: request {request.id[:8]}",
         )
-        scheduler = self.backfill.start(plan, options)
+        claim = Claim(request.id, self.name, request.attempts)
+        scheduler = self.backfill.start(plan, options, claim=claim)
         self.catalog.attach_job(request.id, scheduler.job_id)
         result = self.backfill.execute(scheduler, stop)
         summary = {
@@ -270,7 +272,7 @@ class Worker:
         every = max(0.05, min(self.config.lease_s / 4, 5.0))
         while not done.wait(every):
             try:
-                mine = self.catalog.heartbeat(request.id, self.name)
+                mine = self.catalog.heartbeat(request.id, self.name, attempt=request.attempts)
             except LockError:
                 continue  # the catalog was busy this once; the lease has room for it
             if not mine:
