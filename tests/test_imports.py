@@ -92,6 +92,6 @@ print(before)
 """
     out, heavy = loaded_after(code)
     assert out.strip() == "[]"
-    # The names resolve to the real modules; the facade itself loads only DuckDB (its catalog).
-    assert "duckdb" in heavy
+    # The names resolve to the real modules; the facade loads no data library until a lake
+    # is opened (which catalog backend it needs is known only then).
     assert "polars" not in heavy
