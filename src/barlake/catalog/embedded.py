@@ -15,6 +15,7 @@ import json
 import re
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date
@@ -106,7 +107,7 @@ def _require_tables(path: str, tables: set[str], version: int) -> None:
         raise StorageError(msg)
 
 
-class Tables(JobsTable, QueueTable, SetAsideTable, ActionsTable):
+class Tables(JobsTable, QueueTable, SetAsideTable, ActionsTable, ABC):
     """The catalog's repositories over a backend's connections; every method is one short
     transaction. A backend provides ``connect``, ``query``, ``rows``, ``execute``, what its
     messages call the catalog (``where``) and the names of its tables (``table_names``)."""
@@ -114,26 +115,33 @@ class Tables(JobsTable, QueueTable, SetAsideTable, ActionsTable):
     dialect: Dialect = "duckdb"
 
     @property
+    @abstractmethod
     def where(self) -> str:
-        raise NotImplementedError
+        """Provided by each backend."""
 
+    @abstractmethod
     def connect(self, *, read_only: bool = False) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
+        """Provided by each backend."""
 
+    @abstractmethod
     def session(self, *, read_only: bool = False) -> AbstractContextManager[None]:
-        raise NotImplementedError
+        """Provided by each backend."""
 
+    @abstractmethod
     def writes(self) -> int:
-        raise NotImplementedError
+        """Provided by each backend."""
 
+    @abstractmethod
     def exists(self) -> bool:
-        raise NotImplementedError
+        """Provided by each backend."""
 
+    @abstractmethod
     def create(self) -> bool:
-        raise NotImplementedError
+        """Provided by each backend."""
 
+    @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
-        raise NotImplementedError
+        """Provided by each backend."""
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run a read-only query and return its rows as dicts (uuids as strings): the cheap
@@ -149,13 +157,15 @@ class Tables(JobsTable, QueueTable, SetAsideTable, ActionsTable):
                 for r in cursor.fetchall()
             ]
 
+    @abstractmethod
     def execute(
         self, sql: str, params: Sequence[Any] = (), **tables: pa.Table | pl.DataFrame
     ) -> None:
-        raise NotImplementedError
+        """Provided by each backend."""
 
+    @abstractmethod
     def table_names(self, con: Connection) -> set[str]:
-        raise NotImplementedError
+        """Provided by each backend."""
 
     def migrate(self, con: Connection) -> None:
         """Run the migrations this catalog has not run yet, inside the caller's transaction."""
