@@ -519,15 +519,18 @@ class Lake:
         self,
         symbols: Symbols = None,
         *,
-        provider: str = "alpaca",
+        provider: str | None = None,
         source: LiveSource | None = None,
         stop: threading.Event | None = None,
         options: FollowOptions | None = None,
     ) -> FollowResult:
         """Keep the minute bars of ``symbols`` (every tracked symbol when None) current
-        through today's session from ``provider``'s stream (``source`` instead of lake.yaml's),
-        one connection for all of them; returns once the session is final (or ``stop`` is
-        set). See ``barlake.jobs.follow`` for how each seam is closed.
+        through today's session from ``provider``'s stream (``source`` instead of lake.yaml's;
+        polling its REST API when it has none), one connection for all of them; returns once
+        the session is final (or ``stop`` is set). Without ``symbols``, lake.yaml's ``follow``
+        selections of the provider, else every tracked symbol; without ``provider``, the first
+        ``follow`` entry's, else ``default_provider``. See ``barlake.jobs.follow`` for how each
+        seam is closed.
 
         >>> lake.follow("AAPL,MSFT", provider="alpaca").differences  # doctest: +SKIP
         """
@@ -539,7 +542,17 @@ class Lake:
         from barlake.providers import STREAMS, open_stream
         from barlake.providers.polling import PollingSource
 
-        names = symbols_of(symbols) or self.symbols()["symbol"].to_list()
+        names = symbols_of(symbols)
+        entries = self.config.follow
+        if provider is None:
+            given = entries[0].provider if entries and names is None else None
+            provider = given or self.config.default_provider
+        if names is None and entries:  # every selection of this provider, one connection
+            picked = [
+                e for e in entries if (e.provider or self.config.default_provider) == provider
+            ]
+            names = sorted({s.upper() for e in picked for s in e.symbols})
+        names = names or self.symbols()["symbol"].to_list()
         rest = self.services.providers.open(provider)
         if source is None:
             config = self.config.provider(provider)

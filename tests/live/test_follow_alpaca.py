@@ -226,3 +226,48 @@ def test_refusals_stop_with_one_clear_line(
     text = str(raised.value)
     assert said in text and "\n" not in text
     assert KEY not in text and SECRET not in text and "wrong" not in text
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ({"refuse": True}, "auth failed (error 402)"),
+        ({"taken": True}, "connection limit exceeded (error 406)"),
+    ],
+)
+def test_lake_follow_stops_with_exit_3_and_one_line(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], said: str
+) -> None:
+    import asyncio
+
+    from click.testing import CliRunner
+
+    from barlake.cli import cli
+    from barlake.cli.state import State
+    from barlake.config import ProviderConfig
+    from barlake.providers.alpaca_stream import AlpacaStream
+
+    root = rig.lake.root
+    taken = options.get("taken", False)
+    if options.get("refuse"):  # the stream refuses the key the REST API takes
+        rig.stream.api_secret = "sk-live-wrong-77"
+    monkeypatch.setattr(State, "lake", lambda self: Lake.open(root, clock=rig.clock))
+    ok = {"api_key": KEY, "api_secret": SECRET, "stream_url": rig.stream.url}
+    holder = AlpacaStream(ProviderConfig(options=ok))
+    loop = asyncio.new_event_loop()
+    try:
+        if taken:  # another process holds the key's one connection
+            loop.run_until_complete(holder.open(["S01"]))
+        result = CliRunner().invoke(
+            cli, ["--lake", str(root), "follow", "S01,S02", "--provider", "alpaca"]
+        )
+    finally:
+        loop.run_until_complete(holder.aclose())
+        loop.close()
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0]
+    everything = result.output + result.stderr
+    everything += "".join(p.read_text(errors="ignore") for p in root.rglob("*.json"))
+    for secret in (KEY, SECRET, "sk-live-wrong-77"):
+        assert secret not in everything
