@@ -39,7 +39,7 @@ from barlake.catalog.schema import LEDGER
 from barlake.clock import Clock
 from barlake.domain import bars
 from barlake.domain.ranges import DateRange
-from barlake.errors import AuthError, PermanentError, TransientError
+from barlake.errors import AuthError, PermanentError, ProviderError, TransientError
 from barlake.providers.base import Provider
 from barlake.providers.polling import minute_bars
 from barlake.providers.stream import LiveSource
@@ -288,8 +288,19 @@ class Follower:
         return missed.height
 
     async def _fetch(self, session: date) -> pl.DataFrame:
-        """Every minute bar of ``session`` the provider's REST API has now."""
-        return await minute_bars(self.rest, self.symbols, DateRange(session, session + _DAY))
+        """Every minute bar of ``session`` the provider's REST API has now, retrying its
+        retryable failures with the reconnect backoff."""
+        wait = self.options.backoff_s
+        for attempt in range(self.options.max_attempts):
+            try:
+                window = DateRange(session, session + _DAY)
+                return await minute_bars(self.rest, self.symbols, window)
+            except ProviderError as exc:
+                if not exc.retryable or attempt + 1 == self.options.max_attempts:
+                    raise
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, self.options.backoff_cap_s)
+        raise AssertionError  # unreachable: the last attempt returns or raises
 
     # -- the session -------------------------------------------------------------------------
 
