@@ -6,7 +6,7 @@ A clock is any callable that returns an aware UTC ``datetime``; ``Lake(clock=...
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -28,3 +28,19 @@ def fixed(moment: datetime) -> Clock:
         return moment
 
     return clock
+
+
+class ManualClock:
+    """A clock that moves only when told: tests and benchmarks fast-forward a simulated
+    session with it, and every part handed it (a follower, a stream emulator) agrees on "now"."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> datetime:
+        """Move "now" forward by ``by``; returns the new time."""
+        self.now += by
+        return self.now

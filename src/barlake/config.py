@@ -500,6 +500,13 @@ class LayerRetention:
     trades: Sourced | None
 
 
+class FollowEntry(_Strict):
+    symbols: list[str] = Field(description="Symbols whose minute bars `lake follow` keeps live.")
+    provider: str | None = Field(
+        default=None, description="Provider to follow them from (default: default_provider)."
+    )
+
+
 class LakeConfig(_Strict):
     default_provider: str = Field(default="demo", description="Provider when --provider is absent.")
     default_policy: str | None = Field(default=None, description="Retention policy name or path.")
@@ -513,6 +520,11 @@ class LakeConfig(_Strict):
         default_factory=list, description="Upkeep the worker queues: updates, checks, prunes."
     )
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    follow: list[FollowEntry] = Field(
+        default_factory=list,
+        description="Selections `lake follow` (without symbols) keeps live; those of one "
+        "provider share one stream connection.",
+    )
     data_retention: DataRetention | None = Field(
         default=None, description="The roadmap's retention in days per layer and kind of data."
     )

@@ -8,6 +8,7 @@ of the lake, built into one ``Selection`` and handed to a service (``barlake.wir
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from functools import cached_property
@@ -35,14 +36,17 @@ if TYPE_CHECKING:
     from barlake.domain.tradebars import Conditions
     from barlake.fetch.job import JobResult, ProgressCallback, SymbolErrors
     from barlake.jobs.actions import ActionsFetched
+    from barlake.jobs.follow import FollowOptions, FollowResult
     from barlake.jobs.queue import Queue
     from barlake.jobs.worker import Log, Worker
     from barlake.planning.plan import Plan
     from barlake.providers.base import Provider
     from barlake.providers.listing import ProviderInfo
+    from barlake.providers.stream import LiveSource
     from barlake.quality.check import CheckResult
     from barlake.retention.policy import Policy
     from barlake.retention.prune import Pruned
+    from barlake.storage.live import LiveArea
     from barlake.storage.migration import Moved
     from barlake.storage.store import Store
     from barlake.universe.members import Member
@@ -90,6 +94,13 @@ class Lake:
         from barlake.config import load
 
         return load(self.root)
+
+    @cached_property
+    def live(self) -> LiveArea:
+        """The live area: minute bars a follower received, not yet final (``storage.live``)."""
+        from barlake.storage.live import LiveArea
+
+        return LiveArea(self.root, fs=self.store.fs)
 
     @cached_property
     def services(self) -> Services:
@@ -531,6 +542,111 @@ class Lake:
 
         return of_lake(self.root, given=self._providers, clock=self.clock)
 
+    # -- live ---------------------------------------------------------------------------
+
+    def follow(
+        self,
+        symbols: Symbols = None,
+        *,
+        provider: str | None = None,
+        source: LiveSource | None = None,
+        stop: threading.Event | None = None,
+        options: FollowOptions | None = None,
+    ) -> FollowResult:
+        """Keep the minute bars of ``symbols`` (every tracked symbol when None) current
+        through today's session from ``provider``'s stream (``source`` instead of lake.yaml's;
+        polling its REST API when it has none), one connection for all of them; returns once
+        the session is final (or ``stop`` is set). Without ``symbols``, lake.yaml's ``follow``
+        selections of the provider, else every tracked symbol; without ``provider``, the first
+        ``follow`` entry's, else ``default_provider``. See ``barlake.jobs.follow`` for how each
+        seam is closed.
+
+        >>> lake.follow("AAPL,MSFT", provider="alpaca").differences  # doctest: +SKIP
+        """
+        import asyncio
+        import dataclasses
+        from datetime import timedelta
+
+        from barlake.jobs.follow import Follower, FollowOptions
+        from barlake.providers import STREAMS, open_stream
+        from barlake.providers.polling import PollingSource
+
+        names = symbols_of(symbols)
+        entries = self.config.follow
+        if provider is None:
+            given = entries[0].provider if entries and names is None else None
+            provider = given or self.config.default_provider
+        if names is None and entries:  # every selection of this provider, one connection
+            picked = [
+                e for e in entries if (e.provider or self.config.default_provider) == provider
+            ]
+            names = sorted({s.upper() for e in picked for s in e.symbols})
+        names = names or self.symbols()["symbol"].to_list()
+        rest = self.services.providers.open(provider)
+        if source is None:
+            config = self.config.provider(provider)
+            if provider in STREAMS:
+                source = open_stream(provider, config)
+            else:
+                source = PollingSource(rest, self.clock)
+        calendars = self.services.registry.calendars(names)
+        from barlake.calendars.calendar import calendar_for
+
+        calendar = next(iter(calendars.values()), calendar_for(None))
+        start = self._last_minute(names)
+
+        def catch_up() -> object:
+            today = self.clock().date()
+            return self.fill(
+                names, interval="1min", start=min(start, today), end=today, provider=provider
+            )
+
+        def read(day: date) -> pl.DataFrame:
+            return self.bars(names, interval="1min", start=day, end=day).collect()
+
+        # The final fetch must come after the lake's provisional grace, or it is not final.
+        grace = timedelta(minutes=self.config.backfill.provisional_grace_minutes)
+        options = options or FollowOptions()
+        options = dataclasses.replace(options, close_grace=max(options.close_grace, grace))
+        follower = Follower(
+            names,
+            source=source,
+            rest=rest,
+            live=self.live,
+            catalog=self.catalog,
+            calendar=calendar,
+            clock=self.clock,
+            catch_up=catch_up,
+            read=read,
+            options=options,
+        )
+        owned = not self.services.providers.owns(provider)
+
+        async def run() -> FollowResult:
+            try:
+                return await follower.run(stop)
+            finally:
+                if owned:
+                    await rest.aclose()
+
+        return asyncio.run(run())
+
+    def _last_minute(self, names: list[str]) -> date:
+        """The session date of the last stored minute bar of ``names`` (today when none, or
+        more than a month back: a follow catches up a month at most)."""
+        import polars as pl
+
+        from barlake.retention.selection import Selection
+        from barlake.storage import reads
+
+        window = Selection(days=31).window(self.today)
+        shifts = self.services.registry.day_shifts(names)
+        from barlake.calendars.calendar import calendar_for
+
+        stored = reads.bars(self.store, "1min", names, window, shifts, calendar_for(None).day_shift)
+        last = stored.select(pl.col("ts").max()).collect().item()
+        return last.date() if last is not None else self.today
+
     # -- research: bars, coverage, report ---------------------------------------------------
 
     def bars(
@@ -588,7 +704,7 @@ class Lake:
         file)."""
         from barlake.calendars.calendar import calendar_for
         from barlake.domain import resample
-        from barlake.storage import reads
+        from barlake.storage import live, reads
 
         window = Selection(**dates).window(self.today)
         if interval not in resample.PERIODS:
@@ -602,7 +718,12 @@ class Lake:
         name = spec(interval).name
         shifts = self.services.registry.day_shifts(names) if spec(name).intraday else {}
         default = calendar_for(None).day_shift
-        return reads.bars(self.store, name, names, window, shifts, default, file_column=file_column)
+        stored = reads.bars(
+            self.store, name, names, window, shifts, default, file_column=file_column
+        )
+        if name != live.INTERVAL or file_column is not None:
+            return stored
+        return live.overlay(stored, self.live.read(names, window))
 
     def _adjusted(
         self, raw: pl.LazyFrame, interval: str, names: list[str] | None, how: Adjust

@@ -100,6 +100,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "barlake.cli.service:worker",
         "Serve the work queue: claim, plan and run requests; SIGTERM stops it cleanly.",
     ),
+    "follow": (
+        "barlake.cli.follow:follow",
+        "Follow minute bars live from the provider's stream until today's session is final.",
+    ),
     "config": (
         "barlake.cli.config:config",
         "Show the lake's effective configuration and where each value comes from.",

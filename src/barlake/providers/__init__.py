@@ -7,6 +7,7 @@ from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
 from barlake.errors import UsageError
 from barlake.providers.base import Capabilities, Page, Provider, Request
+from barlake.providers.stream import LiveSource
 
 __all__ = ["PROVIDERS", "Capabilities", "Page", "Provider", "Request", "open_provider"]
 
@@ -45,4 +46,19 @@ def open_provider(
 
         return BinanceProvider(config)
     msg = f"unknown provider {name!r}; use one of: {', '.join(PROVIDERS)}"
+    raise UsageError(msg)
+
+
+#: Providers with a real-time bar stream (``providers.stream.LiveSource``); the others are
+#: followed by polling their REST endpoint once a minute.
+STREAMS: tuple[str, ...] = ("alpaca",)
+
+
+def open_stream(name: str, config: ProviderConfig | None = None) -> LiveSource:
+    """The real-time stream of provider ``name``, configured by lake.yaml's entry for it."""
+    if name == "alpaca":
+        from barlake.providers.alpaca_stream import AlpacaStream
+
+        return AlpacaStream(config)
+    msg = f"provider {name!r} has no stream; it is followed by polling"
     raise UsageError(msg)

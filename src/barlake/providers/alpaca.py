@@ -100,6 +100,11 @@ class AlpacaOptions(BaseModel):
     symbols_per_request: int = Field(
         default=200, ge=1, le=1000, description="Symbols per query; keeps URLs under 8 KB."
     )
+    stream_url: str | None = Field(
+        default=None,
+        description="Root of the real-time stream (else wss://stream.data.alpaca.markets); "
+        "`lake follow` connects to its /v2/{feed}.",
+    )
 
 
 class AlpacaProvider:

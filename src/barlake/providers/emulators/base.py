@@ -206,7 +206,7 @@ class Emulator(ABC):
         """Demo bars of the known ``symbols`` (lake keying), on the vendor's grid; intraday ones
         with extended hours."""
         known = sorted(s for s in set(symbols) if self.symbols is None or s in self.symbols)
-        key = (tuple(known), interval, window)
+        key = (tuple(known), interval, window, self.now)
         with self._cache_lock:
             cached = self._cache.get(key)
         if cached is not None:
