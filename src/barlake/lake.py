@@ -77,8 +77,15 @@ class Lake:
     ) -> None:
         self.root = Path(root)
         self.clock: Clock = clock or system_clock
-        self.catalog: Tables = open_catalog(self.root, catalog_url(self.root))
+        #: The PostgreSQL catalog's URL (secret included: never shown), None for the DuckDB file.
+        self.catalog_url = catalog_url(self.root)
+        self.catalog: Tables = open_catalog(self.root, self.catalog_url)
         self._providers = dict(providers or {})
+
+    @property
+    def handed_providers(self) -> bool:
+        """Whether providers were handed in (``providers=``): they live in this process only."""
+        return bool(self._providers)
 
     @cached_property
     def store(self) -> Store:

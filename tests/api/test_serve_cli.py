@@ -57,6 +57,10 @@ def lake_cli_all(root: Path, *commands: list[str]) -> list[subprocess.CompletedP
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
+    return _root(tmp_path)
+
+
+def _root(tmp_path: Path) -> Path:
     root = tmp_path / "lake"
     Lake.init(root).add_symbols(SYMBOLS[:20])
     # Slow pages keep the job running while the CLI looks at the lake.
@@ -75,6 +79,33 @@ def test_another_address_without_a_token_is_refused(root: Path) -> None:
 
 
 def test_the_cli_works_while_the_service_fills_the_lake(root: Path) -> None:
+    assert _serve_and_fill(root) == []  # the embedded catalog's worker is a thread
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_workers_are_processes_of_their_own(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same, with the catalog on PostgreSQL: the worker is a ``lake worker`` child of the
+    service (another interpreter than the API's), which ends with it."""
+    monkeypatch.setenv("LAKE_CATALOG_URL", postgres_url)
+    ENV["LAKE_CATALOG_URL"] = postgres_url
+    try:
+        children = _serve_and_fill(_root(tmp_path))
+    finally:
+        del ENV["LAKE_CATALOG_URL"]
+    assert len(children) == 1
+    assert all(not child.exists() for child in children)  # stopped with the service
+
+
+def _children(pid: int) -> list[Path]:
+    """The /proc folders of ``pid``'s child processes."""
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [Path(f"/proc/{child}") for child in found]
+
+
+def _serve_and_fill(root: Path) -> list[Path]:
+    """``lake serve`` fills a request while the CLI reads the lake; its child processes."""
     server = subprocess.Popen(
         [sys.executable, "-m", "barlake", "--lake", str(root), "serve", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -82,6 +113,7 @@ def test_the_cli_works_while_the_service_fills_the_lake(root: Path) -> None:
         text=True,
         env=ENV,
     )
+    children: list[Path] = []
     try:
         assert server.stdout is not None
         url = server.stdout.readline().strip()
@@ -107,6 +139,9 @@ def test_the_cli_works_while_the_service_fills_the_lake(root: Path) -> None:
                 return client.get(f"/backfills/{queued['id']}").json()["job_id"] is not None
 
             eventually(running, "the worker starting a job for the request")
+            children = [c for c in _children(server.pid) if "worker" in _command(c)]
+            health = client.get("/health").json()["workers"]
+            assert health == {"configured": 1, "alive": 1}
             # The three commands at once, while the worker holds its request.
             status, jobs, gaps = lake_cli_all(
                 root,
@@ -142,3 +177,8 @@ def test_the_cli_works_while_the_service_fills_the_lake(root: Path) -> None:
     assert TOKEN not in out + err and TOKEN[::-1] not in out + err
     assert "POST /backfills" in err  # the access log is on, and holds no header
     assert any(" claimed " in line for line in err.splitlines()), err  # the worker logs too
+    return children
+
+
+def _command(proc: Path) -> str:
+    return proc.joinpath("cmdline").read_bytes().replace(b"\0", b" ").decode()

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from barlake.api import problems
 from barlake.api.coalesce import Coalescer
 from barlake.api.limits import BodyLimits
-from barlake.api.pool import WorkerPool
+from barlake.api.pool import workers_for
 from barlake.api.responses import LakeJSON
 from barlake.api.routes import admin, backfills, data, health, jobs, symbols
 from barlake.api.schemas import Problem
@@ -33,14 +33,15 @@ def create_app(
     """The ASGI app of ``lake serve`` over ``lake``.
 
     Changes need ``Authorization: Bearer <token>`` (none are allowed when ``token`` is None);
-    reads need it too unless ``public_reads``. ``workers`` queue workers run in background
-    threads while the app runs (0: the API only), telling ``log`` what they do.
+    reads need it too unless ``public_reads``. ``workers`` queue workers run while the app
+    runs (0: the API only): background threads telling ``log`` what they do on the embedded
+    catalog, ``lake worker`` processes on a PostgreSQL one.
 
     >>> app = create_app(Lake.open("lake"), token="s3cret", workers=1)  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)                   # doctest: +SKIP
     """
     lake.services  # noqa: B018  # built once here, not raced for by the first requests
-    pool = WorkerPool(lake, workers, log)
+    pool = workers_for(lake, workers, log)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
