@@ -39,6 +39,8 @@ QUICK = FollowOptions(
 )
 FAULTS = StreamFaults(drops=10, corrections=0.02, duplicates=0.02, late=0.02, silence=3, seed=7)
 SYMBOLS = [f"S{i:02d}" for i in range(50)]
+#: The close (21:00 UTC) plus QUICK's close grace: the follower fetches the final record then.
+FINAL_AT = datetime(2025, 1, 15, 21, 5, tzinfo=UTC)
 
 
 def truth(symbols: list[str], day: date) -> pl.DataFrame:
@@ -121,6 +123,8 @@ def step(rig: Rig, minutes: int = 1) -> None:
     quiet = 0
     for _ in range(minutes):
         until(lambda: connected(rig) or bool(rig.out), "the follower is subscribed")
+        if rig.out and isinstance(rig.out[0], FollowResult) and rig.clock() > FINAL_AT:
+            return  # the session was made final: the follower is done
         assert not rig.out, rig.out
         now = rig.rest.now = rig.clock.advance(timedelta(minutes=1))
         sent = rig.stream.tick()
