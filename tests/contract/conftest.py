@@ -1,9 +1,10 @@
-"""The contract suite's axes: every test here runs once per storage backend.
+"""The contract suite's axes: every test here runs once per backend combination.
 
-``storage`` is where a lake keeps its bar files: ``local`` (the lake folder) or ``s3`` (a bucket
-of the test S3 server, through lake.yaml's ``storage`` section). ``new_lake`` makes a lake on it;
-another axis (a catalog backend) combines with this one by parametrising a fixture of its own
-and writing its lake.yaml section in ``new_lake`` beside ``storage.yaml()``.
+A combination is a catalog (``duckdb``: the file in the lake's folder; ``postgres``: a new
+database on the test PostgreSQL server, through lake.yaml's ``catalog`` section) and a storage
+(``local``: the lake folder; ``s3``: a bucket of the test S3 server, through lake.yaml's
+``storage`` section). ``COMBINATIONS`` lists them; ``new_lake`` makes a lake on the one under
+test, and ``storage`` reads its bar files straight from where they live.
 """
 
 from __future__ import annotations
@@ -52,25 +53,61 @@ class Storage:
         return [pl.read_parquet(self.bucket.get(k)) for k in keys]
 
 
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
-def storage(request: pytest.FixtureRequest) -> Storage:
-    if request.param == "s3":
+@dataclass
+class Backend:
+    """Where a lake's catalog and bars live."""
+
+    catalog: str  # duckdb | postgres
+    storage: Storage
+    catalog_url: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.catalog}+{self.storage.name}"
+
+    def yaml(self) -> str:
+        """The lake.yaml sections that put a lake's catalog and bars here."""
+        catalog = f"catalog:\n  url: {self.catalog_url}\n" if self.catalog_url else ""
+        return catalog + self.storage.yaml()
+
+
+CATALOGS = {"duckdb": [], "postgres": [pytest.mark.postgres]}
+STORAGES = {"local": [], "s3": [pytest.mark.s3]}
+COMBINATIONS = [
+    pytest.param((c, s), id=f"{c}+{s}", marks=[*CATALOGS[c], *STORAGES[s]])
+    for c in CATALOGS
+    for s in STORAGES
+]
+
+
+@pytest.fixture(params=COMBINATIONS)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    catalog, where = request.param
+    monkeypatch.delenv("LAKE_CATALOG_URL", raising=False)
+    storage = Storage("local")
+    if where == "s3":
         bucket: Bucket = request.getfixturevalue("bucket")
         bucket.server.client.put_bucket_versioning(
             Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"}
         )
-        return Storage("s3", bucket)
-    return Storage("local")
+        storage = Storage("s3", bucket)
+    url = request.getfixturevalue("postgres_url") if catalog == "postgres" else None
+    return Backend(catalog, storage, url)
 
 
 @pytest.fixture
-def new_lake(storage: Storage, tmp_path: Path) -> Callable[..., Lake]:
-    """``new_lake(config="")``: a new lake on ``storage`` with ``config`` in its lake.yaml."""
+def storage(backend: Backend) -> Storage:
+    return backend.storage
+
+
+@pytest.fixture
+def new_lake(backend: Backend, tmp_path: Path) -> Callable[..., Lake]:
+    """``new_lake(config="")``: a new lake on ``backend`` with ``config`` in its lake.yaml."""
 
     def make(config: str = "", name: str = "lake") -> Lake:
         root = tmp_path / name
         root.mkdir()
-        (root / "lake.yaml").write_text(storage.yaml() + config)
+        (root / "lake.yaml").write_text(backend.yaml() + config)
         return Lake.init(root, clock=clock)
 
     return make

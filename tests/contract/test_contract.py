@@ -1,6 +1,6 @@
-"""What a lake does, whatever holds its files: fill, a rerun that makes no request, gaps, the
-status of a running fill, layers and events, check, prune. Each test runs on every storage
-backend of ``conftest.storage``."""
+"""What a lake does, whatever holds its catalog and its files: fill, a rerun that makes no
+request, gaps, the status of a running fill, layers and events, check, prune, with the catalog's
+rows typed alike. Each test runs on every combination of ``conftest.COMBINATIONS``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tests.conftest import CLOCK, clock, write_daily, xnys
 from tests.test_fill import lake as run
 from tests.test_fill import spawn, statuses_until_running
 
+from barlake.domain.ranges import DateRange
 from barlake.lake import Lake
 from barlake.providers.demo import demo_listing_date
 
@@ -55,6 +56,14 @@ def test_fill_reads_back_and_a_rerun_makes_no_request(storage, new_lake) -> None
     assert storage.versions(lake.root) == before  # not one file written again
     assert lake.gaps(interval="1day", **JUNE) == []
 
+    ledger = lake.catalog.ledger("1day", DateRange.inclusive(JUNE["start"], JUNE["end"]))
+    assert ledger.schema["bars"] == pl.Int64 and ledger.schema["final"] == pl.Boolean
+    assert sorted(ledger["symbol"].unique()) == ["AAPL", "BRK/B", "MSFT"]
+    assert int(ledger["bars"].sum()) == daily.height
+    assert lake.status()["job_id"] == again.job_id
+    jobs = lake.catalog.jobs()
+    assert jobs.height == 2 and jobs.schema["created_at"] == pl.Datetime("us", "UTC")
+
 
 def test_gaps_name_the_sessions_left_out(storage, new_lake) -> None:
     lake = new_lake()
@@ -69,7 +78,7 @@ def test_gaps_name_the_sessions_left_out(storage, new_lake) -> None:
     assert lake.gaps(interval="1day", **JUNE) == []
 
 
-def test_status_of_a_running_fill_from_another_process(storage, new_lake) -> None:
+def test_status_of_a_running_fill_from_another_process(backend, storage, new_lake) -> None:
     lake = new_lake("providers:\n  demo:\n    options:\n      latency_ms: 500\n")
     lake.add_symbols("AAA,BBB,CCC,DDD")
     fill = spawn(lake.root, "fill", "--start", "2024-01-02", "--end", "2024-06-28",
@@ -79,6 +88,43 @@ def test_status_of_a_running_fill_from_another_process(storage, new_lake) -> Non
     assert fill.returncode == 130, err
     assert json.loads(run(lake.root, "status", "--json").stdout)["status"] == "interrupted"
     assert_sound(storage, lake.root, "1min")  # what it saved before the signal is whole
+    # the catalog lives where the backend says
+    assert (lake.root / "catalog.duckdb").exists() == (backend.catalog == "duckdb")
+
+
+def test_layers_write_typed_rows_and_events_that_a_fill_serves(new_lake) -> None:
+    lake = new_lake()
+    lake.add_symbols("AAA,BBB,CCC")
+    counts = lake.set_layers(["AAA", "BBB"], 2, liquidity_score=12.5)
+    assert counts == {"symbols": 2, "promoted": 2, "demoted": 0, "qualified": 2}
+    assert lake.set_layers(["BBB"], 0) == {
+        "symbols": 1,
+        "promoted": 0,
+        "demoted": 1,
+        "qualified": 0,
+    }
+    events = lake.events()
+    got = [(t, json.loads(p)) for t, p in events.select("type", "payload").iter_rows()]
+    assert got == [
+        ("symbol.qualified", {"symbol": "AAA", "layer": 1}),
+        ("symbol.qualified", {"symbol": "BBB", "layer": 1}),
+        ("symbol.qualified", {"symbol": "AAA", "layer": 2}),
+        ("symbol.qualified", {"symbol": "BBB", "layer": 2}),
+        ("layer.promoted", {"symbol": "AAA", "from": 0, "to": 2}),
+        ("layer.promoted", {"symbol": "BBB", "from": 0, "to": 2}),
+        ("layer.demoted", {"symbol": "BBB", "from": 2, "to": 0}),
+    ]
+    assert events.schema["id"] == pl.Int64 and events["processed_at"].null_count() == 7
+    rows = {r["symbol"]: r for r in lake.symbol_rows()}
+    assert (rows["AAA"]["layer"], rows["BBB"]["layer"], rows["CCC"]["layer"]) == (2, 0, 0)
+    assert str(rows["AAA"]["liquidity_score"]) == "12.50"
+    symbols = lake.symbols()
+    assert symbols.schema["liquidity_score"] == pl.Decimal(10, 2)
+    assert symbols.schema["layer"] == pl.Int32
+    served = lake.fill_events(policy="scanner_layers")
+    assert served.status == "done"
+    assert lake.events(pending=True).is_empty()
+    assert set(lake.events()["job_id"].to_list()) == {served.job_id}
 
 
 def test_layers_events_and_prune(storage, new_lake) -> None:
@@ -129,3 +175,11 @@ def test_check_finds_a_planted_fault_and_records_it(storage, new_lake) -> None:
     ohlc = [f for f in found.findings if f.rule == "ohlc"]
     assert [(f.symbol, f.first[:10]) for f in ohlc] == [(SYMBOLS[0], "2024-06-05")]
     assert SYMBOLS[0] in lake.findings()["symbol"].to_list()
+    findings = lake.catalog.findings()
+    assert findings.filter(pl.col("rule") == "ohlc").select(
+        "severity", "symbol", "interval"
+    ).rows() == [("error", SYMBOLS[0], "1day")]
+    assert findings.schema["checked_at"] == pl.Datetime("us", "UTC")
+    again = lake.check(SYMBOLS[:3], interval="1day", **JUNE)
+    assert again.errors == found.errors  # replaced, not added
+    assert lake.catalog.findings().height == findings.height
