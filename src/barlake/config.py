@@ -919,16 +919,27 @@ def _nearest(word: str, choices: list[str]) -> str | None:
 
 
 def add_section(root: Path, name: str, values: Mapping[str, Any]) -> None:
-    """Append the top-level section ``name`` to the lake's lake.yaml (made if absent), keeping
-    the file's text and comments; ConfigError when the file has that section already. The
-    file is replaced atomically: a reader sees it before or after, never half-written."""
+    """Append the top-level section ``name`` to the lake's lake.yaml (see ``add_sections``)."""
+    add_sections(root, {name: values})
+
+
+def add_sections(root: Path, sections: Mapping[str, Mapping[str, Any]]) -> None:
+    """Append top-level ``sections`` to the lake's lake.yaml (made if absent), keeping the
+    file's text and comments; ConfigError when the file has one of them already. The file is
+    replaced atomically, all sections at once: a reader sees it before or after, never
+    half-written."""
     path = Path(root) / FILE_NAME
     text = read_text(path, "lake settings") if path.exists() else ""
     data = yaml.safe_load(text) if text.strip() else {}
-    if isinstance(data, dict) and name in data:
-        msg = f"{path} has a {name} section already; edit it there instead"
-        raise ConfigError(msg)
-    section = yaml.safe_dump({name: dict(values)}, default_flow_style=False, sort_keys=False)
+    for name in sections:
+        if isinstance(data, dict) and name in data:
+            msg = f"{path} has a {name} section already; edit it there instead"
+            raise ConfigError(msg)
+    added = yaml.safe_dump(
+        {name: dict(values) for name, values in sections.items()},
+        default_flow_style=False,
+        sort_keys=False,
+    )
     tmp = path.with_name(f".{FILE_NAME}.tmp-{os.getpid()}")
-    tmp.write_text(text + ("\n" if text and not text.endswith("\n") else "") + section)
+    tmp.write_text(text + ("\n" if text and not text.endswith("\n") else "") + added)
     os.replace(tmp, path)

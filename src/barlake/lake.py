@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from barlake.catalog.embedded import Tables
+    from barlake.catalog.transfer import CatalogCopy
     from barlake.config import LakeConfig
     from barlake.coverage.gaps import Gap
     from barlake.domain.actions import Adjust
@@ -59,6 +61,20 @@ if TYPE_CHECKING:
 # calendars (``lake status`` runs in a few tens of milliseconds).
 
 Symbols = str | Sequence[str] | None
+
+
+@dataclass(frozen=True)
+class Migrated:
+    """What ``Lake.migrate`` copied and verified: the catalog's tables, the bar files."""
+
+    catalog: CatalogCopy | None
+    storage: Moved | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "catalog": self.catalog.to_dict() if self.catalog else None,
+            "storage": self.storage.to_dict() if self.storage else None,
+        }
 
 
 class Lake:
@@ -857,31 +873,78 @@ class Lake:
     def move_storage(
         self, url: str, *, endpoint_url: str | None = None, region: str | None = None
     ) -> Moved:
-        """Copy the lake's bar files into the bucket at ``url`` (``s3://BUCKET/PREFIX``, empty),
-        verify each (rows and SHA-256 read back), then add the ``storage`` section to
-        lake.yaml so that the lake reads and writes there from now on. The local files are left
-        as they were; on any failure lake.yaml is not changed and the lake reads them still.
+        """Copy the lake's bar files into the bucket at ``url`` (``s3://BUCKET/PREFIX``, empty)
+        and point the lake there: ``migrate(storage=url)``'s file half.
 
         >>> lake.move_storage("s3://research-bars/lake")              # doctest: +SKIP
         """
+        moved = self.migrate(storage=url, endpoint_url=endpoint_url, region=region).storage
+        assert moved is not None
+        return moved
+
+    def migrate(
+        self,
+        *,
+        catalog: str | None = None,
+        storage: str | None = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> Migrated:
+        """Move a laptop lake into team mode: its catalog into the empty PostgreSQL database at
+        ``catalog`` (every table, row counts and a SHA-256 of each table's rows read back),
+        its bar files into the empty bucket prefix at ``storage`` (``s3://BUCKET/PREFIX``;
+        rows and SHA-256 of each file read back), either or both. Only once everything is
+        verified does lake.yaml get its ``catalog`` and ``storage`` sections (in one atomic
+        write; a password in ``catalog`` is left out of the file: give it in PGPASSWORD,
+        ~/.pgpass or LAKE_CATALOG_URL). The source is only read: on any failure the lake is
+        as it was and the database is left empty.
+
+        >>> lake.migrate(catalog="postgresql://lake@db/research",    # doctest: +SKIP
+        ...              storage="s3://research-bars/lake")
+        """
+        from contextlib import nullcontext
+
         from barlake import config as config_
         from barlake import wiring
+        from barlake.catalog import transfer, without_password
         from barlake.storage import migration
         from barlake.storage.lock import FillLock
 
-        if self._config.storage.url is not None:
-            msg = f"{self.root} keeps its bars at {self._config.storage.url} already"
+        if catalog is None and storage is None:
+            msg = "name where the lake goes: --catalog postgresql://... and/or --storage s3://..."
             raise UsageError(msg)
-        given = {"url": url, "endpoint_url": endpoint_url, "region": region}
-        section = {k: v for k, v in given.items() if v is not None}
-        storage = config_.parse(config_.StorageConfig, section, "--storage")
-        target = wiring.file_system(self.root, storage)
-        with FillLock(self.root):  # no fill writes a file while it is copied
-            moved = migration.move(self.store.fs, target, self.root)
-            config_.add_section(self.root, "storage", section)
-        for name in ("store", "services", "_config"):  # the next call reads the bucket
+        sections: dict[str, dict[str, Any]] = {}
+        target_catalog = None
+        if catalog is not None:
+            if self.catalog_url is not None:
+                msg = f"{self.root} keeps its catalog on PostgreSQL already"
+                raise UsageError(msg)
+            config_.parse(config_.CatalogConfig, {"url": catalog}, "--catalog")
+            sections["catalog"] = {"url": without_password(catalog)[0]}
+            target_catalog = open_catalog(self.root, catalog)
+        target_fs = None
+        if storage is not None:
+            if self._config.storage.url is not None:
+                msg = f"{self.root} keeps its bars at {self._config.storage.url} already"
+                raise UsageError(msg)
+            given = {"url": storage, "endpoint_url": endpoint_url, "region": region}
+            sections["storage"] = {k: v for k, v in given.items() if v is not None}
+            parsed = config_.parse(config_.StorageConfig, sections["storage"], "--storage")
+            target_fs = wiring.file_system(self.root, parsed)
+        with FillLock(self.root):  # no fill writes while the lake is copied
+            copying = (
+                transfer.copy(self.catalog, target_catalog)
+                if target_catalog is not None
+                else nullcontext(None)
+            )
+            with copying as copied:  # the catalog commits once the files are verified too
+                moved = migration.move(self.store.fs, target_fs, self.root) if target_fs else None
+            config_.add_sections(self.root, sections)
+        if target_catalog is not None:
+            self.catalog_url, self.catalog = catalog, target_catalog
+        for name in ("store", "services", "_config", "live"):  # the next call reads the targets
             self.__dict__.pop(name, None)
-        return moved
+        return Migrated(copied, moved)
 
     def export(
         self,

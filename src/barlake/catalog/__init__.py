@@ -37,6 +37,23 @@ def catalog_url(root: Path, environ: Mapping[str, str] | None = None) -> str | N
     return load(root, env).catalog.url
 
 
+def without_password(url: str) -> tuple[str, bool]:
+    """``url`` without its password (in the user part or a ``password=`` parameter), and
+    whether it had one: what may be written into lake.yaml."""
+    import re
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc, had = parts.netloc, False
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        had = ":" in user
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    query = "&".join(p for p in parts.query.split("&") if p and not re.match(r"(?i)password=", p))
+    had = had or query != "&".join(p for p in parts.query.split("&") if p)
+    return urlunsplit(parts._replace(netloc=netloc, query=query)), had
+
+
 def open_catalog(root: Path, url: str | None = None) -> Tables:
     """The catalog of the lake at ``root``: its DuckDB file, or the PostgreSQL database at
     ``url`` (psycopg loads only then)."""

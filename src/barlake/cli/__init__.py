@@ -114,7 +114,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "migrate": (
         "barlake.cli.migrate:migrate",
-        "Move the lake's bar files into an S3 bucket, verified file by file.",
+        "Move the lake's catalog into PostgreSQL, its bars into S3, verified.",
     ),
     "emulate": (
         "barlake.cli.emulate:emulate",
