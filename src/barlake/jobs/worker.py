@@ -1,5 +1,7 @@
 """The worker: claims requests from the queue by priority, plans and runs each one.
 
+An idle worker looks at the queue again every ``worker.poll_s``, or at once when a request is
+queued in this process (``DOORBELL``) or, on a PostgreSQL catalog, anywhere (its ``bell``).
 Between requests it does the upkeep: claims whose worker is gone go back to the queue, pending
 events become requests, and due schedule entries queue theirs. A request is served under the
 lake's fill lock (one writer per lake): a fill is planned at claim time and runs through the
