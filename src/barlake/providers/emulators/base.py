@@ -335,6 +335,10 @@ class Emulator(ABC):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new connections (ten
+    # workers' first calls), which the client's TCP sends again a second later: calls arrived
+    # a second after their rate-limit slot, past the limiter's margin, and earned 429s.
+    request_queue_size = 128
     block_on_close = False  # stopping never waits for answers held back by faults
     emulator: Emulator
 
