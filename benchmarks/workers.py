@@ -41,6 +41,10 @@ Per workload and worker count (medians over ``--runs``):
   one request to its claim of the next (its own overhead and polling);
 - ``failed``, and ``claims`` beyond one per request.
 
+The full sizes are 1.5 and 2 windows of calls: the first window's quota goes at once, so
+``rate_share`` counts one full window and ``wall_s`` lies near ``window_bound_s``, under
+``bound_s``; ``claim_p99_s`` is the wait of the requests the second window serves.
+
 ``targets`` (for 2 and 4 workers): rate_share >= 0.9, 0 duplicates (any worker count), wall time at
 most 1.2 x bound_s.
 """
