@@ -9,8 +9,10 @@ the first measured request does not pay for imports and first calls, as a runnin
 not; then its log and rate-limit window start afresh, and its URL goes to stdout as one line.
 
 Then a line protocol on stdin: each line ``count`` is answered with one JSON line on stdout,
-``{"requests": N, "statuses": {"200": N, "429": M, ...}, "cpu_s": S}`` (calls served so far by
-status, and this process's CPU seconds so far). It serves until stdin closes, or SIGTERM.
+``{"requests": N, "statuses": {"200": N, "429": M, ...}, "duplicates": D, "cpu_s": S}`` (calls
+served so far by status, answers of 200 to a request answered 200 before, and this process's CPU
+seconds so far); each line ``arrivals`` with ``[[unix time, status], ...]`` of every call so
+far. It serves until stdin closes, or SIGTERM.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ def _stop(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
 
-def counts(log: list[tuple[int, str]]) -> dict[str, Any]:
-    statuses = Counter(str(status) for status, _ in list(log))
+def counts(emulator: Emulator) -> dict[str, Any]:
+    statuses = Counter(str(status) for status, _ in list(emulator.log))
     return {
         "requests": sum(statuses.values()),
         "statuses": dict(sorted(statuses.items())),
+        "duplicates": emulator.duplicates,
         "cpu_s": time.process_time(),
     }
 
@@ -64,7 +67,7 @@ def warm_up(emulator: Emulator, provider: str, settings: dict[str, Any]) -> None
     for path, headers in asks:
         with urlopen(Request(emulator.url + path, headers=headers), timeout=60) as answer:
             answer.read()
-    emulator.log.clear()
+    emulator.forget()
     emulator.rate = RateLimit(settings.get("rate_limit"), window_s=settings.get("window_s", 60.0))
 
 
@@ -79,7 +82,9 @@ def main() -> None:
         print(emulator.url, flush=True)
         for line in sys.stdin:
             if line.strip() == "count":
-                print(json.dumps(counts(emulator.log)), flush=True)
+                print(json.dumps(counts(emulator)), flush=True)
+            elif line.strip() == "arrivals":
+                print(json.dumps(list(emulator.arrivals)), flush=True)
     finally:
         emulator.stop()
 

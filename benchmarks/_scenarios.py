@@ -352,12 +352,23 @@ class ProcessVendor:
     def __init__(self, scenario: Scenario, latency_s: float, rate: float | None = None) -> None:
         settings = emulator_settings(scenario, latency_s, rate)
         settings["now"] = CLOCK.isoformat()
+        self._spawn(scenario.provider, settings)
+
+    @classmethod
+    def started(cls, provider: str, settings: dict[str, Any]) -> ProcessVendor:
+        """``provider``'s emulator with ``open_emulator``'s ``settings`` (``now`` as an ISO
+        timestamp), in a process of its own."""
+        vendor = cls.__new__(cls)
+        vendor._spawn(provider, settings)
+        return vendor
+
+    def _spawn(self, provider: str, settings: dict[str, Any]) -> None:
         env = dict(os.environ)
         # The child imports the barlake this process runs, wherever that is.
         src = str(Path(barlake.__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
-            [sys.executable, str(RUNNER), scenario.provider, json.dumps(settings)],
+            [sys.executable, str(RUNNER), provider, json.dumps(settings)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -393,11 +404,15 @@ class ProcessVendor:
     def url(self) -> str:
         return self._url
 
-    def mark(self) -> tuple[int, int, float]:
+    def ask(self, line: str) -> Any:
+        """The child's JSON answer to one line of its protocol (``count``, ``arrivals``)."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write("count\n")
+        self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
-        counts = json.loads(self._line(self.ANSWER_S))
+        return json.loads(self._line(self.ANSWER_S))
+
+    def mark(self) -> tuple[int, int, float]:
+        counts = self.ask("count")
         return counts["requests"], counts["statuses"].get("429", 0), counts["cpu_s"]
 
     def since(self, mark: tuple[int, int, float]) -> tuple[int, int, float]:

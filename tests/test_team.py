@@ -298,3 +298,41 @@ def test_three_workers_share_one_rate_limit_across_machines(postgres_url, tmp_pa
     served_by = [sum(e["event"] == "claimed" for e in w.events) for w in workers]
     assert all(n > 0 for n in served_by), served_by  # all three machines took part
     assert times[0] >= started
+
+
+def test_an_idle_worker_claims_a_request_queued_elsewhere_before_its_poll(postgres_url, tmp_path):
+    """The queue rings PostgreSQL's bell (NOTIFY): a worker polling every 30 s claims a request
+    queued by another process within seconds, not at its next poll."""
+    em = TimedAlpaca(api_key=KEY, api_secret=SECRET).start()
+    root = tmp_path / "lake"
+    team_lake(root, em, per_minute=60000, worker={"lease_s": 30, "poll_s": 30})
+    env = team_env(postgres_url, tmp_path / "cache")
+    worker: Worker | None = None
+    try:
+        run = dict(capture_output=True, text=True, env=env, timeout=120)
+        base = [sys.executable, "-m", "barlake", "--lake", str(root)]
+        assert subprocess.run([*base, "init"], **run).returncode == 0  # type: ignore[call-overload]
+        worker = Worker(root, env)
+        worker.wait_for("idle")  # it has looked at the empty queue: its next poll is 30 s off
+        time.sleep(1)
+        os.environ["LAKE_CATALOG_URL"] = postgres_url
+        try:
+            lake = Lake.open(root)
+            lake.add_symbols(["AAA"])
+            queued_at = time.monotonic()
+            request, _ = lake.queue.add("AAA", interval="1day", **SPRING)
+        finally:
+            del os.environ["LAKE_CATALOG_URL"]
+        claimed = worker.wait_for("claimed", timeout=20)
+        took = time.monotonic() - queued_at
+        assert claimed["request"] == request.id
+        assert took < 10, took  # the poll would have taken up to 30 s
+        worker.wait_for("done", timeout=60)
+    finally:
+        if worker is not None:
+            worker.proc.send_signal(signal.SIGTERM)
+            try:
+                assert worker.finish(timeout=30) == 0
+            finally:
+                worker.kill()
+        em.stop()

@@ -312,7 +312,12 @@ class WorkerConfig(_Strict):
         description="Seconds a claimed request stays a worker's without a heartbeat; after "
         "that another worker takes it over (a worker on the same host is seen dead at once).",
     )
-    poll_s: float = Field(default=1.0, gt=0, description="Seconds between looks at an idle queue.")
+    poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between looks at an idle queue "
+        "(on PostgreSQL the longest wait: a new request wakes idle workers at once).",
+    )
     max_attempts: int = Field(
         default=3, ge=1, description="Claims of one request before a retryable failure is final."
     )

@@ -193,6 +193,33 @@ def test_polygon_429_body_and_retry_after(emulator) -> None:
     assert 25 <= int(second.headers["Retry-After"]) <= 30
 
 
+# -- what was served -----------------------------------------------------------------------
+
+
+def test_duplicates_count_a_query_answered_200_twice(emulator) -> None:
+    em = emulator("alpaca", faults={"5xx": 1.0})
+    failed = get(em, "/v2/stocks/bars", {"symbols": "AAPL", **DAILY}, ALPACA_AUTH)
+    assert failed.status_code == 500
+    em.faults = Faults(None)
+    # the failed call's retry is the first answer of 200 to that query: no duplicate
+    for symbols in ("AAPL", "MSFT", "AAPL"):
+        answer = get(em, "/v2/stocks/bars", {"symbols": symbols, **DAILY}, ALPACA_AUTH)
+        assert answer.status_code == 200
+    page = get(em, "/v2/stocks/bars", {"symbols": "AAPL", **DAILY, "limit": "2"}, ALPACA_AUTH)
+    assert page.status_code == 200  # another query of the same symbols: not a duplicate
+    assert em.duplicates == 1
+    assert [status for _, status in em.arrivals] == [500, 200, 200, 200, 200]
+    poly = emulator("polygon")
+    # the same query with another way of giving the key is the same request
+    assert get(poly, AGGS, {"apiKey": KEY}).status_code == 200
+    assert get(poly, AGGS, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    assert poly.duplicates == 1
+    em.forget()
+    assert (em.duplicates, em.arrivals, em.log) == (0, [], [])
+    assert get(em, "/v2/stocks/bars", {"symbols": "AAPL", **DAILY}, ALPACA_AUTH).status_code == 200
+    assert em.duplicates == 0
+
+
 # -- faults and serving --------------------------------------------------------------------
 
 

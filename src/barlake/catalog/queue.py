@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from barlake.catalog.jobs import HELD, Connected
+from barlake.catalog.repositories import Bell
 from barlake.errors import NotFoundError
 from barlake.liveness import abandoned
 
@@ -34,6 +35,7 @@ class Claims(Connected, Protocol):
     """A catalog that claims requests: its connections, and how its claim locks a row."""
 
     skip_locked: str
+    ring: str
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:
@@ -50,8 +52,16 @@ class QueueTable:
     #: How the claim's subquery locks the row it picks (PostgreSQL: skip those other
     #: workers are claiming; DuckDB writes one transaction at a time).
     skip_locked = ""
+    #: A statement that tells idle workers elsewhere, when its transaction commits, that a
+    #: request became claimable (PostgreSQL: a NOTIFY, ``postgres.bell``); "" when only
+    #: polling finds it.
+    ring = ""
 
-    def enqueue(self: Connected, request: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    def bell(self) -> Bell | None:
+        """None: a worker of another process finds new requests when it polls."""
+        return None
+
+    def enqueue(self: Claims, request: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Insert ``request`` unless one like it is waiting: the same ``idempotency_key`` in any
         state, or the same ``selection_key`` still queued. Returns the row and whether it is
         new."""
@@ -78,6 +88,8 @@ class QueueTable:
                 f"INSERT INTO backfill_requests ({', '.join(cols)}) VALUES ({marks})",
                 [request_id, "queued", *fields.values()],
             )
+            if self.ring:
+                con.execute(self.ring)
             row = _fetch(
                 con.execute(
                     f"SELECT {_COLUMNS} FROM backfill_requests WHERE request_id = ?", [request_id]
@@ -168,7 +180,7 @@ class QueueTable:
             con.execute("UPDATE events SET job_id = ? WHERE request_id = ?", [job_id, request_id])
 
     def finish(
-        self: Connected,
+        self: Claims,
         request_id: str,
         worker: str,
         state: str,
@@ -203,6 +215,8 @@ class QueueTable:
                     attempt,
                 ],
             ).fetchall()
+            if ended and released and self.ring:
+                con.execute(self.ring)
         return bool(ended)
 
     def cancel_request(self: Connected, request_id: str) -> bool:
@@ -216,7 +230,7 @@ class QueueTable:
             ).fetchall()
         return bool(done)
 
-    def requeue_abandoned(self: Connected, lease: timedelta) -> list[str]:
+    def requeue_abandoned(self: Claims, lease: timedelta) -> list[str]:
         """Put back in the queue every claim whose worker is gone (its pid is dead on its
         host, or it sent no heartbeat for ``lease``); returns their ids."""
         with self.connect() as con:
@@ -232,6 +246,8 @@ class QueueTable:
                     "WHERE state = 'claimed' AND request_id IN (SELECT unnest(?::UUID[]))",
                     [gone],
                 )
+                if self.ring:
+                    con.execute(self.ring)
         return gone
 
     def serve_events(self: Connected, served: Sequence[tuple[int, str | None]]) -> None:

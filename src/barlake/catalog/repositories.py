@@ -7,6 +7,7 @@ implements all of them today. Rows travel as polars frames with the columns of t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta
@@ -104,8 +105,20 @@ class EventsRepository(Protocol):
     def pending_gap_events(self) -> set[tuple[str, str, str, str]]: ...
 
 
+class Bell(Protocol):
+    """Where an idle worker hears that a request became claimable (in another process)."""
+
+    def listen(self) -> None: ...
+    def wait(self, timeout: float, stop: threading.Event) -> bool: ...
+    def close(self) -> None: ...
+
+
 class QueueRepository(Protocol):
     """The durable work queue: backfill requests and when schedules last queued work."""
+
+    def bell(self) -> Bell | None:
+        """A bell that rings when any process queues work; None: idle workers poll."""
+        ...
 
     def enqueue(self, request: dict[str, Any]) -> tuple[dict[str, Any], bool]: ...
     def requests(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...

@@ -1,5 +1,7 @@
 """The worker: claims requests from the queue by priority, plans and runs each one.
 
+An idle worker looks at the queue again every ``worker.poll_s``, or at once when a request is
+queued in this process (``DOORBELL``) or, on a PostgreSQL catalog, anywhere (its ``bell``).
 Between requests it does the upkeep: claims whose worker is gone go back to the queue, pending
 events become requests, and due schedule entries queue theirs. A request is served under the
 lake's fill lock (one writer per lake): a fill is planned at claim time and runs through the
@@ -129,20 +131,32 @@ class Worker:
         """Serve requests until ``stop()`` (with ``once``: until the queue is empty); returns
         how many were served."""
         served, idle = 0, False
+        # Requests queued by other processes ring the catalog's bell when it has one (a
+        # PostgreSQL catalog); it listens before the first look, so that none is missed.
+        bell = None if once else self.catalog.bell()
+        if bell is not None:
+            bell.listen()
         self.log("started", {"worker": self.name, "provider": self.provider})
-        while not self._stopping.is_set():
-            rings = DOORBELL.rings()  # a request queued from here on ends the wait below
-            self.upkeep()
-            turn = self.turn()
-            if turn is Turn.SERVED:
-                served, idle = served + 1, False
-                continue
-            if once and turn is Turn.EMPTY:
-                break
-            if not idle:
-                self.log("idle", {"worker": self.name, "waiting_for": turn.value})
-                idle = True
-            DOORBELL.wait(rings, self.config.poll_s, self._stopping)
+        try:
+            while not self._stopping.is_set():
+                rings = DOORBELL.rings()  # a request queued from here on ends the wait below
+                self.upkeep()
+                turn = self.turn()
+                if turn is Turn.SERVED:
+                    served, idle = served + 1, False
+                    continue
+                if once and turn is Turn.EMPTY:
+                    break
+                if not idle:
+                    self.log("idle", {"worker": self.name, "waiting_for": turn.value})
+                    idle = True
+                if bell is not None and turn is Turn.EMPTY and DOORBELL.rings() == rings:
+                    bell.wait(self.config.poll_s, self._stopping)
+                else:
+                    DOORBELL.wait(rings, self.config.poll_s, self._stopping)
+        finally:
+            if bell is not None:
+                bell.close()
         self.log("stopped", {"worker": self.name, "served": served})
         return served
 

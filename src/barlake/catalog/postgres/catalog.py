@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from barlake.catalog.embedded import Tables
 from barlake.catalog.migrations import Dialect
+from barlake.catalog.postgres.bell import RING, Bell
 from barlake.catalog.postgres.engine import POOLS, Connection, frame_of, pooled, redacted
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class PostgresCatalog(Tables):
     dialect: Dialect = "postgres"
     skip_locked = " FOR UPDATE SKIP LOCKED"
     lock_row = " FOR UPDATE"
+    ring = RING
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -78,6 +80,10 @@ class PostgresCatalog(Tables):
                 self._local.conn = None
         if not read_only:
             self._writes += 1
+
+    def bell(self) -> Bell:
+        """What an idle worker waits on: a notification that a request became claimable."""
+        return Bell(self.url)
 
     def writes(self) -> int:
         """How many write blocks this process has ended on this catalog."""

@@ -11,11 +11,16 @@ steps: credentials, rate limit, faults drawn, route, reply. Bars always come fro
 server answers each connection in its own thread, so concurrent requests wait side by side.
 
 The faults are described in ``faults``.
+
+``duplicates`` counts the answers of 200 to a request already answered 200 before (the same
+path and query, credentials aside): work a client did twice. ``arrivals`` holds when each
+request came and its answer's status.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import threading
 import time
@@ -38,6 +43,10 @@ from barlake.providers.demo import generate
 from barlake.providers.demo.grids import clock_bars
 from barlake.providers.emulators.faults import Faults, corrupt
 from barlake.providers.emulators.trades import TradeBook, Truth, demo_truth
+
+#: Query parameters that carry credentials (Polygon's ``apiKey``): not part of what a request
+#: asks for.
+CREDENTIAL_PARAMS = frozenset({"apiKey", "apikey", "api_key"})
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,12 @@ class Emulator(ABC):
         self.latency_s = max(0.0, latency_s)
         #: ``(status, path)`` of every request served, without query strings (no keys).
         self.log: list[tuple[int, str]] = []
+        #: ``(unix time, status)`` of every request, as it arrived.
+        self.arrivals: list[tuple[float, int]] = []
+        #: Answers of 200 to a request answered 200 before.
+        self.duplicates = 0
+        self._answered: set[bytes] = set()
+        self._answered_lock = threading.Lock()
         self._stopped = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -178,6 +193,14 @@ class Emulator(ABC):
     @property
     def requests(self) -> int:
         return len(self.log)
+
+    def forget(self) -> None:
+        """Start the record afresh: ``log``, ``arrivals`` and ``duplicates``."""
+        with self._answered_lock:
+            self.log.clear()
+            self.arrivals.clear()
+            self._answered.clear()
+            self.duplicates = 0
 
     # -- what a vendor defines ---------------------------------------------------------------
 
@@ -255,7 +278,21 @@ class Emulator(ABC):
         reply.headers.update(self.quota_headers(quota))
         return reply, faults
 
+    def _served(self, path: str, query: Mapping[str, str], status: int, arrived: float) -> None:
+        asked = [path, *sorted(f"{k}={v}" for k, v in query.items() if k not in CREDENTIAL_PARAMS)]
+        digest = hashlib.blake2b("\n".join(asked).encode(), digest_size=16).digest()
+        with self._answered_lock:
+            self.log.append((status, path))
+            self.arrivals.append((arrived, status))
+            if status != 200:
+                return
+            if digest in self._answered:
+                self.duplicates += 1
+            else:
+                self._answered.add(digest)
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        arrived = time.time()
         parts = urlsplit(handler.path)
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in handler.headers.items()}
@@ -266,7 +303,7 @@ class Emulator(ABC):
                 self.error(500, f"emulator error: {type(exc).__name__}: {exc}"),
                 frozenset(),
             )
-        self.log.append((reply.status, parts.path))
+        self._served(parts.path, query, reply.status, arrived)
         body = reply.body if isinstance(reply.body, bytes) else _encode(reply.body, faults)
         cut = reply.status == 200 and bool(faults & {"truncated", "malformed"})
         if cut and "malformed" in faults:
@@ -298,6 +335,10 @@ class Emulator(ABC):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new connections (ten
+    # workers' first calls), which the client's TCP sends again a second later: calls arrived
+    # a second after their rate-limit slot, past the limiter's margin, and earned 429s.
+    request_queue_size = 128
     block_on_close = False  # stopping never waits for answers held back by faults
     emulator: Emulator
 
