@@ -43,7 +43,9 @@ class DemoStream:
         self._cache: tuple[DateRange, pl.DataFrame] | None = None
 
     async def open(self, symbols: Sequence[str]) -> None:
-        self._symbols = tuple(sorted({s.upper() for s in symbols}))
+        names = tuple(sorted({s.upper() for s in symbols}))
+        if names != self._symbols:
+            self._symbols, self._cache = names, None
         self._next = _minute(self.clock())
 
     async def receive(self) -> Batch:
