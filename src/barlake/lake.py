@@ -609,7 +609,7 @@ class Lake:
         if source is None:
             config = self.config.provider(provider)
             if provider in STREAMS:
-                source = open_stream(provider, config)
+                source = open_stream(provider, config, clock=self.clock)
             else:
                 source = PollingSource(rest, self.clock)
         calendars = self.services.registry.calendars(names)

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 import yaml
-from tests.live.test_follow_alpaca import QUICK, SESSION, truth, until
+from tests.live.rig import QUICK, SESSION, truth, until
 
 from barlake import Lake
 from barlake.clock import ManualClock

@@ -51,14 +51,25 @@ def open_provider(
 
 #: Providers with a real-time bar stream (``providers.stream.LiveSource``); the others are
 #: followed by polling their REST endpoint once a minute.
-STREAMS: tuple[str, ...] = ("alpaca",)
+STREAMS: tuple[str, ...] = ("demo", "alpaca", "polygon", "massive")
 
 
-def open_stream(name: str, config: ProviderConfig | None = None) -> LiveSource:
-    """The real-time stream of provider ``name``, configured by lake.yaml's entry for it."""
+def open_stream(
+    name: str, config: ProviderConfig | None = None, *, clock: Clock | None = None
+) -> LiveSource:
+    """The real-time stream of provider ``name``, configured by lake.yaml's entry for it;
+    ``clock`` is "now" for the demo's, which publishes each minute as it closes."""
+    if name == "demo":
+        from barlake.providers.demo.stream import DemoStream
+
+        return DemoStream(clock=clock)
     if name == "alpaca":
         from barlake.providers.alpaca_stream import AlpacaStream
 
         return AlpacaStream(config)
+    if name in ("polygon", "massive"):
+        from barlake.providers.polygon_stream import PolygonStream
+
+        return PolygonStream(config, name=name)
     msg = f"provider {name!r} has no stream; it is followed by polling"
     raise UsageError(msg)

@@ -1,4 +1,4 @@
-"""Following a provider without a stream (Yahoo, Binance, the demo): its REST endpoint asked
+"""Following a provider without a stream (Yahoo, Binance): its REST endpoint asked
 once a minute of the clock for the minutes closed since the last poll, behind the same
 ``LiveSource`` seam as a real stream."""
 

@@ -101,6 +101,15 @@ class PolygonOptions(BaseModel):
     trades_page_limit: int = Field(
         default=50_000, ge=1, le=50_000, description="`limit` per page of trades."
     )
+    stream_feed: Literal["realtime", "delayed"] = Field(
+        default="realtime",
+        description="The stocks stream `lake follow` uses: real-time, or 15-minute delayed.",
+    )
+    stream_url: str | None = Field(
+        default=None,
+        description="Root of the stocks stream (else wss://socket.massive.com, or "
+        "wss://delayed.massive.com for the delayed feed); `lake follow` connects to its /stocks.",
+    )
 
 
 class PolygonProvider:
