@@ -410,7 +410,7 @@ def one_run(base: Path, size: str, minute_s: float, seed: int, work: Path) -> di
     finally:
         emulators.stdin.close()
         emulators.wait(60)
-    return figures(reader, symbols, since, sightings, followed, log)
+    return {**figures(reader, symbols, since, sightings, followed, log), "load": os.getloadavg()[0]}
 
 
 def figures(
@@ -509,6 +509,8 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in runs[0]:
         values = [r[name] for r in runs if r[name] is not None]
+        if name == "load":
+            continue
         out[name] = round(statistics.median(values), 4) if values else None
     return out
 
@@ -547,6 +549,8 @@ def main() -> None:
             "duplicates_0": all(r["duplicates"] == 0 for r in runs),
         },
         "runs": args.runs,
+        #: The machine's 1-minute load average at the end of each run: the clock is real.
+        "load": [round(r["load"], 1) for r in runs],
         "size": size,
         "symbols": SIZES[size]["symbols"],
         "followed_from": SIZES[size]["start"],
