@@ -8,8 +8,8 @@ The seams, and how each is closed:
    stream's subscription are fetched from REST after subscribing.
 2. **Across a lost connection.** A dropped or silent stream (nothing for a minute plus
    ``grace_s`` while the session is open) is reopened with exponential backoff; then the REST
-   bars of exactly the minutes the stream did not deliver (of those closed by then) go to the
-   live area.
+   bars of exactly the minutes the stream did not deliver (of those closed by then, from the
+   start's minute on: the catch-up stored the ones before) go to the live area.
 3. **Live to final.** Once the session has closed plus ``close_grace``, ``catch_up`` fetches the
    session again (the ledger's provisional ranges send it back), the final bars replace the
    live ones, the minutes that differed are counted, and the live area is cleared.
