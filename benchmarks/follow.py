@@ -85,7 +85,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "full": {"symbols": 500, "start": "2025-01-15T20:15:30+00:00", "drops": 4},
     "quick": {"symbols": 50, "start": "2025-01-15T20:40:30+00:00", "drops": 2},
 }
-FAULTS = {"corrections": 0.02, "duplicates": 0.01, "late": 0.01, "silence": 0}
+FAULTS: dict[str, Any] = {"corrections": 0.02, "duplicates": 0.01, "late": 0.01, "silence": 0}
 LAYOUT = 1  # bump when the cached history lake changes
 TARGET_P99_S = 2.0
 
