@@ -34,6 +34,9 @@ visible before its message was sent (the REST backfill after a drop got there fi
 0. ``p50_s`` and ``p99_s`` are over every bar and correction message sent; bars the stream
 never sent (cut by a drop) reach the lake through the REST backfill after the reconnect:
 ``backfilled_p50_s`` and ``backfilled_p99_s`` measure those from the publication of their minute.
+``unseen_messages`` counts messages whose minute the reader never saw before it stopped
+(three simulated minutes after the close): they are left out of the quantiles, which then
+understate the tail; a run with any should be read with that in mind.
 
 ``missing`` and ``duplicates``: after the session is final, the session's minutes in
 ``Lake.bars`` against the emulator's truth (every regular-session minute of every symbol);
