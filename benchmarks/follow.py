@@ -48,6 +48,9 @@ replaces the live area: REST refetch of the session, the month file rewritten, t
 removed; ``compaction_bytes_written`` the bytes of the partition files it wrote and
 ``live_bytes`` what the live area held before.
 
+The last run's sightings (``first.parquet``, ``true.parquet``) and the emulator's send log
+(``sends.json``) stay in ``DIR/run`` for a closer look.
+
 Each figure is the median over ``--runs`` runs (default 3); ``targets`` says which of the
 issue's are met: ``p99_s`` under 2 s, 0 missing, 0 duplicates.
 """
@@ -402,6 +405,8 @@ def one_run(base: Path, size: str, minute_s: float, seed: int, work: Path) -> di
         reader = Lake.open(root, clock=clock)
         since = clock.start.replace(second=0)
         sightings = watch(reader, symbols, clock, since)
+        sightings.first.write_parquet(work / "first.parquet")  # kept for a look afterwards
+        sightings.true.write_parquet(work / "true.parquet")
         out, _ = follower.communicate(timeout=600)
         if follower.returncode:
             msg = f"the follower failed (exit {follower.returncode})"
