@@ -101,12 +101,14 @@ def until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.005)
 
 
-def follow_in_thread(rig: Rig, **kwargs: Any) -> tuple[threading.Thread, list[Any]]:
+def follow_in_thread(
+    rig: Rig, options: FollowOptions = QUICK, **kwargs: Any
+) -> tuple[threading.Thread, list[Any]]:
     out = rig.out
 
     def run() -> None:
         try:
-            out.append(rig.lake.follow(SYMBOLS, provider=rig.provider, options=QUICK, **kwargs))
+            out.append(rig.lake.follow(SYMBOLS, provider=rig.provider, options=options, **kwargs))
         except Exception as exc:  # handed to the test thread
             out.append(exc)
 

@@ -3,12 +3,34 @@ clock: history to live, every lost connection, live to final."""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
-from tests.live.rig import FAULTS, KEY, SECRET, START, SYMBOLS, Rig, faulty_session, rig_of
+from tests.live.rig import (
+    FAULTS,
+    KEY,
+    QUICK,
+    SECRET,
+    SESSION,
+    START,
+    SYMBOLS,
+    Rig,
+    connected,
+    faulty_session,
+    follow_in_thread,
+    minutes_seen,
+    rig_of,
+    state,
+    step,
+    truth,
+    until,
+)
 
 from barlake import Lake
 from barlake.clock import ManualClock
@@ -115,3 +137,54 @@ def test_lake_follow_stops_with_exit_3_and_one_line(
     everything += "".join(p.read_text(errors="ignore") for p in root.rglob("*.json"))
     for secret in (KEY, SECRET, "sk-live-wrong-77"):
         assert secret not in everything
+
+
+def stop_following(rig: Rig, thread: threading.Thread, stop: threading.Event) -> None:
+    """Set ``stop`` and cut the connection, so that a follower waiting on its stream ends."""
+    stop.set()
+    rig.stream.drop()
+    thread.join(60)
+    assert not thread.is_alive()
+
+
+def test_received_bars_are_written_without_waiting_for_the_next_frame(rig: Rig) -> None:
+    # A poll of an hour: bars that waited for the next frame or the poll's end would never
+    # show while the stream is quiet; they are written once their flush is due.
+    options = dataclasses.replace(QUICK, poll_s=3600, flush_s=0.5)
+    stop = threading.Event()
+    thread, _ = follow_in_thread(rig, options, stop=stop)
+    until(lambda: connected(rig), "subscribed")
+    rig.stream.tick()
+    rig.rest.now = rig.clock.advance(timedelta(minutes=1))
+    assert rig.stream.tick() > 0  # the bars of 15:00, one frame, then nothing
+    minute = datetime(2025, 1, 15, 15, tzinfo=UTC)
+
+    def visible() -> bool:
+        return rig.lake.live.read().filter(pl.col("ts") == minute).height > 0
+
+    until(visible, "the minute's bars in the live area while the stream is quiet")
+    stop_following(rig, thread, stop)
+
+
+def test_a_reconnect_writes_only_what_the_stream_missed(rig: Rig) -> None:
+    # The start's catch-up stored the session through 15:00:30; a reconnect's backfill must
+    # not copy those minutes into the live area again.
+    stop = threading.Event()
+    thread, _ = follow_in_thread(rig, stop=stop)
+    until(lambda: connected(rig), "subscribed")
+    rig.stream.tick()
+    step(rig, 2)
+    reconnects = state(rig).get("reconnects", 0)
+    rig.stream.drop()
+    until(lambda: state(rig).get("reconnects", 0) > reconnects, "reconnected")
+    step(rig, 1)  # taken after the reconnect's backfill
+    live = rig.lake.live.read()
+    started = datetime(2025, 1, 15, 15, tzinfo=UTC)
+    assert live.height > 0
+    assert live.filter(pl.col("ts") < started).height == 0
+    assert live.select("symbol", "ts").is_duplicated().sum() == 0
+    # Stored and live together: every minute of the session so far, once.
+    seen = minutes_seen(rig.lake, SESSION).filter(pl.col("ts") < rig.clock() - timedelta(minutes=2))
+    want = truth(SYMBOLS, SESSION).filter(pl.col("ts") < rig.clock() - timedelta(minutes=2))
+    assert seen.select("symbol", "ts").equals(want.select("symbol", "ts"))
+    stop_following(rig, thread, stop)

@@ -8,8 +8,8 @@ The seams, and how each is closed:
    stream's subscription are fetched from REST after subscribing.
 2. **Across a lost connection.** A dropped or silent stream (nothing for a minute plus
    ``grace_s`` while the session is open) is reopened with exponential backoff; then the REST
-   bars of exactly the minutes the stream did not deliver (of those closed by then) go to the
-   live area.
+   bars of exactly the minutes the stream did not deliver (of those closed by then, from the
+   start's minute on: the catch-up stored the ones before) go to the live area.
 3. **Live to final.** Once the session has closed plus ``close_grace``, ``catch_up`` fetches the
    session again (the ledger's provisional ranges send it back), the final bars replace the
    live ones, the minutes that differed are counted, and the live area is cleared.
@@ -65,7 +65,8 @@ class FollowOptions:
     backoff_s: float = 0.5
     backoff_cap_s: float = 30.0
     max_attempts: int = 12
-    #: Flush received bars to the live area at most this often.
+    #: Flush received bars to the live area at most this often, and no later than this
+    #: after the first of them arrived.
     flush_s: float = 0.2
 
 
@@ -174,12 +175,19 @@ class Follower:
         try:
             await self._connect(stop)
             await self._backfill(self._covered)
-            last_flush = asyncio.get_running_loop().time()
+            loop = asyncio.get_running_loop()
+            last_flush = loop.time()
             while not stop.is_set():
                 if self._final_due(session):
                     break
+                # Bars received wait for the next frame at most until their flush is due,
+                # not for a whole poll.
+                wait = self.options.poll_s
+                if self._got.pending:
+                    due = last_flush + self.options.flush_s - loop.time()
+                    wait = max(0.0, min(wait, due))
                 try:
-                    batch = await asyncio.wait_for(self.source.receive(), self.options.poll_s)
+                    batch = await asyncio.wait_for(self.source.receive(), wait)
                 except TimeoutError:
                     batch = None
                 except TransientError:
@@ -191,8 +199,8 @@ class Follower:
                     self.state.silences += 1
                     await self._reconnect(stop)
                     continue
-                now = asyncio.get_running_loop().time()
-                if now - last_flush >= self.options.flush_s or batch is None:
+                now = loop.time()
+                if self._got.pending and now - last_flush >= self.options.flush_s:
                     self._flush()
                     last_flush = now
             self._flush()
@@ -237,7 +245,7 @@ class Follower:
         self._flush()
         await self.source.aclose()
         await self._connect(stop, again=True)
-        await self._backfill(None)
+        await self._backfill(self._covered)
 
     # -- bars in -----------------------------------------------------------------------------
 
@@ -268,7 +276,9 @@ class Follower:
 
     async def _backfill(self, since: datetime | None) -> int:
         """REST bars of the minutes closed by now that the stream did not deliver (from
-        ``since``, else the whole session so far), into the live area; returns how many."""
+        ``since``, else the whole session so far), into the live area; returns how many.
+        ``since`` is the start's minute: the minutes before it are stored already (the
+        catch-up), so a reconnect writes only what the stream missed, not the session again."""
         now = self.clock()
         session = self._session()
         if session is None:
