@@ -9,7 +9,7 @@ of the lake, built into one ``Selection`` and handed to a service (``barlake.wir
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 # calendars (``lake status`` runs in a few tens of milliseconds).
 
 Symbols = str | Sequence[str] | None
+#: Symbol selections whose day shifts a lake keeps (all dropped when the catalog changes).
+_SHIFTS_KEPT = 256
 
 
 class Lake:
@@ -81,6 +83,10 @@ class Lake:
         self.catalog_url = catalog_url(self.root)
         self.catalog: Tables = open_catalog(self.root, self.catalog_url)
         self._providers = dict(providers or {})
+        self._shifts: tuple[Hashable, dict[tuple[str, ...] | None, dict[str, timedelta]]] = (
+            None,
+            {},
+        )
 
     @property
     def handed_providers(self) -> bool:
@@ -723,14 +729,39 @@ class Lake:
                 self.store, interval, source, names, window, cals, calendar_for(None)
             )
         name = spec(interval).name
-        shifts = self.services.registry.day_shifts(names) if spec(name).intraday else {}
+        shifts = self._day_shifts(names) if spec(name).intraday and window else {}
         default = calendar_for(None).day_shift
+        # Live bars replace stored ones: with any, the general reader, and the overlay.
+        overlaid = name == live.INTERVAL and file_column is None and bool(self.live.parts())
         stored = reads.bars(
-            self.store, name, names, window, shifts, default, file_column=file_column
+            self.store,
+            name,
+            names,
+            window,
+            shifts,
+            default,
+            file_column=file_column,
+            direct=not overlaid,
         )
-        if name != live.INTERVAL or file_column is not None:
+        if not overlaid:
             return stored
         return live.overlay(stored, self.live.read(names, window))
+
+    def _day_shifts(self, names: list[str] | None) -> dict[str, timedelta]:
+        """``registry.day_shifts(names)``, kept while the catalog's ``stamp`` stays the same:
+        a read of one symbol need not open the catalog each time."""
+        stamp = self.catalog.stamp()  # before the query: a write during it changes the stamp
+        key = None if names is None else tuple(names)
+        kept, shifts = self._shifts
+        if stamp is not None and kept == stamp and key in shifts:
+            return shifts[key]
+        found = self.services.registry.day_shifts(names)
+        if stamp is not None:
+            if kept != stamp or len(shifts) >= _SHIFTS_KEPT:
+                shifts = {}
+            shifts[key] = found
+            self._shifts = (stamp, shifts)
+        return found
 
     def _adjusted(
         self, raw: pl.LazyFrame, interval: str, names: list[str] | None, how: Adjust
