@@ -28,8 +28,8 @@ from barlake.domain import bars
 from barlake.domain.ranges import DateRange
 from barlake.errors import StorageError, UsageError
 from barlake.lake import Lake
-from barlake.storage import rowgroups
 from barlake.retention.prune import Pruned, prune
+from barlake.storage import rowgroups
 from barlake.storage.filesystem import TMP_MARK, MemoryFileSystem
 from barlake.storage.store import Store
 

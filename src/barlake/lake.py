@@ -700,7 +700,13 @@ class Lake:
         how = parse_adjust(adjust)
         names = symbols_of(symbols)
         raw = self._read(
-            names, interval, resample_from=resample_from, days=days, start=start, end=end
+            names,
+            interval,
+            resample_from=resample_from,
+            direct=how == "none",  # adjusted reads keep the general reader
+            days=days,
+            start=start,
+            end=end,
         )
         return raw if how == "none" else self._adjusted(raw, str(interval), names, how)
 
@@ -711,10 +717,11 @@ class Lake:
         *,
         resample_from: Interval | None = None,
         file_column: str | None = None,
+        direct: bool = True,
         **dates: Any,
     ) -> pl.LazyFrame:
         """``bars`` of checked ``names`` (with ``file_column``, stored bars only: each bar's
-        file)."""
+        file; ``direct``: see ``reads.bars``)."""
         from barlake.calendars.calendar import calendar_for
         from barlake.domain import resample
         from barlake.storage import live, reads
@@ -741,7 +748,7 @@ class Lake:
             shifts,
             default,
             file_column=file_column,
-            direct=not overlaid,
+            direct=direct and not overlaid,
         )
         if not overlaid:
             return stored

@@ -48,9 +48,11 @@ SET_META = (
 )
 
 FILE_NAME = "catalog.duckdb"
-#: How long after the catalog file last changed its ``Catalog.stamp`` can be trusted: far
-#: longer than any file system's timestamp granularity.
-STAMP_SETTLE_NS = 2_000_000_000
+#: How long after the catalog file last changed its ``Catalog.stamp`` can be trusted: longer
+#: than the tick of the clock that stamps file times (the kernel's, at most 10 ms) on a file
+#: system that keeps times finer than a second, and than two seconds on one that does not.
+STAMP_SETTLE_NS = 50_000_000
+COARSE_SETTLE_NS = 2_000_000_000
 
 
 def _plain(value: Any) -> Any:
@@ -501,8 +503,8 @@ class Catalog(Tables):
     def stamp(self) -> Hashable | None:
         """This process's writes and the catalog file's and its write-ahead log's size, mtime
         and inode: every commit of any process changes one of them. None while a file was
-        modified within ``STAMP_SETTLE_NS``: a second write in the same tick of the file
-        system's clock could leave the same mtime (git's "racy" entries)."""
+        modified within the settle time: a second write in the same tick of the file system's
+        clock could leave the same mtime (git's "racy" entries)."""
         now = time.time_ns()
         parts: list[object] = [writes(self.path)]
         for path in (self.path, self.path.with_name(self.path.name + ".wal")):
@@ -511,7 +513,9 @@ class Catalog(Tables):
             except FileNotFoundError:
                 parts.append(None)
                 continue
-            if now - st.st_mtime_ns < STAMP_SETTLE_NS:
+            # Whole seconds: a file system that keeps no finer times (or a rare exact second).
+            coarse = st.st_mtime_ns % 1_000_000_000 == 0
+            if now - st.st_mtime_ns < (COARSE_SETTLE_NS if coarse else STAMP_SETTLE_NS):
                 return None
             parts.append((st.st_size, st.st_mtime_ns, st.st_ino))
         return tuple(parts)

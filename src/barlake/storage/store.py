@@ -502,7 +502,7 @@ class Store:
             if frame.height:
                 frames.append(frame)
         if not frames:
-            return bars.empty()
+            return rowgroups.no_bars()
         if len(frames) == 1 and len(symbols_) == 1:
             ts = frames[0].get_column("ts")
             if not ts.null_count() and ts.is_sorted():  # the usual file, sorted by (symbol, ts)
