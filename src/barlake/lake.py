@@ -59,8 +59,6 @@ if TYPE_CHECKING:
 # calendars (``lake status`` runs in a few tens of milliseconds).
 
 Symbols = str | Sequence[str] | None
-#: Symbol selections whose day shifts a lake keeps (all dropped when the catalog changes).
-_SHIFTS_KEPT = 256
 
 
 class Lake:
@@ -83,10 +81,7 @@ class Lake:
         self.catalog_url = catalog_url(self.root)
         self.catalog: Tables = open_catalog(self.root, self.catalog_url)
         self._providers = dict(providers or {})
-        self._shifts: tuple[Hashable, dict[tuple[str, ...] | None, dict[str, timedelta]]] = (
-            None,
-            {},
-        )
+        self._shifts: tuple[Hashable, dict[str, timedelta]] = (None, {})
 
     @property
     def handed_providers(self) -> bool:
@@ -755,20 +750,19 @@ class Lake:
         return live.overlay(stored, self.live.read(names, window))
 
     def _day_shifts(self, names: list[str] | None) -> dict[str, timedelta]:
-        """``registry.day_shifts(names)``, kept while the catalog's ``stamp`` stays the same:
-        a read of one symbol need not open the catalog each time."""
+        """``registry.day_shifts(names)``: from every known symbol's shift, kept while the
+        catalog's ``stamp`` stays the same, so that a loop over symbols does not open the
+        catalog for each one."""
         stamp = self.catalog.stamp()  # before the query: a write during it changes the stamp
-        key = None if names is None else tuple(names)
-        kept, shifts = self._shifts
-        if stamp is not None and kept == stamp and key in shifts:
-            return shifts[key]
-        found = self.services.registry.day_shifts(names)
-        if stamp is not None:
-            if kept != stamp or len(shifts) >= _SHIFTS_KEPT:
-                shifts = {}
-            shifts[key] = found
-            self._shifts = (stamp, shifts)
-        return found
+        if stamp is None:
+            return self.services.registry.day_shifts(names)
+        kept, every = self._shifts
+        if kept != stamp:
+            every = self.services.registry.day_shifts(None)
+            self._shifts = (stamp, every)
+        if names is None:
+            return dict(every)
+        return {s: every[s] for s in names if s in every}
 
     def _adjusted(
         self, raw: pl.LazyFrame, interval: str, names: list[str] | None, how: Adjust

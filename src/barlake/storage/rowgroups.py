@@ -76,7 +76,7 @@ class Footer:
 
     metadata: pq.FileMetaData
     symbols: list[tuple[str, str] | None]
-    ts: list[tuple[int, int] | None]
+    ts: list[tuple[int, int] | None]  # None also where a bar start is missing
 
     def groups(self, names: Sequence[str], lo: int | None, hi: int | None) -> list[int]:
         """The row groups that may hold bars of ``names`` starting in [``lo``, ``hi``)."""
@@ -88,6 +88,16 @@ class Footer:
                 continue
             out.append(g)
         return out
+
+    def inside(self, names: Sequence[str], lo: int | None, hi: int | None) -> bool:
+        """Whether every row of the file is a bar of one of ``names`` starting in [``lo``,
+        ``hi``) (None: any): then no row needs filtering."""
+        for sym, ts in zip(self.symbols, self.ts, strict=True):
+            if sym is None or sym[0] != sym[1] or sym[0] not in names:
+                return False
+            if lo is not None and hi is not None and (ts is None or ts[0] < lo or ts[1] >= hi):
+                return False
+        return True
 
 
 def parse(metadata: pq.FileMetaData) -> Footer | None:
@@ -103,7 +113,7 @@ def parse(metadata: pq.FileMetaData) -> Footer | None:
         s, t = group.column(sym_at).statistics, group.column(ts_at).statistics
         has = s is not None and s.has_min_max and s.null_count == 0
         symbols.append((str(s.min), str(s.max)) if has else None)
-        timed = t is not None and t.has_min_max
+        timed = t is not None and t.has_min_max and t.null_count == 0
         ts.append((_micros(t.min), _micros(t.max)) if timed else None)
     return Footer(metadata, symbols, ts)
 
@@ -172,7 +182,9 @@ def read(
     local = fs.local_path(path)
     if local is not None and len(groups) == len(footer.symbols):
         # The whole file (one symbol's month): polars reads it faster than pyarrow.
-        frame = pl.read_parquet(local, hive_partitioning=False, parallel="none").filter(keep)
+        frame = pl.read_parquet(local, hive_partitioning=False, parallel="none")
+        if not footer.inside(names, lo, hi):
+            frame = frame.filter(keep)
     else:
         if local is not None:
             table = pq.ParquetFile(local, metadata=footer.metadata).read_row_groups(
