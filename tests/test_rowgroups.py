@@ -20,6 +20,7 @@ from barlake.calendars.calendar import calendar_for
 from barlake.catalog import embedded
 from barlake.domain import bars
 from barlake.domain.ranges import DateRange
+from barlake.errors import StorageError
 from barlake.lake import Lake
 from barlake.storage import reads, rowgroups
 from barlake.storage.filesystem import MemoryFileSystem
@@ -178,6 +179,13 @@ def test_a_file_of_another_schema_is_read_by_the_general_reader(lake: Lake) -> N
     direct, general = both(lake.store, "1day", ["S003", "S001"], window, timedelta(0))
     assert direct.equals(general) and direct.height == 8
     assert direct.schema == general.schema
+
+
+def test_a_damaged_file_is_refused_as_by_the_general_reader(lake: Lake) -> None:
+    path = lake.root / "bars/interval=1day/year=2024/data.parquet"
+    path.write_bytes(b"not parquet at all" * 100)
+    with pytest.raises(StorageError, match="not a bar file of this lake: it cannot be read"):
+        lake.bars("S001", start=date(2024, 3, 1), end=date(2024, 3, 9)).collect()
 
 
 def test_a_file_system_without_local_paths_reads_through_it(lake: Lake) -> None:

@@ -143,14 +143,19 @@ class Footers:
 
     def get(self, path: str, version: Version) -> Footer | None:
         """The footer of ``path`` at ``version`` (read now unless cached); None for a file that
-        is not in the lake's schema. FileNotFoundError when it is gone."""
+        is not Parquet in the lake's schema. FileNotFoundError when it is gone."""
         key = (path, version)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        with self.fs.open(path) as fh:
-            footer = parse(pq.read_metadata(fh))
+        try:
+            with self.fs.open(path) as fh:
+                footer = parse(pq.read_metadata(fh))
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowException):
+            footer = None  # not Parquet: the general reader says so
         with self._lock:
             self._cache[key] = footer
             while len(self._cache) > FOOTERS:
