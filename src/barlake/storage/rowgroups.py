@@ -54,7 +54,7 @@ def cuts_of(symbol: pl.Series) -> list[int]:
     runs = symbol.rle_id().to_numpy()
     starts = np.flatnonzero(np.diff(runs, prepend=-1))
     bucket = starts // GROUP_ROWS
-    return starts[np.flatnonzero(np.diff(bucket, prepend=-1))].tolist()
+    return [int(a) for a in starts[np.flatnonzero(np.diff(bucket, prepend=-1))]]
 
 
 #: The lake's bar columns as pyarrow reads them from a file barlake wrote (``bars.SCHEMA``).
