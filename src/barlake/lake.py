@@ -9,7 +9,7 @@ of the lake, built into one ``Selection`` and handed to a service (``barlake.wir
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -81,7 +81,7 @@ class Lake:
         self.catalog_url = catalog_url(self.root)
         self.catalog: Tables = open_catalog(self.root, self.catalog_url)
         self._providers = dict(providers or {})
-        self._shifts: tuple[Hashable, dict[str, timedelta]] = (None, {})
+        self._shifts: tuple[object, dict[str, timedelta]] = (None, {})
 
     @property
     def handed_providers(self) -> bool:
