@@ -18,8 +18,8 @@ from barlake.domain.ranges import ONE_DAY, DateRange
 from barlake.domain.resample import PERIODS, Period
 from barlake.storage.store import Store
 
-#: Symbols up to which ``bars`` reads row groups directly: beyond, a query engine's scan of
-#: whole files in parallel threads is faster.
+#: Symbols up to which ``bars`` reads row groups directly, one file after another in the
+#: calling thread; more go to the query engine's scan, which reads files in parallel.
 FEW = 8
 
 
