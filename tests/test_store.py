@@ -29,6 +29,7 @@ from barlake.domain.ranges import DateRange
 from barlake.errors import StorageError, UsageError
 from barlake.lake import Lake
 from barlake.retention.prune import Pruned, prune
+from barlake.storage import rowgroups
 from barlake.storage.filesystem import TMP_MARK, MemoryFileSystem
 from barlake.storage.store import Store
 
@@ -266,17 +267,18 @@ def test_names_that_could_escape_are_refused_and_nothing_is_written(tmp_path, na
 # -- crash safety ------------------------------------------------------------------------------
 
 
-def half_then(exc: BaseException):
-    """A stand-in for ``pq.write_table`` that writes half a file, then fails."""
-    real = pq.write_table
+def half_grouped_then(exc: BaseException):
+    """A stand-in for ``rowgroups.write`` (it writes the daily files) that writes half a file,
+    then fails."""
+    real = rowgroups.write
 
-    def write_table(table, where, **kwargs):
+    def write(frame, table, sink, options):  # type: ignore[no-untyped-def]
         buffer = io.BytesIO()
-        real(table, buffer, **kwargs)
-        Path(where).write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        real(frame, table, buffer, options)
+        Path(sink).write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
         raise exc
 
-    return write_table
+    return write
 
 
 @pytest.mark.parametrize(
@@ -289,7 +291,7 @@ def test_a_failing_write_leaves_the_old_file(tmp_path, monkeypatch, error, raise
     store.write("1day", frame([("AAPL", t, 1.0), ("MSFT", t, 2.0)]))
     path = tmp_path / "bars/interval=1day/year=2024/data.parquet"
     before = path.read_bytes()
-    monkeypatch.setattr("barlake.storage.store.pq.write_table", half_then(error))
+    monkeypatch.setattr("barlake.storage.store.rowgroups.write", half_grouped_then(error))
     with pytest.raises(raised):
         store.write("1day", frame([("AAPL", t, 9.0), ("NVDA", t, 9.0)]))
     monkeypatch.undo()
@@ -349,12 +351,12 @@ def test_readers_see_the_old_file_while_a_write_is_in_progress(tmp_path, monkeyp
     t = datetime(2024, 6, 3, tzinfo=UTC)
     store.write("1day", frame([("AAPL", t, 1.0)]))
     base = tmp_path / "bars/interval=1day"
-    real = pq.write_table
+    real = rowgroups.write
     seen = {}
 
-    def slow_write(table, where, **kwargs):
+    def slow_write(frame, table, where, options):  # type: ignore[no-untyped-def]
         buffer = io.BytesIO()
-        real(table, buffer, **kwargs)
+        real(frame, table, buffer, options)
         Path(where).write_bytes(buffer.getvalue()[:100])  # partial, as a reader could catch it
         seen["pyarrow"] = pads.dataset(base, partitioning="hive").to_table().num_rows
         seen["pandas"] = len(pd.read_parquet(base))
@@ -363,7 +365,7 @@ def test_readers_see_the_old_file_while_a_write_is_in_progress(tmp_path, monkeyp
         ).fetchall()[0][0]
         Path(where).write_bytes(buffer.getvalue())
 
-    monkeypatch.setattr("barlake.storage.store.pq.write_table", slow_write)
+    monkeypatch.setattr("barlake.storage.store.rowgroups.write", slow_write)
     store.write("1day", frame([("MSFT", t, 2.0)]))
     assert seen == {"pyarrow": 1, "pandas": 1, "duckdb": 1}
     assert pads.dataset(base, partitioning="hive").to_table().num_rows == 2

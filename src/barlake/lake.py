@@ -97,6 +97,7 @@ class Lake:
         self.catalog_url = catalog_url(self.root)
         self.catalog: Tables = open_catalog(self.root, self.catalog_url)
         self._providers = dict(providers or {})
+        self._shifts: tuple[object, dict[str, timedelta]] = (None, {})
 
     @property
     def handed_providers(self) -> bool:
@@ -710,7 +711,13 @@ class Lake:
         how = parse_adjust(adjust)
         names = symbols_of(symbols)
         raw = self._read(
-            names, interval, resample_from=resample_from, days=days, start=start, end=end
+            names,
+            interval,
+            resample_from=resample_from,
+            direct=how == "none",  # adjusted reads keep the general reader
+            days=days,
+            start=start,
+            end=end,
         )
         return raw if how == "none" else self._adjusted(raw, str(interval), names, how)
 
@@ -721,10 +728,11 @@ class Lake:
         *,
         resample_from: Interval | None = None,
         file_column: str | None = None,
+        direct: bool = True,
         **dates: Any,
     ) -> pl.LazyFrame:
         """``bars`` of checked ``names`` (with ``file_column``, stored bars only: each bar's
-        file)."""
+        file; ``direct``: see ``reads.bars``)."""
         from barlake.calendars.calendar import calendar_for
         from barlake.domain import resample
         from barlake.storage import live, reads
@@ -739,14 +747,38 @@ class Lake:
                 self.store, interval, source, names, window, cals, calendar_for(None)
             )
         name = spec(interval).name
-        shifts = self.services.registry.day_shifts(names) if spec(name).intraday else {}
+        shifts = self._day_shifts(names) if spec(name).intraday and window else {}
         default = calendar_for(None).day_shift
+        # Live bars replace stored ones: with any, the general reader, and the overlay.
+        overlaid = name == live.INTERVAL and file_column is None and bool(self.live.parts())
         stored = reads.bars(
-            self.store, name, names, window, shifts, default, file_column=file_column
+            self.store,
+            name,
+            names,
+            window,
+            shifts,
+            default,
+            file_column=file_column,
+            direct=direct and not overlaid,
         )
-        if name != live.INTERVAL or file_column is not None:
+        if not overlaid:
             return stored
         return live.overlay(stored, self.live.read(names, window))
+
+    def _day_shifts(self, names: list[str] | None) -> dict[str, timedelta]:
+        """``registry.day_shifts(names)``: from every known symbol's shift, kept while the
+        catalog's ``stamp`` stays the same, so that a loop over symbols does not open the
+        catalog for each one."""
+        stamp = self.catalog.stamp()  # before the query: a write during it changes the stamp
+        if stamp is None:
+            return self.services.registry.day_shifts(names)
+        kept, every = self._shifts
+        if kept != stamp:
+            every = self.services.registry.day_shifts(None)
+            self._shifts = (stamp, every)
+        if names is None:
+            return dict(every)
+        return {s: every[s] for s in names if s in every}
 
     def _adjusted(
         self, raw: pl.LazyFrame, interval: str, names: list[str] | None, how: Adjust

@@ -12,11 +12,13 @@ server), so a query changed here changes on both.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from pathlib import Path
@@ -46,6 +48,11 @@ SET_META = (
 )
 
 FILE_NAME = "catalog.duckdb"
+#: How long after the catalog file last changed its ``Catalog.stamp`` can be trusted: longer
+#: than the tick of the clock that stamps file times (the kernel's, at most 10 ms) on a file
+#: system that keeps times finer than a second, and than two seconds on one that does not.
+STAMP_SETTLE_NS = 50_000_000
+COARSE_SETTLE_NS = 2_000_000_000
 
 
 def _plain(value: Any) -> Any:
@@ -130,6 +137,12 @@ class Tables(JobsTable, QueueTable, SetAsideTable, ActionsTable, ABC):
     @abstractmethod
     def writes(self) -> int:
         """Provided by each backend."""
+
+    def stamp(self) -> Hashable | None:
+        """A value that differs after any write to the catalog by any process, so that what
+        was read under one stamp is current while the stamp stays; None when the backend has
+        no cheap one (then nothing read may be reused)."""
+        return None
 
     @abstractmethod
     def exists(self) -> bool:
@@ -486,6 +499,26 @@ class Catalog(Tables):
     def writes(self) -> int:
         """How many write blocks this process has ended on this catalog (``engine.writes``)."""
         return writes(self.path)
+
+    def stamp(self) -> Hashable | None:
+        """This process's writes and the catalog file's and its write-ahead log's size, mtime
+        and inode: every commit of any process changes one of them. None while a file was
+        modified within the settle time: a second write in the same tick of the file system's
+        clock could leave the same mtime (git's "racy" entries)."""
+        now = time.time_ns()
+        parts: list[object] = [writes(self.path)]
+        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                parts.append(None)
+                continue
+            # Whole seconds: a file system that keeps no finer times (or a rare exact second).
+            coarse = st.st_mtime_ns % 1_000_000_000 == 0
+            if now - st.st_mtime_ns < (COARSE_SETTLE_NS if coarse else STAMP_SETTLE_NS):
+                return None
+            parts.append((st.st_size, st.st_mtime_ns, st.st_ino))
+        return tuple(parts)
 
     @contextmanager
     def session(self, *, read_only: bool = False) -> Iterator[None]:

@@ -18,6 +18,10 @@ from barlake.domain.ranges import ONE_DAY, DateRange
 from barlake.domain.resample import PERIODS, Period
 from barlake.storage.store import Store
 
+#: Symbols up to which ``bars`` reads row groups directly, one file after another in the
+#: calling thread; more go to the query engine's scan, which reads files in parallel.
+FEW = 8
+
 
 def bars(
     store: Store,
@@ -28,13 +32,22 @@ def bars(
     default: timedelta,
     *,
     file_column: str | None = None,
+    direct: bool = True,
 ) -> pl.LazyFrame:
     """The stored bars of ``names`` (all when None) whose session date is in ``window``
     (with ``file_column``: and the file each comes from, see ``Store.scan``).
 
     Intraday bars belong to the session date of their exchange: ``shifts`` gives each known
-    symbol's day shift (``default`` for the others), and each shift is one scan.
+    symbol's day shift (``default`` for the others), and each shift is one scan. A few
+    symbols of one shift are read ``direct``-ly from their row groups (``Store.read_symbols``:
+    the same rows, without a query engine's set-up), unless ``direct`` is False.
     """
+    if direct and file_column is None and names is not None and 0 < len(names) <= FEW:
+        found = {shifts.get(sym, default) for sym in names}
+        if len(found) == 1:
+            frame = store.read_symbols(interval, names, window, found.pop())
+            if frame is not None:
+                return frame.lazy()
     scan = functools.partial(store.scan, interval, file_column=file_column)
     if window is None or not spec(interval).intraday:
         return scan(names, window).sort(KEY)

@@ -41,7 +41,7 @@ from barlake.domain import bars, symbols
 from barlake.domain.intervals import INTERVALS, Interval, spec
 from barlake.domain.ranges import DateRange
 from barlake.errors import StorageError
-from barlake.storage import dayindex
+from barlake.storage import dayindex, rowgroups
 from barlake.storage.conformance import Conformance
 from barlake.storage.dayindex import DayIndex
 from barlake.storage.filesystem import (
@@ -174,6 +174,7 @@ class Store:
         self.fs: FileSystem = fs or LocalFileSystem()
         self.index = DayIndex(Path(root) / "dayindex", self.root, fs=self.fs) if day_index else None
         self.conformance = Conformance(self.fs)
+        self.footers = rowgroups.Footers(self.fs)
 
     def path(self, partition: Partition) -> Path:
         return self.root / partition.relpath()
@@ -307,9 +308,13 @@ class Store:
         before the move, in the writer's thread, it is stale only until the move, and rebuilt
         if the move never happens."""
         content = frame.to_arrow() if table is None else table
+        by_symbol = spec(interval).partitioning == "year"
 
         def write(sink: Sink) -> None:
-            pq.write_table(content, sink, **PARQUET_OPTIONS)
+            if by_symbol:  # many symbols per file: row groups of whole symbols
+                rowgroups.write(frame, content, sink, PARQUET_OPTIONS)
+            else:
+                pq.write_table(content, sink, **PARQUET_OPTIONS)
 
         staged = self.fs.stage(path, write, base=base)
         if self.index is not None:
@@ -398,9 +403,11 @@ class Store:
         window: DateRange | None,
         *,
         checked: bool,
+        conform: bool = True,
     ) -> list[str]:
         """``files`` as strings; unless ``checked``, a symbol's files are what the listing of
-        its folder names, not each looked up (the day index looks them up anyway)."""
+        its folder names, not each looked up (the day index looks them up anyway); unless
+        ``conform``, not checked to be bar files (the caller checks their schema itself)."""
         base = self.root / f"interval={interval}"
         keys = None if window is None else set(periods(interval, _pad(window)))
         by_symbol = spec(interval).partitioning != "year"
@@ -412,12 +419,14 @@ class Store:
             for name in (f"symbol={symbols.encode(s)}" for s in symbols_):
                 if name in present:
                     out += self._period_files(os.path.join(base, name), keys, checked=checked)
-            self.conformance.check(out)
+            if conform:
+                self.conformance.check(out)
             return sorted(out)
         pattern = "*/*/" + FILE_NAME if by_symbol else "*/" + FILE_NAME
         found = self.fs.glob(base, pattern)
         chosen = sorted(p for p in found if keys is None or _period_of(p) in keys)
-        self.conformance.check(chosen)
+        if conform:
+            self.conformance.check(chosen)
         return chosen
 
     def _period_files(self, folder: str, keys: set[str] | None, *, checked: bool) -> list[str]:
@@ -467,10 +476,43 @@ class Store:
         if symbols_ is not None:
             lf = lf.filter(pl.col("symbol").is_in(symbols_))
         if window is not None:
-            shift = day_shift if spec(interval).intraday else timedelta(0)
-            day = (pl.col("ts") + shift).dt.date()
-            lf = lf.filter((day >= window.start) & (day < window.end))
+            lf = lf.filter(_in_window(interval, window, day_shift))
         return lf
+
+    def read_symbols(
+        self,
+        interval: Interval,
+        symbols_: list[str],
+        window: DateRange | None = None,
+        day_shift: timedelta = timedelta(0),
+    ) -> pl.DataFrame | None:
+        """``scan(interval, symbols_, window, day_shift)`` collected and sorted by (symbol, ts),
+        read from only the row groups that may hold ``symbols_`` (``storage.rowgroups``); None
+        when a file is not in the lake's schema or changed while read (then ``scan`` answers)."""
+        bounds = None
+        keep = pl.col("symbol").is_in(symbols_)
+        if window is not None:
+            lo, hi = _ts_bounds(interval, window, day_shift)
+            bounds = ((lo - _EPOCH) // _US, (hi - _EPOCH) // _US)
+            keep &= _in_window(interval, window, day_shift)
+        frames = []
+        # Files in the lake's exact schema conform; any other goes to ``scan``, which checks.
+        for path in self._paths(interval, symbols_, window, checked=True, conform=False):
+            try:
+                frame = rowgroups.read(self.fs, self.footers, path, symbols_, bounds, keep)
+            except FileNotFoundError:
+                continue  # removed (pruned) since listed: it holds no bars any more
+            if frame is None:
+                return None
+            if frame.height:
+                frames.append(frame)
+        if not frames:
+            return rowgroups.no_bars()
+        if len(frames) == 1 and len(symbols_) == 1:
+            ts = frames[0].get_column("ts")
+            if not ts.null_count() and ts.is_sorted():  # the usual file, sorted by (symbol, ts)
+                return frames[0]
+        return pl.concat(frames).sort(bars.KEY)
 
     def keyless(
         self, interval: Interval, symbols_: list[str] | None, window: DateRange | None
@@ -864,6 +906,18 @@ def _ts_bounds(interval: Interval, window: DateRange, day_shift: timedelta) -> l
     """The bar starts whose session date (``_day_sql``) falls inside ``window``: [lo, hi)."""
     shift = day_shift if spec(interval).intraday else timedelta(0)
     return [datetime.combine(d, time(), UTC) - shift for d in (window.start, window.end)]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def _in_window(interval: Interval, window: DateRange, day_shift: timedelta) -> pl.Expr:
+    """Whether a bar's session date (its UTC start moved by ``day_shift`` for intraday bars)
+    is inside ``window``."""
+    shift = day_shift if spec(interval).intraday else timedelta(0)
+    day = (pl.col("ts") + shift).dt.date()
+    return (day >= window.start) & (day < window.end)
 
 
 def _day_number(day: date) -> int:
