@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
 from barlake.catalog import catalog_url, open_catalog
-from barlake.clock import Clock, system_clock
+from barlake.clock import Clock, from_environment
 from barlake.domain.datasets import Dataset, bar_interval, bar_intervals
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from barlake.fetch.job import JobResult, ProgressCallback, SymbolErrors
     from barlake.jobs.actions import ActionsFetched
     from barlake.jobs.follow import FollowOptions, FollowResult
+    from barlake.jobs.followers import FollowerReport
     from barlake.jobs.queue import Queue
     from barlake.jobs.worker import Log, Worker
     from barlake.planning.plan import Plan
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from barlake.quality.check import CheckResult
     from barlake.retention.policy import Policy
     from barlake.retention.prune import Pruned
+    from barlake.storage.filesystem import FileSystem
     from barlake.storage.live import LiveArea
     from barlake.storage.migration import Moved
     from barlake.storage.store import Store
@@ -80,8 +82,9 @@ class Migrated:
 class Lake:
     """A lake on disk: bars under ``bars/``, the catalog in ``catalog.duckdb``.
 
-    ``clock`` pins "now" for every part of the lake; ``providers`` hands in ready providers by
-    name (the caller closes them), used instead of those lake.yaml describes.
+    ``clock`` pins "now" for every part of the lake (without it: ``LAKE_CLOCK``'s, else the
+    machine's; see ``barlake.clock``); ``providers`` hands in ready providers by name (the
+    caller closes them), used instead of those lake.yaml describes.
     """
 
     def __init__(
@@ -92,7 +95,7 @@ class Lake:
         providers: Mapping[str, Provider] | None = None,
     ) -> None:
         self.root = Path(root)
-        self.clock: Clock = clock or system_clock
+        self.clock: Clock = clock or _environment_clock()
         #: The PostgreSQL catalog's URL (secret included: never shown), None for the DuckDB file.
         self.catalog_url = catalog_url(self.root)
         self.catalog: Tables = open_catalog(self.root, self.catalog_url)
@@ -655,6 +658,27 @@ class Lake:
 
         return asyncio.run(run())
 
+    def followers(self) -> list[FollowerReport]:
+        """Every follower of this lake (running, stale, dead or finished) with its symbols,
+        last bar, lag and reconnects, judged at the lake's clock (see
+        ``barlake.jobs.followers``).
+
+        >>> [(f.state, f.lag_s) for f in lake.followers()]  # doctest: +SKIP
+        [('running', 64.0)]
+        """
+        from barlake.jobs.followers import FollowerFiles, reports
+
+        return reports(FollowerFiles(self.root, self._files), self.clock())
+
+    @property
+    def _files(self) -> FileSystem:
+        """The lake's file system, without loading the store when it is the local disk."""
+        if "store" in self.__dict__ or self._config.storage.url is not None:
+            return self.store.fs
+        from barlake.storage.filesystem import LocalFileSystem
+
+        return LocalFileSystem()
+
     def _last_minute(self, names: list[str]) -> date:
         """The session date of the last stored minute bar of ``names`` (today when none, or
         more than a month back: a follow catches up a month at most)."""
@@ -1070,3 +1094,10 @@ class Lake:
             ],
         )
         return report_.write(path, page)
+
+
+def _environment_clock() -> Clock:
+    try:
+        return from_environment()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None

@@ -15,20 +15,21 @@ The seams, and how each is closed:
    live ones, the minutes that differed are counted, and the live area is cleared.
 
 A follower that was down (killed, or started late) catches up the same way on start. Live bars
-go to ``storage.live`` (one small file per flush), which ``Lake.bars`` reads through.
+go to ``storage.live`` (one small file per flush), which ``Lake.bars`` reads through. Its state
+(symbols, last bar, reconnects, a heartbeat) goes to a file of its own that ``lake status`` and
+the service read (``barlake.jobs.followers``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -40,6 +41,8 @@ from barlake.clock import Clock
 from barlake.domain import bars
 from barlake.domain.ranges import DateRange
 from barlake.errors import AuthError, PermanentError, ProviderError, TransientError
+from barlake.jobs.followers import FollowerFiles
+from barlake.liveness import HOST
 from barlake.providers.base import Provider
 from barlake.providers.polling import minute_bars
 from barlake.providers.stream import LiveSource
@@ -47,7 +50,6 @@ from barlake.providers.wire import to_sessions
 from barlake.storage.live import LiveArea
 
 MINUTE = timedelta(minutes=1)
-STATE_FILE = "follower.json"
 
 
 @dataclass(frozen=True)
@@ -68,17 +70,29 @@ class FollowOptions:
     #: Flush received bars to the live area at most this often, and no later than this
     #: after the first of them arrived.
     flush_s: float = 0.2
+    #: The heartbeat: the state file is written at least this often (wall time).
+    beat_s: float = 1.0
 
 
 @dataclass
 class FollowState:
-    """What a follower tells ``lake status`` and the service (``live/follower.json``)."""
+    """What a follower tells ``lake status`` and the service (``live/followers/<id>.json``).
+
+    ``heartbeat_at`` and ``finished_at`` are wall time; the bar and message times, the
+    session's open and close, the lake's clock."""
 
     id: str
     provider: str
     symbols: list[str]
     pid: int
     started_at: datetime
+    host: str = HOST
+    heartbeat_at: datetime | None = None
+    beat_s: float = 1.0
+    grace_s: float = 60.0
+    session_open: datetime | None = None
+    session_close: datetime | None = None
+    finished_at: datetime | None = None
     last_bar: datetime | None = None
     last_message_at: datetime | None = None
     reconnects: int = 0
@@ -156,7 +170,11 @@ class Follower:
             symbols=self.symbols,
             pid=os.getpid(),
             started_at=clock(),
+            beat_s=self.options.beat_s,
+            grace_s=self.options.grace_s,
         )
+        self.files = FollowerFiles(live.root, live.fs)
+        self._saving = threading.Lock()  # the heartbeat and the worker threads both save
         self._got = _Received()
         self._covered: datetime | None = None  # minutes before it came from REST at start
         self._ledgered: set[str] = set()  # symbols with a provisional range of the session
@@ -169,6 +187,22 @@ class Follower:
         missing entitlement) end it."""
         stop = stop or threading.Event()
         session = self._session()
+        if session is not None:
+            self.state.session_open, self.state.session_close = self.calendar.open_close(session)
+        beat = asyncio.create_task(self._beat())
+        try:
+            result = await self._follow(session, stop)
+        except BaseException:
+            self._save("failed", finished=True)
+            raise
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        self._save(self.state.status, finished=True)
+        return result
+
+    async def _follow(self, session: date | None, stop: threading.Event) -> FollowResult:
         await asyncio.to_thread(self._start)
         if session is None or self._final_due(session):
             return await asyncio.to_thread(self._finalize, session)
@@ -211,10 +245,19 @@ class Follower:
             return FollowResult(self.state, session)
         return await asyncio.to_thread(self._finalize, session)
 
+    async def _beat(self) -> None:
+        """The heartbeat: the state file again every ``beat_s``, whatever the run is doing."""
+        while True:
+            await asyncio.sleep(self.options.beat_s)
+            await asyncio.to_thread(self._save, self.state.status)
+
     def _start(self) -> None:
-        """Catch up through the planner, then forget live bars a previous run left: the REST
-        answer covers every minute closed by now, with final values where they were known."""
+        """Take over the files of dead followers of these symbols, catch up through the
+        planner, then forget live bars a previous run left: the REST answer covers every
+        minute closed by now, with final values where they were known."""
         at = self.clock()
+        self.files.take_over(self.state.to_dict() | {"symbols": self.symbols})
+        self._save("catching up")
         self.catch_up()
         self.live.clear(through=at.date())
         self._covered = at.replace(second=0, microsecond=0)
@@ -335,6 +378,7 @@ class Follower:
         if session is None:
             self._save("idle")
             return FollowResult(self.state, None)
+        self._save("finalizing")
         before = self.read(session)
         self.catch_up()
         after = self.read(session)
@@ -369,11 +413,17 @@ class Follower:
         )
         self.catalog.add_ledger(rows)
 
-    def _save(self, status: str) -> None:
-        self.state.status = status
-        data = json.dumps(self.state.to_dict(), indent=1).encode()
-        with contextlib.suppress(OSError):
-            self.live.fs.put(self.live.folder.parent / STATE_FILE, data)
+    def _save(self, status: str, *, finished: bool = False) -> None:
+        """The state file, with ``status`` and a fresh heartbeat (``finished``: the last)."""
+        with self._saving:
+            if self.state.finished_at is not None:
+                return  # the run has ended: a late heartbeat must not revive it
+            self.state.status = status
+            self.state.heartbeat_at = datetime.now(UTC)
+            if finished:
+                self.state.finished_at = self.state.heartbeat_at
+            with contextlib.suppress(OSError):
+                self.files.save(self.state.to_dict())
 
 
 def _differences(before: pl.DataFrame, after: pl.DataFrame) -> tuple[int, int]:
@@ -390,11 +440,17 @@ def _differences(before: pl.DataFrame, after: pl.DataFrame) -> tuple[int, int]:
 _DAY = timedelta(days=1)
 
 
-def read_state(live: LiveArea) -> dict[str, Any] | None:
-    """The last state a follower of this lake saved, or None."""
-    try:
-        with live.fs.open(live.folder.parent / STATE_FILE) as fh:
-            data: dict[str, Any] = json.load(fh)
-    except (OSError, ValueError):
+def read_state(live: LiveArea, follower: str | None = None) -> dict[str, Any] | None:
+    """The state file of ``follower`` (else of the follower of this lake that started last),
+    as saved (times as ISO text), or None."""
+    states = FollowerFiles(live.root, live.fs).load()
+    if follower is not None:
+        states = [s for s in states if s["id"] == follower]
+    if not states:
         return None
-    return data
+    return FollowState(**_fields(states[-1])).to_dict()
+
+
+def _fields(state: dict[str, Any]) -> dict[str, Any]:
+    known = FollowState.__dataclass_fields__
+    return {k: v for k, v in state.items() if k in known}

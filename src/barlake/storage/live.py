@@ -40,7 +40,8 @@ class LiveArea:
     """The live files of one lake (``fs`` holds them; local disk by default)."""
 
     def __init__(self, root: Path, *, fs: FileSystem | None = None) -> None:
-        self.folder = Path(root) / FOLDER / f"interval={INTERVAL}"
+        self.root = Path(root)
+        self.folder = self.root / FOLDER / f"interval={INTERVAL}"
         self.fs: FileSystem = fs or LocalFileSystem()
 
     def parts(self) -> list[tuple[int, str]]:
