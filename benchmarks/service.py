@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def one_run(seconds: float, clients: int, period: float, catalog_url: str | None
             stdout=subprocess.PIPE,
             text=True,
             env=env,
+            start_new_session=True,  # the service and its worker process: one group to stop
         )
         try:
             assert server.stdout is not None
@@ -137,14 +139,28 @@ def one_run(seconds: float, clients: int, period: float, catalog_url: str | None
                     phases[phase] = {n: _figures(v, seconds) for n, v in latencies.items()}
                     phases[phase]["fill_running_at_end"] = running
         finally:
-            server.terminate()
-            server.wait(60)
+            _stop_group(server)
     return {
         "post_to_first_request_s": round(first - posted, 3),
         "post_answer_s": round(answered - posted, 3),
         "plan_requests": queued["plan"]["total_requests"],
         **phases,
     }
+
+
+def _stop_group(server: subprocess.Popen[str]) -> None:
+    """SIGTERM the service's process group and wait until every process of it has gone (its
+    worker process outlives it otherwise: uvicorn ends its process by the signal it caught)."""
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(60)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(server.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.killpg(server.pid, signal.SIGKILL)
 
 
 def main() -> None:
