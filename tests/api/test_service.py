@@ -52,6 +52,7 @@ def test_a_backfill_of_50_symbols_runs_once_and_a_repeat_asks_nothing(served: Se
         "catalog": True,
         "workers": {"configured": 1, "alive": 1},
         "queue": {"queued": 0, "claimed": 0, "done": 2, "failed": 0, "cancelled": 0},
+        "followers": {"running": 0, "stale": 0, "dead": 0, "finished": 0},
     }
     metrics = served.client.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -127,3 +128,34 @@ def _all_served(client: httpx.Client) -> bool:
     return all(e["processed_at"] for e in events) and all(
         r["state"] in ("done", "failed", "cancelled") for r in requests
     )
+
+
+def test_health_and_metrics_report_the_followers(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from barlake.jobs.followers import FollowerFiles
+    from barlake.storage.filesystem import LocalFileSystem
+
+    lake, _ = demo_lake(tmp_path / "lake", SYMBOLS[:2])
+    files = FollowerFiles(lake.root, LocalFileSystem())
+    wall = datetime.now(UTC)
+    common = {"provider": "alpaca", "pid": None, "host": None, "beat_s": 1.0, "reconnects": 2}
+    last_bar = lake.clock() - timedelta(seconds=90)
+    files.save({"id": "live1", "symbols": ["AAA"], "heartbeat_at": wall, "last_bar": last_bar,
+                **common})  # fmt: skip
+    files.save({"id": "gone2", "symbols": ["BBB"], "heartbeat_at": wall - timedelta(minutes=9),
+                **common})  # fmt: skip
+    with serving(lake, workers=0) as url, httpx.Client(base_url=url) as client:
+        health = client.get("/health")
+        metrics = client.get("/metrics").text.splitlines()
+    assert health.status_code == 200  # the service can work: a dead follower degrades it only
+    assert health.json()["status"] == "degraded"
+    assert health.json()["followers"] == {"running": 1, "stale": 0, "dead": 1, "finished": 0}
+    lines = set(metrics)
+    assert 'barlake_followers{state="running"} 1' in lines
+    assert 'barlake_followers{state="dead"} 1' in lines
+    assert 'barlake_follower_lag_seconds{follower="live1",provider="alpaca"} 90' in lines
+    assert not any(m.startswith('barlake_follower_lag_seconds{follower="gone2"') for m in lines)
+    assert 'barlake_follower_reconnects_total{follower="gone2",provider="alpaca"} 2' in lines
+    assert 'barlake_follower_stale{follower="gone2",provider="alpaca"} 1' in lines
+    assert 'barlake_follower_stale{follower="live1",provider="alpaca"} 0' in lines

@@ -106,3 +106,27 @@ def test_a_bad_lake_clock_is_one_line(tmp_path: Path) -> None:
     assert bad.returncode == 2, bad.stderr
     assert bad.stderr.count("\n") == 1 and "LAKE_CLOCK" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_lake_status_shows_the_followers(tmp_path: Path) -> None:
+    import json
+
+    root = tmp_path / "lake"
+    lake = Lake.init(root)
+    lake.add_symbols("AAA")
+    assert lake.fill("AAA", interval="1day", days=5).ok
+    files = FollowerFiles(root, LocalFileSystem())
+    symbols = [f"S{i}" for i in range(5)]
+    files.save(state("f1", symbols=symbols, heartbeat_at=datetime.now(UTC)))
+    base = [sys.executable, "-m", "barlake", "--lake", str(root), "status"]
+    env = {**os.environ, ENV: NOW.isoformat()}
+    shown = subprocess.run([*base, "--json"], capture_output=True, text=True, env=env)
+    assert shown.returncode == 0, shown.stderr
+    (follower,) = json.loads(shown.stdout)["followers"]
+    assert (follower["id"], follower["state"], follower["lag_s"]) == ("f1", "running", 100.0)
+    assert follower["symbols"] == symbols and follower["reconnects"] == 3
+    text = subprocess.run(base, capture_output=True, text=True, env=env)
+    assert text.returncode == 0, text.stderr
+    row = next(line for line in text.stdout.splitlines() if line.startswith("f1"))
+    assert row.split()[:4] == ["f1", "alpaca", "running", "5:"]
+    assert "S0,S1,S2,..." in row and row.split()[-2:] == ["100", "3"]

@@ -280,3 +280,6 @@ class Health(_Answer):
     catalog: bool
     workers: dict[str, int]
     queue: dict[str, int]
+    #: Followers of the lake by state (running, stale, dead, finished); a stale or dead one
+    #: makes the status degraded without making the service unable to work (still 200).
+    followers: dict[str, int]

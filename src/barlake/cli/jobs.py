@@ -16,11 +16,13 @@ from barlake.cli.state import State
 @handles_errors
 def status(state: State, /, job: str | None, as_json: bool) -> None:
     """Show a job's live counts (the latest job when JOB is omitted; a prefix is enough)."""
-    from barlake.views.serialize import job_rows
+    from barlake.views.serialize import follower_rows, job_rows
 
-    (row,) = job_rows([state.lake().status(job)])
+    lake = state.lake()
+    (row,) = job_rows([lake.status(job)])
+    followers = follower_rows(lake.followers()) if job is None else []
     if as_json:
-        emit_json(row)
+        emit_json({**row, "followers": followers} if job is None else row)
         return
     fields = [
         "job_id",
@@ -39,6 +41,18 @@ def status(state: State, /, job: str | None, as_json: bool) -> None:
     ]
     progress = ", ".join(f"{k} {cell(v)}" for k, v in row["progress"].items())
     emit_fields({**row, "progress": progress}, [*fields, "progress"])
+    if followers:
+        shown = [
+            {
+                **f,
+                "symbols": f"{len(f['symbols'])}: {','.join(f['symbols'][:3])}"
+                + (",..." if len(f["symbols"]) > 3 else ""),
+                "id": f["id"][:8],
+            }
+            for f in followers
+        ]
+        columns = ["id", "provider", "state", "symbols", "last_bar", "lag_s", "reconnects"]
+        emit_table(state, shown, columns, empty=None)
 
 
 @click.command()

@@ -30,6 +30,11 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+def follower_rows(reports: list[Any]) -> list[dict[str, Any]]:
+    """``Lake.followers`` as ``lake status --json`` and the service print them."""
+    return [r.to_dict() for r in reports]
+
+
 def event_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """Rows of ``Lake.events`` with their payloads decoded (as ``lake events --json`` prints)."""
     return decoded(frame.to_dicts(), "payload")

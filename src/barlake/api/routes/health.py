@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -12,6 +13,8 @@ from barlake.api.responses import LakeJSON
 from barlake.api.schemas import Health
 from barlake.errors import LakeError
 from barlake.fetch.ratelimit import WAITS
+from barlake.jobs.followers import STATES as FOLLOWER_STATES
+from barlake.jobs.followers import FollowerReport
 from barlake.views.metrics import CONTENT_TYPE, Metric, render
 
 router = APIRouter(tags=["health"])
@@ -32,11 +35,15 @@ async def health(lake: LakeDep, request: Request) -> LakeJSON:
         log.warning("health: the catalog is not reachable: %s", exc)
         depth, reachable = {}, False
     ok = reachable and pool.alive == pool.size
+    followers = await shared(request, lake.followers)
+    counts = {s: sum(f.state == s for f in followers) for s in FOLLOWER_STATES}
+    well = ok and not any(f.unwell for f in followers)
     answer = {
-        "status": "ok" if ok else "degraded",
+        "status": "ok" if well else "degraded",
         "catalog": reachable,
         "workers": {"configured": pool.size, "alive": pool.alive},
         "queue": depth,
+        "followers": counts,
     }
     return LakeJSON(answer, status_code=200 if ok else 503)
 
@@ -91,5 +98,42 @@ def metrics(lake: LakeDep, request: Request) -> Response:
             [({}, WAITS.seconds)],
         ),
         Metric("barlake_workers_alive", "gauge", "Queue workers running.", [({}, pool.alive)]),
+        *follower_metrics(lake.followers()),
     ]
     return Response(render(families), media_type=CONTENT_TYPE)
+
+
+def follower_metrics(followers: list[FollowerReport]) -> list[Metric]:
+    """The followers' families: how many by state, and each one's lag, reconnects and
+    staleness (labelled by follower id and provider)."""
+    alive = [f for f in followers if f.state != "finished"]
+
+    def each(value: Callable[[FollowerReport], float]) -> list[tuple[Mapping[str, str], float]]:
+        return [({"follower": f.id, "provider": f.provider}, value(f)) for f in alive]
+
+    return [
+        Metric(
+            "barlake_followers",
+            "gauge",
+            "Followers of the lake, by state (running, stale, dead, finished).",
+            [({"state": s}, sum(f.state == s for f in followers)) for s in FOLLOWER_STATES],
+        ),
+        Metric(
+            "barlake_follower_lag_seconds",
+            "gauge",
+            "The lake's now minus the start of the follower's last bar (none before one).",
+            [(labels, v) for labels, v in each(lambda f: f.lag_s or -1.0) if v >= 0],
+        ),
+        Metric(
+            "barlake_follower_reconnects_total",
+            "counter",
+            "Times the follower reopened its stream.",
+            each(lambda f: f.reconnects),
+        ),
+        Metric(
+            "barlake_follower_stale",
+            "gauge",
+            "1 when the follower is stale or dead (nothing heard, or no heartbeat), else 0.",
+            each(lambda f: int(f.unwell)),
+        ),
+    ]
