@@ -39,7 +39,7 @@ WEEK = (date(2025, 1, 6), date(2025, 1, 10))
 @pytest.fixture(autouse=True)
 def _pinned_clock(monkeypatch):
     """The commands run on the tests' clock, after the day's close."""
-    monkeypatch.setattr("barlake.lake.system_clock", clock)
+    monkeypatch.setenv("LAKE_CLOCK", clock().isoformat())
 
 
 def invoke(root: Path, *args: str, env: dict[str, str] | None = None) -> Any:

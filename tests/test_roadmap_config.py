@@ -75,7 +75,7 @@ def _pinned_clock(monkeypatch):
     """The commands run on the tests' clock (after a session's close), not on the wall
     clock: during market hours today's session is provisional, and a second fill would
     rightly fetch it again."""
-    monkeypatch.setattr("barlake.lake.system_clock", clock)
+    monkeypatch.setenv("LAKE_CLOCK", clock().isoformat())
 
 
 def invoke(root: Path, *args: str) -> Any:
