@@ -23,6 +23,7 @@ from barlake.errors import AuthError, PermanentError, ProviderError, TransientEr
 from barlake.providers.alpaca import KEY_ENV, NAME, SECRET_ENV, AlpacaOptions
 from barlake.providers.http import Credentials, credentials
 from barlake.providers.stream import Batch
+from barlake.providers.websocket import JsonFrames
 from barlake.providers.wire import wire_bars
 
 STREAM_URL = "wss://stream.data.alpaca.markets"
@@ -39,7 +40,7 @@ ADVICE = {
 }
 
 
-class AlpacaStream:
+class AlpacaStream(JsonFrames):
     """One connection to Alpaca's stream (``LiveSource``)."""
 
     def __init__(
@@ -114,24 +115,6 @@ class AlpacaStream:
                     return
                 if m.get("T") == "success" and m.get("msg") == what:
                     return
-
-    async def _frame(self) -> list[dict[str, Any]]:
-        if self._socket is None:
-            msg = f"{self.name} stream is not open"
-            raise TransientError(msg)
-        try:
-            raw = await self._socket.recv()
-        except ConnectionClosed:
-            self._socket = None
-            msg = f"{self.name} stream connection lost"
-            raise TransientError(msg) from None
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            msg = f"{self.name} stream sent a frame that is not JSON"
-            raise TransientError(msg) from None
-        items = data if isinstance(data, list) else [data]
-        return [m for m in items if isinstance(m, dict)]
 
 
 def _error(vendor: str, message: Mapping[str, Any]) -> ProviderError:

@@ -29,6 +29,7 @@ from barlake.errors import AuthError, PermanentError, ProviderError, TransientEr
 from barlake.providers.http import Credentials, credentials
 from barlake.providers.polygon import KEY_ENV, NAME, PolygonOptions
 from barlake.providers.stream import Batch
+from barlake.providers.websocket import JsonFrames
 from barlake.providers.wire import wire_columns
 
 #: The stocks cluster's host of each feed.
@@ -46,7 +47,7 @@ ADVICE = {
 _COLUMNS = {"open": "o", "high": "h", "low": "l", "close": "c", "volume": "v", "vwap": "vw"}
 
 
-class PolygonStream:
+class PolygonStream(JsonFrames):
     """One connection to Massive's stocks stream (``LiveSource``)."""
 
     def __init__(
@@ -154,24 +155,6 @@ class PolygonStream:
                 left.discard(str(e.get("status")))
                 if e.get("status") == "success":
                     left.discard(str(e.get("message")))
-
-    async def _frame(self) -> list[dict[str, Any]]:
-        if self._socket is None:
-            msg = f"{self.name} stream is not open"
-            raise TransientError(msg)
-        try:
-            raw = await self._socket.recv()
-        except ConnectionClosed:
-            self._socket = None
-            msg = f"{self.name} stream connection lost"
-            raise TransientError(msg) from None
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            msg = f"{self.name} stream sent a frame that is not JSON"
-            raise TransientError(msg) from None
-        items = data if isinstance(data, list) else [data]
-        return [e for e in items if isinstance(e, dict)]
 
     def _check(self, event: Mapping[str, Any]) -> None:
         """Raise the error a status event means: a terminal one, or a refusal to reconnect
