@@ -79,9 +79,10 @@ def test_gaps_name_the_sessions_left_out(storage, new_lake) -> None:
 
 
 def test_status_of_a_running_fill_from_another_process(backend, storage, new_lake) -> None:
+    # Eighteen months of pages at 0.5 s each: the fill outlasts the status polls by far.
     lake = new_lake("providers:\n  demo:\n    options:\n      latency_ms: 500\n")
     lake.add_symbols("AAA,BBB,CCC,DDD")
-    fill = spawn(lake.root, "fill", "--start", "2024-01-02", "--end", "2024-06-28",
+    fill = spawn(lake.root, "fill", "--start", "2023-01-03", "--end", "2024-06-28",
                  "--interval", "1min", "--parallel", "1")  # fmt: skip
     seen, err = statuses_until_running(lake.root, fill)
     assert any(s == "running" and n > 0 for s, n in seen), seen
