@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
@@ -62,14 +62,7 @@ class AlpacaStream(JsonFrames):
         creds = credentials(
             self.name, self.options.model_dump(), KEY_ENV, SECRET_ENV, self._environ
         )
-        await self.aclose()
-        try:
-            self._socket = await connect(
-                self.url, compression=None, open_timeout=self.timeout_s, max_size=None
-            )
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
-            msg = f"{self.name} stream: cannot connect to {self.url}: {creds.redact(str(exc))}"
-            raise TransientError(msg) from None
+        await self._connect(creds)
         await self._expect("connected", creds)
         await self._send({"action": "auth", "key": creds.key, "secret": creds.secret}, creds)
         await self._expect("authenticated", creds)
@@ -91,11 +84,6 @@ class AlpacaStream(JsonFrames):
             stamps="rfc3339",
         )
         return Batch(frame, sum(m.get("T") == "u" for m in objects))
-
-    async def aclose(self) -> None:
-        socket, self._socket = self._socket, None
-        if socket is not None:
-            await socket.close()
 
     async def _send(self, message: dict[str, Any], creds: Credentials) -> None:
         assert self._socket is not None

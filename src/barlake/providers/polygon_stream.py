@@ -20,8 +20,8 @@ from datetime import date
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from barlake.config import ProviderConfig
 from barlake.config import parse as parse_config
@@ -76,14 +76,7 @@ class PolygonStream(JsonFrames):
         creds = self._creds = credentials(
             self.name, self.options.model_dump(), self._env, (), self._environ
         )
-        await self.aclose()
-        try:
-            self._socket = await connect(
-                self.url, compression=None, open_timeout=self.timeout_s, max_size=None
-            )
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
-            msg = f"{self.name} stream: cannot connect to {self.url}: {creds.redact(str(exc))}"
-            raise TransientError(msg) from None
+        await self._connect(creds)
         topics = [f"AM.{s}" for s in sorted(set(symbols))]
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -113,11 +106,6 @@ class PolygonStream(JsonFrames):
             stamps="ms",
         )
         return Batch(frame, self._corrections(aggregates, frame))
-
-    async def aclose(self) -> None:
-        socket, self._socket = self._socket, None
-        if socket is not None:
-            await socket.close()
 
     def _corrections(self, aggregates: list[dict[str, Any]], frame: Any) -> int:
         """How many of ``aggregates`` replace a minute received before with other values."""
