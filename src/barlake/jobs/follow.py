@@ -177,6 +177,7 @@ class Follower:
         self._saving = threading.Lock()  # the heartbeat and the worker threads both save
         self._got = _Received()
         self._covered: datetime | None = None  # minutes before it came from REST at start
+        self._opened_at: datetime | None = None  # when the stream last subscribed
         self._ledgered: set[str] = set()  # symbols with a provisional range of the session
 
     # -- the run -----------------------------------------------------------------------------
@@ -272,7 +273,7 @@ class Follower:
         for attempt in range(self.options.max_attempts):
             try:
                 await self.source.open(self.symbols)
-                self.state.last_message_at = self.clock()
+                self.state.last_message_at = self._opened_at = self.clock()
                 self._save("following")
                 return
             except AuthError:
@@ -321,8 +322,10 @@ class Follower:
         """REST bars of the minutes closed by now that the stream did not deliver (from
         ``since``, else the whole session so far), into the live area; returns how many.
         ``since`` is the start's minute: the minutes before it are stored already (the
-        catch-up), so a reconnect writes only what the stream missed, not the session again."""
-        now = self.clock()
+        catch-up), so a reconnect writes only what the stream missed, not the session again.
+        "Closed by now" is closed when the stream subscribed: what closes later, the stream
+        delivers, however long this fetch took to start."""
+        now = self._opened_at or self.clock()
         session = self._session()
         if session is None:
             return 0
