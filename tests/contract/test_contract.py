@@ -184,3 +184,47 @@ def test_check_finds_a_planted_fault_and_records_it(storage, new_lake) -> None:
     again = lake.check(SYMBOLS[:3], interval="1day", **JUNE)
     assert again.errors == found.errors  # replaced, not added
     assert lake.catalog.findings().height == findings.height
+
+
+def test_a_request_is_done_in_the_transaction_of_its_jobs_last_rows(
+    storage, new_lake, monkeypatch
+) -> None:
+    """A worker that dies after its job wrote the Parquet files, before the request's end
+    commits, leaves neither the job's last ledger rows nor "done": the next delivery finds the
+    bars stored, makes no request and is done once. (The worker's end is left out here, as a
+    SIGKILL at that moment would leave it.)"""
+    from barlake.jobs.backfill import Fenced
+
+    lake = new_lake()
+    lake.add_symbols("AAPL,MSFT")
+    request, _ = lake.queue.add("AAPL,MSFT", interval="1day", **JUNE)
+    window = DateRange.inclusive(JUNE["start"], JUNE["end"])
+    ended: list[str] = []
+    real_end = Fenced.end
+    monkeypatch.setattr(Fenced, "end", lambda self, ending: ended.append(ending.state) or True)
+    lake.worker(log=lambda e, f: None).run(once=True)
+    assert ended == ["done"]
+    claimed = lake.queue.get(request.id)
+    assert (claimed.state, claimed.attempts) == ("claimed", 1)
+    assert lake.catalog.ledger("1day", window).is_empty()
+    first_job = claimed.job_id
+    assert first_job is not None
+    assert lake.catalog.rows("SELECT status FROM jobs WHERE job_id = ?", [first_job]) == [
+        {"status": "running"}
+    ]
+    sessions = len(xnys(JUNE["start"], JUNE["end"]))
+    assert assert_sound(storage, lake.root, "1day").height == 2 * sessions  # durable first
+
+    monkeypatch.setattr(Fenced, "end", real_end)
+    with lake.catalog.connect() as con:  # its lease runs out
+        con.execute(
+            "UPDATE backfill_requests SET host = 'elsewhere', "
+            "heartbeat_at = now() - INTERVAL '1 hour'"
+        )
+    lake.worker(log=lambda e, f: None).run(once=True)
+    done = lake.queue.get(request.id)
+    assert (done.state, done.attempts) == ("done", 2)
+    assert done.job_id != first_job
+    assert lake.status(done.job_id)["requests_made"] == 0
+    assert assert_sound(storage, lake.root, "1day").height == 2 * sessions
+    assert lake.gaps(interval="1day", **JUNE) == []  # the stored bars cover it

@@ -3,12 +3,13 @@ and telling a live job from one whose owner is gone."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from barlake.catalog.repositories import Claim, Measured
+from barlake.catalog.repositories import Claim, Ending, Measured
 from barlake.errors import NotFoundError
 from barlake.liveness import LEASE, abandoned, owner_gone
 
@@ -41,6 +42,35 @@ HELD = (
 )
 
 
+def end_claim(
+    con: Connection,
+    request_id: str,
+    worker: str,
+    attempt: int | None,
+    end: Ending,
+    *,
+    ring: str = "",
+) -> bool:
+    """End ``worker``'s claim on a request (claim number ``attempt``, when given) as ``end``
+    says, on ``con`` (in its transaction); False when the claim was no longer its own.
+    ``ring`` tells idle workers elsewhere when the request went back to the queue."""
+    assert end.state in ("done", "failed", "queued")
+    released = end.state == "queued"
+    retry = datetime.now(UTC) + end.retry_in if end.retry_in is not None else None
+    summary = json.dumps(end.summary, default=str) if end.summary is not None else None
+    sets = [end.state, end.error, summary, released, released, retry]
+    ended = con.execute(
+        "UPDATE backfill_requests SET state = ?, error = ?, summary = ?, "
+        "finished_at = CASE WHEN ? THEN NULL ELSE now() END, "
+        "worker = CASE WHEN ? THEN NULL ELSE worker END, not_before = ? "
+        f"WHERE {HELD} RETURNING request_id",
+        [*sets, request_id, worker, attempt, attempt],
+    ).fetchall()
+    if ended and released and ring:
+        con.execute(ring)
+    return bool(ended)
+
+
 class Connected(Protocol):
     """What the table methods use of ``Catalog``: its connections and its two reads."""
 
@@ -50,9 +80,11 @@ class Connected(Protocol):
 
 
 class Fenced(Connected, Protocol):
-    """A catalog that records a job only while its claim holds: how it locks the claim."""
+    """A catalog that records a job only while its claim holds: how it locks the claim, and
+    how it tells other workers that a request went back to the queue."""
 
     lock_row: str
+    ring: str
 
 
 class JobsTable:
@@ -89,14 +121,20 @@ class JobsTable:
         ledger: pl.DataFrame | None = None,
         set_aside: pl.DataFrame | None = None,
         claim: Claim | None = None,
-    ) -> None:
+        end: Ending | None = None,
+    ) -> bool:
         """Update the job row, progress rows (keyed by symbol, interval) and add ledger rows
         and set-aside symbols, all in one transaction, so progress never runs ahead of the
         ledger. Given the ``claim`` the job serves, the ledger and set-aside rows (what
         other jobs plan from) are written only while the request is still this delivery's
         (the row stays locked until the transaction ends): once its lease ran out and the
         request went back to the queue, or to another worker, the worker that serves it now
-        records that work instead. A cancelled request keeps what its job fetched."""
+        records that work instead. A cancelled request keeps what its job fetched.
+
+        Given its ``end`` too, the claim ends in the same transaction (``end_claim``), so a
+        request is done exactly when its job's last rows are in; returns False when the
+        claim was no longer held (True otherwise)."""
+        assert end is None or claim is not None, "an end needs the claim it ends"
         with self.connect() as con:
             shared = True
             if claim is not None:
@@ -128,6 +166,11 @@ class JobsTable:
             if job:
                 sets = ", ".join(f"{k} = ?" for k in job)
                 con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*job.values(), job_id])
+            if claim is not None and end is not None:
+                return shared and end_claim(
+                    con, claim.request_id, claim.worker, claim.attempt, end, ring=self.ring
+                )
+        return True
 
     def find_job(self: Connected, prefix: str | None = None) -> str:
         """The id of the job starting with ``prefix`` (the latest job when None)."""

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from barlake.catalog.jobs import HELD, Connected
-from barlake.catalog.repositories import Bell
+from barlake.catalog.jobs import HELD, Connected, end_claim
+from barlake.catalog.repositories import Bell, Ending
 from barlake.errors import NotFoundError
 from barlake.liveness import abandoned
 
@@ -193,31 +193,15 @@ class QueueTable:
         """End ``worker``'s claim (number ``attempt``, when given): ``done``, ``failed`` or
         ``queued`` again (released, to be claimed after ``retry_in`` when given). False when
         the claim was no longer its own."""
-        assert state in ("done", "failed", "queued")
-        released = state == "queued"
-        not_before = datetime.now(UTC) + retry_in if retry_in is not None else None
         with self.connect() as con:
-            ended = con.execute(
-                "UPDATE backfill_requests SET state = ?, error = ?, summary = ?, "
-                "finished_at = CASE WHEN ? THEN NULL ELSE now() END, "
-                "worker = CASE WHEN ? THEN NULL ELSE worker END, not_before = ? "
-                f"WHERE {HELD} RETURNING request_id",
-                [
-                    state,
-                    error,
-                    json.dumps(summary, default=str) if summary is not None else None,
-                    released,
-                    released,
-                    not_before,
-                    request_id,
-                    worker,
-                    attempt,
-                    attempt,
-                ],
-            ).fetchall()
-            if ended and released and self.ring:
-                con.execute(self.ring)
-        return bool(ended)
+            return end_claim(
+                con,
+                request_id,
+                worker,
+                attempt,
+                Ending(state, error, summary, retry_in),
+                ring=self.ring,
+            )
 
     def cancel_request(self: Connected, request_id: str) -> bool:
         """Cancel an open request (a claimed one's worker stops at its next heartbeat);

@@ -68,9 +68,21 @@ class Claim(NamedTuple):
     attempt: int
 
 
+class Ending(NamedTuple):
+    """How a worker ends its claim: the request's next state (``done``, ``failed``, or
+    ``queued`` again: released, to be claimed after ``retry_in`` when given), and what to
+    record with it."""
+
+    state: str
+    error: str | None = None
+    summary: dict[str, Any] | None = None
+    retry_in: timedelta | None = None
+
+
 class JobRecorder(Protocol):
     """Where a running job's counters, progress rows, ledger rows and set-aside symbols go, in
-    one transaction."""
+    one transaction (with the ``end`` of the ``claim`` it serves, when given: False when that
+    claim was no longer held)."""
 
     def record(
         self,
@@ -81,7 +93,8 @@ class JobRecorder(Protocol):
         ledger: pl.DataFrame | None = None,
         set_aside: pl.DataFrame | None = None,
         claim: Claim | None = None,
-    ) -> None: ...
+        end: Ending | None = None,
+    ) -> bool: ...
 
 
 class JobsRepository(JobRecorder, Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -20,7 +21,7 @@ from typing import Any, Protocol, cast
 import polars as pl
 
 from barlake.calendars.calendar import Calendar
-from barlake.catalog.repositories import Catalog, Claim, JobRecorder
+from barlake.catalog.repositories import Catalog, Claim, Ending
 from barlake.catalog.schema import LEDGER, PROGRESS_START
 from barlake.clock import Clock
 from barlake.config import BackfillConfig, LakeConfig
@@ -98,17 +99,73 @@ class RunOptions:
     on_track: Callable[[Sequence[Member]], None] | None = None
 
 
-@dataclass(frozen=True)
+#: The job statuses a job ends with.
+ENDED = ("done", "partial", "failed", "interrupted")
+
+
 class Fenced:
-    """A job's recorder while it serves a queued request: each record checks, in its own
-    transaction, that the request is still this delivery's, and adds no ledger rows once it
-    is not (the worker that took the request over records that work itself)."""
+    """A job's recorder while it serves a queued request's ``claim``.
 
-    catalog: JobRecorder
-    claim: Claim
+    Each record checks, in its own transaction, that the request is still this delivery's,
+    and adds no ledger rows once it is not (the worker that took the request over records
+    that work itself). The job's last record (the one that ends its status, with the last
+    ledger and progress rows) is held until the worker ends the claim (``end``): both commit
+    in one transaction, so the request is done exactly when its rows are in, and a worker
+    that dies before leaves a request that its next delivery plans and fills again.
+    """
 
-    def record(self, job_id: str, **parts: Any) -> None:
-        self.catalog.record(job_id, **{**parts, "claim": self.claim})
+    def __init__(self, catalog: Catalog, claim: Claim) -> None:
+        self.catalog, self.claim = catalog, claim
+        self._lock = threading.Lock()
+        self._held: tuple[str, dict[str, Any]] | None = None
+
+    def record(self, job_id: str, **parts: Any) -> bool:
+        with self._lock:
+            job = parts.get("job") or {}
+            if self._held is None and job.get("status") not in ENDED:
+                return self.catalog.record(job_id, **parts, claim=self.claim)
+            held = self._held[1] if self._held is not None else {}
+            self._held = (job_id, _merged(held, parts))
+            return True
+
+    def end(self, ending: Ending) -> bool:
+        """End the claim as ``ending`` says, with the job's held last record when there is
+        one; False when the claim was no longer held."""
+        with self._lock:
+            held, self._held = self._held, None
+        if held is None:
+            c = self.claim
+            return self.catalog.finish(
+                c.request_id,
+                c.worker,
+                ending.state,
+                error=ending.error,
+                summary=ending.summary,
+                retry_in=ending.retry_in,
+                attempt=c.attempt,
+            )
+        job_id, parts = held
+        return self.catalog.record(job_id, **parts, claim=self.claim, end=ending)
+
+
+def _merged(held: dict[str, Any], parts: dict[str, Any]) -> dict[str, Any]:
+    """Two records' parts as one: later job fields win, rows add up (a progress row
+    updated twice keeps its last state)."""
+    out = dict(held)
+    for key, value in parts.items():
+        if value is None:
+            continue
+        before = out.get(key)
+        if before is None:
+            out[key] = value
+        elif key == "job":
+            out[key] = {**before, **value}
+        elif key == "progress":
+            rows = pl.concat([before, value], how="diagonal_relaxed")
+            out[key] = rows.unique(["symbol", "interval"], keep="last", maintain_order=True)
+        else:
+            out[key] = pl.concat([before, value], how="diagonal_relaxed")
+    return out
 
 
 @dataclass(frozen=True)
@@ -554,7 +611,7 @@ class Backfill:
                 scheduler.plan.trades,
                 scheduler,
                 self.trades,
-                self.catalog,
+                scheduler.recorder,
                 self.clock,
                 parallel=scheduler.config.parallel_symbols,
                 stop=stop,
@@ -562,7 +619,7 @@ class Backfill:
         result = run_until_signalled(
             scheduler, scheduler.provider, close_provider=not owned, stop=stop
         )
-        trades.apply(result, scheduler, self.catalog)
+        trades.apply(result, scheduler, scheduler.recorder)
         # After the bars: a refusal of the actions never costs the job its bars. A job that
         # failed (credentials refused) or was interrupted asks nothing more.
         if result.status in ("failed", "interrupted") or (stop is not None and stop.asked):
@@ -593,11 +650,12 @@ class Backfill:
         options: RunOptions,
         *,
         sink: BarSink | None = None,
-        claim: Claim | None = None,
+        fence: Fenced | None = None,
     ) -> Scheduler:
         """Record a new running job for ``plan`` and the scheduler that runs it (writing to
-        ``sink``, the lake's bars by default). A job that serves a queued request's ``claim``
-        records nothing once the claim is no longer held."""
+        ``sink``, the lake's bars by default). A job that serves a queued request records
+        through its ``fence``: nothing once the claim is no longer held, and its last record
+        with the claim's end."""
         job_id = str(uuid.uuid4())
         config = self.job_config(options)
         with self.catalog.session(read_only=True):
@@ -632,7 +690,7 @@ class Backfill:
                 sleep=options.timing.sleep,
             ),
             sink=sink or self.bars,
-            recorder=self.catalog if claim is None else Fenced(self.catalog, claim),
+            recorder=self.catalog if fence is None else fence,
             calendars={m.name: m.calendar for m in found},
             config=config,
             clock=self.clock,

@@ -20,17 +20,16 @@ import os
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 from typing import Any
 
-from barlake.catalog.repositories import Catalog, Claim
+from barlake.catalog.repositories import Catalog, Claim, Ending
 from barlake.config import WorkerConfig
 from barlake.errors import Interrupted, LakeError, LockError
 from barlake.fetch.job import Progress, error_rows
 from barlake.fetch.runner import Stop
-from barlake.jobs.backfill import Backfill, RunOptions
+from barlake.jobs.backfill import Backfill, Fenced, RunOptions
 from barlake.jobs.queue import DOORBELL, Queue, Request
 from barlake.jobs.schedule import Schedule
 from barlake.liveness import HOST
@@ -50,14 +49,9 @@ class Turn(Enum):
     BUSY = "busy"  # another process holds the lake's fill lock
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How a request ended: its next state, and what to record with it."""
-
-    state: str  # done | failed | queued (released)
-    error: str | None = None
-    summary: dict[str, Any] | None = None
-    retry_in: timedelta | None = None
+#: How a request ended: its next state (done, failed, or queued: released), and what to
+#: record with it.
+Outcome = Ending
 
 
 _NAMES = itertools.count(1)
@@ -214,21 +208,15 @@ class Worker:
             target=self._heartbeat, args=(request, stop, beating), daemon=True, name="lease"
         )
         beat.start()
+        # The job's last record waits in the fence, to commit with the request's end.
+        fence = Fenced(self.catalog, Claim(request.id, self.name, request.attempts))
         try:
-            outcome = self._outcome(request, stop)
+            outcome = self._outcome(request, stop, fence)
         finally:
             beating.set()
             beat.join()
             self._job_stop = None
-        kept = self.catalog.finish(
-            request.id,
-            self.name,
-            outcome.state,
-            error=outcome.error,
-            summary=outcome.summary,
-            retry_in=outcome.retry_in,
-            attempt=request.attempts,
-        )
+        kept = fence.end(outcome)
         event = {"done": "done", "failed": "failed", "queued": "released"}[outcome.state]
         if not kept:  # cancelled, or taken over after the lease ran out
             event = self.queue.get(request.id).state
@@ -238,10 +226,10 @@ class Worker:
         self.log(event, fields)
         return outcome
 
-    def _outcome(self, request: Request, stop: Stop) -> Outcome:
+    def _outcome(self, request: Request, stop: Stop, fence: Fenced) -> Outcome:
         try:
             if request.kind == "fill":
-                return self._fill(request, stop)
+                return self._fill(request, stop, fence)
             summary = self.tasks[request.kind](request.to_selection())
             return Outcome("done", summary=summary)
         except Interrupted as exc:  # stopped (the worker's stop, or the request cancelled)
@@ -252,15 +240,14 @@ class Worker:
                 return Outcome("queued", error=str(exc), retry_in=wait)
             return Outcome("failed", error=str(exc))
 
-    def _fill(self, request: Request, stop: Stop) -> Outcome:
+    def _fill(self, request: Request, stop: Stop, fence: Fenced) -> Outcome:
         plan = self.backfill.plan(request.to_selection())
         options = RunOptions(
             parallel=self.concurrency,
             on_progress=ProgressLog(self.log, request.id),
             command=f"lake worker: request {request.id[:8]}",
         )
-        claim = Claim(request.id, self.name, request.attempts)
-        scheduler = self.backfill.start(plan, options, claim=claim)
+        scheduler = self.backfill.start(plan, options, fence=fence)
         self.catalog.attach_job(request.id, scheduler.job_id)
         result = self.backfill.execute(scheduler, stop)
         summary = {
