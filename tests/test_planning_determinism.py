@@ -220,3 +220,23 @@ def test_the_solver_writes_nothing_to_stdout_or_stderr(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, env=env, cwd=tmp_path, timeout=120
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+
+
+def test_a_program_too_large_to_solve_quickly_is_left_to_the_cost_model(monkeypatch) -> None:
+    """100 symbols missing the same 250 sessions of 1-minute bars: one alike group over
+    thousands of windows, a program whose root node alone took HiGHS half a minute, so that
+    its clock (not its work) decided the plan. It is not solved: the cost model plans it."""
+    minute = DateRange(SESSIONS[0], SESSIONS[249] + ONE_DAY)
+    gaps = [Gap(f"M{i:03d}", "1min", minute, 250) for i in range(100)]
+    solved: list[int] = []
+    real = exact._integer_program
+    monkeypatch.setattr(exact, "_integer_program", lambda *a: solved.append(len(a[0])) or real(*a))
+    requests, bound, timed_out = price("alpaca", caps(), gaps, XNYS)
+    assert solved == []  # the program was built, found too large, and never run
+    assert not timed_out
+    bars = sum(p.bars for p in requests)
+    assert 100 * 247 * 390 < bars < 100 * 250 * 390  # 2024's three early closes
+    assert sum(p.pages for p in requests) >= bound >= -(-bars // 10_000)
+    assert sorted({s for p in requests for s in p.request.symbols}) == [
+        f"M{i:03d}" for i in range(100)
+    ]
