@@ -99,6 +99,7 @@ class Pricing:
         self.max_days = caps.max_days.get(interval)
         self.active = dict(active or {})
         self._prefix: list[int] = axis.prefix.tolist()
+        self._day: list[int] = axis.days.astype(np.int64).tolist()  # days since 1970
 
     def bars(self, first: int, last: int) -> int:
         """Bars of one symbol trading throughout ``first..last``."""
@@ -142,7 +143,7 @@ class Pricing:
         """Whether one request may span ``first..last`` (the provider's range limit)."""
         if self.max_days is None:
             return True
-        return (self.axis.date(last) - self.axis.date(first)).days < self.max_days
+        return self._day[last] - self._day[first] < self.max_days
 
     def room(self, pack: Pack, more: int, chars: int) -> bool:
         """Whether ``more`` symbols (``chars`` long, encoded and joined) fit beside ``pack``."""
