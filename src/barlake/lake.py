@@ -8,6 +8,7 @@ of the lake, built into one ``Selection`` and handed to a service (``barlake.wir
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from barlake.storage import layout
 if TYPE_CHECKING:
     import polars as pl
 
+    from barlake.calendars.calendar import Calendar
     from barlake.catalog.embedded import Tables
     from barlake.catalog.transfer import CatalogCopy
     from barlake.config import LakeConfig
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from barlake.jobs.actions import ActionsFetched
     from barlake.jobs.follow import FollowOptions, FollowResult
     from barlake.jobs.followers import FollowerReport
+    from barlake.jobs.following import Following
     from barlake.jobs.queue import Queue
     from barlake.jobs.worker import Log, Worker
     from barlake.planning.plan import Plan
@@ -492,9 +495,13 @@ class Lake:
         concurrency: int | None = None,
         provider: str | None = None,
         log: Log | None = None,
+        follow_options: FollowOptions | None = None,
     ) -> Worker:
         """A worker that serves the queue (``run(once=True)`` returns when it is empty;
         ``stop()`` from any thread ends ``run()``); ``concurrency``: requests in flight.
+        ``run()`` also follows lake.yaml's ``follow:`` selections (``provider``'s only, when
+        given) through each session (``barlake.jobs.following``), paced by
+        ``follow_options``.
 
         >>> lake.worker(concurrency=4).run(once=True)  # doctest: +SKIP
         """
@@ -515,6 +522,7 @@ class Lake:
             self.services.backfill.capabilities(provider)  # an unknown name fails now
         schedule = Schedule(self.config.schedule, self.queue, self.services.registry, self.clock)
         return Worker(
+            following=self._following(log, follow_options, provider),
             queue=self.queue,
             backfill=self.services.backfill,
             schedule=schedule,
@@ -526,6 +534,46 @@ class Lake:
             provider=provider,
             log=log,
         )
+
+    def _following(
+        self, log: Log | None, options: FollowOptions | None, only: str | None
+    ) -> Following | None:
+        """The worker's followers of lake.yaml's ``follow:`` selections (of provider ``only``
+        when given; None: there are none), one per provider."""
+        from barlake.jobs.following import Following
+        from barlake.jobs.following import Selection as Followed
+        from barlake.liveness import HOST
+
+        by_provider: dict[str, set[str]] = {}
+        for entry in self.config.follow:
+            name = entry.provider or self.config.default_provider
+            if only is None or name == only:
+                by_provider.setdefault(name, set()).update(s.upper() for s in entry.symbols)
+        if not by_provider:
+            return None
+        selections = [
+            Followed(p, tuple(sorted(names)), self._calendar_of(sorted(names)))
+            for p, names in sorted(by_provider.items())
+        ]
+        me = (HOST, os.getpid())
+
+        def elsewhere(provider: str) -> bool:
+            return any(
+                f.provider == provider and f.state in ("running", "stale") and (f.host, f.pid) != me
+                for f in self.followers()
+            )
+
+        def follow(provider: str, stop: threading.Event) -> dict[str, Any]:
+            return self.follow(provider=provider, stop=stop, options=options).to_dict()
+
+        return Following(selections, follow, self.clock, self.root, elsewhere=elsewhere, log=log)
+
+    def _calendar_of(self, names: Sequence[str]) -> Calendar:
+        """The calendar ``names`` are followed on: the first one's."""
+        from barlake.calendars.calendar import calendar_for
+
+        calendars = self.services.registry.calendars(list(names))
+        return next(iter(calendars.values()), calendar_for(None))
 
     # -- corporate actions ------------------------------------------------------------------
 
@@ -616,10 +664,7 @@ class Lake:
                 source = open_stream(provider, config, clock=self.clock)
             else:
                 source = PollingSource(rest, self.clock)
-        calendars = self.services.registry.calendars(names)
-        from barlake.calendars.calendar import calendar_for
-
-        calendar = next(iter(calendars.values()), calendar_for(None))
+        calendar = self._calendar_of(names)
         start = self._last_minute(names)
 
         def catch_up() -> object:

@@ -6,8 +6,10 @@ Between requests it does the upkeep: claims whose worker is gone go back to the 
 events become requests, and due schedule entries queue theirs. A request is served under the
 lake's fill lock (one writer per lake): a fill is planned at claim time and runs through the
 scheduler (rate limits, retries, atomic writes, progress rows) as a job of its own; a heartbeat
-keeps the claim while it runs. ``stop()`` (SIGTERM) stops claiming, stops the job in flight
-(what it fetched is saved) and puts its request back in the queue.
+keeps the claim while it runs. Between requests it also starts the followers of lake.yaml's
+``follow:`` selections when their session opens (``barlake.jobs.following``). ``stop()``
+(SIGTERM) stops claiming, stops the job in flight (what it fetched is saved), puts its request
+back in the queue and stops the followers.
 
 >>> worker = lake.worker(concurrency=4)  # doctest: +SKIP
 >>> worker.run(once=True)                # serve what is queued, then return  # doctest: +SKIP
@@ -30,6 +32,7 @@ from barlake.errors import Interrupted, LakeError, LockError
 from barlake.fetch.job import Progress, error_rows
 from barlake.fetch.runner import Stop
 from barlake.jobs.backfill import Backfill, Fenced, RunOptions
+from barlake.jobs.following import Following
 from barlake.jobs.queue import DOORBELL, Queue, Request
 from barlake.jobs.schedule import Schedule
 from barlake.liveness import HOST
@@ -105,8 +108,10 @@ class Worker:
         concurrency: int | None = None,
         provider: str | None = None,
         log: Log | None = None,
+        following: Following | None = None,
     ) -> None:
         self.queue, self.backfill, self.schedule = queue, backfill, schedule
+        self.following = following
         self.tasks = {"prune": prune, "check": check}
         self.config, self.concurrency, self.provider = config, concurrency, provider
         self.name = name or f"{HOST}:{os.getpid()}:{next(_NAMES)}"
@@ -135,6 +140,8 @@ class Worker:
             while not self._stopping.is_set():
                 rings = DOORBELL.rings()  # a request queued from here on ends the wait below
                 self.upkeep()
+                if self.following is not None and not once:  # a follower runs all session
+                    self.following.tick()
                 turn = self.turn()
                 if turn is Turn.SERVED:
                     served, idle = served + 1, False
@@ -151,12 +158,14 @@ class Worker:
         finally:
             if bell is not None:
                 bell.close()
+            if self.following is not None:
+                self.following.stop()
         self.log("stopped", {"worker": self.name, "served": served})
         return served
 
     def stop(self) -> None:
-        """Stop claiming and stop the job in flight (thread-safe; what it fetched is saved
-        and its request is queued again)."""
+        """Stop claiming, stop the job in flight (thread-safe; what it fetched is saved and its
+        request is queued again) and the followers (what they received is saved)."""
         self._stopping.set()
         DOORBELL.wake()
         job = self._job_stop

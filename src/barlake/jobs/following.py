@@ -1,0 +1,172 @@
+"""lake.yaml's ``follow:`` selections, kept live by the worker.
+
+A worker (``lake worker``, or the one ``lake serve`` runs) follows each provider's selections
+(``Lake.follow``, one stream connection for all of them) in a thread of its own, from the
+opening of each session on their calendar until that session is final, then waits for the
+next one. It looks between requests, as it does for schedules:
+
+- before the session opens, or on a day without one, nothing runs;
+- a worker started during the session (or after its close) starts the follower then: the
+  follower catches up through the planner first, so nothing is missed;
+- a follower that ends its session (made final) is not started again for that session in
+  this process; one stopped by the worker is not either (the worker is stopping);
+- a follower that fails with a retryable error (the provider down, the lake's fill lock held
+  by a fill at that moment) is started again ``RETRY_S`` later; any other error (a refused
+  key, the vendor's connection limit) is logged once and the session is left alone.
+
+Only one follower of a provider's selections runs per lake folder at a time: each holds an
+exclusive lock on ``live/follow-<provider>.lock`` while it runs (the kernel frees it when its
+process dies), so a second worker on the same lake, or ``lake serve --workers 2``, leaves the
+stream to the first. Workers on other machines (a PostgreSQL catalog) follow only when no
+running follower of the provider shows in ``Lake.followers()``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from barlake.calendars.calendar import Calendar
+from barlake.clock import Clock
+from barlake.domain.ranges import ONE_DAY, DateRange
+from barlake.errors import LakeError, LockError
+
+#: Seconds (wall time) before a follower that failed with a retryable error starts again.
+RETRY_S = 5.0
+
+#: Follows one provider's selections until its session is final or the event is set; returns
+#: the result's summary (``FollowResult.to_dict``).
+Follow = Callable[[str, threading.Event], dict[str, Any]]
+#: Whether a follower of the provider runs elsewhere (another machine of the team).
+Elsewhere = Callable[[str], bool]
+#: One line of the worker's log.
+Log = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One provider's followed symbols (every ``follow:`` entry of it) and their calendar."""
+
+    provider: str
+    symbols: tuple[str, ...]
+    calendar: Calendar
+
+    def session(self, now: datetime) -> date | None:
+        """Today's session, once it has opened (None before, or on a day without one)."""
+        today = now.date()
+        if not self.calendar.session_count(DateRange(today, today + ONE_DAY)):
+            return None
+        opens, _ = self.calendar.open_close(today)
+        return today if now >= opens else None
+
+
+class Following:
+    """The worker's followers: one thread per provider of lake.yaml's ``follow:`` entries."""
+
+    def __init__(
+        self,
+        selections: Sequence[Selection],
+        follow: Follow,
+        clock: Clock,
+        root: Path,
+        *,
+        elsewhere: Elsewhere | None = None,
+        log: Log | None = None,
+    ) -> None:
+        self.selections, self.follow, self.clock = list(selections), follow, clock
+        self.root = Path(root)
+        self.elsewhere = elsewhere or (lambda provider: False)
+        self.log: Log = log or (lambda event, fields: None)
+        self._stop = threading.Event()
+        self._threads: dict[str, threading.Thread] = {}
+        self._ended: dict[str, date] = {}  # the last session each provider's follower ended
+        self._retry_at: dict[str, float] = {}
+
+    def tick(self) -> None:
+        """Start the follower of each selection whose session is open and not yet followed
+        to its end (the worker calls this between requests)."""
+        if self._stop.is_set():
+            return
+        now = self.clock()
+        for sel in self.selections:
+            running = self._threads.get(sel.provider)
+            if running is not None and running.is_alive():
+                continue
+            session = sel.session(now)
+            if session is None or self._ended.get(sel.provider) == session:
+                continue
+            if time.monotonic() < self._retry_at.get(sel.provider, 0.0):
+                continue
+            if self.elsewhere(sel.provider):
+                continue
+            thread = threading.Thread(
+                target=self._run, args=(sel, session), daemon=True, name=f"follow {sel.provider}"
+            )
+            self._threads[sel.provider] = thread
+            thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop every follower (each saves what it received) and wait for them."""
+        self._stop.set()
+        for thread in list(self._threads.values()):
+            thread.join(timeout)
+
+    def running(self) -> list[str]:
+        """The providers whose follower runs now."""
+        return sorted(p for p, t in self._threads.items() if t.is_alive())
+
+    def _run(self, sel: Selection, session: date) -> None:
+        fields: dict[str, Any] = {"provider": sel.provider, "session": session.isoformat()}
+        with ProviderLock(self.root, sel.provider) as held:
+            if not held:  # another worker of this lake follows them
+                self._retry_at[sel.provider] = time.monotonic() + RETRY_S
+                return
+            self.log("following", {**fields, "symbols": len(sel.symbols)})
+            try:
+                summary = self.follow(sel.provider, self._stop)
+            except Exception as exc:  # a worker outlives its followers' failures
+                retry = isinstance(exc, LakeError) and (exc.retryable or isinstance(exc, LockError))
+                if retry:
+                    self._retry_at[sel.provider] = time.monotonic() + RETRY_S
+                else:
+                    self._ended[sel.provider] = session
+                error = str(exc) if isinstance(exc, LakeError) else f"{type(exc).__name__}: {exc}"
+                self.log("follow_failed", {**fields, "error": error, "retry": retry})
+                return
+        self._ended[sel.provider] = session
+        keys = ("bars", "corrections", "reconnects", "backfilled", "final_bars", "differences")
+        done = {k: summary[k] for k in keys if k in summary}
+        self.log("followed", {**fields, **done, "stopped": self._stop.is_set()})
+
+
+class ProviderLock:
+    """An exclusive, non-blocking ``flock`` on ``<lake>/live/follow-<provider>.lock``: entered,
+    it says whether this follower holds it (False: another one does)."""
+
+    def __init__(self, root: Path, provider: str) -> None:
+        self.path = Path(root) / "live" / f"follow-{provider}.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
