@@ -140,6 +140,16 @@ def test_lake_follow_stops_with_exit_3_and_one_line(
         assert secret not in everything
 
 
+def following(rig: Rig, minutes: int) -> tuple[threading.Thread, threading.Event]:
+    """A follower in a thread, subscribed, ``minutes`` into the session; its stop."""
+    stop = threading.Event()
+    thread, _ = follow_in_thread(rig, stop=stop)
+    until(lambda: connected(rig), "subscribed")
+    rig.stream.tick()
+    step(rig, minutes)
+    return thread, stop
+
+
 def stop_following(rig: Rig, thread: threading.Thread, stop: threading.Event) -> None:
     """Set ``stop`` and cut the connection, so that a follower waiting on its stream ends."""
     stop.set()
@@ -170,15 +180,11 @@ def test_received_bars_are_written_without_waiting_for_the_next_frame(rig: Rig) 
 def test_a_reconnect_writes_only_what_the_stream_missed(rig: Rig) -> None:
     # The start's catch-up stored the session through 15:00:30; a reconnect's backfill must
     # not copy those minutes into the live area again.
-    stop = threading.Event()
-    thread, _ = follow_in_thread(rig, stop=stop)
-    until(lambda: connected(rig), "subscribed")
-    rig.stream.tick()
-    step(rig, 2)
+    thread, stop = following(rig, minutes=2)
     reconnects = state(rig).get("reconnects", 0)
     rig.stream.drop()
     until(lambda: state(rig).get("reconnects", 0) > reconnects, "reconnected")
-    step(rig, 1)  # taken after the reconnect's backfill
+    step(rig, 1)  # taken after the reconnect
     live = rig.lake.live.read()
     started = datetime(2025, 1, 15, 15, tzinfo=UTC)
     assert live.height > 0
@@ -194,11 +200,7 @@ def test_a_reconnect_writes_only_what_the_stream_missed(rig: Rig) -> None:
 def test_a_slow_backfill_after_a_reconnect_does_not_hold_the_stream(rig: Rig) -> None:
     # The REST pages of the session so far take 10 s after this drop: the stream's next
     # minute must be written meanwhile, not after them.
-    stop = threading.Event()
-    thread, _ = follow_in_thread(rig, stop=stop)
-    until(lambda: connected(rig), "subscribed")
-    rig.stream.tick()
-    step(rig, 1)
+    thread, stop = following(rig, minutes=1)
     backfilled = state(rig).get("backfilled", 0)
     accepted = rig.stream.accepted
     rig.rest.latency_s = 10.0
