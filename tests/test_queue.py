@@ -451,3 +451,40 @@ def test_bad_schedules_are_refused_with_the_key(lake_root, entries, words):
     with pytest.raises(ConfigError) as raised:
         Lake.open(lake_root, clock=clock).worker()
     assert words in str(raised.value)
+
+
+def test_workers_register_beat_and_end_in_the_catalog(lake) -> None:
+    worker = lake.worker(name="w-test")
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+
+        def registered() -> list[dict]:
+            return [w for w in lake.queue.workers() if w["name"] == "w-test"]
+
+        deadline = time.monotonic() + 30
+        while not registered() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        [row] = registered()
+        assert (row["host"], row["pid"], row["alive"]) == (HOST, os.getpid(), True)
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert [w for w in lake.queue.workers() if w["name"] == "w-test"] == []  # it ended
+
+
+def test_a_worker_whose_process_died_is_registered_but_not_alive(lake) -> None:
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    lake.catalog.register_worker("gone", HOST, dead, None)
+    lake.catalog.register_worker("elsewhere", "another-host", 1, "demo")
+    found = {w["name"]: w["alive"] for w in lake.queue.workers()}
+    assert found == {"gone": False, "elsewhere": True}
+    with lake.catalog.connect() as con:  # no heartbeat for longer than the lease
+        con.execute(
+            "UPDATE workers SET heartbeat_at = now() - INTERVAL '1 hour' WHERE name = 'elsewhere'"
+        )
+    assert {w["name"]: w["alive"] for w in lake.queue.workers()} == {
+        "gone": False,
+        "elsewhere": False,
+    }

@@ -141,7 +141,13 @@ def _serve_and_fill(root: Path) -> list[Path]:
             eventually(running, "the worker starting a job for the request")
             children = [c for c in _children(server.pid) if "worker" in _command(c)]
             health = client.get("/health").json()["workers"]
-            assert health == {"configured": 1, "alive": 1}
+            # Its worker is a process of its own, registered in the catalog like any other.
+            assert health == {
+                "configured": 1,
+                "alive": 1,
+                "registered": 1,
+                "registered_alive": 1,
+            }
             # The three commands at once, while the worker holds its request.
             status, jobs, gaps = lake_cli_all(
                 root,

@@ -50,7 +50,7 @@ def test_a_backfill_of_50_symbols_runs_once_and_a_repeat_asks_nothing(served: Se
     assert health == {
         "status": "ok",
         "catalog": True,
-        "workers": {"configured": 1, "alive": 1},
+        "workers": {"configured": 1, "alive": 1, "registered": 1, "registered_alive": 1},
         "queue": {"queued": 0, "claimed": 0, "done": 2, "failed": 0, "cancelled": 0},
         "followers": {"running": 0, "stale": 0, "dead": 0, "finished": 0},
     }
@@ -62,6 +62,8 @@ def test_a_backfill_of_50_symbols_runs_once_and_a_repeat_asks_nothing(served: Se
     assert f'barlake_bars_written_total{{provider="demo"}} {stored.height}' in lines
     assert "# TYPE barlake_rate_limit_waits_total counter" in lines
     assert "barlake_workers_alive 1" in lines
+    assert 'barlake_workers_registered{alive="true"} 1' in lines
+    assert 'barlake_workers_registered{alive="false"} 0' in lines
 
 
 def test_the_same_selection_queued_twice_is_one_request(tmp_path: Path) -> None:

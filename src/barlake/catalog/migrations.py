@@ -219,4 +219,17 @@ MIGRATIONS: tuple[str, ...] = (
         taken_at DOUBLE NOT NULL
     );
     """,
+    # Queue workers on any machine: each registers when it starts, beats while it runs and
+    # marks its end, so that /health counts the workers of every process.
+    """
+    CREATE TABLE workers (
+        name VARCHAR PRIMARY KEY,
+        host VARCHAR NOT NULL,
+        pid INTEGER NOT NULL,
+        provider VARCHAR,
+        started_at TIMESTAMPTZ NOT NULL,
+        heartbeat_at TIMESTAMPTZ NOT NULL,
+        stopped_at TIMESTAMPTZ
+    );
+    """,
 )

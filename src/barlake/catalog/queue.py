@@ -244,6 +244,43 @@ class QueueTable:
                     [request_id, event_id],
                 )
 
+    # -- workers -----------------------------------------------------------------------------
+
+    def register_worker(
+        self: Connected, name: str, host: str, pid: int, provider: str | None
+    ) -> None:
+        """Record that worker ``name`` (on ``host``, process ``pid``) runs from now."""
+        with self.connect() as con:
+            con.execute(
+                "INSERT INTO workers (name, host, pid, provider, started_at, heartbeat_at) "
+                "VALUES (?, ?, ?, ?, now(), now()) ON CONFLICT (name) DO UPDATE SET "
+                "host = excluded.host, pid = excluded.pid, provider = excluded.provider, "
+                "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
+                "stopped_at = NULL",
+                [name, host, pid, provider],
+            )
+
+    def beat_worker(self: Connected, name: str, *, stopped: bool = False) -> None:
+        """Worker ``name`` is still there (``stopped``: it has ended)."""
+        with self.connect() as con:
+            con.execute(
+                "UPDATE workers SET heartbeat_at = now(), "
+                "stopped_at = CASE WHEN ? THEN now() ELSE NULL END WHERE name = ?",
+                [stopped, name],
+            )
+
+    def workers(self: Connected, lease: timedelta) -> list[dict[str, Any]]:
+        """Every worker not known to have stopped, each with ``alive``: False when its process
+        is gone from its host, or it sent no heartbeat for ``lease``."""
+        found = self.rows(
+            "SELECT name, host, pid, provider, started_at, heartbeat_at FROM workers "
+            "WHERE stopped_at IS NULL ORDER BY started_at, name"
+        )
+        gone = set(
+            abandoned([(r["name"], r["host"], r["pid"], r["heartbeat_at"]) for r in found], lease)
+        )
+        return [{**r, "alive": r["name"] not in gone} for r in found]
+
     # -- schedules ---------------------------------------------------------------------------
 
     def schedule_runs(self: Connected) -> dict[str, tuple[datetime, str | None]]:

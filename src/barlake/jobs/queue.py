@@ -19,7 +19,7 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from barlake.catalog.repositories import Catalog
@@ -243,6 +243,12 @@ class Queue:
     def depth(self) -> dict[str, int]:
         """How many requests are in each state."""
         return self.catalog.queue_depth()
+
+    def workers(self) -> builtins.list[dict[str, Any]]:
+        """The workers of this lake's queue in any process or on any machine that have not
+        stopped: name, host, pid, provider, started and last heard of, and ``alive`` (False:
+        its process is gone, or it sent no heartbeat for ``worker.lease_s``)."""
+        return self.catalog.workers(timedelta(seconds=self.config.worker.lease_s))
 
     # -- events ------------------------------------------------------------------------------
 

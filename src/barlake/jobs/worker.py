@@ -17,6 +17,7 @@ back in the queue and stops the followers.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -136,6 +137,12 @@ class Worker:
         if bell is not None:
             bell.listen()
         self.log("started", {"worker": self.name, "provider": self.provider})
+        # The worker's own heartbeat in the catalog, so that every process's /health and
+        # lake status count it, whatever it is doing (a long request included).
+        self.catalog.register_worker(self.name, HOST, os.getpid(), self.provider)
+        beating = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(beating,), daemon=True, name="worker")
+        beat.start()
         try:
             while not self._stopping.is_set():
                 rings = DOORBELL.rings()  # a request queued from here on ends the wait below
@@ -160,8 +167,18 @@ class Worker:
                 bell.close()
             if self.following is not None:
                 self.following.stop()
+            beating.set()
+            beat.join()
+            with contextlib.suppress(LakeError):  # else its lease says it is gone
+                self.catalog.beat_worker(self.name, stopped=True)
         self.log("stopped", {"worker": self.name, "served": served})
         return served
+
+    def _beat(self, done: threading.Event) -> None:
+        every = max(0.05, min(self.config.lease_s / 4, 5.0))
+        while not done.wait(every):
+            with contextlib.suppress(LakeError):  # busy this once: the lease has room for it
+                self.catalog.beat_worker(self.name)
 
     def stop(self) -> None:
         """Stop claiming, stop the job in flight (thread-safe; what it fetched is saved and its

@@ -21,19 +21,22 @@ router = APIRouter(tags=["health"])
 log = logging.getLogger("barlake.api")
 
 STATES = ("queued", "claimed", "done", "failed", "cancelled")
+BOTH = (True, False)
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
 async def health(lake: LakeDep, request: Request) -> LakeJSON:
-    """Catalog reachable, workers alive, queue depth; 503 when the catalog is not reachable or
-    a worker died."""
+    """Catalog reachable, workers alive (this service's, and every process's that registered in
+    the catalog), queue depth; 503 when the catalog is not reachable or a worker of this
+    service died."""
     pool = request.app.state.pool
     try:
         depth = {s: 0 for s in STATES} | await shared(request, lake.queue.depth)
+        registered = await shared(request, lake.queue.workers)
         reachable = True
     except LakeError as exc:
         log.warning("health: the catalog is not reachable: %s", exc)
-        depth, reachable = {}, False
+        depth, registered, reachable = {}, [], False
     ok = reachable and pool.alive == pool.size
     followers = await shared(request, lake.followers)
     counts = {s: sum(f.state == s for f in followers) for s in FOLLOWER_STATES}
@@ -41,7 +44,13 @@ async def health(lake: LakeDep, request: Request) -> LakeJSON:
     answer = {
         "status": "ok" if well else "degraded",
         "catalog": reachable,
-        "workers": {"configured": pool.size, "alive": pool.alive},
+        "workers": {
+            "configured": pool.size,
+            "alive": pool.alive,
+            # Every process's and machine's workers of this lake, this service's included.
+            "registered": len(registered),
+            "registered_alive": sum(w["alive"] for w in registered),
+        },
         "queue": depth,
         "followers": counts,
     }
@@ -59,6 +68,7 @@ def metrics(lake: LakeDep, request: Request) -> Response:
     (Prometheus text format)."""
     depth = {s: 0 for s in STATES} | lake.queue.depth()
     totals = lake.totals()
+    workers = lake.queue.workers()
     pool = request.app.state.pool
     families = [
         Metric(
@@ -97,7 +107,18 @@ def metrics(lake: LakeDep, request: Request) -> Response:
             "Seconds requests of this process waited for their provider's rate limit.",
             [({}, WAITS.seconds)],
         ),
-        Metric("barlake_workers_alive", "gauge", "Queue workers running.", [({}, pool.alive)]),
+        Metric(
+            "barlake_workers_alive",
+            "gauge",
+            "Queue workers of this service running.",
+            [({}, pool.alive)],
+        ),
+        Metric(
+            "barlake_workers_registered",
+            "gauge",
+            "Queue workers of this lake in every process, by whether they are alive.",
+            [({"alive": str(a).lower()}, sum(w["alive"] is a for w in workers)) for a in BOTH],
+        ),
         *follower_metrics(lake.followers()),
     ]
     return Response(render(families), media_type=CONTENT_TYPE)
