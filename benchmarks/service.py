@@ -22,7 +22,9 @@ Prints per phase and endpoint p50/p99 latency (ms) and requests per second (medi
 runs), the time from ``POST /backfills`` to the provider's first request, and the fill's status
 and provider requests when each phase ended (it must still be running for the phase to count as
 "while a worker fills"). Targets: p99 under 50 ms for /jobs/{id}, under 250 ms for /gaps
-(polling), and under 1 s from POST to the first provider request.
+(polling), and under 1 s from POST to the first provider request. A request that gets no
+answer (its connection failed or was closed) is counted per endpoint (``connection_errors``,
+per run; ``targets_met.no_connection_errors``) and the client asks again.
 """
 
 from __future__ import annotations
@@ -56,14 +58,16 @@ def _percentile(values: list[float], share: float) -> float:
 
 async def _load(
     url: str, job: str, seconds: float, clients: int, period: float | None
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], dict[str, list[str]]]:
     """``clients`` loops, half on the job and half on gaps, for ``seconds``; each asks again
-    ``period`` s after it last asked (None: at once). Latencies in ms."""
+    ``period`` s after it last asked (None: at once). Latencies in ms, and the connection
+    errors met (a request that got no answer: its connection failed or was closed)."""
     paths = {
         "jobs": f"/jobs/{job}",
         "gaps": "/gaps?symbols=" + ",".join(SYMBOLS[:20]) + "&interval=1day&days=30",
     }
     found: dict[str, list[float]] = {name: [] for name in paths}
+    errors: dict[str, list[str]] = {name: [] for name in paths}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         stop = time.perf_counter() + seconds
@@ -71,9 +75,13 @@ async def _load(
         async def loop(name: str, offset: float) -> None:
             await asyncio.sleep(offset)  # pollers spread over the period, as pages opened apart
             while (started := time.perf_counter()) < stop:
-                answer = await client.get(paths[name])
-                answer.raise_for_status()
-                found[name].append((time.perf_counter() - started) * 1000)
+                try:
+                    answer = await client.get(paths[name])
+                except httpx.TransportError as exc:  # counted, not fatal: the next ask retries
+                    errors[name].append(type(exc).__name__)
+                else:
+                    answer.raise_for_status()
+                    found[name].append((time.perf_counter() - started) * 1000)
                 if period is not None:
                     await asyncio.sleep(max(0.0, started + period - time.perf_counter()))
 
@@ -83,12 +91,14 @@ async def _load(
                 for n in range(clients)
             )
         )
-    return found
+    return found, errors
 
 
-def _figures(values: list[float], seconds: float) -> dict[str, float]:
+def _figures(values: list[float], errors: list[str], seconds: float) -> dict[str, Any]:
     return {
         "requests": len(values),
+        "connection_errors": len(errors),
+        "error_kinds": sorted(set(errors)),
         "rps": round(len(values) / seconds, 1),
         "p50_ms": round(_percentile(values, 0.50), 2),
         "p99_ms": round(_percentile(values, 0.99), 2),
@@ -135,9 +145,11 @@ def one_run(seconds: float, clients: int, period: float, catalog_url: str | None
                 first = float((root / "first_request").read_text())
                 phases: dict[str, dict[str, Any]] = {}
                 for phase, pace in (("polling", period), ("saturated", None)):
-                    latencies = asyncio.run(_load(url, job, seconds, clients, pace))
+                    latencies, errors = asyncio.run(_load(url, job, seconds, clients, pace))
                     status = client.get(f"/jobs/{job}").json()
-                    phases[phase] = {n: _figures(v, seconds) for n, v in latencies.items()}
+                    phases[phase] = {
+                        n: _figures(v, errors[n], seconds) for n, v in latencies.items()
+                    }
                     phases[phase]["fill_at_end"] = {
                         "status": status["status"],
                         "requests_made": status["requests_made"],
@@ -224,7 +236,10 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
     for phase in ("polling", "saturated"):
         report[phase] = {
-            name: {k: median((phase, name, k)) for k in ("p50_ms", "p99_ms", "rps", "requests")}
+            name: {
+                **{k: median((phase, name, k)) for k in ("p50_ms", "p99_ms", "rps", "requests")},
+                "connection_errors": [r[phase][name]["connection_errors"] for r in runs],
+            }
             for name in ("jobs", "gaps")
         }
         report[phase]["fill_at_end"] = [r[phase]["fill_at_end"] for r in runs]
@@ -233,6 +248,12 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "jobs_p99_under_50_ms": polled["jobs"]["p99_ms"] < 50,
         "gaps_p99_under_250_ms": polled["gaps"]["p99_ms"] < 250,
         "first_request_under_1_s": report["post_to_first_request_s"] < 1,
+        "no_connection_errors": not any(
+            n
+            for phase in ("polling", "saturated")
+            for name in ("jobs", "gaps")
+            for n in report[phase][name]["connection_errors"]
+        ),
     }
     return report
 
