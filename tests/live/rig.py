@@ -134,6 +134,8 @@ def step(rig: Rig, minutes: int = 1) -> None:
         if rig.out and isinstance(rig.out[0], FollowResult) and rig.clock() > FINAL_AT:
             return  # the session was made final: the follower is done
         assert not rig.out, rig.out
+        # Read before the clock moves: the follower may notice a silence at once after.
+        silences = state(rig).get("silences", 0)
         now = rig.rest.now = rig.clock.advance(timedelta(minutes=1))
         sent = rig.stream.tick()
         open_ = (
@@ -144,7 +146,6 @@ def step(rig: Rig, minutes: int = 1) -> None:
             stamp = now.isoformat()
             until(lambda: state(rig).get("last_message_at", "") >= stamp, "bars taken")  # noqa: B023
         elif quiet == 2:
-            silences = state(rig).get("silences", 0)
             until(lambda: state(rig).get("silences", 0) > silences, "silence noticed")  # noqa: B023
 
 
