@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -22,10 +23,15 @@ from barlake.clock import Clock, from_environment
 from barlake.domain.datasets import Dataset, bar_interval, bar_intervals
 from barlake.domain.intervals import Interval, spec
 from barlake.domain.ranges import DateRange
-from barlake.errors import UsageError
+from barlake.errors import LockError, UsageError
 from barlake.jobs import history
 from barlake.retention.selection import Chosen, Selection, Span, symbols_of
 from barlake.storage import layout
+
+#: How often, and how far apart (seconds), a follower's catch-up asks for the fill lock that a
+#: worker's look at its queue holds for a moment.
+LOCK_TRIES = 50
+LOCK_WAIT_S = 0.1
 
 if TYPE_CHECKING:
     import polars as pl
@@ -669,9 +675,22 @@ class Lake:
 
         def catch_up() -> object:
             today = self.clock().date()
-            return self.fill(
-                names, interval="1min", start=min(start, today), end=today, provider=provider
-            )
+            # A worker of this lake takes the fill lock for a moment at each look at its
+            # queue: wait those out (a fill that holds it longer is refused, as ever).
+            for attempt in range(LOCK_TRIES):
+                try:
+                    return self.fill(
+                        names,
+                        interval="1min",
+                        start=min(start, today),
+                        end=today,
+                        provider=provider,
+                    )
+                except LockError:
+                    if attempt + 1 == LOCK_TRIES or (stop is not None and stop.is_set()):
+                        raise
+                    time.sleep(LOCK_WAIT_S)
+            raise AssertionError  # unreachable: the last try returns or raises
 
         def read(day: date) -> pl.DataFrame:
             return self.bars(names, interval="1min", start=day, end=day).collect()

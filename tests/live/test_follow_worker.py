@@ -5,6 +5,7 @@ one per lake however many workers run."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,7 @@ def test_the_worker_follows_the_session_from_its_open_until_it_is_final(lake) ->
         for n, symbol in enumerate(["MSFT", "DEMO1"], start=2):
             lake.queue.add(symbol, interval="1day", days=5)
             until(lambda: len(log.events("done")) == n, "a request served after the close")  # noqa: B023
-        assert len(log.events("following")) == 1
+        assert len(log.events("following")) == 1, log.lines
     finally:
         worker.stop()
         thread.join(60)
@@ -155,3 +156,31 @@ def test_a_worker_of_another_provider_follows_nothing(lake) -> None:
     clock.advance(datetime(2025, 1, 15, 16, 0, 30, tzinfo=UTC) - clock())
     assert lake.worker(provider="demo").following is not None
     assert lake.worker(provider="yahoo").following is None
+
+
+def test_a_follower_waits_out_a_moments_hold_of_the_fill_lock(lake) -> None:
+    """A worker takes the fill lock for a moment at each look at its queue: a follower
+    starting then waits for it instead of failing."""
+    from barlake.storage.lock import FillLock
+
+    lake, clock = lake
+    clock.advance(datetime(2025, 1, 15, 16, 0, 30, tzinfo=UTC) - clock())
+    stop = threading.Event()
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(lake.follow(provider="demo", stop=stop, options=QUICK))
+        except Exception as exc:  # handed to the test thread
+            out.append(exc)
+
+    with FillLock(lake.root):  # held by this thread while the follower starts
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        time.sleep(0.5)
+        assert not out  # still waiting, not refused
+    until(lambda: (read_state(lake.live) or {}).get("status") == "following", "subscribed")
+    stop.set()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert not isinstance(out[0], Exception), out
