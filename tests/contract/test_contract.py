@@ -207,6 +207,7 @@ def test_a_request_is_done_in_the_transaction_of_its_jobs_last_rows(
     claimed = lake.queue.get(request.id)
     assert (claimed.state, claimed.attempts) == ("claimed", 1)
     assert lake.catalog.ledger("1day", window).is_empty()
+    assert lake.catalog.ledger("actions", window).is_empty()  # the actions asked: held too
     first_job = claimed.job_id
     assert first_job is not None
     assert lake.catalog.rows("SELECT status FROM jobs WHERE job_id = ?", [first_job]) == [
@@ -228,3 +229,5 @@ def test_a_request_is_done_in_the_transaction_of_its_jobs_last_rows(
     assert lake.status(done.job_id)["requests_made"] == 0
     assert assert_sound(storage, lake.root, "1day").height == 2 * sessions
     assert lake.gaps(interval="1day", **JUNE) == []  # the stored bars cover it
+    # The second delivery asked for the actions again, and its end committed their ranges.
+    assert sorted(lake.catalog.ledger("actions", window)["symbol"]) == ["AAPL", "MSFT"]

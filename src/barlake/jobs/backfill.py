@@ -493,9 +493,10 @@ class Backfill:
                 for sym in req.symbols
                 if sym not in got.errors
             ]
-        with self.catalog.session():
-            self.catalog.record_actions(actions_frame(total.actions, now))
-            self.catalog.add_ledger(pl.DataFrame(ledger, schema=LEDGER))
+        self.catalog.record_actions(actions_frame(total.actions, now))  # idempotent rows
+        # The ranges asked go through the job's recorder: for a queued request, fenced by its
+        # claim and committed with its end.
+        scheduler.recorder.record(scheduler.job_id, ledger=pl.DataFrame(ledger, schema=LEDGER))
         return total
 
     def pace(self, name: str, caps: Capabilities) -> Pace:
