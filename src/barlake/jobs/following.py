@@ -23,8 +23,6 @@ running follower of the provider shows in ``Lake.followers()``.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +35,7 @@ from barlake.calendars.calendar import Calendar
 from barlake.clock import Clock
 from barlake.domain.ranges import ONE_DAY, DateRange
 from barlake.errors import LakeError, LockError
+from barlake.storage.lock import FileLock
 
 #: Seconds (wall time) before a follower that failed with a retryable error starts again.
 RETRY_S = 5.0
@@ -118,10 +117,6 @@ class Following:
         for thread in list(self._threads.values()):
             thread.join(timeout)
 
-    def running(self) -> list[str]:
-        """The providers whose follower runs now."""
-        return sorted(p for p, t in self._threads.items() if t.is_alive())
-
     def _run(self, sel: Selection, session: date) -> None:
         fields: dict[str, Any] = {"provider": sel.provider, "session": session.isoformat()}
         with ProviderLock(self.root, sel.provider) as held:
@@ -147,26 +142,23 @@ class Following:
 
 
 class ProviderLock:
-    """An exclusive, non-blocking ``flock`` on ``<lake>/live/follow-<provider>.lock``: entered,
-    it says whether this follower holds it (False: another one does)."""
+    """The lake's lock on following ``provider`` (``<lake>/live/follow-<provider>.lock``, a
+    ``FileLock``): entered, it says whether this follower holds it (False: another does)."""
 
     def __init__(self, root: Path, provider: str) -> None:
-        self.path = Path(root) / "live" / f"follow-{provider}.lock"
-        self._fd: int | None = None
+        self.lock = FileLock(Path(root) / "live" / f"follow-{provider}.lock")
+        self._held = False
 
     def __enter__(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.lock.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            self.lock.__enter__()
+        except LockError:
             return False
-        self._fd = fd
+        self._held = True
         return True
 
     def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        if self._held:
+            self._held = False
+            self.lock.__exit__(None, None, None)
