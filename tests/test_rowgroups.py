@@ -85,7 +85,7 @@ def lake(template: Path, tmp_path: Path) -> Lake:
 
 def both(store: Store, interval: str, names: list[str], window: DateRange | None, shift: timedelta):
     """The direct read and the general one of the same selection, collected."""
-    shifts = dict.fromkeys(names, shift)
+    shifts = dict.fromkeys(names or [], shift)
     direct = reads.bars(store, interval, names, window, shifts, shift).collect()
     general = reads.bars(store, interval, names, window, shifts, shift, direct=False).collect()
     return direct, general
@@ -130,6 +130,9 @@ def test_a_symbols_read_opens_only_its_row_group(lake: Lake, monkeypatch) -> Non
         (["NOPE"], DateRange(date(2024, 3, 5), date(2024, 6, 1))),
         (["S017"], DateRange(date(2026, 1, 1), date(2026, 2, 1))),  # no file
         (["S017", "S018"], None),
+        (None, DateRange(date(2024, 3, 5), date(2024, 6, 1))),  # every symbol, a cross-section
+        (None, DateRange(date(2023, 12, 20), date(2024, 1, 10))),  # across two year files
+        (None, None),
     ],
 )
 def test_the_direct_daily_read_equals_the_general_one(lake: Lake, names, window) -> None:
@@ -171,6 +174,19 @@ def test_lake_bars_takes_the_direct_read_with_each_symbols_calendar(
     assert general["BTCUSD"]["ts"].min() == datetime(2024, 6, 1, tzinfo=UTC)
 
 
+def test_every_symbols_daily_bars_are_read_directly(lake: Lake, monkeypatch) -> None:
+    june = {"start": date(2024, 6, 1), "end": date(2024, 6, 30)}
+    general = lake.bars(**june, adjust="splits").collect()  # adjusted: the general reader
+
+    def no_scan(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the direct read fell back to a scan")
+
+    monkeypatch.setattr(Store, "scan", no_scan)
+    direct = lake.bars(**june).collect()
+    assert_same(direct, general)  # no actions on record: the same prices
+    assert direct.height == len(NAMES) * 30
+
+
 def test_a_file_of_another_schema_is_read_by_the_general_reader(lake: Lake) -> None:
     path = lake.root / "bars/interval=1day/year=2024/data.parquet"
     frame = pl.read_parquet(path).with_columns(pl.col("trades").cast(pl.Int32))
@@ -179,6 +195,36 @@ def test_a_file_of_another_schema_is_read_by_the_general_reader(lake: Lake) -> N
     direct, general = both(lake.store, "1day", ["S003", "S001"], window, timedelta(0))
     assert direct.equals(general) and direct.height == 8
     assert direct.schema == general.schema
+
+
+@pytest.mark.parametrize("names", [["S003"], ["S003", "S001"]])
+def test_an_unsorted_file_in_the_lakes_schema_reads_the_same_rows(lake: Lake, names) -> None:
+    """Another tool's file with the lake's columns and types but shuffled rows: groups whose
+    symbol ranges overlap (no binary search) and selected rows that are not one run (no slice)."""
+    path = lake.root / "bars/interval=1day/year=2024/data.parquet"
+    table = pq.read_table(path)
+    shuffled = table.take(np.random.default_rng(3).permutation(table.num_rows))
+    pq.write_table(shuffled, path, row_group_size=1000)
+    footer = rowgroups.parse(pq.read_metadata(path))
+    assert footer is not None and not footer.ordered
+    window = DateRange(date(2024, 3, 5), date(2024, 3, 9))
+    direct, general = both(lake.store, "1day", names, window, timedelta(0))
+    assert_same(direct, general)
+    assert direct.height == 4 * len(names)
+    assert sorted(direct["symbol"].unique()) == sorted(names)
+
+
+def test_a_file_of_many_symbols_keeps_its_row_groups_few(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(rowgroups, "MAX_GROUPS", 8)
+    lake = Lake.init(tmp_path / "lake", clock=lambda: NOW)
+    many = [f"M{i:03d}" for i in range(100)]
+    lake.store.write("1day", daily(many, date(2024, 1, 1), 30))  # 3,000 rows, 30 a symbol
+    meta = pq.read_metadata(tmp_path / "lake/bars/interval=1day/year=2024/data.parquet")
+    # Stretches of 3,000 / 8 = 375 rows rather than 256: 8 groups, each of whole symbols.
+    assert meta.num_row_groups == 8
+    assert {meta.row_group(g).num_rows for g in range(8)} == {390, 360}
+    got = lake.bars("M042", start=date(2024, 1, 1), end=date(2024, 1, 31)).collect()
+    assert got.height == 30 and got["symbol"].unique().to_list() == ["M042"]
 
 
 def test_a_damaged_file_is_refused_as_by_the_general_reader(lake: Lake) -> None:

@@ -39,8 +39,9 @@ def bars(
 
     Intraday bars belong to the session date of their exchange: ``shifts`` gives each known
     symbol's day shift (``default`` for the others), and each shift is one scan. A few
-    symbols of one shift are read ``direct``-ly from their row groups (``Store.read_symbols``:
-    the same rows, without a query engine's set-up), unless ``direct`` is False.
+    symbols of one shift, and every symbol's daily bars, are read ``direct``-ly from their row
+    groups (``Store.read_symbols``: the same rows, without a query engine's set-up), unless
+    ``direct`` is False.
     """
     if direct and file_column is None and names is not None and 0 < len(names) <= FEW:
         found = {shifts.get(sym, default) for sym in names}
@@ -48,6 +49,12 @@ def bars(
             frame = store.read_symbols(interval, names, window, found.pop())
             if frame is not None:
                 return frame.lazy()
+    if direct and file_column is None and names is None and not spec(interval).intraday:
+        # Every symbol's daily bars: a year file or a few, whose groups pyarrow decodes
+        # faster than a scan that sets up a task per group.
+        frame = store.read_symbols(interval, None, window)
+        if frame is not None:
+            return frame.lazy()
     scan = functools.partial(store.scan, interval, file_column=file_column)
     if window is None or not spec(interval).intraday:
         return scan(names, window).sort(KEY)
