@@ -40,6 +40,7 @@ QUICK = FollowOptions(
 )
 FAULTS = StreamFaults(drops=10, corrections=0.02, duplicates=0.02, late=0.02, silence=3, seed=7)
 SYMBOLS = [f"S{i:02d}" for i in range(50)]
+OPEN, CLOSE = datetime(2025, 1, 15, 14, 30, tzinfo=UTC), datetime(2025, 1, 15, 21, tzinfo=UTC)
 #: The close (21:00 UTC) plus QUICK's close grace: the follower fetches the final record then.
 FINAL_AT = datetime(2025, 1, 15, 21, 5, tzinfo=UTC)
 
@@ -135,18 +136,44 @@ def step(rig: Rig, minutes: int = 1) -> None:
             return  # the session was made final: the follower is done
         assert not rig.out, rig.out
         # Read before the clock moves: the follower may notice a silence at once after.
-        silences = state(rig).get("silences", 0)
+        before = state(rig)
+        silences, reconnects = before.get("silences", 0), before.get("reconnects", 0)
+        dropped = rig.stream.dropped
         now = rig.rest.now = rig.clock.advance(timedelta(minutes=1))
         sent = rig.stream.tick()
-        open_ = (
-            datetime(2025, 1, 15, 14, 30, tzinfo=UTC) < now < datetime(2025, 1, 15, 21, tzinfo=UTC)
-        )
+        open_ = OPEN < now < CLOSE
         quiet = 0 if sent or not open_ else quiet + 1
-        if sent:
-            stamp = now.isoformat()
-            until(lambda: state(rig).get("last_message_at", "") >= stamp, "bars taken")  # noqa: B023
-        elif quiet == 2:
+        newest, stamp = rig.stream.newest, now.isoformat()
+        if sent and rig.stream.dropped == dropped and newest is not None and newest < CLOSE:
+            # Read up to the newest bar sent: a batch of a minute before, read only now,
+            # would leave the follower a minute behind the clock.
+            until(lambda: read_up_to(rig, newest, reconnects, stamp), "bars taken")  # noqa: B023
+        elif sent:
+            # The tick cut the connection (its bars may never arrive: the reconnect's REST
+            # backfill has them), or sent only bars from the close on, which are no
+            # session's: the follower heard them, or it reconnected.
+            until(lambda: state(rig).get("last_message_at", "") >= stamp, "heard or reconnected")  # noqa: B023
+        elif quiet >= 2 and silent_by_now(rig, now):
             until(lambda: state(rig).get("silences", 0) > silences, "silence noticed")  # noqa: B023
+
+
+def read_up_to(rig: Rig, newest: datetime, reconnects: int, stamp: str) -> bool:
+    """Whether the follower has read the stream up to the bar starting at ``newest``, or
+    reconnected since the clock moved to ``stamp`` (bars sent to the connection it left are
+    its REST backfill's)."""
+    now = state(rig)
+    if (now.get("last_bar") or "") >= newest.isoformat():
+        return True
+    return bool(now.get("reconnects", 0) > reconnects and now.get("last_message_at", "") >= stamp)
+
+
+def silent_by_now(rig: Rig, now: datetime) -> bool:
+    """Whether the follower has heard nothing for longer than its silence allows (a minute
+    plus its grace) by ``now``: then it must notice. A reconnect that ended after the clock
+    moved heard the stream later than the last bars did, and notices a minute later."""
+    heard = state(rig).get("last_message_at")
+    quiet = timedelta(seconds=60 + QUICK.grace_s)
+    return heard is not None and now - datetime.fromisoformat(heard) > quiet
 
 
 def minutes_seen(lake: Lake, day: date) -> pl.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -194,3 +195,30 @@ def test_a_reconnect_writes_only_what_the_stream_missed(rig: Rig) -> None:
     want = truth(SYMBOLS, SESSION).filter(pl.col("ts") < rig.clock() - timedelta(minutes=2))
     assert seen.select("symbol", "ts").equals(want.select("symbol", "ts"))
     stop_following(rig, thread, stop)
+
+
+def test_a_slow_backfill_after_a_reconnect_does_not_hold_the_stream(rig: Rig) -> None:
+    # The REST pages of the session so far take 10 s after this drop: the stream's next
+    # minute must be written meanwhile, not after them.
+    thread, stop = following(rig, minutes=1)
+    backfilled = state(rig).get("backfilled", 0)
+    accepted = rig.stream.accepted
+    rig.rest.latency_s = 10.0
+    rig.stream.drop()
+    until(lambda: rig.stream.accepted > accepted and connected(rig), "subscribed again")
+    now = rig.rest.now = rig.clock.advance(timedelta(minutes=1))
+    sent_at = time.monotonic()
+    assert rig.stream.tick() > 0
+    minute = now.replace(second=0) - timedelta(minutes=1)
+
+    def visible() -> bool:
+        return rig.lake.live.read().filter(pl.col("ts") == minute).height > 0
+
+    until(visible, "the stream's new minute in the live area")
+    # Before the REST answer could have come (10 s after the fetch began, itself before the
+    # tick): the stream's bars did not wait for it.
+    assert time.monotonic() - sent_at < rig.rest.latency_s
+    assert state(rig).get("backfilled", 0) == backfilled
+    rig.rest.latency_s = 0.0
+    stop_following(rig, thread, stop)
+    assert state(rig)["status"] == "stopped"

@@ -179,6 +179,7 @@ class Follower:
         self._covered: datetime | None = None  # minutes before it came from REST at start
         self._opened_at: datetime | None = None  # when the stream last subscribed
         self._ledgered: set[str] = set()  # symbols with a provisional range of the session
+        self._backfills: set[asyncio.Task[int]] = set()  # REST fetches beside the stream
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -209,10 +210,11 @@ class Follower:
             return await asyncio.to_thread(self._finalize, session)
         try:
             await self._connect(stop)
-            await self._backfill(self._covered)
+            self._start_backfill()
             loop = asyncio.get_running_loop()
             last_flush = loop.time()
             while not stop.is_set():
+                self._reap()
                 if self._final_due(session):
                     break
                 # Bars received wait for the next frame at most until their flush is due,
@@ -238,8 +240,11 @@ class Follower:
                 if self._got.pending and now - last_flush >= self.options.flush_s:
                     self._flush()
                     last_flush = now
+            await self._drain()
             self._flush()
         finally:
+            for task in self._backfills:
+                task.cancel()
             await self.source.aclose()
         if stop.is_set():
             self._save("stopped")
@@ -289,7 +294,7 @@ class Follower:
         self._flush()
         await self.source.aclose()
         await self._connect(stop, again=True)
-        await self._backfill(self._covered)
+        self._start_backfill()
 
     # -- bars in -----------------------------------------------------------------------------
 
@@ -318,14 +323,33 @@ class Follower:
         self._write(frame)
         self._save("following")
 
-    async def _backfill(self, since: datetime | None) -> int:
-        """REST bars of the minutes closed by now that the stream did not deliver (from
+    def _start_backfill(self) -> None:
+        """Fetch what the stream missed before it (re)subscribed (``_backfill``) beside the
+        stream: its bars keep being read and written meanwhile, however long the REST pages of
+        the session so far take."""
+        now = self._opened_at or self.clock()
+        self._backfills.add(asyncio.create_task(self._backfill(self._covered, now)))
+
+    def _reap(self) -> None:
+        """Forget the backfills that ended; raise what one of them raised."""
+        for task in [t for t in self._backfills if t.done()]:
+            self._backfills.discard(task)
+            task.result()
+
+    async def _drain(self) -> None:
+        """Wait for the backfills in flight (their bars are written), raising their errors."""
+        while self._backfills:
+            await asyncio.wait(self._backfills)
+            self._reap()
+
+    async def _backfill(self, since: datetime | None, now: datetime) -> int:
+        """REST bars of the minutes closed by ``now`` that the stream did not deliver (from
         ``since``, else the whole session so far), into the live area; returns how many.
         ``since`` is the start's minute: the minutes before it are stored already (the
         catch-up), so a reconnect writes only what the stream missed, not the session again.
-        "Closed by now" is closed when the stream subscribed: what closes later, the stream
-        delivers, however long this fetch took to start."""
-        now = self._opened_at or self.clock()
+        ``now`` is when the stream subscribed: what closes later, the stream delivers, however
+        long this fetch took to start. The bars the stream delivered while the pages came
+        (``seen``) are not written again: the stream's own, or its corrections, stand."""
         session = self._session()
         if session is None:
             return 0

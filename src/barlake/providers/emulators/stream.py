@@ -112,6 +112,9 @@ class StreamEmulator(ABC):
         self.accepted = self.dropped = self.refused = 0
         #: Bar messages sent (corrections and duplicates included).
         self.sent = 0
+        #: The newest bar start the last ``tick`` sent to a connection (None: it sent none),
+        #: so that a test can wait until a follower has read that far.
+        self.newest: datetime | None = None
         self._rng = random.Random(self.faults.seed)
         self._published: datetime | None = None  # the last minute published
         self._began: datetime | None = None
@@ -252,6 +255,7 @@ class StreamEmulator(ABC):
     # -- the schedule ------------------------------------------------------------------------
 
     async def _publish(self) -> int:
+        self.newest = None
         now = self.clock()
         due = now.replace(second=0, microsecond=0) - MINUTE  # the last minute that has closed
         if self._published is None:
@@ -317,6 +321,10 @@ class StreamEmulator(ABC):
                 sent += len(wired)
             except ConnectionClosed:
                 continue
+            starts = [
+                o.bar["ts"] for o in batch if self.follows(conn, o.bar["symbol"], updated=o.updated)
+            ]
+            self.newest = max([*starts, *([self.newest] if self.newest else [])])
         self.sent += sent
         if cut:
             self.dropped += len(self.connections)
