@@ -189,7 +189,12 @@ def cached(
     base: Path, params: dict[str, Any], make: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
     """What ``make()`` built under ``base`` for ``params`` (its description, with ``params`` and
-    ``build_s``): built once, and again only when ``params`` change."""
+    ``build_s``): built once, and again only when ``params`` change, or the catalog schema or
+    the layout of this barlake (a lake built by an older one would not open)."""
+    from barlake.catalog.migrations import MIGRATIONS
+    from barlake.domain.intervals import LAYOUT_VERSION
+
+    params = {**params, "catalog_schema": len(MIGRATIONS), "layout_version": LAYOUT_VERSION}
     marker = base / "built.json"
     if marker.exists():
         built: dict[str, Any] = json.loads(marker.read_text())
