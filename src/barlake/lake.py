@@ -572,7 +572,15 @@ class Lake:
         def follow(provider: str, stop: threading.Event) -> dict[str, Any]:
             return self.follow(provider=provider, stop=stop, options=options).to_dict()
 
-        return Following(selections, follow, self.clock, self.root, elsewhere=elsewhere, log=log)
+        return Following(
+            selections,
+            follow,
+            self.clock,
+            self.root,
+            elsewhere=elsewhere,
+            lease=self.catalog.lease,
+            log=log,
+        )
 
     def _calendar_of(self, names: Sequence[str]) -> Calendar:
         """The calendar ``names`` are followed on: the first one's."""

@@ -27,6 +27,10 @@ BEFORE_OPEN = datetime(2025, 1, 15, 14, 20, tzinfo=UTC)
 
 @pytest.fixture
 def lake(tmp_path: Path) -> tuple[Lake, ManualClock]:
+    return lake_at(tmp_path)
+
+
+def lake_at(tmp_path: Path) -> tuple[Lake, ManualClock]:
     root = tmp_path / "lake"
     Lake.init(root)
     config_file = root / "lake.yaml"
@@ -149,6 +153,40 @@ def test_a_second_worker_of_the_lake_leaves_the_stream_to_the_first(lake) -> Non
             thread.join(60)
     with ProviderLock(lake.root, "demo") as again:  # released with its holder
         assert again
+
+
+def test_a_worker_on_another_machine_follows_only_with_the_catalogs_lease(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers on two machines starting at the same moment both see no follower running;
+    the catalog's lease (a PostgreSQL advisory lock) lets one follow. Here another machine's
+    worker holds it: this one follows nothing, and once it lets go, this one follows."""
+    from barlake.catalog.postgres import PostgresCatalog
+
+    monkeypatch.setenv("LAKE_CATALOG_URL", postgres_url)
+    lake, clock = lake_at(tmp_path)
+    assert isinstance(lake.catalog, PostgresCatalog)
+    clock.advance(datetime(2025, 1, 15, 16, 0, 30, tzinfo=UTC) - clock())
+    other = PostgresCatalog(postgres_url)  # the other machine's catalog: another connection
+    log = Logged()
+    worker = lake.worker(log=log, follow_options=QUICK)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    try:
+        with other.lease("follow:demo") as held:
+            assert held
+            thread.start()
+            for n, symbol in enumerate(["AAPL", "MSFT"], start=1):
+                lake.queue.add(symbol, interval="1day", days=5)
+                until(lambda: len(log.events("done")) == n, "a turn of the worker")  # noqa: B023
+            assert log.events("following") == []
+            assert read_state(lake.live) is None
+        # Let go: this worker follows at its next look after the retry wait.
+        until(lambda: bool(log.events("following")), "the follower started")
+        until(lambda: (read_state(lake.live) or {}).get("status") == "following", "following")
+    finally:
+        worker.stop()
+        thread.join(60)
+    assert not thread.is_alive()
 
 
 def test_a_worker_of_another_provider_follows_nothing(lake) -> None:

@@ -144,6 +144,14 @@ class Tables(JobsTable, QueueTable, SetAsideTable, ActionsTable, ABC):
         no cheap one (then nothing read may be reused)."""
         return None
 
+    @contextmanager
+    def lease(self, name: str) -> Iterator[bool]:
+        """Hold ``name`` against every other process of this catalog, on any machine, while
+        the block runs: it gets True, or False when another holds it. A process that dies
+        lets go. A catalog file serves one machine, whose file locks decide (the caller
+        takes one): this lease is always granted; a database catalog's is shared."""
+        yield True
+
     @abstractmethod
     def exists(self) -> bool:
         """Provided by each backend."""

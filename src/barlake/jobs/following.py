@@ -18,14 +18,19 @@ Only one follower of a provider's selections runs per lake folder at a time: eac
 exclusive lock on ``live/follow-<provider>.lock`` while it runs (the kernel frees it when its
 process dies), so a second worker on the same lake, or ``lake serve --workers 2``, leaves the
 stream to the first. Workers on other machines (a PostgreSQL catalog) follow only when no
-running follower of the provider shows in ``Lake.followers()``.
+running follower of the provider shows in ``Lake.followers()``, and only while they hold the
+catalog's lease of it (``Catalog.lease``: a PostgreSQL advisory lock on a connection of the
+follower's own, which the server drops with a dead process), so that of two workers starting
+at the same moment on two machines, one follows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -45,6 +50,8 @@ RETRY_S = 5.0
 Follow = Callable[[str, threading.Event], dict[str, Any]]
 #: Whether a follower of the provider runs elsewhere (another machine of the team).
 Elsewhere = Callable[[str], bool]
+#: The catalog's lease of a name (``Catalog.lease``): held across machines while entered.
+Lease = Callable[[str], AbstractContextManager[bool]]
 #: One line of the worker's log.
 Log = Callable[[str, dict[str, Any]], None]
 
@@ -77,11 +84,13 @@ class Following:
         root: Path,
         *,
         elsewhere: Elsewhere | None = None,
+        lease: Lease | None = None,
         log: Log | None = None,
     ) -> None:
         self.selections, self.follow, self.clock = list(selections), follow, clock
         self.root = Path(root)
         self.elsewhere = elsewhere or (lambda provider: False)
+        self.lease: Lease = lease or (lambda name: contextlib.nullcontext(enter_result=True))
         self.log: Log = log or (lambda event, fields: None)
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
@@ -119,26 +128,37 @@ class Following:
 
     def _run(self, sel: Selection, session: date) -> None:
         fields: dict[str, Any] = {"provider": sel.provider, "session": session.isoformat()}
-        with ProviderLock(self.root, sel.provider) as held:
-            if not held:  # another worker of this lake follows them
+        try:
+            summary = self._follow_held(sel, fields)
+        except Exception as exc:  # a worker outlives its followers' failures
+            retry = isinstance(exc, LakeError) and (exc.retryable or isinstance(exc, LockError))
+            if retry:
                 self._retry_at[sel.provider] = time.monotonic() + RETRY_S
-                return
-            self.log("following", {**fields, "symbols": len(sel.symbols)})
-            try:
-                summary = self.follow(sel.provider, self._stop)
-            except Exception as exc:  # a worker outlives its followers' failures
-                retry = isinstance(exc, LakeError) and (exc.retryable or isinstance(exc, LockError))
-                if retry:
-                    self._retry_at[sel.provider] = time.monotonic() + RETRY_S
-                else:
-                    self._ended[sel.provider] = session
-                error = str(exc) if isinstance(exc, LakeError) else f"{type(exc).__name__}: {exc}"
-                self.log("follow_failed", {**fields, "error": error, "retry": retry})
-                return
+            else:
+                self._ended[sel.provider] = session
+            error = str(exc) if isinstance(exc, LakeError) else f"{type(exc).__name__}: {exc}"
+            self.log("follow_failed", {**fields, "error": error, "retry": retry})
+            return
+        if summary is None:  # another worker of this lake follows them
+            self._retry_at[sel.provider] = time.monotonic() + RETRY_S
+            return
         self._ended[sel.provider] = session
         keys = ("bars", "corrections", "reconnects", "backfilled", "final_bars", "differences")
         done = {k: summary[k] for k in keys if k in summary}
         self.log("followed", {**fields, **done, "stopped": self._stop.is_set()})
+
+    def _follow_held(self, sel: Selection, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """Follow ``sel`` holding this machine's lock and the catalog's lease of it (two
+        workers on two machines starting at the same moment both see no follower running;
+        one gets the lease); None when another holds either."""
+        with (
+            ProviderLock(self.root, sel.provider) as locked,
+            self.lease(f"follow:{sel.provider}") as leased,
+        ):
+            if not (locked and leased):
+                return None
+            self.log("following", {**fields, "symbols": len(sel.symbols)})
+            return self.follow(sel.provider, self._stop)
 
 
 class ProviderLock:

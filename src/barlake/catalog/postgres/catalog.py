@@ -10,6 +10,7 @@ own transaction, that the claim is still its own.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 from barlake.catalog.embedded import Tables
 from barlake.catalog.migrations import Dialect
 from barlake.catalog.postgres.bell import RING, Bell
-from barlake.catalog.postgres.engine import POOLS, Connection, frame_of, pooled, redacted
+from barlake.catalog.postgres.engine import (
+    CONNECT_TIMEOUT_S,
+    POOLS,
+    Connection,
+    frame_of,
+    pooled,
+    redacted,
+    unreachable,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -84,6 +93,23 @@ class PostgresCatalog(Tables):
     def bell(self) -> Bell:
         """What an idle worker waits on: a notification that a request became claimable."""
         return Bell(self.url)
+
+    @contextmanager
+    def lease(self, name: str) -> Iterator[bool]:
+        """A session advisory lock of ``name`` on a connection of its own, held while the
+        block runs; the server lets go when the connection ends (the process died)."""
+        import psycopg
+
+        key = int(hashlib.sha256(f"lease:{name}".encode()).hexdigest()[:15], 16)
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.Error as exc:
+            raise unreachable(self.url, exc) from None
+        try:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
+            yield bool(row and row[0])
+        finally:
+            conn.close()  # ends the session: the lock goes with it
 
     def writes(self) -> int:
         """How many write blocks this process has ended on this catalog."""
